@@ -1,0 +1,172 @@
+// Package agenttrail is the domain of the agenttrail audit trail: the Event
+// every surface records, its validation, the Filter and Query people search
+// with, opaque cursors, errors, and the Store contract that storage backends
+// implement. It imports only the standard library, so agents can import the
+// SDK without database drivers.
+package agenttrail
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// ActorType says what kind of principal performed an action.
+type ActorType string
+
+// The actor types of DESIGN §1.
+const (
+	ActorUser   ActorType = "user"
+	ActorAgent  ActorType = "agent"
+	ActorSystem ActorType = "system"
+)
+
+// Result is the outcome of an action. ResultFailure means the target refused
+// or failed (a 403, a non-zero exit code); ResultError means the surface
+// itself broke (the upstream was unreachable).
+type Result string
+
+// The results of DESIGN §1.
+const (
+	ResultSuccess Result = "success"
+	ResultFailure Result = "failure"
+	ResultError   Result = "error"
+)
+
+// The well-known sources: the seven capture surfaces, agent lifecycle, and
+// the trail's own actions. Other lowercase [a-z0-9-] names are accepted.
+const (
+	SourceMCP          = "mcp-tool"
+	SourceKube         = "k8s-proxy"
+	SourceShell        = "shell"
+	SourceEgress       = "forward-proxy"
+	SourceSandbox      = "sandbox"
+	SourceAWS          = "aws-proxy"
+	SourceLLM          = "llm-proxy"
+	SourceAgent        = "agent"
+	SourceAudit        = "audit"
+	ActionHeartbeat    = "heartbeat"
+	DefaultOrg         = "default"
+	ResourceTypeModel  = "model"
+)
+
+// Event is one audited action. Its JSON form is the wire format of the HTTP
+// API (DESIGN §1): flat, snake_case. Seq and ReceivedAt are assigned by the
+// server; values a client sends for them are ignored.
+//
+// Metadata holds surface-specific detail as a raw JSON object; the LLM usage
+// under metadata.llm is also available typed through LLM after Validate.
+type Event struct {
+	ID           string          `json:"id,omitempty"`
+	Time         time.Time       `json:"time,omitzero"`
+	DurationMS   float64         `json:"duration_ms,omitempty"`
+	ActorType    ActorType       `json:"actor_type"`
+	ActorID      string          `json:"actor_id"`
+	ActorName    string          `json:"actor_name,omitempty"`
+	Source       string          `json:"source"`
+	Action       string          `json:"action"`
+	ResourceType string          `json:"resource_type,omitempty"`
+	ResourceID   string          `json:"resource_id,omitempty"`
+	Result       Result          `json:"result"`
+	StatusCode   int             `json:"status_code,omitempty"`
+	Description  string          `json:"description,omitempty"`
+	Metadata     json.RawMessage `json:"metadata,omitempty"`
+	Org          string          `json:"org,omitempty"`
+	Project      string          `json:"project,omitempty"`
+	ProducerID   string          `json:"producer_id,omitempty"`
+	ProducerSeq  int64           `json:"producer_seq,omitempty"`
+	Seq          int64           `json:"seq,omitempty"`
+	ReceivedAt   time.Time       `json:"received_at,omitzero"`
+
+	// llm caches metadata.llm, decoded by Validate or LLM.
+	llm *LLM
+}
+
+// LLM is the usage of one LLM call, stored under metadata.llm. The five token
+// counters and CostUSD are first-class: stores keep them as columns so cost is
+// aggregated without parsing JSON. CostUSD is nil when the price is unknown;
+// a made-up price is never recorded.
+type LLM struct {
+	Provider         string   `json:"provider,omitempty"`
+	Model            string   `json:"model,omitempty"`
+	InputTokens      int64    `json:"input_tokens,omitempty"`
+	OutputTokens     int64    `json:"output_tokens,omitempty"`
+	CacheReadTokens  int64    `json:"cache_read_tokens,omitempty"`
+	CacheWriteTokens int64    `json:"cache_write_tokens,omitempty"`
+	ReasoningTokens  int64    `json:"reasoning_tokens,omitempty"`
+	CostUSD          *float64 `json:"cost_usd,omitempty"`
+	Stream           bool     `json:"stream,omitempty"`
+	Incomplete       bool     `json:"incomplete,omitempty"`
+}
+
+// Cost returns CostUSD, or 0 when it is unknown.
+func (l LLM) Cost() float64 {
+	if l.CostUSD == nil {
+		return 0
+	}
+	return *l.CostUSD
+}
+
+// LLM returns the event's metadata.llm and whether it has one. An event whose
+// metadata.llm does not decode reports none; Validate rejects such events.
+func (e *Event) LLM() (LLM, bool) {
+	if e.llm == nil {
+		l, err := decodeLLM(e.Metadata)
+		if err != nil || l == nil {
+			return LLM{}, false
+		}
+		e.llm = l
+	}
+	return *e.llm, true
+}
+
+// SetLLM stores l under metadata.llm, keeping any other metadata keys.
+func (e *Event) SetLLM(l LLM) error {
+	return e.SetMetadata("llm", l)
+}
+
+// SetMetadata stores v under metadata[key], keeping the other keys.
+func (e *Event) SetMetadata(key string, v any) error {
+	m := map[string]json.RawMessage{}
+	if len(e.Metadata) > 0 {
+		if err := json.Unmarshal(e.Metadata, &m); err != nil {
+			return Invalid("metadata", "must be a JSON object")
+		}
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return Invalid("metadata."+key, "cannot encode: %v", err)
+	}
+	m[key] = b
+	if e.Metadata, err = json.Marshal(m); err != nil {
+		return Invalid("metadata", "cannot encode: %v", err)
+	}
+	e.llm = nil
+	return nil
+}
+
+// DimensionValue returns the event's value for an aggregation dimension; for
+// DimModel it is metadata.llm.model ("" when the event is not an LLM call).
+func (e *Event) DimensionValue(d Dimension) string {
+	switch d {
+	case DimSource:
+		return e.Source
+	case DimActorType:
+		return string(e.ActorType)
+	case DimActorID:
+		return e.ActorID
+	case DimResult:
+		return string(e.Result)
+	case DimAction:
+		return e.Action
+	case DimResourceType:
+		return e.ResourceType
+	case DimOrg:
+		return e.Org
+	case DimProject:
+		return e.Project
+	case DimModel:
+		l, _ := e.LLM()
+		return l.Model
+	}
+	return ""
+}

@@ -1,0 +1,254 @@
+package agenttrail
+
+import (
+	"time"
+)
+
+// Filter selects events. Each slice is OR within the field and AND across
+// fields; an empty slice does not constrain. Since is inclusive, Until
+// exclusive; zero means unbounded. Q is a case-insensitive substring matched
+// against action, description, resource_id and actor_name.
+//
+// Org is also how callers are scoped: the server intersects it with the
+// caller's token before any store sees it, so a store applies it like any
+// other field.
+type Filter struct {
+	ActorID      []string
+	ActorType    []string
+	Source       []string
+	Action       []string
+	ResourceType []string
+	ResourceID   []string
+	Result       []string
+	Org          []string
+	Project      []string
+	StatusCode   []int
+	ProducerID   []string
+	Since        time.Time
+	Until        time.Time
+	Q            string
+}
+
+// Match reports whether e satisfies f. Stores implement the same semantics in
+// their query languages; the conformance suite checks them against Match.
+func (f *Filter) Match(e *Event) bool {
+	return in(f.ActorID, e.ActorID) && in(f.ActorType, string(e.ActorType)) &&
+		in(f.Source, e.Source) && in(f.Action, e.Action) &&
+		in(f.ResourceType, e.ResourceType) && in(f.ResourceID, e.ResourceID) &&
+		in(f.Result, string(e.Result)) && in(f.Org, e.Org) && in(f.Project, e.Project) &&
+		inInt(f.StatusCode, e.StatusCode) && in(f.ProducerID, e.ProducerID) &&
+		(f.Since.IsZero() || !e.Time.Before(f.Since)) &&
+		(f.Until.IsZero() || e.Time.Before(f.Until)) &&
+		(f.Q == "" || containsFold(e.Action, f.Q) || containsFold(e.Description, f.Q) ||
+			containsFold(e.ResourceID, f.Q) || containsFold(e.ActorName, f.Q))
+}
+
+func in(set []string, v string) bool {
+	if len(set) == 0 {
+		return true
+	}
+	for _, s := range set {
+		if s == v {
+			return true
+		}
+	}
+	return false
+}
+
+func inInt(set []int, v int) bool {
+	if len(set) == 0 {
+		return true
+	}
+	for _, s := range set {
+		if s == v {
+			return true
+		}
+	}
+	return false
+}
+
+// containsFold reports whether substr is in s, ignoring ASCII case. Stores
+// fold ASCII only (SQL lower()), so the domain does the same.
+func containsFold(s, substr string) bool {
+	n := len(substr)
+	for i := 0; i+n <= len(s); i++ {
+		if equalFoldASCII(s[i:i+n], substr) {
+			return true
+		}
+	}
+	return false
+}
+
+func equalFoldASCII(a, b string) bool {
+	for i := 0; i < len(a); i++ {
+		x, y := a[i], b[i]
+		if 'A' <= x && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if 'A' <= y && y <= 'Z' {
+			y += 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
+}
+
+// Sort is the order of a page of events.
+type Sort string
+
+// The sort orders of GET /v1/events. SortSeq is commit order: a poller that
+// follows next_cursor in seq order never misses an event that arrived late
+// with an old time.
+const (
+	SortTimeDesc Sort = "-time" // newest first, ties by seq descending (default)
+	SortTimeAsc  Sort = "time"  // oldest first, ties by seq ascending
+	SortSeq      Sort = "seq"   // commit order
+)
+
+// Page sizes of GET /v1/events.
+const (
+	DefaultLimit = 50
+	MaxLimit     = 200
+)
+
+// Query asks for one page of events. After, when set, is the position of the
+// last event of the previous page: the store returns events strictly after it
+// in Sort order. Limit is at least 1; stores accept limits above MaxLimit for
+// internal callers such as export.
+type Query struct {
+	Filter Filter
+	Sort   Sort
+	Limit  int
+	After  *Position
+}
+
+// Position is a keyset position: the sort key of one event.
+type Position struct {
+	Time time.Time
+	Seq  int64
+}
+
+// PositionOf returns e's position.
+func PositionOf(e *Event) Position { return Position{Time: e.Time, Seq: e.Seq} }
+
+// Page is one page of events. Next is the position to continue from, nil when
+// the page was the last one; in SortSeq order stores always set it (to After,
+// or to the zero position, when the page is empty) so pollers can come back.
+type Page struct {
+	Events []Event
+	Next   *Position
+}
+
+// Dimension is a field events are grouped by.
+type Dimension string
+
+// The dimensions of GET /v1/aggregate and /v1/timeseries. DimModel groups by
+// metadata.llm.model.
+const (
+	DimSource       Dimension = "source"
+	DimActorType    Dimension = "actor_type"
+	DimActorID      Dimension = "actor_id"
+	DimResult       Dimension = "result"
+	DimAction       Dimension = "action"
+	DimResourceType Dimension = "resource_type"
+	DimOrg          Dimension = "org"
+	DimProject      Dimension = "project"
+	DimModel        Dimension = "model"
+)
+
+// Dimensions lists every Dimension, in the order stores keep rollups for them.
+var Dimensions = []Dimension{DimSource, DimActorType, DimActorID, DimResult, DimAction, DimResourceType, DimOrg, DimProject, DimModel}
+
+// Valid reports whether d is one of Dimensions.
+func (d Dimension) Valid() bool {
+	for _, x := range Dimensions {
+		if d == x {
+			return true
+		}
+	}
+	return false
+}
+
+// Bucket is one group of an aggregation: how many events, and the sums of the
+// LLM usage of those that were LLM calls.
+type Bucket struct {
+	Key              string  `json:"key"`
+	Count            int64   `json:"count"`
+	InputTokens      int64   `json:"input_tokens"`
+	OutputTokens     int64   `json:"output_tokens"`
+	CacheReadTokens  int64   `json:"cache_read_tokens"`
+	CacheWriteTokens int64   `json:"cache_write_tokens"`
+	ReasoningTokens  int64   `json:"reasoning_tokens"`
+	CostUSD          float64 `json:"cost_usd"`
+}
+
+// Interval is the width of a time-series bucket: UTC hours, UTC days, or ISO
+// weeks starting on Monday 00:00 UTC.
+type Interval string
+
+// The intervals of GET /v1/timeseries.
+const (
+	Hour Interval = "hour"
+	Day  Interval = "day"
+	Week Interval = "week"
+)
+
+// Truncate returns the start of the bucket that holds t.
+func (iv Interval) Truncate(t time.Time) time.Time {
+	t = t.UTC()
+	switch iv {
+	case Day:
+		return time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, time.UTC)
+	case Week:
+		d := time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, time.UTC)
+		back := (int(d.Weekday()) + 6) % 7 // days since Monday
+		return d.AddDate(0, 0, -back)
+	default:
+		return t.Truncate(time.Hour)
+	}
+}
+
+// Next returns the start of the bucket after the one starting at start.
+func (iv Interval) Next(start time.Time) time.Time {
+	switch iv {
+	case Day:
+		return start.AddDate(0, 0, 1)
+	case Week:
+		return start.AddDate(0, 0, 7)
+	default:
+		return start.Add(time.Hour)
+	}
+}
+
+// TimeBucket is one bucket of a time series. By holds the counts per key of
+// the series' dimension, when one was asked for.
+type TimeBucket struct {
+	Start   time.Time        `json:"start"`
+	Count   int64            `json:"count"`
+	CostUSD float64          `json:"cost_usd"`
+	By      map[string]int64 `json:"by,omitempty"`
+}
+
+// HeartbeatGap is a window in which an agent that sends heartbeats sent none
+// for longer than its interval allows. Open is set when the heartbeats had
+// not resumed by the end of the queried range.
+type HeartbeatGap struct {
+	Org        string    `json:"org"`
+	ActorID    string    `json:"actor_id"`
+	ProducerID string    `json:"producer_id,omitempty"`
+	From       time.Time `json:"from"`  // the last heartbeat before the gap
+	To         time.Time `json:"to"`    // the first one after it, or the end of the range when Open
+	Missed     int64     `json:"missed"` // whole intervals without a heartbeat
+	Open       bool      `json:"open,omitempty"`
+}
+
+// SequenceGap is a range of producer_seq values a producer never delivered:
+// From and To inclusive.
+type SequenceGap struct {
+	Org        string `json:"org"`
+	ProducerID string `json:"producer_id"`
+	From       int64  `json:"from"`
+	To         int64  `json:"to"`
+}

@@ -1,0 +1,3 @@
+module github.com/agenttrail/agenttrail
+
+go 1.26

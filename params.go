@@ -1,0 +1,298 @@
+package agenttrail
+
+import (
+	"net/url"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// filterParams are the query parameters every read endpoint accepts.
+var filterParams = []string{
+	"actor_id", "actor_type", "source", "action", "resource_type", "resource_id",
+	"result", "org", "project", "status_code", "producer_id", "since", "until", "q",
+}
+
+// ParseFilter reads the filter parameters of DESIGN §2 from v. Relative times
+// ("15m", "1h", "7d") count back from now. It ignores parameters that are not
+// filters; callers reject those with CheckParams.
+func ParseFilter(v url.Values, now time.Time) (Filter, error) {
+	f := Filter{
+		ActorID: v["actor_id"], ActorType: v["actor_type"], Source: v["source"],
+		Action: v["action"], ResourceType: v["resource_type"], ResourceID: v["resource_id"],
+		Result: v["result"], Org: v["org"], Project: v["project"], ProducerID: v["producer_id"],
+	}
+	for _, s := range f.ActorType {
+		if s != string(ActorUser) && s != string(ActorAgent) && s != string(ActorSystem) {
+			return Filter{}, Invalid("actor_type", "must be user, agent or system, not %q", s)
+		}
+	}
+	for _, s := range f.Result {
+		if s != string(ResultSuccess) && s != string(ResultFailure) && s != string(ResultError) {
+			return Filter{}, Invalid("result", "must be success, failure or error, not %q", s)
+		}
+	}
+	for _, s := range v["status_code"] {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 100 || n > 599 {
+			return Filter{}, Invalid("status_code", "must be an HTTP status from 100 to 599, not %q", s)
+		}
+		f.StatusCode = append(f.StatusCode, n)
+	}
+	var err error
+	if f.Since, err = parseTimeParam(v, "since", now); err != nil {
+		return Filter{}, err
+	}
+	if f.Until, err = parseTimeParam(v, "until", now); err != nil {
+		return Filter{}, err
+	}
+	if !f.Since.IsZero() && !f.Until.IsZero() && !f.Since.Before(f.Until) {
+		return Filter{}, Invalid("since", "must be before until")
+	}
+	if len(v["q"]) > 1 {
+		return Filter{}, Invalid("q", "may be given once")
+	}
+	f.Q = v.Get("q")
+	for _, name := range filterParams {
+		for _, s := range v[name] {
+			if s == "" {
+				return Filter{}, Invalid(name, "must not be empty")
+			}
+			if len(s) > maxResourceIDLen {
+				return Filter{}, Invalid(name, "must be at most %d bytes", maxResourceIDLen)
+			}
+		}
+	}
+	return f, nil
+}
+
+func parseTimeParam(v url.Values, name string, now time.Time) (time.Time, error) {
+	vals := v[name]
+	if len(vals) == 0 {
+		return time.Time{}, nil
+	}
+	if len(vals) > 1 {
+		return time.Time{}, Invalid(name, "may be given once")
+	}
+	t, err := ParseTime(vals[0], now)
+	if err != nil {
+		return time.Time{}, Invalid(name, "%v", err)
+	}
+	return t, nil
+}
+
+// ParseTime parses an RFC 3339 time, or a duration back from now: Go
+// durations ("90s", "15m", "1h30m") plus days ("7d").
+func ParseTime(s string, now time.Time) (time.Time, error) {
+	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		return t.UTC(), nil
+	}
+	d, err := ParseDuration(s)
+	if err != nil {
+		return time.Time{}, Errorf(EINVALID, "must be an RFC 3339 time or a duration such as 15m, 1h or 7d, not %q", s)
+	}
+	return now.Add(-d).UTC(), nil
+}
+
+// ParseDuration parses a positive Go duration or a whole number of days
+// ("7d").
+func ParseDuration(s string) (time.Duration, error) {
+	if n, ok := strings.CutSuffix(s, "d"); ok {
+		days, err := strconv.Atoi(n)
+		if err != nil || days <= 0 || days > 100000 {
+			return 0, Errorf(EINVALID, "bad duration %q", s)
+		}
+		return time.Duration(days) * 24 * time.Hour, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d <= 0 {
+		return 0, Errorf(EINVALID, "bad duration %q", s)
+	}
+	return d, nil
+}
+
+// CheckParams returns an EINVALID error naming the first parameter of v that
+// is neither a filter nor one of extra. A typo must not widen an audit query.
+func CheckParams(v url.Values, extra ...string) error {
+	names := make([]string, 0, len(v))
+	for k := range v {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	for _, k := range names {
+		if !contains(filterParams, k) && !contains(extra, k) {
+			return Invalid(k, "unknown query parameter")
+		}
+	}
+	return nil
+}
+
+func contains(set []string, s string) bool {
+	for _, x := range set {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// ParseQuery reads the parameters of GET /v1/events: the filters, limit, sort
+// and cursor. A cursor must have been minted for the same filters and sort.
+func ParseQuery(v url.Values, now time.Time) (Query, error) {
+	if err := CheckParams(v, "limit", "sort", "cursor"); err != nil {
+		return Query{}, err
+	}
+	f, err := ParseFilter(v, now)
+	if err != nil {
+		return Query{}, err
+	}
+	q := Query{Filter: f, Sort: SortTimeDesc, Limit: DefaultLimit}
+	if s := v.Get("limit"); s != "" || v.Has("limit") {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > MaxLimit || len(v["limit"]) > 1 {
+			return Query{}, Invalid("limit", "must be an integer from 1 to %d, not %q", MaxLimit, s)
+		}
+		q.Limit = n
+	}
+	if v.Has("sort") {
+		switch s := Sort(v.Get("sort")); s {
+		case SortTimeDesc, SortTimeAsc, SortSeq:
+			q.Sort = s
+		default:
+			return Query{}, Invalid("sort", "must be -time, time or seq, not %q", s)
+		}
+		if len(v["sort"]) > 1 {
+			return Query{}, Invalid("sort", "may be given once")
+		}
+	}
+	if v.Has("cursor") {
+		if len(v["cursor"]) > 1 {
+			return Query{}, Invalid("cursor", "may be given once")
+		}
+		c, err := DecodeCursor(v.Get("cursor"))
+		if err != nil {
+			return Query{}, err
+		}
+		if c.Sort != q.Sort || c.Key != FilterKey(v) {
+			return Query{}, Invalid("cursor", "was issued for other filters or another sort; start again without it")
+		}
+		q.After = &c.Position
+	}
+	return q, nil
+}
+
+// ParseAggregate reads the parameters of GET /v1/aggregate: the filters and by.
+func ParseAggregate(v url.Values, now time.Time) (Filter, Dimension, error) {
+	if err := CheckParams(v, "by"); err != nil {
+		return Filter{}, "", err
+	}
+	by, err := parseDimension(v, true)
+	if err != nil {
+		return Filter{}, "", err
+	}
+	f, err := ParseFilter(v, now)
+	return f, by, err
+}
+
+// MaxBuckets bounds the buckets of one time series.
+const MaxBuckets = 10000
+
+// ParseTimeseries reads the parameters of GET /v1/timeseries: the filters,
+// interval and an optional by. A series needs a bounded range: since defaults
+// to 24 hours, 30 days or 12 weeks before until (per interval), until to now.
+func ParseTimeseries(v url.Values, now time.Time) (Filter, Interval, Dimension, error) {
+	if err := CheckParams(v, "interval", "by"); err != nil {
+		return Filter{}, "", "", err
+	}
+	iv := Interval(v.Get("interval"))
+	switch iv {
+	case Hour, Day, Week:
+	case "":
+		return Filter{}, "", "", Invalid("interval", "is required: hour, day or week")
+	default:
+		return Filter{}, "", "", Invalid("interval", "must be hour, day or week, not %q", iv)
+	}
+	by, err := parseDimension(v, false)
+	if err != nil {
+		return Filter{}, "", "", err
+	}
+	f, err := ParseFilter(v, now)
+	if err != nil {
+		return Filter{}, "", "", err
+	}
+	if f.Until.IsZero() {
+		f.Until = now.UTC()
+	}
+	if f.Since.IsZero() {
+		switch iv {
+		case Hour:
+			f.Since = f.Until.Add(-24 * time.Hour)
+		case Day:
+			f.Since = f.Until.AddDate(0, 0, -30)
+		case Week:
+			f.Since = f.Until.AddDate(0, 0, -7*12)
+		}
+		if !f.Since.Before(f.Until) {
+			return Filter{}, "", "", Invalid("until", "must be after since")
+		}
+	}
+	n := 0
+	for t := iv.Truncate(f.Since); t.Before(f.Until); t = iv.Next(t) {
+		if n++; n > MaxBuckets {
+			return Filter{}, "", "", Invalid("since", "the range holds more than %d %s buckets; narrow it or use a wider interval", MaxBuckets, iv)
+		}
+	}
+	return f, iv, by, nil
+}
+
+func parseDimension(v url.Values, required bool) (Dimension, error) {
+	if len(v["by"]) > 1 {
+		return "", Invalid("by", "may be given once")
+	}
+	by := Dimension(v.Get("by"))
+	if by == "" {
+		if required || v.Has("by") {
+			return "", Invalid("by", "is required: one of source, actor_type, actor_id, result, action, resource_type, org, project, model")
+		}
+		return "", nil
+	}
+	if !by.Valid() {
+		return "", Invalid("by", "must be one of source, actor_type, actor_id, result, action, resource_type, org, project, model, not %q", by)
+	}
+	return by, nil
+}
+
+// Values encodes f as the query parameters ParseFilter reads. Times are
+// absolute RFC 3339.
+func (f *Filter) Values() url.Values {
+	v := url.Values{}
+	add := func(name string, vals []string) {
+		for _, s := range vals {
+			v.Add(name, s)
+		}
+	}
+	add("actor_id", f.ActorID)
+	add("actor_type", f.ActorType)
+	add("source", f.Source)
+	add("action", f.Action)
+	add("resource_type", f.ResourceType)
+	add("resource_id", f.ResourceID)
+	add("result", f.Result)
+	add("org", f.Org)
+	add("project", f.Project)
+	add("producer_id", f.ProducerID)
+	for _, n := range f.StatusCode {
+		v.Add("status_code", strconv.Itoa(n))
+	}
+	if !f.Since.IsZero() {
+		v.Set("since", f.Since.UTC().Format(time.RFC3339Nano))
+	}
+	if !f.Until.IsZero() {
+		v.Set("until", f.Until.UTC().Format(time.RFC3339Nano))
+	}
+	if f.Q != "" {
+		v.Set("q", f.Q)
+	}
+	return v
+}

@@ -1,0 +1,104 @@
+package agenttrail
+
+import (
+	"context"
+	"time"
+)
+
+// Appender stores batches of events.
+//
+// Append stores every event of batch in one transaction, or none of them.
+// The events must have been normalized and validated. It skips an event whose
+// (Org, ID) is already stored, or repeated earlier in the same batch, and
+// leaves that event's Seq at 0; every stored event gets the next Seq, in
+// batch order, so Seq is the store-wide commit order. The same transaction
+// updates the rollups. Implementations serialize Append calls internally:
+// Seq order must equal commit order, which concurrent writers would break.
+type Appender interface {
+	Append(ctx context.Context, batch []Event) (AppendResult, error)
+}
+
+// AppendResult counts what one Append stored and skipped.
+type AppendResult struct {
+	Inserted   int
+	Duplicates int
+}
+
+// Getter reads one event.
+//
+// Get returns the event with the given id among those f matches (the server
+// passes the caller's org scope in f.Org), or an ENOTFOUND error. When ids
+// collide across orgs, the one with the lowest Seq is returned.
+type Getter interface {
+	Get(ctx context.Context, id string, f Filter) (Event, error)
+}
+
+// Querier reads pages of events.
+//
+// Query returns at most q.Limit events matching q.Filter in q.Sort order,
+// strictly after q.After when it is set. It is safe for concurrent use with
+// Append and sees only committed batches.
+type Querier interface {
+	Query(ctx context.Context, q Query) (Page, error)
+}
+
+// Aggregator groups events.
+//
+// Aggregate returns one bucket per distinct value of by among the events f
+// matches, largest count first (ties by key). Events that have no value for
+// by (an empty project, a non-LLM event's model) fall in the bucket with key
+// "". It reads rollups whenever f allows, so its cost grows with the number
+// of hour buckets, not of events; results are exact either way.
+type Aggregator interface {
+	Aggregate(ctx context.Context, f Filter, by Dimension) ([]Bucket, error)
+}
+
+// Serieser counts events over time.
+//
+// Series returns one bucket per interval from iv.Truncate(f.Since) up to
+// f.Until (both set by the caller), empty buckets included, oldest first.
+// When by is set, each bucket's By holds counts per key. It reads rollups
+// whenever f allows.
+type Serieser interface {
+	Series(ctx context.Context, f Filter, iv Interval, by Dimension) ([]TimeBucket, error)
+}
+
+// GapFinder finds what producers failed to deliver.
+//
+// HeartbeatGaps returns, for each (org, actor_id) that sent heartbeats
+// (source "agent", action "heartbeat") matching f, the windows within
+// [f.Since, f.Until) in which consecutive heartbeats were more than
+// interval*1.5 apart, and an open window when the last one is older than
+// that at f.Until.
+//
+// SequenceGaps returns, for each (org, producer_id) matching f, the ranges of
+// producer_seq missing between the lowest and highest seen (among events
+// with time in f's range). Both are exact: computed from stored events.
+type GapFinder interface {
+	HeartbeatGaps(ctx context.Context, f Filter, interval time.Duration) ([]HeartbeatGap, error)
+	SequenceGaps(ctx context.Context, f Filter) ([]SequenceGap, error)
+}
+
+// Retainer deletes old events.
+//
+// DeleteBefore deletes every event with time before t, with its rollups, and
+// returns how many events it deleted. It may work in bounded chunks, or by
+// dropping whole partitions, so concurrent Appends are not held up for long.
+type Retainer interface {
+	DeleteBefore(ctx context.Context, t time.Time) (int64, error)
+}
+
+// Store is the contract every storage backend implements; storetest checks
+// it. All methods are safe for concurrent use. Ping reports whether the
+// backing database answers. Close releases it; no method may be called after.
+type Store interface {
+	Appender
+	Getter
+	Querier
+	Aggregator
+	Serieser
+	GapFinder
+	Retainer
+	Ping(ctx context.Context) error
+	Close() error
+}

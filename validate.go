@@ -1,0 +1,247 @@
+package agenttrail
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"time"
+	"unicode/utf8"
+)
+
+// Limits bound what one event and one ingest request may hold. The zero
+// value means DefaultLimits.
+type Limits struct {
+	MaxEventBytes   int // one encoded event
+	MaxRequestBytes int // one request body
+	MaxBatchEvents  int // events in one request
+}
+
+// DefaultLimits are the limits of DESIGN §1: 1 MiB an event, 16 MiB and
+// 10,000 events a request.
+var DefaultLimits = Limits{MaxEventBytes: 1 << 20, MaxRequestBytes: 16 << 20, MaxBatchEvents: 10000}
+
+// Field length limits, in bytes.
+const (
+	maxIDLen          = 128
+	maxNameLen        = 256
+	maxActionLen      = 1024
+	maxResourceIDLen  = 2048
+	maxDescriptionLen = 16384
+	maxFutureSkew     = 24 * time.Hour
+)
+
+// Normalize fills the defaults a server applies on receipt: a time-sortable
+// ID when none was given, Time = now when absent, Org = defaultOrg (then
+// DefaultOrg) when absent, ReceivedAt = now. It clears the read-only Seq.
+// Times are kept in UTC.
+func (e *Event) Normalize(now time.Time, defaultOrg string) {
+	if e.ID == "" {
+		e.ID = NewID(now)
+	}
+	if e.Time.IsZero() {
+		e.Time = now
+	}
+	e.Time = e.Time.UTC()
+	if e.Org == "" {
+		e.Org = defaultOrg
+		if e.Org == "" {
+			e.Org = DefaultOrg
+		}
+	}
+	e.ReceivedAt = now.UTC()
+	e.Seq = 0
+}
+
+// Validate checks every field of a normalized event against DESIGN §1 and
+// returns an EINVALID *Error naming the first offending field. now bounds how
+// far in the future Time may be (24 h of clock skew). It decodes and caches
+// metadata.llm.
+func (e *Event) Validate(now time.Time) error {
+	if err := checkText("id", e.ID, maxIDLen, true); err != nil {
+		return err
+	}
+	if e.ID == "" {
+		return Invalid("id", "is required")
+	}
+	if e.Time.IsZero() {
+		return Invalid("time", "is required")
+	}
+	if e.Time.Year() < 1970 || e.Time.After(now.Add(maxFutureSkew)) {
+		return Invalid("time", "%s is out of range (1970 to 24h from now)", e.Time.Format(time.RFC3339))
+	}
+	if e.DurationMS < 0 {
+		return Invalid("duration_ms", "must not be negative")
+	}
+	switch e.ActorType {
+	case ActorUser, ActorAgent, ActorSystem:
+	case "":
+		return Invalid("actor_type", "is required")
+	default:
+		return Invalid("actor_type", "must be user, agent or system, not %q", e.ActorType)
+	}
+	if e.ActorID == "" {
+		return Invalid("actor_id", "is required")
+	}
+	if err := checkText("actor_id", e.ActorID, maxNameLen, true); err != nil {
+		return err
+	}
+	if err := checkText("actor_name", e.ActorName, maxNameLen, false); err != nil {
+		return err
+	}
+	if e.Source == "" {
+		return Invalid("source", "is required")
+	}
+	if !IsSourceName(e.Source) {
+		return Invalid("source", "must be lowercase [a-z0-9-], at most 64 characters, not %q", e.Source)
+	}
+	if e.Action == "" {
+		return Invalid("action", "is required")
+	}
+	if err := checkText("action", e.Action, maxActionLen, false); err != nil {
+		return err
+	}
+	if err := checkText("resource_type", e.ResourceType, maxNameLen, true); err != nil {
+		return err
+	}
+	if err := checkText("resource_id", e.ResourceID, maxResourceIDLen, false); err != nil {
+		return err
+	}
+	switch e.Result {
+	case ResultSuccess, ResultFailure, ResultError:
+	case "":
+		return Invalid("result", "is required")
+	default:
+		return Invalid("result", "must be success, failure or error, not %q", e.Result)
+	}
+	if e.StatusCode != 0 && (e.StatusCode < 100 || e.StatusCode > 599) {
+		return Invalid("status_code", "must be an HTTP status from 100 to 599, not %d", e.StatusCode)
+	}
+	if len(e.Description) > maxDescriptionLen || !utf8.ValidString(e.Description) {
+		return Invalid("description", "must be valid UTF-8 of at most %d bytes", maxDescriptionLen)
+	}
+	if err := checkScope("org", e.Org); err != nil {
+		return err
+	}
+	if e.Org == "" {
+		return Invalid("org", "is required")
+	}
+	if err := checkScope("project", e.Project); err != nil {
+		return err
+	}
+	if err := checkText("producer_id", e.ProducerID, maxIDLen, true); err != nil {
+		return err
+	}
+	if e.ProducerSeq < 0 {
+		return Invalid("producer_seq", "must not be negative")
+	}
+	if e.ProducerSeq > 0 && e.ProducerID == "" {
+		return Invalid("producer_id", "is required when producer_seq is set")
+	}
+	return e.validateMetadata()
+}
+
+func (e *Event) validateMetadata() error {
+	e.llm = nil
+	m := bytes.TrimSpace(e.Metadata)
+	if len(m) == 0 || bytes.Equal(m, []byte("null")) {
+		e.Metadata = nil
+		return nil
+	}
+	if m[0] != '{' || !json.Valid(m) {
+		return Invalid("metadata", "must be a JSON object")
+	}
+	l, err := decodeLLM(m)
+	if err != nil {
+		return err
+	}
+	if l != nil {
+		for _, c := range []struct {
+			name string
+			v    int64
+		}{
+			{"input_tokens", l.InputTokens}, {"output_tokens", l.OutputTokens},
+			{"cache_read_tokens", l.CacheReadTokens}, {"cache_write_tokens", l.CacheWriteTokens},
+			{"reasoning_tokens", l.ReasoningTokens},
+		} {
+			if c.v < 0 {
+				return Invalid("metadata.llm."+c.name, "must not be negative")
+			}
+		}
+		if l.CostUSD != nil && *l.CostUSD < 0 {
+			return Invalid("metadata.llm.cost_usd", "must not be negative")
+		}
+		if err := checkText("metadata.llm.model", l.Model, maxNameLen, false); err != nil {
+			return err
+		}
+	}
+	e.llm = l
+	return nil
+}
+
+// decodeLLM decodes metadata.llm; it returns nil, nil when there is none.
+func decodeLLM(metadata []byte) (*LLM, error) {
+	if !bytes.Contains(metadata, []byte(`"llm"`)) {
+		return nil, nil
+	}
+	var m struct {
+		LLM *LLM `json:"llm"`
+	}
+	if err := json.Unmarshal(metadata, &m); err != nil {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) && te.Field != "" {
+			return nil, Invalid("metadata."+te.Field, "must be a %s", te.Type.String())
+		}
+		return nil, Invalid("metadata.llm", "must be an object of usage counters: %v", err)
+	}
+	return m.LLM, nil
+}
+
+// IsSourceName reports whether s is a valid source: 1–64 characters of
+// lowercase [a-z0-9-], starting with a letter or digit.
+func IsSourceName(s string) bool {
+	if len(s) == 0 || len(s) > 64 || s[0] == '-' {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// checkScope validates an org or project name: at most 128 characters of
+// [A-Za-z0-9._-].
+func checkScope(field, s string) error {
+	if len(s) > maxIDLen {
+		return Invalid(field, "must be at most %d characters", maxIDLen)
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return Invalid(field, "must be [A-Za-z0-9._-], not %q", s)
+		}
+	}
+	return nil
+}
+
+// checkText validates UTF-8, length and control characters. When noSpace is
+// set, whitespace is refused too (identifiers).
+func checkText(field, s string, max int, noSpace bool) error {
+	if len(s) > max {
+		return Invalid(field, "must be at most %d bytes", max)
+	}
+	if !utf8.ValidString(s) {
+		return Invalid(field, "must be valid UTF-8")
+	}
+	for _, r := range s {
+		if r < 0x20 || r == 0x7f {
+			return Invalid(field, "must not contain control characters")
+		}
+		if noSpace && r == ' ' {
+			return Invalid(field, "must not contain spaces")
+		}
+	}
+	return nil
+}
