@@ -1,0 +1,129 @@
+// Package capture holds what every capture surface shares: the Recorder it
+// records through and how it resolves who is acting. Each surface is a
+// subpackage (capture/llm, capture/mcp, capture/egress, capture/shell, …).
+package capture
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+
+	"github.com/agenttrail/agenttrail"
+)
+
+// Recorder takes audit events. Record must return at once and never fail the
+// caller's operation: the SDK's client.Recorder queues, batches, retries and
+// spools. Implementations are safe for concurrent use.
+type Recorder interface {
+	Record(ctx context.Context, e agenttrail.Event)
+}
+
+// HeaderActorID is the request header an agent may set to say who it is when
+// it presents no mapped credential. Proxies remove it before forwarding.
+const HeaderActorID = "X-Agenttrail-Actor-Id"
+
+// Actor is who performs an action, and the org and project it is recorded
+// under.
+type Actor struct {
+	Type    agenttrail.ActorType `json:"actor_type,omitempty"`
+	ID      string               `json:"actor_id"`
+	Name    string               `json:"actor_name,omitempty"`
+	Org     string               `json:"org,omitempty"`
+	Project string               `json:"project,omitempty"`
+}
+
+// Apply sets e's actor, org and project from a where e leaves them empty.
+// An actor without a type is an agent.
+func (a Actor) Apply(e *agenttrail.Event) {
+	if e.ActorID == "" {
+		e.ActorID, e.ActorName = a.ID, a.Name
+		e.ActorType = a.Type
+	}
+	if e.ActorType == "" {
+		e.ActorType = agenttrail.ActorAgent
+	}
+	if e.Org == "" {
+		e.Org = a.Org
+	}
+	if e.Project == "" {
+		e.Project = a.Project
+	}
+}
+
+// Identities resolves the actor of a request, in order: the credential the
+// agent presents to the proxy (a configured map), the X-Agenttrail-Actor-Id
+// header, then Default. Credentials are kept only as SHA-256 digests, so the
+// map holds no secrets and lookups do not compare secret bytes. The zero
+// value resolves everything to Default. It is safe for concurrent use once
+// built.
+type Identities struct {
+	Default Actor
+	byHash  map[[32]byte]Actor
+}
+
+// Add maps credential to a.
+func (ids *Identities) Add(credential string, a Actor) {
+	if ids.byHash == nil {
+		ids.byHash = map[[32]byte]Actor{}
+	}
+	ids.byHash[sha256.Sum256([]byte(credential))] = a
+}
+
+// Lookup returns the actor mapped to credential.
+func (ids *Identities) Lookup(credential string) (Actor, bool) {
+	if credential == "" {
+		return Actor{}, false
+	}
+	a, ok := ids.byHash[sha256.Sum256([]byte(credential))]
+	return a, ok
+}
+
+// Resolve returns the actor for a request that presented credential (may be
+// "") with headers h. Defaults fill what the resolved actor leaves empty.
+func (ids *Identities) Resolve(credential string, h http.Header) Actor {
+	a, ok := ids.Lookup(credential)
+	if !ok {
+		a = Actor{}
+		if id := h.Get(HeaderActorID); id != "" {
+			a.ID = id
+		}
+	}
+	if a.ID == "" {
+		a = ids.Default
+	}
+	if a.Type == "" {
+		a.Type = ids.Default.Type
+	}
+	if a.Org == "" {
+		a.Org = ids.Default.Org
+	}
+	if a.Project == "" {
+		a.Project = ids.Default.Project
+	}
+	return a
+}
+
+// LoadIdentities reads a JSON file mapping credentials to actors:
+//
+//	{"sk-proxy-1234": {"actor_id": "agent-ci", "actor_name": "CI agent", "org": "acme", "project": "payments"}}
+func LoadIdentities(path string, def Actor) (*Identities, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read identities: %w", err)
+	}
+	var m map[string]Actor
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, fmt.Errorf("parse identities %s: %w", path, err)
+	}
+	ids := &Identities{Default: def}
+	for cred, a := range m {
+		if a.ID == "" {
+			return nil, fmt.Errorf("identities %s: a credential maps to an empty actor_id", path)
+		}
+		ids.Add(cred, a)
+	}
+	return ids, nil
+}
