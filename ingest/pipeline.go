@@ -1,0 +1,269 @@
+// Package ingest is the one write path between the HTTP API and a store: a
+// bounded queue drained by a single writer that commits many requests'
+// events in one Append (group commit) and answers each request only after
+// its events are durable.
+package ingest
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/agenttrail/agenttrail"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Config tunes a Pipeline. The zero value is usable: every zero field takes
+// its default.
+type Config struct {
+	// QueueEvents bounds the events waiting to be committed (default
+	// 100,000). A Submit that would go over it fails at once with an
+	// EUNAVAILABLE error: nothing is ever dropped silently.
+	QueueEvents int
+	// MaxBatch is the number of events the writer aims to commit in one
+	// Append (default 5,000). A batch holds whole requests, so one request
+	// larger than MaxBatch is committed alone, all or nothing.
+	MaxBatch int
+	// Linger is how long the writer waits for more requests to fill a batch
+	// once one is queued (default 0: commit whatever is queued). Group
+	// commit happens without it, because requests queue up while the
+	// previous batch commits.
+	Linger time.Duration
+	// Naive commits every event in its own Append call: one transaction per
+	// event. It exists so benchmarks can measure the design group commit
+	// replaces with the same server, schema and engine.
+	Naive bool
+}
+
+// Defaults of Config.
+const (
+	DefaultQueueEvents = 100_000
+	DefaultMaxBatch    = 5_000
+)
+
+func (c Config) withDefaults() Config {
+	if c.QueueEvents <= 0 {
+		c.QueueEvents = DefaultQueueEvents
+	}
+	if c.MaxBatch <= 0 {
+		c.MaxBatch = DefaultMaxBatch
+	}
+	if c.Linger < 0 {
+		c.Linger = 0
+	}
+	return c
+}
+
+// Pipeline queues events from many concurrent Submits and commits them
+// through one writer, Run. All methods are safe for concurrent use. Run is
+// called once; Submit may be called before Run starts (it waits) and after
+// Run returned (it fails with EUNAVAILABLE).
+//
+// The writer only calls Append on the agenttrail.Appender it was given, so a
+// durable spool can be put between the pipeline and the store by wrapping
+// the store in another Appender.
+type Pipeline struct {
+	store agenttrail.Appender
+	cfg   Config
+	log   *slog.Logger
+	m     *metrics
+
+	wake chan struct{} // capacity 1: "something was queued"
+
+	buf []agenttrail.Event // the writer's batch buffer, reused
+
+	mu      sync.Mutex
+	queue   []*request
+	queued  int // events in queue
+	closed  bool
+	running bool
+}
+
+// request is one Submit waiting for its events to be committed. The writer
+// fills res and err, then closes done.
+type request struct {
+	events []agenttrail.Event
+	done   chan struct{}
+	res    agenttrail.AppendResult
+	err    error
+}
+
+// New returns a Pipeline that commits to store. Its metrics are registered
+// on reg when reg is not nil (so New panics if they are registered twice on
+// the same registry, like any prometheus collector). logger may be nil.
+func New(store agenttrail.Appender, cfg Config, logger *slog.Logger, reg prometheus.Registerer) *Pipeline {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	p := &Pipeline{
+		store: store,
+		cfg:   cfg.withDefaults(),
+		log:   logger,
+		wake:  make(chan struct{}, 1),
+	}
+	p.m = newMetrics(reg, p.Depth)
+	return p
+}
+
+// Depth returns the number of events queued and not yet taken by the
+// writer.
+func (p *Pipeline) Depth() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.queued
+}
+
+// Submit queues events, which must be normalized and validated, and waits
+// until the writer has committed them or ctx ends. It returns how many of
+// THIS call's events were stored and how many were already stored (or
+// repeated within the call).
+//
+// It fails at once with an EUNAVAILABLE error when the queue has no room or
+// the pipeline is shutting down, and with ETOOLARGE when events alone exceed
+// the queue bound. When the store fails, it returns an EUNAVAILABLE error
+// (the store's own EINVALID/ETOOLARGE errors pass through). When ctx ends
+// first, it returns an EUNAVAILABLE error, but the events stay queued and
+// may still be committed; re-sending them is safe because ids deduplicate.
+// Submit keeps no reference to events after it returns successfully.
+func (p *Pipeline) Submit(ctx context.Context, events []agenttrail.Event) (agenttrail.AppendResult, error) {
+	if len(events) == 0 {
+		return agenttrail.AppendResult{}, nil
+	}
+	if err := ctx.Err(); err != nil {
+		return agenttrail.AppendResult{}, unavailable("request ended before its events were queued: %v", err)
+	}
+	req := &request{events: events, done: make(chan struct{})}
+	if err := p.enqueue(req); err != nil {
+		return agenttrail.AppendResult{}, err
+	}
+	select {
+	case <-req.done:
+		return req.res, req.err
+	case <-ctx.Done():
+		return agenttrail.AppendResult{}, unavailable("request ended before its events were committed (they may still be; re-send them with the same ids): %v", ctx.Err())
+	}
+}
+
+func (p *Pipeline) enqueue(req *request) error {
+	n := len(req.events)
+	if n > p.cfg.QueueEvents {
+		p.m.dropped.WithLabelValues(reasonTooLarge).Add(float64(n))
+		return agenttrail.Errorf(agenttrail.ETOOLARGE, "%d events in one request are over the ingest queue bound of %d", n, p.cfg.QueueEvents)
+	}
+	p.mu.Lock()
+	switch {
+	case p.closed:
+		p.mu.Unlock()
+		p.m.dropped.WithLabelValues(reasonShutdown).Add(float64(n))
+		return unavailable("the server is shutting down; retry against another instance or later")
+	case p.queued+n > p.cfg.QueueEvents:
+		p.mu.Unlock()
+		p.m.dropped.WithLabelValues(reasonQueueFull).Add(float64(n))
+		return unavailable("the ingest queue is full; retry later")
+	}
+	p.queue = append(p.queue, req)
+	p.queued += n
+	p.mu.Unlock()
+	select {
+	case p.wake <- struct{}{}:
+	default: // the writer has been told already
+	}
+	return nil
+}
+
+// ErrRunning is returned by Run when it is already running.
+var ErrRunning = errors.New("ingest: pipeline is already running")
+
+// Run is the single writer. It takes whole queued requests, up to about
+// MaxBatch events, commits them in one Append, and answers every waiting
+// Submit of the batch. When ctx is done it stops accepting (Submit then
+// fails with EUNAVAILABLE), commits everything already queued, and returns
+// nil. Appends are not cancelled by ctx: a batch in flight completes. Run
+// returns ErrRunning if it is called while another Run is running, and may
+// not be called again after it returned.
+func (p *Pipeline) Run(ctx context.Context) error {
+	p.mu.Lock()
+	if p.running || p.closed {
+		p.mu.Unlock()
+		return ErrRunning
+	}
+	p.running = true
+	p.mu.Unlock()
+
+	// Appends outlive ctx so that shutdown commits what it promised to.
+	commitCtx := context.WithoutCancel(ctx)
+	for ctx.Err() == nil {
+		if reqs := p.take(); len(reqs) > 0 {
+			p.commit(commitCtx, reqs)
+			continue
+		}
+		select {
+		case <-ctx.Done():
+		case <-p.wake:
+			p.linger(ctx)
+		}
+	}
+
+	p.mu.Lock()
+	p.closed = true
+	p.mu.Unlock()
+	n := 0
+	for reqs := p.take(); len(reqs) > 0; reqs = p.take() {
+		for _, r := range reqs {
+			n += len(r.events)
+		}
+		p.commit(commitCtx, reqs)
+	}
+	p.log.Info("ingest pipeline stopped", "drained_events", n)
+	return nil
+}
+
+// linger waits up to Linger for the queue to reach MaxBatch events.
+func (p *Pipeline) linger(ctx context.Context) {
+	if p.cfg.Linger <= 0 {
+		return
+	}
+	t := time.NewTimer(p.cfg.Linger)
+	defer t.Stop()
+	for p.Depth() < p.cfg.MaxBatch {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			return
+		case <-p.wake:
+		}
+	}
+}
+
+// take removes whole requests from the head of the queue, up to MaxBatch
+// events but at least one request.
+func (p *Pipeline) take() []*request {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n, events := 0, 0
+	for n < len(p.queue) {
+		k := len(p.queue[n].events)
+		if n > 0 && events+k > p.cfg.MaxBatch {
+			break
+		}
+		events += k
+		n++
+	}
+	if n == 0 {
+		return nil
+	}
+	reqs := make([]*request, n)
+	copy(reqs, p.queue)
+	rest := copy(p.queue, p.queue[n:])
+	clear(p.queue[rest:])
+	p.queue = p.queue[:rest]
+	p.queued -= events
+	return reqs
+}
+
+func unavailable(format string, args ...any) error {
+	return agenttrail.Errorf(agenttrail.EUNAVAILABLE, format, args...)
+}
