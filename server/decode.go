@@ -1,0 +1,219 @@
+package server
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"reflect"
+	"slices"
+	"strings"
+
+	"github.com/agenttrail/agenttrail"
+)
+
+// Rejection reports one event of an ingest request that was not stored:
+// its index in the request and "field: message".
+type Rejection struct {
+	Index int    `json:"index"`
+	Error string `json:"error"`
+}
+
+// decoded is an ingest body split into events. events has one slot per
+// event of the request, by index; rejected lists the slots that could not be
+// decoded (left zero), in index order. reasons holds a metrics reason per
+// rejection.
+type decoded struct {
+	events   []agenttrail.Event
+	rejected []Rejection
+	reasons  []string
+}
+
+func (d *decoded) reject(i int, reason, field, format string, args ...any) {
+	d.events[i] = agenttrail.Event{}
+	d.rejected = append(d.rejected, Rejection{Index: i, Error: field + ": " + fmt.Sprintf(format, args...)})
+	d.reasons = append(d.reasons, reason)
+}
+
+// decodeBody splits an ingest body into events: one JSON object, a JSON
+// array of objects, or NDJSON (objects separated by newlines). Each event is
+// decoded on its own, so one that is malformed is rejected by index and the
+// rest are kept; the error is an EINVALID one only when the body as a whole
+// cannot be parsed (not JSON at all, or an array whose syntax breaks), and
+// ETOOLARGE when it holds more than lim.MaxBatchEvents events.
+func decodeBody(body []byte, lim agenttrail.Limits) (*decoded, error) {
+	start := skipSpace(body, 0)
+	if start == len(body) {
+		return nil, agenttrail.Invalid("body", "is empty; send an event object, a JSON array of events, or NDJSON")
+	}
+	switch body[start] {
+	case '[':
+		return decodeArray(body, lim)
+	case '{':
+		return decodeStream(body, lim)
+	default:
+		return nil, agenttrail.Invalid("body", "must be an event object, a JSON array of events, or NDJSON")
+	}
+}
+
+// decodeArray decodes a JSON array of events. A syntax error anywhere makes
+// the rest of the array unreadable, so it fails the whole request.
+func decodeArray(body []byte, lim agenttrail.Limits) (*decoded, error) {
+	d := &decoded{events: make([]agenttrail.Event, 0, estimateEvents(body))}
+	dec := newDecoder(body)
+	if _, err := dec.Token(); err != nil {
+		return nil, agenttrail.Invalid("body", "is not valid JSON: %v", err)
+	}
+	for dec.More() {
+		i := len(d.events)
+		if i >= lim.MaxBatchEvents {
+			return nil, tooManyEvents(lim)
+		}
+		start := skipSpace(body, int(dec.InputOffset()))
+		d.events = append(d.events, agenttrail.Event{})
+		err := dec.Decode(&d.events[i])
+		if isSyntax(err) {
+			return nil, agenttrail.Invalid("body", "is not valid JSON at event %d: %v", i, err)
+		}
+		d.check(i, body[start:int(dec.InputOffset())], err, lim)
+	}
+	if _, err := dec.Token(); err != nil {
+		return nil, agenttrail.Invalid("body", "is not valid JSON: %v", err)
+	}
+	if skipSpace(body, int(dec.InputOffset())) != len(body) {
+		return nil, agenttrail.Invalid("body", "has data after the array")
+	}
+	return d, nil
+}
+
+// decodeStream decodes one object or NDJSON. A line that is not valid JSON
+// is rejected by index and decoding resumes on the next line.
+func decodeStream(body []byte, lim agenttrail.Limits) (*decoded, error) {
+	d := &decoded{events: make([]agenttrail.Event, 0, bytes.Count(body, []byte{'\n'})+1)}
+	base := 0 // where dec's input starts in body
+	dec := newDecoder(body)
+	for {
+		start := skipSpace(body, base+int(dec.InputOffset()))
+		if start == len(body) {
+			return d, nil
+		}
+		i := len(d.events)
+		if i >= lim.MaxBatchEvents {
+			return nil, tooManyEvents(lim)
+		}
+		d.events = append(d.events, agenttrail.Event{})
+		err := dec.Decode(&d.events[i])
+		if isSyntax(err) {
+			d.reject(i, rejectInvalid, "event", "is not valid JSON: %v", err)
+			nl := bytes.IndexByte(body[start:], '\n')
+			if nl < 0 {
+				return d, nil
+			}
+			base = start + nl + 1
+			dec = newDecoder(body[base:])
+			continue
+		}
+		d.check(i, body[start:base+int(dec.InputOffset())], err, lim)
+	}
+}
+
+// check rejects event i, whose encoding is raw, when decoding it failed
+// (err), it is not an object, or it is over the event size limit.
+func (d *decoded) check(i int, raw []byte, err error, lim agenttrail.Limits) {
+	switch {
+	case len(raw) == 0 || raw[0] != '{':
+		d.reject(i, rejectInvalid, "event", "must be a JSON object")
+	case len(raw) > lim.MaxEventBytes:
+		d.reject(i, rejectTooLarge, "event", "is %d bytes, over the limit of %d", len(raw), lim.MaxEventBytes)
+	case err != nil:
+		field, msg := explain(raw, err)
+		d.reject(i, rejectInvalid, field, "%s", msg)
+	}
+}
+
+func newDecoder(b []byte) *json.Decoder {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	// A misspelt field must not be dropped silently from an audit record.
+	dec.DisallowUnknownFields()
+	return dec
+}
+
+func isSyntax(err error) bool {
+	var se *json.SyntaxError
+	return errors.As(err, &se) || errors.Is(err, io.ErrUnexpectedEOF)
+}
+
+func tooManyEvents(lim agenttrail.Limits) error {
+	return &agenttrail.Error{Code: agenttrail.ETOOLARGE, Field: "body", Message: fmt.Sprintf("holds more than %d events; split it", lim.MaxBatchEvents)}
+}
+
+// estimateEvents guesses how many events an array holds, to size the slice
+// once: each event object has an "action" key.
+func estimateEvents(body []byte) int {
+	return bytes.Count(body, []byte(`"action"`)) + 1
+}
+
+func skipSpace(b []byte, i int) int {
+	for i < len(b) {
+		switch b[i] {
+		case ' ', '\t', '\r', '\n', ',':
+			i++
+		default:
+			return i
+		}
+	}
+	return i
+}
+
+// explain names the field that made an event fail to decode, with a message
+// for people. It is the slow path, taken only for bad events: each key is
+// decoded on its own to find the first one (in key order) that fails.
+func explain(raw []byte, decodeErr error) (field, msg string) {
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &fields); err != nil {
+		return "event", "must be a JSON object"
+	}
+	keys := make([]string, 0, len(fields))
+	for k := range fields {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		name, _ := json.Marshal(k)
+		one := make([]byte, 0, len(name)+len(fields[k])+3)
+		one = append(append(append(append(one, '{'), name...), ':'), fields[k]...)
+		one = append(one, '}')
+		var ev agenttrail.Event
+		if err := newDecoder(one).Decode(&ev); err != nil {
+			return k, fieldMessage(k, err)
+		}
+	}
+	return "event", decodeErr.Error()
+}
+
+// fieldMessage turns a decoding error of field k into a message.
+func fieldMessage(k string, err error) string {
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		switch te.Type.Kind() {
+		case reflect.String:
+			return "must be a string"
+		case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+			return "must be an integer"
+		case reflect.Float32, reflect.Float64:
+			return "must be a number"
+		case reflect.Bool:
+			return "must be true or false"
+		}
+		return "must be a " + te.Type.String()
+	}
+	if strings.Contains(err.Error(), "unknown field") {
+		return "is not an event field"
+	}
+	switch strings.ToLower(k) {
+	case "time", "received_at":
+		return "must be an RFC 3339 time such as 2025-01-02T15:04:05.123Z"
+	}
+	return err.Error()
+}

@@ -1,0 +1,116 @@
+package server
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+
+	"github.com/agenttrail/agenttrail"
+)
+
+// IngestResponse is the answer of POST /v1/events, sent once the accepted
+// events are durable: how many were stored, how many were already stored
+// (same org and id), and which were rejected, by index. Rejected is never
+// null.
+type IngestResponse struct {
+	Accepted   int         `json:"accepted"`
+	Duplicates int         `json:"duplicates"`
+	Rejected   []Rejection `json:"rejected"`
+}
+
+// postEvents is POST /v1/events. The body's shape is told by its content,
+// not its Content-Type: '[' starts an array, '{' one object or NDJSON, so
+// curl's default form type and application/x-ndjson both work.
+func (s *Server) postEvents(r *http.Request) (any, error) {
+	buf, err := s.readBody(r)
+	if err != nil {
+		return nil, err
+	}
+	d, err := decodeBody(*buf, s.limits)
+	s.putBody(buf) // decoded events copy what they keep
+	if err != nil {
+		return nil, err
+	}
+
+	p := principalOf(r.Context())
+	now := s.now()
+	defaultOrg := ingestOrg(p)
+	good := d.events[:0] // compacted in place: writes never pass reads
+	rejected := make([]Rejection, 0, len(d.rejected))
+	next := 0 // the next decoding rejection, by position in d.rejected
+	for i := range d.events {
+		if next < len(d.rejected) && d.rejected[next].Index == i {
+			rejected = append(rejected, d.rejected[next])
+			s.metrics.rejected.WithLabelValues(d.reasons[next]).Inc()
+			next++
+			continue
+		}
+		ev := d.events[i]
+		ev.Normalize(now, defaultOrg)
+		if defaultOrg != "" && ev.Org != defaultOrg {
+			rejected = append(rejected, Rejection{Index: i, Error: fmt.Sprintf("org: the caller may only write to org %q", defaultOrg)})
+			s.metrics.rejected.WithLabelValues(rejectForbidden).Inc()
+			continue
+		}
+		if err := ev.Validate(now); err != nil {
+			rejected = append(rejected, Rejection{Index: i, Error: agenttrail.ErrorMessage(err)})
+			s.metrics.rejected.WithLabelValues(rejectInvalid).Inc()
+			continue
+		}
+		good = append(good, ev)
+	}
+	res, err := s.ingest.Submit(r.Context(), good)
+	if err != nil {
+		return nil, err
+	}
+	return IngestResponse{Accepted: res.Inserted, Duplicates: res.Duplicates, Rejected: rejected}, nil
+}
+
+// readBody reads the request body into a pooled buffer, enforcing
+// MaxRequestBytes (the route's http.MaxBytesReader also cuts the connection
+// of a client that keeps sending). The caller returns the buffer with
+// putBody.
+func (s *Server) readBody(r *http.Request) (*[]byte, error) {
+	max := int64(s.limits.MaxRequestBytes)
+	if r.ContentLength > max {
+		return nil, tooLargeBody(max)
+	}
+	buf, _ := s.bufs.Get().(*[]byte)
+	if buf == nil {
+		buf = new([]byte)
+	}
+	b := bytes.NewBuffer((*buf)[:0])
+	if r.ContentLength > 0 {
+		b.Grow(int(r.ContentLength) + bytes.MinRead)
+	}
+	_, err := b.ReadFrom(r.Body)
+	*buf = b.Bytes()
+	if err != nil {
+		s.putBody(buf)
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, tooLargeBody(max)
+		}
+		if errors.Is(err, io.ErrUnexpectedEOF) {
+			return nil, agenttrail.Invalid("body", "ended before Content-Length bytes")
+		}
+		return nil, agenttrail.Invalid("body", "could not be read: %v", err)
+	}
+	return buf, nil
+}
+
+// putBody returns a body buffer to the pool, unless it is so large that
+// keeping it would pin memory for the rare request that needed it.
+func (s *Server) putBody(buf *[]byte) {
+	if cap(*buf) > 4<<20 {
+		return
+	}
+	*buf = (*buf)[:0]
+	s.bufs.Put(buf)
+}
+
+func tooLargeBody(max int64) error {
+	return &agenttrail.Error{Code: agenttrail.ETOOLARGE, Field: "body", Message: fmt.Sprintf("is over the limit of %d bytes; split it", max)}
+}

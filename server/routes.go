@@ -1,0 +1,111 @@
+package server
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/agenttrail/agenttrail"
+)
+
+// route is one endpoint. need is the role it requires; "" means the route is
+// open (health, metrics, the API description).
+type route struct {
+	method  string
+	path    string
+	need    Role
+	handler http.Handler
+}
+
+// routeTable lists every endpoint the server serves. The OpenAPI test
+// checks the document against it.
+func (s *Server) routeTable() []route {
+	return []route{
+		{http.MethodPost, "/v1/events", RoleIngest, s.wrap(s.postEvents)},
+		{http.MethodGet, "/v1/events", RoleRead, s.wrap(s.listEvents)},
+		{http.MethodGet, "/v1/events/{id}", RoleRead, s.wrap(s.getEvent)},
+		{http.MethodGet, "/v1/aggregate", RoleRead, s.wrap(s.aggregate)},
+		{http.MethodGet, "/v1/timeseries", RoleRead, s.wrap(s.timeseries)},
+		{http.MethodGet, "/livez", "", s.wrap(s.livez)},
+		{http.MethodGet, "/readyz", "", s.wrap(s.readyz)},
+		{http.MethodGet, "/metrics", "", s.metricsHandler()},
+		{http.MethodGet, "/openapi.json", "", http.HandlerFunc(serveOpenAPI)},
+	}
+}
+
+// serveHTTP routes r. Requests no route matches are answered here, so that
+// 404 and 405 are problem+json like every other error.
+func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	if h, pattern := s.mux.Handler(r); pattern == "" {
+		s.unrouted(w, r, h)
+		return
+	}
+	s.mux.ServeHTTP(w, r)
+}
+
+// unrouted answers a request no route matched. The mux's own answer tells a
+// wrong method (405, with Allow) from an unknown path (404); it is recorded
+// and rewritten as a problem.
+func (s *Server) unrouted(w http.ResponseWriter, r *http.Request, h http.Handler) {
+	rec := &headerRecorder{header: http.Header{}}
+	h.ServeHTTP(rec, r)
+	if rec.status != http.StatusMethodNotAllowed {
+		writeProblem(w, r, s.log, agenttrail.Errorf(agenttrail.ENOTFOUND, "no such endpoint: %s", r.URL.Path))
+		s.metrics.observe("unmatched", http.StatusNotFound, 0)
+		return
+	}
+	allow := rec.header.Get("Allow")
+	p := Problem{
+		Type:   problemTypePrefix + "method_not_allowed",
+		Title:  http.StatusText(http.StatusMethodNotAllowed),
+		Status: http.StatusMethodNotAllowed,
+		Detail: fmt.Sprintf("method %s is not allowed on %s; allowed: %s", r.Method, r.URL.Path, strings.ReplaceAll(allow, ",", ", ")),
+		Code:   "method_not_allowed",
+	}
+	w.Header().Set("Allow", allow)
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(p.Status)
+	writeBody(w, s.log, p)
+	s.metrics.observe("unmatched", p.Status, 0)
+}
+
+// headerRecorder captures the status and headers the mux's fallback handler
+// writes, and discards its plain-text body.
+type headerRecorder struct {
+	header http.Header
+	status int
+}
+
+func (h *headerRecorder) Header() http.Header         { return h.header }
+func (h *headerRecorder) Write(b []byte) (int, error) { return len(b), nil }
+func (h *headerRecorder) WriteHeader(status int) {
+	if h.status == 0 {
+		h.status = status
+	}
+}
+
+// authenticate runs the Authenticator for routes that need a role, checks
+// the role, and puts the Principal in the request context. It also bounds
+// the request body: only POST /v1/events reads one.
+func (s *Server) authenticate(rt route, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.Body = http.MaxBytesReader(w, r.Body, int64(s.limits.MaxRequestBytes))
+		if rt.need == "" {
+			next.ServeHTTP(w, r)
+			return
+		}
+		p := anonymous()
+		if s.auth != nil {
+			var err error
+			if p, err = s.auth.Authenticate(r); err != nil {
+				writeProblem(w, r, s.log, err)
+				return
+			}
+		}
+		if !p.allows(rt.need) {
+			writeProblem(w, r, s.log, agenttrail.Errorf(agenttrail.EFORBIDDEN, "a %s token may not %s %s", p.Role, r.Method, rt.path))
+			return
+		}
+		next.ServeHTTP(w, r.WithContext(withPrincipal(r.Context(), p)))
+	})
+}
