@@ -131,6 +131,9 @@ func (e *Event) SetMetadata(key string, v any) error {
 		if err := json.Unmarshal(e.Metadata, &m); err != nil {
 			return Invalid("metadata", "must be a JSON object")
 		}
+		if m == nil { // metadata was JSON null
+			m = map[string]json.RawMessage{}
+		}
 	}
 	b, err := json.Marshal(v)
 	if err != nil {
