@@ -40,8 +40,11 @@ func (c Cursor) Encode() string {
 // server issued in form (truncated, padded, another version) is an EINVALID
 // error naming "cursor".
 func DecodeCursor(s string) (Cursor, error) {
-	b, err := base64.RawURLEncoding.DecodeString(s)
-	if err != nil || len(b) != 26 || b[0] != cursorVersion {
+	// Strict: the unused low bits of the last character must be zero, and
+	// the length check refuses the CR and LF the decoder skips, so each
+	// cursor has exactly one text and a tampered one is refused.
+	b, err := base64.RawURLEncoding.Strict().DecodeString(s)
+	if err != nil || len(s) != base64.RawURLEncoding.EncodedLen(26) || len(b) != 26 || b[0] != cursorVersion {
 		return Cursor{}, Invalid("cursor", "is not a valid cursor")
 	}
 	var c Cursor
