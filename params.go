@@ -121,6 +121,11 @@ func CheckParams(v url.Values, extra ...string) error {
 	}
 	sort.Strings(names)
 	for _, k := range names {
+		if k == "" {
+			// "?=x" or "?&=": an error must still name something the
+			// caller can find in the request.
+			return Invalid("query", "has a parameter with an empty name")
+		}
 		if !contains(filterParams, k) && !contains(extra, k) {
 			return Invalid(k, "unknown query parameter")
 		}
