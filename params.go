@@ -238,9 +238,11 @@ func ParseTimeseries(v url.Values, now time.Time) (Filter, Interval, Dimension, 
 		case Week:
 			f.Since = f.Until.AddDate(0, 0, -7*12)
 		}
-		if !f.Since.Before(f.Until) {
-			return Filter{}, "", "", Invalid("until", "must be after since")
-		}
+	}
+	// ParseFilter checks the order only when both were given; a since in
+	// the future with until defaulted to now is an empty range too.
+	if !f.Since.Before(f.Until) {
+		return Filter{}, "", "", Invalid("since", "must be before until")
 	}
 	n := 0
 	for t := iv.Truncate(f.Since); t.Before(f.Until); t = iv.Next(t) {
