@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"math"
 	"time"
 	"unicode/utf8"
 )
@@ -69,8 +70,10 @@ func (e *Event) Validate(now time.Time) error {
 	if e.Time.Year() < 1970 || e.Time.After(now.Add(maxFutureSkew)) {
 		return Invalid("time", "%s is out of range (1970 to 24h from now)", e.Time.Format(time.RFC3339))
 	}
-	if e.DurationMS < 0 {
-		return Invalid("duration_ms", "must not be negative")
+	if e.DurationMS < 0 || math.IsNaN(e.DurationMS) || math.IsInf(e.DurationMS, 0) {
+		// NaN and Inf cannot come from JSON, but a Go caller can set them,
+		// and encoding/json then fails to encode the validated event.
+		return Invalid("duration_ms", "must be a finite number, not negative")
 	}
 	switch e.ActorType {
 	case ActorUser, ActorAgent, ActorSystem:
