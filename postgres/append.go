@@ -1,0 +1,197 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/agenttrail/agenttrail"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// eventColumns are the columns of events, in the order COPY writes them and
+// scanEvent reads them.
+func eventColumns() []string {
+	return []string{
+		"time", "seq", "id", "org", "project", "actor_type", "actor_id", "actor_name",
+		"source", "action", "resource_type", "resource_id", "result", "status_code",
+		"duration_ms", "description", "metadata", "producer_id", "producer_seq", "received_at",
+		"model", "input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens",
+		"reasoning_tokens", "cost_usd",
+	}
+}
+
+// eventRow returns e's values in eventColumns order.
+func eventRow(e *agenttrail.Event) []any {
+	l, _ := e.LLM()
+	var metadata []byte
+	if len(e.Metadata) > 0 {
+		metadata = e.Metadata
+	}
+	return []any{
+		e.Time, e.Seq, e.ID, e.Org, e.Project, string(e.ActorType), e.ActorID, e.ActorName,
+		e.Source, e.Action, e.ResourceType, e.ResourceID, string(e.Result), int32(e.StatusCode),
+		e.DurationMS, e.Description, metadata, e.ProducerID, e.ProducerSeq, e.ReceivedAt,
+		l.Model, l.InputTokens, l.OutputTokens, l.CacheReadTokens, l.CacheWriteTokens,
+		l.ReasoningTokens, l.CostUSD,
+	}
+}
+
+type idKey struct{ org, id string }
+
+// Append stores the batch in one transaction: it skips events whose (org, id)
+// is stored or repeated earlier in the batch, numbers the others in batch
+// order from the seq counter, COPYs them and their ids, and updates the
+// rollups. Seq is set on the stored events of batch once the transaction has
+// committed. Calls are serialized; the counter's row lock also orders the
+// commits of writers in other processes.
+func (s *Store) Append(ctx context.Context, batch []agenttrail.Event) (agenttrail.AppendResult, error) {
+	if len(batch) == 0 {
+		return agenttrail.AppendResult{}, nil
+	}
+	if err := s.lockWriter(ctx); err != nil {
+		return agenttrail.AppendResult{}, err
+	}
+	defer s.unlockWriter()
+
+	fresh := make([]int, 0, len(batch)) // first occurrence of each (org, id)
+	seen := make(map[idKey]struct{}, len(batch))
+	var days []time.Time
+	seenDay := map[time.Time]bool{}
+	for i := range batch {
+		batch[i].Seq = 0
+		k := idKey{batch[i].Org, batch[i].ID}
+		if _, dup := seen[k]; dup {
+			continue
+		}
+		seen[k] = struct{}{}
+		fresh = append(fresh, i)
+		if d := day(batch[i].Time); !seenDay[d] {
+			seenDay[d] = true
+			days = append(days, d)
+		}
+	}
+	if err := s.ensurePartitions(ctx, days); err != nil {
+		return agenttrail.AppendResult{}, err
+	}
+	s.ensureAhead(ctx)
+
+	inserted, err := s.appendTx(ctx, batch, fresh)
+	if isMissingPartition(err) {
+		// Another process dropped a partition this cache still lists:
+		// reread the catalog and try once more.
+		if err := s.loadPartitions(ctx); err != nil {
+			return agenttrail.AppendResult{}, err
+		}
+		if err := s.ensurePartitions(ctx, days); err != nil {
+			return agenttrail.AppendResult{}, err
+		}
+		inserted, err = s.appendTx(ctx, batch, fresh)
+	}
+	if err != nil {
+		for i := range batch {
+			batch[i].Seq = 0
+		}
+		return agenttrail.AppendResult{}, formatError("postgres: append", err)
+	}
+	return agenttrail.AppendResult{Inserted: inserted, Duplicates: len(batch) - inserted}, nil
+}
+
+// ensureAhead creates the partitions of today and the next two days when
+// they are missing. Failing is not fatal: the next Append tries again, and a
+// batch creates the partitions it needs itself.
+func (s *Store) ensureAhead(ctx context.Context) {
+	today := day(s.now())
+	ahead := []time.Time{today, today.AddDate(0, 0, 1), today.AddDate(0, 0, 2)}
+	if err := s.ensurePartitions(ctx, ahead); err != nil {
+		s.logger.Warn("cannot create partitions ahead", "err", err)
+	}
+}
+
+// appendTx writes the new events among batch[fresh] and sets their Seq. It
+// returns how many it stored.
+func (s *Store) appendTx(ctx context.Context, batch []agenttrail.Event, fresh []int) (int, error) {
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("begin: %w", err)
+	}
+	defer tx.Rollback(ctx) //nolint:errcheck // a no-op after Commit
+
+	var last int64
+	if err := tx.QueryRow(ctx, "SELECT last_seq FROM seq_counter FOR UPDATE").Scan(&last); err != nil {
+		return 0, fmt.Errorf("seq: %w", err)
+	}
+	stored, err := storedIDs(ctx, tx, batch, fresh)
+	if err != nil {
+		return 0, err
+	}
+	events := make([]*agenttrail.Event, 0, len(fresh))
+	for _, i := range fresh {
+		e := &batch[i]
+		if _, ok := stored[idKey{e.Org, e.ID}]; ok {
+			continue
+		}
+		last++
+		e.Seq = last
+		events = append(events, e)
+	}
+	if len(events) == 0 {
+		return 0, nil
+	}
+	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"event_ids"}, []string{"id", "org", "seq", "time"},
+		pgx.CopyFromSlice(len(events), func(i int) ([]any, error) {
+			e := events[i]
+			return []any{e.ID, e.Org, e.Seq, e.Time}, nil
+		})); err != nil {
+		return 0, fmt.Errorf("copy ids: %w", err)
+	}
+	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"events"}, eventColumns(),
+		pgx.CopyFromSlice(len(events), func(i int) ([]any, error) { return eventRow(events[i]), nil })); err != nil {
+		return 0, fmt.Errorf("copy events: %w", err)
+	}
+	if err := addRollups(ctx, tx, rollupsOf(events)); err != nil {
+		return 0, err
+	}
+	if _, err := tx.Exec(ctx, "UPDATE seq_counter SET last_seq = $1", last); err != nil {
+		return 0, fmt.Errorf("seq: %w", err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return 0, fmt.Errorf("commit: %w", err)
+	}
+	return len(events), nil
+}
+
+// storedIDs returns which of batch[fresh] are already stored. The writer
+// holds the seq counter's row lock, so no other Append can store one of them
+// before this transaction commits.
+func storedIDs(ctx context.Context, tx pgx.Tx, batch []agenttrail.Event, fresh []int) (map[idKey]struct{}, error) {
+	ids := make([]string, len(fresh))
+	orgs := make([]string, len(fresh))
+	for j, i := range fresh {
+		ids[j], orgs[j] = batch[i].ID, batch[i].Org
+	}
+	rows, err := tx.Query(ctx, `SELECT e.id, e.org FROM event_ids e
+		JOIN unnest($1::text[], $2::text[]) AS b(id, org) ON e.id = b.id AND e.org = b.org`, ids, orgs)
+	if err != nil {
+		return nil, fmt.Errorf("dedup: %w", err)
+	}
+	stored := map[idKey]struct{}{}
+	var k idKey
+	_, err = pgx.ForEachRow(rows, []any{&k.id, &k.org}, func() error {
+		stored[k] = struct{}{}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("dedup: %w", err)
+	}
+	return stored, nil
+}
+
+// isMissingPartition reports whether err is PostgreSQL refusing a row that no
+// partition accepts.
+func isMissingPartition(err error) bool {
+	var pg *pgconn.PgError
+	return errors.As(err, &pg) && pg.Code == "23514"
+}

@@ -1,0 +1,77 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+
+	"github.com/agenttrail/agenttrail"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// formatError translates an error from pgx into an *agenttrail.Error, so no
+// driver type escapes this package. Failures to reach the database become
+// EUNAVAILABLE: the ingest pipeline spools and retries those. Context errors
+// are kept as they are, wrapped with op, so callers can tell cancellation.
+func formatError(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("%s: %w", op, contextErr(err))
+	}
+	var pg *pgconn.PgError
+	if errors.As(err, &pg) {
+		// Keep the context callers wrapped around the driver error.
+		wrapped := strings.TrimSuffix(err.Error(), pg.Error())
+		msg := fmt.Sprintf("%s: %s%s (sqlstate %s)", op, wrapped, pg.Message, pg.Code)
+		return &agenttrail.Error{Code: pgCode(pg.Code), Message: msg}
+	}
+	if unreachable(err) {
+		return agenttrail.Errorf(agenttrail.EUNAVAILABLE, "%s: database unreachable: %s", op, lowerFirst(err.Error()))
+	}
+	return agenttrail.Errorf(agenttrail.EINTERNAL, "%s: %s", op, lowerFirst(err.Error()))
+}
+
+// pgCode maps an SQLSTATE to an error code.
+func pgCode(code string) string {
+	switch {
+	case code == "23505":
+		return agenttrail.ECONFLICT
+	case strings.HasPrefix(code, "08"), // connection exception
+		strings.HasPrefix(code, "53"),    // insufficient resources: disk full, too many connections
+		strings.HasPrefix(code, "57P"),   // operator intervention: shutdown, cannot connect now
+		code == "40001", code == "40P01": // serialization failure, deadlock: retry
+		return agenttrail.EUNAVAILABLE
+	case strings.HasPrefix(code, "22"): // data exception: a value the database refuses
+		return agenttrail.EINVALID
+	}
+	return agenttrail.EINTERNAL
+}
+
+// unreachable reports whether err means the database could not be talked to.
+func unreachable(err error) bool {
+	var ce *pgconn.ConnectError
+	var ne net.Error
+	return errors.As(err, &ce) || errors.As(err, &ne) || pgconn.Timeout(err) || pgconn.SafeToRetry(err) ||
+		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		strings.Contains(err.Error(), "conn closed") || strings.Contains(err.Error(), "closed pool")
+}
+
+// contextErr returns the context error in err's chain.
+func contextErr(err error) error {
+	if errors.Is(err, context.Canceled) {
+		return context.Canceled
+	}
+	return context.DeadlineExceeded
+}
+
+func lowerFirst(s string) string {
+	if s != "" && s[0] >= 'A' && s[0] <= 'Z' {
+		return string(s[0]+'a'-'A') + s[1:]
+	}
+	return s
+}

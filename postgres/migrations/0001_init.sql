@@ -1,0 +1,77 @@
+-- The seq counter: one row, locked by every Append until it commits, so seq
+-- order is commit order and seq values are never reused, even after
+-- retention deleted every event.
+CREATE TABLE seq_counter (
+	singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+	last_seq bigint NOT NULL
+);
+INSERT INTO seq_counter (last_seq) VALUES (0);
+
+-- Events, one partition per UTC day (events_YYYYMMDD), created by the store
+-- ahead of time and on demand. The LLM usage is kept in columns so cost is
+-- summed without parsing JSON; metadata keeps the client's bytes exactly.
+CREATE TABLE events (
+	time               timestamptz      NOT NULL,
+	seq                bigint           NOT NULL,
+	id                 text             NOT NULL,
+	org                text             NOT NULL,
+	project            text             NOT NULL,
+	actor_type         text             NOT NULL,
+	actor_id           text             NOT NULL,
+	actor_name         text             NOT NULL,
+	source             text             NOT NULL,
+	action             text             NOT NULL,
+	resource_type      text             NOT NULL,
+	resource_id        text             NOT NULL,
+	result             text             NOT NULL,
+	status_code        integer          NOT NULL,
+	duration_ms        double precision NOT NULL,
+	description        text             NOT NULL,
+	metadata           bytea,
+	producer_id        text             NOT NULL,
+	producer_seq       bigint           NOT NULL,
+	received_at        timestamptz      NOT NULL,
+	model              text             NOT NULL,
+	input_tokens       bigint           NOT NULL,
+	output_tokens      bigint           NOT NULL,
+	cache_read_tokens  bigint           NOT NULL,
+	cache_write_tokens bigint           NOT NULL,
+	reasoning_tokens   bigint           NOT NULL,
+	cost_usd           double precision
+) PARTITION BY RANGE (time);
+
+CREATE INDEX events_time_seq ON events (time, seq);
+CREATE INDEX events_seq ON events (seq);
+CREATE INDEX events_actor_time ON events (actor_id, time);
+CREATE INDEX events_heartbeat ON events (org, actor_id, time)
+	WHERE source = 'agent' AND action = 'heartbeat';
+
+-- Dedup on (org, id). A partitioned table cannot have a unique constraint
+-- without its partition key, so the ids live here, unpartitioned; the key
+-- leads with id so Get finds an id across orgs with it too.
+CREATE TABLE event_ids (
+	id   text        NOT NULL,
+	org  text        NOT NULL,
+	seq  bigint      NOT NULL,
+	time timestamptz NOT NULL,
+	PRIMARY KEY (id, org)
+);
+CREATE INDEX event_ids_time ON event_ids (time);
+
+-- Rollups: per dimension, org, project, hour and key, the count and LLM usage
+-- sums of the events. Updated in the same transaction as the events.
+CREATE TABLE rollups (
+	dim                text             NOT NULL,
+	hour               timestamptz      NOT NULL,
+	org                text             NOT NULL,
+	project            text             NOT NULL,
+	key                text             NOT NULL,
+	count              bigint           NOT NULL,
+	input_tokens       bigint           NOT NULL,
+	output_tokens      bigint           NOT NULL,
+	cache_read_tokens  bigint           NOT NULL,
+	cache_write_tokens bigint           NOT NULL,
+	reasoning_tokens   bigint           NOT NULL,
+	cost_usd           double precision NOT NULL,
+	PRIMARY KEY (dim, hour, org, project, key)
+);

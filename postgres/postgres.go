@@ -1,0 +1,124 @@
+// Package postgres is the production agenttrail.Store: PostgreSQL through
+// pgx, events in one partition per UTC day, batches written with COPY, and
+// hourly rollups kept in the same transaction as the events they count.
+//
+// The store lives in the first schema of the connection's search_path, so
+// several stores (or test runs) can share one database. Append calls are
+// serialized inside a Store, and across processes by a row lock on the seq
+// counter; running more than one writing process against one schema is
+// nevertheless not supported yet: partition caches are per process.
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/agenttrail/agenttrail"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+var _ agenttrail.Store = (*Store)(nil)
+
+// Store is an agenttrail.Store on PostgreSQL. It is safe for concurrent use;
+// Append and DeleteBefore are serialized internally. The zero value is not
+// usable: create one with Open.
+type Store struct {
+	pool   *pgxpool.Pool
+	logger *slog.Logger
+	now    func() time.Time
+
+	// writer is a one-slot semaphore held by Append and DeleteBefore; a
+	// channel rather than a mutex so that waiting honours ctx.
+	writer chan struct{}
+
+	// days caches the day partitions known to exist (UTC midnight → true),
+	// so Append issues DDL only for days it has not seen. Guarded by mu.
+	mu   sync.Mutex
+	days map[time.Time]bool
+}
+
+// Open connects to the PostgreSQL database of dsn (a URL or key/value DSN
+// accepted by pgx), applies pending migrations to the first schema of its
+// search_path under an advisory lock, and creates the day partitions from
+// yesterday to two days ahead. A nil logger discards logs. Sessions use the
+// UTC time zone whatever the DSN says, because buckets are UTC.
+func Open(ctx context.Context, dsn string, logger *slog.Logger) (*Store, error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	cfg, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		return nil, agenttrail.Errorf(agenttrail.EINVALID, "postgres: parse dsn: %v", err)
+	}
+	cfg.ConnConfig.RuntimeParams["timezone"] = "UTC"
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, formatError("postgres: connect", err)
+	}
+	s := &Store{
+		pool:   pool,
+		logger: logger,
+		now:    time.Now,
+		writer: make(chan struct{}, 1),
+		days:   map[time.Time]bool{},
+	}
+	if err := s.open(ctx); err != nil {
+		pool.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Store) open(ctx context.Context) error {
+	var schema *string
+	if err := s.pool.QueryRow(ctx, "SELECT current_schema()").Scan(&schema); err != nil {
+		return formatError("postgres: connect", err)
+	}
+	if schema == nil {
+		return agenttrail.Errorf(agenttrail.EINVALID, "postgres: no schema of the search_path exists; create it first")
+	}
+	if err := migrate(ctx, s.pool, s.logger); err != nil {
+		return err
+	}
+	if err := s.loadPartitions(ctx); err != nil {
+		return err
+	}
+	today := day(s.now())
+	return s.ensurePartitions(ctx, []time.Time{today.AddDate(0, 0, -1), today, today.AddDate(0, 0, 1), today.AddDate(0, 0, 2)})
+}
+
+// Ping reports whether the database answers.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.pool.Ping(ctx); err != nil {
+		return formatError("postgres: ping", err)
+	}
+	return nil
+}
+
+// Close closes every connection of the pool, waiting for those in use to be
+// released. No method may be called after.
+func (s *Store) Close() error {
+	s.pool.Close()
+	return nil
+}
+
+// lockWriter takes the writer slot, or fails when ctx ends first.
+func (s *Store) lockWriter(ctx context.Context) error {
+	select {
+	case s.writer <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("postgres: wait for writer: %w", ctx.Err())
+	}
+}
+
+func (s *Store) unlockWriter() { <-s.writer }
+
+// day returns the UTC midnight starting t's day.
+func day(t time.Time) time.Time {
+	t = t.UTC()
+	return time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, time.UTC)
+}

@@ -1,0 +1,126 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/agenttrail/agenttrail"
+	"github.com/jackc/pgx/v5"
+)
+
+// DeleteBefore deletes every event with time before t and returns how many.
+// In one transaction it drops the day partitions that end at or before t,
+// deletes the rows before t of the day t falls in, deletes their ids, drops
+// the rollups of the hours before t and recomputes the hour t falls in from
+// the events that remain, so rollups and events always agree. It holds the
+// writer slot, so Appends wait for it; dropping partitions keeps that short.
+func (s *Store) DeleteBefore(ctx context.Context, t time.Time) (int64, error) {
+	if err := s.lockWriter(ctx); err != nil {
+		return 0, err
+	}
+	defer s.unlockWriter()
+	t = t.UTC()
+	n, dropped, err := s.deleteBefore(ctx, t)
+	if err != nil {
+		return 0, formatError("postgres: delete before", err)
+	}
+	for _, d := range dropped {
+		delete(s.days, d)
+	}
+	if len(dropped) > 0 || n > 0 {
+		s.logger.Info("deleted events", "before", t, "events", n, "partitions_dropped", len(dropped))
+	}
+	return n, nil
+}
+
+func (s *Store) deleteBefore(ctx context.Context, t time.Time) (int64, []time.Time, error) {
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return 0, nil, fmt.Errorf("begin: %w", err)
+	}
+	defer tx.Rollback(ctx) //nolint:errcheck // a no-op after Commit
+	// DROP TABLE on a partition waits for every query on events; bounded so
+	// a long export makes retention fail and retry rather than stall the
+	// queries queued behind its lock.
+	if _, err := tx.Exec(ctx, "SET LOCAL lock_timeout = '10s'"); err != nil {
+		return 0, nil, err
+	}
+	days, err := s.partitions(ctx, tx)
+	if err != nil {
+		return 0, nil, err
+	}
+	var whole []time.Time
+	for _, d := range days {
+		if !d.AddDate(0, 0, 1).After(t) {
+			whole = append(whole, d)
+		}
+	}
+	var n int64
+	for _, d := range whole {
+		var c int64
+		if err := tx.QueryRow(ctx, "SELECT count(*) FROM "+partitionName(d)).Scan(&c); err != nil {
+			return 0, nil, fmt.Errorf("count %s: %w", partitionName(d), err)
+		}
+		n += c
+	}
+	// Rows before t in the day t falls in; the earlier days are dropped.
+	if tag, err := tx.Exec(ctx, "DELETE FROM events WHERE time >= $1 AND time < $2", day(t), t); err != nil {
+		return 0, nil, fmt.Errorf("delete events: %w", err)
+	} else {
+		n += tag.RowsAffected()
+	}
+	if _, err := tx.Exec(ctx, "DELETE FROM event_ids WHERE time < $1", t); err != nil {
+		return 0, nil, fmt.Errorf("delete ids: %w", err)
+	}
+	// Whole hours before t go; the hour t cuts through is rebuilt from the
+	// events it keeps, which is exact where subtracting float sums is not.
+	hour := t.Truncate(time.Hour)
+	if _, err := tx.Exec(ctx, "DELETE FROM rollups WHERE hour < $1", hour); err != nil {
+		return 0, nil, fmt.Errorf("delete rollups: %w", err)
+	}
+	if hour.Before(t) {
+		if _, err := tx.Exec(ctx, "DELETE FROM rollups WHERE hour = $1", hour); err != nil {
+			return 0, nil, fmt.Errorf("delete rollups: %w", err)
+		}
+		if err := recomputeRollups(ctx, tx, hour); err != nil {
+			return 0, nil, err
+		}
+	}
+	if len(whole) > 0 {
+		names := make([]string, len(whole))
+		for i, d := range whole {
+			names[i] = partitionName(d)
+		}
+		if _, err := tx.Exec(ctx, "DROP TABLE "+strings.Join(names, ", ")); err != nil {
+			return 0, nil, fmt.Errorf("drop partitions: %w", err)
+		}
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return 0, nil, fmt.Errorf("commit: %w", err)
+	}
+	return n, whole, nil
+}
+
+// recomputeRollups rebuilds the rollup rows of one hour from its events,
+// one scan for every dimension. The hour's rows must have been deleted.
+func recomputeRollups(ctx context.Context, tx pgx.Tx, hour time.Time) error {
+	var a args
+	from, to := a.add(hour), a.add(hour.Add(time.Hour))
+	var dims []string
+	for _, d := range agenttrail.Dimensions {
+		dims = append(dims, "("+a.add(string(d))+"::text, e."+dimColumn(d)+")")
+	}
+	sql := `INSERT INTO rollups (dim, hour, org, project, key, count, input_tokens, output_tokens,
+			cache_read_tokens, cache_write_tokens, reasoning_tokens, cost_usd)
+		SELECT d.dim, ` + from + `::timestamptz, e.org, e.project, d.key, count(*), sum(e.input_tokens), sum(e.output_tokens),
+			sum(e.cache_read_tokens), sum(e.cache_write_tokens), sum(e.reasoning_tokens), coalesce(sum(e.cost_usd), 0)
+		FROM events AS e CROSS JOIN LATERAL (VALUES ` + strings.Join(dims, ", ") + `) AS d (dim, key)
+		WHERE e.time >= ` + from + ` AND e.time < ` + to + `
+		GROUP BY d.dim, e.org, e.project, d.key`
+	if _, err := tx.Exec(ctx, sql, a...); err != nil {
+		return fmt.Errorf("recompute rollups: %w", err)
+	}
+	return nil
+}
