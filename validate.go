@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"math"
+	"strings"
 	"time"
 	"unicode/utf8"
 )
@@ -119,8 +120,10 @@ func (e *Event) Validate(now time.Time) error {
 	if e.StatusCode != 0 && (e.StatusCode < 100 || e.StatusCode > 599) {
 		return Invalid("status_code", "must be an HTTP status from 100 to 599, not %d", e.StatusCode)
 	}
-	if len(e.Description) > maxDescriptionLen || !utf8.ValidString(e.Description) {
-		return Invalid("description", "must be valid UTF-8 of at most %d bytes", maxDescriptionLen)
+	// NUL is refused because PostgreSQL text cannot hold it: every store
+	// must accept the same events.
+	if len(e.Description) > maxDescriptionLen || !utf8.ValidString(e.Description) || strings.IndexByte(e.Description, 0) >= 0 {
+		return Invalid("description", "must be valid UTF-8 without NUL, of at most %d bytes", maxDescriptionLen)
 	}
 	if err := checkScope("org", e.Org); err != nil {
 		return err
