@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -56,6 +57,15 @@ func IsRetryable(err error) bool {
 			return s >= 500 && s <= 599
 		}
 	}
+	// *url.Error is itself a net.Error; what it wraps tells a broken
+	// network from a malformed request (an unsupported scheme).
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		if ue.Timeout() {
+			return true
+		}
+		err = ue.Err
+	}
 	var ne net.Error
 	if errors.As(err, &ne) || errors.Is(err, context.DeadlineExceeded) ||
 		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
@@ -78,11 +88,12 @@ func RetryAfter(err error) time.Duration {
 	return 0
 }
 
-// problem is an RFC 9457 problem details object. Field is not standard; it is
-// read when a server sends it.
+// problem is an RFC 9457 problem details object. Code and Field are the
+// agenttrail extension members; they are used when the server sends them.
 type problem struct {
 	Title  string `json:"title"`
 	Detail string `json:"detail"`
+	Code   string `json:"code"`
 	Field  string `json:"field"`
 }
 
@@ -115,14 +126,16 @@ func responseError(resp *http.Response) error {
 			msg = fmt.Sprintf("status %d", resp.StatusCode)
 		}
 	}
+	if knownCode(p.Code) {
+		code = p.Code
+	}
+	// The detail is agenttrail.ErrorMessage: "field: message" when the
+	// error names a field. Without the field member, only an invalid
+	// request's detail is read that way.
 	field := p.Field
-	if code == agenttrail.EINVALID {
-		// The server writes agenttrail.ErrorMessage: "field: message".
-		if f, rest, ok := strings.Cut(msg, ": "); ok && isFieldName(f) {
-			if field == "" || field == f {
-				field, msg = f, rest
-			}
-		}
+	if f, rest, ok := strings.Cut(msg, ": "); ok && isFieldName(f) &&
+		(field == f || field == "" && code == agenttrail.EINVALID) {
+		field, msg = f, rest
 	}
 	se.Err = &agenttrail.Error{Code: code, Field: field, Message: msg}
 	return se
@@ -152,6 +165,16 @@ func statusCode(status int) string {
 		return agenttrail.EUNAVAILABLE
 	}
 	return agenttrail.EINVALID
+}
+
+func knownCode(c string) bool {
+	switch c {
+	case agenttrail.EINVALID, agenttrail.ENOTFOUND, agenttrail.ECONFLICT, agenttrail.ETOOLARGE,
+		agenttrail.EUNAUTHORIZED, agenttrail.EFORBIDDEN, agenttrail.ERATELIMIT,
+		agenttrail.EUNAVAILABLE, agenttrail.EINTERNAL:
+		return true
+	}
+	return false
 }
 
 // isFieldName reports whether s looks like a parameter or event field name

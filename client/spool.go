@@ -16,7 +16,9 @@ import (
 )
 
 // A spool record is an 8-byte header — the payload length and its CRC32C,
-// both big-endian uint32 — followed by the payload (one JSON batch).
+// both big-endian uint32 — followed by the payload (one JSON batch). Payloads
+// are never empty, so a zero length marks the end of the written data (a
+// file extended with zeros by a crash).
 const (
 	recordHeaderSize = 8
 	segmentExt       = ".seg"
@@ -136,8 +138,9 @@ func (s *spool) scan(n uint64) (segment, error) {
 		if _, err := f.ReadAt(hdr[:], off); err != nil {
 			break
 		}
-		end := off + recordHeaderSize + int64(binary.BigEndian.Uint32(hdr[:4]))
-		if end > seg.size {
+		n := int64(binary.BigEndian.Uint32(hdr[:4]))
+		end := off + recordHeaderSize + n
+		if n == 0 || end > seg.size {
 			break
 		}
 		seg.records++
@@ -152,6 +155,9 @@ func (s *spool) append(payload []byte) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	rec := int64(recordHeaderSize + len(payload))
+	if len(payload) == 0 {
+		return errors.New("spool: empty record")
+	}
 	if len(payload) > 1<<31 || s.size+rec > s.maxBytes {
 		return errSpoolFull
 	}
@@ -236,7 +242,7 @@ func (s *spool) peekRecord() (payload []byte, ok bool, err error) {
 			continue
 		}
 		n := int64(binary.BigEndian.Uint32(hdr[:4]))
-		if s.rOff+recordHeaderSize+n > seg.size {
+		if n == 0 || s.rOff+recordHeaderSize+n > seg.size {
 			if err := s.dropHead(); err != nil { // a torn tail
 				return nil, false, err
 			}
