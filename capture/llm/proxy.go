@@ -1,0 +1,326 @@
+// Package llm is the LLM API capture surface: a reverse proxy in front of
+// the OpenAI (Chat Completions, Responses) and Anthropic (Messages) APIs that
+// records one llm-proxy event per request, with the token usage the provider
+// reported and its cost from a price table.
+//
+// Streams pass through event by event, flushed as they arrive. For an OpenAI
+// chat stream that did not ask for usage the proxy asks on the client's
+// behalf (stream_options.include_usage) and removes the extra usage chunk and
+// the "usage":null members again, so the client sees the stream it asked for.
+//
+// Prompts and completions are recorded only with Config.RecordBodies, and
+// then redacted; request headers, and so API keys, are never recorded.
+package llm
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/agenttrail/agenttrail"
+	"github.com/agenttrail/agenttrail/capture"
+)
+
+// Redactor scrubs secrets from an event before it is recorded.
+// *agenttrail.Redactor implements it. Implementations are safe for
+// concurrent use.
+type Redactor interface {
+	Event(e *agenttrail.Event)
+}
+
+// Config configures a Proxy. Upstream and Recorder are required.
+type Config struct {
+	// Upstream is the API base URL, e.g. https://api.openai.com or
+	// https://api.anthropic.com. Request paths are appended to its path.
+	Upstream *url.URL
+	// Provider is ProviderOpenAI, ProviderAnthropic, or ProviderAuto (the
+	// zero value): tell them apart by endpoint.
+	Provider Provider
+	// Recorder takes the events.
+	Recorder capture.Recorder
+	// Identities resolve the actor from the credential the agent presents:
+	// the bearer token (OpenAI) or the x-api-key header (Anthropic). Nil
+	// records every call as the actor "anonymous".
+	Identities *capture.Identities
+	// UpstreamKeys, when set, maps the actor ID of a mapped credential (one
+	// found in Identities, never one named by the X-Agenttrail-Actor-Id
+	// header) to the real upstream API key that replaces it, so agents hold
+	// only proxy credentials. The key "*" applies to every mapped actor
+	// without its own entry. Other credentials are forwarded as they are.
+	UpstreamKeys map[string]string
+	// Prices prices the usage; nil means DefaultPrices.
+	Prices *Prices
+	// RecordBodies records the request body and the completion text, each
+	// capped at 64 KiB, under metadata.llm_bodies. It requires Redactor.
+	RecordBodies bool
+	// Redactor, when set, scrubs every event before it is recorded.
+	Redactor Redactor
+	// Transport sends requests upstream; nil means a transport tuned for
+	// one busy upstream host.
+	Transport http.RoundTripper
+	// Logger logs upstream failures; nil means slog.Default.
+	Logger *slog.Logger
+	// Registerer, when set, registers the proxy's metrics.
+	Registerer prometheus.Registerer
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// Proxy is the LLM reverse proxy: an http.Handler that forwards every
+// request to the upstream and records one event per request. It is safe for
+// concurrent use and holds nothing that needs closing beyond the idle
+// connections of its transport.
+type Proxy struct {
+	upstream   *url.URL
+	provider   Provider
+	rec        capture.Recorder
+	ids        *capture.Identities
+	keys       map[string]string
+	prices     *Prices
+	bodies     bool
+	redactor   Redactor
+	transport  http.RoundTripper
+	logger     *slog.Logger
+	now        func() time.Time
+	metrics    *metrics
+	bufs       sync.Pool // *[]byte of copyBufSize
+	maxRequest int64
+}
+
+const (
+	copyBufSize = 32 << 10
+	// maxRequestBody bounds a metered request body, which the proxy must hold
+	// to read (and maybe amend) it. Image and file inputs make them large.
+	maxRequestBody = 64 << 20
+	// maxCapture bounds how much of a non-streamed response is kept to read
+	// its usage; a larger response is forwarded but not metered.
+	maxCapture = 16 << 20
+)
+
+// New returns a Proxy for cfg.
+func New(cfg Config) (*Proxy, error) {
+	if cfg.Upstream == nil || cfg.Upstream.Scheme == "" || cfg.Upstream.Host == "" {
+		return nil, errors.New("llm proxy: an absolute upstream URL is required")
+	}
+	if cfg.Recorder == nil {
+		return nil, errors.New("llm proxy: a recorder is required")
+	}
+	switch cfg.Provider {
+	case "", ProviderAuto, ProviderOpenAI, ProviderAnthropic:
+	default:
+		return nil, fmt.Errorf("llm proxy: unknown provider %q (want openai, anthropic or auto)", cfg.Provider)
+	}
+	if cfg.RecordBodies && cfg.Redactor == nil {
+		return nil, errors.New("llm proxy: recording bodies requires a redactor")
+	}
+	p := &Proxy{
+		upstream:   cfg.Upstream,
+		provider:   cfg.Provider,
+		rec:        cfg.Recorder,
+		ids:        cfg.Identities,
+		keys:       cfg.UpstreamKeys,
+		prices:     cfg.Prices,
+		bodies:     cfg.RecordBodies,
+		redactor:   cfg.Redactor,
+		transport:  cfg.Transport,
+		logger:     cfg.Logger,
+		now:        cfg.Now,
+		maxRequest: maxRequestBody,
+	}
+	if p.provider == "" {
+		p.provider = ProviderAuto
+	}
+	if p.ids == nil {
+		p.ids = &capture.Identities{}
+	}
+	if p.prices == nil {
+		var err error
+		if p.prices, err = DefaultPrices(); err != nil {
+			return nil, err
+		}
+	}
+	if p.transport == nil {
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		t.MaxIdleConnsPerHost = 256
+		p.transport = t
+	}
+	if p.logger == nil {
+		p.logger = slog.Default()
+	}
+	if p.now == nil {
+		p.now = time.Now
+	}
+	var err error
+	if p.metrics, err = newMetrics(cfg.Registerer); err != nil {
+		return nil, err
+	}
+	p.bufs.New = func() any { b := make([]byte, copyBufSize); return &b }
+	return p, nil
+}
+
+// ServeHTTP forwards r upstream, relays the response and records the call.
+func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	c := &call{start: p.now(), ep: classify(r, p.provider), keepBodies: p.bodies}
+	cred, credHeader := credential(r.Header)
+	c.actor = p.ids.Resolve(cred, r.Header)
+	if c.actor.ID == "" {
+		c.actor.ID = "anonymous"
+	}
+	defer func() { p.record(context.WithoutCancel(r.Context()), c, cred) }()
+
+	out, err := p.outRequest(r, c, cred, credHeader)
+	if err != nil {
+		c.status, c.errMsg = http.StatusRequestEntityTooLarge, err.Error()
+		http.Error(w, err.Error(), c.status)
+		return
+	}
+	resp, err := p.transport.RoundTrip(out)
+	if err != nil {
+		if r.Context().Err() != nil {
+			c.clientGone = true
+			return
+		}
+		p.logger.Warn("llm proxy: upstream unreachable", "upstream", p.upstream.Host, "action", c.ep.action, "err", err)
+		c.unreachable = true
+		c.status, c.errMsg = http.StatusBadGateway, "upstream unreachable: "+err.Error()
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusBadGateway)
+		_, _ = io.WriteString(w, `{"error":{"type":"upstream_unreachable","message":"agenttrail llm proxy: the upstream API is unreachable"}}`+"\n")
+		return
+	}
+	defer resp.Body.Close()
+	c.status = resp.StatusCode
+
+	h := w.Header()
+	for k, vv := range resp.Header {
+		if !isHopHeader(k) {
+			h[k] = vv
+		}
+	}
+	sse := strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream")
+	if sse {
+		c.stream = true
+		h.Del("Content-Length") // events may be dropped or rewritten
+	}
+	w.WriteHeader(resp.StatusCode)
+	if sse {
+		p.relayStream(w, resp.Body, c)
+	} else {
+		p.relayBody(w, resp.Body, c)
+	}
+}
+
+// outRequest builds the upstream request. A metered request's body is read
+// whole, to learn its model and stream flag and maybe ask for stream usage;
+// other bodies stream through untouched.
+func (p *Proxy) outRequest(r *http.Request, c *call, cred, credHeader string) (*http.Request, error) {
+	u := *p.upstream
+	u.Path = strings.TrimSuffix(p.upstream.Path, "/") + r.URL.Path
+	u.RawPath = ""
+	if r.URL.RawPath != "" {
+		u.RawPath = strings.TrimSuffix(p.upstream.EscapedPath(), "/") + r.URL.RawPath
+	}
+	u.RawQuery = r.URL.RawQuery
+
+	var body io.Reader = r.Body
+	length := r.ContentLength
+	if c.ep.meter != nil {
+		b, err := io.ReadAll(io.LimitReader(r.Body, p.maxRequest+1))
+		if err != nil {
+			return nil, fmt.Errorf("read request: %w", err)
+		}
+		if int64(len(b)) > p.maxRequest {
+			return nil, fmt.Errorf("request body over %d bytes", p.maxRequest)
+		}
+		info, fwd, injected := inspectRequest(c.ep.action, b)
+		c.reqModel, c.injected = info.Model, injected
+		if c.keepBodies {
+			c.request = b
+		}
+		body, length = bytes.NewReader(fwd), int64(len(fwd))
+	}
+	if length == 0 {
+		body = http.NoBody
+	}
+	out, err := http.NewRequestWithContext(r.Context(), r.Method, u.String(), body)
+	if err != nil {
+		return nil, fmt.Errorf("build upstream request: %w", err)
+	}
+	out.ContentLength = length
+	out.Header = r.Header.Clone()
+	for k := range out.Header {
+		if isHopHeader(k) {
+			out.Header.Del(k)
+		}
+	}
+	for _, k := range strings.Split(r.Header.Get("Connection"), ",") {
+		if k = strings.TrimSpace(k); k != "" {
+			out.Header.Del(k)
+		}
+	}
+	out.Header.Del(capture.HeaderActorID)
+	if c.ep.meter != nil {
+		// Let the transport negotiate compression and decode it, so the
+		// proxy can read usage from the body.
+		out.Header.Del("Accept-Encoding")
+	}
+	if key := p.upstreamKey(cred); key != "" {
+		if credHeader == "Authorization" {
+			out.Header.Set("Authorization", "Bearer "+key)
+		} else {
+			out.Header.Set(credHeader, key)
+		}
+	}
+	return out, nil
+}
+
+// upstreamKey returns the key to substitute for cred, or "" to forward
+// cred as it is. Only a credential mapped in Identities qualifies: an actor
+// named by header proves nothing.
+func (p *Proxy) upstreamKey(cred string) string {
+	if len(p.keys) == 0 || cred == "" {
+		return ""
+	}
+	a, ok := p.ids.Lookup(cred)
+	if !ok {
+		return ""
+	}
+	if k, ok := p.keys[a.ID]; ok {
+		return k
+	}
+	return p.keys["*"]
+}
+
+// credential returns the API key the agent presented and the header that
+// carried it: x-api-key (Anthropic) or an Authorization bearer token
+// (OpenAI).
+func credential(h http.Header) (cred, header string) {
+	if k := h.Get("X-Api-Key"); k != "" {
+		return k, "X-Api-Key"
+	}
+	if a := h.Get("Authorization"); len(a) > 7 && strings.EqualFold(a[:7], "bearer ") {
+		return strings.TrimSpace(a[7:]), "Authorization"
+	}
+	return "", ""
+}
+
+// isHopHeader reports the hop-by-hop headers of RFC 9110 §7.6.1, which a
+// proxy must not forward.
+func isHopHeader(k string) bool {
+	switch http.CanonicalHeaderKey(k) {
+	case "Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
+		"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade":
+		return true
+	}
+	return false
+}

@@ -1,0 +1,111 @@
+package llm
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+
+	"github.com/agenttrail/agenttrail"
+)
+
+// Bodies is what metadata.llm_bodies holds when bodies are recorded: the
+// request body and the generated text, redacted, each capped at 64 KiB.
+type Bodies struct {
+	Request    string `json:"request,omitempty"`
+	Completion string `json:"completion,omitempty"`
+	Truncated  bool   `json:"truncated,omitempty"`
+}
+
+// redacted is what replaces a credential found in a recorded body.
+const redacted = "[REDACTED]"
+
+// minSecretLen is the shortest credential scrub replaces: real API keys are
+// far longer, and replacing every "a" in a prompt would only garble it.
+const minSecretLen = 8
+
+// record turns the finished call into one event and hands it to the
+// recorder. cred is the credential the agent presented, scrubbed from the
+// recorded bodies whatever the redactor's patterns match.
+func (p *Proxy) record(ctx context.Context, c *call, cred string) {
+	end := p.now()
+	e := agenttrail.Event{
+		Time:       c.start,
+		DurationMS: float64(end.Sub(c.start).Microseconds()) / 1000,
+		Source:     agenttrail.SourceLLM,
+		Action:     c.ep.action,
+		StatusCode: c.status,
+	}
+	c.actor.Apply(&e)
+
+	switch {
+	case c.unreachable:
+		e.Result = agenttrail.ResultError
+	case c.status == 0:
+		e.Result, e.Description = agenttrail.ResultError, "the client went away before the upstream answered"
+	case c.status >= 400 || c.failed:
+		e.Result = agenttrail.ResultFailure
+	default:
+		e.Result = agenttrail.ResultSuccess
+	}
+	if c.errMsg != "" {
+		e.Description = c.errMsg
+	}
+
+	model := c.modelName()
+	l := agenttrail.LLM{Provider: string(c.ep.provider), Stream: c.stream}
+	if c.ep.meter != nil {
+		e.ResourceType, e.ResourceID = agenttrail.ResourceTypeModel, model
+		l = c.usage
+		l.Provider, l.Model, l.Stream = string(c.ep.provider), model, c.stream
+		l.Incomplete = c.clientGone || c.cut != nil || (c.stream && !c.done)
+		if c.usageSeen {
+			if _, price, ok := p.prices.Lookup(model); ok {
+				cost := price.Cost(l)
+				l.CostUSD = &cost
+			} else {
+				p.metrics.unknownModel.WithLabelValues(model).Inc()
+			}
+		}
+	} else {
+		l.Incomplete = c.clientGone || c.cut != nil
+	}
+	if c.cut != nil && e.Description == "" {
+		e.Description = fmt.Sprintf("upstream response cut: %v", c.cut)
+	}
+	if err := e.SetLLM(l); err != nil {
+		p.logger.Error("llm proxy: encode usage", "err", err)
+	}
+	if p.bodies && c.ep.meter != nil {
+		b := Bodies{
+			Request:    scrub(c.request, cred, p.keys),
+			Completion: scrub(c.completion, cred, p.keys),
+			Truncated:  c.truncated || len(c.request) > maxBodyRecord,
+		}
+		b.Request = truncateUTF8(b.Request, maxBodyRecord)
+		if err := e.SetMetadata("llm_bodies", b); err != nil {
+			p.logger.Error("llm proxy: encode bodies", "err", err)
+		}
+	}
+	if p.redactor != nil {
+		p.redactor.Event(&e)
+	}
+	p.rec.Record(ctx, e)
+}
+
+// scrub returns b as a string with the agent's credential and every
+// configured upstream key replaced: the proxy knows these secrets exactly,
+// so it removes them even where no redaction pattern would match.
+func scrub(b []byte, cred string, keys map[string]string) string {
+	if len(b) == 0 {
+		return ""
+	}
+	if len(cred) >= minSecretLen {
+		b = bytes.ReplaceAll(b, []byte(cred), []byte(redacted))
+	}
+	for _, k := range keys {
+		if len(k) >= minSecretLen {
+			b = bytes.ReplaceAll(b, []byte(k), []byte(redacted))
+		}
+	}
+	return string(b)
+}
