@@ -1,0 +1,324 @@
+package agenttrail
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"regexp"
+	"strings"
+)
+
+// Pattern is a configured secret pattern that a Redactor applies after its
+// built-in ones.
+//
+// Kind names the secret in the marker that replaces it, [REDACTED:<Kind>]:
+// 1 to 64 characters of [a-z0-9_]. Regexp is RE2 syntax (package regexp) and
+// must not match the empty string. When it has a group named "secret", only
+// that group is replaced and the rest of the match is kept, as in
+// `session=(?P<secret>[0-9a-f]{32})`. A pattern whose every match begins
+// with the same literal text (Regexp.LiteralPrefix) is only run on strings
+// that contain that text; any other pattern runs on every string and every
+// event's metadata, which costs throughput.
+type Pattern struct {
+	Kind   string
+	Regexp string
+}
+
+// MaxPatterns bounds the configured patterns of one Redactor.
+const MaxPatterns = 32
+
+// redactMaxPasses bounds the passes String makes. A pass that replaces a
+// secret can expose the context another rule needs (or remove a marker's
+// neighbour), so String repeats until nothing changes; real text settles in
+// one or two passes.
+const redactMaxPasses = 4
+
+// Redactor replaces secrets (API keys, tokens, passwords, private keys) in
+// events with markers such as [REDACTED:github_token] before they are
+// stored. It knows the built-in kinds aws_access_key_id, aws_secret_key,
+// bearer, basic_auth, openai_key, anthropic_key, github_token, slack_token,
+// slack_webhook, stripe_key, google_api_key, jwt, private_key, url_password
+// and kv_secret (password=…, token: …, --password …), plus the Patterns
+// given to NewRedactor.
+//
+// It is built for the ingest path: a string or metadata object in which no
+// rule can match is recognised in one pass over its bytes and returned as
+// is, without allocating. A Redactor is immutable and safe for concurrent
+// use. A nil *Redactor redacts nothing.
+type Redactor struct {
+	dets []detector
+	// byKey lists, per byte, the anchors keyed on it: each anchor is keyed
+	// on its rarest byte (both cases when case-insensitive), so the scan
+	// stops at few positions of ordinary text. A detector is run on a
+	// string only when one of its anchors occurs there.
+	byKey [256][]anchor
+	hot   [256]bool // whether byKey has anchors
+	// always has a bit per detector without an anchor.
+	always uint64
+}
+
+// NewRedactor returns a Redactor with the built-in rules and the extra
+// patterns, applied in that order. It returns an EINVALID error naming
+// "redact.patterns[i]" when a pattern's kind or expression is not valid.
+func NewRedactor(extra ...Pattern) (*Redactor, error) {
+	if len(extra) > MaxPatterns {
+		return nil, Invalid("redact.patterns", "at most %d patterns, not %d", MaxPatterns, len(extra))
+	}
+	r := &Redactor{}
+	for _, b := range builtinRules() {
+		r.add(b.det, b.anchors)
+	}
+	for i, p := range extra {
+		field := fmt.Sprintf("redact.patterns[%d]", i)
+		if !isKind(p.Kind) {
+			return nil, Invalid(field, "kind must be 1 to 64 characters of [a-z0-9_], not %q", p.Kind)
+		}
+		re, err := regexp.Compile(p.Regexp)
+		if err != nil {
+			return nil, Invalid(field, "bad regexp: %v", err)
+		}
+		if re.MatchString("") {
+			return nil, Invalid(field, "regexp %q matches the empty string", p.Regexp)
+		}
+		d := detector{kind: p.Kind, re: re}
+		if g := re.SubexpIndex("secret"); g > 0 {
+			d.group = g
+		}
+		var anchors []anchor
+		if prefix, _ := re.LiteralPrefix(); prefix != "" {
+			anchors = []anchor{{lit: prefix}}
+		}
+		r.add(d, anchors)
+	}
+	return r, nil
+}
+
+func (r *Redactor) add(d detector, anchors []anchor) {
+	i := len(r.dets)
+	d.marker = "[REDACTED:" + d.kind + "]"
+	r.dets = append(r.dets, d)
+	if len(anchors) == 0 {
+		r.always |= 1 << i
+		return
+	}
+	for _, a := range anchors {
+		a.det = uint8(i)
+		if a.fold {
+			a.lit = strings.ToLower(a.lit)
+		}
+		a.off = uint8(rarestByte(a.lit))
+		keys := []byte{a.lit[a.off]}
+		if c := a.lit[a.off]; a.fold && c >= 'a' && c <= 'z' {
+			keys = append(keys, c-'a'+'A')
+		}
+		for _, c := range keys {
+			r.byKey[c] = append(r.byKey[c], a)
+			r.hot[c] = true
+		}
+	}
+}
+
+// rarestByte returns the index of the byte of lit (at most 255 bytes in)
+// that is least common in English text, JSON and paths.
+func rarestByte(lit string) int {
+	const common = " \"etaoinsrhldcu/,:_-.0123456789mfpgwybvkETAOINSRHLDCUMFPGWYBVK=xjqzXJQZ"
+	best, bestRank := 0, -1
+	for i := 0; i < len(lit) && i < 256; i++ {
+		rank := strings.IndexByte(common, lit[i])
+		if rank < 0 {
+			rank = len(common)
+		}
+		if rank > bestRank {
+			best, bestRank = i, rank
+		}
+	}
+	return best
+}
+
+// String returns s with every secret replaced by a marker naming its kind.
+// It returns s itself when nothing matched. Redacting the result again
+// changes nothing.
+func (r *Redactor) String(s string) string {
+	if r == nil {
+		return s
+	}
+	for pass := 0; pass < redactMaxPasses; pass++ {
+		found := scan(r, s)
+		if found == 0 {
+			return s
+		}
+		changed := false
+		for i := range r.dets {
+			if found&(1<<i) == 0 {
+				continue
+			}
+			if out, ok := r.dets[i].apply(s); ok {
+				s, changed = out, true
+			}
+		}
+		if !changed {
+			break
+		}
+	}
+	return s
+}
+
+// Event redacts e in place: Description, Action, ResourceID, ActorName and
+// every string in Metadata; a metadata value whose key names a secret
+// (password, token, api_key, authorization, cookie, credentials, …) is
+// replaced whole, unless it is null, a boolean or empty. Metadata in which
+// nothing can match keeps its bytes; otherwise it is re-encoded (keys
+// sorted), and stays valid JSON. Call it after Validate: markers can make a
+// field longer than the limits Validate enforces.
+func (r *Redactor) Event(e *Event) {
+	if r == nil {
+		return
+	}
+	e.Description = r.String(e.Description)
+	e.Action = r.String(e.Action)
+	e.ResourceID = r.String(e.ResourceID)
+	e.ActorName = r.String(e.ActorName)
+	if m, ok := r.metadata(e.Metadata); ok {
+		e.Metadata = m
+		e.llm = nil
+	}
+}
+
+// metadata returns the redacted metadata and whether it changed.
+func (r *Redactor) metadata(raw json.RawMessage) (json.RawMessage, bool) {
+	if len(raw) == 0 || scan(r, raw) == 0 && !hasASCIIEscape(raw) {
+		return raw, false
+	}
+	var v any
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	if !json.Valid(raw) || dec.Decode(&v) != nil {
+		// Validate refuses such metadata; redact it as text so that a
+		// caller who stores it anyway stores no secret.
+		s := r.String(string(raw))
+		return json.RawMessage(s), s != string(raw)
+	}
+	v, changed := r.walk(v)
+	if !changed {
+		return raw, false
+	}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		// Unreachable: v holds only what the decoder produced.
+		return json.RawMessage(`{}`), true
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), true
+}
+
+// walk redacts the strings of a decoded JSON value in place.
+func (r *Redactor) walk(v any) (any, bool) {
+	changed := false
+	switch x := v.(type) {
+	case string:
+		s := r.String(x)
+		return s, s != x
+	case map[string]any:
+		for k, val := range x {
+			var c bool
+			if isSecretName(k, 0, len(k)) {
+				val, c = r.secretValue(val)
+			} else {
+				val, c = r.walk(val)
+			}
+			if c {
+				x[k], changed = val, true
+			}
+		}
+	case []any:
+		for i, val := range x {
+			if nv, c := r.walk(val); c {
+				x[i], changed = nv, true
+			}
+		}
+	}
+	return v, changed
+}
+
+// secretValue redacts the value of a key that names a secret. A string that
+// is wholly one secret of a known kind gets that kind's marker.
+func (r *Redactor) secretValue(v any) (any, bool) {
+	switch x := v.(type) {
+	case nil, bool:
+		return v, false
+	case string:
+		if x == "" {
+			return v, false
+		}
+		if s := r.String(x); isMarker(s) {
+			return s, s != x
+		}
+	}
+	return kvMarker, true
+}
+
+// kvMarker replaces values under secret-named keys.
+const kvMarker = "[REDACTED:" + kindKV + "]"
+
+// hasASCIIEscape reports whether JSON text holds an escape that decodes to a
+// printable ASCII character (\u0020 to \u007f, or \/): such an escape can
+// hide a secret's prefix from the scan of the raw bytes.
+func hasASCIIEscape(b []byte) bool {
+	for i := 0; i < len(b)-1; i++ {
+		if b[i] != '\\' {
+			j := bytes.IndexByte(b[i:], '\\')
+			if j < 0 {
+				return false
+			}
+			if i += j; i >= len(b)-1 {
+				return false
+			}
+		}
+		switch b[i+1] {
+		case '/':
+			return true
+		case 'u':
+			if i+4 < len(b) && b[i+2] == '0' && b[i+3] == '0' && b[i+4] >= '2' && b[i+4] <= '7' {
+				return true
+			}
+		}
+		i++ // skip the escaped character, so `\\u` is not an escape
+	}
+	return false
+}
+
+func isKind(s string) bool {
+	if len(s) == 0 || len(s) > 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// isMarker reports whether s is exactly one redaction marker.
+func isMarker(s string) bool {
+	n := markerLen(s, 0)
+	return n > 0 && n == len(s)
+}
+
+// markerLen returns the length of the marker at s[i:], or 0.
+func markerLen(s string, i int) int {
+	const open = "[REDACTED:"
+	if !strings.HasPrefix(s[i:], open) {
+		return 0
+	}
+	j := i + len(open)
+	for j < len(s) && j-(i+len(open)) < 64 && (s[j] >= 'a' && s[j] <= 'z' || s[j] >= '0' && s[j] <= '9' || s[j] == '_') {
+		j++
+	}
+	if j == i+len(open) || j >= len(s) || s[j] != ']' {
+		return 0
+	}
+	return j + 1 - i
+}
