@@ -2,6 +2,7 @@ package llm_test
 
 import (
 	"context"
+	"log/slog"
 	"net/http/httptest"
 	"net/url"
 	"sync"
@@ -102,6 +103,9 @@ func startProxy(t *testing.T, cfg llm.Config) *proxyEnv {
 	}
 	if cfg.Registerer == nil {
 		cfg.Registerer = env.reg
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewTextHandler(t.Output(), nil))
 	}
 	p, err := llm.New(cfg)
 	if err != nil {

@@ -218,6 +218,12 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	} else {
 		p.relayBody(w, resp.Body, c)
 	}
+	if c.cut != nil {
+		// Ending the response cleanly would pass a truncated answer off as
+		// whole; aborting lets the client see the cut, as it would have
+		// without the proxy. The deferred record still runs.
+		panic(http.ErrAbortHandler)
+	}
 }
 
 // outRequest builds the upstream request. A metered request's body is read
