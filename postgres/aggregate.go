@@ -41,7 +41,7 @@ func (s *Store) Aggregate(ctx context.Context, f agenttrail.Filter, by agenttrai
 	var a args
 	var arms []string
 	if p.rollup {
-		arms = append(arms, `SELECT key, count, input_tokens, output_tokens, cache_read_tokens,
+		arms = append(arms, "SELECT "+p.group+`, count, input_tokens, output_tokens, cache_read_tokens,
 			cache_write_tokens, reasoning_tokens, cost_usd FROM rollups`+whereClause(rollupConditions(p, f, &a)))
 	}
 	col := dimColumn(by)
@@ -121,7 +121,7 @@ func (s *Store) Series(ctx context.Context, f agenttrail.Filter, iv agenttrail.I
 	if p.rollup {
 		key := "''"
 		if by != "" {
-			key = "key"
+			key = p.group
 		}
 		arms = append(arms, "SELECT date_trunc("+unit+", hour), "+key+", count, cost_usd FROM rollups"+
 			whereClause(rollupConditions(p, f, &a)))

@@ -14,17 +14,23 @@ type readPlan struct {
 	rollup   bool
 	dim      agenttrail.Dimension // the rollup rows to read
 	keys     []string             // when set, only rollup rows with these keys
+	group    string               // the rollups column holding by's value: key, org or project
 	from, to time.Time            // whole hours [from, to) read from rollups; zero is unbounded
 	raw      []agenttrail.Filter  // parts read from events
 }
 
 // planRead plans a read of what f selects, grouped by by ("" for none).
-// Rollups can answer when f constrains only org, project and time (both
-// rollup columns), plus at most one dimension: by itself when by is set.
+// Rollups can answer when f constrains only org, project and time (columns
+// of every rollup row), plus at most one dimension: by itself when by is
+// set. Grouping by org or project reads any dimension's rows.
 func planRead(f agenttrail.Filter, by agenttrail.Dimension) readPlan {
 	p := readPlan{raw: []agenttrail.Filter{f}}
 	if f.Q != "" || len(f.ResourceID) > 0 || len(f.StatusCode) > 0 || len(f.ProducerID) > 0 {
 		return p
+	}
+	group := "key"
+	if by == agenttrail.DimOrg || by == agenttrail.DimProject {
+		group, by = string(by), ""
 	}
 	dim, keys := by, []string(nil)
 	for _, c := range []struct {
@@ -44,7 +50,7 @@ func planRead(f agenttrail.Filter, by agenttrail.Dimension) readPlan {
 		dim, keys = c.dim, c.vals
 	}
 	if dim == "" {
-		dim = agenttrail.DimOrg // every event has exactly one org row
+		dim = agenttrail.DimSource // every event has exactly one row of each dimension
 	}
 	from, to := f.Since, f.Until
 	if !from.IsZero() {
@@ -56,7 +62,7 @@ func planRead(f agenttrail.Filter, by agenttrail.Dimension) readPlan {
 	if !from.IsZero() && !to.IsZero() && !from.Before(to) {
 		return p // within one or two partial hours: events only
 	}
-	p = readPlan{rollup: true, dim: dim, keys: keys, from: from, to: to}
+	p = readPlan{rollup: true, dim: dim, keys: keys, group: group, from: from, to: to}
 	if !f.Since.IsZero() && f.Since.Before(from) {
 		edge := f
 		edge.Until = from

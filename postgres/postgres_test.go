@@ -42,7 +42,8 @@ func newSchema(t testing.TB) (dsn, schema string) {
 	return withSearchPath(t, base, schema), schema
 }
 
-// withSearchPath returns dsn with its search_path set to schema.
+// withSearchPath returns dsn with its search_path set to schema, and its
+// application_name too, so a test can find its store's sessions.
 func withSearchPath(t testing.TB, dsn, schema string) string {
 	t.Helper()
 	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
@@ -52,10 +53,11 @@ func withSearchPath(t testing.TB, dsn, schema string) string {
 		}
 		q := u.Query()
 		q.Set("search_path", schema)
+		q.Set("application_name", schema)
 		u.RawQuery = q.Encode()
 		return u.String()
 	}
-	return dsn + " search_path=" + schema
+	return dsn + " search_path=" + schema + " application_name=" + schema
 }
 
 // exec runs one statement on its own connection.

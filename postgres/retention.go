@@ -6,7 +6,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/agenttrail/agenttrail"
 	"github.com/jackc/pgx/v5"
 )
 
@@ -109,7 +108,7 @@ func recomputeRollups(ctx context.Context, tx pgx.Tx, hour time.Time) error {
 	var a args
 	from, to := a.add(hour), a.add(hour.Add(time.Hour))
 	var dims []string
-	for _, d := range agenttrail.Dimensions {
+	for _, d := range rolledUp() {
 		dims = append(dims, "("+a.add(string(d))+"::text, e."+dimColumn(d)+")")
 	}
 	sql := `INSERT INTO rollups (dim, hour, org, project, key, count, input_tokens, output_tokens,

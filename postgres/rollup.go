@@ -12,7 +12,17 @@ import (
 
 // A rollup row holds, for one dimension, org, project, UTC hour and key (the
 // event's value for the dimension), the count and LLM usage sums of the
-// events. Every event adds to one row per dimension.
+// events. Every event adds to one row of each rolled-up dimension.
+
+// rolledUp lists the dimensions that have rollup rows: all but org and
+// project, which are columns of every row, so any dimension's rows answer
+// them.
+func rolledUp() []agenttrail.Dimension {
+	return []agenttrail.Dimension{
+		agenttrail.DimSource, agenttrail.DimActorType, agenttrail.DimActorID, agenttrail.DimResult,
+		agenttrail.DimAction, agenttrail.DimResourceType, agenttrail.DimModel,
+	}
+}
 
 type rollupKey struct {
 	dim     agenttrail.Dimension
@@ -58,10 +68,11 @@ func sumsOf(e *agenttrail.Event) rollupSums {
 // one upsert per distinct row rather than per event.
 func rollupsOf(events []*agenttrail.Event) map[rollupKey]*rollupSums {
 	m := map[rollupKey]*rollupSums{}
+	dims := rolledUp()
 	for _, e := range events {
 		sums := sumsOf(e)
 		hour := e.Time.UTC().Truncate(time.Hour)
-		for _, d := range agenttrail.Dimensions {
+		for _, d := range dims {
 			k := rollupKey{dim: d, hour: hour, org: e.Org, project: e.Project, key: e.DimensionValue(d)}
 			r := m[k]
 			if r == nil {

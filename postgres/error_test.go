@@ -1,0 +1,62 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/agenttrail/agenttrail"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+func TestFormatError(t *testing.T) {
+	tests := []struct {
+		err  error
+		code string
+	}{
+		{&pgconn.PgError{Code: "23505", Message: "duplicate key"}, agenttrail.ECONFLICT},
+		{fmt.Errorf("copy: %w", &pgconn.PgError{Code: "57P01", Message: "terminating connection"}), agenttrail.EUNAVAILABLE},
+		{&pgconn.PgError{Code: "53100", Message: "could not extend file"}, agenttrail.EUNAVAILABLE},
+		{&pgconn.PgError{Code: "08006", Message: "connection failure"}, agenttrail.EUNAVAILABLE},
+		{&pgconn.PgError{Code: "40P01", Message: "deadlock detected"}, agenttrail.EUNAVAILABLE},
+		{&pgconn.PgError{Code: "22021", Message: "invalid byte sequence"}, agenttrail.EINVALID},
+		{&pgconn.PgError{Code: "42P01", Message: "relation does not exist"}, agenttrail.EINTERNAL},
+		{&net.OpError{Op: "dial", Net: "tcp", Err: errors.New("connection refused")}, agenttrail.EUNAVAILABLE},
+		{fmt.Errorf("read: %w", io.ErrUnexpectedEOF), agenttrail.EUNAVAILABLE},
+		{errors.New("cannot encode"), agenttrail.EINTERNAL},
+	}
+	for _, tc := range tests {
+		err := formatError("postgres: op", tc.err)
+		if got := agenttrail.ErrorCode(err); got != tc.code {
+			t.Errorf("formatError(%v) code = %q, want %q", tc.err, got, tc.code)
+		}
+		var pg *pgconn.PgError
+		if errors.As(err, &pg) {
+			t.Errorf("formatError(%v) = %#v wraps a driver error", tc.err, err)
+		}
+	}
+	err := formatError("postgres: copy", fmt.Errorf("copy ids: %w", &pgconn.PgError{Code: "57P01", Message: "terminating connection"}))
+	if want := "postgres: copy: copy ids: terminating connection (sqlstate 57P01)"; err.Error() != want {
+		t.Errorf("formatError() = %q, want %q", err, want)
+	}
+	err = formatError("postgres: query", fmt.Errorf("query: %w", context.Canceled))
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("formatError(canceled) = %v, want it to wrap context.Canceled", err)
+	}
+}
+
+func TestMissed(t *testing.T) {
+	const iv = 10
+	tests := []struct{ d, want int64 }{{16, 1}, {20, 1}, {25, 2}, {30, 2}, {31, 3}, {110, 10}}
+	for _, tc := range tests {
+		if got := missed(timeDuration(tc.d), timeDuration(iv)); got != tc.want {
+			t.Errorf("missed(%d, %d) = %d, want %d", tc.d, iv, got, tc.want)
+		}
+	}
+}
+
+func timeDuration(s int64) time.Duration { return time.Duration(s) * time.Second }
