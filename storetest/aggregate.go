@@ -120,6 +120,12 @@ func testAggregateEdges(t *testing.T, s agenttrail.Store) {
 		{Since: h.Add(time.Hour + time.Nanosecond), Until: h.Add(2*time.Hour - time.Nanosecond)},
 	}
 	for _, f := range filters {
+		if f.Until.Before(f.Since) {
+			f.Since, f.Until = f.Until, f.Since
+		}
+		if f.Until.Equal(f.Since) {
+			f.Until = f.Until.Add(time.Microsecond)
+		}
 		for _, by := range []agenttrail.Dimension{agenttrail.DimSource, agenttrail.DimModel, agenttrail.DimProject} {
 			checkAggregate(t, s, stored, f, by)
 		}

@@ -1,0 +1,244 @@
+package sqlite
+
+import (
+	"cmp"
+	"context"
+	"database/sql"
+	"math"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/agenttrail/agenttrail"
+)
+
+// Rollup rows exist for the dimensions below, each under a small stable
+// code (stored in the file: never renumber). org and project are columns of
+// every rollup row, so by=org and by=project, and series without by, read
+// any dimension's rows summed over keys.
+const (
+	dimSource       = 1
+	dimActorType    = 2
+	dimActorID      = 3
+	dimResult       = 4
+	dimAction       = 5
+	dimResourceType = 6
+	dimModel        = 7
+)
+
+// rolledDims lists the rollup codes, in the order Append writes them.
+func rolledDims() [7]int {
+	return [7]int{dimSource, dimActorType, dimActorID, dimResult, dimAction, dimResourceType, dimModel}
+}
+
+// dimCode returns the rollup code of d, or 0 for org and project, which
+// have no rows of their own.
+func dimCode(d agenttrail.Dimension) int {
+	switch d {
+	case agenttrail.DimSource:
+		return dimSource
+	case agenttrail.DimActorType:
+		return dimActorType
+	case agenttrail.DimActorID:
+		return dimActorID
+	case agenttrail.DimResult:
+		return dimResult
+	case agenttrail.DimAction:
+		return dimAction
+	case agenttrail.DimResourceType:
+		return dimResourceType
+	case agenttrail.DimModel:
+		return dimModel
+	}
+	return 0
+}
+
+// dimColumn is the events column holding d's value.
+func dimColumn(d agenttrail.Dimension) string {
+	if d == agenttrail.DimModel {
+		return "model"
+	}
+	return string(d) // the other dimensions are named like their columns
+}
+
+const hourNS = int64(time.Hour)
+
+func hourOf(unixNano int64) int64 { return unixNano - unixNano%hourNS }
+
+// usage is what a rollup row sums. Cost is in nano-dollars so that adding
+// a batch and later subtracting deleted events is exact.
+type usage struct {
+	count, input, output, cacheRead, cacheWrite, reasoning, costNUSD int64
+}
+
+func (u *usage) add(o usage) {
+	u.count += o.count
+	u.input += o.input
+	u.output += o.output
+	u.cacheRead += o.cacheRead
+	u.cacheWrite += o.cacheWrite
+	u.reasoning += o.reasoning
+	u.costNUSD += o.costNUSD
+}
+
+func (u usage) neg() usage {
+	return usage{-u.count, -u.input, -u.output, -u.cacheRead, -u.cacheWrite, -u.reasoning, -u.costNUSD}
+}
+
+func nanoUSD(c float64) int64 { return int64(math.Round(c * 1e9)) }
+
+func (u usage) bucket(key string) agenttrail.Bucket {
+	return agenttrail.Bucket{
+		Key: key, Count: u.count, InputTokens: u.input, OutputTokens: u.output,
+		CacheReadTokens: u.cacheRead, CacheWriteTokens: u.cacheWrite, ReasoningTokens: u.reasoning,
+		CostUSD: float64(u.costNUSD) / 1e9,
+	}
+}
+
+// row is the part of an event the rollups need: its scope, hour, the
+// values of the rolled dimensions, and its usage.
+type row struct {
+	org, project string
+	hour         int64
+	dims         [8]string // indexed by rollup code
+	use          usage
+}
+
+func rowOf(e *agenttrail.Event) row {
+	r := row{org: e.Org, project: e.Project, hour: hourOf(e.Time.UnixNano()), use: usage{count: 1}}
+	r.dims[dimSource] = e.Source
+	r.dims[dimActorType] = string(e.ActorType)
+	r.dims[dimActorID] = e.ActorID
+	r.dims[dimResult] = string(e.Result)
+	r.dims[dimAction] = e.Action
+	r.dims[dimResourceType] = e.ResourceType
+	if l, ok := e.LLM(); ok {
+		r.dims[dimModel] = l.Model
+		r.use = usage{1, l.InputTokens, l.OutputTokens, l.CacheReadTokens, l.CacheWriteTokens, l.ReasoningTokens, nanoUSD(l.Cost())}
+	}
+	return r
+}
+
+type rollupKey struct {
+	dim          int
+	hour         int64
+	org, project string
+	key          string
+}
+
+// rollupDelta accumulates a batch's changes to rollup rows in memory, so a
+// transaction writes each distinct row once.
+type rollupDelta map[rollupKey]*usage
+
+func (d rollupDelta) add(r *row, sign int64) {
+	u := r.use
+	if sign < 0 {
+		u = u.neg()
+	}
+	for _, dim := range rolledDims() {
+		k := rollupKey{dim, r.hour, r.org, r.project, r.dims[dim]}
+		if x := d[k]; x != nil {
+			x.add(u)
+		} else {
+			c := u
+			d[k] = &c
+		}
+	}
+}
+
+const rollupColumns = "dim, hour, org, project, key, count, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, reasoning_tokens, cost_nusd"
+
+// write adds the deltas to the rollup table, one multi-row upsert per chunk,
+// in key order for locality, and removes rows whose count fell to zero.
+func (d rollupDelta) write(ctx context.Context, s *Store, tx *sql.Tx) error {
+	if len(d) == 0 {
+		return nil
+	}
+	keys := make([]rollupKey, 0, len(d))
+	anyNeg := false
+	minHour, maxHour := int64(math.MaxInt64), int64(math.MinInt64)
+	for k, u := range d {
+		keys = append(keys, k)
+		if u.count < 0 {
+			anyNeg = true
+			minHour, maxHour = min(minHour, k.hour), max(maxHour, k.hour)
+		}
+	}
+	slices.SortFunc(keys, func(a, b rollupKey) int {
+		return cmp.Or(cmp.Compare(a.dim, b.dim), cmp.Compare(a.hour, b.hour), strings.Compare(a.org, b.org),
+			strings.Compare(a.project, b.project), strings.Compare(a.key, b.key))
+	})
+	for len(keys) > 0 {
+		n := chunkSize(len(keys), upsertChunk)
+		st, err := s.stmt(ctx, tx, upsertSQL(n))
+		if err != nil {
+			return err
+		}
+		args := s.args[:0]
+		for _, k := range keys[:n] {
+			u := d[k]
+			args = append(args, k.dim, k.hour, k.org, k.project, k.key,
+				u.count, u.input, u.output, u.cacheRead, u.cacheWrite, u.reasoning, u.costNUSD)
+		}
+		s.args = args
+		if _, err := st.ExecContext(ctx, args...); err != nil {
+			return err
+		}
+		keys = keys[n:]
+	}
+	if anyNeg {
+		for _, dim := range rolledDims() {
+			if _, err := tx.ExecContext(ctx, "DELETE FROM rollups WHERE dim = ? AND hour BETWEEN ? AND ? AND count <= 0",
+				dim, minHour, maxHour); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func upsertSQL(n int) string {
+	var b strings.Builder
+	b.WriteString("INSERT INTO rollups (" + rollupColumns + ") VALUES ")
+	placeholders(&b, n, 12)
+	b.WriteString(` ON CONFLICT (dim, hour, org, project, key) DO UPDATE SET
+		count = count + excluded.count,
+		input_tokens = input_tokens + excluded.input_tokens,
+		output_tokens = output_tokens + excluded.output_tokens,
+		cache_read_tokens = cache_read_tokens + excluded.cache_read_tokens,
+		cache_write_tokens = cache_write_tokens + excluded.cache_write_tokens,
+		reasoning_tokens = reasoning_tokens + excluded.reasoning_tokens,
+		cost_nusd = cost_nusd + excluded.cost_nusd`)
+	return b.String()
+}
+
+// placeholders writes n groups of cols "?" each: "(?,?),(?,?)".
+func placeholders(b *strings.Builder, n, cols int) {
+	for i := 0; i < n; i++ {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteByte('(')
+		for j := 0; j < cols; j++ {
+			if j > 0 {
+				b.WriteByte(',')
+			}
+			b.WriteByte('?')
+		}
+		b.WriteByte(')')
+	}
+}
+
+// chunkSize returns how many of n items the next multi-row statement takes:
+// max while there are that many, then the largest power of two that fits,
+// so a few statement shapes cover every batch size and stay prepared.
+func chunkSize(n, max int) int {
+	if n >= max {
+		return max
+	}
+	c := 1
+	for c*2 <= n {
+		c *= 2
+	}
+	return c
+}

@@ -1,0 +1,174 @@
+// Package sqlite is the embedded agenttrail.Store: one SQLite file in WAL
+// mode, written by a single connection and read through a pool, with hourly
+// rollups kept in the same transactions as the events. It uses the pure-Go
+// modernc.org/sqlite driver, so the binary needs no C toolchain.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"runtime"
+	"sync"
+
+	"github.com/agenttrail/agenttrail"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+)
+
+var _ agenttrail.Store = (*Store)(nil)
+
+// Store is an agenttrail.Store on one SQLite file. All methods are safe for
+// concurrent use: Append and DeleteBefore are serialized on the one writer
+// connection, reads run on a pool of read-only connections and see only
+// committed transactions (WAL snapshots).
+type Store struct {
+	path   string
+	logger *slog.Logger
+
+	// mu serializes writers: seq must equal commit order, and the writer
+	// connection's prepared statements and buffers below are not shared.
+	mu    sync.Mutex
+	w     *sql.DB // exactly one connection
+	stmts map[string]*sql.Stmt
+	args  []any
+
+	r *sql.DB // read-only pool
+
+	// deleteChunk bounds the events one DeleteBefore transaction removes.
+	deleteChunk int
+}
+
+// Durability: synchronous=FULL fsyncs the WAL at every commit, so an
+// acknowledged batch survives a process kill and a power loss. NORMAL would
+// survive process crashes only; commits are large batches (group commit),
+// so the fsync is paid once per batch, not per event, and FULL is kept.
+// See bench_test.go for both measured.
+const writerPragmas = "_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)" +
+	"&_pragma=cache_size(-32000)&_pragma=temp_store(MEMORY)&_txlock=immediate"
+
+const readerPragmas = "_pragma=busy_timeout(10000)&_pragma=cache_size(-16000)&_pragma=temp_store(MEMORY)" +
+	"&_pragma=mmap_size(268435456)&_pragma=query_only(1)"
+
+// Open opens (creating if needed) the store in the SQLite file at path and
+// migrates its schema to the current version. Only one process may open a
+// file at a time: seq is assigned by this process's writer.
+func Open(ctx context.Context, path string, logger *slog.Logger) (*Store, error) {
+	return open(ctx, path, logger, "FULL")
+}
+
+func open(ctx context.Context, path string, logger *slog.Logger, synchronous string) (*Store, error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	if path == "" {
+		return nil, agenttrail.Invalid("path", "is required")
+	}
+	u := url.URL{Scheme: "file", Opaque: url.PathEscape(path)}
+	dsn := u.String() + "?"
+	s := &Store{path: path, logger: logger, stmts: map[string]*sql.Stmt{}, deleteChunk: 10000}
+	var err error
+	pragmas := writerPragmas
+	if synchronous != "FULL" {
+		pragmas += "&_pragma=synchronous(" + synchronous + ")"
+	}
+	if s.w, err = sql.Open("sqlite", dsn+pragmas); err != nil {
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	s.w.SetMaxOpenConns(1)
+	s.w.SetMaxIdleConns(1)
+	s.w.SetConnMaxLifetime(0)
+	s.w.SetConnMaxIdleTime(0)
+	if err := migrate(ctx, s.w); err != nil {
+		s.w.Close()
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	if err := s.prepare(ctx); err != nil {
+		s.w.Close()
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	if s.r, err = sql.Open("sqlite", dsn+readerPragmas); err != nil {
+		s.w.Close()
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	n := max(4, runtime.GOMAXPROCS(0))
+	s.r.SetMaxOpenConns(n)
+	s.r.SetMaxIdleConns(n)
+	if err := s.r.PingContext(ctx); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	logger.Info("sqlite store opened", "path", path, "synchronous", synchronous)
+	return s, nil
+}
+
+// Ping reports whether the database file answers.
+func (s *Store) Ping(ctx context.Context) error {
+	var one int
+	if err := s.r.QueryRowContext(ctx, "SELECT 1").Scan(&one); err != nil {
+		return formatError("ping", err)
+	}
+	return nil
+}
+
+// Close closes the database. Calls in progress finish first; no method may
+// be called after Close.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, st := range s.stmts {
+		st.Close()
+	}
+	s.stmts = nil
+	var errs []error
+	if s.r != nil {
+		errs = append(errs, s.r.Close())
+	}
+	// Closing the last connection checkpoints the WAL into the main file.
+	errs = append(errs, s.w.Close())
+	for _, err := range errs {
+		if err != nil {
+			return fmt.Errorf("close %s: %w", s.path, err)
+		}
+	}
+	return nil
+}
+
+// prepare prepares every statement shape the writer runs (multi-row
+// inserts, upserts and lookups in each chunk size), before any transaction
+// holds the writer's one connection.
+func (s *Store) prepare(ctx context.Context) error {
+	var queries []string
+	for _, max := range []int{insertChunk, lookupChunk, upsertChunk} {
+		for n := max; n >= 1; n /= 2 {
+			switch max {
+			case insertChunk:
+				queries = append(queries, insertSQL(n))
+			case lookupChunk:
+				queries = append(queries, lookupSQL(n))
+			case upsertChunk:
+				queries = append(queries, upsertSQL(n))
+			}
+		}
+	}
+	for _, q := range queries {
+		st, err := s.w.PrepareContext(ctx, q)
+		if err != nil {
+			return formatError("prepare", err)
+		}
+		s.stmts[q] = st
+	}
+	return nil
+}
+
+// stmt returns query as a statement of tx: the writer's prepared statement
+// when there is one, or a statement prepared in tx. It must be called with
+// s.mu held.
+func (s *Store) stmt(ctx context.Context, tx *sql.Tx, query string) (*sql.Stmt, error) {
+	if st, ok := s.stmts[query]; ok {
+		return tx.StmtContext(ctx, st), nil
+	}
+	return tx.PrepareContext(ctx, query)
+}
