@@ -210,6 +210,9 @@ func ParseTimeseries(v url.Values, now time.Time) (Filter, Interval, Dimension, 
 	if err := CheckParams(v, "interval", "by"); err != nil {
 		return Filter{}, "", "", err
 	}
+	if len(v["interval"]) > 1 {
+		return Filter{}, "", "", Invalid("interval", "may be given once")
+	}
 	iv := Interval(v.Get("interval"))
 	switch iv {
 	case Hour, Day, Week:
