@@ -17,7 +17,7 @@ func findKV(s string) [][2]int {
 			if c == '=' {
 				class = secretWord // Authorization=… in a query is one value
 			}
-			a, b = kvValue(s, i+1, class)
+			a, b = kvValue(s, i, class)
 			if c == ':' && a < b && len(s) >= a+2 && s[a:a+2] == "//" {
 				continue // token://…: a URL, not a value
 			}
@@ -38,16 +38,21 @@ func findKV(s string) [][2]int {
 	return out
 }
 
-// kvValue returns the value that starts after blanks at s[v:]: the inside of
-// quotes, or a token up to a separator, or for class secretLine and
+// kvValue returns the value assigned by the '=' or ':' at s[sep]: the inside
+// of quotes, or a token up to a separator, or for class secretLine and
 // secretAuth the rest of the line (after an auth scheme such as Bearer,
 // which the bearer and basic_auth rules redact with their own kinds).
-func kvValue(s string, v int, class secretKind) (int, int) {
-	for k := 0; k < 8 && v < len(s) && (s[v] == ' ' || s[v] == '\t'); k++ {
-		v++
+func kvValue(s string, sep int, class secretKind) (int, int) {
+	v := sep + 1
+	// "password: x" and "password = x" have blanks around their value;
+	// in "PASSWORD= cmd" the variable is empty and cmd is a command.
+	if s[sep] == ':' || sep > 0 && (s[sep-1] == ' ' || s[sep-1] == '\t') {
+		for k := 0; k < 8 && v < len(s) && (s[v] == ' ' || s[v] == '\t'); k++ {
+			v++
+		}
 	}
-	if v >= len(s) {
-		return 0, 0
+	if v >= len(s) || v > sep+1 && s[v] == '-' {
+		return 0, 0 // nothing, or the next flag of a command line
 	}
 	a, b := quotedValue(s, v)
 	if a < 0 {
