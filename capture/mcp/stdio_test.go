@@ -58,7 +58,7 @@ func (w tapWriter) Write(p []byte) (int, error) {
 // stdioRig is an SDK client and an in-process SDK server with Stdio.Relay
 // between them, and a copy of the bytes at both ends of both directions.
 type stdioRig struct {
-	cs                                          *sdk.ClientSession
+	cs                                           *sdk.ClientSession
 	clientSent, clientGot, serverGot, serverSent tap
 	relayDone, serverDone                        chan error
 }

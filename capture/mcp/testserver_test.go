@@ -52,8 +52,14 @@ func newTestServer() *sdk.Server {
 		func(context.Context, *sdk.CallToolRequest, struct{}) (*sdk.CallToolResult, any, error) {
 			return &sdk.CallToolResult{IsError: true, Content: []sdk.Content{&sdk.TextContent{Text: "disk full"}}}, nil, nil
 		})
-	sdk.AddTool(s, &sdk.Tool{Name: "slow", Description: "waits until cancelled"},
-		func(ctx context.Context, _ *sdk.CallToolRequest, _ struct{}) (*sdk.CallToolResult, any, error) {
+	sdk.AddTool(s, &sdk.Tool{Name: "slow", Description: "reports progress, then waits until cancelled"},
+		func(ctx context.Context, req *sdk.CallToolRequest, _ struct{}) (*sdk.CallToolResult, any, error) {
+			if tok := req.Params.GetProgressToken(); tok != nil {
+				err := req.Session.NotifyProgress(ctx, &sdk.ProgressNotificationParams{ProgressToken: tok, Progress: 1, Total: 2})
+				if err != nil {
+					return nil, nil, err
+				}
+			}
 			<-ctx.Done()
 			return nil, nil, ctx.Err()
 		})
