@@ -78,9 +78,14 @@ func (d *detector) apply(s string) (string, bool) {
 		marks = markerSpans(s)
 	}
 	var b strings.Builder
-	last := 0
+	last, mi := 0, 0
 	for _, sp := range spans {
-		if sp[0] < last || !redactable(sp, marks) {
+		// Spans and marks are sorted: skip the marks before this span, so
+		// a string full of markers costs linear time, not quadratic.
+		for mi < len(marks) && marks[mi][1] <= sp[0] {
+			mi++
+		}
+		if sp[0] < last || !redactable(sp, marks[mi:]) {
 			continue
 		}
 		b.WriteString(s[last:sp[0]])
@@ -97,11 +102,12 @@ func (d *detector) apply(s string) (string, bool) {
 // redactable reports whether a secret span may be replaced: not when it is
 // made only of markers (already redacted), and not when it cuts a marker,
 // which would let passes eat each other's markers forever.
+// The marks are sorted and none ends before the span starts.
 func redactable(sp [2]int, marks [][2]int) bool {
 	covered := 0
 	for _, m := range marks {
-		if m[1] <= sp[0] || m[0] >= sp[1] {
-			continue
+		if m[0] >= sp[1] {
+			break
 		}
 		if m[0] < sp[0] || m[1] > sp[1] {
 			return false
