@@ -10,6 +10,9 @@ import (
 // commit stores the events of reqs and answers each request. Only Run's
 // goroutine calls it.
 func (p *Pipeline) commit(ctx context.Context, reqs []*request) {
+	if len(reqs) == 0 {
+		return
+	}
 	if p.cfg.Naive {
 		for _, r := range reqs {
 			p.commitNaive(ctx, r)

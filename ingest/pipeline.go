@@ -74,11 +74,12 @@ type Pipeline struct {
 
 	buf []agenttrail.Event // the writer's batch buffer, reused
 
-	mu      sync.Mutex
-	queue   []*request
-	queued  int // events in queue
-	closed  bool
-	running bool
+	mu       sync.Mutex
+	queue    []*request
+	queued   int // events in queue
+	closed   bool
+	running  bool
+	stopping <-chan struct{} // Run's ctx.Done(): closed means no new work
 }
 
 // request is one Submit waiting for its events to be committed. The writer
@@ -154,7 +155,7 @@ func (p *Pipeline) enqueue(req *request) error {
 	}
 	p.mu.Lock()
 	switch {
-	case p.closed:
+	case p.closed || isClosed(p.stopping):
 		p.mu.Unlock()
 		p.m.dropped.WithLabelValues(reasonShutdown).Add(float64(n))
 		return unavailable("the server is shutting down; retry against another instance or later")
@@ -178,8 +179,8 @@ var ErrRunning = errors.New("ingest: pipeline is already running")
 
 // Run is the single writer. It takes whole queued requests, up to about
 // MaxBatch events, commits them in one Append, and answers every waiting
-// Submit of the batch. When ctx is done it stops accepting (Submit then
-// fails with EUNAVAILABLE), commits everything already queued, and returns
+// Submit of the batch. As soon as ctx is done Submit fails with
+// EUNAVAILABLE; Run commits everything queued before that, and returns
 // nil. Appends are not cancelled by ctx: a batch in flight completes. Run
 // returns ErrRunning if it is called while another Run is running, and may
 // not be called again after it returned.
@@ -190,20 +191,21 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		return ErrRunning
 	}
 	p.running = true
+	p.stopping = ctx.Done()
 	p.mu.Unlock()
 
 	// Appends outlive ctx so that shutdown commits what it promised to.
 	commitCtx := context.WithoutCancel(ctx)
 	for ctx.Err() == nil {
-		if reqs := p.take(); len(reqs) > 0 {
-			p.commit(commitCtx, reqs)
+		if p.Depth() == 0 {
+			select {
+			case <-ctx.Done():
+			case <-p.wake:
+			}
 			continue
 		}
-		select {
-		case <-ctx.Done():
-		case <-p.wake:
-			p.linger(ctx)
-		}
+		p.linger(ctx)
+		p.commit(commitCtx, p.take())
 	}
 
 	p.mu.Lock()
@@ -221,6 +223,8 @@ func (p *Pipeline) Run(ctx context.Context) error {
 }
 
 // linger waits up to Linger for the queue to reach MaxBatch events.
+// Without it the writer takes what is there: requests queue up behind a
+// commit in flight anyway, so batches grow with load on their own.
 func (p *Pipeline) linger(ctx context.Context) {
 	if p.cfg.Linger <= 0 {
 		return
@@ -262,6 +266,15 @@ func (p *Pipeline) take() []*request {
 	p.queue = p.queue[:rest]
 	p.queued -= events
 	return reqs
+}
+
+func isClosed(c <-chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
+	}
 }
 
 func unavailable(format string, args ...any) error {

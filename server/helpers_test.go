@@ -1,0 +1,276 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/agenttrail/agenttrail"
+	"github.com/agenttrail/agenttrail/ingest"
+	"github.com/agenttrail/agenttrail/sqlite"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// clock is a settable time source for a Server.
+type clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *clock) Set(t time.Time) {
+	c.mu.Lock()
+	c.now = t
+	c.mu.Unlock()
+}
+
+// env is a Server on a real listener in front of a real ingest pipeline and
+// SQLite store, torn down when the test ends.
+type env struct {
+	srv      *Server
+	url      string
+	store    agenttrail.Store
+	pipeline *ingest.Pipeline
+	reg      *prometheus.Registry
+	clock    *clock
+	client   *http.Client
+	stopRun  func()
+}
+
+type options struct {
+	auth   Authenticator
+	limits agenttrail.Limits
+	ingest ingest.Config
+	now    time.Time // zero: the real time at start
+	logger *slog.Logger
+}
+
+func newEnv(t testing.TB, o options) *env {
+	t.Helper()
+	logger := o.logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	store, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "trail.db"), logger)
+	if err != nil {
+		t.Fatalf("sqlite.Open: %v", err)
+	}
+	reg := prometheus.NewRegistry()
+	p := ingest.New(store, o.ingest, logger, reg)
+	ctx, cancel := context.WithCancel(context.Background())
+	ran := make(chan error, 1)
+	go func() { ran <- p.Run(ctx) }()
+	var once sync.Once
+	stopRun := func() {
+		once.Do(func() {
+			cancel()
+			if err := <-ran; err != nil {
+				t.Errorf("pipeline Run = %v", err)
+			}
+		})
+	}
+
+	c := &clock{now: o.now}
+	if c.now.IsZero() {
+		c.now = time.Now()
+	}
+	srv := New(Config{
+		Addr:     "127.0.0.1:0",
+		Store:    store,
+		Ingest:   p,
+		Limits:   o.limits,
+		Logger:   logger,
+		Registry: reg,
+		Now:      c.Now,
+		Auth:     o.auth,
+	})
+	if err := srv.Open(); err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	transport := &http.Transport{MaxIdleConnsPerHost: 16}
+	e := &env{
+		srv: srv, url: srv.URL(), store: store, pipeline: p, reg: reg, clock: c,
+		client: &http.Client{Transport: transport, Timeout: time.Minute}, stopRun: stopRun,
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := srv.Close(ctx); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+		transport.CloseIdleConnections()
+		stopRun()
+		_ = store.Close()
+	})
+	return e
+}
+
+// response is an HTTP answer read in full.
+type response struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
+func (e *env) do(t testing.TB, method, path string, header http.Header, body []byte) response {
+	t.Helper()
+	req, err := http.NewRequest(method, e.url+path, bytes.NewReader(body))
+	if err != nil {
+		t.Fatalf("NewRequest: %v", err)
+	}
+	for k, v := range header {
+		req.Header[k] = v
+	}
+	resp, err := e.client.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("%s %s: reading body: %v", method, path, err)
+	}
+	return response{status: resp.StatusCode, header: resp.Header, body: b}
+}
+
+func (e *env) get(t testing.TB, path string) response {
+	t.Helper()
+	return e.do(t, http.MethodGet, path, nil, nil)
+}
+
+func (e *env) post(t testing.TB, contentType string, body []byte) response {
+	t.Helper()
+	return e.do(t, http.MethodPost, "/v1/events", http.Header{"Content-Type": {contentType}}, body)
+}
+
+// getJSON GETs path, wants status 200, and decodes the answer into v.
+func (e *env) getJSON(t testing.TB, path string, v any) {
+	t.Helper()
+	r := e.get(t, path)
+	if r.status != http.StatusOK {
+		t.Fatalf("GET %s = %d, want 200: %s", path, r.status, r.body)
+	}
+	if err := json.Unmarshal(r.body, v); err != nil {
+		t.Fatalf("GET %s: decoding %s: %v", path, r.body, err)
+	}
+}
+
+// ingest POSTs events as NDJSON and wants every one accepted.
+func (e *env) ingest(t testing.TB, events []agenttrail.Event) {
+	t.Helper()
+	r := e.post(t, "application/x-ndjson", ndjson(t, events))
+	var got IngestResponse
+	if r.status != http.StatusOK || json.Unmarshal(r.body, &got) != nil {
+		t.Fatalf("POST /v1/events (%d events) = %d: %s", len(events), r.status, r.body)
+	}
+	if got.Accepted != len(events) || len(got.Rejected) != 0 {
+		t.Fatalf("POST /v1/events (%d new events) = %+v, want all accepted", len(events), got)
+	}
+}
+
+func ndjson(t testing.TB, events []agenttrail.Event) []byte {
+	t.Helper()
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	for i := range events {
+		if err := enc.Encode(&events[i]); err != nil {
+			t.Fatalf("encoding event: %v", err)
+		}
+	}
+	return b.Bytes()
+}
+
+// problem decodes r as a problem+json answer with the given status.
+func problemFrom(t testing.TB, what string, r response, status int) Problem {
+	t.Helper()
+	if r.status != status {
+		t.Fatalf("%s = %d, want %d: %s", what, r.status, status, r.body)
+	}
+	if ct := r.header.Get("Content-Type"); ct != "application/problem+json" {
+		t.Errorf("%s Content-Type = %q, want application/problem+json", what, ct)
+	}
+	var p Problem
+	dec := json.NewDecoder(bytes.NewReader(r.body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&p); err != nil {
+		t.Fatalf("%s: decoding problem %s: %v", what, r.body, err)
+	}
+	if p.Status != status || p.Title != http.StatusText(status) || p.Type == "" || p.Detail == "" || p.Code == "" {
+		t.Errorf("%s problem = %+v, want type, title %q, status %d, detail and code set", what, p, http.StatusText(status), status)
+	}
+	return p
+}
+
+// pageAll follows next_cursor from path (which holds the filters and sort)
+// until the last page, and returns every event seen.
+func (e *env) pageAll(t testing.TB, path string, between func()) []agenttrail.Event {
+	t.Helper()
+	var all []agenttrail.Event
+	sep := "?"
+	if strings.Contains(path, "?") {
+		sep = "&"
+	}
+	cursor := ""
+	for i := 0; ; i++ {
+		if i > 1000 {
+			t.Fatalf("GET %s: more than 1000 pages", path)
+		}
+		p := path
+		if cursor != "" {
+			p += sep + "cursor=" + url.QueryEscape(cursor)
+		}
+		var page EventsResponse
+		e.getJSON(t, p, &page)
+		all = append(all, page.Events...)
+		if page.NextCursor == nil || len(page.Events) == 0 {
+			return all
+		}
+		cursor = *page.NextCursor
+		if between != nil {
+			between()
+		}
+	}
+}
+
+// tokens is an Authenticator for tests: each bearer token names a
+// principal.
+type tokens map[string]Principal
+
+func (tk tokens) Authenticate(r *http.Request) (Principal, error) {
+	h, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok {
+		return Principal{}, agenttrail.Errorf(agenttrail.EUNAUTHORIZED, "a bearer token is required")
+	}
+	p, ok := tk[h]
+	if !ok {
+		return Principal{}, agenttrail.Errorf(agenttrail.EUNAUTHORIZED, "unknown token")
+	}
+	return p, nil
+}
+
+func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
+
+// nopStore and nopSubmitter satisfy Config for tests that only build a
+// Server to inspect it and never serve a request.
+type nopStore struct{ agenttrail.Store }
+
+type nopSubmitter struct{ Submitter }
