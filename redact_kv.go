@@ -11,8 +11,8 @@ func findKV(s string) [][2]int {
 		case c == '=' || c == ':':
 			start, end := nameBefore(s, i)
 			class := secretClass(s, start, end)
-			if class == notSecret {
-				continue
+			if class == notSecret || c == ':' && start > 0 && s[start-1] == ':' {
+				continue // or a field of arn:aws:secretsmanager:…:secret:name
 			}
 			if c == '=' {
 				class = secretWord // Authorization=… in a query is one value

@@ -317,8 +317,8 @@ const (
 
 // secretClass classifies the name s[start:end] by its tail with case and
 // the separators - _ . and space removed: db_password, X-Api-Key, apiKey,
-// client_secret and Authorization name secrets; input_tokens, token_count,
-// access_key_id and secretName do not.
+// client_secret, X-Amz-Signature and Authorization name secrets;
+// input_tokens, token_count, access_key_id and secretName do not.
 func secretClass[T text](s T, start, end int) secretKind {
 	// Most names are not secret: reject on the last letter before
 	// normalizing the tail.
@@ -338,7 +338,7 @@ func secretClass[T text](s T, start, end int) secretKind {
 	}
 	switch uint16(s[prev]|0x20)<<8 | uint16(s[last]|0x20) {
 	case 'r'<<8 | 'd', 'w'<<8 | 'd', 's'<<8 | 'e', 'i'<<8 | 'e', 'e'<<8 | 's', 'l'<<8 | 's',
-		'a'<<8 | 'l', 'e'<<8 | 't', 'e'<<8 | 'n', 'o'<<8 | 'n', 'e'<<8 | 'y':
+		'a'<<8 | 'l', 'e'<<8 | 't', 'e'<<8 | 'n', 'o'<<8 | 'n', 'e'<<8 | 'y', 'r'<<8 | 'e', 'i'<<8 | 'g':
 	default:
 		return notSecret // the last two letters of no secret word
 	}
@@ -366,7 +366,9 @@ func secretClass[T text](s T, start, end int) secretKind {
 		if hasSuffixRev(rev[:n], "cookie") {
 			return secretLine
 		}
-		words = []string{"passphrase"}
+		words = []string{"passphrase", "signature"}
+	case 'g':
+		words = []string{"sig"} // Azure SAS tokens
 	case 's':
 		if hasSuffixRev(rev[:n], "cookies") {
 			return secretLine
