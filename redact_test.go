@@ -75,6 +75,9 @@ func redactCases() []redactCase {
 		{"kv_secret", "Cookie: session=abc123; theme=dark\nHost: x", "session=abc123", "Cookie: [REDACTED:kv_secret]\nHost: x"},
 		{"kv_secret", "X-Auth-Token: t0k3n-value", "t0k3n-value", "X-Auth-Token: [REDACTED:kv_secret]"},
 		{"kv_secret", "Authorization: Digest username=bob, response=6629fae4", "username=bob, response=6629fae4", "Authorization: Digest [REDACTED:kv_secret]"},
+		{"kv_secret", "GET https://b.s3.amazonaws.com/k?X-Amz-Signature=9f86d081884c7d65&X-Amz-Expires=60", "9f86d081884c7d65",
+			"GET https://b.s3.amazonaws.com/k?X-Amz-Signature=[REDACTED:kv_secret]&X-Amz-Expires=60"},
+		{"kv_secret", "PUT /c/b?sv=2022-11-02&sig=AbC%2Bd3f%3D", "AbC%2Bd3f%3D", "PUT /c/b?sv=2022-11-02&sig=[REDACTED:kv_secret]"},
 	}
 }
 
@@ -118,7 +121,8 @@ func TestRedactorStringLeavesOrdinaryText(t *testing.T) {
 		"disk-controller-manager-7d9f8c6b5-x2x4k",                                                              // k8s pod
 		"task-sk-runner-6bd8f9c7d5-abcdefghijklmnopqrstuvwxyz",                                                 // "sk-" inside a name
 		"max_tokens: 1024, input_tokens=5, token_count=7, access_key_id=AKIDEXAMPLE",                           // counters and ids
-		"secretName: db-creds, tokenizer: cl100k",                                                              // names that only contain a word
+		"secretName: db-creds, tokenizer: cl100k, signature_valid: true",                                       // names that only contain a word
+		"arn:aws:secretsmanager:us-east-1:123456789012:secret:prod/db-AbCdEf",                                  // an ARN field
 		"the bearer of bad news used basic authentication",                                                     // prose
 		"Bearer authentication is configured",                                                                  // prose
 		"https://api.github.com/repos/agenttrail/agenttrail/pulls?state=open&page=2",                           // URL without userinfo
