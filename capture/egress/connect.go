@@ -1,0 +1,178 @@
+package egress
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+)
+
+// halfCloseGrace is how long a tunnel waits for one side to finish once the
+// other has closed its half: long enough for a response to a request the
+// client sent before closing, short enough that a peer that never closes
+// does not hold the tunnel forever.
+const halfCloseGrace = 30 * time.Second
+
+// established is the answer to a CONNECT the proxy has connected.
+const established = "HTTP/1.1 200 Connection established\r\n\r\n"
+
+// connect serves a CONNECT request: it resolves and checks the destination,
+// dials it, takes over the client connection and splices the two until
+// both sides are done. The event is recorded when the tunnel closes.
+func (p *Proxy) connect(w http.ResponseWriter, r *http.Request, x *exchange) {
+	x.tls = true
+	host, port, err := splitHostPort(r.Host, 443)
+	if err != nil {
+		http.Error(w, "agenttrail egress proxy: "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	x.host, x.port = host, port
+	var t *tunnel
+	defer func() {
+		p.record(context.WithoutCancel(r.Context()), x)
+		if t != nil {
+			p.untrack(t)
+		}
+	}()
+
+	d, ok := p.destination(w, r, x)
+	if !ok {
+		return
+	}
+	up, err := p.dial(r.Context(), d)
+	if err != nil {
+		p.unreachable(w, x, err)
+		return
+	}
+	x.addr = up.RemoteAddr().String()
+	client, brw, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		up.Close()
+		x.status, x.broken, x.errMsg = http.StatusInternalServerError, true, "cannot take over the client connection: "+err.Error()
+		http.Error(w, "agenttrail egress proxy: CONNECT needs HTTP/1.1", http.StatusInternalServerError)
+		return
+	}
+	t = &tunnel{client: client, up: up}
+	if !p.track(t) {
+		t = nil
+		x.status, x.broken, x.errMsg = http.StatusServiceUnavailable, true, "the proxy is shutting down"
+		_, _ = io.WriteString(client, "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+		client.Close()
+		up.Close()
+		return
+	}
+	// Bytes the client sent after the CONNECT without waiting for the answer
+	// (a TLS ClientHello, say) sit in the server's read buffer.
+	var early []byte
+	if n := brw.Reader.Buffered(); n > 0 {
+		early, _ = brw.Reader.Peek(n)
+		early = bytes.Clone(early)
+	}
+	if _, err := io.WriteString(client, established); err != nil {
+		x.status, x.broken, x.errMsg = http.StatusOK, true, "the client went away: "+err.Error()
+		t.abort()
+		return
+	}
+	x.status = http.StatusOK
+	x.bytesOut, x.bytesIn = t.splice(early)
+}
+
+// destination resolves and checks the destination of x, answering the
+// client itself when it is refused or does not resolve.
+func (p *Proxy) destination(w http.ResponseWriter, r *http.Request, x *exchange) (*destination, bool) {
+	d, err := p.resolve(r.Context(), x.host, x.port)
+	var refused *errRefused
+	switch {
+	case errors.As(err, &refused):
+		x.status, x.rule = http.StatusForbidden, refused.rule
+		p.log.Info("egress proxy: refused", "actor", x.actor.ID, "action", x.action(), "rule", refused.rule)
+		http.Error(w, "agenttrail egress proxy: destination refused by policy ("+refused.rule+")", http.StatusForbidden)
+		return nil, false
+	case err != nil:
+		p.unreachable(w, x, err)
+		return nil, false
+	}
+	return d, true
+}
+
+// unreachable answers 502 for a destination that cannot be reached.
+func (p *Proxy) unreachable(w http.ResponseWriter, x *exchange, err error) {
+	x.status, x.broken, x.errMsg = http.StatusBadGateway, true, "destination unreachable: "+err.Error()
+	p.log.Warn("egress proxy: unreachable", "actor", x.actor.ID, "host", x.host, "err", err)
+	http.Error(w, "agenttrail egress proxy: destination unreachable", http.StatusBadGateway)
+}
+
+// tunnel is an open CONNECT tunnel.
+type tunnel struct {
+	client, up net.Conn
+	once       sync.Once
+}
+
+// abort closes both sides, which ends the splice.
+func (t *tunnel) abort() {
+	t.once.Do(func() {
+		t.client.Close()
+		t.up.Close()
+	})
+}
+
+// splice copies both ways until both sides are done, and returns the bytes
+// sent upstream (early included) and the bytes sent back. io.Copy between
+// the two TCP connections lets the kernel splice without copying to user
+// space.
+func (t *tunnel) splice(early []byte) (out, in int64) {
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		var src io.Reader = t.client
+		if len(early) > 0 {
+			src = io.MultiReader(bytes.NewReader(early), t.client)
+		}
+		var err error
+		out, err = io.Copy(t.up, src)
+		t.finish(t.up, err)
+	}()
+	var err error
+	in, err = io.Copy(t.client, t.up)
+	t.finish(t.client, err)
+	wg.Wait()
+	t.abort()
+	return out, in
+}
+
+// finish ends the direction writing to dst. After a clean end of input it
+// passes the close on (a TCP half-close) and leaves the other direction
+// halfCloseGrace to finish; after an error it closes the whole tunnel.
+func (t *tunnel) finish(dst net.Conn, err error) {
+	cw, ok := dst.(interface{ CloseWrite() error })
+	if err != nil || !ok || cw.CloseWrite() != nil {
+		t.abort()
+		return
+	}
+	_ = dst.SetReadDeadline(time.Now().Add(halfCloseGrace))
+}
+
+// track registers t so Close can end it; it reports false once the proxy
+// is closed.
+func (p *Proxy) track(t *tunnel) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return false
+	}
+	p.tunnels[t] = struct{}{}
+	p.wg.Add(1)
+	return true
+}
+
+func (p *Proxy) untrack(t *tunnel) {
+	p.mu.Lock()
+	delete(p.tunnels, t)
+	p.mu.Unlock()
+	p.wg.Done()
+}

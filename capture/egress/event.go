@@ -1,0 +1,95 @@
+package egress
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/agenttrail/agenttrail"
+	"github.com/agenttrail/agenttrail/capture"
+)
+
+// HTTP is what a forward-proxy event holds under metadata.http.
+//
+// BytesOut counts what the client sent towards the destination and BytesIn
+// what came back: for a tunnel, the raw (encrypted) bytes each way; for a
+// plain request, the request and response bodies.
+type HTTP struct {
+	Domain   string `json:"domain"`
+	Port     int    `json:"port"`
+	Method   string `json:"method"`
+	Path     string `json:"path,omitempty"`
+	BytesIn  int64  `json:"bytes_in"`
+	BytesOut int64  `json:"bytes_out"`
+	TLS      bool   `json:"tls"`
+	// Rule names the policy rule that refused the request: "deny:PATTERN",
+	// RuleNotAllowed or RulePrivate.
+	Rule string `json:"rule,omitempty"`
+	// Address is the address the proxy connected to.
+	Address string `json:"address,omitempty"`
+}
+
+// exchange is one proxied request or tunnel, filled in as it goes and
+// recorded when it ends.
+type exchange struct {
+	start    time.Time
+	actor    capture.Actor
+	method   string
+	host     string
+	port     int
+	target   string // the URL of a plain request, without user info
+	path     string
+	tls      bool
+	addr     string
+	status   int
+	bytesIn  int64
+	bytesOut int64
+	rule     string
+	broken   bool // the surface failed: unreachable, or the client went away
+	errMsg   string
+}
+
+func (x *exchange) action() string {
+	if x.method == http.MethodConnect {
+		return "CONNECT " + net.JoinHostPort(x.host, strconv.Itoa(x.port))
+	}
+	return x.method + " " + x.target
+}
+
+// record turns x into one event and hands it to the recorder, redacted.
+func (p *Proxy) record(ctx context.Context, x *exchange) {
+	e := agenttrail.Event{
+		Time:         x.start,
+		DurationMS:   float64(p.now().Sub(x.start).Microseconds()) / 1000,
+		Source:       agenttrail.SourceEgress,
+		Action:       x.action(),
+		ResourceType: "domain",
+		ResourceID:   x.host,
+		StatusCode:   x.status,
+		Description:  x.errMsg,
+	}
+	x.actor.Apply(&e)
+	switch {
+	case x.broken:
+		e.Result = agenttrail.ResultError
+	case x.rule != "" || x.status >= 400:
+		e.Result = agenttrail.ResultFailure
+	default:
+		e.Result = agenttrail.ResultSuccess
+	}
+	if x.rule != "" && e.Description == "" {
+		e.Description = fmt.Sprintf("%s refused by egress rule %s", e.Action, x.rule)
+	}
+	m := HTTP{
+		Domain: x.host, Port: x.port, Method: x.method, Path: x.path,
+		BytesIn: x.bytesIn, BytesOut: x.bytesOut, TLS: x.tls, Rule: x.rule, Address: x.addr,
+	}
+	if err := e.SetMetadata("http", m); err != nil {
+		p.log.Error("egress proxy: encode metadata", "err", err)
+	}
+	p.redactor.Event(&e)
+	p.rec.Record(ctx, e)
+}

@@ -1,0 +1,232 @@
+package egress
+
+import (
+	"context"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/agenttrail/agenttrail"
+	"github.com/agenttrail/agenttrail/capture"
+)
+
+// memRecorder keeps the events it is given, for tests to inspect.
+type memRecorder struct {
+	mu     sync.Mutex
+	events []agenttrail.Event
+	added  chan struct{}
+}
+
+func newMemRecorder() *memRecorder { return &memRecorder{added: make(chan struct{}, 1024)} }
+
+func (m *memRecorder) Record(_ context.Context, e agenttrail.Event) {
+	m.mu.Lock()
+	m.events = append(m.events, e)
+	m.mu.Unlock()
+	select {
+	case m.added <- struct{}{}:
+	default:
+	}
+}
+
+// wait returns the first n events, failing the test when they do not come.
+func (m *memRecorder) wait(t *testing.T, n int) []agenttrail.Event {
+	t.Helper()
+	deadline := time.After(10 * time.Second)
+	for {
+		m.mu.Lock()
+		if len(m.events) >= n {
+			ev := append([]agenttrail.Event(nil), m.events...)
+			m.mu.Unlock()
+			return ev
+		}
+		m.mu.Unlock()
+		select {
+		case <-m.added:
+		case <-deadline:
+			t.Fatalf("got %d events, want %d", m.len(), n)
+		}
+	}
+}
+
+func (m *memRecorder) len() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.events)
+}
+
+// fakeResolver resolves names from a table and counts lookups.
+type fakeResolver struct {
+	mu      sync.Mutex
+	names   map[string][]netip.Addr
+	lookups map[string]int
+}
+
+func newFakeResolver(names map[string]string) *fakeResolver {
+	r := &fakeResolver{names: map[string][]netip.Addr{}, lookups: map[string]int{}}
+	for n, a := range names {
+		r.names[n] = []netip.Addr{netip.MustParseAddr(a)}
+	}
+	return r
+}
+
+func (r *fakeResolver) LookupNetIP(_ context.Context, _, host string) ([]netip.Addr, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.lookups[host]++
+	if a, ok := r.names[host]; ok {
+		return a, nil
+	}
+	return nil, &net.DNSError{Err: "no such host", Name: host, IsNotFound: true}
+}
+
+func (r *fakeResolver) count(host string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.lookups[host]
+}
+
+// startProxy serves a Proxy for cfg on a loopback listener and returns its
+// URL. cfg.Recorder defaults to a new memRecorder, returned too.
+func startProxy(t testing.TB, cfg Config) (string, *memRecorder) {
+	t.Helper()
+	var mem *memRecorder
+	if cfg.Recorder == nil {
+		mem = newMemRecorder()
+		cfg.Recorder = mem
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	p, err := New(cfg)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	srv := httptest.NewServer(p)
+	t.Cleanup(srv.Close)
+	t.Cleanup(func() { p.Close() })
+	return srv.URL, mem
+}
+
+// identities maps the proxy credential "sk-proxy-1" to the actor agent-ci.
+func identities() *capture.Identities {
+	ids := &capture.Identities{Default: capture.Actor{ID: "default-agent"}}
+	ids.Add("sk-proxy-1", capture.Actor{ID: "agent-ci", Name: "CI agent"})
+	return ids
+}
+
+// tlsUpstream starts an HTTPS server (its certificate is for example.com and
+// 127.0.0.1) answering "hello from upstream" plus what it read, and returns
+// it with the path of its certificate in PEM form for curl --cacert.
+func tlsUpstream(t *testing.T) (*httptest.Server, string) {
+	t.Helper()
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		io.WriteString(w, "hello from upstream")
+		w.Write(b)
+	}))
+	t.Cleanup(srv.Close)
+	ca := filepath.Join(t.TempDir(), "ca.pem")
+	pemBytes := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw})
+	if err := os.WriteFile(ca, pemBytes, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return srv, ca
+}
+
+// port returns the port of a test server.
+func port(t testing.TB, srv *httptest.Server) string {
+	t.Helper()
+	_, p, err := net.SplitHostPort(srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// curl runs the curl binary with args and returns its stdout, stderr and
+// exit code. Its environment holds no proxy variables, so only -x applies.
+func curl(t *testing.T, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	path, err := exec.LookPath("curl")
+	if err != nil {
+		t.Fatalf("curl is needed for this test: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, path, append([]string{"--silent", "--show-error", "--max-time", "15"}, args...)...)
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}
+	var out, errb stringsBuilder
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err = cmd.Run()
+	var ee *exec.ExitError
+	switch {
+	case errors.As(err, &ee):
+		code = ee.ExitCode()
+	case err != nil:
+		t.Fatalf("run curl: %v", err)
+	}
+	return out.String(), errb.String(), code
+}
+
+// stringsBuilder is a strings.Builder usable as an io.Writer from the
+// goroutines exec starts.
+type stringsBuilder struct {
+	mu sync.Mutex
+	b  []byte
+}
+
+func (s *stringsBuilder) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.b = append(s.b, p...)
+	return len(p), nil
+}
+
+func (s *stringsBuilder) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return string(s.b)
+}
+
+// httpMeta decodes metadata.http of e.
+func httpMeta(t testing.TB, e agenttrail.Event) HTTP {
+	t.Helper()
+	var m struct {
+		HTTP *HTTP `json:"http"`
+	}
+	if err := json.Unmarshal(e.Metadata, &m); err != nil || m.HTTP == nil {
+		t.Fatalf("metadata %s: no http object (%v)", e.Metadata, err)
+	}
+	return *m.HTTP
+}
+
+// proxiedClient returns an http.Client that goes through the proxy at
+// proxyURL and trusts srv's certificate.
+func proxiedClient(t testing.TB, proxyURL string, srv *httptest.Server) *http.Client {
+	t.Helper()
+	u, err := url.Parse(proxyURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := &http.Transport{Proxy: http.ProxyURL(u), ForceAttemptHTTP2: false}
+	if srv != nil && srv.TLS != nil {
+		tr.TLSClientConfig = srv.Client().Transport.(*http.Transport).TLSClientConfig.Clone()
+	}
+	c := &http.Client{Transport: tr, Timeout: 15 * time.Second}
+	t.Cleanup(tr.CloseIdleConnections)
+	return c
+}

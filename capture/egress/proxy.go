@@ -1,0 +1,208 @@
+// Package egress is the forward-proxy capture surface: an HTTP proxy that
+// agents reach the network through (HTTPS_PROXY / HTTP_PROXY), enforcing an
+// egress policy and recording one forward-proxy event per CONNECT tunnel or
+// plain-HTTP request.
+//
+// TLS is never intercepted: a CONNECT tunnel splices bytes both ways and the
+// proxy sees only the destination and the byte counts. Plain-HTTP requests
+// in absolute form are forwarded with hop-by-hop headers removed; the
+// Proxy-Authorization header is consumed and never forwarded.
+//
+// Each destination name is resolved once, the policy is decided on the
+// resolved addresses, and exactly those addresses are dialled, so a name
+// that resolves to a public address for the check and to a private one for
+// the connection (DNS rebinding) cannot slip past the policy.
+package egress
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/agenttrail/agenttrail"
+	"github.com/agenttrail/agenttrail/capture"
+)
+
+// Redactor scrubs secrets from an event before it is recorded.
+// *agenttrail.Redactor implements it. Implementations are safe for
+// concurrent use.
+type Redactor interface {
+	Event(e *agenttrail.Event)
+}
+
+// Config configures a Proxy. Recorder is required.
+type Config struct {
+	// Recorder takes the events.
+	Recorder capture.Recorder
+	// Identities resolve the actor from the Proxy-Authorization credential
+	// (the password of Basic credentials, or the user name when the password
+	// is empty; the token of Bearer credentials), then the
+	// X-Agenttrail-Actor-Id header, then Identities.Default. Nil records
+	// every request as the actor "anonymous".
+	Identities *capture.Identities
+	// Redactor scrubs every event; URL query strings often hold secrets.
+	// Nil means agenttrail.NewRedactor() with the built-in rules.
+	Redactor Redactor
+	// Policy decides which destinations may be reached.
+	Policy Policy
+	// Resolver resolves destination names; nil means net.DefaultResolver.
+	Resolver Resolver
+	// DialTimeout bounds resolving and connecting to a destination
+	// (default 10 s).
+	DialTimeout time.Duration
+	// Logger logs refused and failed connections; nil means slog.Default.
+	Logger *slog.Logger
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// Resolver looks up the addresses of a host name. *net.Resolver implements
+// it. Implementations are safe for concurrent use.
+type Resolver interface {
+	LookupNetIP(ctx context.Context, network, host string) ([]netip.Addr, error)
+}
+
+// Proxy is the forward proxy, an http.Handler. It is safe for concurrent
+// use. Serve it from an HTTP/1.1 server (CONNECT needs to take over the
+// connection) and call Close when the server has stopped: open tunnels
+// outlive the server's Shutdown until Close ends them.
+type Proxy struct {
+	rec      capture.Recorder
+	ids      *capture.Identities
+	redactor Redactor
+	rules    *rules
+	resolver Resolver
+	dialer   *net.Dialer
+	timeout  time.Duration
+	log      *slog.Logger
+	now      func() time.Time
+	forward  *http.Transport
+	errorLog *log.Logger // for httputil.ReverseProxy
+
+	mu      sync.Mutex
+	tunnels map[*tunnel]struct{}
+	closed  bool
+	wg      sync.WaitGroup
+}
+
+const defaultDialTimeout = 10 * time.Second
+
+// New returns a Proxy for cfg. It fails when Recorder is missing or a
+// policy pattern is not valid.
+func New(cfg Config) (*Proxy, error) {
+	if cfg.Recorder == nil {
+		return nil, errors.New("egress proxy: a recorder is required")
+	}
+	rules, err := compilePolicy(cfg.Policy)
+	if err != nil {
+		return nil, fmt.Errorf("egress proxy: %w", err)
+	}
+	p := &Proxy{
+		rec:      cfg.Recorder,
+		ids:      cfg.Identities,
+		redactor: cfg.Redactor,
+		rules:    rules,
+		resolver: cfg.Resolver,
+		timeout:  cfg.DialTimeout,
+		log:      cfg.Logger,
+		now:      cfg.Now,
+		tunnels:  map[*tunnel]struct{}{},
+	}
+	if p.ids == nil {
+		p.ids = &capture.Identities{Default: capture.Actor{ID: "anonymous"}}
+	}
+	if p.redactor == nil {
+		r, err := agenttrail.NewRedactor()
+		if err != nil {
+			return nil, fmt.Errorf("egress proxy: %w", err)
+		}
+		p.redactor = r
+	}
+	if p.resolver == nil {
+		p.resolver = net.DefaultResolver
+	}
+	if p.timeout <= 0 {
+		p.timeout = defaultDialTimeout
+	}
+	if p.log == nil {
+		p.log = slog.Default()
+	}
+	if p.now == nil {
+		p.now = time.Now
+	}
+	p.dialer = &net.Dialer{Timeout: p.timeout, KeepAlive: 30 * time.Second}
+	p.forward = p.newTransport()
+	p.errorLog = slog.NewLogLogger(p.log.Handler(), slog.LevelWarn)
+	return p, nil
+}
+
+// ServeHTTP serves one proxy request: a CONNECT tunnel or a plain-HTTP
+// request in absolute form. Anything else is answered 400 and not recorded.
+func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	x := &exchange{start: p.now(), method: r.Method}
+	x.actor = p.actor(r)
+	r.Header.Del("Proxy-Authorization")
+	switch {
+	case r.Method == http.MethodConnect:
+		p.connect(w, r, x)
+	case r.URL.IsAbs() && r.URL.Host != "":
+		p.serveForward(w, r, x)
+	default:
+		http.Error(w, "agenttrail egress proxy: not a proxy request (send an absolute URL or CONNECT)", http.StatusBadRequest)
+	}
+}
+
+// actor resolves who sent r and removes the header that named it.
+func (p *Proxy) actor(r *http.Request) capture.Actor {
+	a := p.ids.Resolve(proxyCredential(r.Header.Get("Proxy-Authorization")), r.Header)
+	r.Header.Del(capture.HeaderActorID)
+	if a.ID == "" {
+		a.ID = "anonymous"
+	}
+	return a
+}
+
+// proxyCredential returns the secret of a Proxy-Authorization value.
+func proxyCredential(v string) string {
+	scheme, rest, _ := strings.Cut(strings.TrimSpace(v), " ")
+	rest = strings.TrimSpace(rest)
+	switch strings.ToLower(scheme) {
+	case "bearer":
+		return rest
+	case "basic":
+		b, err := base64.StdEncoding.DecodeString(rest)
+		if err != nil {
+			return ""
+		}
+		user, pass, _ := strings.Cut(string(b), ":")
+		if pass == "" {
+			return user
+		}
+		return pass
+	}
+	return ""
+}
+
+// Close ends every open tunnel, recording each, and refuses new ones. It
+// waits for the tunnels' events to be recorded and closes idle upstream
+// connections. It is safe to call more than once.
+func (p *Proxy) Close() error {
+	p.mu.Lock()
+	p.closed = true
+	for t := range p.tunnels {
+		t.abort()
+	}
+	p.mu.Unlock()
+	p.wg.Wait()
+	p.forward.CloseIdleConnections()
+	return nil
+}
