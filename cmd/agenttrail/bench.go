@@ -1,0 +1,297 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"text/tabwriter"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/agenttrail/agenttrail/ingest"
+	"github.com/agenttrail/agenttrail/server"
+)
+
+// benchConfig is what `agenttrail bench` measures and how much.
+type benchConfig struct {
+	store        string // "sqlite" or a postgres:// URL
+	dir          string // where SQLite files go; a temporary directory by default
+	events       int    // events for the group-commit ingest run
+	naiveEvents  int    // events for the naive run
+	batch        int    // events per HTTP request
+	senders      int    // concurrent HTTP senders
+	storeEvents  int    // size of the store the queries run on
+	runs         int    // runs per query (percentiles)
+	baselineRuns int    // runs per plain GROUP BY
+	skipQueries  bool
+	json         bool
+}
+
+// benchReport is the result of one run, printed as a table or as JSON.
+type benchReport struct {
+	Store       string        `json:"store"`
+	CPUs        int           `json:"cpus"`
+	Ingest      ingestResult  `json:"ingest"`
+	Naive       ingestResult  `json:"naive"`
+	IngestRatio float64       `json:"ingest_ratio"`
+	PeakRSSMiB  float64       `json:"peak_rss_mib"`
+	StoreEvents int           `json:"store_events,omitempty"`
+	BuildSecs   float64       `json:"store_build_seconds,omitempty"`
+	Queries     []queryResult `json:"queries,omitempty"`
+}
+
+type ingestResult struct {
+	Events       int     `json:"events"`
+	Seconds      float64 `json:"seconds"`
+	EventsPerSec float64 `json:"events_per_sec"`
+}
+
+type queryResult struct {
+	Name          string  `json:"name"`
+	P50Millis     float64 `json:"p50_ms"`
+	P95Millis     float64 `json:"p95_ms"`
+	TargetMillis  float64 `json:"target_p95_ms"`
+	BaselineName  string  `json:"baseline,omitempty"`
+	BaselineP95   float64 `json:"baseline_p95_ms,omitempty"`
+	SpeedupVsBase float64 `json:"speedup,omitempty"`
+}
+
+func runBench(ctx context.Context, args []string, env *Env) error {
+	fs := newFlagSet("bench", env)
+	var c benchConfig
+	fs.StringVar(&c.store, "store", "sqlite", "store to measure: sqlite, or a postgres:// URL")
+	fs.StringVar(&c.dir, "dir", "", "directory for the SQLite files (default: a temporary one, removed after)")
+	fs.IntVar(&c.events, "events", 300000, "events sent through the ingest pipeline")
+	fs.IntVar(&c.naiveEvents, "naive-events", 5000, "events sent through the naive design")
+	fs.IntVar(&c.batch, "batch", 1000, "events per HTTP request")
+	fs.IntVar(&c.senders, "senders", 4, "concurrent HTTP senders")
+	fs.IntVar(&c.storeEvents, "store-events", 1000000, "events in the store the queries run on")
+	fs.IntVar(&c.runs, "runs", 50, "runs of each query")
+	fs.IntVar(&c.baselineRuns, "baseline-runs", 5, "runs of each plain GROUP BY")
+	fs.BoolVar(&c.skipQueries, "skip-queries", false, "measure ingest only")
+	fs.BoolVar(&c.json, "json", false, "print the report as JSON")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if c.events < c.batch || c.naiveEvents < 1 || c.senders < 1 || c.runs < 1 {
+		return fmt.Errorf("--events must be at least --batch, and counts positive")
+	}
+	if c.dir == "" {
+		dir, err := os.MkdirTemp("", "agenttrail-bench-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+		c.dir = dir
+	}
+	progress := env.Stderr
+	if c.json {
+		progress = io.Discard
+	}
+	rep := benchReport{Store: storeKind(c.store), CPUs: runtime.GOMAXPROCS(0)}
+	var err error
+	fmt.Fprintf(progress, "ingest: %d events over HTTP, %d senders, %d events/request, group commit...\n", c.events, c.senders, c.batch)
+	if rep.Ingest, err = benchIngest(ctx, c, "group", false, c.events); err != nil {
+		return fmt.Errorf("ingest: %w", err)
+	}
+	fmt.Fprintf(progress, "naive: %d events, one transaction per event...\n", c.naiveEvents)
+	if rep.Naive, err = benchIngest(ctx, c, "naive", true, c.naiveEvents); err != nil {
+		return fmt.Errorf("naive ingest: %w", err)
+	}
+	rep.IngestRatio = rep.Ingest.EventsPerSec / rep.Naive.EventsPerSec
+	rep.PeakRSSMiB = peakRSSMiB()
+	if !c.skipQueries {
+		if err := benchQueries(ctx, c, &rep, progress); err != nil {
+			return fmt.Errorf("queries: %w", err)
+		}
+	}
+	if c.json {
+		enc := json.NewEncoder(env.Stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(rep)
+	}
+	printReport(env.Stdout, rep)
+	return nil
+}
+
+func storeKind(s string) string {
+	if i := strings.Index(s, "://"); i > 0 {
+		return s[:i]
+	}
+	return s
+}
+
+// benchIngest serves a fresh store over HTTP and sends n events to it from
+// c.senders goroutines, each request a pre-encoded NDJSON batch. naive makes
+// the writer commit each event in its own transaction: the design agenttrail
+// replaces, measured with the same server, schema and engine.
+func benchIngest(ctx context.Context, c benchConfig, name string, naive bool, n int) (ingestResult, error) {
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	store, cleanup, err := openBenchStore(ctx, c, name, logger)
+	if err != nil {
+		return ingestResult{}, err
+	}
+	defer cleanup()
+	reg := prometheus.NewRegistry()
+	pipeline := ingest.New(store, ingest.Config{Naive: naive}, logger, reg)
+	writerCtx, stopWriter := context.WithCancel(context.Background())
+	writerDone := make(chan error, 1)
+	go func() { writerDone <- pipeline.Run(writerCtx) }()
+	defer func() { stopWriter(); <-writerDone }()
+	srv := server.New(server.Config{Addr: "127.0.0.1:0", Store: store, Ingest: pipeline, Logger: logger, Registry: reg})
+	if err := srv.Open(); err != nil {
+		return ingestResult{}, err
+	}
+	defer srv.Close(context.Background())
+
+	batchSize := min(c.batch, n)
+	bodies := encodeBatches(batchSize, 32)
+	requests := n / batchSize
+	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: c.senders}}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	errs := make(chan error, c.senders)
+	start := time.Now()
+	for range c.senders {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := next.Add(1) - 1
+				if i >= int64(requests) || ctx.Err() != nil {
+					return
+				}
+				if err := postBatch(ctx, hc, srv.URL(), bodies[i%int64(len(bodies))], batchSize); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	close(errs)
+	if err := <-errs; err != nil {
+		return ingestResult{}, err
+	}
+	sent := requests * batchSize
+	return ingestResult{Events: sent, Seconds: elapsed.Seconds(), EventsPerSec: float64(sent) / elapsed.Seconds()}, nil
+}
+
+// encodeBatches pre-encodes k NDJSON bodies of size events each, without ids
+// so the server assigns fresh ones and every request stores new events.
+func encodeBatches(size, k int) [][]byte {
+	gen := newTraffic(42)
+	now := time.Now().UTC()
+	bodies := make([][]byte, k)
+	for i := range bodies {
+		var buf bytes.Buffer
+		enc := json.NewEncoder(&buf)
+		for j := 0; j < size; j++ {
+			e := gen.event(now.Add(-time.Duration(size*k-(i*size+j)) * time.Millisecond))
+			e.ID = ""
+			_ = enc.Encode(&e)
+		}
+		bodies[i] = buf.Bytes()
+	}
+	return bodies
+}
+
+func postBatch(ctx context.Context, hc *http.Client, url string, body []byte, want int) error {
+	for {
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, url+"/v1/events", bytes.NewReader(body))
+		if err != nil {
+			return err
+		}
+		req.Header.Set("Content-Type", "application/x-ndjson")
+		resp, err := hc.Do(req)
+		if err != nil {
+			return err
+		}
+		var res struct {
+			Accepted int `json:"accepted"`
+		}
+		err = json.NewDecoder(resp.Body).Decode(&res)
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusServiceUnavailable {
+			// The queue is full: the server says so instead of dropping.
+			// Back off briefly, as the SDK does.
+			time.Sleep(5 * time.Millisecond)
+			continue
+		}
+		if resp.StatusCode != http.StatusOK || err != nil {
+			return fmt.Errorf("POST /v1/events: status %d: %v", resp.StatusCode, err)
+		}
+		if res.Accepted != want {
+			return fmt.Errorf("POST /v1/events accepted %d of %d events", res.Accepted, want)
+		}
+		return nil
+	}
+}
+
+// percentile returns the p-th percentile (0–100) of ds, nearest rank.
+func percentile(ds []time.Duration, p float64) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	s := append([]time.Duration(nil), ds...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	i := int(p/100*float64(len(s))+0.5) - 1
+	return s[max(0, min(i, len(s)-1))]
+}
+
+func millis(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// peakRSSMiB reads the process's peak resident set from /proc (Linux); it
+// is 0 elsewhere. Server and load generator share the process, so this is an
+// upper bound for the server alone.
+func peakRSSMiB() float64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 64)
+			return kb / 1024
+		}
+	}
+	return 0
+}
+
+func printReport(w io.Writer, r benchReport) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintf(w, "agenttrail bench — store %s, %d CPUs\n\n", r.Store, r.CPUs)
+	fmt.Fprintln(tw, "ingest over HTTP\tevents\tseconds\tevents/s\t")
+	fmt.Fprintf(tw, "group commit (pipeline)\t%d\t%.2f\t%.0f\t\n", r.Ingest.Events, r.Ingest.Seconds, r.Ingest.EventsPerSec)
+	fmt.Fprintf(tw, "naive (a transaction per event)\t%d\t%.2f\t%.0f\t\n", r.Naive.Events, r.Naive.Seconds, r.Naive.EventsPerSec)
+	tw.Flush()
+	fmt.Fprintf(w, "\ngroup commit / naive: %.1fx   (target >= 20x; >= 100,000 events/s on sqlite)\n", r.IngestRatio)
+	fmt.Fprintf(w, "peak RSS of the process (server and load generator): %.0f MiB\n", r.PeakRSSMiB)
+	if len(r.Queries) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "\nqueries on a %d-event store (built in %.1f s)\n", r.StoreEvents, r.BuildSecs)
+	fmt.Fprintln(tw, "query\tp50 ms\tp95 ms\ttarget p95\tplain GROUP BY p95 ms\tspeedup\t")
+	for _, q := range r.Queries {
+		base, speed := "-", "-"
+		if q.BaselineName != "" {
+			base, speed = fmt.Sprintf("%.1f", q.BaselineP95), fmt.Sprintf("%.0fx", q.SpeedupVsBase)
+		}
+		fmt.Fprintf(tw, "%s\t%.2f\t%.2f\t<= %.0f\t%s\t%s\t\n", q.Name, q.P50Millis, q.P95Millis, q.TargetMillis, base, speed)
+	}
+	tw.Flush()
+}
+

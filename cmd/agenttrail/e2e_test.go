@@ -1,0 +1,262 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/agenttrail/agenttrail"
+	"github.com/agenttrail/agenttrail/client"
+)
+
+// binary is the agenttrail binary built once for the end-to-end tests, so
+// they run the real process the way a user does.
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "agenttrail-e2e-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binary = filepath.Join(dir, "agenttrail")
+	build := exec.Command("go", "build", "-o", binary, ".")
+	build.Stderr = os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "build agenttrail:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// process is a running agenttrail serve.
+type process struct {
+	cmd    *exec.Cmd
+	url    string
+	stderr *bytes.Buffer
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// startServe runs `agenttrail serve` and waits until /readyz answers.
+func startServe(t *testing.T, addr, data string, extra ...string) *process {
+	t.Helper()
+	args := append([]string{"serve", "--addr", addr, "--data", data}, extra...)
+	p := &process{cmd: exec.Command(binary, args...), url: "http://" + addr, stderr: &bytes.Buffer{}}
+	p.cmd.Stderr = &syncWriter{w: p.stderr}
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if p.cmd.ProcessState == nil {
+			p.cmd.Process.Kill()
+			p.cmd.Wait()
+		}
+	})
+	c := client.New(p.url)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		err := c.Ready(ctx)
+		cancel()
+		if err == nil {
+			return p
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("agenttrail serve not ready after 30s: %v\nstderr:\n%s", err, p.stderr)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+type syncWriter struct {
+	mu sync.Mutex
+	w  *bytes.Buffer
+}
+
+func (s *syncWriter) Write(b []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(b)
+}
+
+// allIDs pages through every event in commit order and returns their ids,
+// failing on a repeated one.
+func allIDs(t *testing.T, c *client.Client) map[string]bool {
+	t.Helper()
+	ids := map[string]bool{}
+	opts := client.QueryOptions{Sort: agenttrail.SortSeq, Limit: agenttrail.MaxLimit}
+	for {
+		page, err := c.Query(context.Background(), agenttrail.Filter{}, opts)
+		if err != nil {
+			t.Fatalf("Query: %v", err)
+		}
+		for _, e := range page.Events {
+			if ids[e.ID] {
+				t.Fatalf("event %s returned twice", e.ID)
+			}
+			ids[e.ID] = true
+		}
+		if len(page.Events) == 0 {
+			return ids
+		}
+		opts.Cursor = page.NextCursor
+	}
+}
+
+// TestKillAfterAcknowledgement kills the server with SIGKILL while senders
+// are mid-stream, restarts it on the same data, and checks that every event
+// the server acknowledged is stored, once.
+func TestKillAfterAcknowledgement(t *testing.T) {
+	addr, data := freeAddr(t), t.TempDir()
+	p := startServe(t, addr, data)
+	c := client.New(p.url)
+
+	var (
+		mu    sync.Mutex
+		acked []string
+		wg    sync.WaitGroup
+	)
+	stop := make(chan struct{})
+	gen := newTraffic(7)
+	var genMu sync.Mutex
+	for w := 0; w < 4; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				genMu.Lock()
+				batch := make([]agenttrail.Event, 50)
+				for i := range batch {
+					batch[i] = gen.event(time.Now())
+				}
+				genMu.Unlock()
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				res, err := c.Ingest(ctx, batch)
+				cancel()
+				if err != nil {
+					return // the server is gone: nothing of this batch was acknowledged
+				}
+				if res.Accepted+res.Duplicates != len(batch) {
+					t.Errorf("Ingest accepted %d + %d duplicates of %d", res.Accepted, res.Duplicates, len(batch))
+					return
+				}
+				mu.Lock()
+				for _, e := range batch {
+					acked = append(acked, e.ID)
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	// Let acknowledgements accumulate, then kill mid-stream.
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		mu.Lock()
+		n := len(acked)
+		mu.Unlock()
+		if n >= 2000 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	p.cmd.Wait()
+	close(stop)
+	wg.Wait()
+	mu.Lock()
+	defer mu.Unlock()
+	if len(acked) == 0 {
+		t.Fatalf("no batch was acknowledged before the kill; stderr:\n%s", p.stderr)
+	}
+
+	p2 := startServe(t, addr, data)
+	stored := allIDs(t, client.New(p2.url))
+	lost := 0
+	for _, id := range acked {
+		if !stored[id] {
+			lost++
+		}
+	}
+	if lost > 0 {
+		t.Fatalf("%d of %d acknowledged events lost after SIGKILL", lost, len(acked))
+	}
+	t.Logf("%d acknowledged events, all stored after SIGKILL and restart (%d stored in all)", len(acked), len(stored))
+}
+
+// TestReadmeCommands runs what the README tells a new user to run: serve,
+// demo, query; and checks that a graceful stop (SIGTERM) exits cleanly.
+func TestReadmeCommands(t *testing.T) {
+	addr, data := freeAddr(t), t.TempDir()
+	p := startServe(t, addr, data)
+	env := append(os.Environ(), "AGENTTRAIL_SERVER="+p.url)
+
+	demo := exec.Command(binary, "demo", "--events", "1200")
+	demo.Env = env
+	out, err := demo.CombinedOutput()
+	if err != nil {
+		t.Fatalf("agenttrail demo: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "1200 accepted") {
+		t.Fatalf("agenttrail demo output lacks %q:\n%s", "1200 accepted", out)
+	}
+
+	query := exec.Command(binary, "query", "--since", "8d", "--source", "llm-proxy", "--limit", "5")
+	query.Env = env
+	out, err = query.Output()
+	if err != nil {
+		t.Fatalf("agenttrail query: %v\n%s", err, out)
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	if len(lines) != 6 || !strings.HasPrefix(lines[0], "TIME") {
+		t.Fatalf("agenttrail query printed %d lines, want a header and 5 rows:\n%s", len(lines), out)
+	}
+	for _, l := range lines[1:] {
+		if !strings.Contains(l, "llm-proxy") {
+			t.Errorf("row %q is not an llm-proxy event", l)
+		}
+	}
+
+	all := exec.Command(binary, "query", "--since", "8d", "--all", "--json", "--limit", "200")
+	all.Env = env
+	out, err = all.Output()
+	if err != nil {
+		t.Fatalf("agenttrail query --all --json: %v", err)
+	}
+	if n := strings.Count(string(out), "\n"); n != 1200 {
+		t.Fatalf("agenttrail query --all --json printed %d events, want 1200", n)
+	}
+
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.cmd.Wait(); err != nil {
+		t.Fatalf("serve after SIGTERM: %v\n%s", err, p.stderr)
+	}
+}

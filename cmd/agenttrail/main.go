@@ -1,0 +1,136 @@
+// Command agenttrail is the one binary of agenttrail: the server (serve), the
+// client commands that talk to it over HTTP the way a user's tools would
+// (query, demo), and the benchmark of DESIGN §6 (bench).
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	os.Exit(Run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}
+
+// command is one subcommand: it parses its own flags and runs until done or
+// until ctx is cancelled.
+type command struct {
+	name    string
+	summary string
+	run     func(ctx context.Context, args []string, env *Env) error
+}
+
+// Env is what a subcommand may touch of the process: its streams and
+// environment variables. Tests build their own.
+type Env struct {
+	Stdin          io.Reader
+	Stdout, Stderr io.Writer
+	Getenv         func(string) string
+}
+
+func commands() []command {
+	return []command{
+		{"serve", "run the server (embedded SQLite store by default)", runServe},
+		{"query", "search events: filters as flags, a table or --json", runQuery},
+		{"demo", "send realistic traffic from all seven surfaces to a server", runDemo},
+		{"bench", "measure ingest and query performance (DESIGN §6)", runBench},
+	}
+}
+
+// errUsage means the flags were wrong; the flag package has printed why.
+var errUsage = errors.New("usage")
+
+// Run runs the subcommand named by args[0] and returns the process exit code:
+// 0 on success, 2 on a usage error, 1 on any other error.
+func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	env := &Env{Stdin: stdin, Stdout: stdout, Stderr: stderr, Getenv: os.Getenv}
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		usage(stderr)
+		if len(args) == 0 {
+			return 2
+		}
+		return 0
+	}
+	for _, c := range commands() {
+		if c.name != args[0] {
+			continue
+		}
+		err := c.run(ctx, args[1:], env)
+		switch {
+		case err == nil:
+			return 0
+		case errors.Is(err, flag.ErrHelp):
+			return 0
+		case errors.Is(err, errUsage):
+			return 2
+		default:
+			fmt.Fprintf(stderr, "agenttrail %s: %v\n", c.name, err)
+			return 1
+		}
+	}
+	fmt.Fprintf(stderr, "agenttrail: unknown command %q\n\n", args[0])
+	usage(stderr)
+	return 2
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "usage: agenttrail <command> [flags]")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "commands:")
+	for _, c := range commands() {
+		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.summary)
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Run 'agenttrail <command> -h' for the flags of a command.")
+}
+
+// newFlagSet returns a FlagSet that reports errors instead of exiting.
+func newFlagSet(name string, env *Env) *flag.FlagSet {
+	fs := flag.NewFlagSet("agenttrail "+name, flag.ContinueOnError)
+	fs.SetOutput(env.Stderr)
+	return fs
+}
+
+// parse parses args, mapping flag errors to errUsage.
+func parse(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return errUsage
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(fs.Output(), "unexpected argument %q\n", fs.Arg(0))
+		return errUsage
+	}
+	return nil
+}
+
+// stringsFlag is a repeatable string flag.
+type stringsFlag []string
+
+func (s *stringsFlag) String() string     { return fmt.Sprint([]string(*s)) }
+func (s *stringsFlag) Set(v string) error { *s = append(*s, v); return nil }
+
+// serverFlags are the flags of every command that talks to a server.
+type serverFlags struct {
+	server string
+	token  string
+}
+
+func (f *serverFlags) register(fs *flag.FlagSet, env *Env) {
+	def := env.Getenv("AGENTTRAIL_SERVER")
+	if def == "" {
+		def = "http://127.0.0.1:7311"
+	}
+	fs.StringVar(&f.server, "server", def, "agenttrail server URL (env AGENTTRAIL_SERVER)")
+	fs.StringVar(&f.token, "token", env.Getenv("AGENTTRAIL_TOKEN"), "bearer token (env AGENTTRAIL_TOKEN)")
+}
