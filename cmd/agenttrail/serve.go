@@ -16,6 +16,7 @@ import (
 
 	"github.com/agenttrail/agenttrail"
 	"github.com/agenttrail/agenttrail/ingest"
+	"github.com/agenttrail/agenttrail/postgres"
 	"github.com/agenttrail/agenttrail/server"
 	"github.com/agenttrail/agenttrail/sqlite"
 )
@@ -26,7 +27,8 @@ import (
 type Main struct {
 	Addr    string // listen address
 	DataDir string // embedded store, spool and token files
-	Store   string // "" or "sqlite" for the embedded store
+	Store   string // "" or "sqlite" for the embedded store, or a postgres:// URL
+	Retain  time.Duration // delete events older than this; 0 keeps everything
 
 	Logger *slog.Logger
 
@@ -39,8 +41,20 @@ func (m *Main) ParseFlags(args []string, env *Env) error {
 	fs := newFlagSet("serve", env)
 	fs.StringVar(&m.Addr, "addr", "127.0.0.1:7311", "listen address")
 	fs.StringVar(&m.DataDir, "data", "./agenttrail-data", "data directory (embedded store, spool)")
-	fs.StringVar(&m.Store, "store", "sqlite", "store: sqlite (embedded, in --data)")
-	return parse(fs, args)
+	fs.StringVar(&m.Store, "store", "sqlite", "store: sqlite (embedded, in --data) or postgres://user@host:port/db")
+	retain := fs.String("retain", "", "delete events older than this (e.g. 400d); default: keep everything")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if *retain != "" {
+		d, err := agenttrail.ParseDuration(*retain)
+		if err != nil {
+			fmt.Fprintf(env.Stderr, "--retain: %v\n", err)
+			return errUsage
+		}
+		m.Retain = d
+	}
+	return nil
 }
 
 // Run opens the store, starts the writer and the HTTP server, and serves
@@ -117,6 +131,11 @@ func (m *Main) Run(ctx context.Context) error {
 			close(httpDone)
 		})
 	}
+	if m.Retain > 0 {
+		ret := &retention{store: store, submit: pipeline.Submit, horizon: m.Retain, interval: time.Hour, logger: logger, now: time.Now}
+		retCtx, stopRetention := context.WithCancel(context.Background())
+		g.Add(func() error { return ret.run(retCtx) }, func(error) { stopRetention() })
+	}
 	err = g.Run()
 	logger.Info("agenttrail stopped")
 	return err
@@ -136,8 +155,10 @@ func (m *Main) openStore(ctx context.Context, logger *slog.Logger) (agenttrail.S
 	switch m.storeName() {
 	case "sqlite":
 		return sqlite.Open(ctx, filepath.Join(m.DataDir, "agenttrail.db"), logger)
+	case "postgres", "postgresql":
+		return postgres.Open(ctx, m.Store, logger)
 	default:
-		return nil, fmt.Errorf("--store: unknown store %q (want sqlite)", m.Store)
+		return nil, fmt.Errorf("--store: unknown store %q (want sqlite or a postgres:// URL)", m.Store)
 	}
 }
 
