@@ -94,6 +94,8 @@ type Proxy struct {
 	wg      sync.WaitGroup
 }
 
+var _ http.Handler = (*Proxy)(nil)
+
 const defaultDialTimeout = 10 * time.Second
 
 // New returns a Proxy for cfg. It fails when Recorder is missing or a
