@@ -210,6 +210,7 @@ func FuzzRedact(f *testing.F) {
 		if again := r.String(out); again != out {
 			t.Fatalf("String(%q) = %q, but String of that = %q (not idempotent)", s, out, again)
 		}
+		checkMetadataScan(t, r, s)
 		for _, p := range planted {
 			n := strings.Count(s, " "+p.ctx+" ")
 			if n == 0 {
@@ -220,4 +221,38 @@ func FuzzRedact(f *testing.F) {
 			}
 		}
 	})
+}
+
+// checkMetadataScan checks that the scan of raw metadata sees whatever the
+// walk of its decoded strings and keys would redact: s as a value and as a
+// key must come out as it does from the same metadata forced down the
+// decoding path by a secret elsewhere.
+func checkMetadataScan(t *testing.T, r *agenttrail.Redactor, s string) {
+	t.Helper()
+	const force = "\x00force"
+	if s == force || s == "list" {
+		return
+	}
+	for _, m := range []map[string]any{{"value": s}, {s: "v", "list": []string{"x", s}}} {
+		plain, err := json.Marshal(m)
+		if err != nil {
+			t.Fatalf("Marshal(%v) error = %v", m, err)
+		}
+		m[force] = "password=x"
+		forced, err := json.Marshal(m)
+		if err != nil {
+			t.Fatalf("Marshal(%v) error = %v", m, err)
+		}
+		a, b := agenttrail.Event{Metadata: plain}, agenttrail.Event{Metadata: forced}
+		r.Event(&a)
+		r.Event(&b)
+		var got, want map[string]any
+		if json.Unmarshal(a.Metadata, &got) != nil || json.Unmarshal(b.Metadata, &want) != nil {
+			t.Fatalf("Event(%s), Event(%s) = %s, %s: not JSON", plain, forced, a.Metadata, b.Metadata)
+		}
+		delete(want, force)
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("Event(metadata %s) = %s, want %v as when it is decoded", plain, a.Metadata, want)
+		}
+	}
 }

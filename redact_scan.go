@@ -316,21 +316,26 @@ const (
 )
 
 // secretClass classifies the name s[start:end] by its tail with case and
-// the separators - _ . and space removed: db_password, X-Api-Key, apiKey,
+// the separators - _ . removed: db_password, X-Api-Key, apiKey,
 // client_secret, X-Amz-Signature and Authorization name secrets;
-// input_tokens, token_count, access_key_id and secretName do not.
+// input_tokens, token_count, access_key_id and secretName do not. Metadata
+// keys are classified like the names nameBefore finds in raw JSON, so that
+// the scan of raw metadata sees every key the walk would redact.
 func secretClass[T text](s T, start, end int) secretKind {
+	if end-start > maxName {
+		start = end - maxName
+	}
 	// Most names are not secret: reject on the last letter before
 	// normalizing the tail.
 	last := end - 1
-	for last >= start && (s[last] == '-' || s[last] == '_' || s[last] == '.' || s[last] == ' ') {
+	for last >= start && (s[last] == '-' || s[last] == '_' || s[last] == '.') {
 		last--
 	}
 	if last < start {
 		return notSecret
 	}
 	prev := last - 1
-	for prev >= start && (s[prev] == '-' || s[prev] == '_' || s[prev] == '.' || s[prev] == ' ') {
+	for prev >= start && (s[prev] == '-' || s[prev] == '_' || s[prev] == '.') {
 		prev--
 	}
 	if prev < start {
@@ -347,7 +352,7 @@ func secretClass[T text](s T, start, end int) secretKind {
 	for j := last; j >= start && n < len(rev); j-- {
 		c := s[j]
 		switch {
-		case c == '-' || c == '_' || c == '.' || c == ' ':
+		case c == '-' || c == '_' || c == '.':
 			continue
 		case c >= 'A' && c <= 'Z':
 			c += 'a' - 'A'
