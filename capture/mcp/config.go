@@ -2,6 +2,7 @@ package mcp
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"time"
@@ -27,9 +28,9 @@ const (
 	DefaultMaxBodyBytes   = 16 << 20
 )
 
-// Config configures a Stdio or HTTPProxy. Recorder, Identities and Redactor
-// are required; every other zero field takes the default documented on it.
-// A Config is copied by the constructors and not retained.
+// Config configures a Stdio or HTTPProxy. Recorder and Identities are
+// required; every other zero field takes the default documented on it. A
+// Config is copied by the constructors and not retained.
 type Config struct {
 	// Recorder receives one event per request/response pair.
 	Recorder capture.Recorder
@@ -38,7 +39,8 @@ type Config struct {
 	// over stdio it is always Identities.Default.
 	Identities *capture.Identities
 	// Redactor masks secrets in arguments, previews and the whole event
-	// before it is recorded.
+	// before it is recorded; nil means agenttrail.NewRedactor() with its
+	// built-in rules.
 	Redactor Redactor
 	// ServerName names the MCP server in events. When empty, the name the
 	// server reports in serverInfo is used.
@@ -74,8 +76,13 @@ func (c Config) withDefaults() (Config, error) {
 		return c, errors.New("mcp proxy: config has no Recorder")
 	case c.Identities == nil:
 		return c, errors.New("mcp proxy: config has no Identities")
-	case c.Redactor == nil:
-		return c, errors.New("mcp proxy: config has no Redactor")
+	}
+	if c.Redactor == nil {
+		r, err := agenttrail.NewRedactor()
+		if err != nil {
+			return c, fmt.Errorf("mcp proxy: redactor: %w", err)
+		}
+		c.Redactor = r
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)

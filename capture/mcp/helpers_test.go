@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -87,21 +86,13 @@ func checkValid(t testing.TB, e agenttrail.Event) {
 	}
 }
 
-// patternRedactor masks sk-… tokens and values of keys named like secrets.
-type patternRedactor struct{}
-
-var testSecret = regexp.MustCompile(`sk-[A-Za-z0-9]{8,}`)
-
-func (patternRedactor) String(s string) string { return testSecret.ReplaceAllString(s, "[REDACTED]") }
-
-func (r patternRedactor) Event(e *agenttrail.Event) {
-	e.Description = r.String(e.Description)
-	e.Metadata = json.RawMessage(r.String(string(e.Metadata)))
-}
-
 // testConfig returns a Config recording into rec as agent "agent-test".
 func testConfig(rec capture.Recorder) Config {
 	ids := &capture.Identities{Default: capture.Actor{ID: "agent-test", Org: "acme", Project: "payments"}}
 	ids.Add("tok-ci", capture.Actor{ID: "agent-ci", Name: "CI agent"})
-	return Config{Recorder: rec, Identities: ids, Redactor: patternRedactor{}}
+	red, err := agenttrail.NewRedactor()
+	if err != nil {
+		panic(err)
+	}
+	return Config{Recorder: rec, Identities: ids, Redactor: red}
 }

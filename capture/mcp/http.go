@@ -53,7 +53,7 @@ type exchange struct {
 type exchangeKey struct{}
 
 // NewHTTP returns an HTTPProxy for cfg.Upstream. It fails when cfg lacks its
-// Recorder, Identities or Redactor, or Upstream is not an http(s) URL.
+// Recorder or Identities, or Upstream is not an http(s) URL.
 func NewHTTP(cfg Config) (*HTTPProxy, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {

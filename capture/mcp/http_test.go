@@ -292,7 +292,6 @@ func TestNewHTTPRejectsBadConfig(t *testing.T) {
 		{"not http", func(c *Config) { c.Upstream = "ftp://127.0.0.1/" }},
 		{"no recorder", func(c *Config) { c.Recorder = nil }},
 		{"no identities", func(c *Config) { c.Identities = nil }},
-		{"no redactor", func(c *Config) { c.Redactor = nil }},
 	} {
 		cfg := testConfig(rec)
 		cfg.Upstream = "http://127.0.0.1:1/mcp"

@@ -98,11 +98,11 @@ func TestObserverLargeArgumentsAndPreview(t *testing.T) {
 	rec := &memRecorder{}
 	cfg := testConfig(rec)
 	cfg.ArgumentsBytes, cfg.PreviewBytes = 1024, 100
-	secret := "sk-ABCDEFGH12345678"
+	secret := "ghp_" + strings.Repeat("A1b2C3d4", 5)
 	// The secret sits where plain truncation would cut it in two.
-	body := strings.Repeat("x", 57) + secret + strings.Repeat("y", 5000)
+	body := strings.Repeat("x", 57) + " " + secret + strings.Repeat("y", 5000)
 	args, _ := json.Marshal(map[string]any{"content": body, "path": "/tmp/a", "n": 3})
-	text := strings.Repeat("é", 46) + "a" + secret + strings.Repeat("z", 5000)
+	text := strings.Repeat("é", 47) + secret + strings.Repeat("z", 5000)
 	res, _ := json.Marshal(map[string]any{"content": []any{map[string]any{"type": "text", "text": text}}})
 	observeLines(t, cfg,
 		`>{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"write","arguments":`+string(args)+`}}`,
@@ -110,7 +110,7 @@ func TestObserverLargeArgumentsAndPreview(t *testing.T) {
 	)
 	e := rec.call(t, "tools/call", "write")
 	md := mcpMeta(t, e)
-	if strings.Contains(string(e.Metadata), "sk-ABC") {
+	if strings.Contains(string(e.Metadata), "ghp_") || !strings.Contains(string(e.Metadata), "[REDAC") {
 		t.Errorf("a fragment of the secret was recorded: %s", e.Metadata)
 	}
 	if !md.ArgumentsTruncated || len(md.Arguments) > cfg.ArgumentsBytes {

@@ -35,7 +35,7 @@ type Stdio struct {
 }
 
 // NewStdio returns a Stdio that records through cfg. It fails when cfg lacks
-// its Recorder, Identities or Redactor.
+// its Recorder or Identities.
 func NewStdio(cfg Config) (*Stdio, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
