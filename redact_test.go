@@ -3,7 +3,9 @@ package agenttrail_test
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/agenttrail/agenttrail"
@@ -320,6 +322,31 @@ func TestNilRedactor(t *testing.T) {
 	r.Event(&e)
 	if got := r.String("token=abc"); got != "token=abc" || e.Description != "token=abc" {
 		t.Errorf("nil Redactor changed %q to %q", "token=abc", got)
+	}
+}
+
+func TestRedactorConcurrentUse(t *testing.T) {
+	r := newRedactor(t, agenttrail.Pattern{Kind: "acme_key", Regexp: `acme_[0-9a-f]{16}`})
+	cases := redactCases()
+	errs := make(chan string, len(cases)*4)
+	var wg sync.WaitGroup
+	for g := 0; g < 4; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for _, c := range cases {
+				e := agenttrail.Event{Description: c.text, Metadata: json.RawMessage(`{"password":"x"}`)}
+				r.Event(&e)
+				if e.Description != c.want {
+					errs <- fmt.Sprintf("Event(%q).Description = %q, want %q", c.text, e.Description, c.want)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for msg := range errs {
+		t.Error(msg)
 	}
 }
 
