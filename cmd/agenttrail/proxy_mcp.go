@@ -105,7 +105,9 @@ func runMCPStdio(ctx context.Context, cfg mcp.Config, command []string, env *Env
 // proxy exits with.
 type mcpServerExit int
 
-func (e mcpServerExit) Error() string { return fmt.Sprintf("the MCP server exited with code %d", int(e)) }
+func (e mcpServerExit) Error() string {
+	return fmt.Sprintf("the MCP server exited with code %d", int(e))
+}
 
 // ExitCode is the code the process should exit with.
 func (e mcpServerExit) ExitCode() int { return int(e) }
