@@ -51,7 +51,7 @@ var usages = map[string]usage{
 // after the first.
 type upstream struct {
 	*httptest.Server
-	t    *testing.T
+	t    testing.TB
 	hold chan struct{}
 
 	mu       sync.Mutex
@@ -65,7 +65,7 @@ type seenRequest struct {
 	Body         map[string]any
 }
 
-func newUpstream(t *testing.T) *upstream {
+func newUpstream(t testing.TB) *upstream {
 	t.Helper()
 	u := &upstream{t: t}
 	u.Server = httptest.NewServer(http.HandlerFunc(u.serve))

@@ -1,0 +1,128 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/agenttrail/agenttrail/capture/llm"
+)
+
+// runProxyLLM runs the LLM API proxy:
+//
+//	agenttrail proxy llm --listen ADDR --upstream URL [--provider openai|anthropic|auto]
+//	                     [--prices FILE] [--record-bodies] [--upstream-keys FILE] [capture flags]
+//
+// Agents point their SDK's base URL at --listen (OpenAI: http://ADDR/v1,
+// Anthropic: http://ADDR); every call is forwarded to --upstream and recorded
+// with its token usage and cost.
+func runProxyLLM(ctx context.Context, args []string, env *Env) error {
+	fs := newFlagSet("proxy llm", env)
+	var cf captureFlags
+	cf.register(fs, env, "llm")
+	listen := fs.String("listen", "127.0.0.1:7330", "address to serve the proxy on")
+	upstream := fs.String("upstream", "", "LLM API base URL, e.g. https://api.openai.com or https://api.anthropic.com (required)")
+	provider := fs.String("provider", string(llm.ProviderAuto), "API of the upstream: openai, anthropic, or auto (by endpoint)")
+	prices := fs.String("prices", "", `JSON price table overriding and extending the built-in one: {"models": {"<model>": {"input": 2.5, "output": 10, "cache_read": 1.25, "cache_write": 2.5}}, "aliases": {"<alias>": "<model>"}} (USD per million tokens)`)
+	recordBodies := fs.Bool("record-bodies", false, "also record request bodies and completion text, redacted and capped at 64 KiB each")
+	upstreamKeys := fs.String("upstream-keys", "", `JSON file mapping actor ids (from --identities) to the real upstream API key sent in place of the agent's credential: {"<actor_id>": "<key>", "*": "<key for every other mapped actor>"}`)
+	metricsAddr := fs.String("metrics-listen", "", "serve Prometheus /metrics on this address (e.g. 127.0.0.1:9330)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if *upstream == "" {
+		fmt.Fprintln(fs.Output(), "--upstream is required")
+		return errUsage
+	}
+	up, err := url.Parse(*upstream)
+	if err != nil || (up.Scheme != "http" && up.Scheme != "https") || up.Host == "" {
+		fmt.Fprintf(fs.Output(), "--upstream: want an http(s) URL, not %q\n", *upstream)
+		return errUsage
+	}
+	if *upstreamKeys != "" && cf.identities == "" {
+		fmt.Fprintln(fs.Output(), "--upstream-keys needs --identities: keys are only sent for mapped credentials")
+		return errUsage
+	}
+
+	cfg := llm.Config{Upstream: up, Provider: llm.Provider(*provider), RecordBodies: *recordBodies}
+	if *prices != "" {
+		if cfg.Prices, err = llm.LoadPrices(*prices); err != nil {
+			return fmt.Errorf("--prices: %w", err)
+		}
+	}
+	if *upstreamKeys != "" {
+		b, err := os.ReadFile(*upstreamKeys)
+		if err != nil {
+			return fmt.Errorf("--upstream-keys: %w", err)
+		}
+		if err := json.Unmarshal(b, &cfg.UpstreamKeys); err != nil {
+			return fmt.Errorf("--upstream-keys: %s: %w", *upstreamKeys, err)
+		}
+	}
+	deps, err := cf.open(env)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := deps.Close(); err != nil {
+			deps.Logger.Warn("llm proxy: flush events", "err", err)
+		}
+	}()
+	reg := prometheus.NewRegistry()
+	cfg.Recorder, cfg.Identities, cfg.Redactor = deps.Recorder, deps.Identities, deps.Redactor
+	cfg.Logger, cfg.Registerer = deps.Logger, reg
+	p, err := llm.New(cfg)
+	if err != nil {
+		return err
+	}
+
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	servers := []*http.Server{{Handler: p, ReadHeaderTimeout: 10 * time.Second}}
+	listeners := []net.Listener{ln}
+	if *metricsAddr != "" {
+		mln, err := net.Listen("tcp", *metricsAddr)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("--metrics-listen: %w", err)
+		}
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+		servers = append(servers, &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second})
+		listeners = append(listeners, mln)
+	}
+	served := make(chan error, len(servers))
+	for i, srv := range servers {
+		go func() { served <- srv.Serve(listeners[i]) }()
+	}
+	fmt.Fprintf(env.Stderr, "agenttrail proxy llm: http://%s → %s\n", ln.Addr(), up.Redacted())
+
+	select {
+	case err = <-served:
+	case <-ctx.Done():
+	}
+	// Streams in flight may run for minutes; give them a little time, then
+	// cut them: each is still recorded, as incomplete.
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, srv := range servers {
+		if srv.Shutdown(sctx) != nil {
+			srv.Close()
+		}
+	}
+	if err == nil || errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return fmt.Errorf("serve: %w", err)
+}
