@@ -4,7 +4,6 @@ import (
 	"context"
 	"sort"
 	"strings"
-	"time"
 
 	"github.com/agenttrail/agenttrail"
 	"github.com/jackc/pgx/v5"
@@ -14,39 +13,49 @@ import (
 // one snapshot: a batch committed between two parts can never be half
 // counted.
 
-// rollupConditions returns the conditions on rollups that select p's rows.
-func rollupConditions(p readPlan, f agenttrail.Filter, a *args) []string {
-	c := []string{"dim = " + a.add(string(p.dim))}
-	c = append(c, timeRange(p.from, p.to, "hour", a)...)
-	if len(f.Org) > 0 {
-		c = append(c, anyText("org", f.Org, a))
+// rollupArms returns one SELECT of cols from each rollup span of p.
+func rollupArms(p readPlan, f agenttrail.Filter, cols string, a *args) []string {
+	var arms []string
+	arm := func(table string, s span) {
+		c := []string{"dim = " + a.add(p.dim)}
+		c = append(c, timeRange(s.from, s.to, "start", a)...)
+		if len(f.Org) > 0 {
+			c = append(c, anyText("org", f.Org, a))
+		}
+		if len(f.Project) > 0 {
+			c = append(c, anyText("project", f.Project, a))
+		}
+		if len(p.keys) > 0 {
+			c = append(c, anyText("key", p.keys, a))
+		}
+		arms = append(arms, "SELECT "+cols+" FROM "+table+whereClause(c))
 	}
-	if len(f.Project) > 0 {
-		c = append(c, anyText("project", f.Project, a))
+	for _, s := range p.days {
+		arm("rollups_daily", s)
 	}
-	if len(p.keys) > 0 {
-		c = append(c, anyText("key", p.keys, a))
+	for _, s := range p.hours {
+		arm("rollups_hourly", s)
 	}
-	return c
+	return arms
 }
 
 // Aggregate returns one bucket per value of by among the events f matches,
-// largest count first, ties by key. It reads rollups for the whole hours f
-// allows and events for the rest.
+// largest count first, ties by key. It reads rollups for the whole days and
+// hours f allows and events for the rest.
 func (s *Store) Aggregate(ctx context.Context, f agenttrail.Filter, by agenttrail.Dimension) ([]agenttrail.Bucket, error) {
 	if !by.Valid() {
 		return nil, agenttrail.Invalid("by", "must be one of source, actor_type, actor_id, result, action, resource_type, org, project, model, not %q", by)
 	}
-	p := planRead(f, by)
+	p := planRead(f, by, true)
 	var a args
 	var arms []string
 	if p.rollup {
-		arms = append(arms, "SELECT "+p.group+`, count, input_tokens, output_tokens, cache_read_tokens,
-			cache_write_tokens, reasoning_tokens, cost_usd FROM rollups`+whereClause(rollupConditions(p, f, &a)))
+		arms = rollupArms(p, f, p.group+`, count, input_tokens, output_tokens, cache_read_tokens,
+			cache_write_tokens, reasoning_tokens, cost_usd`, &a)
 	}
 	col := dimColumn(by)
 	for _, rf := range p.raw {
-		arms = append(arms, "SELECT "+col+` AS key, count(*), sum(input_tokens)::bigint, sum(output_tokens)::bigint,
+		arms = append(arms, "SELECT "+col+`, count(*), sum(input_tokens)::bigint, sum(output_tokens)::bigint,
 			sum(cache_read_tokens)::bigint, sum(cache_write_tokens)::bigint, sum(reasoning_tokens)::bigint,
 			coalesce(sum(cost_usd), 0) FROM events`+whereClause(conditions(rf, &a))+" GROUP BY "+col)
 	}
@@ -69,7 +78,7 @@ func (s *Store) Aggregate(ctx context.Context, f agenttrail.Filter, by agenttrai
 	}
 	out := buckets[:0]
 	for _, b := range buckets {
-		if b.Count > 0 { // retention may leave nothing of a key
+		if b.Count > 0 {
 			out = append(out, b)
 		}
 	}
@@ -79,87 +88,5 @@ func (s *Store) Aggregate(ctx context.Context, f agenttrail.Filter, by agenttrai
 		}
 		return out[i].Key < out[j].Key
 	})
-	return out, nil
-}
-
-// Series returns one bucket per interval from iv.Truncate(f.Since) up to
-// f.Until, empty ones included, with counts per key of by when by is set.
-// Buckets are UTC; date_trunc('week') starts ISO weeks on Monday.
-func (s *Store) Series(ctx context.Context, f agenttrail.Filter, iv agenttrail.Interval, by agenttrail.Dimension) ([]agenttrail.TimeBucket, error) {
-	switch iv {
-	case agenttrail.Hour, agenttrail.Day, agenttrail.Week:
-	default:
-		return nil, agenttrail.Invalid("interval", "must be hour, day or week, not %q", iv)
-	}
-	if by != "" && !by.Valid() {
-		return nil, agenttrail.Invalid("by", "must be one of source, actor_type, actor_id, result, action, resource_type, org, project, model, not %q", by)
-	}
-	if f.Since.IsZero() || f.Until.IsZero() {
-		return nil, agenttrail.Invalid("since", "a series needs both since and until")
-	}
-	var out []agenttrail.TimeBucket
-	index := map[int64]int{}
-	for t := iv.Truncate(f.Since); t.Before(f.Until); t = iv.Next(t) {
-		if len(out) >= agenttrail.MaxBuckets {
-			return nil, agenttrail.Invalid("since", "the range holds more than %d %s buckets", agenttrail.MaxBuckets, iv)
-		}
-		index[t.Unix()] = len(out)
-		b := agenttrail.TimeBucket{Start: t}
-		if by != "" {
-			b.By = map[string]int64{}
-		}
-		out = append(out, b)
-	}
-	if !f.Since.Before(f.Until) {
-		return out, nil // nothing matches, but the bucket since falls in is there
-	}
-
-	p := planRead(f, by)
-	var a args
-	unit := a.add(string(iv))
-	var arms []string
-	if p.rollup {
-		key := "''"
-		if by != "" {
-			key = p.group
-		}
-		arms = append(arms, "SELECT date_trunc("+unit+", hour), "+key+", count, cost_usd FROM rollups"+
-			whereClause(rollupConditions(p, f, &a)))
-	}
-	key := "''"
-	if by != "" {
-		key = dimColumn(by)
-	}
-	for _, rf := range p.raw {
-		arms = append(arms, "SELECT date_trunc("+unit+", time), "+key+", count(*), coalesce(sum(cost_usd), 0) FROM events"+
-			whereClause(conditions(rf, &a))+" GROUP BY 1, 2")
-	}
-	sql := "SELECT b, key, sum(count)::bigint, sum(cost_usd) FROM (" + strings.Join(arms, " UNION ALL ") +
-		") AS u (b, key, count, cost_usd) GROUP BY b, key"
-	rows, err := s.pool.Query(ctx, sql, a...)
-	if err != nil {
-		return nil, formatError("postgres: series", err)
-	}
-	var (
-		start time.Time
-		k     string
-		count int64
-		cost  float64
-	)
-	_, err = pgx.ForEachRow(rows, []any{&start, &k, &count, &cost}, func() error {
-		i, ok := index[start.Unix()]
-		if !ok || count == 0 {
-			return nil
-		}
-		out[i].Count += count
-		out[i].CostUSD += cost
-		if by != "" {
-			out[i].By[k] += count
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, formatError("postgres: series", err)
-	}
 	return out, nil
 }

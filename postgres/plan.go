@@ -7,32 +7,40 @@ import (
 )
 
 // readPlan says how Aggregate and Series read what a filter selects: whole
-// hours from rollups, and the rest (the partial hours at unaligned edges, or
-// everything when rollups cannot answer the filter) from events. Results are
-// exact either way.
+// days from rollups_daily, whole hours from rollups_hourly, and the rest
+// (partial hours at unaligned edges, or everything when rollups cannot
+// answer the filter) from events. Results are exact either way.
 type readPlan struct {
-	rollup   bool
-	dim      agenttrail.Dimension // the rollup rows to read
-	keys     []string             // when set, only rollup rows with these keys
-	group    string               // the rollups column holding by's value: key, org or project
-	from, to time.Time            // whole hours [from, to) read from rollups; zero is unbounded
-	raw      []agenttrail.Filter  // parts read from events
+	rollup bool
+	dim    string   // the rollup rows to read
+	keys   []string // when set, only rollup rows with these keys
+	group  string   // the rollup column holding by's value: key, org or project ("" for none)
+	days   []span   // read from rollups_daily
+	hours  []span   // read from rollups_hourly
+	raw    []agenttrail.Filter
 }
+
+// span is a time range [from, to); a zero bound is unbounded.
+type span struct{ from, to time.Time }
 
 // planRead plans a read of what f selects, grouped by by ("" for none).
 // Rollups can answer when f constrains only org, project and time (columns
 // of every rollup row), plus at most one dimension: by itself when by is
-// set. Grouping by org or project reads any dimension's rows.
-func planRead(f agenttrail.Filter, by agenttrail.Dimension) readPlan {
+// set. With days unset, whole days are read as hours (hourly series).
+func planRead(f agenttrail.Filter, by agenttrail.Dimension, days bool) readPlan {
 	p := readPlan{raw: []agenttrail.Filter{f}}
 	if f.Q != "" || len(f.ResourceID) > 0 || len(f.StatusCode) > 0 || len(f.ProducerID) > 0 {
 		return p
 	}
-	group := "key"
-	if by == agenttrail.DimOrg || by == agenttrail.DimProject {
+	group := ""
+	switch by {
+	case agenttrail.DimOrg, agenttrail.DimProject:
 		group, by = string(by), ""
+	case "":
+	default:
+		group = "key"
 	}
-	dim, keys := by, []string(nil)
+	dim, keys := string(by), []string(nil)
 	for _, c := range []struct {
 		dim  agenttrail.Dimension
 		vals []string
@@ -44,43 +52,65 @@ func planRead(f agenttrail.Filter, by agenttrail.Dimension) readPlan {
 		if len(c.vals) == 0 {
 			continue
 		}
-		if dim != "" && dim != c.dim {
+		if dim != "" && dim != string(c.dim) {
 			return p
 		}
-		dim, keys = c.dim, c.vals
+		dim, keys = string(c.dim), c.vals
 	}
 	if dim == "" {
-		dim = agenttrail.DimSource // every event has exactly one row of each dimension
+		dim = dimTotal
 	}
-	from, to := f.Since, f.Until
-	if !from.IsZero() {
-		from = ceilHour(from)
+	p = readPlan{rollup: true, dim: dim, keys: keys, group: group}
+	since, until := f.Since, f.Until
+	hs, he := since, until // the whole hours
+	if !since.IsZero() {
+		hs = ceilTo(since, time.Hour)
 	}
-	if !to.IsZero() {
-		to = to.UTC().Truncate(time.Hour)
+	if !until.IsZero() {
+		he = until.UTC().Truncate(time.Hour)
 	}
-	if !from.IsZero() && !to.IsZero() && !from.Before(to) {
-		return p // within one or two partial hours: events only
+	if !since.IsZero() && !until.IsZero() && !hs.Before(he) {
+		return readPlan{raw: []agenttrail.Filter{f}} // within one or two partial hours
 	}
-	p = readPlan{rollup: true, dim: dim, keys: keys, group: group, from: from, to: to}
-	if !f.Since.IsZero() && f.Since.Before(from) {
+	if !since.IsZero() && since.Before(hs) {
 		edge := f
-		edge.Until = from
+		edge.Until = hs
 		p.raw = append(p.raw, edge)
 	}
-	if !f.Until.IsZero() && to.Before(f.Until) {
+	if !until.IsZero() && he.Before(until) {
 		edge := f
-		edge.Since = to
+		edge.Since = he
 		p.raw = append(p.raw, edge)
 	}
+	if days {
+		ds, de := hs, he // the whole days
+		if !hs.IsZero() {
+			ds = ceilTo(hs, 24*time.Hour)
+		}
+		if !he.IsZero() {
+			de = he.Truncate(24 * time.Hour)
+		}
+		if hs.IsZero() || he.IsZero() || ds.Before(de) {
+			p.days = []span{{ds, de}}
+			if !hs.IsZero() && hs.Before(ds) {
+				p.hours = append(p.hours, span{hs, ds})
+			}
+			if !he.IsZero() && de.Before(he) {
+				p.hours = append(p.hours, span{de, he})
+			}
+			return p
+		}
+	}
+	p.hours = []span{{hs, he}}
 	return p
 }
 
-// ceilHour returns the first whole hour at or after t.
-func ceilHour(t time.Time) time.Time {
-	h := t.UTC().Truncate(time.Hour)
-	if h.Before(t) {
-		h = h.Add(time.Hour)
+// ceilTo returns the first multiple of d (from the Unix epoch, in UTC) at or
+// after t; d is an hour or a day.
+func ceilTo(t time.Time, d time.Duration) time.Time {
+	c := t.UTC().Truncate(d)
+	if c.Before(t) {
+		c = c.Add(d)
 	}
-	return h
+	return c
 }

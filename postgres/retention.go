@@ -73,17 +73,23 @@ func (s *Store) deleteBefore(ctx context.Context, t time.Time) (int64, []time.Ti
 	if _, err := tx.Exec(ctx, "DELETE FROM event_ids WHERE time < $1", t); err != nil {
 		return 0, nil, fmt.Errorf("delete ids: %w", err)
 	}
-	// Whole hours before t go; the hour t cuts through is rebuilt from the
-	// events it keeps, which is exact where subtracting float sums is not.
-	hour := t.Truncate(time.Hour)
-	if _, err := tx.Exec(ctx, "DELETE FROM rollups WHERE hour < $1", hour); err != nil {
+	// Whole hours and days before t go; the hour t cuts through is rebuilt
+	// from the events it keeps (exact, where subtracting float sums is
+	// not), and the day t cuts through from its hours.
+	hour, d := t.Truncate(time.Hour), day(t)
+	if _, err := tx.Exec(ctx, "DELETE FROM rollups_hourly WHERE start < $1", hour); err != nil {
+		return 0, nil, fmt.Errorf("delete rollups: %w", err)
+	}
+	if _, err := tx.Exec(ctx, "DELETE FROM rollups_daily WHERE start < $1", d); err != nil {
 		return 0, nil, fmt.Errorf("delete rollups: %w", err)
 	}
 	if hour.Before(t) {
-		if _, err := tx.Exec(ctx, "DELETE FROM rollups WHERE hour = $1", hour); err != nil {
-			return 0, nil, fmt.Errorf("delete rollups: %w", err)
+		if err := recomputeHour(ctx, tx, hour); err != nil {
+			return 0, nil, err
 		}
-		if err := recomputeRollups(ctx, tx, hour); err != nil {
+	}
+	if d.Before(t) {
+		if err := recomputeDay(ctx, tx, d); err != nil {
 			return 0, nil, err
 		}
 	}
@@ -102,24 +108,44 @@ func (s *Store) deleteBefore(ctx context.Context, t time.Time) (int64, []time.Ti
 	return n, whole, nil
 }
 
-// recomputeRollups rebuilds the rollup rows of one hour from its events,
-// one scan for every dimension. The hour's rows must have been deleted.
-func recomputeRollups(ctx context.Context, tx pgx.Tx, hour time.Time) error {
+// recomputeHour rebuilds the hourly rollups of one hour from its events,
+// in one scan for every dimension.
+func recomputeHour(ctx context.Context, tx pgx.Tx, hour time.Time) error {
+	if _, err := tx.Exec(ctx, "DELETE FROM rollups_hourly WHERE start = $1", hour); err != nil {
+		return fmt.Errorf("recompute rollups: %w", err)
+	}
 	var a args
 	from, to := a.add(hour), a.add(hour.Add(time.Hour))
-	var dims []string
+	dims := []string{"(" + a.add(dimTotal) + "::text, ''::text)"}
 	for _, d := range rolledUp() {
 		dims = append(dims, "("+a.add(string(d))+"::text, e."+dimColumn(d)+")")
 	}
-	sql := `INSERT INTO rollups (dim, hour, org, project, key, count, input_tokens, output_tokens,
+	sql := `INSERT INTO rollups_hourly (dim, start, org, project, key, count, input_tokens, output_tokens,
 			cache_read_tokens, cache_write_tokens, reasoning_tokens, cost_usd)
-		SELECT d.dim, ` + from + `::timestamptz, e.org, e.project, d.key, count(*), sum(e.input_tokens), sum(e.output_tokens),
-			sum(e.cache_read_tokens), sum(e.cache_write_tokens), sum(e.reasoning_tokens), coalesce(sum(e.cost_usd), 0)
+		SELECT d.dim, ` + from + `::timestamptz, e.org, e.project, d.key, count(*), sum(e.input_tokens),
+			sum(e.output_tokens), sum(e.cache_read_tokens), sum(e.cache_write_tokens), sum(e.reasoning_tokens),
+			coalesce(sum(e.cost_usd), 0)
 		FROM events AS e CROSS JOIN LATERAL (VALUES ` + strings.Join(dims, ", ") + `) AS d (dim, key)
 		WHERE e.time >= ` + from + ` AND e.time < ` + to + `
 		GROUP BY d.dim, e.org, e.project, d.key`
 	if _, err := tx.Exec(ctx, sql, a...); err != nil {
 		return fmt.Errorf("recompute rollups: %w", err)
+	}
+	return nil
+}
+
+// recomputeDay rebuilds the daily rollups of one day from its hourly ones.
+func recomputeDay(ctx context.Context, tx pgx.Tx, d time.Time) error {
+	if _, err := tx.Exec(ctx, "DELETE FROM rollups_daily WHERE start = $1", d); err != nil {
+		return fmt.Errorf("recompute daily rollups: %w", err)
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO rollups_daily (dim, start, org, project, key, count, input_tokens,
+			output_tokens, cache_read_tokens, cache_write_tokens, reasoning_tokens, cost_usd)
+		SELECT dim, $1::timestamptz, org, project, key, sum(count), sum(input_tokens), sum(output_tokens),
+			sum(cache_read_tokens), sum(cache_write_tokens), sum(reasoning_tokens), sum(cost_usd)
+		FROM rollups_hourly WHERE start >= $1 AND start < $2
+		GROUP BY dim, org, project, key`, d, d.AddDate(0, 0, 1)); err != nil {
+		return fmt.Errorf("recompute daily rollups: %w", err)
 	}
 	return nil
 }

@@ -41,7 +41,8 @@ func TestDeleteBeforeDropsPartitions(t *testing.T) {
 	for _, q := range []string{
 		"SELECT count(*) FROM events WHERE time < $1",
 		"SELECT count(*) FROM event_ids WHERE time < $1",
-		"SELECT count(*) FROM rollups WHERE hour < date_trunc('hour', $1::timestamptz)",
+		"SELECT count(*) FROM rollups_hourly WHERE start < date_trunc('hour', $1::timestamptz)",
+		"SELECT count(*) FROM rollups_daily WHERE start < date_trunc('day', $1::timestamptz)",
 	} {
 		if n := queryInt(t, dsn, q, cut); n != 0 {
 			t.Errorf("%s = %d after DeleteBefore, want 0", q, n)
@@ -73,27 +74,33 @@ func TestDeleteBeforeDropsPartitions(t *testing.T) {
 	checkRollups(t, dsn)
 }
 
-// checkRollups compares every dimension's rollups with a GROUP BY over the
-// events themselves.
+// checkRollups compares the rollups of every dimension, hourly and daily,
+// with a GROUP BY over the events themselves.
 func checkRollups(t *testing.T, dsn string) {
 	t.Helper()
+	dims := map[string]string{"all": "''"}
 	for _, d := range agenttrail.Dimensions {
-		if d == agenttrail.DimOrg || d == agenttrail.DimProject {
-			continue // columns of every rollup row, not rows of their own
+		if d != agenttrail.DimOrg && d != agenttrail.DimProject { // columns of every row, not rows of their own
+			dims[string(d)] = string(d)
 		}
-		col := string(d)
-		q := `SELECT count(*) FROM (
-			SELECT hour, org, project, key, count, input_tokens, output_tokens, reasoning_tokens
-				FROM rollups WHERE dim = '` + col + `'
-			EXCEPT
-			SELECT date_trunc('hour', time), org, project, ` + col + `, count(*), sum(input_tokens),
-				sum(output_tokens), sum(reasoning_tokens) FROM events GROUP BY 1, 2, 3, 4) AS x`
-		if n := queryInt(t, dsn, q); n != 0 {
-			t.Errorf("rollups of %s: %d rows disagree with the events", d, n)
-		}
-		q = `SELECT abs((SELECT coalesce(sum(count), 0) FROM rollups WHERE dim = '` + col + `') - (SELECT count(*) FROM events))`
-		if n := queryInt(t, dsn, q); n != 0 {
-			t.Errorf("rollups of %s count %d events more or less than the events table", d, n)
+	}
+	for dim, col := range dims {
+		for table, unit := range map[string]string{"rollups_hourly": "hour", "rollups_daily": "day"} {
+			q := `SELECT count(*) FROM (
+				(SELECT start, org, project, key, count, input_tokens, output_tokens, reasoning_tokens
+					FROM ` + table + ` WHERE dim = '` + dim + `'
+				EXCEPT
+				SELECT date_trunc('` + unit + `', time), org, project, ` + col + `, count(*), sum(input_tokens),
+					sum(output_tokens), sum(reasoning_tokens) FROM events GROUP BY 1, 2, 3, 4)
+				UNION ALL
+				(SELECT date_trunc('` + unit + `', time), org, project, ` + col + `, count(*), sum(input_tokens),
+					sum(output_tokens), sum(reasoning_tokens) FROM events GROUP BY 1, 2, 3, 4
+				EXCEPT
+				SELECT start, org, project, key, count, input_tokens, output_tokens, reasoning_tokens
+					FROM ` + table + ` WHERE dim = '` + dim + `')) AS x`
+			if n := queryInt(t, dsn, q); n != 0 {
+				t.Errorf("%s of %s: %d rows disagree with the events", table, dim, n)
+			}
 		}
 	}
 }

@@ -67,11 +67,14 @@ CREATE TABLE event_ids (
 -- retention deletes, at a fraction of a B-tree's cost on every insert.
 CREATE INDEX event_ids_time ON event_ids USING brin (time);
 
--- Rollups: per dimension, org, project, hour and key, the count and LLM usage
--- sums of the events. Updated in the same transaction as the events.
-CREATE TABLE rollups (
+-- Rollups: per dimension, bucket start, org, project and key, the count and
+-- LLM usage sums of the events; per UTC hour, and per UTC day (the sums of
+-- the day's hours). Updated in the same transaction as the events. The fill
+-- factor leaves room on each page for the next version of a row, so the
+-- upserts every batch makes are HOT updates that touch no index.
+CREATE TABLE rollups_hourly (
 	dim                text COLLATE "C" NOT NULL,
-	hour               timestamptz      NOT NULL,
+	start              timestamptz      NOT NULL,
 	org                text COLLATE "C" NOT NULL,
 	project            text COLLATE "C" NOT NULL,
 	key                text COLLATE "C" NOT NULL,
@@ -82,5 +85,7 @@ CREATE TABLE rollups (
 	cache_write_tokens bigint           NOT NULL,
 	reasoning_tokens   bigint           NOT NULL,
 	cost_usd           double precision NOT NULL,
-	PRIMARY KEY (dim, hour, org, project, key)
-);
+	PRIMARY KEY (dim, start, org, project, key)
+) WITH (fillfactor = 80);
+
+CREATE TABLE rollups_daily (LIKE rollups_hourly INCLUDING ALL) WITH (fillfactor = 80);

@@ -1,0 +1,93 @@
+package postgres
+
+import (
+	"context"
+	"strings"
+	"time"
+
+	"github.com/agenttrail/agenttrail"
+	"github.com/jackc/pgx/v5"
+)
+
+// Series returns one bucket per interval from iv.Truncate(f.Since) up to
+// f.Until, empty ones included, with counts per key of by when by is set.
+// Buckets are UTC (sessions run in UTC); date_trunc('week') starts ISO
+// weeks on Monday. Hourly series read hourly rollups; daily and weekly ones
+// read daily rollups for whole days.
+func (s *Store) Series(ctx context.Context, f agenttrail.Filter, iv agenttrail.Interval, by agenttrail.Dimension) ([]agenttrail.TimeBucket, error) {
+	switch iv {
+	case agenttrail.Hour, agenttrail.Day, agenttrail.Week:
+	default:
+		return nil, agenttrail.Invalid("interval", "must be hour, day or week, not %q", iv)
+	}
+	if by != "" && !by.Valid() {
+		return nil, agenttrail.Invalid("by", "must be one of source, actor_type, actor_id, result, action, resource_type, org, project, model, not %q", by)
+	}
+	if f.Since.IsZero() || f.Until.IsZero() {
+		return nil, agenttrail.Invalid("since", "a series needs both since and until")
+	}
+	var out []agenttrail.TimeBucket
+	index := map[int64]int{}
+	for t := iv.Truncate(f.Since); t.Before(f.Until); t = iv.Next(t) {
+		if len(out) >= agenttrail.MaxBuckets {
+			return nil, agenttrail.Invalid("since", "the range holds more than %d %s buckets", agenttrail.MaxBuckets, iv)
+		}
+		index[t.Unix()] = len(out)
+		b := agenttrail.TimeBucket{Start: t}
+		if by != "" {
+			b.By = map[string]int64{}
+		}
+		out = append(out, b)
+	}
+	if !f.Since.Before(f.Until) {
+		return out, nil // nothing matches, but the bucket since falls in is there
+	}
+
+	p := planRead(f, by, iv != agenttrail.Hour)
+	var a args
+	unit := a.add(string(iv))
+	var arms []string
+	if p.rollup {
+		key := "''"
+		if p.group != "" {
+			key = p.group
+		}
+		arms = rollupArms(p, f, "date_trunc("+unit+", start), "+key+", count, cost_usd", &a)
+	}
+	key := "''"
+	if by != "" {
+		key = dimColumn(by)
+	}
+	for _, rf := range p.raw {
+		arms = append(arms, "SELECT date_trunc("+unit+", time), "+key+", count(*), coalesce(sum(cost_usd), 0) FROM events"+
+			whereClause(conditions(rf, &a))+" GROUP BY 1, 2")
+	}
+	sql := "SELECT b, key, sum(count)::bigint, sum(cost_usd) FROM (" + strings.Join(arms, " UNION ALL ") +
+		") AS u (b, key, count, cost_usd) GROUP BY b, key"
+	rows, err := s.pool.Query(ctx, sql, a...)
+	if err != nil {
+		return nil, formatError("postgres: series", err)
+	}
+	var (
+		start time.Time
+		k     string
+		count int64
+		cost  float64
+	)
+	_, err = pgx.ForEachRow(rows, []any{&start, &k, &count, &cost}, func() error {
+		i, ok := index[start.Unix()]
+		if !ok || count == 0 {
+			return nil
+		}
+		out[i].Count += count
+		out[i].CostUSD += cost
+		if by != "" {
+			out[i].By[k] += count
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, formatError("postgres: series", err)
+	}
+	return out, nil
+}
