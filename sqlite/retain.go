@@ -69,7 +69,7 @@ func (s *Store) deleteChunkBefore(ctx context.Context, t time.Time) (int64, erro
 	if n == 0 {
 		return 0, nil
 	}
-	if err := delta.write(ctx, s, tx); err != nil {
+	if err := delta.write(context.WithoutCancel(ctx), s, tx); err != nil {
 		return 0, formatError("delete: rollups", err)
 	}
 	if err := tx.Commit(); err != nil {

@@ -148,8 +148,9 @@ func (d rollupDelta) add(r *row, sign int64) {
 
 const rollupColumns = "dim, hour, org, project, key, count, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, reasoning_tokens, cost_nusd"
 
-// write adds the deltas to the rollup table, one multi-row upsert per chunk,
-// in key order for locality, and removes rows whose count fell to zero.
+// write adds the deltas to the rollup table, one upsert per row (see
+// Append on why not multi-row), in key order for locality, and removes rows
+// whose count fell to zero.
 func (d rollupDelta) write(ctx context.Context, s *Store, tx *sql.Tx) error {
 	if len(d) == 0 {
 		return nil
@@ -168,23 +169,16 @@ func (d rollupDelta) write(ctx context.Context, s *Store, tx *sql.Tx) error {
 		return cmp.Or(cmp.Compare(a.dim, b.dim), cmp.Compare(a.hour, b.hour), strings.Compare(a.org, b.org),
 			strings.Compare(a.project, b.project), strings.Compare(a.key, b.key))
 	})
-	for len(keys) > 0 {
-		n := chunkSize(len(keys), upsertChunk)
-		st, err := s.stmt(ctx, tx, upsertSQL(n))
-		if err != nil {
+	st, err := s.stmt(ctx, tx, upsertSQL)
+	if err != nil {
+		return err
+	}
+	for _, k := range keys {
+		u := d[k]
+		if _, err := st.ExecContext(ctx, k.dim, k.hour, k.org, k.project, k.key,
+			u.count, u.input, u.output, u.cacheRead, u.cacheWrite, u.reasoning, u.costNUSD); err != nil {
 			return err
 		}
-		args := s.args[:0]
-		for _, k := range keys[:n] {
-			u := d[k]
-			args = append(args, k.dim, k.hour, k.org, k.project, k.key,
-				u.count, u.input, u.output, u.cacheRead, u.cacheWrite, u.reasoning, u.costNUSD)
-		}
-		s.args = args
-		if _, err := st.ExecContext(ctx, args...); err != nil {
-			return err
-		}
-		keys = keys[n:]
 	}
 	if anyNeg {
 		for _, dim := range rolledDims() {
@@ -197,48 +191,12 @@ func (d rollupDelta) write(ctx context.Context, s *Store, tx *sql.Tx) error {
 	return nil
 }
 
-func upsertSQL(n int) string {
-	var b strings.Builder
-	b.WriteString("INSERT INTO rollups (" + rollupColumns + ") VALUES ")
-	placeholders(&b, n, 12)
-	b.WriteString(` ON CONFLICT (dim, hour, org, project, key) DO UPDATE SET
+const upsertSQL = "INSERT INTO rollups (" + rollupColumns + ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?)" +
+	` ON CONFLICT (dim, hour, org, project, key) DO UPDATE SET
 		count = count + excluded.count,
 		input_tokens = input_tokens + excluded.input_tokens,
 		output_tokens = output_tokens + excluded.output_tokens,
 		cache_read_tokens = cache_read_tokens + excluded.cache_read_tokens,
 		cache_write_tokens = cache_write_tokens + excluded.cache_write_tokens,
 		reasoning_tokens = reasoning_tokens + excluded.reasoning_tokens,
-		cost_nusd = cost_nusd + excluded.cost_nusd`)
-	return b.String()
-}
-
-// placeholders writes n groups of cols "?" each: "(?,?),(?,?)".
-func placeholders(b *strings.Builder, n, cols int) {
-	for i := 0; i < n; i++ {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		b.WriteByte('(')
-		for j := 0; j < cols; j++ {
-			if j > 0 {
-				b.WriteByte(',')
-			}
-			b.WriteByte('?')
-		}
-		b.WriteByte(')')
-	}
-}
-
-// chunkSize returns how many of n items the next multi-row statement takes:
-// max while there are that many, then the largest power of two that fits,
-// so a few statement shapes cover every batch size and stay prepared.
-func chunkSize(n, max int) int {
-	if n >= max {
-		return max
-	}
-	c := 1
-	for c*2 <= n {
-		c *= 2
-	}
-	return c
-}
+		cost_nusd = cost_nusd + excluded.cost_nusd`

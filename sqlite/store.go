@@ -46,7 +46,7 @@ type Store struct {
 // survive process crashes only; commits are large batches (group commit),
 // so the fsync is paid once per batch, not per event, and FULL is kept.
 // See bench_test.go for both measured.
-const writerPragmas = "_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)" +
+const writerPragmas = "_pragma=busy_timeout(10000)&_pragma=synchronous(FULL)" +
 	"&_pragma=cache_size(-32000)&_pragma=temp_store(MEMORY)&_txlock=immediate"
 
 const readerPragmas = "_pragma=busy_timeout(10000)&_pragma=cache_size(-16000)&_pragma=temp_store(MEMORY)" +
@@ -81,6 +81,10 @@ func open(ctx context.Context, path string, logger *slog.Logger, synchronous str
 	s.w.SetMaxIdleConns(1)
 	s.w.SetConnMaxLifetime(0)
 	s.w.SetConnMaxIdleTime(0)
+	if err := initFile(ctx, s.w); err != nil {
+		s.w.Close()
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
 	if err := migrate(ctx, s.w); err != nil {
 		s.w.Close()
 		return nil, fmt.Errorf("open %s: %w", path, err)
@@ -136,23 +140,32 @@ func (s *Store) Close() error {
 	return nil
 }
 
+// pageSize is the page size of new files. Larger pages than SQLite's 4 KiB
+// default mean fewer WAL frames, write calls and B-tree splits per batch;
+// measured in bench_test.go.
+const pageSize = 16384
+
+// initFile sets the page size, which only a new, empty file accepts, then
+// WAL mode, which the file remembers.
+func initFile(ctx context.Context, db *sql.DB) error {
+	if _, err := db.ExecContext(ctx, fmt.Sprintf("PRAGMA page_size = %d", pageSize)); err != nil {
+		return formatError("set page size", err)
+	}
+	var mode string
+	if err := db.QueryRowContext(ctx, "PRAGMA journal_mode = WAL").Scan(&mode); err != nil {
+		return formatError("set WAL mode", err)
+	}
+	if mode != "wal" {
+		return agenttrail.Errorf(agenttrail.EINTERNAL, "sqlite: journal mode is %q, want wal", mode)
+	}
+	return nil
+}
+
 // prepare prepares every statement shape the writer runs (multi-row
 // inserts, upserts and lookups in each chunk size), before any transaction
 // holds the writer's one connection.
 func (s *Store) prepare(ctx context.Context) error {
-	var queries []string
-	for _, max := range []int{insertChunk, lookupChunk, upsertChunk} {
-		for n := max; n >= 1; n /= 2 {
-			switch max {
-			case insertChunk:
-				queries = append(queries, insertSQL(n))
-			case lookupChunk:
-				queries = append(queries, lookupSQL(n))
-			case upsertChunk:
-				queries = append(queries, upsertSQL(n))
-			}
-		}
-	}
+	queries := []string{insertSQL, upsertSQL}
 	for _, q := range queries {
 		st, err := s.w.PrepareContext(ctx, q)
 		if err != nil {

@@ -27,6 +27,8 @@ func testHeartbeatGaps(t *testing.T, s agenttrail.Store) {
 	events = append(events, b...)
 	// agent-c stops for good after its 20th heartbeat.
 	events = append(events, Heartbeats("acme", "agent-c", start, iv, 20, nil)...)
+	// agent-d misses a single heartbeat: 2 intervals apart is a gap.
+	events = append(events, Heartbeats("acme", "agent-d", start, iv, 30, func(i int) bool { return i == 15 })...)
 	// agent-a of another org has no gap: gaps are per (org, actor_id).
 	events = append(events, Heartbeats("globex", "agent-a", start, iv, 30, nil)...)
 	// Other events of agent-a during its gap are not heartbeats.
@@ -39,11 +41,12 @@ func testHeartbeatGaps(t *testing.T, s agenttrail.Store) {
 
 	gapA := agenttrail.HeartbeatGap{Org: "acme", ActorID: "agent-a", From: at(9), To: at(13), Missed: 3}
 	gapC := agenttrail.HeartbeatGap{Org: "acme", ActorID: "agent-c", From: at(19), To: at(30), Missed: 10, Open: true}
+	gapD := agenttrail.HeartbeatGap{Org: "acme", ActorID: "agent-d", From: at(14), To: at(16), Missed: 1}
 	tests := []struct {
 		f    agenttrail.Filter
 		want []agenttrail.HeartbeatGap
 	}{
-		{agenttrail.Filter{Since: start, Until: at(30)}, []agenttrail.HeartbeatGap{gapA, gapC}},
+		{agenttrail.Filter{Since: start, Until: at(30)}, []agenttrail.HeartbeatGap{gapA, gapC, gapD}},
 		{agenttrail.Filter{Org: []string{"acme"}, ActorID: []string{"agent-a"}, Since: start, Until: at(30)}, []agenttrail.HeartbeatGap{gapA}},
 		{agenttrail.Filter{Org: []string{"globex"}, Since: start, Until: at(30)}, nil},
 		{agenttrail.Filter{ActorID: []string{"agent-b"}, Since: start, Until: at(30)}, nil},

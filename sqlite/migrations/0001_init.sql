@@ -38,10 +38,10 @@ CREATE UNIQUE INDEX events_id_org ON events (id, org);
 
 -- The default page (newest first), every time range, retention. The rowid
 -- (seq) is the implicit last column, so "ORDER BY time, seq" walks it.
-CREATE INDEX events_time ON events (time);
-
--- One agent's recent activity: the most common investigation query.
-CREATE INDEX events_actor_time ON events (actor_id, time);
+-- actor_id rides along so that one agent's recent activity, the most common
+-- investigation query, is filtered inside the index without reading rows;
+-- one index instead of a second (actor_id, time) one keeps appends cheap.
+CREATE INDEX events_time ON events (time, actor_id);
 
 -- Rollups: per dimension, hour and scope, the count and LLM usage sums of
 -- the events whose value of the dimension is key. Kept in the transaction
