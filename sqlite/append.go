@@ -10,7 +10,6 @@ const eventColumns = "seq, id, org, time, received_at, duration_ms, actor_type, 
 	"resource_type, resource_id, result, status_code, description, project, producer_id, producer_seq, " +
 	"model, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, reasoning_tokens, cost_usd, metadata"
 
-
 type orgID struct{ org, id string }
 
 // Append stores the new events of batch in one transaction and updates the
