@@ -41,6 +41,7 @@ func commands() []command {
 		{"serve", "run the server (embedded SQLite store by default)", runServe},
 		{"query", "search events: filters as flags, a table or --json", runQuery},
 		{"demo", "send realistic traffic from all seven surfaces to a server", runDemo},
+		{"proxy", "run a capture proxy: llm, mcp", runProxy},
 		{"bench", "measure ingest and query performance (DESIGN §6)", runBench},
 	}
 }
