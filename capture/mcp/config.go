@@ -55,8 +55,10 @@ type Config struct {
 	// Timeout is how long a request may wait for its response before it is
 	// recorded as an error (default 10 minutes).
 	Timeout time.Duration
-	// MaxBodyBytes is the largest HTTP body observed (default 16 MiB);
-	// larger bodies are relayed without being observed.
+	// MaxBodyBytes is the largest HTTP body (or event of a stream) an
+	// HTTPProxy observes (default 16 MiB). Larger ones are relayed without
+	// being read: a request is then not recorded, a response is recorded as
+	// an uninspected success. Stdio observes every line it relays.
 	MaxBodyBytes int64
 	// Now is the clock events are stamped with; nil means time.Now.
 	Now func() time.Time

@@ -36,4 +36,9 @@
 //     the server reports (initialize, or the SEP-2575 _meta serverInfo).
 //   - Arguments and content previews pass through the Redactor before the
 //     event is recorded, so secrets never reach the Recorder's queue or spool.
+//     Arguments over Config.ArgumentsBytes have their strings redacted, then
+//     shortened (metadata.mcp.arguments_truncated).
+//   - Over HTTP, a response too large to observe (Config.MaxBodyBytes) is
+//     recorded as a success whose description says it was not inspected:
+//     JSON-RPC errors are small, so a huge response is a result.
 package mcp

@@ -84,6 +84,9 @@ func (o *observer) record(oc outcome) {
 
 	var problem string
 	switch {
+	case oc.unread:
+		// Errors are small; a response over MaxBodyBytes is a result.
+		problem = fmt.Sprintf("the response was over %d bytes and not inspected", o.cfg.MaxBodyBytes)
 	case oc.resp == nil:
 		e.Result, problem = agenttrail.ResultError, oc.reason
 	case oc.resp.Error != nil:

@@ -46,8 +46,15 @@ type exchange struct {
 	agent     capture.Actor
 	keys      []callKey // the requests a POST carried
 	status    int
-	sse       bool
+	sse       *sseObserver
+	json      *jsonObserver
 	failed    error // the upstream could not be reached
+}
+
+// unread reports whether a response on the exchange was too large to
+// observe.
+func (ex *exchange) unread() bool {
+	return (ex.sse != nil && ex.sse.skipped > 0) || (ex.json != nil && ex.json.over && !ex.json.observed)
 }
 
 type exchangeKey struct{}
@@ -138,10 +145,11 @@ func (p *HTTPProxy) modifyResponse(resp *http.Response) error {
 	onMessage := func(b []byte) { p.obs.observe(ex.sess, true, b, ex.agent, ex.status) }
 	switch mediaType(resp.Header.Get("Content-Type")) {
 	case "text/event-stream":
-		ex.sse = true
-		resp.Body = newSSEObserver(resp.Body, int(min(limit, 1<<30)), onMessage)
+		ex.sse = newSSEObserver(resp.Body, int(min(limit, 1<<30)), onMessage)
+		resp.Body = ex.sse
 	case "application/json":
-		resp.Body = &jsonObserver{rc: resp.Body, limit: limit, onEOF: onMessage}
+		ex.json = &jsonObserver{rc: resp.Body, limit: limit, onEOF: onMessage}
+		resp.Body = ex.json
 	}
 	return nil
 }
@@ -171,11 +179,14 @@ func (p *HTTPProxy) finish(r *http.Request, ex *exchange) {
 	}
 	var reason string
 	switch {
+	case ex.unread() && ex.status/100 == 2:
+		p.obs.unread(ex.sess, ex.keys, ex.status)
+		return
 	case ex.failed != nil:
 		reason = "the MCP server is unreachable: " + ex.failed.Error()
 	case ex.status/100 != 2:
 		reason = fmt.Sprintf("the MCP server answered HTTP %d", ex.status)
-	case ex.sse && (ex.sessionID != "" || ex.adopted):
+	case ex.sse != nil && (ex.sessionID != "" || ex.adopted):
 		return // a client may resume the stream; Timeout bounds the wait
 	default:
 		reason = "the response ended without answering"
@@ -193,11 +204,12 @@ func (p *HTTPProxy) Close() error {
 // jsonObserver passes an application/json body through and observes it
 // once it has been read to the end.
 type jsonObserver struct {
-	rc    io.ReadCloser
-	limit int64
-	onEOF func([]byte)
-	buf   []byte
-	over  bool
+	rc       io.ReadCloser
+	limit    int64
+	onEOF    func([]byte)
+	buf      []byte
+	over     bool // the body is over limit, or was observed
+	observed bool
 }
 
 func (j *jsonObserver) Read(p []byte) (int, error) {
@@ -211,7 +223,7 @@ func (j *jsonObserver) Read(p []byte) (int, error) {
 	}
 	if errors.Is(err, io.EOF) && !j.over && len(bytes.TrimSpace(j.buf)) > 0 {
 		j.onEOF(j.buf)
-		j.over = true // observe once
+		j.over, j.observed, j.buf = true, true, nil
 	}
 	return n, err
 }

@@ -301,3 +301,32 @@ func TestNewHTTPRejectsBadConfig(t *testing.T) {
 		}
 	}
 }
+
+// A response too large to observe is relayed whole and recorded as
+// answered, uninspected; the call is not left to time out as an error.
+func TestHTTPProxyResponseTooLargeToObserve(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		opts *sdk.StreamableHTTPOptions
+	}{
+		{"sse", nil},
+		{"json", &sdk.StreamableHTTPOptions{JSONResponse: true}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rec := &memRecorder{}
+			cfg := testConfig(rec)
+			cfg.MaxBodyBytes = 700 // above every request and small result, below tools/list's result
+			endpoint, _, _ := startHTTPProxy(t, cfg, tc.opts)
+			cs := connectHTTP(t, endpoint, nil, "", nil)
+			defer cs.Close()
+			res, err := cs.ListTools(context.Background(), nil)
+			if err != nil || len(res.Tools) != 5 {
+				t.Fatalf("ListTools = %v, %v; want the 5 tools relayed whole", res, err)
+			}
+			e := rec.call(t, "tools/list", "")
+			if e.Result != agenttrail.ResultSuccess || !strings.Contains(e.Description, "not inspected") {
+				t.Errorf("tools/list = %s %q, want success, not inspected", e.Result, e.Description)
+			}
+		})
+	}
+}

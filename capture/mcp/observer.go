@@ -71,6 +71,7 @@ type outcome struct {
 	status    int      // HTTP status of the exchange that carried resp
 	reason    string   // why there is no response
 	cancelled bool
+	unread    bool // a response came but was too large to read
 	sessionID string
 	server    *Implementation
 	client    *Implementation
@@ -276,6 +277,25 @@ func (o *observer) abandon(s *session, keys []callKey, status int, reason string
 	for _, k := range keys {
 		if c := o.takeLocked(s, k); c != nil {
 			done = append(done, o.outcomeLocked(s, c, nil, status, reason, now))
+		}
+	}
+	o.mu.Unlock()
+	for _, oc := range done {
+		o.record(oc)
+	}
+}
+
+// unread records each call of keys still pending in s as answered by a
+// response too large to observe: it came, but what it said is unknown.
+func (o *observer) unread(s *session, keys []callKey, status int) {
+	now := o.cfg.Now()
+	var done []outcome
+	o.mu.Lock()
+	for _, k := range keys {
+		if c := o.takeLocked(s, k); c != nil {
+			oc := o.outcomeLocked(s, c, nil, status, "", now)
+			oc.unread = true
+			done = append(done, oc)
 		}
 	}
 	o.mu.Unlock()

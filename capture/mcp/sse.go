@@ -9,11 +9,13 @@ import (
 // the data of each complete event to onEvent as soon as the event has been
 // read, before the proxy writes it on: a server-to-client request is then
 // pending before the client can answer it. Events larger than limit are
-// relayed but not observed. It is used by one goroutine.
+// relayed but not observed; skipped counts them. It is used by one
+// goroutine.
 type sseObserver struct {
 	rc      io.ReadCloser
 	onEvent func(data []byte)
 	limit   int
+	skipped int
 
 	line     []byte // the current line, carried across reads
 	data     []byte // the data lines of the current event
@@ -62,7 +64,10 @@ func (s *sseObserver) appendLine(b []byte) {
 // are not the observer's business.
 func (s *sseObserver) endLine(l []byte) {
 	if len(l) == 0 {
-		if s.hasData && !s.overflow {
+		switch {
+		case s.overflow:
+			s.skipped++
+		case s.hasData:
 			s.onEvent(s.data)
 		}
 		s.data, s.hasData, s.overflow = s.data[:0], false, false

@@ -25,9 +25,8 @@ const (
 )
 
 // Stdio relays the stdio transport of MCP between an agent and a server,
-// unchanged, and records the traffic. One Stdio serves one session: call Run
-// (or Relay) once. It is safe to build with NewStdio and use from one
-// goroutine.
+// unchanged, and records the traffic. One Stdio serves one session: build
+// it with NewStdio and call Run (or Relay) once.
 type Stdio struct {
 	obs   *observer
 	sess  *session
