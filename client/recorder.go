@@ -124,8 +124,11 @@ func (s RecorderStats) DroppedTotal() int64 {
 // in order once the server is back. Events keep their ids, so a batch sent
 // twice is stored once.
 //
-// A Recorder is safe for concurrent use. Make it with NewRecorder and end it
-// with Close; its goroutines run in between.
+// A Recorder is safe for concurrent use. Make it with NewRecorder (the zero
+// value is not usable) and end it with Close; its goroutines run in between.
+// Events reach the server at least once and are stored once; their order of
+// arrival is not their order of recording (a spooled batch may arrive after
+// newer ones), which producer_seq and time restore.
 type Recorder struct {
 	c          *Client
 	cfg        RecorderConfig

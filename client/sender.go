@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"net/http"
 	"time"
@@ -135,7 +136,7 @@ func (r *Recorder) encodeBatches(enc *batchEncoder, part *[]agenttrail.Event, ba
 		i := 0
 		for ; i < len(batch) && (enc.n == 0 || enc.size() < maxBatchBytes); i++ {
 			if err := enc.add(&batch[i]); err != nil {
-				r.refuse(1, agenttrail.Invalid("metadata", "cannot encode event %s: %v", batch[i].ID, err))
+				r.refuse(1, fmt.Errorf("encode event %s: %w", batch[i].ID, err))
 				continue
 			}
 			*part = append(*part, batch[i])
@@ -225,7 +226,7 @@ func (r *Recorder) replayOne() {
 
 func (r *Recorder) ack() {
 	if err := r.spool.ack(); err != nil {
-		r.log.Error("recorder: cannot remove a replayed spool segment", "err", err)
+		r.log.Error("recorder: cannot record replay progress in the spool", "err", err)
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -22,6 +23,7 @@ import (
 const (
 	recordHeaderSize = 8
 	segmentExt       = ".seg"
+	ackExt           = ".ack"
 )
 
 // errSpoolFull is returned by append when the record would take the spool
@@ -29,20 +31,22 @@ const (
 var errSpoolFull = errors.New("spool is full")
 
 // segment is one spool file. records counts its complete records not yet
-// acknowledged; size is the file's size in bytes.
+// acknowledged; size is the file's size in bytes; start is where reading
+// resumes (past the records an earlier process had acknowledged).
 type segment struct {
 	n       uint64
 	size    int64
 	records int
+	start   int64
 }
 
 // spool is a durable FIFO of batches on disk: append-only segment files in
 // one directory, each a run of records. Records are fsynced before append
 // returns. A record cut short by a crash is found by its length and skipped;
 // a damaged one by its CRC. A segment is deleted once all its records were
-// acknowledged, so the spool shrinks as it is replayed; a record read but not
-// acknowledged is read again (also after a restart, in which case the server
-// deduplicates it).
+// acknowledged, so the spool shrinks as it is replayed. The read position in
+// a segment is kept next to it (an .ack file, without fsync: losing it only
+// means records are sent again, which the server deduplicates).
 //
 // The methods are safe for concurrent use. A directory may be used by one
 // spool at a time.
@@ -84,8 +88,14 @@ func openSpool(dir string, maxBytes int64) (*spool, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open spool: %w", err)
 	}
-	var nums []uint64
+	var nums, acks []uint64
 	for _, e := range entries {
+		if name, ok := strings.CutSuffix(e.Name(), ackExt); ok {
+			if n, err := strconv.ParseUint(name, 10, 64); err == nil {
+				acks = append(acks, n)
+			}
+			continue
+		}
 		name, ok := strings.CutSuffix(e.Name(), segmentExt)
 		if !ok || e.IsDir() {
 			continue
@@ -113,11 +123,34 @@ func openSpool(dir string, maxBytes int64) (*spool, error) {
 		s.size += seg.size
 		s.records += seg.records
 	}
+	for _, n := range acks {
+		if !slices.ContainsFunc(s.segs, func(g segment) bool { return g.n == n }) {
+			os.Remove(s.ackPath(n)) // left by a crash between two removes
+		}
+	}
 	return s, nil
 }
 
 func (s *spool) path(n uint64) string {
 	return filepath.Join(s.dir, fmt.Sprintf("%016d%s", n, segmentExt))
+}
+
+func (s *spool) ackPath(n uint64) string {
+	return filepath.Join(s.dir, fmt.Sprintf("%016d%s", n, ackExt))
+}
+
+// readAck returns the read position saved for segment n, 0 when there is
+// none or it is unreadable.
+func (s *spool) readAck(n uint64) int64 {
+	b, err := os.ReadFile(s.ackPath(n))
+	if err != nil {
+		return 0
+	}
+	off, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+	if err != nil || off < 0 {
+		return 0
+	}
+	return off
 }
 
 // scan counts the complete records of segment n by their headers; it stops at
@@ -133,8 +166,14 @@ func (s *spool) scan(n uint64) (segment, error) {
 		return segment{}, err
 	}
 	seg := segment{n: n, size: fi.Size()}
+	// Only an offset that is a record boundary is trusted: the ack file
+	// is written without care for crashes.
+	ack := s.readAck(n)
 	var hdr [recordHeaderSize]byte
 	for off := int64(0); ; {
+		if off == ack {
+			seg.start, seg.records = off, 0
+		}
 		if _, err := f.ReadAt(hdr[:], off); err != nil {
 			break
 		}
@@ -229,7 +268,7 @@ func (s *spool) peekRecord() (payload []byte, ok bool, err error) {
 			if s.r, err = os.Open(s.path(seg.n)); err != nil {
 				return nil, false, fmt.Errorf("spool: %w", err)
 			}
-			s.rOff = 0
+			s.rOff = seg.start
 		}
 		var hdr [recordHeaderSize]byte
 		if _, err := s.r.ReadAt(hdr[:], s.rOff); err != nil {
@@ -286,7 +325,7 @@ func (s *spool) ack() error {
 	if s.segs[0].records == 0 {
 		return s.dropHead()
 	}
-	return nil
+	return os.WriteFile(s.ackPath(s.segs[0].n), strconv.AppendInt(nil, s.rOff, 10), 0o600)
 }
 
 // dropHead deletes the oldest segment, and stops appending to it if it was
@@ -306,6 +345,9 @@ func (s *spool) dropHead() error {
 	s.records -= seg.records
 	s.rOff, s.peek = 0, false
 	if err := os.Remove(s.path(seg.n)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("spool: %w", err)
+	}
+	if err := os.Remove(s.ackPath(seg.n)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("spool: %w", err)
 	}
 	return nil

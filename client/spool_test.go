@@ -83,22 +83,25 @@ func TestSpoolOrderAcrossSegmentsAndReopen(t *testing.T) {
 	}
 	s.close()
 
-	// A new process: it reads on from the first segment that still has
-	// unacknowledged records (the server deduplicates what it sees again),
-	// and everything not acknowledged comes back, in order.
+	// A new process reads on from the first unacknowledged record: the
+	// one peeked but not acknowledged comes back, the acknowledged ones
+	// do not.
 	s2 := mustOpenSpool(t, dir, 1<<20)
-	got := readAll(t, s2)
-	if len(got) < n-20 {
-		t.Fatalf("reopened spool returned %d records, want at least %d", len(got), n-20)
+	if got := s2.pending(); got != n-20 {
+		t.Errorf("reopened spool: pending() = %d, want %d", got, n-20)
 	}
-	first := n - len(got)
+	got := readAll(t, s2)
+	if len(got) != n-20 {
+		t.Fatalf("reopened spool returned %d records, want %d", len(got), n-20)
+	}
+	first := 20
 	for k, p := range got {
 		if want := record(first+k, 100+(first+k)*300); !bytes.Equal(p, want) {
 			t.Fatalf("after reopen, record %d = %.10q, want %.10q", k, p, want)
 		}
 	}
-	if got := segments(t, dir); len(got) != 0 {
-		t.Errorf("segments left after acknowledging everything: %v", got)
+	if got, _ := filepath.Glob(filepath.Join(dir, "*")); len(got) != 0 {
+		t.Errorf("files left after acknowledging everything: %v", got)
 	}
 	if got := s2.bytes(); got != 0 {
 		t.Errorf("bytes() = %d after acknowledging everything, want 0", got)
@@ -254,5 +257,68 @@ func TestSpoolIgnoresOtherFiles(t *testing.T) {
 	}
 	if got := readAll(t, s); len(got) != 1 || string(got[0]) != "[]" {
 		t.Errorf("readAll = %q, want [\"[]\"]", got)
+	}
+}
+
+func TestSpoolAckFile(t *testing.T) {
+	tests := []struct {
+		name      string
+		ack       string // the head segment's .ack content after 2 acks
+		wantFirst int    // first record read after reopening
+	}{
+		{"intact", "", 2},
+		{"not a record boundary", "13", 0},
+		{"past the end", "999999", 0},
+		{"garbage", "x", 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			s, err := openSpool(dir, 1<<20)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := range 5 {
+				if err := s.append(record(i, 40)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for range 2 {
+				if _, _, err := s.peekRecord(); err != nil {
+					t.Fatal(err)
+				}
+				if err := s.ack(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			s.close()
+			acks, _ := filepath.Glob(filepath.Join(dir, "*"+ackExt))
+			if len(acks) != 1 {
+				t.Fatalf(".ack files = %v, want one", acks)
+			}
+			if tt.ack != "" {
+				if err := os.WriteFile(acks[0], []byte(tt.ack), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			// An .ack file whose segment is gone is removed.
+			orphan := filepath.Join(dir, "0000000000000042"+ackExt)
+			if err := os.WriteFile(orphan, []byte("8"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			s2 := mustOpenSpool(t, dir, 1<<20)
+			got := readAll(t, s2)
+			if len(got) != 5-tt.wantFirst {
+				t.Fatalf("read %d records after reopening, want %d", len(got), 5-tt.wantFirst)
+			}
+			for k, p := range got {
+				if want := record(tt.wantFirst+k, 40); !bytes.Equal(p, want) {
+					t.Errorf("record %d = %q, want %q", k, p, want)
+				}
+			}
+			if _, err := os.Stat(orphan); !os.IsNotExist(err) {
+				t.Errorf("orphaned .ack file still there (%v)", err)
+			}
+		})
 	}
 }
