@@ -40,7 +40,7 @@ func TestMessages(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", model, err)
 		}
-		if msg.Usage.CacheCreationInputTokens != usages[model].cacheWrite || !strings.HasPrefix(msg.Content[0].Text, "Hello!") {
+		if msg.Usage.CacheCreationInputTokens != usageOf(model).cacheWrite || !strings.HasPrefix(msg.Content[0].Text, "Hello!") {
 			t.Errorf("%s: client got cache_creation %d, text %q: not the upstream's answer", model, msg.Usage.CacheCreationInputTokens, msg.Content[0].Text)
 		}
 		if got := presentedKey(env.up.last().Header); got != real {
@@ -65,8 +65,8 @@ func TestMessages(t *testing.T) {
 
 	evs := env.rec.wait(t, 3)
 	for i, model := range []string{"claude-sonnet-4-5", "claude-haiku-4-5", "claude-haiku-4-5"} {
-		checkEvent(t, evs[i], llm.ActionMessages, snapshots[model], 200, agenttrail.ResultSuccess, claudeActor)
-		checkLLM(t, evs[i], wantAnthropic(t, snapshots[model], usages[model], false))
+		checkEvent(t, evs[i], llm.ActionMessages, snapshotOf(model), 200, agenttrail.ResultSuccess, claudeActor)
+		checkLLM(t, evs[i], wantAnthropic(t, snapshotOf(model), usageOf(model), false))
 	}
 }
 
@@ -83,8 +83,8 @@ func TestMessagesStream(t *testing.T) {
 	if err := stream.Err(); err != nil {
 		t.Fatal(err)
 	}
-	u := usages["claude-sonnet-4-5"]
-	if msg.Content[0].Text != strings.Join(chatDeltas, "") || msg.Usage.OutputTokens != u.completion {
+	u := usageOf("claude-sonnet-4-5")
+	if msg.Content[0].Text != strings.Join(chatDeltas(), "") || msg.Usage.OutputTokens != u.completion {
 		t.Errorf("client accumulated %q with %d output tokens", msg.Content[0].Text, msg.Usage.OutputTokens)
 	}
 	// The agent's own key is forwarded when no upstream key is configured.

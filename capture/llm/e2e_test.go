@@ -94,10 +94,10 @@ func TestEndToEnd(t *testing.T) {
 		llm    agenttrail.LLM
 	}
 	wants := []want{
-		{llm.ActionChatCompletions, ciActor, wantOpenAI(t, "gpt-4o-2024-08-06", usages["gpt-4o"], false)},
-		{llm.ActionChatCompletions, ciActor, wantOpenAI(t, "o4-mini-2025-04-16", usages["o4-mini"], true)},
-		{llm.ActionMessages, claudeActor, wantAnthropic(t, "claude-sonnet-4-5-20250929", usages["claude-sonnet-4-5"], true)},
-		{llm.ActionResponses, ciActor, wantOpenAI(t, "gpt-4.1-2025-04-14", usages["gpt-4.1"], false)},
+		{llm.ActionChatCompletions, ciActor, wantOpenAI(t, "gpt-4o-2024-08-06", usageOf("gpt-4o"), false)},
+		{llm.ActionChatCompletions, ciActor, wantOpenAI(t, "o4-mini-2025-04-16", usageOf("o4-mini"), true)},
+		{llm.ActionMessages, claudeActor, wantAnthropic(t, "claude-sonnet-4-5-20250929", usageOf("claude-sonnet-4-5"), true)},
+		{llm.ActionResponses, ciActor, wantOpenAI(t, "gpt-4.1-2025-04-14", usageOf("gpt-4.1"), false)},
 	}
 	f := agenttrail.Filter{Source: []string{agenttrail.SourceLLM}}
 	var page agenttrail.Page

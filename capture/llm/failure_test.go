@@ -69,7 +69,7 @@ func TestStreamCutByUpstream(t *testing.T) {
 	}
 	e := env.rec.wait(t, 1)[0]
 	checkEvent(t, e, llm.ActionMessages, "claude-sonnet-4-5-20250929", 200, agenttrail.ResultSuccess, claudeActor)
-	u := usages["claude-sonnet-4-5"]
+	u := usageOf("claude-sonnet-4-5")
 	u.completion = 1 // all message_start said
 	want := wantAnthropic(t, "claude-sonnet-4-5-20250929", u, true)
 	want.Incomplete = true
@@ -102,7 +102,7 @@ func TestUnknownModel(t *testing.T) {
 		}
 	}
 	evs := env.rec.wait(t, 2)
-	u := usages["mystery-model-7"]
+	u := usageOf("mystery-model-7")
 	checkLLM(t, evs[1], agenttrail.LLM{Provider: "openai", Model: "mystery-model-7", InputTokens: u.prompt, OutputTokens: u.completion})
 	if n := unknownCount(t, env.reg, "mystery-model-7"); n != 2 {
 		t.Errorf("agenttrail_llm_unknown_model_total{model=mystery-model-7} = %v, want 2", n)

@@ -44,7 +44,8 @@ type Config struct {
 	// https://api.anthropic.com. Request paths are appended to its path.
 	Upstream *url.URL
 	// Provider is ProviderOpenAI, ProviderAnthropic, or ProviderAuto (the
-	// zero value): tell them apart by endpoint.
+	// zero value): tell them apart by endpoint. A fixed provider meters only
+	// its own endpoints; the others are forwarded and recorded by path.
 	Provider Provider
 	// Recorder takes the events.
 	Recorder capture.Recorder
@@ -178,10 +179,10 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	defer func() { p.record(context.WithoutCancel(r.Context()), c, cred) }()
 
-	out, err := p.outRequest(r, c, cred, credHeader)
+	out, status, err := p.outRequest(r, c, cred, credHeader)
 	if err != nil {
-		c.status, c.errMsg = http.StatusRequestEntityTooLarge, err.Error()
-		http.Error(w, err.Error(), c.status)
+		c.status, c.errMsg = status, err.Error()
+		http.Error(w, "agenttrail llm proxy: "+err.Error(), status)
 		return
 	}
 	resp, err := p.transport.RoundTrip(out)
@@ -228,8 +229,9 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // outRequest builds the upstream request. A metered request's body is read
 // whole, to learn its model and stream flag and maybe ask for stream usage;
-// other bodies stream through untouched.
-func (p *Proxy) outRequest(r *http.Request, c *call, cred, credHeader string) (*http.Request, error) {
+// other bodies stream through untouched. On error it returns the status to
+// answer the client with.
+func (p *Proxy) outRequest(r *http.Request, c *call, cred, credHeader string) (*http.Request, int, error) {
 	u := *p.upstream
 	u.Path = strings.TrimSuffix(p.upstream.Path, "/") + r.URL.Path
 	u.RawPath = ""
@@ -243,13 +245,13 @@ func (p *Proxy) outRequest(r *http.Request, c *call, cred, credHeader string) (*
 	if c.ep.meter != nil {
 		b, err := io.ReadAll(io.LimitReader(r.Body, p.maxRequest+1))
 		if err != nil {
-			return nil, fmt.Errorf("read request: %w", err)
+			return nil, http.StatusBadRequest, fmt.Errorf("read request: %w", err)
 		}
 		if int64(len(b)) > p.maxRequest {
-			return nil, fmt.Errorf("request body over %d bytes", p.maxRequest)
+			return nil, http.StatusRequestEntityTooLarge, fmt.Errorf("request body over %d bytes", p.maxRequest)
 		}
 		info, fwd, injected := inspectRequest(c.ep.action, b)
-		c.reqModel, c.injected = info.Model, injected
+		c.reqModel, c.injected, c.stream = info.Model, injected, info.Stream
 		if c.keepBodies {
 			c.request = b
 		}
@@ -260,7 +262,7 @@ func (p *Proxy) outRequest(r *http.Request, c *call, cred, credHeader string) (*
 	}
 	out, err := http.NewRequestWithContext(r.Context(), r.Method, u.String(), body)
 	if err != nil {
-		return nil, fmt.Errorf("build upstream request: %w", err)
+		return nil, http.StatusBadRequest, fmt.Errorf("build upstream request: %w", err)
 	}
 	out.ContentLength = length
 	out.Header = r.Header.Clone()
@@ -287,7 +289,7 @@ func (p *Proxy) outRequest(r *http.Request, c *call, cred, credHeader string) (*
 			out.Header.Set(credHeader, key)
 		}
 	}
-	return out, nil
+	return out, 0, nil
 }
 
 // upstreamKey returns the key to substitute for cred, or "" to forward

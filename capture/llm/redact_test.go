@@ -63,7 +63,7 @@ func TestRecordBodiesRedacted(t *testing.T) {
 		}
 		wantText := "The image shows"
 		if i == 1 {
-			wantText = strings.Join(chatDeltas, "")
+			wantText = strings.Join(chatDeltas(), "")
 		}
 		if !strings.HasPrefix(md.Bodies.Completion, wantText) {
 			t.Errorf("event %d: recorded completion = %q, want it to start with %q", i, md.Bodies.Completion, wantText)

@@ -23,26 +23,33 @@ type usage struct {
 	prompt, completion, cached, cacheWrite, reasoning int64
 }
 
-// snapshots maps the model a client asks for to the dated snapshot the API
-// answers with, as the real APIs do.
-var snapshots = map[string]string{
-	"gpt-4o":            "gpt-4o-2024-08-06",
-	"gpt-4o-mini":       "gpt-4o-mini-2024-07-18",
-	"o4-mini":           "o4-mini-2025-04-16",
-	"gpt-4.1":           "gpt-4.1-2025-04-14",
-	"claude-sonnet-4-5": "claude-sonnet-4-5-20250929",
-	"claude-haiku-4-5":  "claude-haiku-4-5-20251001",
+// snapshotOf is the dated snapshot the API answers with for the model a
+// client asks for, as the real APIs do; other models are echoed.
+func snapshotOf(model string) string {
+	if s, ok := map[string]string{
+		"gpt-4o":            "gpt-4o-2024-08-06",
+		"gpt-4o-mini":       "gpt-4o-mini-2024-07-18",
+		"o4-mini":           "o4-mini-2025-04-16",
+		"gpt-4.1":           "gpt-4.1-2025-04-14",
+		"claude-sonnet-4-5": "claude-sonnet-4-5-20250929",
+		"claude-haiku-4-5":  "claude-haiku-4-5-20251001",
+	}[model]; ok {
+		return s
+	}
+	return model
 }
 
-// usages is the usage the fake upstream reports per requested model.
-var usages = map[string]usage{
-	"gpt-4o":            {prompt: 1117, completion: 46, cached: 1024},
-	"gpt-4o-mini":       {prompt: 19, completion: 10},
-	"o4-mini":           {prompt: 2350, completion: 1250, cached: 1920, reasoning: 1024},
-	"gpt-4.1":           {prompt: 5036, completion: 87, cached: 4864},
-	"claude-sonnet-4-5": {prompt: 25, completion: 15, cached: 4096, cacheWrite: 2048},
-	"claude-haiku-4-5":  {prompt: 310, completion: 42, cached: 0, cacheWrite: 1200},
-	"mystery-model-7":   {prompt: 100, completion: 20},
+// usageOf is the usage the fake upstream reports for a requested model.
+func usageOf(model string) usage {
+	return map[string]usage{
+		"gpt-4o":            {prompt: 1117, completion: 46, cached: 1024},
+		"gpt-4o-mini":       {prompt: 19, completion: 10},
+		"o4-mini":           {prompt: 2350, completion: 1250, cached: 1920, reasoning: 1024},
+		"gpt-4.1":           {prompt: 5036, completion: 87, cached: 4864},
+		"claude-sonnet-4-5": {prompt: 25, completion: 15, cached: 4096, cacheWrite: 2048},
+		"claude-haiku-4-5":  {prompt: 310, completion: 42, cached: 0, cacheWrite: 1200},
+		"mystery-model-7":   {prompt: 100, completion: 20},
+	}[model]
 }
 
 // upstream is a fake LLM API. Behaviour is chosen by the requested model:
@@ -105,11 +112,8 @@ func (u *upstream) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	base := strings.TrimPrefix(model, "cut-")
-	snap := snapshots[base]
-	if snap == "" {
-		snap = base
-	}
-	us := usages[base]
+	snap := snapshotOf(base)
+	us := usageOf(base)
 	var events []string
 	switch r.URL.Path {
 	case "/v1/chat/completions":
@@ -199,8 +203,8 @@ func chatCompletion(model string, u usage) string {
 }`, model, u.prompt, u.completion, u.prompt+u.completion, u.cached, u.reasoning)
 }
 
-// chatDeltas is the text a chat stream sends, one chunk each.
-var chatDeltas = []string{"Hello", "! How", " can I", " help", " you today?"}
+// chatDeltas is the text a stream sends, one chunk each.
+func chatDeltas() []string { return []string{"Hello", "! How", " can I", " help", " you today?"} }
 
 // chatStream is a streamed chat completion. Like the real API it adds
 // "usage":null to every chunk and a final usage-only chunk only when the
@@ -216,7 +220,7 @@ func chatStream(model string, u usage, includeUsage bool) []string {
 		events = append(events, "data: "+fmt.Sprintf(head, model, choices, usageNull)+"\n\n")
 	}
 	add(`{"index":0,"delta":{"role":"assistant","content":"","refusal":null},"logprobs":null,"finish_reason":null}`)
-	for _, d := range chatDeltas {
+	for _, d := range chatDeltas() {
 		add(fmt.Sprintf(`{"index":0,"delta":{"content":%q},"logprobs":null,"finish_reason":null}`, d))
 	}
 	add(`{"index":0,"delta":{},"logprobs":null,"finish_reason":"stop"}`)
@@ -250,11 +254,11 @@ func responsesStream(model string, u usage) []string {
 		ev("response.content_part.added", `{"type":"response.content_part.added","sequence_number":3,"item_id":"`+item+`","output_index":0,"content_index":0,"part":{"type":"output_text","annotations":[],"text":""}}`),
 	}
 	seq := 4
-	for _, d := range chatDeltas {
+	for _, d := range chatDeltas() {
 		events = append(events, ev("response.output_text.delta", fmt.Sprintf(`{"type":"response.output_text.delta","sequence_number":%d,"item_id":%q,"output_index":0,"content_index":0,"delta":%q,"logprobs":[]}`, seq, item, d)))
 		seq++
 	}
-	text := strings.Join(chatDeltas, "")
+	text := strings.Join(chatDeltas(), "")
 	events = append(events,
 		ev("response.output_text.done", fmt.Sprintf(`{"type":"response.output_text.done","sequence_number":%d,"item_id":%q,"output_index":0,"content_index":0,"text":%q,"logprobs":[]}`, seq, item, text)),
 		ev("response.completed", fmt.Sprintf(`{"type":"response.completed","sequence_number":%d,"response":%s}`, seq+1, responseObject(model, u, "completed"))),
@@ -292,7 +296,7 @@ func anthropicStream(model string, u usage) []string {
 		ev("content_block_start", `{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}`),
 		ev("ping", `{"type": "ping"}`),
 	}
-	for _, d := range chatDeltas {
+	for _, d := range chatDeltas() {
 		events = append(events, ev("content_block_delta", fmt.Sprintf(`{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":%q}}`, d)))
 	}
 	return append(events,
