@@ -1,19 +1,23 @@
 // Package postgres is the production agenttrail.Store: PostgreSQL through
-// pgx, events in one partition per UTC day, batches written with COPY, and
-// hourly rollups kept in the same transaction as the events they count.
+// pgx, events in one partition per UTC day, batches written with COPY,
+// deduplication through an unpartitioned table of ids, and hourly and daily
+// rollups kept in the same transaction as the events they count.
 //
 // The store lives in the first schema of the connection's search_path, so
-// several stores (or test runs) can share one database. Append calls are
-// serialized inside a Store, and across processes by a row lock on the seq
-// counter; running more than one writing process against one schema is
-// nevertheless not supported yet: partition caches are per process.
+// several stores (or test runs) can share one database. Times are kept to
+// the microsecond, PostgreSQL's precision.
+//
+// One process writes to a schema: Append and DeleteBefore are serialized
+// inside a Store. Both also take a row lock on the seq counter, so seq
+// order stays commit order if a second process writes too, and a stale
+// partition cache recovers, but concurrent writers in several processes are
+// not a supported deployment yet.
 package postgres
 
 import (
 	"context"
 	"fmt"
 	"log/slog"
-	"sync"
 	"time"
 
 	"github.com/agenttrail/agenttrail"
@@ -35,8 +39,8 @@ type Store struct {
 	writer chan struct{}
 
 	// days caches the day partitions known to exist (UTC midnight → true),
-	// so Append issues DDL only for days it has not seen. Guarded by mu.
-	mu   sync.Mutex
+	// so Append issues DDL only for days it has not seen. Only the holder
+	// of writer touches it (and open, before s is shared).
 	days map[time.Time]bool
 }
 

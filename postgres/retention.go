@@ -46,6 +46,10 @@ func (s *Store) deleteBefore(ctx context.Context, t time.Time) (int64, []time.Ti
 	if _, err := tx.Exec(ctx, "SET LOCAL lock_timeout = '10s'"); err != nil {
 		return 0, nil, err
 	}
+	// The seq counter's row lock orders this with Appends of any process.
+	if _, err := tx.Exec(ctx, "SELECT last_seq FROM seq_counter FOR UPDATE"); err != nil {
+		return 0, nil, fmt.Errorf("lock: %w", err)
+	}
 	days, err := s.partitions(ctx, tx)
 	if err != nil {
 		return 0, nil, err
