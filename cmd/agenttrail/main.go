@@ -73,6 +73,12 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		case errors.Is(err, errUsage):
 			return 2
 		default:
+			// A wrapped command (exec, proxy mcp over stdio) exits with its
+			// own code; agenttrail passes it through.
+			var exit interface{ ExitCode() int }
+			if errors.As(err, &exit) {
+				return exit.ExitCode()
+			}
 			fmt.Fprintf(stderr, "agenttrail %s: %v\n", c.name, err)
 			return 1
 		}
