@@ -271,22 +271,22 @@ func isNameByte(c byte) bool {
 const maxName = 64
 
 // nameBefore returns the name that a '=' or ':' at s[i] assigns: PASSWORD=,
-// password:, "password": and, in raw JSON text, \"password\": too.
+// password:, "password": and \"password\": (JSON in a string). It skips
+// blanks, quotes and backslashes between the two, also in the form JSON
+// text gives them (\" \\ \n), so that in raw metadata it finds every name
+// it would find in the decoded strings. Each skipped run ends at the
+// previous '=' or ':', so the scan stays linear.
 func nameBefore[T text](s T, i int) (start, end int) {
 	j := i
+skip:
 	for j > 0 {
-		c := s[j-1]
-		if c == ' ' || c == '\t' || c == '\n' || c == '\r' {
+		switch c := s[j-1]; {
+		case c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '"' || c == '\'' || c == '\\':
 			j--
-		} else if j >= 2 && s[j-2] == '\\' && (c == 'n' || c == 't' || c == 'r') {
-			j -= 2 // whitespace as JSON text escapes it
-		} else {
-			break
-		}
-	}
-	if j > 0 && (s[j-1] == '"' || s[j-1] == '\'') {
-		if j--; j > 0 && s[j-1] == '\\' {
-			j--
+		case (c == 'n' || c == 't' || c == 'r') && j >= 2 && s[j-2] == '\\':
+			j -= 2
+		default:
+			break skip
 		}
 	}
 	end = j
