@@ -86,9 +86,9 @@ func TestRecorderFlushInterval(t *testing.T) {
 	for i := range 3 {
 		r.Record(context.Background(), testEvent(i))
 	}
-	waitFor(t, 5*time.Second, "a partial batch to be sent by the interval", func() bool { return srv.count() == 3 })
-	if got := r.Stats().Sent; got != 3 {
-		t.Errorf("Stats().Sent = %d, want 3", got)
+	waitFor(t, 5*time.Second, "a partial batch to be sent by the interval", func() bool { return r.Stats().Sent == 3 })
+	if got := srv.count(); got != 3 {
+		t.Errorf("server stored %d events, want 3", got)
 	}
 }
 
