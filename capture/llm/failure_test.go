@@ -91,6 +91,9 @@ func TestStreamClientGone(t *testing.T) {
 	e := env.rec.wait(t, 1)[0]
 	checkEvent(t, e, llm.ActionChatCompletions, "gpt-4o-2024-08-06", 200, agenttrail.ResultSuccess, ciActor)
 	checkLLM(t, e, agenttrail.LLM{Provider: "openai", Model: "gpt-4o-2024-08-06", Stream: true, Incomplete: true})
+	if strings.Contains(e.Description, "upstream") {
+		t.Errorf("description = %q blames the upstream for a client that left", e.Description)
+	}
 }
 
 func TestUnknownModel(t *testing.T) {

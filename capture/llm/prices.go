@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"sort"
 	"strings"
 
 	"github.com/agenttrail/agenttrail"
@@ -66,6 +65,11 @@ type priceFile struct {
 
 // DefaultPrices returns the built-in price table. Prices change: check the
 // table's "updated" date (prices.json) and extend it with LoadPrices.
+//
+// One price per token class is an approximation in two places: Anthropic
+// bills cache writes with a one-hour TTL at twice the input price, and some
+// models bill prompts over 200k tokens at a higher rate; both are priced at
+// the standard rate here.
 func DefaultPrices() (*Prices, error) {
 	b, err := builtin.ReadFile("prices.json")
 	if err != nil {
@@ -163,16 +167,6 @@ func (p *Prices) Lookup(model string) (entry string, price Price, ok bool) {
 		}
 	}
 	return "", Price{}, false
-}
-
-// Models returns the names of the priced models, sorted.
-func (p *Prices) Models() []string {
-	names := make([]string, 0, len(p.models))
-	for n := range p.models {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return names
 }
 
 // stripDate removes a trailing snapshot date, -YYYY-MM-DD (OpenAI) or

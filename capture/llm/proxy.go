@@ -208,7 +208,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			h[k] = vv
 		}
 	}
-	sse := strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream")
+	sse := strings.HasPrefix(strings.ToLower(resp.Header.Get("Content-Type")), "text/event-stream")
 	if sse {
 		c.stream = true
 		h.Del("Content-Length") // events may be dropped or rewritten
@@ -218,6 +218,11 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.relayStream(w, resp.Body, c)
 	} else {
 		p.relayBody(w, resp.Body, c)
+	}
+	if c.cut != nil && r.Context().Err() != nil {
+		// The read failed because the client left and took the request
+		// context with it: not the upstream's doing.
+		c.cut, c.clientGone = nil, true
 	}
 	if c.cut != nil {
 		// Ending the response cleanly would pass a truncated answer off as
