@@ -43,7 +43,7 @@ func (d *decoded) reject(i int, reason, field, format string, args ...any) {
 // cannot be parsed (not JSON at all, or an array whose syntax breaks), and
 // ETOOLARGE when it holds more than lim.MaxBatchEvents events.
 func decodeBody(body []byte, lim agenttrail.Limits) (*decoded, error) {
-	start := skipSpace(body, 0)
+	start := skipWS(body, 0)
 	if start == len(body) {
 		return nil, agenttrail.Invalid("body", "is empty; send an event object, a JSON array of events, or NDJSON")
 	}
@@ -61,75 +61,98 @@ func decodeBody(body []byte, lim agenttrail.Limits) (*decoded, error) {
 // the rest of the array unreadable, so it fails the whole request.
 func decodeArray(body []byte, lim agenttrail.Limits) (*decoded, error) {
 	d := &decoded{events: make([]agenttrail.Event, 0, estimateEvents(body))}
-	dec := newDecoder(body)
-	if _, err := dec.Token(); err != nil {
-		return nil, agenttrail.Invalid("body", "is not valid JSON: %v", err)
+	i := skipWS(body, skipWS(body, 0)+1) // after '['
+	if i < len(body) && body[i] == ']' {
+		return d, checkEnd(body, i+1)
 	}
-	for dec.More() {
-		i := len(d.events)
-		if i >= lim.MaxBatchEvents {
+	for {
+		n := len(d.events)
+		if n >= lim.MaxBatchEvents {
 			return nil, tooManyEvents(lim)
 		}
-		start := skipSpace(body, int(dec.InputOffset()))
-		d.events = append(d.events, agenttrail.Event{})
-		err := dec.Decode(&d.events[i])
-		if isSyntax(err) {
-			return nil, agenttrail.Invalid("body", "is not valid JSON at event %d: %v", i, err)
+		end, err := d.decodeOne(body, i, lim)
+		if err != nil {
+			return nil, agenttrail.Invalid("body", "is not valid JSON at event %d: %v", n, err)
 		}
-		d.check(i, body[start:int(dec.InputOffset())], err, lim)
+		i = skipWS(body, end)
+		if i >= len(body) {
+			return nil, agenttrail.Invalid("body", "is not valid JSON: the array is not closed")
+		}
+		switch body[i] {
+		case ',':
+			i = skipWS(body, i+1)
+		case ']':
+			return d, checkEnd(body, i+1)
+		default:
+			return nil, agenttrail.Invalid("body", "is not valid JSON: after event %d, want , or ], not %q", n, body[i])
+		}
 	}
-	if _, err := dec.Token(); err != nil {
-		return nil, agenttrail.Invalid("body", "is not valid JSON: %v", err)
+}
+
+func checkEnd(body []byte, i int) error {
+	if skipWS(body, i) != len(body) {
+		return agenttrail.Invalid("body", "has data after the array")
 	}
-	if skipSpace(body, int(dec.InputOffset())) != len(body) {
-		return nil, agenttrail.Invalid("body", "has data after the array")
+	return nil
+}
+
+// decodeStream decodes one object or NDJSON: values separated by white
+// space. A line that is not valid JSON is rejected by index and decoding
+// resumes on the next line.
+func decodeStream(body []byte, lim agenttrail.Limits) (*decoded, error) {
+	d := &decoded{events: make([]agenttrail.Event, 0, bytes.Count(body, []byte{'\n'})+1)}
+	for i := skipWS(body, 0); i < len(body); i = skipWS(body, i) {
+		n := len(d.events)
+		if n >= lim.MaxBatchEvents {
+			return nil, tooManyEvents(lim)
+		}
+		end, err := d.decodeOne(body, i, lim)
+		if err == nil {
+			i = end
+			continue
+		}
+		d.reject(n, rejectInvalid, "event", "is not valid JSON: %v", err)
+		nl := bytes.IndexByte(body[i:], '\n')
+		if nl < 0 {
+			break
+		}
+		i += nl + 1
 	}
 	return d, nil
 }
 
-// decodeStream decodes one object or NDJSON. A line that is not valid JSON
-// is rejected by index and decoding resumes on the next line.
-func decodeStream(body []byte, lim agenttrail.Limits) (*decoded, error) {
-	d := &decoded{events: make([]agenttrail.Event, 0, bytes.Count(body, []byte{'\n'})+1)}
-	base := 0 // where dec's input starts in body
-	dec := newDecoder(body)
-	for {
-		start := skipSpace(body, base+int(dec.InputOffset()))
-		if start == len(body) {
-			return d, nil
-		}
-		i := len(d.events)
-		if i >= lim.MaxBatchEvents {
-			return nil, tooManyEvents(lim)
-		}
-		d.events = append(d.events, agenttrail.Event{})
-		err := dec.Decode(&d.events[i])
+// decodeOne decodes the value at body[i] as the next event and returns the
+// offset after it. A syntax error, after which the value's extent is
+// unknown, is returned (the slot is left for the caller to reject); any
+// other problem rejects the event by index.
+func (d *decoded) decodeOne(body []byte, i int, lim agenttrail.Limits) (end int, syntax error) {
+	n := len(d.events)
+	d.events = append(d.events, agenttrail.Event{})
+	ev := &d.events[n]
+	end, ok := decodeEventFast(body, i, ev)
+	var err error
+	if !ok {
+		// The slow path: encoding/json's semantics and errors.
+		*ev = agenttrail.Event{}
+		dec := newDecoder(body[i:])
+		err = dec.Decode(ev)
 		if isSyntax(err) {
-			d.reject(i, rejectInvalid, "event", "is not valid JSON: %v", err)
-			nl := bytes.IndexByte(body[start:], '\n')
-			if nl < 0 {
-				return d, nil
-			}
-			base = start + nl + 1
-			dec = newDecoder(body[base:])
-			continue
+			*ev = agenttrail.Event{}
+			return 0, err
 		}
-		d.check(i, body[start:base+int(dec.InputOffset())], err, lim)
+		end = i + int(dec.InputOffset())
 	}
-}
-
-// check rejects event i, whose encoding is raw, when decoding it failed
-// (err), it is not an object, or it is over the event size limit.
-func (d *decoded) check(i int, raw []byte, err error, lim agenttrail.Limits) {
+	raw := body[i:end]
 	switch {
-	case len(raw) == 0 || raw[0] != '{':
-		d.reject(i, rejectInvalid, "event", "must be a JSON object")
+	case body[i] != '{':
+		d.reject(n, rejectInvalid, "event", "must be a JSON object")
 	case len(raw) > lim.MaxEventBytes:
-		d.reject(i, rejectTooLarge, "event", "is %d bytes, over the limit of %d", len(raw), lim.MaxEventBytes)
+		d.reject(n, rejectTooLarge, "event", "is %d bytes, over the limit of %d", len(raw), lim.MaxEventBytes)
 	case err != nil:
 		field, msg := explain(raw, err)
-		d.reject(i, rejectInvalid, field, "%s", msg)
+		d.reject(n, rejectInvalid, field, "%s", msg)
 	}
+	return end, nil
 }
 
 func newDecoder(b []byte) *json.Decoder {
@@ -152,18 +175,6 @@ func tooManyEvents(lim agenttrail.Limits) error {
 // once: each event object has an "action" key.
 func estimateEvents(body []byte) int {
 	return bytes.Count(body, []byte(`"action"`)) + 1
-}
-
-func skipSpace(b []byte, i int) int {
-	for i < len(b) {
-		switch b[i] {
-		case ' ', '\t', '\r', '\n', ',':
-			i++
-		default:
-			return i
-		}
-	}
-	return i
 }
 
 // explain names the field that made an event fail to decode, with a message
