@@ -116,5 +116,8 @@ func TestScopedCallers(t *testing.T) {
 		if tc.status >= 400 {
 			problemFrom(t, tc.method+" "+tc.path, r, tc.status)
 		}
+		if tc.status == http.StatusUnauthorized && !strings.HasPrefix(r.header.Get("WWW-Authenticate"), "Bearer") {
+			t.Errorf("%s %s = 401 with WWW-Authenticate %q, want a Bearer challenge", tc.method, tc.path, r.header.Get("WWW-Authenticate"))
+		}
 	}
 }

@@ -274,3 +274,5 @@ func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
 type nopStore struct{ agenttrail.Store }
 
 type nopSubmitter struct{ Submitter }
+
+var _ Submitter = (*ingest.Pipeline)(nil)

@@ -87,8 +87,11 @@ func writeProblem(w http.ResponseWriter, r *http.Request, log *slog.Logger, err 
 	case p.Status == http.StatusServiceUnavailable:
 		log.Warn("request refused", "method", r.Method, "path", r.URL.Path, "err", err)
 	}
-	if p.Status == http.StatusServiceUnavailable || p.Status == http.StatusTooManyRequests {
+	switch p.Status {
+	case http.StatusServiceUnavailable, http.StatusTooManyRequests:
 		w.Header().Set("Retry-After", strconv.Itoa(retryAfterSeconds))
+	case http.StatusUnauthorized:
+		w.Header().Set("WWW-Authenticate", `Bearer realm="agenttrail"`) // RFC 9110 §11.6.1
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
