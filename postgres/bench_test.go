@@ -82,17 +82,23 @@ func insertNaive(ctx context.Context, conn *pgx.Conn, e *agenttrail.Event) error
 			l.CacheWriteTokens, l.ReasoningTokens, l.CostUSD); err != nil {
 			return err
 		}
-		for _, d := range agenttrail.Dimensions {
-			if _, err := tx.Exec(ctx, `INSERT INTO rollups AS r VALUES ($1, date_trunc('hour', $2::timestamptz), $3, $4, $5,
-				1, $6, $7, $8, $9, $10, $11) ON CONFLICT (dim, hour, org, project, key) DO UPDATE SET
+		// The rollup rows of one event, one upsert per table: the totals
+		// row and one per rolled-up dimension.
+		dims := []string{"all", "source", "actor_type", "actor_id", "result", "action", "resource_type", "model"}
+		keys := []string{"", e.Source, string(e.ActorType), e.ActorID, string(e.Result), e.Action, e.ResourceType, l.Model}
+		for table, unit := range map[string]string{"rollups_hourly": "hour", "rollups_daily": "day"} {
+			if _, err := tx.Exec(ctx, `INSERT INTO `+table+` AS r
+				SELECT d, date_trunc('`+unit+`', $2::timestamptz), $3, $4, k, 1, $5, $6, $7, $8, $9, $10
+				FROM unnest($1::text[], $11::text[]) AS u (d, k)
+				ON CONFLICT (dim, start, org, project, key) DO UPDATE SET
 				count = r.count + 1, input_tokens = r.input_tokens + excluded.input_tokens,
 				output_tokens = r.output_tokens + excluded.output_tokens,
 				cache_read_tokens = r.cache_read_tokens + excluded.cache_read_tokens,
 				cache_write_tokens = r.cache_write_tokens + excluded.cache_write_tokens,
 				reasoning_tokens = r.reasoning_tokens + excluded.reasoning_tokens,
 				cost_usd = r.cost_usd + excluded.cost_usd`,
-				string(d), e.Time, e.Org, e.Project, e.DimensionValue(d), l.InputTokens, l.OutputTokens,
-				l.CacheReadTokens, l.CacheWriteTokens, l.ReasoningTokens, l.Cost()); err != nil {
+				dims, e.Time, e.Org, e.Project, l.InputTokens, l.OutputTokens,
+				l.CacheReadTokens, l.CacheWriteTokens, l.ReasoningTokens, l.Cost(), keys); err != nil {
 				return err
 			}
 		}
