@@ -38,10 +38,11 @@ type Redactor interface {
 // Options configure one run. The zero value records with the built-in
 // redaction rules and captures 64 KiB of each output stream.
 type Options struct {
-	// Redactor scrubs the event; nil means agenttrail.NewRedactor() with
-	// the built-in rules. Credentials in arguments that only the
-	// command-line conventions of curl, mysql and sshpass reveal are
-	// scrubbed before it runs, whatever it is.
+	// Redactor scrubs the event; nil means a new agenttrail.NewRedactor()
+	// with the built-in rules, built on each run (about 0.2 ms): callers
+	// that run many commands build one and reuse it. Credentials in
+	// arguments that only command-line conventions reveal (curl -u, mysql
+	// -p, --password VALUE) are scrubbed before it runs, whatever it is.
 	Redactor Redactor
 	// MaxOutput caps the bytes recorded of each of stdout and stderr
 	// (default DefaultMaxOutput); the command's output itself is never cut.
