@@ -18,10 +18,14 @@ type Appender interface {
 	Append(ctx context.Context, batch []Event) (AppendResult, error)
 }
 
-// AppendResult counts what one Append stored and skipped.
+// AppendResult counts what one Append stored and skipped. Spooled counts
+// events a server-side spool (ingest.Spool) took instead of the store while
+// the store was unavailable: durable, but neither stored nor known to be
+// duplicates yet. Stores leave it 0.
 type AppendResult struct {
 	Inserted   int
 	Duplicates int
+	Spooled    int
 }
 
 // Getter reads one event.

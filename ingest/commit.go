@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/agenttrail/agenttrail"
@@ -37,6 +38,17 @@ func (p *Pipeline) commit(ctx context.Context, reqs []*request) {
 		return
 	}
 	p.m.batchEvents.Observe(float64(len(batch)))
+	if res.Spooled > 0 {
+		// A spool took the whole batch: durable, not yet stored.
+		for _, r := range reqs {
+			r.res = agenttrail.AppendResult{Spooled: len(r.events)}
+			p.finish(r)
+		}
+		if len(reqs) > 1 {
+			clear(p.buf)
+		}
+		return
+	}
 	inserted := 0
 	off := 0
 	for _, r := range reqs {
@@ -106,10 +118,22 @@ func (p *Pipeline) finish(r *request) {
 }
 
 func (p *Pipeline) fail(r *request, err error) {
-	p.m.dropped.WithLabelValues(reasonStoreError).Add(float64(len(r.events)))
+	reason := reasonStoreError
+	if errors.Is(err, ErrSpoolFull) {
+		reason = reasonSpoolFull
+	}
+	p.m.dropped.WithLabelValues(reason).Add(float64(len(r.events)))
 	switch agenttrail.ErrorCode(err) {
 	case agenttrail.EINVALID, agenttrail.ETOOLARGE:
 		r.err = err
+	case agenttrail.EUNAVAILABLE:
+		if errors.Is(err, ErrSpoolFull) {
+			// The spool's own message: the caller should know why.
+			p.log.Warn("commit refused: the spool is full", "events", len(r.events))
+			r.err = err
+			break
+		}
+		fallthrough
 	default:
 		p.log.Error("commit failed", "events", len(r.events), "err", err)
 		r.err = unavailable("the store is unavailable; retry later")

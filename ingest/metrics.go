@@ -11,6 +11,7 @@ const (
 	reasonShutdown   = "shutdown"
 	reasonTooLarge   = "too_large"
 	reasonStoreError = "store_error"
+	reasonSpoolFull  = "spool_full" // the store was unavailable and the spool full
 )
 
 type metrics struct {
@@ -27,7 +28,7 @@ func newMetrics(reg prometheus.Registerer, depth func() int) *metrics {
 	m := &metrics{
 		accepted: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "agenttrail_ingest_accepted_total",
-			Help: "Events committed to the store.",
+			Help: "Events committed to the store; events a spool took are counted by agenttrail_ingest_spooled_total instead.",
 		}),
 		duplicates: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "agenttrail_ingest_duplicates_total",
@@ -48,7 +49,7 @@ func newMetrics(reg prometheus.Registerer, depth func() int) *metrics {
 			Buckets: prometheus.ExponentialBuckets(1, 4, 9),
 		}),
 	}
-	for _, r := range []string{reasonQueueFull, reasonShutdown, reasonTooLarge, reasonStoreError} {
+	for _, r := range []string{reasonQueueFull, reasonShutdown, reasonTooLarge, reasonStoreError, reasonSpoolFull} {
 		m.dropped.WithLabelValues(r)
 	}
 	if reg != nil {
