@@ -1,0 +1,247 @@
+// Package sandbox is the sandbox capture surface: what agents do to and
+// inside their containers.
+//
+// DockerProxy sits in front of a Docker Engine API socket (agents set
+// DOCKER_HOST to it) and records one sandbox event per container lifecycle
+// call — create, start, stop, kill, restart, pause, unpause, remove, rename —
+// per exec (create and start) and per `docker cp`. Everything else (ping,
+// images, logs, event streams) is relayed unchanged, and so are the
+// hijacked connections of attach and exec start, as raw streams in both
+// directions.
+//
+// Watcher records file creates, writes, removes and renames under a
+// sandbox's directory, coalescing bursts of writes to one event per file per
+// window.
+package sandbox
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"sync"
+	"time"
+
+	"github.com/agenttrail/agenttrail"
+	"github.com/agenttrail/agenttrail/capture"
+)
+
+// Redactor scrubs secrets from an event before it is recorded.
+// *agenttrail.Redactor implements it. Implementations are safe for
+// concurrent use.
+type Redactor interface {
+	Event(e *agenttrail.Event)
+}
+
+// DockerConfig configures a DockerProxy. Upstream and Recorder are
+// required.
+type DockerConfig struct {
+	// Upstream is the Docker Engine API to forward to, e.g.
+	// unix:///var/run/docker.sock (see ParseEndpoint).
+	Upstream Endpoint
+	// Recorder takes the events.
+	Recorder capture.Recorder
+	// Identities resolve the actor: the Engine API carries no credential,
+	// so it is the X-Agenttrail-Actor-Id header (the docker CLI sends it
+	// when config.json lists it under HttpHeaders), then Identities.Default.
+	// Nil records every call as the actor "anonymous".
+	Identities *capture.Identities
+	// Redactor scrubs every event; exec commands often carry secrets. Nil
+	// means agenttrail.NewRedactor() with the built-in rules.
+	Redactor Redactor
+	// MaxRemembered bounds how many containers (for their image and name)
+	// and exec instances (for their container and command) the proxy
+	// remembers from the calls that created them (default 4096 of each).
+	MaxRemembered int
+	// DialTimeout bounds connecting to the Engine (default 10 s).
+	DialTimeout time.Duration
+	// Logger logs Engine failures; nil means slog.Default.
+	Logger *slog.Logger
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// DockerProxy is the Docker Engine API proxy, an http.Handler. It is safe
+// for concurrent use. Serve it from an HTTP/1.1 server (attach and exec
+// take over the connection) and call Close when the server has stopped:
+// hijacked streams outlive the server's Shutdown until Close ends them.
+type DockerProxy struct {
+	upstream Endpoint
+	rec      capture.Recorder
+	ids      *capture.Identities
+	redactor Redactor
+	memo     *memo
+	dialer   *net.Dialer
+	log      *slog.Logger
+	now      func() time.Time
+	rp       *httputil.ReverseProxy
+	tr       *http.Transport
+
+	mu       sync.Mutex
+	sessions map[*session]struct{}
+	closed   bool
+	wg       sync.WaitGroup
+}
+
+var _ http.Handler = (*DockerProxy)(nil)
+
+const (
+	defaultMaxRemembered = 4096
+	defaultDialTimeout   = 10 * time.Second
+)
+
+// NewDockerProxy returns a DockerProxy for cfg. It fails when Upstream or
+// Recorder is missing.
+func NewDockerProxy(cfg DockerConfig) (*DockerProxy, error) {
+	if cfg.Upstream.Network != "unix" && cfg.Upstream.Network != "tcp" || cfg.Upstream.Address == "" {
+		return nil, errors.New("docker proxy: an upstream unix or tcp endpoint is required")
+	}
+	if cfg.Recorder == nil {
+		return nil, errors.New("docker proxy: a recorder is required")
+	}
+	p := &DockerProxy{
+		upstream: cfg.Upstream,
+		rec:      cfg.Recorder,
+		ids:      cfg.Identities,
+		redactor: cfg.Redactor,
+		log:      cfg.Logger,
+		now:      cfg.Now,
+		sessions: map[*session]struct{}{},
+	}
+	if p.ids == nil {
+		p.ids = &capture.Identities{Default: capture.Actor{ID: "anonymous"}}
+	}
+	if p.redactor == nil {
+		r, err := agenttrail.NewRedactor()
+		if err != nil {
+			return nil, fmt.Errorf("docker proxy: %w", err)
+		}
+		p.redactor = r
+	}
+	if p.log == nil {
+		p.log = slog.Default()
+	}
+	if p.now == nil {
+		p.now = time.Now
+	}
+	max := cfg.MaxRemembered
+	if max <= 0 {
+		max = defaultMaxRemembered
+	}
+	p.memo = newMemo(max)
+	timeout := cfg.DialTimeout
+	if timeout <= 0 {
+		timeout = defaultDialTimeout
+	}
+	p.dialer = &net.Dialer{Timeout: timeout, KeepAlive: 30 * time.Second}
+	p.tr = &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return p.upstream.dial(ctx, p.dialer)
+		},
+		MaxIdleConnsPerHost: 32,
+		IdleConnTimeout:     90 * time.Second,
+		DisableCompression:  true,
+	}
+	p.rp = &httputil.ReverseProxy{
+		Rewrite:        p.rewrite,
+		Transport:      p.tr,
+		FlushInterval:  -1, // logs -f and events are streams
+		ModifyResponse: p.modifyResponse,
+		ErrorHandler:   p.proxyError,
+		ErrorLog:       slog.NewLogLogger(p.log.Handler(), slog.LevelWarn),
+	}
+	return p, nil
+}
+
+// upstreamHost is the URL host of requests to the Engine; a unix socket
+// has none, and the Engine ignores it.
+func (p *DockerProxy) upstreamHost() string {
+	if p.upstream.Network == "unix" {
+		return "docker"
+	}
+	return p.upstream.Address
+}
+
+func (p *DockerProxy) rewrite(pr *httputil.ProxyRequest) {
+	pr.Out.URL.Scheme = "http"
+	pr.Out.URL.Host = p.upstreamHost()
+}
+
+// callKey carries the *call of a recorded request through the reverse
+// proxy's hooks.
+type callKey struct{}
+
+// ServeHTTP relays one Engine API request, recording it when it is one of
+// the recorded operations.
+func (p *DockerProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := p.now()
+	rt := parseRoute(r.Method, r.URL.Path)
+	var c *call
+	if rt.op != "" {
+		c = &call{start: start, route: rt, apiPath: r.URL.Path}
+		c.actor = p.ids.Resolve("", r.Header)
+		if c.actor.ID == "" {
+			c.actor.ID = "anonymous"
+		}
+		p.readRequest(r, c)
+	}
+	r.Header.Del(capture.HeaderActorID)
+	if isUpgrade(r.Header) {
+		p.relayUpgrade(w, r, c)
+		return
+	}
+	if c == nil {
+		p.rp.ServeHTTP(w, r)
+		return
+	}
+	p.rp.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), callKey{}, c)))
+	p.finish(r.Context(), c)
+}
+
+// modifyResponse notes the Engine's answer to a recorded call, reading the
+// small JSON bodies that name what was created or why it failed.
+func (p *DockerProxy) modifyResponse(resp *http.Response) error {
+	c, _ := resp.Request.Context().Value(callKey{}).(*call)
+	if c == nil {
+		return nil
+	}
+	c.status = resp.StatusCode
+	c.readResponse(resp)
+	return nil
+}
+
+// proxyError answers a request the Engine did not answer.
+func (p *DockerProxy) proxyError(w http.ResponseWriter, r *http.Request, err error) {
+	if c, _ := r.Context().Value(callKey{}).(*call); c != nil {
+		c.fail(r.Context(), err)
+	}
+	if r.Context().Err() != nil {
+		return // the client went away; there is no one to answer
+	}
+	p.log.Warn("docker proxy: engine unreachable", "upstream", p.upstream.String(), "path", r.URL.Path, "err", err)
+	engineError(w, http.StatusBadGateway, "agenttrail docker proxy: engine unreachable: "+err.Error())
+}
+
+// engineError answers like the Engine does: {"message": "…"}.
+func engineError(w http.ResponseWriter, status int, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	fmt.Fprintf(w, "{\"message\":%q}\n", msg)
+}
+
+// Close ends every hijacked stream and closes idle connections to the
+// Engine. It is safe to call more than once.
+func (p *DockerProxy) Close() error {
+	p.mu.Lock()
+	p.closed = true
+	for s := range p.sessions {
+		s.abort()
+	}
+	p.mu.Unlock()
+	p.wg.Wait()
+	p.tr.CloseIdleConnections()
+	return nil
+}

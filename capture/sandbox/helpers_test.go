@@ -1,0 +1,157 @@
+package sandbox
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/agenttrail/agenttrail"
+)
+
+// memRecorder keeps the events it is given, for tests to inspect.
+type memRecorder struct {
+	mu     sync.Mutex
+	events []agenttrail.Event
+	added  chan struct{}
+}
+
+func newMemRecorder() *memRecorder { return &memRecorder{added: make(chan struct{}, 1)} }
+
+func (m *memRecorder) Record(_ context.Context, e agenttrail.Event) {
+	m.mu.Lock()
+	m.events = append(m.events, e)
+	m.mu.Unlock()
+	select {
+	case m.added <- struct{}{}:
+	default:
+	}
+}
+
+// wait returns the events once there are at least n, failing the test when
+// they do not come.
+func (m *memRecorder) wait(t testing.TB, n int) []agenttrail.Event {
+	t.Helper()
+	deadline := time.After(10 * time.Second)
+	for {
+		if ev := m.all(); len(ev) >= n {
+			return ev
+		}
+		select {
+		case <-m.added:
+		case <-deadline:
+			ev := m.all()
+			t.Fatalf("got %d events, want %d: %v", len(ev), n, actions(ev))
+		}
+	}
+}
+
+func (m *memRecorder) all() []agenttrail.Event {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return append([]agenttrail.Event(nil), m.events...)
+}
+
+func actions(events []agenttrail.Event) []string {
+	var s []string
+	for _, e := range events {
+		s = append(s, e.Action+" "+e.ResourceID)
+	}
+	return s
+}
+
+// sandboxMeta decodes metadata.sandbox of e.
+func sandboxMeta(t testing.TB, e agenttrail.Event) Sandbox {
+	t.Helper()
+	var m struct {
+		Sandbox *Sandbox `json:"sandbox"`
+	}
+	if err := json.Unmarshal(e.Metadata, &m); err != nil || m.Sandbox == nil {
+		t.Fatalf("metadata %s: no sandbox object (%v)", e.Metadata, err)
+	}
+	return *m.Sandbox
+}
+
+func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+// startDockerProxy serves a DockerProxy for cfg on a unix socket (network
+// "unix") or TCP loopback and returns its DOCKER_HOST value.
+// cfg.Recorder defaults to a new memRecorder, returned too.
+func startDockerProxy(t testing.TB, network string, cfg DockerConfig) (string, *DockerProxy, *memRecorder) {
+	t.Helper()
+	var mem *memRecorder
+	if cfg.Recorder == nil {
+		mem = newMemRecorder()
+		cfg.Recorder = mem
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = discardLogger()
+	}
+	p, err := NewDockerProxy(cfg)
+	if err != nil {
+		t.Fatalf("NewDockerProxy: %v", err)
+	}
+	var l net.Listener
+	var host string
+	if network == "unix" {
+		sock := filepath.Join(shortTempDir(t), "proxy.sock")
+		l, err = net.Listen("unix", sock)
+		host = "unix://" + sock
+	} else {
+		l, err = net.Listen("tcp", "127.0.0.1:0")
+		if err == nil {
+			host = "tcp://" + l.Addr().String()
+		}
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: p, ErrorLog: slog.NewLogLogger(discardLogger().Handler(), slog.LevelError)}
+	go srv.Serve(l)
+	t.Cleanup(func() {
+		srv.Close()
+		p.Close()
+	})
+	return host, p, mem
+}
+
+// docker runs the docker CLI against host with stdin and returns its
+// stdout, stderr and exit code. Its configuration directory is empty, so no
+// context, credential helper or plugin of this machine applies.
+func docker(t *testing.T, host, stdin string, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	path, err := exec.LookPath("docker")
+	if err != nil {
+		t.Fatalf("the docker CLI is needed for this test: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, path, args...)
+	home := t.TempDir()
+	cmd.Env = []string{
+		"PATH=" + os.Getenv("PATH"), "HOME=" + home, "DOCKER_HOST=" + host,
+		"DOCKER_CONFIG=" + filepath.Join(home, ".docker"), "DOCKER_CLI_HINTS=false",
+	}
+	cmd.Stdin = strings.NewReader(stdin)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err = cmd.Run()
+	var ee *exec.ExitError
+	switch {
+	case errors.As(err, &ee):
+		code = ee.ExitCode()
+	case err != nil:
+		t.Fatalf("run docker: %v", err)
+	}
+	return out.String(), errb.String(), code
+}
