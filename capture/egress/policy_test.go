@@ -1,9 +1,15 @@
 package egress
 
 import (
+	"encoding/base64"
+	"net/http"
+	"net/http/httptest"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/agenttrail/agenttrail/capture"
 )
 
 func TestIsPublic(t *testing.T) {
@@ -151,20 +157,40 @@ func TestSplitHostPort(t *testing.T) {
 	}
 }
 
-func TestProxyCredential(t *testing.T) {
-	tests := map[string]string{
-		"Basic Y2k6c2stcHJveHktMQ==": "sk-proxy-1", // ci:sk-proxy-1
-		"Basic c2stcHJveHktMQ==":     "sk-proxy-1", // a bare token
-		"Basic c2stcHJveHktMTo=":     "sk-proxy-1", // sk-proxy-1: with an empty password
-		"Bearer sk-proxy-1":          "sk-proxy-1",
-		"bearer  sk-proxy-1 ":        "sk-proxy-1",
-		"Basic !!!":                  "",
-		"Digest x":                   "",
-		"":                           "",
+func TestProxyCredentials(t *testing.T) {
+	tests := map[string][]string{
+		"Basic Y2k6c2stcHJveHktMQ==": {"sk-proxy-1", "ci:sk-proxy-1"}, // ci:sk-proxy-1
+		"Basic c2stcHJveHktMQ==":     {"sk-proxy-1", "sk-proxy-1"},    // a bare token
+		"Basic c2stcHJveHktMTo=":     {"sk-proxy-1", "sk-proxy-1:"},   // sk-proxy-1: with an empty password
+		"Bearer sk-proxy-1":          {"sk-proxy-1"},
+		"bearer  sk-proxy-1 ":        {"sk-proxy-1"},
+		"Basic !!!":                  nil,
+		"Digest x":                   nil,
+		"":                           nil,
 	}
 	for in, want := range tests {
-		if got := proxyCredential(in); got != want {
-			t.Errorf("proxyCredential(%q) = %q, want %q", in, got, want)
+		if got := proxyCredentials(in); !slices.Equal(got, want) {
+			t.Errorf("proxyCredentials(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// TestActorFromWholeBasicCredential checks a mapping keyed by user:password
+// is found too.
+func TestActorFromWholeBasicCredential(t *testing.T) {
+	ids := identities()
+	ids.Add("bot:pw-1", capture.Actor{ID: "agent-bot"})
+	p, err := New(Config{Recorder: newMemRecorder(), Identities: ids})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := httptest.NewRequest(http.MethodConnect, "http://example.com:443", nil)
+	r.Header.Set("Proxy-Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte("bot:pw-1")))
+	r.Header.Set(capture.HeaderActorID, "someone-else")
+	if a := p.actor(r); a.ID != "agent-bot" {
+		t.Errorf("actor = %q, want agent-bot", a.ID)
+	}
+	if r.Header.Get(capture.HeaderActorID) != "" {
+		t.Error("the actor header was not removed")
 	}
 }

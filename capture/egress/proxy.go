@@ -44,10 +44,11 @@ type Config struct {
 	// Recorder takes the events.
 	Recorder capture.Recorder
 	// Identities resolve the actor from the Proxy-Authorization credential
-	// (the password of Basic credentials, or the user name when the password
-	// is empty; the token of Bearer credentials), then the
-	// X-Agenttrail-Actor-Id header, then Identities.Default. Nil records
-	// every request as the actor "anonymous".
+	// (the token of Bearer credentials; for Basic, the password — or the
+	// user name when the password is empty — or else the whole
+	// user:password), then the X-Agenttrail-Actor-Id header, then
+	// Identities.Default. Nil records every request as the actor
+	// "anonymous".
 	Identities *capture.Identities
 	// Redactor scrubs every event; URL query strings often hold secrets.
 	// Nil means agenttrail.NewRedactor() with the built-in rules.
@@ -165,7 +166,14 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // actor resolves who sent r and removes the header that named it.
 func (p *Proxy) actor(r *http.Request) capture.Actor {
-	a := p.ids.Resolve(proxyCredential(r.Header.Get("Proxy-Authorization")), r.Header)
+	cred := ""
+	for _, c := range proxyCredentials(r.Header.Get("Proxy-Authorization")) {
+		if _, ok := p.ids.Lookup(c); ok {
+			cred = c
+			break
+		}
+	}
+	a := p.ids.Resolve(cred, r.Header)
 	r.Header.Del(capture.HeaderActorID)
 	if a.ID == "" {
 		a.ID = "anonymous"
@@ -173,25 +181,30 @@ func (p *Proxy) actor(r *http.Request) capture.Actor {
 	return a
 }
 
-// proxyCredential returns the secret of a Proxy-Authorization value.
-func proxyCredential(v string) string {
+// proxyCredentials returns the credentials a Proxy-Authorization value may
+// be mapped by, in order: the token of Bearer; the password of Basic (the
+// user name when the password is empty, as in http://TOKEN@proxy), then
+// the whole user:password.
+func proxyCredentials(v string) []string {
 	scheme, rest, _ := strings.Cut(strings.TrimSpace(v), " ")
 	rest = strings.TrimSpace(rest)
 	switch strings.ToLower(scheme) {
 	case "bearer":
-		return rest
+		if rest != "" {
+			return []string{rest}
+		}
 	case "basic":
 		b, err := base64.StdEncoding.DecodeString(rest)
-		if err != nil {
-			return ""
+		if err != nil || len(b) == 0 {
+			return nil
 		}
 		user, pass, _ := strings.Cut(string(b), ":")
 		if pass == "" {
-			return user
+			return []string{user, string(b)}
 		}
-		return pass
+		return []string{pass, string(b)}
 	}
-	return ""
+	return nil
 }
 
 // Close ends every open tunnel, recording each, and refuses new ones. It
