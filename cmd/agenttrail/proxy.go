@@ -10,6 +10,7 @@ func proxies() []command {
 	return []command{
 		{"llm", "LLM API reverse proxy: OpenAI and Anthropic, tokens and cost", runProxyLLM},
 		{"mcp", "MCP proxy: stdio (-- SERVER_COMMAND ARGS) or Streamable HTTP", runProxyMCP},
+		{"egress", "HTTP forward proxy: CONNECT tunnels and plain HTTP, with an egress policy", runProxyEgress},
 	}
 }
 
