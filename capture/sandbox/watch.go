@@ -1,0 +1,391 @@
+package sandbox
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+
+	"github.com/agenttrail/agenttrail"
+	"github.com/agenttrail/agenttrail/capture"
+)
+
+// WatchConfig configures a Watcher. Dir and Recorder are required.
+type WatchConfig struct {
+	// Dir is the sandbox's directory (a bind mount, a volume's mountpoint,
+	// or the root of a chroot).
+	Dir string
+	// Recursive watches the whole tree under Dir, adding watches for new
+	// subdirectories as they appear; otherwise only Dir's own entries.
+	Recursive bool
+	// ContainerID and Name say whose directory it is; they are recorded as
+	// metadata.sandbox.container_id and .name.
+	ContainerID string
+	Name        string
+	// Window is how long a file's first create or write is held to collect
+	// the writes that follow (default 1 s): one event per file per window.
+	Window time.Duration
+	// Recorder takes the events.
+	Recorder capture.Recorder
+	// Actor is who acts in the sandbox; an empty ID records "anonymous".
+	Actor capture.Actor
+	// Redactor scrubs every event: file names can hold secrets too. Nil
+	// means agenttrail.NewRedactor() with the built-in rules.
+	Redactor Redactor
+	// Logger logs watches that fail; nil means slog.Default.
+	Logger *slog.Logger
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// Watcher records file creates, writes, removes and renames under a
+// directory as sandbox events. The watches are in place when NewWatcher
+// returns; Run then records until its context ends. Run must be called at
+// most once; Close releases the watches of a Watcher that is not run (Run
+// closes them itself).
+type Watcher struct {
+	dir       string
+	recursive bool
+	meta      Sandbox
+	rec       capture.Recorder
+	actor     capture.Actor
+	redactor  Redactor
+	log       *slog.Logger
+	now       func() time.Time
+	fs        *fsnotify.Watcher
+	co        *coalescer
+	dirs      map[string]bool // absolute paths of the directories watched
+	// renames are renames seen in the tree, held for the create that says
+	// where each went.
+	renames map[string]heldRename
+	// selfMoves are watched directories renamed within the tree: their own
+	// watch reports the move once more, after the create, as a rename of
+	// the old path, which is not another event.
+	selfMoves map[string]time.Time
+	closeOnce sync.Once
+}
+
+type heldRename struct {
+	at  time.Time
+	dir bool
+}
+
+const (
+	defaultWindow = time.Second
+	// renameHold is how long a rename waits for the create naming its new
+	// path; both come from one inotify read, so it is only a bound for a
+	// file that left the tree.
+	renameHold = 200 * time.Millisecond
+	// selfMoveHold bounds how long a directory's own report of its move is
+	// waited for.
+	selfMoveHold = 5 * time.Second
+)
+
+// NewWatcher watches cfg.Dir. It fails when Dir is not a directory or a
+// watch cannot be added.
+func NewWatcher(cfg WatchConfig) (*Watcher, error) {
+	if cfg.Recorder == nil {
+		return nil, errors.New("watch: a recorder is required")
+	}
+	dir, err := filepath.Abs(cfg.Dir)
+	if err != nil {
+		return nil, fmt.Errorf("watch: %w", err)
+	}
+	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+		return nil, fmt.Errorf("watch: %s is not a directory", cfg.Dir)
+	}
+	w := &Watcher{
+		dir: dir, recursive: cfg.Recursive,
+		meta:  Sandbox{ContainerID: cfg.ContainerID, Name: cfg.Name},
+		rec:   cfg.Recorder, actor: cfg.Actor, redactor: cfg.Redactor,
+		log: cfg.Logger, now: cfg.Now,
+		dirs: map[string]bool{}, renames: map[string]heldRename{}, selfMoves: map[string]time.Time{},
+	}
+	if w.actor.ID == "" {
+		w.actor.ID = "anonymous"
+	}
+	if w.redactor == nil {
+		r, err := agenttrail.NewRedactor()
+		if err != nil {
+			return nil, fmt.Errorf("watch: %w", err)
+		}
+		w.redactor = r
+	}
+	if w.log == nil {
+		w.log = slog.Default()
+	}
+	if w.now == nil {
+		w.now = time.Now
+	}
+	window := cfg.Window
+	if window <= 0 {
+		window = defaultWindow
+	}
+	w.co = newCoalescer(window, w.record)
+	if w.fs, err = fsnotify.NewWatcher(); err != nil {
+		return nil, fmt.Errorf("watch: %w", err)
+	}
+	if err := w.fs.Add(dir); err != nil {
+		w.fs.Close()
+		return nil, fmt.Errorf("watch %s: %w", dir, err)
+	}
+	w.dirs[dir] = true
+	if w.recursive {
+		w.addTree(dir, nil)
+	}
+	return w, nil
+}
+
+// Close releases the watches. It is safe to call more than once.
+func (w *Watcher) Close() error {
+	var err error
+	w.closeOnce.Do(func() { err = w.fs.Close() })
+	return err
+}
+
+// Run records file events until ctx ends, then records what is still held
+// and closes the watches. It returns nil when ctx ends.
+func (w *Watcher) Run(ctx context.Context) error {
+	defer w.Close()
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		next := w.expire()
+		if !next.IsZero() {
+			timer.Reset(max(next.Sub(w.now()), time.Millisecond))
+		} else {
+			timer.Stop()
+		}
+		select {
+		case <-ctx.Done():
+			w.flush()
+			return nil
+		case ev, ok := <-w.fs.Events:
+			if !ok {
+				w.flush()
+				return nil
+			}
+			w.handle(ev)
+		case err, ok := <-w.fs.Errors:
+			if !ok {
+				w.flush()
+				return nil
+			}
+			if errors.Is(err, fsnotify.ErrEventOverflow) {
+				w.lost(ctx, "the kernel's event queue overflowed: file events were lost")
+			} else {
+				w.log.Warn("watch: "+err.Error(), "dir", w.dir)
+			}
+		case <-timer.C:
+		}
+	}
+}
+
+// handle turns one notification into coalescer input.
+func (w *Watcher) handle(ev fsnotify.Event) {
+	rel, ok := w.rel(ev.Name)
+	if !ok {
+		return
+	}
+	now := w.now()
+	switch {
+	case ev.Has(fsnotify.Create):
+		delete(w.selfMoves, ev.Name)
+		fi, err := os.Lstat(ev.Name)
+		isDir := err == nil && fi.IsDir()
+		from := renamedFrom(ev)
+		if relFrom, ok := w.rel(from); ok {
+			if held, ok := w.renames[relFrom]; ok && held.dir {
+				w.selfMoves[from] = now
+			}
+			delete(w.renames, relFrom)
+			w.co.rename(relFrom, rel, isDir, now)
+			if isDir && w.recursive {
+				w.addTree(ev.Name, nil)
+			}
+			return
+		}
+		w.co.create(rel, isDir, now)
+		if isDir && w.recursive {
+			// Files made before the watch was in place send no event.
+			w.addTree(ev.Name, func(path string, dir bool) {
+				if r, ok := w.rel(path); ok {
+					w.co.create(r, dir, now)
+				}
+			})
+		}
+	case ev.Has(fsnotify.Write):
+		w.co.write(rel, now)
+	case ev.Has(fsnotify.Remove):
+		isDir := w.dirs[ev.Name]
+		if isDir {
+			w.forgetTree(ev.Name)
+		}
+		w.co.remove(rel, isDir, now)
+	case ev.Has(fsnotify.Rename):
+		if _, ok := w.selfMoves[ev.Name]; ok {
+			delete(w.selfMoves, ev.Name)
+			return
+		}
+		if _, ok := w.renames[rel]; ok {
+			return // the directory's own report of a move out of the tree
+		}
+		// The watches under a moved directory report its old paths until
+		// they are dropped; a move within the tree watches the new ones.
+		isDir := w.dirs[ev.Name]
+		if isDir {
+			w.forgetTree(ev.Name)
+		}
+		w.renames[rel] = heldRename{at: now, dir: isDir}
+	}
+}
+
+// expire lets out the held events that are due and the renames no create
+// claimed, and returns when the next is due.
+func (w *Watcher) expire() time.Time {
+	now := w.now()
+	next := w.co.expire(now)
+	for rel, held := range w.renames {
+		due := held.at.Add(renameHold)
+		if due.After(now) {
+			if next.IsZero() || due.Before(next) {
+				next = due
+			}
+			continue
+		}
+		w.leftTree(rel, held)
+	}
+	for path, at := range w.selfMoves {
+		if now.Sub(at) > selfMoveHold {
+			delete(w.selfMoves, path)
+		}
+	}
+	return next
+}
+
+func (w *Watcher) flush() {
+	for rel, held := range w.renames {
+		w.leftTree(rel, held)
+	}
+	w.co.flushAll()
+}
+
+// leftTree records a rename that took rel out of the watched tree.
+func (w *Watcher) leftTree(rel string, held heldRename) {
+	delete(w.renames, rel)
+	w.co.rename(rel, "", held.dir, held.at)
+}
+
+// rel returns path relative to the watched directory, slash-separated; it
+// fails for the directory itself and paths outside it.
+func (w *Watcher) rel(path string) (string, bool) {
+	if path == "" {
+		return "", false
+	}
+	r, err := filepath.Rel(w.dir, path)
+	if err != nil || r == "." || r == ".." || strings.HasPrefix(r, ".."+string(filepath.Separator)) {
+		return "", false
+	}
+	return filepath.ToSlash(r), true
+}
+
+// addTree watches root and the directories under it. found, when set, is
+// told of every file and directory under root.
+func (w *Watcher) addTree(root string, found func(path string, dir bool)) {
+	filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if path == root || !errors.Is(err, fs.ErrNotExist) {
+				w.log.Warn("watch: walk", "path", path, "err", err)
+			}
+			return nil
+		}
+		if path != root && found != nil {
+			found(path, d.IsDir())
+		}
+		if !d.IsDir() || w.dirs[path] && path != root {
+			return nil
+		}
+		if err := w.fs.Add(path); err != nil {
+			if !errors.Is(err, fs.ErrNotExist) {
+				w.lost(context.Background(), fmt.Sprintf("cannot watch %s: %v", path, err))
+			}
+			return fs.SkipDir
+		}
+		w.dirs[path] = true
+		return nil
+	})
+}
+
+// forgetTree drops the watches of root and the directories under it, which
+// were removed or moved away.
+func (w *Watcher) forgetTree(root string) {
+	prefix := root + string(filepath.Separator)
+	for d := range w.dirs {
+		if d == root || strings.HasPrefix(d, prefix) {
+			delete(w.dirs, d)
+			w.fs.Remove(d) // already gone with the directory, usually
+		}
+	}
+}
+
+// renamedFrom returns the old path of a create that is the arrival side of
+// a rename inside the watched tree. fsnotify keeps it unexported and shows
+// it only in Event.String, as `OP "new" ← "old"`.
+func renamedFrom(ev fsnotify.Event) string {
+	s := ev.String()
+	prefix := fmt.Sprintf("%-13s %q ← ", ev.Op.String(), ev.Name)
+	if !strings.HasPrefix(s, prefix) {
+		return ""
+	}
+	old, err := strconv.Unquote(s[len(prefix):])
+	if err != nil {
+		return ""
+	}
+	return old
+}
+
+// record turns one coalesced file event into an audit event.
+func (w *Watcher) record(fe fileEvent) {
+	e := agenttrail.Event{
+		Time:         fe.first,
+		DurationMS:   float64(fe.last.Sub(fe.first).Microseconds()) / 1000,
+		Action:       fe.op,
+		ResourceType: "file",
+		ResourceID:   fe.path,
+		Result:       agenttrail.ResultSuccess,
+	}
+	if fe.op == OpFileRename && fe.newPath == "" {
+		e.Description = "moved out of the watched directory"
+	}
+	m := w.meta
+	m.Op, m.Path, m.NewPath, m.Writes, m.Dir = fe.op, fe.path, fe.newPath, fe.writes, fe.dir
+	if err := record(context.Background(), w.rec, w.redactor, w.actor, e, m); err != nil {
+		w.log.Error("watch: encode metadata", "err", err)
+	}
+}
+
+// lost records that file events were lost, so the trail shows the gap.
+func (w *Watcher) lost(ctx context.Context, why string) {
+	w.log.Warn("watch: "+why, "dir", w.dir)
+	e := agenttrail.Event{
+		Time:         w.now(),
+		Action:       "file_events_lost",
+		ResourceType: "file",
+		Result:       agenttrail.ResultError,
+		Description:  why,
+	}
+	m := w.meta
+	m.Op = "file_events_lost"
+	if err := record(ctx, w.rec, w.redactor, w.actor, e, m); err != nil {
+		w.log.Error("watch: encode metadata", "err", err)
+	}
+}
