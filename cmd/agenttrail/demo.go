@@ -19,6 +19,8 @@ func runDemo(ctx context.Context, args []string, env *Env) error {
 	n := fs.Int("events", 5000, "how many events to send")
 	days := fs.Int("days", 7, "spread the events over this many past days")
 	batch := fs.Int("batch", 500, "events per request")
+	live := fs.Bool("live", false, "also drive real traffic through the LLM, MCP, egress and shell capture, against local stand-in services")
+	rounds := fs.Int("rounds", 12, "with --live: calls per surface")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -63,6 +65,11 @@ func runDemo(ctx context.Context, args []string, env *Env) error {
 	bar.done()
 	fmt.Fprintf(env.Stdout, "sent %d events over the last %d days: %d accepted, %d duplicates, %d rejected\n",
 		*n, *days, accepted, duplicates, rejected)
+	if *live {
+		if err := runLiveDemo(ctx, c, env, *rounds); err != nil {
+			return fmt.Errorf("live demo: %w", err)
+		}
+	}
 	fmt.Fprintf(env.Stdout, "try: agenttrail query --server %s --since 1h\n", sf.server)
 	return nil
 }
