@@ -26,6 +26,9 @@ func (s *Server) routeTable() []route {
 		{http.MethodGet, "/v1/events/{id}", RoleRead, s.wrap(s.getEvent)},
 		{http.MethodGet, "/v1/aggregate", RoleRead, s.wrap(s.aggregate)},
 		{http.MethodGet, "/v1/timeseries", RoleRead, s.wrap(s.timeseries)},
+		// Export and stream write their own answers: they are streams.
+		{http.MethodGet, "/v1/export", RoleRead, http.HandlerFunc(s.exportEvents)},
+		{http.MethodGet, "/v1/stream", RoleRead, s.newStreams(maxStreams, streamPoll, streamHeartbeat)},
 		{http.MethodGet, "/livez", "", s.wrap(s.livez)},
 		{http.MethodGet, "/readyz", "", s.wrap(s.readyz)},
 		{http.MethodGet, "/metrics", "", s.metricsHandler()},

@@ -1,0 +1,117 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/agenttrail/agenttrail"
+	"github.com/agenttrail/agenttrail/export"
+)
+
+// exportPage is how many events GET /v1/export reads from the store at a
+// time: large enough that paging costs little, small enough that memory
+// stays bounded whatever the number of matches.
+const exportPage = 1000
+
+// streamWriteGrace is how long one write of a long-lived answer (an export,
+// an event stream) may take before the client is given up on. Such answers
+// outlive the server's WriteTimeout, so they set a deadline per write.
+const streamWriteGrace = 30 * time.Second
+
+// parseExport reads the parameters of GET /v1/export: the filters and
+// format (default ndjson).
+func parseExport(v url.Values, now time.Time) (string, agenttrail.Filter, error) {
+	if err := agenttrail.CheckParams(v, "format"); err != nil {
+		return "", agenttrail.Filter{}, err
+	}
+	if len(v["format"]) > 1 {
+		return "", agenttrail.Filter{}, agenttrail.Invalid("format", "may be given once")
+	}
+	format := export.NDJSON
+	if v.Has("format") {
+		format = v.Get("format")
+		if export.ContentType(format) == "" {
+			return "", agenttrail.Filter{}, agenttrail.Invalid("format", "must be ndjson, csv, ocsf or cef, not %q", format)
+		}
+	}
+	f, err := agenttrail.ParseFilter(v, now)
+	return format, f, err
+}
+
+// exportEvents is GET /v1/export: every event the filters match, in seq
+// (commit) order, in one format. It pages through the store and flushes
+// each page as it goes, so memory stays bounded and the client sees
+// progress; it stops when the client goes away. Events committed while the
+// export runs are included when they match.
+//
+// An error before the first byte (a bad parameter, the store failing on
+// the first page) is a problem+json answer. After it, the status is sent
+// and the only way left to tell the client is to cut the connection
+// without ending the body: an HTTP/1.1 client sees an unexpected EOF (no
+// terminating chunk), never a complete-looking partial export.
+func (s *Server) exportEvents(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	now := s.now()
+	format, f, err := parseExport(r.URL.Query(), now)
+	if err != nil {
+		writeProblem(w, r, s.log, err)
+		return
+	}
+	q := agenttrail.Query{Filter: scope(principalOf(ctx), f), Sort: agenttrail.SortSeq, Limit: exportPage}
+	page, err := s.store.Query(ctx, q)
+	if err != nil {
+		writeProblem(w, r, s.log, err)
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", export.ContentType(format))
+	h.Set("Content-Disposition", `attachment; filename="agenttrail-`+now.UTC().Format("20060102T150405Z")+"."+export.Extension(format)+`"`)
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusOK)
+
+	rc := http.NewResponseController(w)
+	// The server's ReadTimeout would end the connection's background read
+	// and cancel ctx midway through a long export.
+	_ = rc.SetReadDeadline(time.Time{})
+	ew, _ := export.NewWriter(format, w) // format was checked above
+	n := 0
+	for {
+		_ = rc.SetWriteDeadline(time.Now().Add(streamWriteGrace))
+		for i := range page.Events {
+			if err := ew.Write(&page.Events[i]); err != nil {
+				s.cutExport(ctx, "writing export", err, n)
+			}
+		}
+		n += len(page.Events)
+		if len(page.Events) < q.Limit || page.Next == nil {
+			break
+		}
+		if err := ew.Flush(); err != nil {
+			s.cutExport(ctx, "writing export", err, n)
+		}
+		_ = rc.Flush()
+		q.After = page.Next
+		if page, err = s.store.Query(ctx, q); err != nil {
+			s.cutExport(ctx, "reading export", err, n)
+		}
+	}
+	if err := ew.Close(); err != nil {
+		s.cutExport(ctx, "writing export", err, n)
+	}
+}
+
+// cutExport ends an export that failed after its status was sent: it aborts
+// the connection so the body is visibly truncated. A client that went away
+// is not an error of the server.
+func (s *Server) cutExport(ctx context.Context, what string, err error, written int) {
+	if ctx.Err() != nil || errors.Is(err, context.Canceled) {
+		s.log.Debug("export ended by the client", "events", written)
+	} else {
+		s.log.Error(what, "err", err, "events", written)
+	}
+	panic(http.ErrAbortHandler)
+}

@@ -1,0 +1,235 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/agenttrail/agenttrail"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Defaults of GET /v1/stream.
+const (
+	// maxStreams bounds concurrent streams: each polls the store, so
+	// past it a new one is refused (503) rather than slowing every reader.
+	maxStreams = 64
+	// streamPoll is how often a stream asks the store for new events. A
+	// stream reads in seq (commit) order from its last position, so
+	// polling misses nothing, whatever the events' times.
+	streamPoll = 500 * time.Millisecond
+	// streamHeartbeat is how long a stream stays silent before it sends a
+	// comment, so proxies and clients do not take it for dead.
+	streamHeartbeat = 15 * time.Second
+	// streamPage bounds the events read per poll; a full page is followed
+	// at once by the next.
+	streamPage = 500
+	// headSkew is how far ahead of the server's clock an event's time may
+	// be and still serve to find where the stream starts (see headSeq).
+	headSkew = time.Hour
+)
+
+// streams serves GET /v1/stream. Its fields are fixed at construction but
+// for the shutdown channels, guarded by mu.
+type streams struct {
+	s         *Server
+	slots     chan struct{} // one token per open stream
+	poll      time.Duration
+	heartbeat time.Duration
+	open      prometheus.Gauge
+
+	mu       sync.Mutex
+	shutdown map[*http.Server]chan struct{}
+}
+
+// newStreams returns the stream handler of s, allowing max concurrent
+// streams and registering its gauge on s's registry.
+func (s *Server) newStreams(max int, poll, heartbeat time.Duration) *streams {
+	st := &streams{
+		s: s, slots: make(chan struct{}, max), poll: poll, heartbeat: heartbeat,
+		open: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "agenttrail_streams_open",
+			Help: "Clients connected to GET /v1/stream.",
+		}),
+		shutdown: map[*http.Server]chan struct{}{},
+	}
+	s.reg.MustRegister(st.open)
+	return st
+}
+
+// ServeHTTP is GET /v1/stream: Server-Sent Events of every event the filters
+// match that is committed after the stream starts, in seq order. Each event
+// is "id: <seq>", "event: event" and "data: <the event's JSON>". A client
+// that reconnects with Last-Event-ID (the last seq it saw) resumes right
+// after it and misses nothing; without it, a stream with since starts at
+// the oldest match, and one without starts at the newest commit.
+func (st *streams) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s := st.s
+	v := r.URL.Query()
+	if err := agenttrail.CheckParams(v); err != nil {
+		writeProblem(w, r, s.log, err)
+		return
+	}
+	f, err := agenttrail.ParseFilter(v, s.now())
+	if err != nil {
+		writeProblem(w, r, s.log, err)
+		return
+	}
+	ctx := r.Context()
+	f = scope(principalOf(ctx), f)
+	var after int64
+	resume := r.Header.Get("Last-Event-ID")
+	if resume != "" {
+		if after, err = strconv.ParseInt(resume, 10, 64); err != nil || after < 0 {
+			writeProblem(w, r, s.log, agenttrail.Invalid("Last-Event-ID", "must be the seq of an event, not %q", resume))
+			return
+		}
+	}
+	select {
+	case st.slots <- struct{}{}:
+		defer func() { <-st.slots }()
+	default:
+		writeProblem(w, r, s.log, agenttrail.Errorf(agenttrail.EUNAVAILABLE, "too many open streams (%d); try again later", cap(st.slots)))
+		return
+	}
+	if resume == "" && f.Since.IsZero() {
+		if after, err = st.headSeq(ctx); err != nil {
+			writeProblem(w, r, s.log, err)
+			return
+		}
+	}
+	st.open.Inc()
+	defer st.open.Dec()
+
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Accel-Buffering", "no") // nginx: do not buffer the stream
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(http.StatusOK)
+	rc := http.NewResponseController(w)
+	// The server's ReadTimeout would end the connection's background read
+	// and cancel ctx; WriteTimeout is replaced by a deadline per write.
+	_ = rc.SetReadDeadline(time.Time{})
+	write := func(b []byte) bool {
+		_ = rc.SetWriteDeadline(time.Now().Add(streamWriteGrace))
+		if _, err := w.Write(b); err != nil {
+			return false
+		}
+		return rc.Flush() == nil
+	}
+	if !write([]byte(": agenttrail stream\nretry: 2000\n\n")) {
+		return
+	}
+
+	shutdown := st.done(r)
+	poll := time.NewTicker(st.poll)
+	defer poll.Stop()
+	lastWrite := time.Now()
+	q := agenttrail.Query{Filter: f, Sort: agenttrail.SortSeq, Limit: streamPage, After: &agenttrail.Position{Seq: after}}
+	var buf []byte
+	for {
+		page, err := s.store.Query(ctx, q)
+		if err != nil {
+			if ctx.Err() == nil {
+				s.log.Warn("stream: reading events", "err", err)
+			}
+			return // the client reconnects with Last-Event-ID
+		}
+		buf = buf[:0]
+		for i := range page.Events {
+			e := &page.Events[i]
+			data, err := json.Marshal(e)
+			if err != nil {
+				s.log.Error("stream: encoding event", "err", err, "seq", e.Seq)
+				return
+			}
+			buf = append(buf, "id: "...)
+			buf = strconv.AppendInt(buf, e.Seq, 10)
+			buf = append(buf, "\nevent: event\ndata: "...)
+			buf = append(buf, data...) // JSON holds no raw line breaks
+			buf = append(buf, "\n\n"...)
+			q.After = &agenttrail.Position{Seq: e.Seq}
+		}
+		if len(buf) > 0 {
+			if !write(buf) {
+				return
+			}
+			lastWrite = time.Now()
+		}
+		if len(page.Events) == q.Limit {
+			continue // more are waiting
+		}
+		for waiting := true; waiting; {
+			select {
+			case <-ctx.Done():
+				return
+			case <-shutdown:
+				return
+			case <-poll.C:
+				waiting = false
+			}
+			if time.Since(lastWrite) >= st.heartbeat {
+				if !write([]byte(": heartbeat\n\n")) {
+					return
+				}
+				lastWrite = time.Now()
+			}
+		}
+	}
+}
+
+// headSeq returns the seq of the newest commit, where a stream without a
+// resume point starts. The store has no call for it, so it starts from the
+// event with the newest time (up to headSkew ahead of now, so one event
+// from a broken clock far in the future cannot anchor it) and pages
+// forward in seq order: only events committed after that one are read,
+// which in a live trail are few.
+func (st *streams) headSeq(ctx context.Context) (int64, error) {
+	s := st.s
+	p, err := s.store.Query(ctx, agenttrail.Query{
+		Filter: agenttrail.Filter{Until: s.now().Add(headSkew)},
+		Sort:   agenttrail.SortTimeDesc, Limit: 1,
+	})
+	if err != nil {
+		return 0, err
+	}
+	var head int64
+	if len(p.Events) > 0 {
+		head = p.Events[0].Seq
+	}
+	for {
+		p, err := s.store.Query(ctx, agenttrail.Query{Sort: agenttrail.SortSeq, Limit: exportPage, After: &agenttrail.Position{Seq: head}})
+		if err != nil {
+			return 0, err
+		}
+		if n := len(p.Events); n > 0 {
+			head = p.Events[n-1].Seq
+		}
+		if len(p.Events) < exportPage {
+			return head, nil
+		}
+	}
+}
+
+// done returns a channel closed when the http.Server serving r shuts down.
+// Shutdown waits for requests in flight to finish, and a stream never
+// would; RegisterOnShutdown is how net/http tells long-lived handlers.
+func (st *streams) done(r *http.Request) <-chan struct{} {
+	srv, _ := r.Context().Value(http.ServerContextKey).(*http.Server)
+	if srv == nil {
+		return nil
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	ch, ok := st.shutdown[srv]
+	if !ok {
+		ch = make(chan struct{})
+		st.shutdown[srv] = ch
+		srv.RegisterOnShutdown(func() { close(ch) })
+	}
+	return ch
+}
