@@ -105,8 +105,8 @@ func NewWatcher(cfg WatchConfig) (*Watcher, error) {
 	}
 	w := &Watcher{
 		dir: dir, recursive: cfg.Recursive,
-		meta:  Sandbox{ContainerID: cfg.ContainerID, Name: cfg.Name},
-		rec:   cfg.Recorder, actor: cfg.Actor, redactor: cfg.Redactor,
+		meta: Sandbox{ContainerID: cfg.ContainerID, Name: cfg.Name},
+		rec:  cfg.Recorder, actor: cfg.Actor, redactor: cfg.Redactor,
 		log: cfg.Logger, now: cfg.Now,
 		dirs: map[string]bool{}, renames: map[string]heldRename{}, selfMoves: map[string]time.Time{},
 	}
@@ -208,10 +208,10 @@ func (w *Watcher) handle(ev fsnotify.Event) {
 				w.selfMoves[from] = now
 			}
 			delete(w.renames, relFrom)
-			w.co.rename(relFrom, rel, isDir, now)
 			if isDir && w.recursive {
 				w.addTree(ev.Name, nil)
 			}
+			w.co.rename(relFrom, rel, isDir, now)
 			return
 		}
 		w.co.create(rel, isDir, now)
