@@ -3,7 +3,9 @@ package server
 import (
 	"context"
 	"net/http"
+	"net/url"
 	"slices"
+	"time"
 
 	"github.com/agenttrail/agenttrail"
 )
@@ -62,9 +64,10 @@ func (p Principal) allows(need Role) bool {
 	return p.Role == RoleAdmin || p.Role == need
 }
 
-// noOrg is an org value no stored event can have (Validate requires a
-// non-empty org), so a filter scoped to it matches nothing.
-const noOrg = ""
+// noOrg is an org value no stored event can have (Validate allows only
+// [A-Za-z0-9._-]), so a filter scoped to it matches nothing. It is not
+// empty, so it survives as a query parameter (see scopeRequest).
+const noOrg = "!none"
 
 // scope narrows f to what p may see. It is the one place reads are scoped:
 // every handler passes its filter through it before the store sees it. A
@@ -74,7 +77,7 @@ func scope(p Principal, f agenttrail.Filter) agenttrail.Filter {
 	if p.Org == AllOrgs {
 		return f
 	}
-	if len(f.Org) == 0 || slices.Contains(f.Org, p.Org) {
+	if p.Org != "" && (len(f.Org) == 0 || slices.Contains(f.Org, p.Org)) {
 		f.Org = []string{p.Org}
 	} else {
 		f.Org = []string{noOrg}
@@ -89,4 +92,54 @@ func ingestOrg(p Principal) string {
 		return ""
 	}
 	return p.Org
+}
+
+// scopeRequest rewrites the org parameters of a read request to what p may
+// see, with the same rule as scope. Done in the route wrapper for every read
+// route, it scopes handlers that parse filters from the query, present and
+// future, even one that forgets to call scope; handlers still call scope on
+// the Filter they build, which changes nothing after this. Cursors are bound
+// to the rewritten parameters, so a cursor minted for another org's view is
+// refused.
+func scopeRequest(p Principal, r *http.Request) *http.Request {
+	if p.Org == AllOrgs {
+		return r
+	}
+	v := r.URL.Query()
+	v["org"] = scope(p, agenttrail.Filter{Org: v["org"]}).Org
+	u := *r.URL
+	u.RawQuery = v.Encode()
+	r2 := *r
+	r2.URL = &u
+	r2.RequestURI = u.RequestURI()
+	return &r2
+}
+
+// serveAs serves an authenticated request of p on rt: the rate limit, then
+// for read routes the org scope and the audit record.
+func (s *Server) serveAs(p Principal, rt route, next http.Handler, w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	if ok, wait := s.limiter.allow(p.Name, start); !ok {
+		s.writeRateLimited(w, r, p, wait)
+		return
+	}
+	r = r.WithContext(withPrincipal(r.Context(), p))
+	if rt.need != RoleRead {
+		next.ServeHTTP(w, r)
+		return
+	}
+	var raw url.Values
+	if s.audit != nil {
+		raw = r.URL.Query() // as sent, before scoping
+	}
+	r = scopeRequest(p, r)
+	if s.audit == nil {
+		next.ServeHTTP(w, r)
+		return
+	}
+	aw := &auditWriter{ResponseWriter: w, start: start, emit: func(status int, took time.Duration) {
+		s.audit.auditRead(p, rt, r, raw, status, took)
+	}}
+	next.ServeHTTP(aw, r)
+	aw.fire(http.StatusOK)
 }

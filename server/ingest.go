@@ -11,12 +11,15 @@ import (
 )
 
 // IngestResponse is the answer of POST /v1/events, sent once the accepted
-// events are durable: how many were stored, how many were already stored
-// (same org and id), and which were rejected, by index. Rejected is never
-// null.
+// events are durable: how many were accepted (stored, or held in the
+// server's spool while the store is unavailable — Spooled says how many of
+// them), how many were already stored (same org and id), and which were
+// rejected, by index. Rejected is never null. A spooled event that turns out
+// to be a duplicate when the spool is replayed is stored once all the same.
 type IngestResponse struct {
 	Accepted   int         `json:"accepted"`
 	Duplicates int         `json:"duplicates"`
+	Spooled    int         `json:"spooled"`
 	Rejected   []Rejection `json:"rejected"`
 }
 
@@ -59,13 +62,14 @@ func (s *Server) postEvents(r *http.Request) (any, error) {
 			s.metrics.rejected.WithLabelValues(rejectInvalid).Inc()
 			continue
 		}
+		s.redactor.Event(&ev) // after Validate: markers may lengthen fields
 		good = append(good, ev)
 	}
 	res, err := s.ingest.Submit(r.Context(), good)
 	if err != nil {
 		return nil, err
 	}
-	return IngestResponse{Accepted: res.Inserted, Duplicates: res.Duplicates, Rejected: rejected}, nil
+	return IngestResponse{Accepted: res.Inserted + res.Spooled, Duplicates: res.Duplicates, Spooled: res.Spooled, Rejected: rejected}, nil
 }
 
 // readBody reads the request body into a pooled buffer, enforcing

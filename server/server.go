@@ -6,6 +6,7 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -36,11 +37,24 @@ type Config struct {
 	Addr     string               // listen address, e.g. "127.0.0.1:7311" or "127.0.0.1:0"; "" means DefaultAddr
 	Store    agenttrail.Store     // reads and readiness; writes go through Ingest
 	Ingest   Submitter            // the write path of POST /v1/events
+	Spool    Degrader             // the server-side spool behind Ingest, for /readyz; nil when there is none
 	Limits   agenttrail.Limits    // zero fields take agenttrail.DefaultLimits'
 	Logger   *slog.Logger         // nil discards
 	Registry *prometheus.Registry // served on /metrics, and the server's own metrics are registered on it; nil means a private one
 	Now      func() time.Time     // nil means time.Now
 	Auth     Authenticator        // nil: every caller is an admin of all orgs
+
+	// Redactor replaces secrets in ingested events before they are stored;
+	// nil stores them as sent.
+	Redactor *agenttrail.Redactor
+	// Audit records every read and every token change of a *TokenAuth as
+	// an audit event (source "audit"), while the server is open.
+	Audit bool
+	// RateLimit bounds each principal's requests; the zero value is no
+	// limit.
+	RateLimit RateLimit
+	// TLS, when set, makes Open serve HTTPS with it.
+	TLS *tls.Config
 }
 
 // Server serves the HTTP API. New builds it; Open binds its listener and
@@ -50,12 +64,18 @@ type Config struct {
 type Server struct {
 	store  agenttrail.Store
 	ingest Submitter
+	spool  Degrader
 	limits agenttrail.Limits
 	log    *slog.Logger
 	reg    *prometheus.Registry
 	now    func() time.Time
 	auth   Authenticator
 	addr   string
+
+	redactor *agenttrail.Redactor
+	audit    *auditor // nil when not auditing
+	limiter  *rateLimiter
+	tls      *tls.Config
 
 	routes  []route
 	mux     *http.ServeMux
@@ -79,12 +99,16 @@ func New(cfg Config) *Server {
 	s := &Server{
 		store:  cfg.Store,
 		ingest: cfg.Ingest,
+		spool:  cfg.Spool,
 		limits: limitsOf(cfg.Limits),
 		log:    cfg.Logger,
 		reg:    cfg.Registry,
 		now:    cfg.Now,
 		auth:   cfg.Auth,
 		addr:   cfg.Addr,
+
+		redactor: cfg.Redactor,
+		tls:      cfg.TLS,
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -99,6 +123,13 @@ func New(cfg Config) *Server {
 		s.addr = DefaultAddr
 	}
 	s.metrics = newHTTPMetrics(s.reg)
+	s.limiter = newRateLimiter(cfg.RateLimit, s.reg)
+	if cfg.Audit {
+		s.audit = newAuditor(s, s.reg)
+		if ta, ok := s.auth.(*TokenAuth); ok {
+			ta.watch(s.audit.auditTokens)
+		}
+	}
 	s.routes = s.routeTable()
 	s.mux = http.NewServeMux()
 	for _, rt := range s.routes {
@@ -150,7 +181,13 @@ func (s *Server) Open() error {
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", s.addr, err)
 	}
+	if s.tls != nil {
+		ln = tls.NewListener(ln, s.tls)
+	}
 	s.ln = ln
+	if s.audit != nil {
+		s.audit.start()
+	}
 	s.srv = &http.Server{
 		Handler:           s.handler,
 		ReadHeaderTimeout: readHeaderTimeout,
@@ -186,7 +223,11 @@ func (s *Server) URL() string {
 	if addr.IP.IsUnspecified() {
 		host = "127.0.0.1"
 	}
-	return "http://" + net.JoinHostPort(host, fmt.Sprint(addr.Port))
+	scheme := "http://"
+	if s.tls != nil {
+		scheme = "https://"
+	}
+	return scheme + net.JoinHostPort(host, fmt.Sprint(addr.Port))
 }
 
 // Close stops accepting connections and waits, until ctx ends, for requests
@@ -205,6 +246,9 @@ func (s *Server) Close(ctx context.Context) error {
 	}
 	if serr := <-served; serr != nil && err == nil {
 		err = serr
+	}
+	if s.audit != nil {
+		s.audit.stop() // after the last read, before the pipeline stops
 	}
 	served <- nil // a second Close returns at once
 	return err

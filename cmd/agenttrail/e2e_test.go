@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"os"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/agenttrail/agenttrail"
 	"github.com/agenttrail/agenttrail/client"
+	"github.com/agenttrail/agenttrail/server"
 )
 
 // binary is the agenttrail binary built once for the end-to-end tests, so
@@ -40,11 +42,18 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// process is a running agenttrail serve.
+// process is a running agenttrail serve. token is the admin token it
+// created in its data directory on first start.
 type process struct {
 	cmd    *exec.Cmd
 	url    string
+	token  string
 	stderr *bytes.Buffer
+}
+
+// client returns an SDK client of the server with its admin token.
+func (p *process) client() *client.Client {
+	return client.New(p.url, client.WithToken(p.token))
 }
 
 func freeAddr(t *testing.T) string {
@@ -79,6 +88,11 @@ func startServe(t *testing.T, addr, data string, extra ...string) *process {
 		err := c.Ready(ctx)
 		cancel()
 		if err == nil {
+			b, err := os.ReadFile(filepath.Join(data, "admin.token"))
+			if err != nil {
+				t.Fatalf("agenttrail serve is ready but left no admin token: %v", err)
+			}
+			p.token = strings.TrimSpace(string(b))
 			return p
 		}
 		if time.Now().After(deadline) {
@@ -129,7 +143,7 @@ func allIDs(t *testing.T, c *client.Client) map[string]bool {
 func TestKillAfterAcknowledgement(t *testing.T) {
 	addr, data := freeAddr(t), t.TempDir()
 	p := startServe(t, addr, data)
-	c := client.New(p.url)
+	c := p.client()
 
 	var (
 		mu    sync.Mutex
@@ -197,7 +211,7 @@ func TestKillAfterAcknowledgement(t *testing.T) {
 	}
 
 	p2 := startServe(t, addr, data)
-	stored := allIDs(t, client.New(p2.url))
+	stored := allIDs(t, p2.client())
 	lost := 0
 	for _, id := range acked {
 		if !stored[id] {
@@ -211,14 +225,23 @@ func TestKillAfterAcknowledgement(t *testing.T) {
 }
 
 // TestReadmeCommands runs what the README tells a new user to run: serve,
-// demo, query; and checks that a graceful stop (SIGTERM) exits cleanly.
+// demo, query, from one directory, with no token given: the client commands
+// find the admin token serve left in ./agenttrail-data. It also checks that
+// a graceful stop (SIGTERM) exits cleanly.
 func TestReadmeCommands(t *testing.T) {
-	addr, data := freeAddr(t), t.TempDir()
+	dir := t.TempDir()
+	addr, data := freeAddr(t), filepath.Join(dir, "agenttrail-data")
 	p := startServe(t, addr, data)
-	env := append(os.Environ(), "AGENTTRAIL_SERVER="+p.url)
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "AGENTTRAIL_TOKEN=") {
+			env = append(env, kv)
+		}
+	}
+	env = append(env, "AGENTTRAIL_SERVER="+p.url)
 
 	demo := exec.Command(binary, "demo", "--events", "1200")
-	demo.Env = env
+	demo.Env, demo.Dir = env, dir
 	out, err := demo.CombinedOutput()
 	if err != nil {
 		t.Fatalf("agenttrail demo: %v\n%s", err, out)
@@ -228,7 +251,7 @@ func TestReadmeCommands(t *testing.T) {
 	}
 
 	query := exec.Command(binary, "query", "--since", "8d", "--source", "llm-proxy", "--limit", "5")
-	query.Env = env
+	query.Env, query.Dir = env, dir
 	out, err = query.Output()
 	if err != nil {
 		t.Fatalf("agenttrail query: %v\n%s", err, out)
@@ -244,13 +267,31 @@ func TestReadmeCommands(t *testing.T) {
 	}
 
 	all := exec.Command(binary, "query", "--since", "8d", "--all", "--json", "--limit", "200")
-	all.Env = env
+	all.Env, all.Dir = env, dir
 	out, err = all.Output()
 	if err != nil {
 		t.Fatalf("agenttrail query --all --json: %v", err)
 	}
-	if n := strings.Count(string(out), "\n"); n != 1200 {
-		t.Fatalf("agenttrail query --all --json printed %d events, want 1200", n)
+	// The trail audits itself: the reads above are events too, with the
+	// admin token's name as actor.
+	var demoEvents, audits int
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		var e agenttrail.Event
+		if err := json.Unmarshal([]byte(line), &e); err != nil {
+			t.Fatalf("agenttrail query --json printed %q: %v", line, err)
+		}
+		switch {
+		case e.Source != agenttrail.SourceAudit || e.ActorID != "admin" && e.ActorID != server.ServerActor:
+			demoEvents++ // the demo sends audit events of its own
+		case e.Action == "events.query" && e.ActorID == "admin":
+			audits++
+		}
+	}
+	if demoEvents != 1200 {
+		t.Fatalf("agenttrail query --all --json printed %d events besides audit events, want 1200", demoEvents)
+	}
+	if audits == 0 {
+		t.Errorf("agenttrail query --all --json printed no events.query audit event of the admin token")
 	}
 
 	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {

@@ -9,7 +9,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
+	"net/url"
 	"os"
+	"path/filepath"
+	"strings"
 	"os/signal"
 	"syscall"
 )
@@ -40,9 +44,12 @@ func commands() []command {
 	return []command{
 		{"serve", "run the server (embedded SQLite store by default)", runServe},
 		{"query", "search events: filters as flags, a table or --json", runQuery},
+		{"gaps", "heartbeat and sequence gaps: what agents failed to deliver", runGaps},
 		{"demo", "send realistic traffic from all seven surfaces to a server", runDemo},
-		{"proxy", "run a capture proxy: llm, mcp", runProxy},
+		{"proxy", "run a capture proxy: llm, mcp, egress", runProxy},
+		{"exec", "run a command and record it: agenttrail exec -- CMD ARGS...", runExec},
 		{"bench", "measure ingest and query performance (DESIGN §6)", runBench},
+		{"token", "create, list and revoke the server's bearer tokens", runToken},
 	}
 }
 
@@ -127,17 +134,48 @@ type stringsFlag []string
 func (s *stringsFlag) String() string     { return fmt.Sprint([]string(*s)) }
 func (s *stringsFlag) Set(v string) error { *s = append(*s, v); return nil }
 
-// serverFlags are the flags of every command that talks to a server.
+// serverFlags are the flags of every command that talks to a server. The
+// token is --token, else AGENTTRAIL_TOKEN, else, for a server on this host,
+// the admin token `agenttrail serve` left in <--data>/admin.token: so the
+// commands of the README work against a fresh local server as written,
+// while the admin token is never sent to another host.
 type serverFlags struct {
 	server string
-	token  string
+	token  string // resolved after every flag that bears on it
+
+	given string // --token or AGENTTRAIL_TOKEN
+	data  string
 }
 
 func (f *serverFlags) register(fs *flag.FlagSet, env *Env) {
-	def := env.Getenv("AGENTTRAIL_SERVER")
-	if def == "" {
-		def = "http://127.0.0.1:7311"
+	f.server = env.Getenv("AGENTTRAIL_SERVER")
+	if f.server == "" {
+		f.server = "http://127.0.0.1:7311"
 	}
-	fs.StringVar(&f.server, "server", def, "agenttrail server URL (env AGENTTRAIL_SERVER)")
-	fs.StringVar(&f.token, "token", env.Getenv("AGENTTRAIL_TOKEN"), "bearer token (env AGENTTRAIL_TOKEN)")
+	f.given = env.Getenv("AGENTTRAIL_TOKEN")
+	f.data = "./agenttrail-data"
+	f.resolve()
+	set := func(p *string) func(string) error {
+		return func(v string) error { *p = v; f.resolve(); return nil }
+	}
+	fs.Func("server", "agenttrail server URL (env AGENTTRAIL_SERVER; default "+f.server+")", set(&f.server))
+	fs.Func("token", "bearer token (env AGENTTRAIL_TOKEN; default for a local server: <data>/admin.token)", set(&f.given))
+	fs.Func("data", "data directory of a local server, whose admin.token is used when no token is given (default ./agenttrail-data)", set(&f.data))
+}
+
+func (f *serverFlags) resolve() {
+	f.token = f.given
+	if f.token != "" {
+		return
+	}
+	u, err := url.Parse(f.server)
+	if err != nil {
+		return
+	}
+	if ip := net.ParseIP(u.Hostname()); u.Hostname() != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		return
+	}
+	if b, err := os.ReadFile(filepath.Join(f.data, adminTokenFile)); err == nil {
+		f.token = strings.TrimSpace(string(b))
+	}
 }

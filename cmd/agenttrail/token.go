@@ -1,0 +1,135 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os/user"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/agenttrail/agenttrail/server"
+)
+
+// runToken manages the server's bearer tokens in <data>/tokens.json. It
+// works on the file, not over HTTP, so it needs no token itself: whoever may
+// write the data directory may manage tokens. A running server picks the
+// change up within a second. Each change is recorded with who made it (the
+// OS user), and the server records it in the trail as an audit event
+// (source audit, action token.create or token.revoke) when it next reads the
+// file.
+func runToken(ctx context.Context, args []string, env *Env) error {
+	if len(args) == 0 {
+		fmt.Fprintln(env.Stderr, "usage: agenttrail token create|list|revoke [flags]")
+		return errUsage
+	}
+	switch args[0] {
+	case "create":
+		return tokenCreate(args[1:], env)
+	case "list":
+		return tokenList(args[1:], env)
+	case "revoke":
+		return tokenRevoke(args[1:], env)
+	default:
+		fmt.Fprintf(env.Stderr, "agenttrail token: unknown subcommand %q (want create, list or revoke)\n", args[0])
+		return errUsage
+	}
+}
+
+func tokenFileOf(data string) *server.TokenFile {
+	return server.NewTokenFile(filepath.Join(data, tokensFile))
+}
+
+// tokensFile is the token store's name in the data directory.
+const tokensFile = "tokens.json"
+
+// osUser names the person changing tokens, for the audit record.
+func osUser(env *Env) string {
+	if u, err := user.Current(); err == nil && u.Username != "" {
+		return strings.ReplaceAll(u.Username, " ", "_")
+	}
+	if u := env.Getenv("USER"); u != "" {
+		return u
+	}
+	return "unknown-user"
+}
+
+func tokenCreate(args []string, env *Env) error {
+	fs := newFlagSet("token create", env)
+	role := fs.String("role", "", "ingest (POST events), read (query, aggregate, export, stream, gaps) or admin (everything)")
+	org := fs.String("org", "", "the one org the token may write or read, or '*' for every org")
+	name := fs.String("name", "", "unique name, shown in the audit trail (default: <role>-<id>)")
+	data := fs.String("data", "./agenttrail-data", "data directory of the server")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if *role == "" || *org == "" {
+		fmt.Fprintln(env.Stderr, "--role and --org are required")
+		return errUsage
+	}
+	token, rec, err := tokenFileOf(*data).Create(*name, server.Role(*role), *org, osUser(env), time.Now())
+	if err != nil {
+		return err
+	}
+	// The token is the last word, so scripts can take it with awk '{print $NF}'.
+	fmt.Fprintf(env.Stdout, "created %s token %q (id %s) for org %s; it is shown only now:\n%s\n", rec.Role, rec.Name, rec.ID, rec.Org, token)
+	return nil
+}
+
+func tokenList(args []string, env *Env) error {
+	fs := newFlagSet("token list", env)
+	data := fs.String("data", "./agenttrail-data", "data directory of the server")
+	all := fs.Bool("all", false, "include revoked tokens")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	recs, err := tokenFileOf(*data).List()
+	if err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(env.Stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tID\tROLE\tORG\tCREATED\tSTATUS")
+	for _, t := range recs {
+		status := "active"
+		if t.Revoked() {
+			if !*all {
+				continue
+			}
+			status = "revoked " + t.RevokedAt.Format(time.RFC3339)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", t.Name, t.ID, t.Role, t.Org, t.CreatedAt.Format(time.RFC3339), status)
+	}
+	return tw.Flush()
+}
+
+func tokenRevoke(args []string, env *Env) error {
+	fs := newFlagSet("token revoke", env)
+	data := fs.String("data", "./agenttrail-data", "data directory of the server")
+	// The name or id comes first (agenttrail token revoke NAME --data d) or
+	// after the flags.
+	var target string
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		target, args = args[0], args[1:]
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return errUsage
+	}
+	if target == "" && fs.NArg() == 1 {
+		target = fs.Arg(0)
+	} else if target == "" || fs.NArg() > 0 {
+		fmt.Fprintln(env.Stderr, "usage: agenttrail token revoke NAME|ID [--data DIR]")
+		return errUsage
+	}
+	rec, err := tokenFileOf(*data).Revoke(target, osUser(env), time.Now())
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(env.Stdout, "revoked %s token %q (id %s) for org %s\n", rec.Role, rec.Name, rec.ID, rec.Org)
+	return nil
+}

@@ -1,0 +1,256 @@
+package server
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/agenttrail/agenttrail"
+)
+
+// Tokens are "at_<id>_<secret>": a recognisable prefix, so secret scanners
+// and the Redactor can spot one in a log or an event; an id that is not
+// secret, so a lookup never compares secrets byte by byte; and 256 random
+// bits. Only the SHA-256 of the whole token is stored. A slow KDF (bcrypt,
+// argon2) protects guessable passwords; a 256-bit random secret cannot be
+// guessed, so one hash is as strong and costs a microsecond per request.
+const (
+	TokenPrefix   = "at_"
+	tokenIDLen    = 16 // hex characters: 64 bits
+	tokenSecLen   = 64 // hex characters: 256 bits
+	tokenLen      = len(TokenPrefix) + tokenIDLen + 1 + tokenSecLen
+	tokenFileMode = 0o600
+)
+
+// TokenPattern is a redaction pattern for agenttrail tokens, for
+// agenttrail.NewRedactor: a token recorded by mistake is not stored.
+var TokenPattern = agenttrail.Pattern{Kind: "agenttrail_token", Regexp: `at_[0-9a-f]{16}_[0-9a-f]{64}`}
+
+// TokenRecord is one token as stored: everything but the secret, whose
+// SHA-256 is Hash. A revoked token is kept, with RevokedAt set, so the
+// trail of who created and revoked what can be rebuilt from the file.
+type TokenRecord struct {
+	ID        string    `json:"id"`
+	Name      string    `json:"name"`
+	Role      Role      `json:"role"`
+	Org       string    `json:"org"`
+	Hash      string    `json:"hash"`
+	CreatedAt time.Time `json:"created_at"`
+	CreatedBy string    `json:"created_by,omitempty"` // "" is the server itself
+	RevokedAt time.Time `json:"revoked_at,omitzero"`
+	RevokedBy string    `json:"revoked_by,omitempty"`
+}
+
+// Revoked reports whether the token was revoked.
+func (t TokenRecord) Revoked() bool { return !t.RevokedAt.IsZero() }
+
+type tokenDoc struct {
+	Version int           `json:"version"`
+	Tokens  []TokenRecord `json:"tokens"`
+}
+
+// TokenFile is the token store: a JSON file under the data directory, mode
+// 0600, replaced atomically (temp file, fsync, rename) on every change, so a
+// reader sees the old file or the new one, never half of one. Changes from
+// several processes are serialized by a lock file next to it. The zero value
+// is not usable; use NewTokenFile. Methods are safe for concurrent use.
+type TokenFile struct {
+	path string
+}
+
+// NewTokenFile returns the store at path, typically <data>/tokens.json. The
+// file need not exist yet.
+func NewTokenFile(path string) *TokenFile { return &TokenFile{path: path} }
+
+// Path returns the file's path.
+func (f *TokenFile) Path() string { return f.path }
+
+// List returns every token, revoked ones included, in creation order.
+func (f *TokenFile) List() ([]TokenRecord, error) {
+	doc, err := readTokens(f.path)
+	return doc.Tokens, err
+}
+
+// Create adds a token and returns its text, which is shown once and never
+// stored. name must be unique among live tokens; "" picks one. by names who
+// creates it ("" for the server itself).
+func (f *TokenFile) Create(name string, role Role, org, by string, now time.Time) (string, TokenRecord, error) {
+	switch role {
+	case RoleIngest, RoleRead, RoleAdmin:
+	default:
+		return "", TokenRecord{}, agenttrail.Invalid("role", "must be ingest, read or admin, not %q", role)
+	}
+	if org != AllOrgs {
+		if !nameChars(org, 128, "") {
+			return "", TokenRecord{}, agenttrail.Invalid("org", "must be * or 1 to 128 characters of [A-Za-z0-9._-], not %q", org)
+		}
+	}
+	var raw [tokenIDLen/2 + tokenSecLen/2]byte
+	if _, err := rand.Read(raw[:]); err != nil {
+		return "", TokenRecord{}, fmt.Errorf("token: random: %w", err)
+	}
+	id := hex.EncodeToString(raw[:tokenIDLen/2])
+	token := TokenPrefix + id + "_" + hex.EncodeToString(raw[tokenIDLen/2:])
+	if name == "" {
+		name = string(role) + "-" + id[:8]
+	}
+	if err := checkTokenName(name); err != nil {
+		return "", TokenRecord{}, err
+	}
+	rec := TokenRecord{ID: id, Name: name, Role: role, Org: org, Hash: hashToken(token), CreatedAt: now.UTC(), CreatedBy: by}
+	err := f.update(func(doc *tokenDoc) error {
+		for _, t := range doc.Tokens {
+			if !t.Revoked() && t.Name == name {
+				return agenttrail.Errorf(agenttrail.ECONFLICT, "a token named %q exists; revoke it or pick another --name", name)
+			}
+		}
+		doc.Tokens = append(doc.Tokens, rec)
+		return nil
+	})
+	if err != nil {
+		return "", TokenRecord{}, err
+	}
+	return token, rec, nil
+}
+
+// Revoke revokes the live token whose name or id is nameOrID and returns it.
+// It is an ENOTFOUND error when there is none.
+func (f *TokenFile) Revoke(nameOrID, by string, now time.Time) (TokenRecord, error) {
+	var rec TokenRecord
+	err := f.update(func(doc *tokenDoc) error {
+		for i, t := range doc.Tokens {
+			if !t.Revoked() && (t.Name == nameOrID || t.ID == nameOrID) {
+				doc.Tokens[i].RevokedAt, doc.Tokens[i].RevokedBy = now.UTC(), by
+				rec = doc.Tokens[i]
+				return nil
+			}
+		}
+		return agenttrail.Errorf(agenttrail.ENOTFOUND, "no live token named %q", nameOrID)
+	})
+	return rec, err
+}
+
+func checkTokenName(name string) error {
+	if !nameChars(name, 64, "@") {
+		return agenttrail.Invalid("name", "must be 1 to 64 characters of [A-Za-z0-9._@-], not %q", name)
+	}
+	return nil
+}
+
+// nameChars reports whether s is 1 to max characters of [A-Za-z0-9._-] and
+// extra.
+func nameChars(s string, max int, extra string) bool {
+	if s == "" || len(s) > max {
+		return false
+	}
+	return strings.TrimFunc(s, func(r rune) bool {
+		return r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_."+extra, r)
+	}) == ""
+}
+
+func hashToken(token string) string {
+	sum := sha256.Sum256([]byte(token))
+	return hex.EncodeToString(sum[:])
+}
+
+// readTokens reads the file; a missing file is an empty store.
+func readTokens(path string) (tokenDoc, error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return tokenDoc{Version: 1}, nil
+	}
+	if err != nil {
+		return tokenDoc{}, fmt.Errorf("read tokens: %w", err)
+	}
+	var doc tokenDoc
+	if err := json.Unmarshal(b, &doc); err != nil {
+		return tokenDoc{}, fmt.Errorf("read tokens: %s: %w", path, err)
+	}
+	if doc.Version != 1 {
+		return tokenDoc{}, fmt.Errorf("read tokens: %s: unknown version %d", path, doc.Version)
+	}
+	return doc, nil
+}
+
+// update applies change to the file under the lock and replaces it.
+func (f *TokenFile) update(change func(*tokenDoc) error) error {
+	unlock, err := lockFile(f.path + ".lock")
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	doc, err := readTokens(f.path)
+	if err != nil {
+		return err
+	}
+	if err := change(&doc); err != nil {
+		return err
+	}
+	b, err := json.MarshalIndent(doc, "", "  ")
+	if err != nil {
+		return fmt.Errorf("write tokens: %w", err)
+	}
+	return writeFileAtomic(f.path, append(b, '\n'), tokenFileMode)
+}
+
+// writeFileAtomic writes b to a temp file in path's directory, syncs it and
+// renames it over path: readers see the old content or the new, whole.
+func writeFileAtomic(path string, b []byte, mode os.FileMode) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
+		return fmt.Errorf("write %s: %w", filepath.Base(path), err)
+	}
+	defer os.Remove(tmp.Name()) // after a successful rename, a no-op
+	if err := tmp.Chmod(mode); err == nil {
+		if _, err = tmp.Write(b); err == nil {
+			err = tmp.Sync()
+		}
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), path)
+	}
+	if err != nil {
+		return fmt.Errorf("write %s: %w", filepath.Base(path), err)
+	}
+	return nil
+}
+
+// staleLock is how old a lock file must be to be taken over: a process that
+// died holding it must not block token changes forever, and a change takes
+// milliseconds.
+const staleLock = 30 * time.Second
+
+// lockFile takes an exclusive lock by creating path, waiting up to a few
+// seconds for another holder. It works on every OS, unlike flock.
+func lockFile(path string) (unlock func(), err error) {
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		lf, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, tokenFileMode)
+		if err == nil {
+			lf.Close()
+			return func() { os.Remove(path) }, nil
+		}
+		if !errors.Is(err, fs.ErrExist) {
+			return nil, fmt.Errorf("lock tokens: %w", err)
+		}
+		if fi, err := os.Stat(path); err == nil && time.Since(fi.ModTime()) > staleLock {
+			os.Remove(path)
+			continue
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("lock tokens: %s is held by another process; remove it if none is running", path)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

@@ -1,0 +1,156 @@
+package server
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"log/slog"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/agenttrail/agenttrail"
+)
+
+// How often TokenAuth looks at its file. A known token triggers a look at
+// most every tokenRecheck, so a revocation takes effect within a second; an
+// unknown one at most every tokenMissRecheck, so a token created a moment
+// ago works at once while a flood of bad tokens costs one stat per interval.
+const (
+	tokenRecheck     = time.Second
+	tokenMissRecheck = 50 * time.Millisecond
+)
+
+// TokenAuth is the Authenticator of `agenttrail serve`: bearer tokens from a
+// TokenFile. It re-reads the file when it changes (checked by stat, at most
+// every second, and on an unknown token), so `agenttrail token create` and
+// `revoke` take effect on a running server. Safe for concurrent use.
+type TokenAuth struct {
+	file     *TokenFile
+	log      *slog.Logger
+	onReload atomic.Pointer[func([]TokenRecord)] // called after each load that changed something
+
+	set       atomic.Pointer[tokenSet]
+	lastCheck atomic.Int64 // unix nanos of the last stat
+	mu        sync.Mutex   // serializes reloads
+	stat      os.FileInfo  // of the loaded file; guarded by mu
+}
+
+type tokenSet struct {
+	byID map[string]TokenRecord
+}
+
+// NewTokenAuth loads file and returns an Authenticator for it. A Server
+// given it as Config.Auth, with Config.Audit set, records the token
+// changes it finds in the file as audit events.
+func NewTokenAuth(file *TokenFile, logger *slog.Logger) (*TokenAuth, error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	a := &TokenAuth{file: file, log: logger}
+	a.set.Store(&tokenSet{})
+	if err := a.reload(true); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+// Authenticate implements Authenticator.
+func (a *TokenAuth) Authenticate(r *http.Request) (Principal, error) {
+	h := r.Header.Get("Authorization")
+	scheme, token, ok := strings.Cut(h, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return Principal{}, agenttrail.Errorf(agenttrail.EUNAUTHORIZED, "a bearer token is required: Authorization: Bearer <token>")
+	}
+	token = strings.TrimSpace(token)
+	if len(token) != tokenLen || !strings.HasPrefix(token, TokenPrefix) || token[len(TokenPrefix)+tokenIDLen] != '_' {
+		return Principal{}, agenttrail.Errorf(agenttrail.EUNAUTHORIZED, "the bearer token is not an agenttrail token")
+	}
+	id := token[len(TokenPrefix) : len(TokenPrefix)+tokenIDLen]
+	a.maybeReload(tokenRecheck)
+	rec, ok := a.set.Load().byID[id]
+	if !ok {
+		a.maybeReload(tokenMissRecheck)
+		rec, ok = a.set.Load().byID[id]
+	}
+	// The id is not secret; the comparison of the secret part is, so it is
+	// made on fixed-length hashes in constant time.
+	sum := sha256.Sum256([]byte(token))
+	want, err := hex.DecodeString(rec.Hash)
+	if !ok || err != nil || subtle.ConstantTimeCompare(sum[:], want) != 1 || rec.Revoked() {
+		return Principal{}, agenttrail.Errorf(agenttrail.EUNAUTHORIZED, "the bearer token is unknown or revoked")
+	}
+	return Principal{Name: rec.Name, Role: rec.Role, Org: rec.Org}, nil
+}
+
+// maybeReload stats the file when the last look is older than every, and
+// reloads it when it changed. One caller stats; the others go on with the
+// tokens they have.
+func (a *TokenAuth) maybeReload(every time.Duration) {
+	now := time.Now().UnixNano()
+	last := a.lastCheck.Load()
+	if now-last < int64(every) || !a.lastCheck.CompareAndSwap(last, now) {
+		return
+	}
+	if err := a.reload(false); err != nil {
+		a.log.Error("reloading tokens; keeping the ones loaded before", "path", a.file.Path(), "err", err)
+	}
+}
+
+// reload reads the file if it changed since the last load (or always, when
+// force is set).
+func (a *TokenAuth) reload(force bool) error {
+	a.mu.Lock()
+	fi, err := os.Stat(a.file.Path())
+	if err != nil && !os.IsNotExist(err) {
+		a.mu.Unlock()
+		return err
+	}
+	if !force && sameFile(a.stat, fi) {
+		a.mu.Unlock()
+		return nil
+	}
+	recs, err := a.file.List()
+	if err != nil {
+		a.mu.Unlock()
+		return err
+	}
+	set := &tokenSet{byID: make(map[string]TokenRecord, len(recs))}
+	for _, t := range recs {
+		set.byID[t.ID] = t
+	}
+	a.set.Store(set)
+	a.stat = fi
+	a.mu.Unlock()
+	if !force {
+		a.log.Info("tokens reloaded", "path", a.file.Path(), "tokens", len(recs))
+	}
+	if fn := a.onReload.Load(); fn != nil {
+		(*fn)(recs)
+	}
+	return nil
+}
+
+// watch calls fn with every record now and after each reload that changed
+// the file. fn must not block.
+func (a *TokenAuth) watch(fn func([]TokenRecord)) {
+	a.onReload.Store(&fn)
+	recs := make([]TokenRecord, 0, len(a.set.Load().byID))
+	for _, t := range a.set.Load().byID {
+		recs = append(recs, t)
+	}
+	fn(recs)
+}
+
+// sameFile reports whether two stats are of the same, unchanged file.
+// Changes replace the file by rename, so a new inode is the usual sign; size
+// and time catch an edit in place.
+func sameFile(a, b os.FileInfo) bool {
+	if a == nil || b == nil {
+		return a == nil && b == nil
+	}
+	return os.SameFile(a, b) && a.Size() == b.Size() && a.ModTime().Equal(b.ModTime())
+}
