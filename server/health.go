@@ -8,9 +8,20 @@ import (
 	"github.com/agenttrail/agenttrail"
 )
 
-// Status is the answer of /livez and /readyz when they pass.
+// Status is the answer of /livez and /readyz when they pass. Status is "ok",
+// or, from /readyz, "degraded" while ingest is accepted into the server's
+// spool instead of the store; Reason then says why.
 type Status struct {
 	Status string `json:"status"`
+	Reason string `json:"reason,omitempty"`
+}
+
+// Degrader reports on a write path that can accept events without the
+// store (*ingest.Spool does): why ingest does not go straight to the store
+// ("" when it does), and whether it refuses events. It must be safe for
+// concurrent use.
+type Degrader interface {
+	Degraded() (reason string, refusing bool)
 }
 
 // pingTimeout bounds the store check of /readyz: a store that takes longer
@@ -22,12 +33,25 @@ func (s *Server) livez(*http.Request) (any, error) {
 	return Status{Status: "ok"}, nil
 }
 
-// readyz is GET /readyz: the store answers.
+// readyz is GET /readyz: the store answers. With a spool it is 200
+// "degraded" while the store is down but the spool has room, because a load
+// balancer should keep sending ingest traffic to a server that keeps it
+// durably; 503 once the spool refuses events, as without a spool.
 func (s *Server) readyz(r *http.Request) (any, error) {
+	if s.spool != nil {
+		if reason, refusing := s.spool.Degraded(); refusing {
+			return nil, agenttrail.Errorf(agenttrail.EUNAVAILABLE, "%s", reason)
+		} else if reason != "" {
+			return Status{Status: "degraded", Reason: reason}, nil
+		}
+	}
 	ctx, cancel := context.WithTimeout(r.Context(), pingTimeout)
 	defer cancel()
 	if err := s.store.Ping(ctx); err != nil {
 		s.log.Warn("readiness check failed", "err", err)
+		if s.spool != nil {
+			return Status{Status: "degraded", Reason: "the store is not answering; ingest goes to the spool"}, nil
+		}
 		return nil, agenttrail.Errorf(agenttrail.EUNAVAILABLE, "store is not answering")
 	}
 	return Status{Status: "ok"}, nil

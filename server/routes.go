@@ -26,6 +26,7 @@ func (s *Server) routeTable() []route {
 		{http.MethodGet, "/v1/events/{id}", RoleRead, s.wrap(s.getEvent)},
 		{http.MethodGet, "/v1/aggregate", RoleRead, s.wrap(s.aggregate)},
 		{http.MethodGet, "/v1/timeseries", RoleRead, s.wrap(s.timeseries)},
+		{http.MethodGet, "/v1/gaps", RoleRead, s.wrap(s.gaps)},
 		// Export and stream write their own answers: they are streams.
 		{http.MethodGet, "/v1/export", RoleRead, http.HandlerFunc(s.exportEvents)},
 		{http.MethodGet, "/v1/stream", RoleRead, s.newStreams(maxStreams, streamPoll, streamHeartbeat)},
@@ -88,7 +89,8 @@ func (h *headerRecorder) WriteHeader(status int) {
 }
 
 // authenticate runs the Authenticator for routes that need a role, checks
-// the role, and puts the Principal in the request context. It also bounds
+// the role, and hands the request to serveAs (rate limit, org scope of read
+// routes, audit record, Principal in the context). It also bounds
 // the request body: only POST /v1/events reads one.
 func (s *Server) authenticate(rt route, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -109,6 +111,6 @@ func (s *Server) authenticate(rt route, next http.Handler) http.Handler {
 			writeProblem(w, r, s.log, agenttrail.Errorf(agenttrail.EFORBIDDEN, "a %s token may not %s %s", p.Role, r.Method, rt.path))
 			return
 		}
-		next.ServeHTTP(w, r.WithContext(withPrincipal(r.Context(), p)))
+		s.serveAs(p, rt, next, w, r)
 	})
 }
