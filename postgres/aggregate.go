@@ -16,10 +16,9 @@ import (
 // rollupArms returns one SELECT of cols from each rollup span of p.
 func rollupArms(p readPlan, f agenttrail.Filter, cols string, a *args) []string {
 	var arms []string
-	arm := func(table string, s span, extra ...string) {
+	arm := func(table string, s span) {
 		c := []string{"dim = " + a.add(p.dim)}
 		c = append(c, timeRange(s.from, s.to, "start", a)...)
-		c = append(c, extra...)
 		if len(f.Org) > 0 {
 			c = append(c, anyText("org", f.Org, a))
 		}
@@ -31,12 +30,8 @@ func rollupArms(p readPlan, f agenttrail.Filter, cols string, a *args) []string 
 		}
 		arms = append(arms, "SELECT "+cols+" FROM "+table+whereClause(c))
 	}
-	// Days not sealed yet have only hourly rows. The statement reads
-	// sealed_until in its own snapshot, consistent with the rows.
-	const sealed = "(SELECT sealed_until FROM store_state)"
 	for _, s := range p.days {
-		arm("rollups_daily", s, "start < "+sealed)
-		arm("rollups_hourly", s, "start >= "+sealed)
+		arm("rollups_daily", s)
 	}
 	for _, s := range p.hours {
 		arm("rollups_hourly", s)

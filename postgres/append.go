@@ -43,9 +43,9 @@ type idKey struct{ org, id string }
 
 // Append stores the batch in one transaction: it skips events whose (org, id)
 // is stored or repeated earlier in the batch, numbers the others in batch
-// order from the last seq given, COPYs them and their ids, and updates the
+// order from the seq counter, COPYs them and their ids, and updates the
 // rollups. Seq is set on the stored events of batch once the transaction has
-// committed. Calls are serialized; the state row's lock also orders the
+// committed. Calls are serialized; the counter's row lock also orders the
 // commits of writers in other processes.
 func (s *Store) Append(ctx context.Context, batch []agenttrail.Event) (agenttrail.AppendResult, error) {
 	if len(batch) == 0 {
@@ -120,18 +120,8 @@ func (s *Store) appendTx(ctx context.Context, batch []agenttrail.Event, fresh []
 	defer tx.Rollback(ctx) //nolint:errcheck // a no-op after Commit
 
 	var last int64
-	var sealed time.Time
-	if err := tx.QueryRow(ctx, "SELECT last_seq, sealed_until FROM store_state FOR UPDATE").Scan(&last, &sealed); err != nil {
-		return 0, fmt.Errorf("state: %w", err)
-	}
-	// Days are sealed an hour after they end, so the stragglers of a day
-	// rarely take the late path.
-	if to := day(s.now().Add(-time.Hour)); to.After(sealed) {
-		if err := sealDays(ctx, tx, sealed, to); err != nil {
-			return 0, err
-		}
-		s.logger.Info("sealing daily rollups", "from", sealed, "to", to)
-		sealed = to
+	if err := tx.QueryRow(ctx, "SELECT last_seq FROM seq_counter FOR UPDATE").Scan(&last); err != nil {
+		return 0, fmt.Errorf("seq: %w", err)
 	}
 	stored, err := storedIDs(ctx, tx, batch, fresh)
 	if err != nil {
@@ -161,15 +151,15 @@ func (s *Store) appendTx(ctx context.Context, batch []agenttrail.Event, fresh []
 		pgx.CopyFromSlice(len(events), func(i int) ([]any, error) { return eventRow(events[i]), nil })); err != nil {
 		return 0, fmt.Errorf("copy events: %w", err)
 	}
-	hourly, daily := rollupsOf(events, sealed)
+	hourly, daily := rollupsOf(events)
 	if err := addRollups(ctx, tx, "rollups_hourly", hourly); err != nil {
 		return 0, err
 	}
 	if err := addRollups(ctx, tx, "rollups_daily", daily); err != nil {
 		return 0, err
 	}
-	if _, err := tx.Exec(ctx, "UPDATE store_state SET last_seq = $1, sealed_until = $2", last, sealed); err != nil {
-		return 0, fmt.Errorf("state: %w", err)
+	if _, err := tx.Exec(ctx, "UPDATE seq_counter SET last_seq = $1", last); err != nil {
+		return 0, fmt.Errorf("seq: %w", err)
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return 0, fmt.Errorf("commit: %w", err)
@@ -178,7 +168,7 @@ func (s *Store) appendTx(ctx context.Context, batch []agenttrail.Event, fresh []
 }
 
 // storedIDs returns which of batch[fresh] are already stored. The writer
-// holds the state row's lock, so no other Append can store one of them
+// holds the seq counter's row lock, so no other Append can store one of them
 // before this transaction commits. Looking the ids up and then COPYing the
 // new ones measured faster than one INSERT ... ON CONFLICT DO NOTHING.
 func storedIDs(ctx context.Context, tx pgx.Tx, batch []agenttrail.Event, fresh []int) (map[idKey]struct{}, error) {

@@ -53,8 +53,8 @@ func TestAppendInterleavedDuplicates(t *testing.T) {
 			t.Errorf("Get(%q) = seq %d, %v, want seq %d", batch[i].ID, got.Seq, err, batch[i].Seq)
 		}
 	}
-	if got := queryInt(t, dsn, "SELECT last_seq FROM store_state"); got != want {
-		t.Errorf("store_state = %d after the batch, want %d", got, want)
+	if got := queryInt(t, dsn, "SELECT last_seq FROM seq_counter"); got != want {
+		t.Errorf("seq_counter = %d after the batch, want %d", got, want)
 	}
 }
 

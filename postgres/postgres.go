@@ -8,7 +8,7 @@
 // the microsecond, PostgreSQL's precision.
 //
 // One process writes to a schema: Append and DeleteBefore are serialized
-// inside a Store. Both also take the lock of the store_state row, so seq
+// inside a Store. Both also take a row lock on the seq counter, so seq
 // order stays commit order if a second process writes too, and a stale
 // partition cache recovers, but concurrent writers in several processes are
 // not a supported deployment yet.

@@ -46,9 +46,8 @@ func (s *Store) deleteBefore(ctx context.Context, t time.Time) (int64, []time.Ti
 	if _, err := tx.Exec(ctx, "SET LOCAL lock_timeout = '10s'"); err != nil {
 		return 0, nil, err
 	}
-	// The state row's lock orders this with Appends of any process.
-	var sealed time.Time
-	if err := tx.QueryRow(ctx, "SELECT sealed_until FROM store_state FOR UPDATE").Scan(&sealed); err != nil {
+	// The seq counter's row lock orders this with Appends of any process.
+	if _, err := tx.Exec(ctx, "SELECT last_seq FROM seq_counter FOR UPDATE"); err != nil {
 		return 0, nil, fmt.Errorf("lock: %w", err)
 	}
 	days, err := s.partitions(ctx, tx)
@@ -80,7 +79,7 @@ func (s *Store) deleteBefore(ctx context.Context, t time.Time) (int64, []time.Ti
 	}
 	// Whole hours and days before t go; the hour t cuts through is rebuilt
 	// from the events it keeps (exact, where subtracting float sums is
-	// not), and the day t cuts through, when sealed, from its hours.
+	// not), and the day t cuts through from its hours.
 	hour, d := t.Truncate(time.Hour), day(t)
 	if _, err := tx.Exec(ctx, "DELETE FROM rollups_hourly WHERE start < $1", hour); err != nil {
 		return 0, nil, fmt.Errorf("delete rollups: %w", err)
@@ -93,7 +92,7 @@ func (s *Store) deleteBefore(ctx context.Context, t time.Time) (int64, []time.Ti
 			return 0, nil, err
 		}
 	}
-	if d.Before(t) && d.Before(sealed) {
+	if d.Before(t) {
 		if err := recomputeDay(ctx, tx, d); err != nil {
 			return 0, nil, err
 		}

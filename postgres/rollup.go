@@ -12,10 +12,10 @@ import (
 
 // A rollup row holds, for one dimension, org, project, bucket start and key
 // (the events' value for the dimension), the count and LLM usage sums of
-// the events. Rows exist per UTC hour (rollups_hourly) and, for sealed days,
-// per UTC day (rollups_daily, the sums of the day's hours), so a 30-day
-// aggregate reads 30 rows a key instead of 720. Every event adds to one row
-// of each rolled-up dimension, and to one row of dimTotal.
+// the events. Rows exist per UTC hour (rollups_hourly) and per UTC day
+// (rollups_daily, the sums of the day's hours), so a 30-day aggregate reads
+// 30 rows a key instead of 720. Every event adds to one row of each
+// rolled-up dimension, and to one row of dimTotal.
 
 // dimTotal names the rows that count every event under the key "": series
 // without a dimension, and by org or project, read these.
@@ -73,10 +73,9 @@ func (m rollupRows) add(k rollupKey, s rollupSums) {
 	r.add(s)
 }
 
-// rollupsOf aggregates events into hourly rollup rows, and daily ones for
-// the days before sealed, in memory, so a batch costs one upsert per
-// distinct row rather than per event.
-func rollupsOf(events []*agenttrail.Event, sealed time.Time) (hourly, daily rollupRows) {
+// rollupsOf aggregates events into hourly and daily rollup rows, in memory,
+// so a batch costs one upsert per distinct row rather than per event.
+func rollupsOf(events []*agenttrail.Event) (hourly, daily rollupRows) {
 	hourly = rollupRows{}
 	dims := rolledUp()
 	for _, e := range events {
@@ -90,26 +89,10 @@ func rollupsOf(events []*agenttrail.Event, sealed time.Time) (hourly, daily roll
 	}
 	daily = rollupRows{}
 	for k, s := range hourly {
-		if k.start < sealed.Unix() {
-			k.start -= mod(k.start, 86400)
-			daily.add(k, *s)
-		}
+		k.start -= mod(k.start, 86400)
+		daily.add(k, *s)
 	}
 	return hourly, daily
-}
-
-// sealDays computes the daily rollups of the days [from, to) from their
-// hourly ones. No daily row exists for them yet: only sealed days have any.
-func sealDays(ctx context.Context, tx pgx.Tx, from, to time.Time) error {
-	if _, err := tx.Exec(ctx, `INSERT INTO rollups_daily (dim, start, org, project, key, count, input_tokens,
-			output_tokens, cache_read_tokens, cache_write_tokens, reasoning_tokens, cost_usd)
-		SELECT dim, date_trunc('day', start), org, project, key, sum(count), sum(input_tokens),
-			sum(output_tokens), sum(cache_read_tokens), sum(cache_write_tokens), sum(reasoning_tokens), sum(cost_usd)
-		FROM rollups_hourly WHERE start >= $1 AND start < $2
-		GROUP BY 1, 2, 3, 4, 5`, from, to); err != nil {
-		return fmt.Errorf("seal days: %w", err)
-	}
-	return nil
 }
 
 // mod returns a mod b in [0, b), for times before 1970 too.

@@ -1,14 +1,11 @@
--- The writer's state, one row, locked by every Append and retention until it
--- commits, so seq order is commit order. last_seq is the last seq given:
--- seqs are never reused, even after retention deleted every event.
--- sealed_until is the first day whose daily rollups are not kept yet (see
--- rollups_daily).
-CREATE TABLE store_state (
-	singleton    boolean     PRIMARY KEY DEFAULT true CHECK (singleton),
-	last_seq     bigint      NOT NULL,
-	sealed_until timestamptz NOT NULL
+-- The seq counter: one row, locked by every Append until it commits, so seq
+-- order is commit order and seq values are never reused, even after
+-- retention deleted every event.
+CREATE TABLE seq_counter (
+	singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+	last_seq  bigint  NOT NULL
 );
-INSERT INTO store_state (last_seq, sealed_until) VALUES (0, '1970-01-01 00:00:00+00');
+INSERT INTO seq_counter (last_seq) VALUES (0);
 
 -- Events, one partition per UTC day (events_YYYYMMDD), created by the store
 -- ahead of time and on demand. The LLM usage is kept in columns so cost is
@@ -71,10 +68,10 @@ CREATE TABLE event_ids (
 CREATE INDEX event_ids_time ON event_ids USING brin (time);
 
 -- Rollups: per dimension, bucket start, org, project and key, the count and
--- LLM usage sums of the events, per UTC hour, updated in the same
--- transaction as the events. The fill factor leaves room on each page for
--- the next version of a row, so the upserts every batch makes are mostly
--- HOT updates that touch no index.
+-- LLM usage sums of the events; per UTC hour, and per UTC day (the sums of
+-- the day's hours). Updated in the same transaction as the events. The fill
+-- factor leaves room on each page for the next version of a row, so the
+-- upserts every batch makes are HOT updates that touch no index.
 CREATE TABLE rollups_hourly (
 	dim                text COLLATE "C" NOT NULL,
 	start              timestamptz      NOT NULL,
@@ -91,9 +88,4 @@ CREATE TABLE rollups_hourly (
 	PRIMARY KEY (dim, start, org, project, key)
 ) WITH (fillfactor = 80);
 
--- The same per UTC day, for days before store_state.sealed_until only: a day
--- is sealed (its hours summed into these rows) once it is over, and late
--- events for a sealed day update both tables. Reads take the days not
--- sealed yet from rollups_hourly, so ingest does not pay for a second
--- upsert on every batch.
 CREATE TABLE rollups_daily (LIKE rollups_hourly INCLUDING ALL) WITH (fillfactor = 80);
