@@ -3,8 +3,9 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"fmt"
+	"math"
 	"sort"
-	"strings"
 	"time"
 
 	"github.com/agenttrail/agenttrail"
@@ -26,7 +27,7 @@ func (s *Store) Aggregate(ctx context.Context, f agenttrail.Filter, by agenttrai
 	if !by.Valid() {
 		return nil, agenttrail.Invalid("by", "must be one of source, actor_type, actor_id, result, action, resource_type, org, project, model, not %q", by)
 	}
-	groups, err := s.group(ctx, &f, by, false)
+	groups, err := s.group(ctx, &f, by, 0)
 	if err != nil {
 		return nil, formatError("aggregate", err)
 	}
@@ -73,7 +74,11 @@ func (s *Store) Series(ctx context.Context, f agenttrail.Filter, iv agenttrail.I
 		}
 		out = append(out, b)
 	}
-	groups, err := s.group(ctx, &f, by, true)
+	gran := dayNS // day and week buckets are whole days
+	if iv == agenttrail.Hour {
+		gran = hourNS
+	}
+	groups, err := s.group(ctx, &f, by, gran)
 	if err != nil {
 		return nil, formatError("series", err)
 	}
@@ -118,15 +123,18 @@ func rollupPlan(f *agenttrail.Filter, by agenttrail.Dimension) (dim int, values 
 		dim, values = dimCode(c.d), c.vals
 	}
 	if dim == 0 {
-		dim = dimResult // any dimension sums to the totals; result has the fewest keys
+		dim = dimTotal
 	}
 	return dim, values, true
 }
 
-// group sums usage per (hour, by key) — or per by key when byHour is false —
-// over the events f matches, within one read transaction so rollups and
-// events come from the same snapshot.
-func (s *Store) group(ctx context.Context, f *agenttrail.Filter, by agenttrail.Dimension, byHour bool) (map[groupKey]*usage, error) {
+// group sums usage per (bucket, by key) — buckets gran nanoseconds wide
+// (hourNS or dayNS), or one bucket when gran is 0 — over the events f
+// matches, within one read transaction so that rollups and events come
+// from the same snapshot. It splits the range: partial hours at either end
+// from the events, whole days (when gran allows and the days are folded)
+// from the day rollups, the remaining whole hours from the hourly rollups.
+func (s *Store) group(ctx context.Context, f *agenttrail.Filter, by agenttrail.Dimension, gran int64) (map[groupKey]*usage, error) {
 	tx, err := s.r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
 		return nil, err
@@ -134,35 +142,61 @@ func (s *Store) group(ctx context.Context, f *agenttrail.Filter, by agenttrail.D
 	defer tx.Rollback()
 	out := map[groupKey]*usage{}
 	dim, values, ok := rollupPlan(f, by)
-	if !ok {
-		return out, s.groupEvents(ctx, tx, f, by, byHour, f.Since, f.Until, out)
+	since, until := int64(0), int64(math.MaxInt64)
+	if !f.Since.IsZero() {
+		since = f.Since.UnixNano()
 	}
-	// Whole hours come from the rollups; partial hours at either end from
-	// the events.
-	lo, hi := f.Since, f.Until
-	if !lo.IsZero() && lo.Truncate(time.Hour) != lo {
-		lo = lo.Truncate(time.Hour).Add(time.Hour)
+	if !f.Until.IsZero() {
+		until = f.Until.UnixNano()
 	}
-	if !hi.IsZero() {
-		hi = hi.Truncate(time.Hour)
+	lo, hi := ceilTo(since, hourNS), hourOf(until)
+	if !ok || lo >= hi {
+		return out, s.groupEvents(ctx, tx, f, by, gran, since, until, out)
 	}
-	if !lo.IsZero() && !hi.IsZero() && !lo.Before(hi) {
-		return out, s.groupEvents(ctx, tx, f, by, byHour, f.Since, f.Until, out)
-	}
-	if !lo.Equal(f.Since) {
-		if err := s.groupEvents(ctx, tx, f, by, byHour, f.Since, lo, out); err != nil {
+	if since < lo {
+		if err := s.groupEvents(ctx, tx, f, by, gran, since, lo, out); err != nil {
 			return nil, err
 		}
 	}
-	if err := groupRollups(ctx, tx, f, by, byHour, dim, values, lo, hi, out); err != nil {
+	if hi < until {
+		if err := s.groupEvents(ctx, tx, f, by, gran, hi, until, out); err != nil {
+			return nil, err
+		}
+	}
+	r := rollupRead{f: f, by: by, gran: gran, dim: dim, values: values, out: out}
+	dlo, dhi := ceilTo(lo, dayNS), dayOf(hi)
+	if gran != hourNS && dlo < dhi {
+		var daysUntil int64
+		if err := tx.QueryRowContext(ctx, "SELECT coalesce((SELECT value FROM meta WHERE name = 'days_until'), 0)").Scan(&daysUntil); err != nil {
+			return nil, err
+		}
+		dhi = min(dhi, daysUntil)
+	}
+	if gran == hourNS || dlo >= dhi {
+		return out, r.read(ctx, tx, "rollups", "hour", lo, hi)
+	}
+	if err := r.read(ctx, tx, "rollup_days", "day", dlo, dhi); err != nil {
 		return nil, err
 	}
-	if !hi.Equal(f.Until) {
-		if err := s.groupEvents(ctx, tx, f, by, byHour, hi, f.Until, out); err != nil {
+	if lo < dlo {
+		if err := r.read(ctx, tx, "rollups", "hour", lo, dlo); err != nil {
+			return nil, err
+		}
+	}
+	if dhi < hi {
+		if err := r.read(ctx, tx, "rollups", "hour", dhi, hi); err != nil {
 			return nil, err
 		}
 	}
 	return out, tx.Commit()
+}
+
+// ceilTo rounds t up to a multiple of unit.
+func ceilTo(t, unit int64) int64 {
+	if r := t % unit; r != 0 {
+		return t - r + unit
+	}
+	return t
 }
 
 const usageSums = "sum(count), sum(input_tokens), sum(output_tokens), sum(cache_read_tokens), " +
@@ -173,47 +207,61 @@ const usageSums = "sum(count), sum(input_tokens), sum(output_tokens), sum(cache_
 const eventSums = "count(*), sum(input_tokens), sum(output_tokens), sum(cache_read_tokens), " +
 	"sum(cache_write_tokens), sum(reasoning_tokens), sum(CAST(round(coalesce(cost_usd, 0) * 1e9) AS INTEGER))"
 
-func groupRollups(ctx context.Context, tx *sql.Tx, f *agenttrail.Filter, by agenttrail.Dimension, byHour bool, dim int, values []string, lo, hi time.Time, out map[groupKey]*usage) error {
+// rollupRead is one grouping answered from a rollup table.
+type rollupRead struct {
+	f      *agenttrail.Filter
+	by     agenttrail.Dimension
+	gran   int64
+	dim    int
+	values []string
+	out    map[groupKey]*usage
+}
+
+func (r *rollupRead) read(ctx context.Context, tx *sql.Tx, table, timeCol string, from, to int64) error {
 	w := &where{}
-	w.add("dim = ?", dim)
-	if !lo.IsZero() {
-		w.add("hour >= ?", lo.UnixNano())
-	}
-	if !hi.IsZero() {
-		w.add("hour < ?", hi.UnixNano())
-	}
-	w.in("org", f.Org)
-	w.in("project", f.Project)
-	w.in("key", values)
+	w.add("dim = ?", r.dim)
+	w.add(timeCol+" >= ?", from)
+	w.add(timeCol+" < ?", to)
+	w.in("org", r.f.Org)
+	w.in("project", r.f.Project)
+	w.in("key", r.values)
 	keyExpr := "''"
-	switch by {
+	switch r.by {
 	case "":
 	case agenttrail.DimOrg, agenttrail.DimProject:
-		keyExpr = string(by)
+		keyExpr = string(r.by)
 	default:
 		keyExpr = "key"
 	}
-	return scanGroups(ctx, tx, "rollups", usageSums, keyExpr, "hour", byHour, w, out)
+	return scanGroups(ctx, tx, table, usageSums, keyExpr, bucketExpr(timeCol, r.gran), w, r.out)
 }
 
-func (s *Store) groupEvents(ctx context.Context, tx *sql.Tx, f *agenttrail.Filter, by agenttrail.Dimension, byHour bool, since, until time.Time, out map[groupKey]*usage) error {
+func (s *Store) groupEvents(ctx context.Context, tx *sql.Tx, f *agenttrail.Filter, by agenttrail.Dimension, gran, since, until int64, out map[groupKey]*usage) error {
 	w := filterWhere(f)
-	w.timeRange(since, until)
+	if since > 0 {
+		w.add("time >= ?", since)
+	}
+	if until < math.MaxInt64 {
+		w.add("time < ?", until)
+	}
 	keyExpr := "''"
 	if by != "" {
 		keyExpr = dimColumn(by)
 	}
-	return scanGroups(ctx, tx, "events", eventSums, keyExpr, "time - time % 3600000000000", byHour, w, out)
+	return scanGroups(ctx, tx, "events", eventSums, keyExpr, bucketExpr("time", gran), w, out)
 }
 
-func scanGroups(ctx context.Context, tx *sql.Tx, table, sums, keyExpr, hourExpr string, byHour bool, w *where, out map[groupKey]*usage) error {
-	if !byHour {
-		hourExpr = "0"
+// bucketExpr is the SQL for the start of the gran-wide bucket of col.
+func bucketExpr(col string, gran int64) string {
+	if gran == 0 {
+		return "0"
 	}
-	var b strings.Builder
-	b.WriteString("SELECT " + hourExpr + " AS h, " + keyExpr + " AS k, " + sums + " FROM " + table + " WHERE " + w.String())
-	b.WriteString(" GROUP BY h, k")
-	rows, err := tx.QueryContext(ctx, b.String(), w.args...)
+	return fmt.Sprintf("%s - %s %% %d", col, col, gran)
+}
+
+func scanGroups(ctx context.Context, tx *sql.Tx, table, sums, keyExpr, bucket string, w *where, out map[groupKey]*usage) error {
+	query := "SELECT " + bucket + " AS b, " + keyExpr + " AS k, " + sums + " FROM " + table + " WHERE " + w.String() + " GROUP BY b, k"
+	rows, err := tx.QueryContext(ctx, query, w.args...)
 	if err != nil {
 		return err
 	}

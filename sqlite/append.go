@@ -33,6 +33,10 @@ func (s *Store) Append(ctx context.Context, batch []agenttrail.Event) (agenttrai
 	if s.stmts == nil {
 		return res, agenttrail.Errorf(agenttrail.EUNAVAILABLE, "sqlite: store is closed")
 	}
+	if err := s.compact(ctx); err != nil {
+		// Only reads get slower until the next batch retries.
+		s.logger.Warn("cannot fold hourly rollups into days", "err", err)
+	}
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return res, formatError("append: begin", err)

@@ -13,9 +13,9 @@ import (
 )
 
 // Rollup rows exist for the dimensions below, each under a small stable
-// code (stored in the file: never renumber). org and project are columns of
-// every rollup row, so by=org and by=project, and series without by, read
-// any dimension's rows summed over keys.
+// code (stored in the file: never renumber), plus dimTotal, whose one key
+// "" counts every event. org and project are columns of every rollup row,
+// so by=org, by=project and series without by read the totals.
 const (
 	dimSource       = 1
 	dimActorType    = 2
@@ -24,11 +24,12 @@ const (
 	dimAction       = 5
 	dimResourceType = 6
 	dimModel        = 7
+	dimTotal        = 8
 )
 
 // rolledDims lists the rollup codes, in the order Append writes them.
-func rolledDims() [7]int {
-	return [7]int{dimSource, dimActorType, dimActorID, dimResult, dimAction, dimResourceType, dimModel}
+func rolledDims() [8]int {
+	return [8]int{dimSource, dimActorType, dimActorID, dimResult, dimAction, dimResourceType, dimModel, dimTotal}
 }
 
 // dimCode returns the rollup code of d, or 0 for org and project, which
@@ -61,9 +62,14 @@ func dimColumn(d agenttrail.Dimension) string {
 	return string(d) // the other dimensions are named like their columns
 }
 
-const hourNS = int64(time.Hour)
+const (
+	hourNS = int64(time.Hour)
+	dayNS  = 24 * hourNS
+)
 
 func hourOf(unixNano int64) int64 { return unixNano - unixNano%hourNS }
+
+func dayOf(unixNano int64) int64 { return unixNano - unixNano%dayNS }
 
 // usage is what a rollup row sums. Cost is in nano-dollars so that adding
 // a batch and later subtracting deleted events is exact.
@@ -100,7 +106,7 @@ func (u usage) bucket(key string) agenttrail.Bucket {
 type row struct {
 	org, project string
 	hour         int64
-	dims         [8]string // indexed by rollup code
+	dims         [9]string // indexed by rollup code; dims[dimTotal] is ""
 	use          usage
 }
 
@@ -146,30 +152,58 @@ func (d rollupDelta) add(r *row, sign int64) {
 	}
 }
 
-const rollupColumns = "dim, hour, org, project, key, count, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, reasoning_tokens, cost_nusd"
+const (
+	sumColumns       = "count, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, reasoning_tokens, cost_nusd"
+	rollupColumns    = "dim, hour, org, project, key, " + sumColumns
+	rollupDayColumns = "dim, day, org, project, key, " + sumColumns
+)
 
-// write adds the deltas to the rollup table, one upsert per row (see
-// Append on why not multi-row), in key order for locality, and removes rows
-// whose count fell to zero.
+// write adds the deltas to the hourly rollups and, for the hours of days
+// already folded into day rows (before s.daysUntil), to the day rollups too;
+// then it removes rows whose count fell to zero. One upsert per row (see
+// Append on why not multi-row), in key order for locality.
 func (d rollupDelta) write(ctx context.Context, s *Store, tx *sql.Tx) error {
+	if len(d) == 0 {
+		return nil
+	}
+	days := rollupDelta{}
+	for k, u := range d {
+		if k.hour < s.daysUntil {
+			dk := k
+			dk.hour = dayOf(k.hour)
+			if x := days[dk]; x != nil {
+				x.add(*u)
+			} else {
+				c := *u
+				days[dk] = &c
+			}
+		}
+	}
+	if err := d.upsert(ctx, s, tx, upsertSQL, "rollups", "hour"); err != nil {
+		return err
+	}
+	return days.upsert(ctx, s, tx, upsertDaySQL, "rollup_days", "day")
+}
+
+func (d rollupDelta) upsert(ctx context.Context, s *Store, tx *sql.Tx, query, table, timeCol string) error {
 	if len(d) == 0 {
 		return nil
 	}
 	keys := make([]rollupKey, 0, len(d))
 	anyNeg := false
-	minHour, maxHour := int64(math.MaxInt64), int64(math.MinInt64)
+	minT, maxT := int64(math.MaxInt64), int64(math.MinInt64)
 	for k, u := range d {
 		keys = append(keys, k)
 		if u.count < 0 {
 			anyNeg = true
-			minHour, maxHour = min(minHour, k.hour), max(maxHour, k.hour)
+			minT, maxT = min(minT, k.hour), max(maxT, k.hour)
 		}
 	}
 	slices.SortFunc(keys, func(a, b rollupKey) int {
 		return cmp.Or(cmp.Compare(a.dim, b.dim), cmp.Compare(a.hour, b.hour), strings.Compare(a.org, b.org),
 			strings.Compare(a.project, b.project), strings.Compare(a.key, b.key))
 	})
-	st, err := s.stmt(ctx, tx, upsertSQL)
+	st, err := s.stmt(ctx, tx, query)
 	if err != nil {
 		return err
 	}
@@ -182,8 +216,8 @@ func (d rollupDelta) write(ctx context.Context, s *Store, tx *sql.Tx) error {
 	}
 	if anyNeg {
 		for _, dim := range rolledDims() {
-			if _, err := tx.ExecContext(ctx, "DELETE FROM rollups WHERE dim = ? AND hour BETWEEN ? AND ? AND count <= 0",
-				dim, minHour, maxHour); err != nil {
+			if _, err := tx.ExecContext(ctx, "DELETE FROM "+table+" WHERE dim = ? AND "+timeCol+" BETWEEN ? AND ? AND count <= 0",
+				dim, minT, maxT); err != nil {
 				return err
 			}
 		}
@@ -191,8 +225,7 @@ func (d rollupDelta) write(ctx context.Context, s *Store, tx *sql.Tx) error {
 	return nil
 }
 
-const upsertSQL = "INSERT INTO rollups (" + rollupColumns + ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?)" +
-	` ON CONFLICT (dim, hour, org, project, key) DO UPDATE SET
+const upsertSet = ` ON CONFLICT DO UPDATE SET
 		count = count + excluded.count,
 		input_tokens = input_tokens + excluded.input_tokens,
 		output_tokens = output_tokens + excluded.output_tokens,
@@ -200,3 +233,7 @@ const upsertSQL = "INSERT INTO rollups (" + rollupColumns + ") VALUES (?,?,?,?,?
 		cache_write_tokens = cache_write_tokens + excluded.cache_write_tokens,
 		reasoning_tokens = reasoning_tokens + excluded.reasoning_tokens,
 		cost_nusd = cost_nusd + excluded.cost_nusd`
+
+const upsertSQL = "INSERT INTO rollups (" + rollupColumns + ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?)" + upsertSet
+
+const upsertDaySQL = "INSERT INTO rollup_days (" + rollupDayColumns + ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?)" + upsertSet

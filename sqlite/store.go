@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"runtime"
 	"sync"
+	"time"
 
 	"github.com/agenttrail/agenttrail"
 
@@ -37,8 +38,15 @@ type Store struct {
 
 	r *sql.DB // read-only pool
 
+	// daysUntil mirrors meta.days_until: rollup_days holds every day before
+	// it. Owned by the writer (s.mu).
+	daysUntil int64
+
 	// deleteChunk bounds the events one DeleteBefore transaction removes.
 	deleteChunk int
+
+	// now is the clock that decides which days are over.
+	now func() time.Time
 }
 
 // Durability: synchronous=FULL fsyncs the WAL at every commit, so an
@@ -68,7 +76,7 @@ func open(ctx context.Context, path string, logger *slog.Logger, synchronous str
 	}
 	u := url.URL{Scheme: "file", Opaque: url.PathEscape(path)}
 	dsn := u.String() + "?"
-	s := &Store{path: path, logger: logger, stmts: map[string]*sql.Stmt{}, deleteChunk: 10000}
+	s := &Store{path: path, logger: logger, stmts: map[string]*sql.Stmt{}, deleteChunk: 10000, now: time.Now}
 	var err error
 	pragmas := writerPragmas
 	if synchronous != "FULL" {
@@ -88,6 +96,10 @@ func open(ctx context.Context, path string, logger *slog.Logger, synchronous str
 	if err := migrate(ctx, s.w); err != nil {
 		s.w.Close()
 		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	if err := s.w.QueryRowContext(ctx, "SELECT coalesce((SELECT value FROM meta WHERE name = 'days_until'), 0)").Scan(&s.daysUntil); err != nil {
+		s.w.Close()
+		return nil, fmt.Errorf("open %s: %w", path, formatError("read state", err))
 	}
 	if err := s.prepare(ctx); err != nil {
 		s.w.Close()
@@ -165,7 +177,7 @@ func initFile(ctx context.Context, db *sql.DB) error {
 // inserts, upserts and lookups in each chunk size), before any transaction
 // holds the writer's one connection.
 func (s *Store) prepare(ctx context.Context) error {
-	queries := []string{insertSQL, upsertSQL}
+	queries := []string{insertSQL, upsertSQL, upsertDaySQL}
 	for _, q := range queries {
 		st, err := s.w.PrepareContext(ctx, q)
 		if err != nil {
