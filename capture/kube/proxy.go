@@ -1,0 +1,252 @@
+// Package kube is the Kubernetes API capture surface: a reverse proxy in
+// front of one cluster's API server that records one k8s-proxy event per
+// request, with the verb, resource and namespace the API server authorizes
+// it by.
+//
+// Agents present a proxy credential (a bearer token mapped to an actor in
+// Identities); the proxy forwards with the upstream credential it is
+// configured with and never passes the agent's on, so agents hold no
+// cluster credentials. Impersonation headers are forwarded, for the cluster's
+// RBAC to allow or refuse, and recorded.
+//
+// Watches, exec/attach/port-forward and followed logs are long-running: they
+// stream through, flushed as bytes arrive, and are recorded once, when they
+// end, with their full duration.
+package kube
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/agenttrail/agenttrail"
+	"github.com/agenttrail/agenttrail/capture"
+)
+
+// Redactor scrubs secrets from an event before it is recorded.
+// *agenttrail.Redactor implements it. Implementations are safe for
+// concurrent use.
+type Redactor interface {
+	Event(e *agenttrail.Event)
+}
+
+// Config configures a Proxy. Upstream, Cluster and Recorder are required.
+type Config struct {
+	// Upstream is the API server's base URL, e.g. https://10.0.0.1:6443.
+	Upstream *url.URL
+	// Cluster names the cluster in every event.
+	Cluster string
+	// UpstreamToken, when set, is the bearer token sent upstream in place of
+	// the agent's credential. When empty the agent's Authorization header
+	// is removed and Transport must authenticate (client certificates, or a
+	// kubeconfig's round tripper that adds its own token).
+	UpstreamToken string
+	// Transport sends requests upstream; nil means a clone of
+	// http.DefaultTransport (system roots, HTTP/2).
+	Transport http.RoundTripper
+	// Recorder takes the events.
+	Recorder capture.Recorder
+	// Identities resolve the actor from the bearer token the agent presents.
+	// Only mapped tokens are let through unless AllowUnmapped is set.
+	Identities *capture.Identities
+	// AllowUnmapped lets requests whose token is not in Identities through,
+	// recorded as the X-Agenttrail-Actor-Id header's actor or
+	// Identities.Default. Anyone who can reach the proxy then acts with the
+	// upstream credential, so it suits only a proxy reachable by its agent
+	// alone.
+	AllowUnmapped bool
+	// Redactor scrubs every event; nil means agenttrail.NewRedactor().
+	Redactor Redactor
+	// Logger logs upstream failures; nil means slog.Default.
+	Logger *slog.Logger
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// Proxy is the Kubernetes API reverse proxy, an http.Handler. It is safe for
+// concurrent use. Long-running requests end with the server serving it (or
+// their clients); Close then releases idle upstream connections.
+type Proxy struct {
+	upstream  *url.URL
+	cluster   string
+	token     string
+	rec       capture.Recorder
+	ids       *capture.Identities
+	unmapped  bool
+	redactor  Redactor
+	log       *slog.Logger
+	now       func() time.Time
+	transport http.RoundTripper
+	rp        *httputil.ReverseProxy
+}
+
+var _ http.Handler = (*Proxy)(nil)
+
+// New returns a Proxy for cfg.
+func New(cfg Config) (*Proxy, error) {
+	if cfg.Upstream == nil || cfg.Upstream.Scheme == "" || cfg.Upstream.Host == "" {
+		return nil, errors.New("kube proxy: an absolute upstream URL is required")
+	}
+	if cfg.Cluster == "" {
+		return nil, errors.New("kube proxy: a cluster name is required")
+	}
+	if cfg.Recorder == nil {
+		return nil, errors.New("kube proxy: a recorder is required")
+	}
+	p := &Proxy{
+		upstream:  cfg.Upstream,
+		cluster:   cfg.Cluster,
+		token:     cfg.UpstreamToken,
+		rec:       cfg.Recorder,
+		ids:       cfg.Identities,
+		unmapped:  cfg.AllowUnmapped,
+		redactor:  cfg.Redactor,
+		log:       cfg.Logger,
+		now:       cfg.Now,
+		transport: cfg.Transport,
+	}
+	if p.ids == nil {
+		p.ids = &capture.Identities{Default: capture.Actor{ID: "anonymous"}}
+	}
+	if p.redactor == nil {
+		r, err := agenttrail.NewRedactor()
+		if err != nil {
+			return nil, fmt.Errorf("kube proxy: %w", err)
+		}
+		p.redactor = r
+	}
+	if p.log == nil {
+		p.log = slog.Default()
+	}
+	if p.now == nil {
+		p.now = time.Now
+	}
+	if p.transport == nil {
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		t.MaxIdleConnsPerHost = 64
+		p.transport = t
+	}
+	p.rp = &httputil.ReverseProxy{
+		Rewrite:        p.rewrite,
+		Transport:      p.transport,
+		FlushInterval:  -1, // watch events and log lines go out as they arrive
+		ModifyResponse: p.modifyResponse,
+		ErrorHandler:   p.upstreamError,
+		ErrorLog:       slog.NewLogLogger(p.log.Handler(), slog.LevelWarn),
+	}
+	return p, nil
+}
+
+// exchange is one proxied request, filled in as it goes and recorded when
+// it ends.
+type exchange struct {
+	start  time.Time
+	actor  capture.Actor
+	info   RequestInfo
+	status int
+	broken bool
+	errMsg string
+}
+
+type exchangeKey struct{}
+
+// ServeHTTP forwards one request to the API server and records it when the
+// response, however long it streams, has ended.
+func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	x := &exchange{start: p.now(), info: ParseRequestInfo(r.Method, r.URL)}
+	token := bearer(r.Header.Get("Authorization"))
+	a, mapped := p.ids.Lookup(token)
+	if mapped {
+		a = p.ids.Resolve(token, nil)
+	} else {
+		a = p.ids.Resolve("", r.Header)
+	}
+	if a.ID == "" {
+		a.ID = "anonymous"
+	}
+	x.actor = a
+	imp := impersonation(r.Header)
+	defer func() { p.record(r, x, imp) }()
+
+	if !mapped && !p.unmapped {
+		x.status = http.StatusUnauthorized
+		x.errMsg = "the proxy does not know the presented credential"
+		writeStatus(w, http.StatusUnauthorized, "Unauthorized", "agenttrail kube proxy: unknown or missing proxy credential")
+		return
+	}
+	r = r.WithContext(context.WithValue(r.Context(), exchangeKey{}, x))
+	p.rp.ServeHTTP(w, r)
+}
+
+func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
+	pr.SetURL(p.upstream)
+	h := pr.Out.Header
+	h.Del("Authorization")
+	h.Del(capture.HeaderActorID)
+	if p.token != "" {
+		h.Set("Authorization", "Bearer "+p.token)
+	}
+}
+
+func (p *Proxy) modifyResponse(resp *http.Response) error {
+	if x, ok := resp.Request.Context().Value(exchangeKey{}).(*exchange); ok {
+		x.status = resp.StatusCode
+	}
+	return nil
+}
+
+// upstreamError answers 502 when the API server cannot be reached; the
+// request is recorded as an error of the proxy, not a refusal.
+func (p *Proxy) upstreamError(w http.ResponseWriter, r *http.Request, err error) {
+	x, _ := r.Context().Value(exchangeKey{}).(*exchange)
+	if errors.Is(r.Context().Err(), context.Canceled) {
+		// The client went away, the usual end of a watch it stopped;
+		// what was streamed so far is its record.
+		if x != nil && x.status == 0 {
+			x.status = 499
+			x.errMsg = "client closed the request"
+		}
+		return
+	}
+	p.log.Warn("kube proxy: upstream request failed", "cluster", p.cluster, "path", r.URL.Path, "err", err)
+	if x != nil {
+		x.broken = true
+		x.status = http.StatusBadGateway
+		x.errMsg = "upstream unreachable: " + err.Error()
+	}
+	writeStatus(w, http.StatusBadGateway, "ServiceUnavailable", "agenttrail kube proxy: the API server cannot be reached")
+}
+
+// Close releases the idle connections to the API server.
+func (p *Proxy) Close() error {
+	if t, ok := p.transport.(interface{ CloseIdleConnections() }); ok {
+		t.CloseIdleConnections()
+	}
+	return nil
+}
+
+// writeStatus writes a metav1.Status, which kubectl and client-go turn
+// into a readable error.
+func writeStatus(w http.ResponseWriter, code int, reason, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	json.NewEncoder(w).Encode(map[string]any{
+		"kind": "Status", "apiVersion": "v1", "metadata": map[string]any{},
+		"status": "Failure", "message": msg, "reason": reason, "code": code,
+	})
+}
+
+func bearer(v string) string {
+	scheme, rest, _ := strings.Cut(strings.TrimSpace(v), " ")
+	if !strings.EqualFold(scheme, "bearer") {
+		return ""
+	}
+	return strings.TrimSpace(rest)
+}
