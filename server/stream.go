@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"encoding/json"
 	"net/http"
 	"strconv"
@@ -42,7 +43,14 @@ type streams struct {
 	open      prometheus.Gauge
 
 	mu       sync.Mutex
-	shutdown map[*http.Server]chan struct{}
+	shutdown map[*http.Server]*shutdownSignal
+}
+
+// shutdownSignal is closed once when its http.Server shuts down; Shutdown
+// may be called more than once, and runs the hooks each time.
+type shutdownSignal struct {
+	once sync.Once
+	ch   chan struct{}
 }
 
 // newStreams returns the stream handler of s, allowing max concurrent
@@ -54,9 +62,17 @@ func (s *Server) newStreams(max int, poll, heartbeat time.Duration) *streams {
 			Name: "agenttrail_streams_open",
 			Help: "Clients connected to GET /v1/stream.",
 		}),
-		shutdown: map[*http.Server]chan struct{}{},
+		shutdown: map[*http.Server]*shutdownSignal{},
 	}
-	s.reg.MustRegister(st.open)
+	if err := s.reg.Register(st.open); err != nil {
+		// A second handler on one Server (tests build small ones) shares
+		// the gauge.
+		var are prometheus.AlreadyRegisteredError
+		if !errors.As(err, &are) {
+			panic(err)
+		}
+		st.open = are.ExistingCollector.(prometheus.Gauge)
+	}
 	return st
 }
 
@@ -68,6 +84,10 @@ func (s *Server) newStreams(max int, poll, heartbeat time.Duration) *streams {
 // the oldest match, and one without starts at the newest commit.
 func (st *streams) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s := st.s
+	// First, so that a shutdown from here on ends the stream. (One that
+	// began before this request got here does not; Close then ends it at
+	// its deadline.)
+	shutdown := st.done(r)
 	v := r.URL.Query()
 	if err := agenttrail.CheckParams(v); err != nil {
 		writeProblem(w, r, s.log, err)
@@ -111,9 +131,9 @@ func (st *streams) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(http.StatusOK)
 	rc := http.NewResponseController(w)
-	// The server's ReadTimeout would end the connection's background read
-	// and cancel ctx; WriteTimeout is replaced by a deadline per write.
-	_ = rc.SetReadDeadline(time.Time{})
+	// The server's WriteTimeout would cut the stream: each write sets its
+	// own deadline instead. (net/http lifts the read deadline itself once
+	// the request is read.)
 	write := func(b []byte) bool {
 		_ = rc.SetWriteDeadline(time.Now().Add(streamWriteGrace))
 		if _, err := w.Write(b); err != nil {
@@ -125,7 +145,6 @@ func (st *streams) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	shutdown := st.done(r)
 	poll := time.NewTicker(st.poll)
 	defer poll.Stop()
 	lastWrite := time.Now()
@@ -225,11 +244,11 @@ func (st *streams) done(r *http.Request) <-chan struct{} {
 	}
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	ch, ok := st.shutdown[srv]
+	sig, ok := st.shutdown[srv]
 	if !ok {
-		ch = make(chan struct{})
-		st.shutdown[srv] = ch
-		srv.RegisterOnShutdown(func() { close(ch) })
+		sig = &shutdownSignal{ch: make(chan struct{})}
+		st.shutdown[srv] = sig
+		srv.RegisterOnShutdown(func() { sig.once.Do(func() { close(sig.ch) }) })
 	}
-	return ch
+	return sig.ch
 }
