@@ -291,10 +291,14 @@ func (w *auditWriter) Write(b []byte) (int, error) {
 	return w.ResponseWriter.Write(b)
 }
 
-// Flush lets a streaming handler flush through the recorder.
-func (w *auditWriter) Flush() {
+// FlushError lets http.ResponseController flush a stream through the
+// recorder and see a failed flush; Flush is for code that asks for an
+// http.Flusher.
+func (w *auditWriter) FlushError() error {
 	w.fire(http.StatusOK)
-	http.NewResponseController(w.ResponseWriter).Flush()
+	return http.NewResponseController(w.ResponseWriter).Flush()
 }
+
+func (w *auditWriter) Flush() { _ = w.FlushError() }
 
 func (w *auditWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

@@ -1,0 +1,327 @@
+package server
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/agenttrail/agenttrail"
+)
+
+// marker is in every globex event's description and metadata, and in no
+// request: an answer holding it holds a globex event.
+const marker = "zqmarker"
+
+// seedOrgs stores events of acme and of globex (one id in both), with
+// heartbeats and a producer with a sequence hole in each, through each
+// org's ingest token.
+func seedOrgs(t *testing.T, se *secEnv) {
+	t.Helper()
+	now := time.Now().UTC()
+	ago := func(d time.Duration) string { return now.Add(-d).Format(time.RFC3339Nano) }
+	var acme, globex []string
+	for i, seq := range []int{1, 2, 4} {
+		acme = append(acme, eventJSON(map[string]any{"id": fmt.Sprintf("a-%d", i), "actor_id": "agent-ac", "project": "proj-ac",
+			"producer_id": "prod-ac", "producer_seq": seq, "time": ago(time.Duration(i+1) * time.Hour), "description": "ac plan"}))
+		globex = append(globex, eventJSON(map[string]any{"id": fmt.Sprintf("g-%d", i), "actor_id": "agent-gx", "project": "proj-gx",
+			"producer_id": "prod-gx", "producer_seq": seq, "time": ago(time.Duration(i+1) * time.Hour), "resource_id": "db-gx",
+			"status_code": 403, "result": "failure", "description": "gx plan " + marker, "metadata": map[string]any{"note": marker}}))
+	}
+	for i := range 3 {
+		acme = append(acme, eventJSON(map[string]any{"actor_id": "agent-ac", "source": "agent", "action": "heartbeat", "time": ago(time.Duration(3*i+1) * time.Minute)}))
+		globex = append(globex, eventJSON(map[string]any{"actor_id": "agent-gx", "source": "agent", "action": "heartbeat", "description": marker, "time": ago(time.Duration(3*i+1) * time.Minute)}))
+	}
+	acme = append(acme, eventJSON(map[string]any{"id": "shared-1", "description": "ac shared"}))
+	globex = append(globex, eventJSON(map[string]any{"id": "shared-1", "description": "gx shared " + marker, "metadata": map[string]any{"note": marker}}))
+	if got := se.ingestAs(t, "acme-ingest", acme...); got.Accepted != len(acme) {
+		t.Fatalf("seeding acme: %+v", got)
+	}
+	if got := se.ingestAs(t, "globex-ingest", globex...); got.Accepted != len(globex) {
+		t.Fatalf("seeding globex: %+v", got)
+	}
+}
+
+// isolationFilters are filter combinations a reader of acme tries, each
+// meant to reach globex events.
+var isolationFilters = []string{
+	"", "org=globex", "org=acme&org=globex", "org=globex&org=globex", "q=gx+plan", "q=" + "GX",
+	"actor_id=agent-gx", "resource_id=db-gx", "project=proj-gx", "producer_id=prod-gx",
+	"source=agent&org=globex", "status_code=403", "result=failure", "action=shell_exec&org=globex",
+	"until=1m&org=globex", "org=default",
+}
+
+// evidence lists what in an answer belongs to an org other than acme.
+type evidence func(t *testing.T, body []byte) []string
+
+// isolationRow is one read endpoint: how to ask it with a filter, and
+// how to find other orgs' data in its answer. A new read endpoint is covered
+// by adding a row; TestIsolationCoversEveryReadRoute fails until it is.
+type isolationRow struct {
+	route  string // the pattern in routeTable
+	path   func(filter string) string
+	stream bool // an endless answer: read for a moment, then hang up
+	find   evidence
+}
+
+func isolationRows() []isolationRow {
+	with := func(base string) func(string) string {
+		return func(f string) string {
+			if f == "" {
+				return base
+			}
+			return base + "&" + f
+		}
+	}
+	return []isolationRow{
+		{route: "/v1/events", path: with("/v1/events?limit=200&sort=seq"), find: eventsPage},
+		{route: "/v1/events", path: with("/v1/events?limit=200"), find: eventsPage},
+		{route: "/v1/events/{id}", path: func(f string) string { return "/v1/events/g-1?" + orgPart(f) }, find: oneEvent},
+		{route: "/v1/events/{id}", path: func(f string) string { return "/v1/events/shared-1?" + orgPart(f) }, find: oneEvent},
+		{route: "/v1/aggregate", path: with("/v1/aggregate?by=org"), find: bucketKeys},
+		{route: "/v1/aggregate", path: with("/v1/aggregate?by=actor_id"), find: bucketKeys},
+		{route: "/v1/aggregate", path: with("/v1/aggregate?by=project"), find: bucketKeys},
+		{route: "/v1/timeseries", path: with("/v1/timeseries?interval=hour&by=org&since=24h"), find: seriesKeys},
+		{route: "/v1/timeseries", path: with("/v1/timeseries?interval=day&by=actor_id"), find: seriesKeys},
+		{route: "/v1/gaps", path: with("/v1/gaps?since=24h"), find: rawGX},
+		{route: "/v1/gaps", path: with("/v1/gaps?since=24h&interval=3m"), find: rawGX},
+		{route: "/v1/export", path: with("/v1/export?format=ndjson"), find: ndjsonEvents},
+		{route: "/v1/export", path: with("/v1/export?format=csv"), find: rawMarker},
+		{route: "/v1/export", path: with("/v1/export?format=ocsf"), find: rawMarker},
+		{route: "/v1/export", path: with("/v1/export?format=cef"), find: rawMarker},
+		{route: "/v1/stream", path: with("/v1/stream?since=24h"), stream: true, find: sseEvents},
+	}
+}
+
+// orgPart keeps only the org parameters of a filter: GET /v1/events/{id}
+// takes no other.
+func orgPart(f string) string {
+	var keep []string
+	for _, kv := range strings.Split(f, "&") {
+		if strings.HasPrefix(kv, "org=") {
+			keep = append(keep, kv)
+		}
+	}
+	return strings.Join(keep, "&")
+}
+
+func eventEvidence(e agenttrail.Event, raw []byte) []string {
+	var out []string
+	if e.Org != "acme" {
+		out = append(out, "event "+e.ID+" of org "+e.Org)
+	}
+	if bytes.Contains(raw, []byte(marker)) {
+		out = append(out, "event "+e.ID+" carries the globex marker")
+	}
+	return out
+}
+
+func eventsPage(t *testing.T, body []byte) []string {
+	var page struct {
+		Events []json.RawMessage `json:"events"`
+	}
+	if err := json.Unmarshal(body, &page); err != nil {
+		t.Fatalf("decoding %s: %v", body, err)
+	}
+	var out []string
+	for _, raw := range page.Events {
+		var e agenttrail.Event
+		if err := json.Unmarshal(raw, &e); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, eventEvidence(e, raw)...)
+	}
+	return out
+}
+
+func oneEvent(t *testing.T, body []byte) []string {
+	var p Problem
+	if json.Unmarshal(body, &p) == nil && p.Status == http.StatusNotFound {
+		return nil
+	}
+	var e agenttrail.Event
+	if err := json.Unmarshal(body, &e); err != nil {
+		t.Fatalf("decoding %s: %v", body, err)
+	}
+	return eventEvidence(e, body)
+}
+
+func ndjsonEvents(t *testing.T, body []byte) []string {
+	var out []string
+	for _, line := range bytes.Split(bytes.TrimSpace(body), []byte("\n")) {
+		if len(line) == 0 {
+			continue
+		}
+		var e agenttrail.Event
+		if err := json.Unmarshal(line, &e); err != nil {
+			t.Fatalf("decoding %s: %v", line, err)
+		}
+		out = append(out, eventEvidence(e, line)...)
+	}
+	return out
+}
+
+func sseEvents(t *testing.T, body []byte) []string {
+	var out []string
+	sc := bufio.NewScanner(bytes.NewReader(body))
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		data, ok := bytes.CutPrefix(sc.Bytes(), []byte("data: "))
+		if !ok {
+			continue
+		}
+		var e agenttrail.Event
+		if err := json.Unmarshal(data, &e); err != nil {
+			continue // a stream cut mid-line
+		}
+		out = append(out, eventEvidence(e, data)...)
+	}
+	return append(out, rawMarker(t, body)...)
+}
+
+// globexKeys are the values of globex events a bucket key could show.
+var globexKeys = []string{"globex", "agent-gx", "proj-gx", "globex-read", "globex-ingest"}
+
+func bucketKeys(t *testing.T, body []byte) []string {
+	var resp AggregateResponse
+	if err := json.Unmarshal(body, &resp); err != nil {
+		t.Fatalf("decoding %s: %v", body, err)
+	}
+	var out []string
+	for _, b := range resp.Buckets {
+		if slices.Contains(globexKeys, b.Key) {
+			out = append(out, "bucket "+b.Key)
+		}
+	}
+	return out
+}
+
+func seriesKeys(t *testing.T, body []byte) []string {
+	var resp TimeseriesResponse
+	if err := json.Unmarshal(body, &resp); err != nil {
+		t.Fatalf("decoding %s: %v", body, err)
+	}
+	var out []string
+	for _, b := range resp.Buckets {
+		for k := range b.By {
+			if slices.Contains(globexKeys, k) {
+				out = append(out, "series key "+k)
+			}
+		}
+	}
+	return out
+}
+
+// rawGX finds globex's actor or producer in an answer that holds no event
+// (gaps): acme's own audit events echo the filters it tried, but they
+// have no heartbeats or producer sequence.
+func rawGX(t *testing.T, body []byte) []string {
+	if bytes.Contains(body, []byte("agent-gx")) || bytes.Contains(body, []byte("prod-gx")) {
+		return []string{"globex actor or producer in " + string(body)}
+	}
+	return rawMarker(t, body)
+}
+
+func rawMarker(t *testing.T, body []byte) []string {
+	if bytes.Contains(body, []byte(marker)) {
+		return []string{"the globex marker"}
+	}
+	return nil
+}
+
+// read GETs path with the named token. A stream is read for a moment and
+// then closed.
+func (se *secEnv) read(t *testing.T, token, path string, stream bool) (int, []byte) {
+	t.Helper()
+	ctx := context.Background()
+	if stream {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, 700*time.Millisecond)
+		defer cancel()
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, se.url+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header = se.as(token)
+	resp, err := se.client.Do(req)
+	if err != nil {
+		t.Fatalf("GET %s as %s: %v", path, token, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil && !(stream && ctx.Err() != nil) {
+		t.Fatalf("GET %s as %s: reading: %v", path, token, err)
+	}
+	return resp.StatusCode, b
+}
+
+// testIsolation is the acceptance test of org isolation on one backend: a
+// read token of acme finds nothing of globex through any read endpoint and
+// filter, while a token of every org does find it (so the checks can fail).
+func testIsolation(t *testing.T, b backend) {
+	se := newSecEnv(t, secOptions{backend: b})
+	seedOrgs(t, se)
+	for _, row := range isolationRows() {
+		path := row.path("")
+		status, body := se.read(t, "root", path, row.stream)
+		if status != http.StatusOK {
+			t.Fatalf("GET %s as root = %d: %s", path, status, body)
+		}
+		if len(row.find(t, body)) == 0 && row.route != "/v1/events/{id}" {
+			t.Errorf("GET %s as root found nothing of globex: the check cannot fail\n%s", path, body)
+		}
+	}
+	for _, row := range isolationRows() {
+		for _, f := range isolationFilters {
+			path := row.path(f)
+			status, body := se.read(t, "acme-read", path, row.stream)
+			if status != http.StatusOK && !(row.route == "/v1/events/{id}" && status == http.StatusNotFound) {
+				t.Errorf("GET %s as acme-read = %d, want 200: %s", path, status, body)
+				continue
+			}
+			if found := row.find(t, body); len(found) > 0 {
+				t.Errorf("GET %s as acme-read shows globex data: %v", path, found)
+			}
+		}
+	}
+	// The globex event of an id both orgs use is not acme's to see.
+	if status, body := se.read(t, "acme-read", "/v1/events/g-1", false); status != http.StatusNotFound {
+		t.Errorf("GET /v1/events/g-1 (globex) as acme-read = %d, want 404: %s", status, body)
+	}
+	if status, body := se.read(t, "acme-read", "/v1/events/shared-1", false); status != http.StatusOK || !bytes.Contains(body, []byte(`"ac shared"`)) {
+		t.Errorf("GET /v1/events/shared-1 as acme-read = %d %s, want acme's event", status, body)
+	}
+	// A scoped admin is scoped too.
+	if status, body := se.read(t, "acme-admin", "/v1/aggregate?by=org&org=globex", false); status != http.StatusOK || len(bucketKeys(t, body)) > 0 {
+		t.Errorf("GET /v1/aggregate?by=org&org=globex as acme-admin = %d %s, want no globex bucket", status, body)
+	}
+}
+
+func TestIsolation(t *testing.T) {
+	for _, b := range backends() {
+		t.Run(b.name, func(t *testing.T) { testIsolation(t, b) })
+	}
+}
+
+// TestIsolationCoversEveryReadRoute fails when a read route has no row in
+// isolationRows: a new endpoint must show it keeps orgs apart.
+func TestIsolationCoversEveryReadRoute(t *testing.T) {
+	covered := map[string]bool{}
+	for _, row := range isolationRows() {
+		covered[row.route] = true
+	}
+	e := newEnv(t, options{})
+	for _, rt := range e.srv.routes {
+		if rt.need != "" && rt.need != RoleIngest && !covered[rt.path] {
+			t.Errorf("read route %s %s has no row in isolationRows", rt.method, rt.path)
+		}
+	}
+}
