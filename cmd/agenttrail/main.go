@@ -44,6 +44,8 @@ func commands() []command {
 	return []command{
 		{"serve", "run the server (embedded SQLite store by default)", runServe},
 		{"query", "search events: filters as flags, a table or --json", runQuery},
+		{"tail", "follow new events as they are recorded, until interrupted", runTail},
+		{"export", "export every matching event: --format ndjson, csv, ocsf or cef", runExport},
 		{"gaps", "heartbeat and sequence gaps: what agents failed to deliver", runGaps},
 		{"demo", "send realistic traffic from all seven surfaces to a server", runDemo},
 		{"proxy", "run a capture proxy: llm, mcp, egress", runProxy},
