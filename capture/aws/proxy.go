@@ -192,8 +192,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.refuse(w, r, x, proto, http.StatusForbidden, codes.unknownKey, "The security token included in the request is invalid.")
 		return
 	}
-	x.known, x.actor, x.tags, x.upstream = true, cred.Actor, cred.SessionTags, cred.Upstream
-	p.fillActor(&x.actor)
+	x.known = true
 
 	at, err := signingTime(r, auth)
 	if err != nil {
@@ -219,6 +218,10 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			"The request signature we calculated does not match the signature you provided. Check your key and signing method.")
 		return
 	}
+	// Only a verified signature attributes the call to the key's actor:
+	// anyone may send a request naming a key id.
+	x.actor, x.tags, x.upstream = cred.Actor, cred.SessionTags, cred.Upstream
+	p.fillActor(&x.actor)
 	x.call = identify(r, auth.Service, auth.Region, body)
 	if x.target, err = p.endpoint(auth.Service, auth.Region); err != nil {
 		p.refuse(w, r, x, proto, http.StatusBadRequest, "InvalidRequest", err.Error())
@@ -245,7 +248,12 @@ func (p *Proxy) fillActor(a *capture.Actor) {
 // still recorded, as far as the URL and headers tell it.
 func (p *Proxy) refuse(w http.ResponseWriter, r *http.Request, x *exchange, proto protocol, status int, code, msg string) {
 	x.status, x.errorCode, x.errMsg = status, code, msg
-	x.call = identify(r, x.service, x.region, nil)
+	var body []byte
+	if x.service != "s3" && r.ContentLength > 0 && r.ContentLength <= maxErrorBody {
+		// A small query or JSON body names the operation refused.
+		body, _ = io.ReadAll(io.LimitReader(r.Body, maxErrorBody))
+	}
+	x.call = identify(r, x.service, x.region, body)
 	writeError(w, proto, status, code, msg, requestID())
 }
 

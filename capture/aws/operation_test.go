@@ -1,0 +1,92 @@
+package aws
+
+import (
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+)
+
+func TestIdentify(t *testing.T) {
+	tests := []struct {
+		method, target, service string
+		header                  http.Header
+		body                    string
+		op, resourceID          string
+	}{
+		// S3 without the Go SDK's x-id: from method, path and subresource.
+		{"GET", "/", "s3", nil, "", "ListBuckets", ""},
+		{"PUT", "/logs", "s3", nil, "", "CreateBucket", "arn:aws:s3:::logs"},
+		{"DELETE", "/logs", "s3", nil, "", "DeleteBucket", "arn:aws:s3:::logs"},
+		{"HEAD", "/logs", "s3", nil, "", "HeadBucket", "arn:aws:s3:::logs"},
+		{"GET", "/logs?list-type=2&prefix=a", "s3", nil, "", "ListObjectsV2", "arn:aws:s3:::logs"},
+		{"GET", "/logs?prefix=a", "s3", nil, "", "ListObjects", "arn:aws:s3:::logs"},
+		{"GET", "/logs?versions", "s3", nil, "", "ListObjectVersions", "arn:aws:s3:::logs"},
+		{"GET", "/logs?policy", "s3", nil, "", "GetBucketPolicy", "arn:aws:s3:::logs"},
+		{"PUT", "/logs?versioning", "s3", nil, "", "PutBucketVersioning", "arn:aws:s3:::logs"},
+		{"POST", "/logs?delete", "s3", nil, "", "DeleteObjects", "arn:aws:s3:::logs"},
+		{"GET", "/logs/2026/a%20b.gz", "s3", nil, "", "GetObject", "arn:aws:s3:::logs/2026/a b.gz"},
+		{"HEAD", "/logs/a", "s3", nil, "", "HeadObject", "arn:aws:s3:::logs/a"},
+		{"PUT", "/logs/a", "s3", nil, "", "PutObject", "arn:aws:s3:::logs/a"},
+		{"PUT", "/logs/a", "s3", http.Header{"X-Amz-Copy-Source": {"/src/b"}}, "", "CopyObject", "arn:aws:s3:::logs/a"},
+		{"DELETE", "/logs/a", "s3", nil, "", "DeleteObject", "arn:aws:s3:::logs/a"},
+		{"GET", "/logs/a?tagging", "s3", nil, "", "GetObjectTagging", "arn:aws:s3:::logs/a"},
+		{"POST", "/logs/a?uploads", "s3", nil, "", "CreateMultipartUpload", "arn:aws:s3:::logs/a"},
+		{"PUT", "/logs/a?partNumber=1&uploadId=u", "s3", nil, "", "UploadPart", "arn:aws:s3:::logs/a"},
+		{"POST", "/logs/a?uploadId=u", "s3", nil, "", "CompleteMultipartUpload", "arn:aws:s3:::logs/a"},
+		{"DELETE", "/logs/a?uploadId=u", "s3", nil, "", "AbortMultipartUpload", "arn:aws:s3:::logs/a"},
+		{"GET", "/logs/a?x-id=GetObject", "s3", nil, "", "GetObject", "arn:aws:s3:::logs/a"},
+		// JSON protocols name the operation in X-Amz-Target.
+		{"POST", "/", "dynamodb", http.Header{"X-Amz-Target": {"DynamoDB_20120810.Query"}}, `{"TableName":"Orders"}`, "Query", "arn:aws:dynamodb:eu-west-1::table/Orders"},
+		{"POST", "/", "kms", http.Header{"X-Amz-Target": {"TrentService.Decrypt"}}, `{}`, "Decrypt", ""},
+		// Query protocols name it in Action, in the URL or a form body.
+		{"GET", "/?Action=DescribeInstances&Version=2016-11-15", "ec2", nil, "", "DescribeInstances", ""},
+		{"POST", "/", "sts", http.Header{"Content-Type": {"application/x-www-form-urlencoded; charset=utf-8"}}, "Action=AssumeRole&RoleArn=x", "AssumeRole", ""},
+		// Smithy RPC v2.
+		{"POST", "/service/GraniteServiceVersion20100801/operation/GetMetricData", "monitoring", nil, "", "GetMetricData", ""},
+		// REST protocols other than S3 are not named.
+		{"GET", "/2015-03-31/functions", "lambda", nil, "", "", ""},
+	}
+	for _, tt := range tests {
+		r := httptest.NewRequest(tt.method, tt.target, strings.NewReader(tt.body))
+		for k, v := range tt.header {
+			r.Header[k] = v
+		}
+		c := identify(r, tt.service, "eu-west-1", []byte(tt.body))
+		if c.Operation != tt.op || c.ResourceID != tt.resourceID {
+			t.Errorf("identify(%s %s, %s) = %q %q, want %q %q", tt.method, tt.target, tt.service, c.Operation, c.ResourceID, tt.op, tt.resourceID)
+		}
+	}
+}
+
+func TestErrorCode(t *testing.T) {
+	tests := []struct {
+		header http.Header
+		body   string
+		want   string
+	}{
+		{http.Header{"X-Amzn-Errortype": {"ThrottlingException:http://internal.amazon.com/coral/"}}, "", "ThrottlingException"},
+		{nil, `{"__type":"com.amazonaws.dynamodb.v20120810#ConditionalCheckFailedException","message":"x"}`, "ConditionalCheckFailedException"},
+		{nil, `{"code":"AccessDeniedException","message":"x"}`, "AccessDeniedException"},
+		{nil, `<?xml version="1.0"?><Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>`, "AccessDenied"},
+		{nil, `<ErrorResponse><Error><Type>Sender</Type><Code>ExpiredToken</Code></Error></ErrorResponse>`, "ExpiredToken"},
+		{nil, `not a body`, ""},
+		{nil, ``, ""},
+	}
+	for _, tt := range tests {
+		resp := &http.Response{Header: tt.header, Body: http.NoBody}
+		if resp.Header == nil {
+			resp.Header = http.Header{}
+		}
+		if tt.body != "" {
+			resp.Body = io.NopCloser(strings.NewReader(tt.body))
+		}
+		if got := errorCode(resp); got != tt.want {
+			t.Errorf("errorCode(%v, %q) = %q, want %q", tt.header, tt.body, got, tt.want)
+		}
+		if rest, _ := io.ReadAll(resp.Body); string(rest) != tt.body {
+			t.Errorf("errorCode(%v, %q) left the body %q for the client", tt.header, tt.body, rest)
+		}
+	}
+}
