@@ -1,9 +1,12 @@
 package postgres
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/agenttrail/agenttrail"
@@ -135,23 +138,43 @@ func (s *Store) appendTx(ctx context.Context, batch []agenttrail.Event, fresh []
 		}
 		last++
 		e.Seq = last
+		e.LLM() // decodes and caches metadata.llm before two goroutines read it
 		events = append(events, e)
 	}
 	if len(events) == 0 {
 		return 0, nil
 	}
+	// The rollups are summed while PostgreSQL takes the COPYs.
+	type sums struct{ hourly, daily rollupRows }
+	rollups := make(chan sums, 1)
+	go func() {
+		h, d := rollupsOf(events)
+		rollups <- sums{h, d}
+	}()
+	// Rows go in index order: ids sorted, and events by time, so the heap
+	// of a day partition is in time order (the order pages are read in)
+	// and new B-tree entries mostly land on the rightmost leaf.
+	byID := slices.Clone(events)
+	slices.SortFunc(byID, func(a, b *agenttrail.Event) int {
+		return cmp.Or(strings.Compare(a.ID, b.ID), strings.Compare(a.Org, b.Org))
+	})
 	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"event_ids"}, []string{"id", "org", "seq", "time"},
-		pgx.CopyFromSlice(len(events), func(i int) ([]any, error) {
-			e := events[i]
+		pgx.CopyFromSlice(len(byID), func(i int) ([]any, error) {
+			e := byID[i]
 			return []any{e.ID, e.Org, e.Seq, e.Time}, nil
 		})); err != nil {
 		return 0, fmt.Errorf("copy ids: %w", err)
 	}
+	byTime := byID
+	slices.SortFunc(byTime, func(a, b *agenttrail.Event) int {
+		return cmp.Or(a.Time.Compare(b.Time), cmp.Compare(a.Seq, b.Seq))
+	})
 	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"events"}, eventColumns(),
-		pgx.CopyFromSlice(len(events), func(i int) ([]any, error) { return eventRow(events[i]), nil })); err != nil {
+		pgx.CopyFromSlice(len(byTime), func(i int) ([]any, error) { return eventRow(byTime[i]), nil })); err != nil {
 		return 0, fmt.Errorf("copy events: %w", err)
 	}
-	hourly, daily := rollupsOf(events)
+	r := <-rollups
+	hourly, daily := r.hourly, r.daily
 	if err := addRollups(ctx, tx, "rollups_hourly", hourly); err != nil {
 		return 0, err
 	}
