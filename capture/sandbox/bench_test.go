@@ -3,7 +3,6 @@ package sandbox
 import (
 	"context"
 	"io"
-	"net"
 	"net/http"
 	"slices"
 	"strings"
@@ -29,8 +28,8 @@ func BenchmarkAddedLatency(b *testing.B) {
 	eng := startEngine(b, "unix")
 	rec := &countRecorder{}
 	host, _, _ := startDockerProxy(b, "unix", DockerConfig{Upstream: eng.endpoint(), Recorder: rec})
-	direct := unixClient(b, eng.sock)
-	proxied := unixClient(b, strings.TrimPrefix(host, "unix://"))
+	direct := unixHTTPClient(b, eng.sock)
+	proxied := unixHTTPClient(b, strings.TrimPrefix(host, "unix://"))
 
 	id := apiCall(b, direct, "POST", "/v1.47/containers/create?name=bench", `{"Image":"alpine","Cmd":["sleep","1d"]}`, 201)
 	id = id[strings.Index(id, `"Id":"`)+6:][:64]
@@ -62,17 +61,6 @@ func BenchmarkAddedLatency(b *testing.B) {
 	if rec.n.Load() == 0 {
 		b.Fatal("no events recorded")
 	}
-}
-
-func unixClient(b *testing.B, sock string) *http.Client {
-	tr := &http.Transport{
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			return (&net.Dialer{}).DialContext(ctx, "unix", sock)
-		},
-		MaxIdleConnsPerHost: 4,
-	}
-	b.Cleanup(tr.CloseIdleConnections)
-	return &http.Client{Transport: tr}
 }
 
 // apiCall makes one API call and returns the response body.

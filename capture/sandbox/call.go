@@ -33,6 +33,7 @@ type call struct {
 	status     int
 	broken     bool // the Engine did not answer
 	errMsg     string
+	recorded   bool
 }
 
 // maxInspected bounds the request and response bodies the proxy reads to
@@ -157,6 +158,10 @@ func (c *call) fail(ctx context.Context, err error) {
 // finish resolves the container a call is about from what was remembered,
 // remembers what the call created, and records it.
 func (p *DockerProxy) finish(ctx context.Context, c *call) {
+	if c.recorded {
+		return
+	}
+	c.recorded = true
 	ok := !c.broken && c.status > 0 && c.status < 400
 	ref := c.route.container
 	switch c.route.op {

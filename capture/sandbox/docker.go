@@ -198,11 +198,12 @@ func (p *DockerProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p.rp.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), callKey{}, c)))
-	p.finish(r.Context(), c)
 }
 
-// modifyResponse notes the Engine's answer to a recorded call, reading the
-// small JSON bodies that name what was created or why it failed.
+// modifyResponse records a call when the Engine has answered it, reading
+// the small JSON bodies that name what was created or why it failed. It
+// records before the client sees the answer, so the trail's order is the
+// order in which the agent learned of its actions.
 func (p *DockerProxy) modifyResponse(resp *http.Response) error {
 	c, _ := resp.Request.Context().Value(callKey{}).(*call)
 	if c == nil {
@@ -210,13 +211,15 @@ func (p *DockerProxy) modifyResponse(resp *http.Response) error {
 	}
 	c.status = resp.StatusCode
 	c.readResponse(resp)
+	p.finish(resp.Request.Context(), c)
 	return nil
 }
 
-// proxyError answers a request the Engine did not answer.
+// proxyError records and answers a request the Engine did not answer.
 func (p *DockerProxy) proxyError(w http.ResponseWriter, r *http.Request, err error) {
 	if c, _ := r.Context().Value(callKey{}).(*call); c != nil {
 		c.fail(r.Context(), err)
+		p.finish(r.Context(), c)
 	}
 	if r.Context().Err() != nil {
 		return // the client went away; there is no one to answer

@@ -1,13 +1,15 @@
 package sandbox
 
 import (
-	"bufio"
+	"archive/tar"
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -16,6 +18,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/agenttrail/agenttrail/capture"
 )
@@ -37,6 +40,8 @@ type fakeEngine struct {
 type fakeContainer struct {
 	id, name, image string
 	running         bool
+	started, exited chan struct{} // closed when first started, and when its attached output is done
+	copiedIn        int64         // bytes of the archives put into it
 }
 
 type fakeExec struct {
@@ -144,6 +149,8 @@ func (e *fakeEngine) serve(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, 200, map[string]string{"Version": "27.5.0", "ApiVersion": fakeAPIVersion, "MinAPIVersion": "1.24", "Os": "linux", "Arch": "amd64"})
 	case path == "/containers/create" && r.Method == http.MethodPost:
 		e.create(w, r)
+	case path == "/events":
+		e.events(w, r)
 	case seg[0] == "containers" && len(seg) >= 2:
 		e.container(w, r, seg)
 	case seg[0] == "exec" && len(seg) == 3:
@@ -163,7 +170,8 @@ func (e *fakeEngine) create(w http.ResponseWriter, r *http.Request) {
 		notFound(w, "image", body.Image)
 		return
 	}
-	c := &fakeContainer{id: newID(), name: r.URL.Query().Get("name"), image: body.Image}
+	c := &fakeContainer{id: newID(), name: r.URL.Query().Get("name"), image: body.Image,
+		started: make(chan struct{}), exited: make(chan struct{})}
 	e.mu.Lock()
 	e.containers[c.id] = c
 	e.mu.Unlock()
@@ -195,8 +203,34 @@ func (e *fakeEngine) container(w http.ResponseWriter, r *http.Request, seg []str
 			"Config": map[string]any{"Image": c.image, "Tty": false, "AttachStdout": true},
 		})
 	case "start", "restart", "unpause":
+		if !c.running && seg[2] == "start" {
+			select {
+			case <-c.started:
+			default:
+				close(c.started)
+			}
+		}
 		c.running = true
 		w.WriteHeader(http.StatusNoContent)
+	case "attach":
+		e.mu.Unlock()
+		defer e.mu.Lock()
+		e.attach(w, r, c)
+	case "wait":
+		e.mu.Unlock()
+		defer e.mu.Lock()
+		// The Engine sends the headers at once; the CLI starts the
+		// container only when they came.
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusOK)
+		http.NewResponseController(w).Flush()
+		select {
+		case <-c.exited:
+			io.WriteString(w, `{"StatusCode":0}`+"\n")
+		case <-r.Context().Done():
+		}
+	case "archive":
+		e.archive(w, r, c)
 	case "stop", "kill", "pause":
 		c.running = false
 		w.WriteHeader(http.StatusNoContent)
@@ -272,10 +306,65 @@ func (e *fakeEngine) stream(w http.ResponseWriter, r *http.Request, x *fakeExec)
 		in, _ := io.ReadAll(buf.Reader)
 		out += string(in)
 	}
+	writeFrame(conn, out)
+}
+
+// attach plays `docker run`'s attach: once the container starts it writes
+// "hello from CMD" as one stdout frame and ends, and the container exits.
+func (e *fakeEngine) attach(w http.ResponseWriter, r *http.Request, c *fakeContainer) {
+	conn, buf, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		return
+	}
+	defer conn.Close()
+	buf.WriteString("HTTP/1.1 101 UPGRADED\r\nContent-Type: application/vnd.docker.multiplexed-stream\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n")
+	buf.Flush()
+	select {
+	case <-c.started:
+	case <-time.After(10 * time.Second):
+		return
+	}
+	writeFrame(conn, "hello from "+c.image+"\n")
+	close(c.exited)
+}
+
+func writeFrame(w io.Writer, out string) {
 	frame := make([]byte, 8, 8+len(out))
 	frame[0] = 1 // stdout
 	binary.BigEndian.PutUint32(frame[4:], uint32(len(out)))
-	bw := bufio.NewWriter(conn)
-	bw.Write(append(frame, out...))
-	bw.Flush()
+	w.Write(append(frame, out...))
+}
+
+// archive plays docker cp: every path is a directory to stat and to put
+// into, and reading a path gives a tar of one file named after it.
+func (e *fakeEngine) archive(w http.ResponseWriter, r *http.Request, c *fakeContainer) {
+	p := r.URL.Query().Get("path")
+	stat := func(name string, size int64, mode fs.FileMode) {
+		b, _ := json.Marshal(map[string]any{"name": name, "size": size, "mode": mode, "mtime": time.Now().Format(time.RFC3339), "linkTarget": ""})
+		w.Header().Set("X-Docker-Container-Path-Stat", base64.StdEncoding.EncodeToString(b))
+	}
+	switch r.Method {
+	case http.MethodHead:
+		stat(filepath.Base(p), 4096, fs.ModeDir|0o755)
+	case http.MethodPut:
+		n, _ := io.Copy(io.Discard, r.Body)
+		c.copiedIn += n
+	case http.MethodGet:
+		body := "contents of " + p + "\n"
+		stat(filepath.Base(p), int64(len(body)), 0o644)
+		w.Header().Set("Content-Type", "application/x-tar")
+		tw := tar.NewWriter(w)
+		tw.WriteHeader(&tar.Header{Name: filepath.Base(p), Mode: 0o644, Size: int64(len(body)), ModTime: time.Now()})
+		io.WriteString(tw, body)
+		tw.Close()
+	}
+}
+
+// events streams one event line at once, then holds the stream open until
+// the client leaves.
+func (e *fakeEngine) events(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	io.WriteString(w, `{"Type":"container","Action":"start"}`+"\n")
+	http.NewResponseController(w).Flush()
+	<-r.Context().Done()
 }

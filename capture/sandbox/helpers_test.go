@@ -155,3 +155,24 @@ func docker(t *testing.T, host, stdin string, args ...string) (stdout, stderr st
 	}
 	return out.String(), errb.String(), code
 }
+
+// unixHTTPClient returns an http.Client that sends every request to the
+// unix socket sock.
+func unixHTTPClient(t testing.TB, sock string) *http.Client {
+	tr := &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, "unix", sock)
+		},
+	}
+	t.Cleanup(tr.CloseIdleConnections)
+	return &http.Client{Transport: tr, Timeout: 10 * time.Second}
+}
+
+// decodeJSON decodes resp's body into v and closes it.
+func decodeJSON(t testing.TB, resp *http.Response, v any) {
+	t.Helper()
+	defer resp.Body.Close()
+	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+		t.Fatalf("decode %s: %v", resp.Request.URL.Path, err)
+	}
+}
