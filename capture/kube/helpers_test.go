@@ -37,6 +37,12 @@ func (m *memRecorder) Record(_ context.Context, e agenttrail.Event) {
 	m.mu.Unlock()
 }
 
+func (m *memRecorder) len() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.events)
+}
+
 // wait returns the first n events, failing the test when they do not come.
 func (m *memRecorder) wait(t testing.TB, n int) []agenttrail.Event {
 	t.Helper()

@@ -162,11 +162,16 @@ type exchangeKey struct{}
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	x := &exchange{start: p.now(), info: ParseRequestInfo(r.Method, r.URL)}
 	token := bearer(r.Header.Get("Authorization"))
-	a, mapped := p.ids.Lookup(token)
-	if mapped {
+	_, mapped := p.ids.Lookup(token)
+	var a capture.Actor
+	switch {
+	case mapped:
 		a = p.ids.Resolve(token, nil)
-	} else {
+	case p.unmapped:
 		a = p.ids.Resolve("", r.Header)
+	default:
+		// A refused request names no one it could be trusted to be.
+		a = p.ids.Resolve("", nil)
 	}
 	if a.ID == "" {
 		a.ID = "anonymous"

@@ -32,10 +32,16 @@ func TestUnknownCredentialRefused(t *testing.T) {
 			t.Fatalf("List with token %q: no error, want 401", token)
 		}
 	}
+	// A refused request does not get to name its actor either.
+	req, _ := http.NewRequest(http.MethodGet, proxy+"/api/v1/namespaces/default/pods", nil)
+	req.Header.Set(capture.HeaderActorID, "agent-ops")
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("request naming an actor without a token: %v, %v", resp, err)
+	}
 	if n := len(cluster.seenAuth()); n != 0 {
 		t.Errorf("the upstream saw %d requests from unknown credentials, want 0", n)
 	}
-	for i, e := range rec.wait(t, 2) {
+	for i, e := range rec.wait(t, 3) {
 		if e.StatusCode != http.StatusUnauthorized || e.Result != agenttrail.ResultFailure || e.ActorID != "default-agent" || k8sMeta(t, e).Verb != "list" {
 			t.Errorf("event %d = %d %s by %q verb %q; want a 401 failure by default-agent, verb list", i, e.StatusCode, e.Result, e.ActorID, k8sMeta(t, e).Verb)
 		}
