@@ -1,17 +1,3 @@
-// Package sandbox is the sandbox capture surface: what agents do to and
-// inside their containers.
-//
-// DockerProxy sits in front of a Docker Engine API socket (agents set
-// DOCKER_HOST to it) and records one sandbox event per container lifecycle
-// call — create, start, stop, kill, restart, pause, unpause, remove, rename —
-// per exec (create and start) and per `docker cp`. Everything else (ping,
-// images, logs, event streams) is relayed unchanged, and so are the
-// hijacked connections of attach and exec start, as raw streams in both
-// directions.
-//
-// Watcher records file creates, writes, removes and renames under a
-// sandbox's directory, coalescing bursts of writes to one event per file per
-// window.
 package sandbox
 
 import (
