@@ -4,6 +4,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
 )
@@ -87,6 +88,27 @@ func TestErrorCode(t *testing.T) {
 		}
 		if rest, _ := io.ReadAll(resp.Body); string(rest) != tt.body {
 			t.Errorf("errorCode(%v, %q) left the body %q for the client", tt.header, tt.body, rest)
+		}
+	}
+}
+
+func TestVirtualHost(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"https://s3.eu-west-1.amazonaws.com/reports/2026/a%20b.csv?x-id=GetObject", "https://reports.s3.eu-west-1.amazonaws.com/2026/a%20b.csv?x-id=GetObject"},
+		{"https://s3.eu-west-1.amazonaws.com/reports?list-type=2", "https://reports.s3.eu-west-1.amazonaws.com/?list-type=2"},
+		{"https://s3.eu-west-1.amazonaws.com/reports/", "https://reports.s3.eu-west-1.amazonaws.com/"},
+		{"https://s3.eu-west-1.amazonaws.com/", "https://s3.eu-west-1.amazonaws.com/"},
+		{"https://s3.eu-west-1.amazonaws.com/my.dotted.bucket/k", "https://s3.eu-west-1.amazonaws.com/my.dotted.bucket/k"},
+		{"https://s3.eu-west-1.amazonaws.com/Upper/k", "https://s3.eu-west-1.amazonaws.com/Upper/k"},
+	}
+	for _, tt := range tests {
+		u, err := url.Parse(tt.in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		virtualHost(u)
+		if u.String() != tt.want {
+			t.Errorf("virtualHost(%s) = %s, want %s", tt.in, u, tt.want)
 		}
 	}
 }

@@ -10,8 +10,10 @@
 // answer and recorded as a failure, so real credentials never leave the
 // proxy and agents cannot act without being recorded.
 //
-// S3 requests must use path-style addressing (the agent's SDK set to
-// UsePathStyle / AWS_S3_FORCE_PATH_STYLE): the proxy has one host name.
+// Agents address S3 path-style (UsePathStyle / AWS_S3_FORCE_PATH_STYLE, or
+// an IP address as the endpoint, which SDKs address path-style): the proxy
+// has one host name. It forwards to AWS virtual-hosted-style where the
+// bucket name allows.
 // Bodies whose hash the client declares (X-Amz-Content-Sha256, UNSIGNED-
 // PAYLOAD) stream through; others are read to hash them, up to a limit.
 // Chunk-signed uploads (STREAMING-AWS4-HMAC-SHA256-PAYLOAD) and presigned
@@ -311,12 +313,34 @@ func (p *Proxy) endpoint(service, region string) (*url.URL, error) {
 	return &url.URL{Scheme: "https", Host: host}, nil
 }
 
+// virtualHost moves the bucket of a path-style S3 URL into the host name,
+// the addressing AWS recommends and requires for some buckets, when the
+// bucket name is a valid DNS label (names with dots would break TLS
+// name checks and stay path-style).
+func virtualHost(u *url.URL) {
+	bucket, _, _ := strings.Cut(strings.TrimPrefix(u.Path, "/"), "/")
+	if len(bucket) < 3 || len(bucket) > 63 || !scopePart.MatchString(bucket) || strings.HasSuffix(bucket, "-") {
+		return
+	}
+	u.Host = bucket + "." + u.Host
+	u.Path = strings.TrimPrefix(u.Path, "/"+bucket)
+	if u.RawPath != "" {
+		u.RawPath = strings.TrimPrefix(u.RawPath, "/"+bucket)
+	}
+	if u.Path == "" {
+		u.Path, u.RawPath = "/", ""
+	}
+}
+
 // rewrite drops the agent's signature and signs the request with the real
 // credentials.
 func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	x := pr.In.Context().Value(exchangeKey{}).(*exchange)
 	pr.SetURL(x.target)
 	pr.Out.Host = ""
+	if x.service == "s3" && p.upstream == nil {
+		virtualHost(pr.Out.URL)
+	}
 	h := pr.Out.Header
 	for _, k := range []string{"Authorization", "X-Amz-Security-Token", "X-Amz-Date", capture.HeaderActorID} {
 		h.Del(k)
