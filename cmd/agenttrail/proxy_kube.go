@@ -22,7 +22,7 @@ import (
 
 // runProxyKube runs the Kubernetes API proxy:
 //
-//	agenttrail proxy kube --cluster NAME (--upstream URL --upstream-token T | --kubeconfig FILE [--context C])
+//	agenttrail proxy kube --cluster NAME (--upstream URL --upstream-token T | --kubeconfig FILE [--context C] | --in-cluster)
 //	                      [--listen ADDR] [--tls-cert F --tls-key F | --plain-http]
 //	                      [--print-kubeconfig [--agent-token T]] [--allow-unmapped] [capture flags]
 //
@@ -43,6 +43,7 @@ func runProxyKube(ctx context.Context, args []string, env *Env) error {
 	upstreamCA := fs.String("upstream-ca", "", "PEM file of the CA that signed the API server's certificate (default: system roots)")
 	kubeconfig := fs.String("kubeconfig", "", "kubeconfig whose credentials the proxy uses upstream (client certificates, tokens, exec plugins)")
 	kubeContext := fs.String("context", "", "context of --kubeconfig (default: its current context)")
+	inCluster := fs.Bool("in-cluster", false, "run in a pod: use its service account (re-reading the rotated token) and the cluster's CA")
 	tlsCert := fs.String("tls-cert", "", "PEM certificate to serve with (default: a self-signed one made at start)")
 	tlsKey := fs.String("tls-key", "", "PEM key of --tls-cert")
 	plainHTTP := fs.Bool("plain-http", false, "serve plain HTTP (kubectl will not send tokens; for clients configured in code)")
@@ -65,12 +66,12 @@ func runProxyKube(ctx context.Context, args []string, env *Env) error {
 	}
 	cfg := kube.Config{Cluster: *cluster, UpstreamToken: *upstreamToken, AllowUnmapped: *allowUnmapped}
 	var err error
-	if cfg.Upstream, cfg.Transport, err = kubeUpstream(*upstream, *upstreamCA, *kubeconfig, *kubeContext); err != nil {
+	if cfg.Upstream, cfg.Transport, err = kubeUpstream(*upstream, *upstreamCA, *kubeconfig, *kubeContext, *inCluster); err != nil {
 		fmt.Fprintln(fs.Output(), err)
 		return errUsage
 	}
-	if *kubeconfig == "" && *upstreamToken == "" {
-		fmt.Fprintln(fs.Output(), "--upstream-token or --kubeconfig is required: the proxy never forwards the agent's credential")
+	if *kubeconfig == "" && !*inCluster && *upstreamToken == "" {
+		fmt.Fprintln(fs.Output(), "--upstream-token, --kubeconfig or --in-cluster is required: the proxy never forwards the agent's credential")
 		return errUsage
 	}
 	if cf.identities == "" && !*allowUnmapped {
@@ -132,20 +133,29 @@ func runProxyKube(ctx context.Context, args []string, env *Env) error {
 // kubeUpstream is the API server URL and the transport that authenticates
 // to it: from a kubeconfig as kubectl reads it, or from --upstream and
 // --upstream-ca.
-func kubeUpstream(upstream, caFile, kubeconfig, kubeContext string) (*url.URL, http.RoundTripper, error) {
+func kubeUpstream(upstream, caFile, kubeconfig, kubeContext string, inCluster bool) (*url.URL, http.RoundTripper, error) {
 	var transport http.RoundTripper
-	if kubeconfig != "" {
-		rc, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(
-			&clientcmd.ClientConfigLoadingRules{ExplicitPath: kubeconfig},
-			&clientcmd.ConfigOverrides{CurrentContext: kubeContext}).ClientConfig()
+	if kubeconfig != "" && inCluster {
+		return nil, nil, errors.New("--kubeconfig and --in-cluster exclude each other")
+	}
+	if kubeconfig != "" || inCluster {
+		var rc *rest.Config
+		var err error
+		if inCluster {
+			rc, err = rest.InClusterConfig()
+		} else {
+			rc, err = clientcmd.NewNonInteractiveDeferredLoadingClientConfig(
+				&clientcmd.ClientConfigLoadingRules{ExplicitPath: kubeconfig},
+				&clientcmd.ConfigOverrides{CurrentContext: kubeContext}).ClientConfig()
+		}
 		if err != nil {
-			return nil, nil, fmt.Errorf("--kubeconfig: %w", err)
+			return nil, nil, fmt.Errorf("upstream credentials: %w", err)
 		}
 		if upstream == "" {
 			upstream = rc.Host
 		}
 		if transport, err = rest.TransportFor(rc); err != nil {
-			return nil, nil, fmt.Errorf("--kubeconfig: %w", err)
+			return nil, nil, fmt.Errorf("upstream credentials: %w", err)
 		}
 	} else if caFile != "" {
 		pem, err := os.ReadFile(caFile)
@@ -162,7 +172,7 @@ func kubeUpstream(upstream, caFile, kubeconfig, kubeContext string) (*url.URL, h
 		transport = t
 	}
 	if upstream == "" {
-		return nil, nil, errors.New("--upstream or --kubeconfig is required")
+		return nil, nil, errors.New("--upstream, --kubeconfig or --in-cluster is required")
 	}
 	u, err := url.Parse(upstream)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
