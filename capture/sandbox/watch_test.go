@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fsnotify/fsnotify"
+
 	"github.com/agenttrail/agenttrail"
 	"github.com/agenttrail/agenttrail/capture"
 )
@@ -259,5 +261,28 @@ func TestNewWatcherErrors(t *testing.T) {
 			w.Close()
 			t.Errorf("NewWatcher(%+v) succeeded", cfg)
 		}
+	}
+}
+
+// TestWatchRecordsLostEvents: when the kernel's event queue overflows
+// (fsnotify reports ErrEventOverflow), the trail records the gap as an
+// error event instead of staying silent. Overflowing a real queue takes
+// creating some 16k files, too slow here; the report is sent as fsnotify
+// sends it.
+func TestWatchRecordsLostEvents(t *testing.T) {
+	mem := newMemRecorder()
+	w, err := NewWatcher(WatchConfig{Dir: t.TempDir(), Recorder: mem, Name: "box", Logger: discardLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	w.fs.Errors <- fsnotify.ErrEventOverflow
+	e := mem.wait(t, 1)[0]
+	cancel()
+	<-done
+	if m := sandboxMeta(t, e); e.Action != "file_events_lost" || e.Result != agenttrail.ResultError || e.Description == "" || m.Name != "box" {
+		t.Errorf("lost events recorded as %s %s %q (sandbox %q), want file_events_lost error with a reason", e.Action, e.Result, e.Description, m.Name)
 	}
 }
