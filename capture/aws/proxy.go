@@ -361,6 +361,10 @@ func (p *Proxy) modifyResponse(resp *http.Response) error {
 	x.status = resp.StatusCode
 	if resp.StatusCode >= 400 {
 		x.errorCode = errorCode(resp)
+		if x.errorCode == "" && resp.Request.Method == http.MethodHead {
+			// HEAD errors have no body; SDKs name them after the status.
+			x.errorCode = strings.ReplaceAll(http.StatusText(resp.StatusCode), " ", "")
+		}
 	}
 	return nil
 }

@@ -131,3 +131,18 @@ func TestUpstreamUnreachable(t *testing.T) {
 		t.Errorf("event %q by %q, %d %s; want s3:HeadObject by agent-data, 502 error", e.Action, e.ActorID, e.StatusCode, e.Result)
 	}
 }
+
+func TestHeadMissingObject(t *testing.T) {
+	up := httptest.NewServer(newFakeAWS(t))
+	defer up.Close()
+	proxy, rec := startProxy(t, up.URL, Config{})
+	_, err := newClients(proxy, agentKeyID, agentSecret).s3.HeadObject(context.Background(), &s3.HeadObjectInput{Bucket: sdkaws.String("reports"), Key: sdkaws.String("nope")})
+	var apiErr smithy.APIError
+	if !errors.As(err, &apiErr) || apiErr.ErrorCode() != "NotFound" {
+		t.Fatalf("HeadObject of a missing key: %v, want NotFound", err)
+	}
+	e := rec.wait(t, 1)[0]
+	if m := awsMeta(t, e); e.Action != "s3:HeadObject" || e.StatusCode != 404 || e.Result != agenttrail.ResultFailure || m.ErrorCode != "NotFound" || e.ActorID != "agent-data" {
+		t.Errorf("event %q by %q, %d %s code %q", e.Action, e.ActorID, e.StatusCode, e.Result, m.ErrorCode)
+	}
+}
