@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -172,7 +173,11 @@ func (p *DockerProxy) finish(ctx context.Context, c *call) {
 			p.memo.addContainer(container{id: c.created, image: c.image, name: c.name})
 		}
 	case OpExec:
-		if x, found := p.memo.exec(c.route.exec); found {
+		x, found := p.memo.exec(c.route.exec)
+		if !found && ok {
+			x, found = p.inspectExec(ctx, c.route.exec)
+		}
+		if found {
 			ref, c.command = x.container, x.command
 		}
 		if ok {
@@ -236,4 +241,39 @@ func (p *DockerProxy) record(ctx context.Context, c *call) {
 	if err := record(ctx, p.rec, p.redactor, c.actor, e, m); err != nil {
 		p.log.Error("docker proxy: encode metadata", "err", err)
 	}
+}
+
+// inspectTimeout bounds asking the Engine about an exec instance the proxy
+// did not see created.
+const inspectTimeout = 2 * time.Second
+
+// inspectExec asks the Engine which container and command exec instance id
+// belongs to: one the proxy did not see created (it was restarted, or the
+// exec was created through another endpoint) would otherwise be recorded
+// without them.
+func (p *DockerProxy) inspectExec(ctx context.Context, id string) (execInstance, bool) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), inspectTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+p.upstreamHost()+"/exec/"+url.PathEscape(id)+"/json", nil)
+	if err != nil {
+		return execInstance{}, false
+	}
+	resp, err := p.tr.RoundTrip(req)
+	if err != nil {
+		p.log.Warn("docker proxy: inspect exec", "exec_id", id, "err", err)
+		return execInstance{}, false
+	}
+	defer resp.Body.Close()
+	var v struct {
+		ContainerID   string
+		ProcessConfig struct {
+			Entrypoint string   `json:"entrypoint"`
+			Arguments  []string `json:"arguments"`
+		}
+	}
+	if resp.StatusCode != http.StatusOK || json.NewDecoder(io.LimitReader(resp.Body, maxInspected)).Decode(&v) != nil || v.ContainerID == "" {
+		return execInstance{}, false
+	}
+	argv := append([]string{v.ProcessConfig.Entrypoint}, v.ProcessConfig.Arguments...)
+	return execInstance{container: v.ContainerID, command: joinCommand(argv)}, true
 }

@@ -2,6 +2,7 @@ package sandbox
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -216,9 +217,10 @@ func (p *DockerProxy) proxyError(w http.ResponseWriter, r *http.Request, err err
 
 // engineError answers like the Engine does: {"message": "…"}.
 func engineError(w http.ResponseWriter, status int, msg string) {
+	b, _ := json.Marshal(map[string]string{"message": msg})
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	fmt.Fprintf(w, "{\"message\":%q}\n", msg)
+	w.Write(append(b, '\n'))
 }
 
 // Close ends every hijacked stream and closes idle connections to the

@@ -184,3 +184,32 @@ func TestDockerActorAndRedaction(t *testing.T) {
 		t.Errorf("%d requests reached the engine with %s", eng.actorSeen, capture.HeaderActorID)
 	}
 }
+
+// TestDockerExecCreatedElsewhere links an exec start to its container and
+// command by asking the Engine, when the proxy did not see the exec created.
+func TestDockerExecCreatedElsewhere(t *testing.T) {
+	eng := startEngine(t, "unix")
+	host, _, mem := startDockerProxy(t, "unix", DockerConfig{Upstream: eng.endpoint()})
+	if _, errOut, code := docker(t, host, "", "run", "-d", "--name", "box", "alpine"); code != 0 {
+		t.Fatalf("docker run -d: %s", errOut)
+	}
+	direct := unixHTTPClient(t, eng.sock)
+	resp, err := direct.Post("http://docker/v1.47/containers/box/exec", "application/json", strings.NewReader(`{"Cmd":["ls","-l","/root"]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var created struct{ Id string }
+	decodeJSON(t, resp, &created)
+	proxied := unixHTTPClient(t, strings.TrimPrefix(host, "unix://"))
+	resp, err = proxied.Post("http://docker/v1.47/exec/"+created.Id+"/start", "application/json", strings.NewReader(`{"Detach":true}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+
+	events := mem.wait(t, 3)
+	e, m := events[2], sandboxMeta(t, events[2])
+	if e.Action != "container.exec" || e.ResourceID != sandboxMeta(t, events[0]).ContainerID || m.Command != "ls -l /root" || m.Image != "alpine" || m.ExecID != created.Id {
+		t.Errorf("exec start = %s on %q, metadata %+v; want container.exec on the box container running ls -l /root", e.Action, e.ResourceID, m)
+	}
+}

@@ -268,7 +268,8 @@ func (e *fakeEngine) exec(w http.ResponseWriter, r *http.Request, id, verb strin
 	case "json":
 		e.mu.Lock()
 		defer e.mu.Unlock()
-		writeJSON(w, 200, map[string]any{"ID": x.id, "ContainerID": x.container, "Running": false, "ExitCode": x.exitCode, "Pid": 42})
+		writeJSON(w, 200, map[string]any{"ID": x.id, "ContainerID": x.container, "Running": false, "ExitCode": x.exitCode, "Pid": 42,
+			"ProcessConfig": map[string]any{"entrypoint": x.cmd[0], "arguments": x.cmd[1:], "tty": x.tty}})
 	case "start":
 		var body struct{ Detach bool }
 		json.NewDecoder(r.Body).Decode(&body)
