@@ -28,6 +28,10 @@ const (
 	// streamPage bounds the events read per poll; a full page is followed
 	// at once by the next.
 	streamPage = 500
+	// streamProbe is how often a stream learns the store's newest seq, to
+	// move its position past events its filter does not match (see
+	// ServeHTTP).
+	streamProbe = 5 * time.Second
 	// headSkew is how far ahead of the server's clock an event's time may
 	// be and still serve to find where the stream starts (see headSeq).
 	headSkew = time.Hour
@@ -40,6 +44,7 @@ type streams struct {
 	slots     chan struct{} // one token per open stream
 	poll      time.Duration
 	heartbeat time.Duration
+	probe     time.Duration
 	open      prometheus.Gauge
 
 	mu       sync.Mutex
@@ -57,7 +62,7 @@ type shutdownSignal struct {
 // streams and registering its gauge on s's registry.
 func (s *Server) newStreams(max int, poll, heartbeat time.Duration) *streams {
 	st := &streams{
-		s: s, slots: make(chan struct{}, max), poll: poll, heartbeat: heartbeat,
+		s: s, slots: make(chan struct{}, max), poll: poll, heartbeat: heartbeat, probe: streamProbe,
 		open: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "agenttrail_streams_open",
 			Help: "Clients connected to GET /v1/stream.",
@@ -149,8 +154,26 @@ func (st *streams) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer poll.Stop()
 	lastWrite := time.Now()
 	q := agenttrail.Query{Filter: f, Sort: agenttrail.SortSeq, Limit: streamPage, After: &agenttrail.Position{Seq: after}}
+	// A store reads "seq > position AND filter" by walking the events
+	// after the position, so a filter that has not matched for a while
+	// would make every poll walk everything since its last match. Now and
+	// then the stream learns the newest seq, head, before it polls: every
+	// event up to head was committed before the poll began, so a poll
+	// that returns less than a page has seen them all, and the position
+	// moves up to head. Each poll then walks only recent events.
+	head, lastProbe := after, time.Now()
 	var buf []byte
 	for {
+		probed := int64(-1)
+		if time.Since(lastProbe) >= st.probe {
+			if head, err = st.advance(ctx, head); err != nil {
+				if ctx.Err() == nil {
+					s.log.Warn("stream: reading events", "err", err)
+				}
+				return
+			}
+			probed, lastProbe = head, time.Now()
+		}
 		page, err := s.store.Query(ctx, q)
 		if err != nil {
 			if ctx.Err() == nil {
@@ -181,6 +204,9 @@ func (st *streams) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		if len(page.Events) == q.Limit {
 			continue // more are waiting
+		}
+		if probed > q.After.Seq {
+			q.After = &agenttrail.Position{Seq: probed}
 		}
 		for waiting := true; waiting; {
 			select {
@@ -220,16 +246,22 @@ func (st *streams) headSeq(ctx context.Context) (int64, error) {
 	if len(p.Events) > 0 {
 		head = p.Events[0].Seq
 	}
+	return st.advance(ctx, head)
+}
+
+// advance returns the newest seq in the store, reading forward from seq
+// from, in every org: it is used as a position only, never sent.
+func (st *streams) advance(ctx context.Context, from int64) (int64, error) {
 	for {
-		p, err := s.store.Query(ctx, agenttrail.Query{Sort: agenttrail.SortSeq, Limit: exportPage, After: &agenttrail.Position{Seq: head}})
+		p, err := st.s.store.Query(ctx, agenttrail.Query{Sort: agenttrail.SortSeq, Limit: exportPage, After: &agenttrail.Position{Seq: from}})
 		if err != nil {
 			return 0, err
 		}
 		if n := len(p.Events); n > 0 {
-			head = p.Events[n-1].Seq
+			from = p.Events[n-1].Seq
 		}
 		if len(p.Events) < exportPage {
-			return head, nil
+			return from, nil
 		}
 	}
 }

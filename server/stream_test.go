@@ -275,3 +275,26 @@ func waitFor(t *testing.T, cond func() bool) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// TestStreamProbeSkipsUnmatched moves a selective stream's position past
+// events it does not match and wants it to miss none that it does.
+func TestStreamProbeSkipsUnmatched(t *testing.T) {
+	e := newEnv(t, options{now: testNow})
+	st := e.srv.newStreams(4, 10*time.Millisecond, time.Minute)
+	st.probe = 20 * time.Millisecond
+	base := newTestHTTPServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		st.ServeHTTP(w, r.WithContext(withPrincipal(r.Context(), anonymous())))
+	}))
+	c := &env{url: base, client: testClient(t)}
+	s := c.openStream(t, "/?actor_id=rare", nil)
+	var want []agenttrail.Event
+	for round := range 4 {
+		e.ingest(t, newEvents("noise"+strconv.Itoa(round), "acme", "busy", 700))
+		time.Sleep(60 * time.Millisecond) // a probe passes the noise
+		rare := newEvents("rare"+strconv.Itoa(round), "acme", "rare", 2)
+		e.ingest(t, rare)
+		want = append(want, rare...)
+	}
+	wantEvents(t, s, want)
+	s.quiet(t, 200*time.Millisecond)
+}
