@@ -11,6 +11,8 @@ func proxies() []command {
 		{"llm", "LLM API reverse proxy: OpenAI and Anthropic, tokens and cost", runProxyLLM},
 		{"mcp", "MCP proxy: stdio (-- SERVER_COMMAND ARGS) or Streamable HTTP", runProxyMCP},
 		{"egress", "HTTP forward proxy: CONNECT tunnels and plain HTTP, with an egress policy", runProxyEgress},
+		{"kube", "Kubernetes API reverse proxy: verbs, resources, impersonation", runProxyKube},
+		{"aws", "AWS API proxy: checks agents' SigV4, re-signs with the real keys", runProxyAWS},
 	}
 }
 
