@@ -15,14 +15,11 @@ import (
 	"github.com/agenttrail/agenttrail"
 )
 
-// How often TokenAuth looks at its file. A known token triggers a look at
-// most every tokenRecheck, so a revocation takes effect within a second; an
-// unknown one at most every tokenMissRecheck, so a token created a moment
-// ago works at once while a flood of bad tokens costs one stat per interval.
-const (
-	tokenRecheck     = time.Second
-	tokenMissRecheck = 50 * time.Millisecond
-)
+// tokenRecheck is how often a known token makes TokenAuth look at its
+// file, so a revocation takes effect within a second. An unknown token
+// makes it look every time, so a token created a moment ago works at once;
+// a look is one stat, far cheaper than the request that asked for it.
+const tokenRecheck = time.Second
 
 // TokenAuth is the Authenticator of `agenttrail serve`: bearer tokens from a
 // TokenFile. It re-reads the file when it changes (checked by stat, at most
@@ -70,10 +67,12 @@ func (a *TokenAuth) Authenticate(r *http.Request) (Principal, error) {
 		return Principal{}, agenttrail.Errorf(agenttrail.EUNAUTHORIZED, "the bearer token is not an agenttrail token")
 	}
 	id := token[len(TokenPrefix) : len(TokenPrefix)+tokenIDLen]
-	a.maybeReload(tokenRecheck)
+	a.maybeReload()
 	rec, ok := a.set.Load().byID[id]
 	if !ok {
-		a.maybeReload(tokenMissRecheck)
+		if err := a.reload(false); err != nil {
+			a.log.Error("reloading tokens; keeping the ones loaded before", "path", a.file.Path(), "err", err)
+		}
 		rec, ok = a.set.Load().byID[id]
 	}
 	// The id is not secret; the comparison of the secret part is, so it is
@@ -86,13 +85,13 @@ func (a *TokenAuth) Authenticate(r *http.Request) (Principal, error) {
 	return Principal{Name: rec.Name, Role: rec.Role, Org: rec.Org}, nil
 }
 
-// maybeReload stats the file when the last look is older than every, and
-// reloads it when it changed. One caller stats; the others go on with the
-// tokens they have.
-func (a *TokenAuth) maybeReload(every time.Duration) {
+// maybeReload stats the file when the last look is older than
+// tokenRecheck, and reloads it when it changed. One caller stats; the
+// others go on with the tokens they have.
+func (a *TokenAuth) maybeReload() {
 	now := time.Now().UnixNano()
 	last := a.lastCheck.Load()
-	if now-last < int64(every) || !a.lastCheck.CompareAndSwap(last, now) {
+	if now-last < int64(tokenRecheck) || !a.lastCheck.CompareAndSwap(last, now) {
 		return
 	}
 	if err := a.reload(false); err != nil {
