@@ -132,10 +132,11 @@ func NewDockerProxy(cfg DockerConfig) (*DockerProxy, error) {
 		IdleConnTimeout:     90 * time.Second,
 		DisableCompression:  true,
 	}
+	// Streams (logs -f, events, wait) have no Content-Length, and the
+	// reverse proxy flushes those as they flow; other answers go out whole.
 	p.rp = &httputil.ReverseProxy{
 		Rewrite:        p.rewrite,
 		Transport:      p.tr,
-		FlushInterval:  -1, // logs -f and events are streams
 		ModifyResponse: p.modifyResponse,
 		ErrorHandler:   p.proxyError,
 		ErrorLog:       slog.NewLogLogger(p.log.Handler(), slog.LevelWarn),
