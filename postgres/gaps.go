@@ -30,26 +30,32 @@ func (s *Store) HeartbeatGaps(ctx context.Context, f agenttrail.Filter, interval
 				lead(time) OVER (PARTITION BY org, actor_id ORDER BY time, seq) AS next
 			FROM events` + whereClause(c) + `
 		) AS h
-		WHERE coalesce(next, ` + a.add(until) + `) - time > ` + a.add(threshold.Microseconds()) + ` * interval '1 microsecond'
+		WHERE next IS NULL OR next - time > ` + a.add(threshold.Microseconds()) + ` * interval '1 microsecond'
 		ORDER BY org, actor_id, time`
 	rows, err := s.pool.Query(ctx, sql, a...)
 	if err != nil {
 		return nil, formatError("postgres: heartbeat gaps", err)
 	}
-	gaps, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (agenttrail.HeartbeatGap, error) {
-		var g agenttrail.HeartbeatGap
-		var next *time.Time
-		if err := row.Scan(&g.Org, &g.ActorID, &g.ProducerID, &g.From, &next); err != nil {
-			return g, err
-		}
-		g.From = g.From.UTC()
-		if next == nil {
-			g.To, g.Open = until, true
+	var (
+		gaps []agenttrail.HeartbeatGap
+		g    agenttrail.HeartbeatGap
+		next *time.Time
+	)
+	// The last heartbeat of each agent comes back whatever its age: until
+	// may hold nanoseconds, so whether the window is open is decided here.
+	_, err = pgx.ForEachRow(rows, []any{&g.Org, &g.ActorID, &g.ProducerID, &g.From, &next}, func() error {
+		g.From, g.Open = g.From.UTC(), next == nil
+		if g.Open {
+			g.To = until
+			if g.To.Sub(g.From) <= threshold {
+				return nil
+			}
 		} else {
 			g.To = next.UTC()
 		}
 		g.Missed = missed(g.To.Sub(g.From), interval)
-		return g, nil
+		gaps = append(gaps, g)
+		return nil
 	})
 	if err != nil {
 		return nil, formatError("postgres: heartbeat gaps", err)

@@ -20,7 +20,7 @@ func (s *Store) DeleteBefore(ctx context.Context, t time.Time) (int64, error) {
 		return 0, err
 	}
 	defer s.unlockWriter()
-	t = t.UTC()
+	t = ceilMicro(t.UTC()) // times are stored in microseconds: see timeRange
 	n, dropped, err := s.deleteBefore(ctx, t)
 	if err != nil {
 		return 0, formatError("postgres: delete before", err)

@@ -115,9 +115,15 @@ func TestDeleteBeforeAligned(t *testing.T) {
 	ctx := context.Background()
 	start := storetest.Base()
 	stored := storetest.AppendAll(t, s, storetest.Events(8, 1000, start, 3*24*time.Hour), 500)
+	var byTime []time.Time
+	for _, e := range stored {
+		byTime = append(byTime, e.Time)
+	}
+	slices.SortFunc(byTime, time.Time.Compare)
 	for _, cut := range []time.Time{
 		day(start).AddDate(0, 0, 1),                    // midnight: whole days only
 		day(start).AddDate(0, 0, 1).Add(5 * time.Hour), // an hour boundary inside a day
+		byTime[len(byTime)*3/4].Add(time.Nanosecond),   // just after an event: it goes
 		time.Date(1999, 1, 1, 0, 0, 0, 0, time.UTC),    // nothing that old
 	} {
 		var want int64
