@@ -249,24 +249,38 @@ func (s *Spool) probe(ctx context.Context, pinger interface{ Ping(context.Contex
 	return pinger.Ping(pctx)
 }
 
-// replayOne appends the oldest spooled batch to the store and removes it
-// from the spool.
+// Bounds of one replay Append: spooled batches are coalesced up to these,
+// so a spool of many small batches replays in few transactions.
+const (
+	replayMaxBatches = 64
+	replayMaxBytes   = 16 << 20
+)
+
+// replayOne appends the oldest spooled batches to the store, as one batch,
+// and removes them from the spool.
 func (s *Spool) replayOne(ctx context.Context) error {
-	payload, ok, err := s.file.peekRecord()
-	if err != nil || !ok {
+	payloads, err := s.file.peekRecords(replayMaxBatches, replayMaxBytes)
+	if err != nil || len(payloads) == 0 {
 		return err
 	}
 	var batch []agenttrail.Event
-	if err := json.Unmarshal(payload, &batch); err != nil || len(batch) == 0 {
-		// The CRC matched, so this is not a torn write; it cannot be
-		// replayed by anyone, and must not block the batches behind it.
-		s.log.Error("a spooled batch does not decode; discarding it", "err", err)
-		s.m.discarded.WithLabelValues(discardUndecodable).Inc()
-		return s.file.ack()
+	for _, payload := range payloads {
+		var part []agenttrail.Event
+		if err := json.Unmarshal(payload, &part); err != nil || len(part) == 0 {
+			// The CRC matched, so this is not a torn write; it cannot be
+			// replayed by anyone, and must not block the batches behind it.
+			s.log.Error("a spooled batch does not decode; discarding it", "err", err)
+			s.m.discarded.WithLabelValues(discardUndecodable).Inc()
+			continue
+		}
+		batch = append(batch, part...)
 	}
-	actx, cancel := context.WithTimeout(ctx, s.cfg.StoreTimeout)
-	res, err := s.store.Append(actx, batch)
-	cancel()
+	var res agenttrail.AppendResult
+	if len(batch) > 0 {
+		actx, cancel := context.WithTimeout(ctx, s.cfg.StoreTimeout)
+		res, err = s.store.Append(actx, batch)
+		cancel()
+	}
 	switch agenttrail.ErrorCode(err) {
 	case "":
 	case agenttrail.EINVALID, agenttrail.ETOOLARGE:
@@ -279,7 +293,7 @@ func (s *Spool) replayOne(ctx context.Context) error {
 	s.m.replayed.Add(float64(res.Inserted))
 	s.m.replayedDuplicates.Add(float64(res.Duplicates))
 	if err := s.file.ack(); err != nil {
-		// The batch is stored; replaying it again is harmless.
+		// The batches are stored; replaying them again is harmless.
 		s.log.Error("cannot record spool replay progress", "err", err)
 	}
 	return nil
@@ -344,11 +358,12 @@ func (s *Spool) Degraded() (reason string, refusing bool) {
 	if st.StoreError == nil && st.Batches == 0 {
 		return "", false
 	}
-	reason = fmt.Sprintf("the store failed (%s); %d batches (%d bytes) spooled since %s, replayed when it answers",
-		agenttrail.ErrorMessage(st.StoreError), st.Batches, st.Bytes, st.Since.UTC().Format(time.RFC3339))
+	// The store's own error is logged, not shown: /readyz is open to all.
+	reason = fmt.Sprintf("the store is unavailable since %s; %d batches (%d bytes) spooled, replayed when it answers",
+		st.Since.UTC().Format(time.RFC3339), st.Batches, st.Bytes)
 	if st.Full {
-		reason = fmt.Sprintf("the store failed (%s) and the spool is full (%d bytes); ingest is refused",
-			agenttrail.ErrorMessage(st.StoreError), st.Bytes)
+		reason = fmt.Sprintf("the store is unavailable since %s and the spool is full (%d bytes); ingest is refused",
+			st.Since.UTC().Format(time.RFC3339), st.Bytes)
 	}
 	return reason, st.Full
 }

@@ -63,11 +63,11 @@ type spoolLog struct {
 	records int
 	corrupt int64
 
-	w    *os.File
-	r    *os.File // reader on segs[0]
-	rOff int64
-	next int64 // rOff after the record last returned by peek
-	peek bool
+	w      *os.File
+	r      *os.File // reader on segs[0]
+	rOff   int64
+	next   int64 // rOff after the records last returned by peekRecords
+	peeked int   // how many records peekRecords returned, not yet acknowledged
 }
 
 // openSpoolLog opens, creating when needed, the log in dir. Appends always
@@ -243,71 +243,101 @@ func (l *spoolLog) create() error {
 	return nil
 }
 
-// peekRecord returns the oldest unacknowledged record, or ok false when
-// there is none. Damaged records on the way are skipped and counted.
-func (l *spoolLog) peekRecord() (payload []byte, ok bool, err error) {
+// peekRecords returns the oldest unacknowledged records, in order: at
+// least one when there is any, at most maxRecords, and more than one only
+// while their payloads fit in maxBytes. They come from one segment. Damaged
+// records at the head are skipped and counted; a damaged one after the
+// first ends the run, to be skipped by the next call.
+func (l *spoolLog) peekRecords(maxRecords int, maxBytes int64) ([][]byte, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	for l.records > 0 {
+	l.peeked = 0
+	var (
+		out  [][]byte
+		size int64
+		err  error
+	)
+	for l.records > 0 && len(out) < maxRecords {
 		seg := &l.segs[0]
 		if l.r == nil {
 			if l.r, err = os.Open(l.path(seg.n)); err != nil {
-				return nil, false, fmt.Errorf("spool: %w", err)
+				return nil, fmt.Errorf("spool: %w", err)
 			}
 			l.rOff = seg.start
 		}
+		off := l.rOff
+		if len(out) > 0 {
+			off = l.next
+		}
 		var hdr [recordHeaderSize]byte
-		if _, err := l.r.ReadAt(hdr[:], l.rOff); err != nil {
+		if _, err := l.r.ReadAt(hdr[:], off); err != nil {
 			if !errors.Is(err, io.EOF) {
-				return nil, false, fmt.Errorf("spool: %w", err)
+				return nil, fmt.Errorf("spool: %w", err)
+			}
+			if len(out) > 0 {
+				break
 			}
 			if err := l.dropHead(); err != nil {
-				return nil, false, err
+				return nil, err
 			}
 			continue
 		}
-		size := int64(binary.BigEndian.Uint32(hdr[:4]))
-		if size == 0 || l.rOff+recordHeaderSize+size > seg.size {
+		n := int64(binary.BigEndian.Uint32(hdr[:4]))
+		if n == 0 || off+recordHeaderSize+n > seg.size {
+			if len(out) > 0 {
+				break
+			}
 			if err := l.dropHead(); err != nil { // a torn tail
-				return nil, false, err
+				return nil, err
 			}
 			continue
 		}
-		payload = make([]byte, size)
-		if _, err := l.r.ReadAt(payload, l.rOff+recordHeaderSize); err != nil {
-			return nil, false, fmt.Errorf("spool: %w", err)
+		if len(out) > 0 && size+n > maxBytes {
+			break
 		}
-		end := l.rOff + recordHeaderSize + size
+		payload := make([]byte, n)
+		if _, err := l.r.ReadAt(payload, off+recordHeaderSize); err != nil {
+			return nil, fmt.Errorf("spool: %w", err)
+		}
+		end := off + recordHeaderSize + n
 		if crc32.Checksum(payload, l.table) != binary.BigEndian.Uint32(hdr[4:]) {
+			if len(out) > 0 {
+				break
+			}
 			l.corrupt++
 			l.rOff = end
 			seg.records--
 			l.records--
 			if seg.records == 0 {
 				if err := l.dropHead(); err != nil {
-					return nil, false, err
+					return nil, err
 				}
 			}
 			continue
 		}
-		l.next, l.peek = end, true
-		return payload, true, nil
+		out = append(out, payload)
+		size += n
+		l.next = end
+		if len(out) == seg.records {
+			break // the rest is in the next segment
+		}
 	}
-	return nil, false, nil
+	l.peeked = len(out)
+	return out, nil
 }
 
-// ack removes the record last returned by peekRecord, deleting its segment
-// when that was the segment's last record.
+// ack removes the records last returned by peekRecords, deleting their
+// segment when they were its last.
 func (l *spoolLog) ack() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if !l.peek {
+	if l.peeked == 0 {
 		return nil
 	}
-	l.peek = false
 	l.rOff = l.next
-	l.segs[0].records--
-	l.records--
+	l.segs[0].records -= l.peeked
+	l.records -= l.peeked
+	l.peeked = 0
 	if l.segs[0].records == 0 {
 		return l.dropHead()
 	}
@@ -329,7 +359,7 @@ func (l *spoolLog) dropHead() error {
 	l.segs = l.segs[1:]
 	l.size -= seg.size
 	l.records -= seg.records
-	l.rOff, l.peek = 0, false
+	l.rOff, l.peeked = 0, 0
 	if err := l.removeSegment(seg.n); err != nil {
 		return fmt.Errorf("spool: %w", err)
 	}

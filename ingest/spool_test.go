@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -144,6 +145,10 @@ func TestSpoolOutage(t *testing.T) {
 
 	runSpool(t, sp)
 	waitFor(t, "the spool to drain", func() bool { return sp.Status().Batches == 0 })
+	// The six spooled batches are replayed in one Append.
+	if calls := store.calls(); !slices.Contains(calls, 107) {
+		t.Errorf("store Appends %v: want the 107 spooled events replayed in one", calls)
+	}
 	submit(3, agenttrail.AppendResult{Inserted: 3})
 	got := storedInOrder(t, store)
 	if fmt.Sprint(got) != fmt.Sprint(want) {
@@ -386,5 +391,37 @@ func TestSpoolReplayRefusal(t *testing.T) {
 	}
 	if got := labeled(t, reg, "agenttrail_ingest_spool_discarded_total", "store_refused"); got != 1 {
 		t.Errorf("agenttrail_ingest_spool_discarded_total{reason=store_refused} = %v, want 1", got)
+	}
+}
+
+// TestSpoolManySegments spools enough to fill several segment files and
+// checks that the replay, which coalesces batches within a segment, stores
+// everything in the order it was accepted.
+func TestSpoolManySegments(t *testing.T) {
+	store := openStore(t)
+	down := outage(store)
+	down.Store(true)
+	dir := t.TempDir()
+	// 32 MiB makes 2 MiB segments.
+	sp := openTestSpool(t, store, ingest.SpoolConfig{Dir: dir, MaxBytes: 32 << 20}, nil)
+	var want []string
+	for i := 0; i < 150; i++ {
+		evs := events(50)
+		for j := range evs {
+			evs[j].Description = fmt.Sprintf("batch %d event %d, padded to make the spool grow %0200d", i, j, 0)
+			want = append(want, evs[j].ID)
+		}
+		if res, err := sp.Append(t.Context(), evs); err != nil || res.Spooled != 50 {
+			t.Fatalf("Append = %+v, %v", res, err)
+		}
+	}
+	if segs, _ := filepath.Glob(filepath.Join(dir, "*.seg")); len(segs) < 2 {
+		t.Fatalf("%d segment files, want several for this test", len(segs))
+	}
+	down.Store(false)
+	runSpool(t, sp)
+	waitFor(t, "the spool to drain", func() bool { return sp.Status().Batches == 0 })
+	if got := storedInOrder(t, store); !slices.Equal(got, want) {
+		t.Fatalf("stored %d events, want the %d spooled, in order", len(got), len(want))
 	}
 }
