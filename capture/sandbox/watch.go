@@ -223,10 +223,10 @@ func (w *Watcher) handle(ev fsnotify.Event) {
 	case ev.Has(fsnotify.Write):
 		w.co.write(rel, now)
 	case ev.Has(fsnotify.Remove):
+		// A directory is removed after everything in it, each with its own
+		// event, and the kernel drops its watch: only the map entry is left.
 		isDir := w.dirs[ev.Name]
-		if isDir {
-			w.forgetTree(ev.Name)
-		}
+		delete(w.dirs, ev.Name)
 		w.co.remove(rel, isDir, now)
 	case ev.Has(fsnotify.Rename):
 		if _, ok := w.selfMoves[ev.Name]; ok {

@@ -286,3 +286,45 @@ func TestWatchRecordsLostEvents(t *testing.T) {
 		t.Errorf("lost events recorded as %s %s %q (sandbox %q), want file_events_lost error with a reason", e.Action, e.Result, e.Description, m.Name)
 	}
 }
+
+// TestWatchRemoveTree removes a watched tree at once: each file and
+// directory is one delete, and the watches go with them.
+func TestWatchRemoveTree(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, "a", "b"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"a/1", "a/b/2"} {
+		if err := os.WriteFile(filepath.Join(dir, filepath.FromSlash(f)), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mem := newMemRecorder()
+	w, err := NewWatcher(WatchConfig{Dir: dir, Recursive: true, Recorder: mem, Logger: discardLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	if err := os.RemoveAll(filepath.Join(dir, "a")); err != nil {
+		t.Fatal(err)
+	}
+	mem.wait(t, 4)
+	cancel()
+	<-done
+	got := fileOps(t, mem.all())
+	slices.SortFunc(got, func(a, b fileOp) int { return strings.Compare(a.path, b.path) })
+	want := []fileOp{
+		{OpFileDelete, "a", "", true},
+		{OpFileDelete, "a/1", "", false},
+		{OpFileDelete, "a/b", "", true},
+		{OpFileDelete, "a/b/2", "", false},
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("events = %v, want %v", got, want)
+	}
+	if len(w.dirs) != 1 || !w.dirs[w.dir] {
+		t.Errorf("watched directories after the removal: %v, want only the root", w.dirs)
+	}
+}

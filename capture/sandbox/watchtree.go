@@ -26,8 +26,11 @@ func (w *Watcher) rel(path string) (string, bool) {
 }
 
 // addTree watches root and the directories under it. found, when set, is
-// told of every file and directory under root.
+// told of every file and directory under root. Directories that cannot be
+// watched (the watch limit is reached, permissions) are recorded as one
+// lost-events event per call.
 func (w *Watcher) addTree(root string, found func(path string, dir bool)) {
+	failed, firstErr := 0, error(nil)
 	filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			if path == root || !errors.Is(err, fs.ErrNotExist) {
@@ -43,13 +46,18 @@ func (w *Watcher) addTree(root string, found func(path string, dir bool)) {
 		}
 		if err := w.fs.Add(path); err != nil {
 			if !errors.Is(err, fs.ErrNotExist) {
-				w.lost(context.Background(), fmt.Sprintf("cannot watch %s: %v", path, err))
+				if failed++; firstErr == nil {
+					firstErr = fmt.Errorf("%s: %w", path, err)
+				}
 			}
 			return fs.SkipDir
 		}
 		w.dirs[path] = true
 		return nil
 	})
+	if failed > 0 {
+		w.lost(context.Background(), fmt.Sprintf("cannot watch %d directories, file events under them are not recorded: %v", failed, firstErr))
+	}
 }
 
 // forgetTree drops the watches of root and the directories under it, which
