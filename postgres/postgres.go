@@ -3,8 +3,9 @@
 // deduplication through an unpartitioned table of ids, and hourly and daily
 // rollups kept in the same transaction as the events they count.
 //
-// The store lives in the first schema of the connection's search_path, so
-// several stores (or test runs) can share one database. Times are kept to
+// The store lives in the connection's current schema (the first schema of
+// its search_path that exists), so several stores, or test runs, can share
+// one database. Times are kept to
 // the microsecond, PostgreSQL's precision.
 //
 // One process writes to a schema: Append and DeleteBefore are serialized
@@ -45,9 +46,9 @@ type Store struct {
 }
 
 // Open connects to the PostgreSQL database of dsn (a URL or key/value DSN
-// accepted by pgx), applies pending migrations to the first schema of its
-// search_path under an advisory lock, and creates the day partitions from
-// yesterday to two days ahead. A nil logger discards logs. Sessions use the
+// accepted by pgx), applies pending migrations to its current schema under
+// an advisory lock, and creates the day partitions from yesterday to two
+// days ahead. Pool settings such as pool_max_conns may be given in dsn. A nil logger discards logs. Sessions use the
 // UTC time zone whatever the DSN says, because buckets are UTC.
 func Open(ctx context.Context, dsn string, logger *slog.Logger) (*Store, error) {
 	if logger == nil {
