@@ -44,8 +44,9 @@ func parseExport(v url.Values, now time.Time) (string, agenttrail.Filter, error)
 // exportEvents is GET /v1/export: every event the filters match, in seq
 // (commit) order, in one format. It pages through the store and flushes
 // each page as it goes, so memory stays bounded and the client sees
-// progress; it stops when the client goes away. Events committed while the
-// export runs are included when they match.
+// progress; it stops when the client goes away. It is a snapshot: it ends
+// at the newest commit when it started, so an export of a busy trail ends,
+// and two exports with an absolute until agree.
 //
 // An error before the first byte (a bad parameter, the store failing on
 // the first page) is a problem+json answer. After it, the status is sent
@@ -56,6 +57,11 @@ func (s *Server) exportEvents(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	now := s.now()
 	format, f, err := parseExport(r.URL.Query(), now)
+	if err != nil {
+		writeProblem(w, r, s.log, err)
+		return
+	}
+	head, err := s.headSeq(ctx)
 	if err != nil {
 		writeProblem(w, r, s.log, err)
 		return
@@ -80,13 +86,18 @@ func (s *Server) exportEvents(w http.ResponseWriter, r *http.Request) {
 	n := 0
 	for {
 		_ = rc.SetWriteDeadline(time.Now().Add(streamWriteGrace))
+		end := false
 		for i := range page.Events {
+			if page.Events[i].Seq > head {
+				end = true // committed after the export began
+				break
+			}
 			if err := ew.Write(&page.Events[i]); err != nil {
 				s.cutExport(ctx, "writing export", err, n)
 			}
+			n++
 		}
-		n += len(page.Events)
-		if len(page.Events) < q.Limit || page.Next == nil {
+		if end || len(page.Events) < q.Limit || page.Next == nil {
 			break
 		}
 		if err := ew.Flush(); err != nil {

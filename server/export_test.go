@@ -13,11 +13,14 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/agenttrail/agenttrail"
 	"github.com/agenttrail/agenttrail/export"
+	"github.com/agenttrail/agenttrail/storetest"
 )
 
 // exportedIDs reads an export body in format and returns the org/id of each
@@ -196,48 +199,105 @@ func TestExportOrgScope(t *testing.T) {
 	problemFrom(t, "no token", get("", ""), http.StatusUnauthorized)
 }
 
-// failingStore is the real store with a fault injected: Query fails once
-// failAfter calls succeeded.
-type failingStore struct {
+// hookStore is the real store with a hook run before each Query, which may
+// inject a failure.
+type hookStore struct {
 	agenttrail.Store
-	calls, failAfter atomic.Int64
+	before func(q agenttrail.Query) error
 }
 
-func (s *failingStore) Query(ctx context.Context, q agenttrail.Query) (agenttrail.Page, error) {
-	if s.calls.Add(1) > s.failAfter.Load() {
-		return agenttrail.Page{}, errors.New("disk on fire")
+func (s *hookStore) Query(ctx context.Context, q agenttrail.Query) (agenttrail.Page, error) {
+	if err := s.before(q); err != nil {
+		return agenttrail.Page{}, err
 	}
 	return s.Store.Query(ctx, q)
 }
 
+// exportQuery reports whether q is one of an export's pages (the tests
+// below filter on every result, which the export's own head lookup does
+// not) and which: 1 for the first.
+func exportPageOf(q agenttrail.Query) int {
+	if len(q.Filter.Result) == 0 {
+		return 0
+	}
+	if q.After == nil {
+		return 1
+	}
+	return 2
+}
+
+const allResults = "result=success&result=failure&result=error"
+
 func TestExportStoreFailure(t *testing.T) {
 	e := newEnv(t, options{now: testNow})
 	dataset(t, e, 13, 1500)
-	fs := &failingStore{Store: e.store}
-	s := New(Config{Store: fs, Ingest: e.pipeline, Now: e.clock.Now})
+	var failOn atomic.Int64 // 0: every query; n: the export's page n
+	hs := &hookStore{Store: e.store, before: func(q agenttrail.Query) error {
+		if n := failOn.Load(); n == 0 || int64(exportPageOf(q)) == n {
+			return errors.New("disk on fire")
+		}
+		return nil
+	}}
+	s := New(Config{Store: hs, Ingest: e.pipeline, Now: e.clock.Now})
 	srv := newTestHTTPServer(t, s.Handler())
+	hc := testClient(t)
 
 	// Before the first byte: a problem.
-	fs.failAfter.Store(0)
-	hc := testClient(t)
-	resp, err := hc.Get(srv + "/v1/export")
-	if err != nil {
-		t.Fatal(err)
+	for _, n := range []int64{0, 1} {
+		failOn.Store(n)
+		resp, err := hc.Get(srv + "/v1/export?" + allResults)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		problemFrom(t, "export, store failing", response{status: resp.StatusCode, header: resp.Header, body: body}, http.StatusInternalServerError)
 	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	problemFrom(t, "export, store failing at once", response{status: resp.StatusCode, header: resp.Header, body: body}, http.StatusInternalServerError)
 
 	// After it: a cut body, never a complete-looking one.
-	fs.calls.Store(0)
-	fs.failAfter.Store(1)
-	resp, err = hc.Get(srv + "/v1/export")
+	failOn.Store(2)
+	resp, err := hc.Get(srv + "/v1/export?" + allResults)
 	if err != nil {
 		t.Fatal(err)
 	}
-	body, err = io.ReadAll(resp.Body)
+	body, err := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK || !errors.Is(err, io.ErrUnexpectedEOF) {
+	if resp.StatusCode != http.StatusOK || !errors.Is(err, io.ErrUnexpectedEOF) || len(body) == 0 {
 		t.Errorf("export, store failing on page 2: %d, read error %v after %d bytes; want 200 and an unexpected EOF", resp.StatusCode, err, len(body))
+	}
+}
+
+// TestExportSnapshot commits events while an export runs and wants the
+// export to end at what was committed when it began.
+func TestExportSnapshot(t *testing.T) {
+	e := newEnv(t, options{now: testNow})
+	events := dataset(t, e, 14, 1500)
+	var once sync.Once
+	hs := &hookStore{Store: e.store, before: func(q agenttrail.Query) error {
+		if exportPageOf(q) == 1 {
+			once.Do(func() { e.ingest(t, storetest.Events(15, 1200, testNow.Add(-time.Hour), time.Minute)) })
+		}
+		return nil
+	}}
+	s := New(Config{Store: hs, Ingest: e.pipeline, Now: e.clock.Now})
+	srv := newTestHTTPServer(t, s.Handler())
+	resp, err := testClient(t).Get(srv + "/v1/export?" + allResults)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("export = %d, %v", resp.StatusCode, err)
+	}
+	got := exportedIDs(t, export.NDJSON, body)
+	slices.Sort(got)
+	if want := matching(t, events, nil); !slices.Equal(got, want) {
+		t.Errorf("export during ingest: %d events, want the %d committed before it began", len(got), len(want))
+	}
+	var all EventsResponse
+	e.getJSON(t, "/v1/events?limit=1&sort=seq&since=2h", &all)
+	if len(all.Events) == 0 {
+		t.Fatal("the events committed during the export are not stored")
 	}
 }

@@ -121,7 +121,7 @@ func (st *streams) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if resume == "" && f.Since.IsZero() {
-		if after, err = st.headSeq(ctx); err != nil {
+		if after, err = s.headSeq(ctx); err != nil {
 			writeProblem(w, r, s.log, err)
 			return
 		}
@@ -166,7 +166,7 @@ func (st *streams) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	for {
 		probed := int64(-1)
 		if time.Since(lastProbe) >= st.probe {
-			if head, err = st.advance(ctx, head); err != nil {
+			if head, err = s.advance(ctx, head); err != nil {
 				if ctx.Err() == nil {
 					s.log.Warn("stream: reading events", "err", err)
 				}
@@ -227,14 +227,13 @@ func (st *streams) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// headSeq returns the seq of the newest commit, where a stream without a
-// resume point starts. The store has no call for it, so it starts from the
+// headSeq returns the seq of the newest commit: where a stream without a
+// resume point starts, and where an export ends. The store has no call for it, so it starts from the
 // event with the newest time (up to headSkew ahead of now, so one event
 // from a broken clock far in the future cannot anchor it) and pages
 // forward in seq order: only events committed after that one are read,
 // which in a live trail are few.
-func (st *streams) headSeq(ctx context.Context) (int64, error) {
-	s := st.s
+func (s *Server) headSeq(ctx context.Context) (int64, error) {
 	p, err := s.store.Query(ctx, agenttrail.Query{
 		Filter: agenttrail.Filter{Until: s.now().Add(headSkew)},
 		Sort:   agenttrail.SortTimeDesc, Limit: 1,
@@ -246,14 +245,14 @@ func (st *streams) headSeq(ctx context.Context) (int64, error) {
 	if len(p.Events) > 0 {
 		head = p.Events[0].Seq
 	}
-	return st.advance(ctx, head)
+	return s.advance(ctx, head)
 }
 
 // advance returns the newest seq in the store, reading forward from seq
 // from, in every org: it is used as a position only, never sent.
-func (st *streams) advance(ctx context.Context, from int64) (int64, error) {
+func (s *Server) advance(ctx context.Context, from int64) (int64, error) {
 	for {
-		p, err := st.s.store.Query(ctx, agenttrail.Query{Sort: agenttrail.SortSeq, Limit: exportPage, After: &agenttrail.Position{Seq: from}})
+		p, err := s.store.Query(ctx, agenttrail.Query{Sort: agenttrail.SortSeq, Limit: exportPage, After: &agenttrail.Position{Seq: from}})
 		if err != nil {
 			return 0, err
 		}
