@@ -162,11 +162,21 @@ func (st *streams) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// that returns less than a page has seen them all, and the position
 	// moves up to head. Each poll then walks only recent events.
 	head, lastProbe := after, time.Now()
+	if resume != "" || !f.Since.IsZero() {
+		// after may be far back: the first probe looks the head up
+		// instead of reading forward from there.
+		head = -1
+	}
 	var buf []byte
 	for {
 		probed := int64(-1)
 		if time.Since(lastProbe) >= st.probe {
-			if head, err = s.advance(ctx, head); err != nil {
+			if head < 0 {
+				head, err = s.headSeq(ctx)
+			} else {
+				head, err = s.advance(ctx, head)
+			}
+			if err != nil {
 				if ctx.Err() == nil {
 					s.log.Warn("stream: reading events", "err", err)
 				}

@@ -286,7 +286,10 @@ func TestStreamProbeSkipsUnmatched(t *testing.T) {
 		st.ServeHTTP(w, r.WithContext(withPrincipal(r.Context(), anonymous())))
 	}))
 	c := &env{url: base, client: testClient(t)}
-	s := c.openStream(t, "/?actor_id=rare", nil)
+	// Without since the position starts at the head; with since, at the
+	// start of the trail, and the first probe looks the head up.
+	live := c.openStream(t, "/?actor_id=rare", nil)
+	since := c.openStream(t, "/?actor_id=rare&since=1h", nil)
 	var want []agenttrail.Event
 	for round := range 4 {
 		e.ingest(t, newEvents("noise"+strconv.Itoa(round), "acme", "busy", 700))
@@ -295,6 +298,8 @@ func TestStreamProbeSkipsUnmatched(t *testing.T) {
 		e.ingest(t, rare)
 		want = append(want, rare...)
 	}
-	wantEvents(t, s, want)
-	s.quiet(t, 200*time.Millisecond)
+	for _, s := range []*sseStream{live, since} {
+		wantEvents(t, s, want)
+		s.quiet(t, 200*time.Millisecond)
+	}
 }
