@@ -44,7 +44,8 @@ func pgCode(code string) string {
 	case strings.HasPrefix(code, "08"), // connection exception
 		strings.HasPrefix(code, "53"),    // insufficient resources: disk full, too many connections
 		strings.HasPrefix(code, "57P"),   // operator intervention: shutdown, cannot connect now
-		code == "40001", code == "40P01": // serialization failure, deadlock: retry
+		code == "40001", code == "40P01", // serialization failure, deadlock: retry
+		code == "55P03", code == "57014": // lock_timeout, statement_timeout: busy, retry
 		return agenttrail.EUNAVAILABLE
 	case strings.HasPrefix(code, "22"): // data exception: a value the database refuses
 		return agenttrail.EINVALID

@@ -23,6 +23,7 @@ func TestFormatError(t *testing.T) {
 		{&pgconn.PgError{Code: "53100", Message: "could not extend file"}, agenttrail.EUNAVAILABLE},
 		{&pgconn.PgError{Code: "08006", Message: "connection failure"}, agenttrail.EUNAVAILABLE},
 		{&pgconn.PgError{Code: "40P01", Message: "deadlock detected"}, agenttrail.EUNAVAILABLE},
+		{&pgconn.PgError{Code: "55P03", Message: "canceling statement due to lock timeout"}, agenttrail.EUNAVAILABLE},
 		{&pgconn.PgError{Code: "22021", Message: "invalid byte sequence"}, agenttrail.EINVALID},
 		{&pgconn.PgError{Code: "42P01", Message: "relation does not exist"}, agenttrail.EINTERNAL},
 		{&net.OpError{Op: "dial", Net: "tcp", Err: errors.New("connection refused")}, agenttrail.EUNAVAILABLE},
