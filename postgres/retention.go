@@ -40,10 +40,11 @@ func (s *Store) deleteBefore(ctx context.Context, t time.Time) (int64, []time.Ti
 		return 0, nil, fmt.Errorf("begin: %w", err)
 	}
 	defer tx.Rollback(ctx) //nolint:errcheck // a no-op after Commit
-	// DROP TABLE on a partition waits for every query on events; bounded so
-	// a long export makes retention fail and retry rather than stall the
-	// queries queued behind its lock.
-	if _, err := tx.Exec(ctx, "SET LOCAL lock_timeout = '10s'"); err != nil {
+	// DROP TABLE on a partition needs an ACCESS EXCLUSIVE lock on events:
+	// it waits for running queries, and new ones queue behind it. The wait
+	// is short so a long export makes retention fail (EUNAVAILABLE) and be
+	// retried later, rather than stall every reader.
+	if _, err := tx.Exec(ctx, "SET LOCAL lock_timeout = '2s'"); err != nil {
 		return 0, nil, err
 	}
 	// The seq counter's row lock orders this with Appends of any process.
