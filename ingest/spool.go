@@ -23,9 +23,11 @@ type SpoolConfig struct {
 	// would go over it fails with an EUNAVAILABLE error wrapping
 	// ErrSpoolFull, which the HTTP API answers with 503 and Retry-After.
 	MaxBytes int64
-	// StoreTimeout bounds one store Append (default 30 s). A store that
-	// hangs is treated as one that failed: the batch is spooled. Should
-	// the abandoned Append commit after all, the replay is deduplicated.
+	// StoreTimeout bounds one store Append (default 10 s, far above a
+	// healthy commit of a full batch). A store that hangs is treated as
+	// one that failed: the batch is spooled, so senders are answered
+	// before their own timeouts. Should the abandoned Append commit after
+	// all, the replay is deduplicated.
 	StoreTimeout time.Duration
 	// MaxBackoff caps the wait between probes of a failed store (default
 	// 5 s); the first retry comes after 100 ms.
@@ -40,7 +42,7 @@ func (c SpoolConfig) withDefaults() SpoolConfig {
 		c.MaxBytes = DefaultSpoolMaxBytes
 	}
 	if c.StoreTimeout <= 0 {
-		c.StoreTimeout = 30 * time.Second
+		c.StoreTimeout = 10 * time.Second
 	}
 	if c.MaxBackoff <= 0 {
 		c.MaxBackoff = 5 * time.Second
