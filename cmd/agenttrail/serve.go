@@ -7,8 +7,8 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"net"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -29,9 +29,9 @@ import (
 // API, run as actors of one run.Group. End-to-end tests reuse it. Its zero
 // value is not usable; set the fields (ParseFlags does) and call Run.
 type Main struct {
-	Addr    string // listen address
-	DataDir string // embedded store, spool and token files
-	Store   string // "" or "sqlite" for the embedded store, or a postgres:// URL
+	Addr    string        // listen address
+	DataDir string        // embedded store, spool and token files
+	Store   string        // "" or "sqlite" for the embedded store, or a postgres:// URL
 	Retain  time.Duration // delete events older than this; 0 keeps everything
 
 	// SpoolMaxBytes bounds the spool in <data>/spool that takes ingest
