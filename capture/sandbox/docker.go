@@ -31,9 +31,12 @@ type DockerConfig struct {
 	Upstream Endpoint
 	// Recorder takes the events.
 	Recorder capture.Recorder
-	// Identities resolve the actor: the Engine API carries no credential,
-	// so it is the X-Agenttrail-Actor-Id header (the docker CLI sends it
-	// when config.json lists it under HttpHeaders), then Identities.Default.
+	// Identities resolve the actor. The Engine API carries no credential;
+	// on a unix socket served with ConnContext (Linux) the credential is
+	// the connecting process's user as "uid:N", so each agent running as
+	// its own user is told apart by the kernel. Then the
+	// X-Agenttrail-Actor-Id header (the docker CLI sends it when
+	// config.json lists it under HttpHeaders), then Identities.Default.
 	// Nil records every call as the actor "anonymous".
 	Identities *capture.Identities
 	// Redactor scrubs every event; exec commands often carry secrets. Nil
@@ -158,6 +161,18 @@ func (p *DockerProxy) rewrite(pr *httputil.ProxyRequest) {
 	pr.Out.URL.Host = p.upstreamHost()
 }
 
+// peerKey carries the peer credential of a connection.
+type peerKey struct{}
+
+// ConnContext notes who is at the other end of a unix socket connection,
+// for Identities. Set it as the http.Server's ConnContext.
+func (p *DockerProxy) ConnContext(ctx context.Context, c net.Conn) context.Context {
+	if cred := peerCredential(c); cred != "" {
+		return context.WithValue(ctx, peerKey{}, cred)
+	}
+	return ctx
+}
+
 // callKey carries the *call of a recorded request through the reverse
 // proxy's hooks.
 type callKey struct{}
@@ -170,7 +185,8 @@ func (p *DockerProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	var c *call
 	if rt.op != "" {
 		c = &call{start: start, route: rt, apiPath: r.URL.Path}
-		c.actor = p.ids.Resolve("", r.Header)
+		peer, _ := r.Context().Value(peerKey{}).(string)
+		c.actor = p.ids.Resolve(peer, r.Header)
 		if c.actor.ID == "" {
 			c.actor.ID = "anonymous"
 		}

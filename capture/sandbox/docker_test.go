@@ -2,8 +2,10 @@ package sandbox
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -211,5 +213,26 @@ func TestDockerExecCreatedElsewhere(t *testing.T) {
 	e, m := events[2], sandboxMeta(t, events[2])
 	if e.Action != "container.exec" || e.ResourceID != sandboxMeta(t, events[0]).ContainerID || m.Command != "ls -l /root" || m.Image != "alpine" || m.ExecID != created.Id {
 		t.Errorf("exec start = %s on %q, metadata %+v; want container.exec on the box container running ls -l /root", e.Action, e.ResourceID, m)
+	}
+}
+
+// TestDockerPeerCredential resolves the actor from the user of the process
+// connecting to the unix socket, which a header cannot override; over TCP
+// there is no such credential.
+func TestDockerPeerCredential(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("peer credentials are read on Linux only")
+	}
+	eng := startEngine(t, "tcp")
+	ids := &capture.Identities{Default: capture.Actor{ID: "default-agent"}}
+	ids.Add(fmt.Sprintf("uid:%d", os.Getuid()), capture.Actor{ID: "agent-by-uid"})
+	for _, tc := range []struct{ network, want string }{{"unix", "agent-by-uid"}, {"tcp", "default-agent"}} {
+		host, _, mem := startDockerProxy(t, tc.network, DockerConfig{Upstream: eng.endpoint(), Identities: ids})
+		if _, errOut, code := docker(t, host, "", "create", "alpine"); code != 0 {
+			t.Fatalf("docker create over %s: %s", tc.network, errOut)
+		}
+		if e := mem.wait(t, 1)[0]; e.ActorID != tc.want {
+			t.Errorf("over %s: actor %q, want %q", tc.network, e.ActorID, tc.want)
+		}
 	}
 }

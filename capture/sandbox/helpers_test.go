@@ -116,7 +116,7 @@ func startDockerProxy(t testing.TB, network string, cfg DockerConfig) (string, *
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := &http.Server{Handler: p, ErrorLog: slog.NewLogLogger(discardLogger().Handler(), slog.LevelError)}
+	srv := &http.Server{Handler: p, ConnContext: p.ConnContext, ErrorLog: slog.NewLogLogger(discardLogger().Handler(), slog.LevelError)}
 	go srv.Serve(l)
 	t.Cleanup(func() {
 		srv.Close()

@@ -77,7 +77,7 @@ func runProxyDocker(ctx context.Context, args []string, env *Env) error {
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: p, ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: p, ConnContext: p.ConnContext, ReadHeaderTimeout: 10 * time.Second}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(l) }()
 	fmt.Fprintf(env.Stderr, "agenttrail proxy docker: %s → %s\n  export DOCKER_HOST=%s\n", ln, up, ln)
