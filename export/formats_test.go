@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"reflect"
 	"strconv"
 	"strings"
 	"testing"
@@ -55,6 +56,15 @@ func TestOCSF(t *testing.T) {
 		if len(o.Resources) != 1 || o.Resources[0].Type != e.ResourceType || o.Resources[0].UID != e.ResourceID {
 			if e.ResourceType != "" || e.ResourceID != "" {
 				t.Errorf("line %d resources = %+v", i, o.Resources)
+			}
+		}
+		if len(e.Metadata) > 0 {
+			var want, got any
+			_ = json.Unmarshal(e.Metadata, &want)
+			b, _ := json.Marshal(o.Unmapped["metadata"])
+			_ = json.Unmarshal(b, &got)
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("line %d unmapped.metadata = %s, want %s", i, b, e.Metadata)
 			}
 		}
 		if e.Project != "" && o.Unmapped["project"] != e.Project {

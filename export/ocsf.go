@@ -188,14 +188,8 @@ func ocsfEventOf(e *agenttrail.Event, product ocsfProduct) OCSFEvent {
 	if e.ProducerID != "" {
 		o.SrcEndpoint = &ocsfEndpoint{UID: e.ProducerID}
 	}
-	meta := metadataOf(e)
-	if h, ok := meta["http"].(map[string]any); ok {
-		if d, _ := h["domain"].(string); d != "" {
-			o.DstEndpoint = &ocsfEndpoint{Hostname: d}
-			if p, ok := h["port"].(float64); ok {
-				o.DstEndpoint.Port = int(p)
-			}
-		}
+	if e.Source == agenttrail.SourceEgress {
+		o.DstEndpoint = destinationOf(e)
 	}
 	u := map[string]any{}
 	if e.Project != "" {
@@ -204,8 +198,8 @@ func ocsfEventOf(e *agenttrail.Event, product ocsfProduct) OCSFEvent {
 	if e.ProducerSeq != 0 {
 		u["producer_seq"] = e.ProducerSeq
 	}
-	if meta != nil {
-		u["metadata"] = meta
+	if len(e.Metadata) > 0 && json.Valid(e.Metadata) {
+		u["metadata"] = e.Metadata // as stored: no decoding and encoding again
 	}
 	if len(u) > 0 {
 		o.Unmapped = u
@@ -228,17 +222,19 @@ func ocsfUserOf(e *agenttrail.Event) ocsfUser {
 	return u
 }
 
-// metadataOf decodes the event's metadata object, nil when it has none or
-// it is not an object.
-func metadataOf(e *agenttrail.Event) map[string]any {
-	if len(e.Metadata) == 0 {
+// destinationOf returns the upstream of a forward-proxy event, from
+// metadata.http, or nil.
+func destinationOf(e *agenttrail.Event) *ocsfEndpoint {
+	var m struct {
+		HTTP struct {
+			Domain string `json:"domain"`
+			Port   int    `json:"port"`
+		} `json:"http"`
+	}
+	if json.Unmarshal(e.Metadata, &m) != nil || m.HTTP.Domain == "" {
 		return nil
 	}
-	var m map[string]any
-	if json.Unmarshal(e.Metadata, &m) != nil {
-		return nil
-	}
-	return m
+	return &ocsfEndpoint{Hostname: m.HTTP.Domain, Port: m.HTTP.Port}
 }
 
 // activityOf reads the OCSF activity from the verb of the action: an HTTP
