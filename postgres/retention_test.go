@@ -8,6 +8,7 @@ import (
 
 	"github.com/agenttrail/agenttrail"
 	"github.com/agenttrail/agenttrail/storetest"
+	"github.com/jackc/pgx/v5"
 )
 
 func TestDeleteBeforeDropsPartitions(t *testing.T) {
@@ -145,4 +146,41 @@ func TestDeleteBeforeAligned(t *testing.T) {
 		}
 		checkRollups(t, dsn)
 	}
+}
+
+// TestDeleteBeforeBlocked holds a reader open on events: retention cannot
+// drop partitions, gives up after a short wait as unavailable, and leaves
+// everything as it was; once the reader is gone it succeeds.
+func TestDeleteBeforeBlocked(t *testing.T) {
+	s, dsn := openStore(t)
+	ctx := context.Background()
+	start := storetest.Base()
+	stored := storetest.AppendAll(t, s, storetest.Events(11, 500, start, 3*24*time.Hour), 500)
+	reader, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reader.Close(ctx)
+	tx, err := reader.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, "SELECT count(*) FROM events"); err != nil {
+		t.Fatal(err)
+	}
+	cut := day(start).AddDate(0, 0, 2).Add(time.Hour)
+	_, err = s.DeleteBefore(ctx, cut)
+	if code := agenttrail.ErrorCode(err); code != agenttrail.EUNAVAILABLE {
+		t.Errorf("DeleteBefore(while a reader holds events) error code = %q (%v), want %q", code, err, agenttrail.EUNAVAILABLE)
+	}
+	if n := queryInt(t, dsn, "SELECT count(*) FROM event_ids"); n != int64(len(stored)) {
+		t.Errorf("after a failed DeleteBefore, %d ids, want %d", n, len(stored))
+	}
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.DeleteBefore(ctx, cut); err != nil {
+		t.Errorf("DeleteBefore(after the reader ended) error: %v", err)
+	}
+	checkRollups(t, dsn)
 }
