@@ -20,7 +20,9 @@ import (
 //
 // Agents set DOCKER_HOST to --listen; every container lifecycle call, exec
 // and docker cp is recorded as a sandbox event, and everything else is
-// relayed unchanged.
+// relayed unchanged. On a unix socket the kernel says which user connects:
+// --identities keys of the form "uid:N" map it to an actor, so agents
+// running as their own users are told apart.
 func runProxyDocker(ctx context.Context, args []string, env *Env) error {
 	fs := newFlagSet("proxy docker", env)
 	var cf captureFlags
