@@ -48,8 +48,9 @@ func commands() []command {
 		{"export", "export every matching event: --format ndjson, csv, ocsf or cef", runExport},
 		{"gaps", "heartbeat and sequence gaps: what agents failed to deliver", runGaps},
 		{"demo", "send realistic traffic from all seven surfaces to a server", runDemo},
-		{"proxy", "run a capture proxy: llm, mcp, egress", runProxy},
+		{"proxy", "run a capture proxy: llm, mcp, egress, kube, aws, docker", runProxy},
 		{"exec", "run a command and record it: agenttrail exec -- CMD ARGS...", runExec},
+		{"watch", "record file operations under a sandbox directory", runWatch},
 		{"bench", "measure ingest and query performance (DESIGN §6)", runBench},
 		{"token", "create, list and revoke the server's bearer tokens", runToken},
 	}

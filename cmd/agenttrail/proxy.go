@@ -13,6 +13,7 @@ func proxies() []command {
 		{"egress", "HTTP forward proxy: CONNECT tunnels and plain HTTP, with an egress policy", runProxyEgress},
 		{"kube", "Kubernetes API reverse proxy: verbs, resources, impersonation", runProxyKube},
 		{"aws", "AWS API proxy: checks agents' SigV4, re-signs with the real keys", runProxyAWS},
+		{"docker", "Docker Engine API proxy: container lifecycle, exec, docker cp", runProxyDocker},
 	}
 }
 
