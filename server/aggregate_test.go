@@ -27,8 +27,11 @@ func sums(b *agenttrail.Bucket, ev *agenttrail.Event) {
 
 func sameFloat(a, b float64) bool { return math.Abs(a-b) <= 1e-6*math.Max(1, math.Abs(b)) }
 
-func TestAggregateMatchesEvents(t *testing.T) {
-	e := newEnv(t, options{now: testNow})
+func TestAggregateMatchesEvents(t *testing.T) { forEachStore(t, testAggregateMatchesEvents) }
+
+func testAggregateMatchesEvents(t *testing.T, o options) {
+	o.now = testNow
+	e := newEnv(t, o)
 	events := dataset(t, e, 7, 1500)
 	cut := testNow.Add(-40 * time.Hour).Truncate(time.Minute)
 	filters := []struct {
@@ -117,8 +120,11 @@ func dimension(ev *agenttrail.Event, by agenttrail.Dimension) string {
 	panic("unknown dimension " + by)
 }
 
-func TestTimeseriesMatchesEvents(t *testing.T) {
-	e := newEnv(t, options{now: testNow})
+func TestTimeseriesMatchesEvents(t *testing.T) { forEachStore(t, testTimeseriesMatchesEvents) }
+
+func testTimeseriesMatchesEvents(t *testing.T, o options) {
+	o.now = testNow
+	e := newEnv(t, o)
 	events := dataset(t, e, 8, 1200)
 	since := testNow.Add(-80 * time.Hour).Add(17 * time.Minute) // 2025-03-09T04:17Z
 	until := testNow.Add(-3 * time.Hour)

@@ -36,12 +36,15 @@ func heartbeats(org, actor string, start time.Time, iv time.Duration, n int, int
 	return out
 }
 
-func TestGaps(t *testing.T) {
+func TestGaps(t *testing.T) { forEachStore(t, testGaps) }
+
+func testGaps(t *testing.T, o options) {
 	now := time.Date(2026, 5, 4, 12, 0, 0, 0, time.UTC)
-	e := newEnv(t, options{now: now, auth: tokens{
+	o.now, o.auth = now, tokens{
 		"admin": {Name: "admin", Role: RoleAdmin, Org: AllOrgs},
 		"acme":  {Name: "acme-reader", Role: RoleRead, Org: "acme"},
-	}})
+	}
+	e := newEnv(t, o)
 	start := now.Add(-10 * time.Minute)
 	var evs []agenttrail.Event
 	// fast heartbeats every second, stating so; 3 missing from the 100th.

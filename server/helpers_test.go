@@ -44,7 +44,7 @@ func (c *clock) Set(t time.Time) {
 }
 
 // env is a Server on a real listener in front of a real ingest pipeline and
-// SQLite store, torn down when the test ends.
+// store (SQLite unless options say otherwise), torn down when the test ends.
 type env struct {
 	srv      *Server
 	url      string
@@ -62,6 +62,24 @@ type options struct {
 	ingest ingest.Config
 	now    time.Time // zero: the real time at start
 	logger *slog.Logger
+	// store opens the store the server runs on; nil is SQLite in
+	// t.TempDir(). newEnv closes the store when the test ends.
+	store func(t testing.TB) agenttrail.Store
+}
+
+// forEachStore runs test once per store, as subtests "sqlite" and
+// "postgres", with options naming that store: the API must behave the same
+// on both. The PostgreSQL run skips unless AGENTTRAIL_TEST_POSTGRES names a
+// server, and fails if it names one that cannot be reached.
+func forEachStore(t *testing.T, test func(t *testing.T, o options)) {
+	t.Helper()
+	t.Run("sqlite", func(t *testing.T) { test(t, options{}) })
+	t.Run("postgres", func(t *testing.T) {
+		test(t, options{store: func(t testing.TB) agenttrail.Store {
+			st, _ := openPostgres(t) // a schema of its own, dropped at the end
+			return st
+		}})
+	})
 }
 
 func newEnv(t testing.TB, o options) *env {
@@ -70,9 +88,15 @@ func newEnv(t testing.TB, o options) *env {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	store, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "trail.db"), logger)
-	if err != nil {
-		t.Fatalf("sqlite.Open: %v", err)
+	var store agenttrail.Store
+	if o.store != nil {
+		store = o.store(t)
+	} else {
+		st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "trail.db"), logger)
+		if err != nil {
+			t.Fatalf("sqlite.Open: %v", err)
+		}
+		store = st
 	}
 	reg := prometheus.NewRegistry()
 	p := ingest.New(store, o.ingest, logger, reg)

@@ -8,8 +8,11 @@ import (
 	"github.com/agenttrail/agenttrail"
 )
 
-func TestHealth(t *testing.T) {
-	e := newEnv(t, options{now: testNow})
+func TestHealth(t *testing.T) { forEachStore(t, testHealth) }
+
+func testHealth(t *testing.T, o options) {
+	o.now = testNow
+	e := newEnv(t, o)
 	for _, path := range []string{"/livez", "/readyz"} {
 		var s Status
 		e.getJSON(t, path, &s)
@@ -29,8 +32,11 @@ func TestHealth(t *testing.T) {
 	e.getJSON(t, "/livez", &s) // the process is still up
 }
 
-func TestMetricsExposeIngestCounters(t *testing.T) {
-	e := newEnv(t, options{now: testNow})
+func TestMetricsExposeIngestCounters(t *testing.T) { forEachStore(t, testMetricsExposeIngestCounters) }
+
+func testMetricsExposeIngestCounters(t *testing.T, o options) {
+	o.now = testNow
+	e := newEnv(t, o)
 	body := validEvent("m-1") + "\n" + validEvent("m-2") + "\n" + validEvent("m-1") + "\n" + `{"actor_type":"robot"}` + "\n"
 	decodeIngest(t, "POST", e.post(t, "application/x-ndjson", []byte(body)))
 	r := e.get(t, "/metrics")

@@ -39,8 +39,11 @@ func decodeIngest(t *testing.T, what string, r response) IngestResponse {
 	return got
 }
 
-func TestIngestShapes(t *testing.T) {
-	e := newEnv(t, options{now: testNow})
+func TestIngestShapes(t *testing.T) { forEachStore(t, testIngestShapes) }
+
+func testIngestShapes(t *testing.T, o options) {
+	o.now = testNow
+	e := newEnv(t, o)
 	tests := []struct {
 		name        string
 		contentType string
@@ -78,8 +81,11 @@ func TestIngestShapes(t *testing.T) {
 	}
 }
 
-func TestIngestRejectsByIndex(t *testing.T) {
-	e := newEnv(t, options{now: testNow})
+func TestIngestRejectsByIndex(t *testing.T) { forEachStore(t, testIngestRejectsByIndex) }
+
+func testIngestRejectsByIndex(t *testing.T, o options) {
+	o.now = testNow
+	e := newEnv(t, o)
 	lines := []struct {
 		json  string
 		field string // "" when the line is valid
@@ -135,8 +141,11 @@ func TestIngestRejectsByIndex(t *testing.T) {
 	}
 }
 
-func TestIngestArrayKeepsGoodEvents(t *testing.T) {
-	e := newEnv(t, options{now: testNow})
+func TestIngestArrayKeepsGoodEvents(t *testing.T) { forEachStore(t, testIngestArrayKeepsGoodEvents) }
+
+func testIngestArrayKeepsGoodEvents(t *testing.T, o options) {
+	o.now = testNow
+	e := newEnv(t, o)
 	body := "[" + validEvent("a-0") + `, {"id":"a-1","actor_type":"robot","actor_id":"x","source":"shell","action":"x","result":"success"}, "text", ` + validEvent("a-3") + "]"
 	got := decodeIngest(t, "POST array", e.post(t, "application/json", []byte(body)))
 	want := []Rejection{{1, `actor_type: must be user, agent or system, not "robot"`}, {2, "event: must be a JSON object"}}
@@ -208,8 +217,11 @@ func TestIngestLimits(t *testing.T) {
 	}
 }
 
-func TestIngestDuplicates(t *testing.T) {
-	e := newEnv(t, options{now: testNow})
+func TestIngestDuplicates(t *testing.T) { forEachStore(t, testIngestDuplicates) }
+
+func testIngestDuplicates(t *testing.T, o options) {
+	o.now = testNow
+	e := newEnv(t, o)
 	body := []byte(validEvent("d-1") + "\n" + validEvent("d-2") + "\n" + validEvent("d-1") + "\n")
 	tests := []struct {
 		name string

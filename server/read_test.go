@@ -53,8 +53,11 @@ func checkOrder(t *testing.T, s string, events []agenttrail.Event) {
 	}
 }
 
-func TestPagination(t *testing.T) {
-	e := newEnv(t, options{now: testNow})
+func TestPagination(t *testing.T) { forEachStore(t, testPagination) }
+
+func testPagination(t *testing.T, o options) {
+	o.now = testNow
+	e := newEnv(t, o)
 	events := dataset(t, e, 1, 1000)
 	want := ids(events)
 	slices.Sort(want)
@@ -71,8 +74,11 @@ func TestPagination(t *testing.T) {
 	}
 }
 
-func TestPaginationWhileIngesting(t *testing.T) {
-	e := newEnv(t, options{now: testNow})
+func TestPaginationWhileIngesting(t *testing.T) { forEachStore(t, testPaginationWhileIngesting) }
+
+func testPaginationWhileIngesting(t *testing.T, o options) {
+	o.now = testNow
+	e := newEnv(t, o)
 	events := dataset(t, e, 2, 1000)
 	for k, s := range []string{"-time", "time", "seq"} {
 		t.Run(s, func(t *testing.T) {
@@ -109,8 +115,11 @@ func TestPaginationWhileIngesting(t *testing.T) {
 	}
 }
 
-func TestCursorErrors(t *testing.T) {
-	e := newEnv(t, options{now: testNow})
+func TestCursorErrors(t *testing.T) { forEachStore(t, testCursorErrors) }
+
+func testCursorErrors(t *testing.T, o options) {
+	o.now = testNow
+	e := newEnv(t, o)
 	dataset(t, e, 3, 120)
 	var page EventsResponse
 	e.getJSON(t, "/v1/events?limit=10&source=shell&source=llm-proxy", &page)
@@ -160,8 +169,11 @@ func TestCursorErrors(t *testing.T) {
 	}
 }
 
-func TestFilters(t *testing.T) {
-	e := newEnv(t, options{now: testNow})
+func TestFilters(t *testing.T) { forEachStore(t, testFilters) }
+
+func testFilters(t *testing.T, o options) {
+	o.now = testNow
+	e := newEnv(t, o)
 	events := dataset(t, e, 4, 600)
 	since := testNow.Add(-48 * time.Hour).Truncate(time.Second)
 	tests := []struct {
@@ -218,8 +230,11 @@ func TestFilters(t *testing.T) {
 	}
 }
 
-func TestSeqPicksUpLateEvent(t *testing.T) {
-	e := newEnv(t, options{now: testNow})
+func TestSeqPicksUpLateEvent(t *testing.T) { forEachStore(t, testSeqPicksUpLateEvent) }
+
+func testSeqPicksUpLateEvent(t *testing.T, o options) {
+	o.now = testNow
+	e := newEnv(t, o)
 	dataset(t, e, 5, 300)
 	// Follow the feed to its end, as a SIEM poller does.
 	var cursor string
@@ -286,8 +301,11 @@ func TestQueryParamErrors(t *testing.T) {
 	}
 }
 
-func TestGetEvent(t *testing.T) {
-	e := newEnv(t, options{now: testNow})
+func TestGetEvent(t *testing.T) { forEachStore(t, testGetEvent) }
+
+func testGetEvent(t *testing.T, o options) {
+	o.now = testNow
+	e := newEnv(t, o)
 	events := dataset(t, e, 6, 20)
 	want := events[7]
 	var got agenttrail.Event
