@@ -27,6 +27,9 @@ func (s *Store) Aggregate(ctx context.Context, f agenttrail.Filter, by agenttrai
 	if !by.Valid() {
 		return nil, agenttrail.Invalid("by", "must be one of source, actor_type, actor_id, result, action, resource_type, org, project, model, not %q", by)
 	}
+	if err := checkFilter(&f); err != nil {
+		return nil, err
+	}
 	groups, err := s.group(ctx, &f, by, 0)
 	if err != nil {
 		return nil, formatError("aggregate", err)
@@ -57,6 +60,9 @@ func (s *Store) Series(ctx context.Context, f agenttrail.Filter, iv agenttrail.I
 	}
 	if by != "" && !by.Valid() {
 		return nil, agenttrail.Invalid("by", "must be one of source, actor_type, actor_id, result, action, resource_type, org, project, model, not %q", by)
+	}
+	if err := checkFilter(&f); err != nil {
+		return nil, err
 	}
 	if f.Since.IsZero() || f.Until.IsZero() || !f.Since.Before(f.Until) {
 		return nil, agenttrail.Invalid("since", "a series needs since before until")

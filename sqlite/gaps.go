@@ -17,6 +17,9 @@ func (s *Store) HeartbeatGaps(ctx context.Context, f agenttrail.Filter, interval
 	if interval <= 0 {
 		return nil, agenttrail.Invalid("interval", "must be positive")
 	}
+	if err := checkFilter(&f); err != nil {
+		return nil, err
+	}
 	until := f.Until
 	if until.IsZero() {
 		until = time.Now().UTC()
@@ -76,6 +79,9 @@ func missed(d int64, interval time.Duration) int64 {
 // SequenceGaps finds, per (org, producer_id), the producer_seq values
 // missing between consecutive seqs seen among the events f matches.
 func (s *Store) SequenceGaps(ctx context.Context, f agenttrail.Filter) ([]agenttrail.SequenceGap, error) {
+	if err := checkFilter(&f); err != nil {
+		return nil, err
+	}
 	w := filterWhere(&f)
 	w.timeRange(f.Since, f.Until)
 	w.add("producer_id != ''")

@@ -20,31 +20,14 @@ func (s *Store) Query(ctx context.Context, q agenttrail.Query) (agenttrail.Page,
 	if q.Limit < 1 {
 		return agenttrail.Page{}, agenttrail.Invalid("limit", "must be at least 1")
 	}
-	w := filterWhere(&q.Filter)
-	w.timeRange(q.Filter.Since, q.Filter.Until)
-	var order string
-	switch q.Sort {
-	case agenttrail.SortTimeDesc, "":
-		q.Sort, order = agenttrail.SortTimeDesc, "time DESC, seq DESC"
-		if q.After != nil {
-			w.add("(time, seq) < (?, ?)", q.After.Time.UnixNano(), q.After.Seq)
-		}
-	case agenttrail.SortTimeAsc:
-		order = "time, seq"
-		if q.After != nil {
-			w.add("(time, seq) > (?, ?)", q.After.Time.UnixNano(), q.After.Seq)
-		}
-	case agenttrail.SortSeq:
-		order = "seq"
-		if q.After != nil {
-			w.add("seq > ?", q.After.Seq)
-		}
-	default:
-		return agenttrail.Page{}, agenttrail.Invalid("sort", "must be -time, time or seq, not %q", q.Sort)
+	if err := checkFilter(&q.Filter); err != nil {
+		return agenttrail.Page{}, err
 	}
-	query := "SELECT " + selectColumns + " FROM events WHERE " + w.String() +
-		" ORDER BY " + order + " LIMIT " + strconv.Itoa(q.Limit+1)
-	rows, err := s.r.QueryContext(ctx, query, w.args...)
+	query, args, err := pageSQL(&q)
+	if err != nil {
+		return agenttrail.Page{}, err
+	}
+	rows, err := s.r.QueryContext(ctx, query, args...)
 	if err != nil {
 		return agenttrail.Page{}, formatError("query", err)
 	}
@@ -73,6 +56,35 @@ func (s *Store) Query(ctx context.Context, q agenttrail.Query) (agenttrail.Page,
 	return p, nil
 }
 
+// pageSQL returns the statement of one page of q, which it normalizes
+// (an empty sort is -time).
+func pageSQL(q *agenttrail.Query) (string, []any, error) {
+	w := filterWhere(&q.Filter)
+	w.timeRange(q.Filter.Since, q.Filter.Until)
+	var order string
+	switch q.Sort {
+	case agenttrail.SortTimeDesc, "":
+		q.Sort, order = agenttrail.SortTimeDesc, "time DESC, seq DESC"
+		if q.After != nil {
+			w.add("(time, seq) < (?, ?)", q.After.Time.UnixNano(), q.After.Seq)
+		}
+	case agenttrail.SortTimeAsc:
+		order = "time, seq"
+		if q.After != nil {
+			w.add("(time, seq) > (?, ?)", q.After.Time.UnixNano(), q.After.Seq)
+		}
+	case agenttrail.SortSeq:
+		order = "seq"
+		if q.After != nil {
+			w.add("seq > ?", q.After.Seq)
+		}
+	default:
+		return "", nil, agenttrail.Invalid("sort", "must be -time, time or seq, not %q", q.Sort)
+	}
+	return "SELECT " + selectColumns + " FROM events WHERE " + w.String() +
+		" ORDER BY " + order + " LIMIT " + strconv.Itoa(q.Limit+1), w.args, nil
+}
+
 func positionOf(e *agenttrail.Event) *agenttrail.Position {
 	p := agenttrail.PositionOf(e)
 	return &p
@@ -81,6 +93,9 @@ func positionOf(e *agenttrail.Event) *agenttrail.Position {
 // Get returns the event with id among those f matches; ids that collide
 // across orgs resolve to the lowest seq.
 func (s *Store) Get(ctx context.Context, id string, f agenttrail.Filter) (agenttrail.Event, error) {
+	if err := checkFilter(&f); err != nil {
+		return agenttrail.Event{}, err
+	}
 	w := filterWhere(&f)
 	w.timeRange(f.Since, f.Until)
 	w.add("id = ?", id)
