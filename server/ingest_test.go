@@ -154,8 +154,11 @@ func testIngestArrayKeepsGoodEvents(t *testing.T, o options) {
 	}
 }
 
-func TestIngestUnparsable(t *testing.T) {
-	e := newEnv(t, options{now: testNow})
+func TestIngestUnparsable(t *testing.T) { forEachStore(t, testIngestUnparsable) }
+
+func testIngestUnparsable(t *testing.T, o options) {
+	o.now = testNow
+	e := newEnv(t, o)
 	tests := []struct{ name, body string }{
 		{"empty", ""},
 		{"spaces", "  \n "},
@@ -176,9 +179,11 @@ func TestIngestUnparsable(t *testing.T) {
 	}
 }
 
-func TestIngestLimits(t *testing.T) {
-	lim := agenttrail.Limits{MaxEventBytes: 600, MaxRequestBytes: 4000, MaxBatchEvents: 5}
-	e := newEnv(t, options{now: testNow, limits: lim})
+func TestIngestLimits(t *testing.T) { forEachStore(t, testIngestLimits) }
+
+func testIngestLimits(t *testing.T, o options) {
+	o.now, o.limits = testNow, agenttrail.Limits{MaxEventBytes: 600, MaxRequestBytes: 4000, MaxBatchEvents: 5}
+	e := newEnv(t, o)
 
 	// Too many events: 413, nothing stored.
 	var six []string
