@@ -257,10 +257,15 @@ func (s *Store) groupEvents(ctx context.Context, tx *sql.Tx, f *agenttrail.Filte
 	return scanGroups(ctx, tx, "events", eventSums, keyExpr, bucketExpr("time", gran), w, out)
 }
 
-// bucketExpr is the SQL for the start of the gran-wide bucket of col.
+// bucketExpr is the SQL for the start of the gran-wide bucket of col. A
+// rollup's own time column is returned bare, so that GROUP BY follows the
+// primary key's order instead of sorting.
 func bucketExpr(col string, gran int64) string {
-	if gran == 0 {
+	switch {
+	case gran == 0:
 		return "0"
+	case col == "hour" && gran == hourNS, col == "day" && gran == dayNS:
+		return col
 	}
 	return fmt.Sprintf("%s - %s %% %d", col, col, gran)
 }

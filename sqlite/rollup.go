@@ -200,8 +200,8 @@ func (d rollupDelta) upsert(ctx context.Context, s *Store, tx *sql.Tx, query, ta
 		}
 	}
 	slices.SortFunc(keys, func(a, b rollupKey) int {
-		return cmp.Or(cmp.Compare(a.dim, b.dim), cmp.Compare(a.hour, b.hour), strings.Compare(a.org, b.org),
-			strings.Compare(a.project, b.project), strings.Compare(a.key, b.key))
+		return cmp.Or(cmp.Compare(a.dim, b.dim), cmp.Compare(a.hour, b.hour), strings.Compare(a.key, b.key),
+			strings.Compare(a.org, b.org), strings.Compare(a.project, b.project))
 	})
 	st, err := s.stmt(ctx, tx, query)
 	if err != nil {

@@ -3,6 +3,7 @@ package sqlite
 import (
 	"bufio"
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"os"
@@ -283,5 +284,34 @@ func TestKill(t *testing.T) {
 	}
 	if n := count(t, s, "SELECT sum(count) FROM rollups WHERE dim = ?", dimTotal); n != 5000 {
 		t.Errorf("after SIGKILL: rollups count %d events, want 5000", n)
+	}
+}
+
+// TestMigrateUpgrade migrates a file that stopped at an older version and
+// checks the rows survive.
+func TestMigrateUpgrade(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "trail.db")
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ms := mustMigrations(t)
+	for _, m := range ms[:3] {
+		if err := apply(t.Context(), db, m); err != nil {
+			t.Fatalf("migration %s: %v", m.name, err)
+		}
+	}
+	if _, err := db.Exec(`INSERT INTO rollups VALUES (1, 0, 'o', 'p', 'shell', 5, 1, 2, 3, 4, 5, 6)`); err != nil {
+		t.Fatal(err)
+	}
+	if err := migrate(t.Context(), db); err != nil {
+		t.Fatalf("migrate() error: %v", err)
+	}
+	var v, n int
+	db.QueryRow("PRAGMA user_version").Scan(&v)
+	db.QueryRow("SELECT count FROM rollups WHERE dim = 1 AND key = 'shell' AND org = 'o'").Scan(&n)
+	if v != len(ms) || n != 5 {
+		t.Errorf("after upgrade: user_version %d, rollup count %d; want %d, 5", v, n, len(ms))
 	}
 }
