@@ -9,6 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+
 	"github.com/agenttrail/agenttrail"
 )
 
@@ -237,7 +240,9 @@ func TestAuditOfReads(t *testing.T) {
 }
 
 func TestRateLimit(t *testing.T) {
-	se := newSecEnv(t, secOptions{rate: RateLimit{Rate: 0.5, Burst: 3}})
+	// One request per 10 s after the burst: a loaded machine cannot refill
+	// the bucket between the requests of this test.
+	se := newSecEnv(t, secOptions{rate: RateLimit{Rate: 0.1, Burst: 3}})
 	var limited response
 	for i := range 5 {
 		r := se.do(t, http.MethodGet, "/v1/events?limit=1", se.as("acme-read"), nil)
@@ -249,11 +254,40 @@ func TestRateLimit(t *testing.T) {
 		}
 	}
 	problemFrom(t, "request over the burst", limited, http.StatusTooManyRequests)
-	if s, err := strconv.Atoi(limited.header.Get("Retry-After")); err != nil || s < 1 || s > 2 {
-		t.Errorf("Retry-After = %q, want 1 or 2 seconds at 0.5 requests/s", limited.header.Get("Retry-After"))
+	if s, err := strconv.Atoi(limited.header.Get("Retry-After")); err != nil || s < 1 || s > 10 {
+		t.Errorf("Retry-After = %q, want 1 to 10 seconds at 0.1 requests/s", limited.header.Get("Retry-After"))
 	}
 	// Buckets are per token.
 	if r := se.do(t, http.MethodGet, "/v1/events?limit=1", se.as("globex-read"), nil); r.status != http.StatusOK {
 		t.Errorf("another token after acme-read was limited = %d, want 200", r.status)
+	}
+}
+
+// TestAuditQueueDropsWhenFull checks that reads never wait for their audit
+// record: past the queue's bound records are dropped and counted.
+func TestAuditQueueDropsWhenFull(t *testing.T) {
+	e := newEnv(t, options{})
+	a := newAuditor(e.srv, prometheus.NewRegistry()) // not started: nothing drains it
+	p := Principal{Name: "reader", Role: RoleRead, Org: "acme"}
+	rt := route{method: http.MethodGet, path: "/v1/events"}
+	r, _ := http.NewRequest(http.MethodGet, "/v1/events?limit=1", nil)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for range auditQueue + 5 {
+			a.auditRead(p, rt, r, r.URL.Query(), http.StatusOK, time.Millisecond)
+		}
+	}()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("recording audit events blocked on a full queue")
+	}
+	var m dto.Metric
+	if err := a.dropped.Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	if got := m.GetCounter().GetValue(); got != 5 {
+		t.Errorf("agenttrail_audit_dropped_total = %v, want 5", got)
 	}
 }
