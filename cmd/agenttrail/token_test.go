@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -144,5 +145,35 @@ func TestTokenLifecycleAgainstServe(t *testing.T) {
 			t.Fatalf("query with a revoked token still answers 10s later: %v\n%s", err, out)
 		}
 		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// TestServeRedactFlag checks that serve's redactor has the patterns of
+// --redact besides the built-in ones and the agenttrail token pattern.
+func TestServeRedactFlag(t *testing.T) {
+	patterns := filepath.Join(t.TempDir(), "redact.json")
+	if err := os.WriteFile(patterns, []byte(`[{"kind": "ticket", "regexp": "TCK-[0-9]{6}"}]`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	m := &Main{}
+	env := &Env{Stdout: &bytes.Buffer{}, Stderr: &bytes.Buffer{}, Getenv: func(string) string { return "" }}
+	if err := m.ParseFlags([]string{"--data", t.TempDir(), "--redact", patterns}, env); err != nil {
+		t.Fatal(err)
+	}
+	sec, err := m.security(slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	token, err := os.ReadFile(filepath.Join(m.DataDir, "admin.token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := "ticket TCK-123456 by " + strings.TrimSpace(string(token)) + " with ghp_" + "aB3dE5gH7jK9mN1pQ3sT5vW7yZ9bC1dF3hJ5"
+	want := "ticket [REDACTED:ticket] by [REDACTED:agenttrail_token] with [REDACTED:github_token]"
+	if got := sec.redactor.String(in); got != want {
+		t.Errorf("redactor.String(%q) = %q, want %q", in, got, want)
+	}
+	if m.RateLimit.Rate <= 0 {
+		t.Errorf("serve has no rate limit by default")
 	}
 }
