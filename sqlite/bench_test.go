@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"path/filepath"
 	"slices"
@@ -168,6 +169,10 @@ func BenchmarkRead1M(b *testing.B) {
 			_, err := s.Query(ctx, agenttrail.Query{Filter: agenttrail.Filter{Source: []string{agenttrail.SourceKube}, Result: []string{"failure"}}, Sort: agenttrail.SortTimeDesc, Limit: 200})
 			return err
 		}},
+		{"Query/action-200", func() error {
+			_, err := s.Query(ctx, agenttrail.Query{Filter: agenttrail.Filter{Action: []string{"s3:GetObject"}}, Sort: agenttrail.SortTimeDesc, Limit: 200})
+			return err
+		}},
 		{"Aggregate/source-30d", func() error {
 			_, err := s.Aggregate(ctx, month, agenttrail.DimSource)
 			return err
@@ -182,6 +187,12 @@ func BenchmarkRead1M(b *testing.B) {
 			_, err := s.Aggregate(ctx, month, agenttrail.DimActorID)
 			return err
 		}},
+		{"Aggregate/source-30d-q", func() error {
+			f := month
+			f.Q = "github" // not in any rollup: GROUP BY over the events
+			_, err := s.Aggregate(ctx, f, agenttrail.DimSource)
+			return err
+		}},
 		{"Series/hour-30d", func() error {
 			_, err := s.Series(ctx, month, agenttrail.Hour, "")
 			return err
@@ -190,16 +201,16 @@ func BenchmarkRead1M(b *testing.B) {
 			_, err := s.Series(ctx, month, agenttrail.Hour, agenttrail.DimSource)
 			return err
 		}},
+		{"Series/day-30d-by-model", func() error {
+			_, err := s.Series(ctx, month, agenttrail.Day, agenttrail.DimModel)
+			return err
+		}},
+		{"GroupBy/plain-source-all", func() error {
+			return drain(s.r.QueryContext(ctx, "SELECT source, count(*) FROM events GROUP BY source"))
+		}},
 		{"GroupBy/plain-source-30d", func() error {
-			rows, err := s.r.QueryContext(ctx, "SELECT source, count(*) FROM events WHERE time >= ? AND time < ? GROUP BY source",
-				month.Since.UnixNano(), month.Until.UnixNano())
-			if err != nil {
-				return err
-			}
-			defer rows.Close()
-			for rows.Next() {
-			}
-			return rows.Err()
+			return drain(s.r.QueryContext(ctx, "SELECT source, count(*) FROM events WHERE time >= ? AND time < ? GROUP BY source",
+				month.Since.UnixNano(), month.Until.UnixNano()))
 		}},
 	}
 	for _, c := range cases {
@@ -216,4 +227,14 @@ func BenchmarkRead1M(b *testing.B) {
 			b.ReportMetric(float64(lat[len(lat)*95/100].Microseconds())/1000, "p95-ms")
 		})
 	}
+}
+
+func drain(rows *sql.Rows, err error) error {
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+	}
+	return rows.Err()
 }

@@ -1,6 +1,6 @@
--- source joins actor_id in the time index, so that newest-first pages
--- filtered by source (then by result or action on the rows) skip other
--- sources inside the index: a second index on (source, time) would cost
--- every append another B-tree insert (about 10% of Append, measured).
+-- Every filter column that is short and common joins the time index, so
+-- that newest-first pages filtered by org, agent, source, result or action
+-- are checked inside the index and read only the rows they return. A
+-- second index per filter would cost every append another B-tree insert.
 DROP INDEX events_time;
-CREATE INDEX events_time ON events (time, actor_id, source);
+CREATE INDEX events_time ON events (time, org, actor_id, source, result, action);
