@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
 
 	"github.com/agenttrail/agenttrail"
 )
@@ -42,9 +43,9 @@ func (s *Store) Append(ctx context.Context, batch []agenttrail.Event) (agenttrai
 		return res, formatError("append: begin", err)
 	}
 	defer tx.Rollback()
-	var last int64
-	if err := tx.QueryRowContext(ctx, "SELECT coalesce(max(seq), 0) FROM events").Scan(&last); err != nil {
-		return res, formatError("append: read seq", err)
+	last, err := s.readState(ctx, tx)
+	if err != nil {
+		return res, formatError("append: read state", err)
 	}
 	ins, err := s.stmt(ctx, tx, insertSQL)
 	if err != nil {
@@ -90,6 +91,13 @@ func (s *Store) Append(ctx context.Context, batch []agenttrail.Event) (agenttrai
 	}
 	res.Duplicates = len(batch) - res.Inserted
 	return res, nil
+}
+
+// readState reads, in a write transaction, the last seq and days_until.
+func (s *Store) readState(ctx context.Context, tx *sql.Tx) (last int64, err error) {
+	err = tx.QueryRowContext(ctx, `SELECT coalesce(max(seq), 0),
+		coalesce((SELECT value FROM meta WHERE name = 'days_until'), 0) FROM events`).Scan(&last, &s.daysUntil)
+	return last, err
 }
 
 // undo clears the seqs of a batch whose transaction did not commit.

@@ -16,6 +16,9 @@ const maxCompactDays = 31
 // update both tables from then on.
 func (s *Store) compact(ctx context.Context) error {
 	today := dayOf(s.now().UnixNano())
+	if err := s.w.QueryRowContext(ctx, "SELECT coalesce((SELECT value FROM meta WHERE name = 'days_until'), 0)").Scan(&s.daysUntil); err != nil {
+		return formatError("compact", err)
+	}
 	if s.daysUntil >= today {
 		return nil
 	}
@@ -43,6 +46,13 @@ func (s *Store) compactDay(ctx context.Context, day int64) error {
 		return formatError("compact: begin", err)
 	}
 	defer tx.Rollback()
+	// Another process on the same file may have folded the day already.
+	if _, err := s.readState(ctx, tx); err != nil {
+		return formatError("compact", err)
+	}
+	if s.daysUntil > day {
+		return nil
+	}
 	for _, dim := range rolledDims() {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO rollup_days (`+rollupDayColumns+`)
 			SELECT dim, ?, org, project, key, sum(count), sum(input_tokens), sum(output_tokens),

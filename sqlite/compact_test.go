@@ -115,8 +115,12 @@ func TestCompact(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.now = func() time.Time { return clock }
-	if want := day.Add(2 * 24 * time.Hour).UnixNano(); s.daysUntil != want {
-		t.Errorf("daysUntil after reopening = %v, want %v", time.Unix(0, s.daysUntil).UTC(), time.Unix(0, want).UTC())
+	var until int64
+	if err := s.r.QueryRow("SELECT value FROM meta WHERE name = 'days_until'").Scan(&until); err != nil {
+		t.Fatal(err)
+	}
+	if want := day.Add(2 * 24 * time.Hour).UnixNano(); until != want {
+		t.Errorf("days_until after reopening = %v, want %v", time.Unix(0, until).UTC(), time.Unix(0, want).UTC())
 	}
 	check("after reopening")
 }

@@ -40,6 +40,9 @@ func (s *Store) deleteChunkBefore(ctx context.Context, t time.Time) (int64, erro
 		return 0, formatError("delete: begin", err)
 	}
 	defer tx.Rollback()
+	if _, err := s.readState(ctx, tx); err != nil {
+		return 0, formatError("delete: read state", err)
+	}
 	rows, err := tx.QueryContext(ctx, `DELETE FROM events WHERE seq IN (
 			SELECT seq FROM events WHERE time < ? ORDER BY time LIMIT ?)
 		RETURNING org, project, time, source, actor_type, actor_id, result, action, resource_type, model,

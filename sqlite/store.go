@@ -38,8 +38,8 @@ type Store struct {
 
 	r *sql.DB // read-only pool
 
-	// daysUntil mirrors meta.days_until: rollup_days holds every day before
-	// it. Owned by the writer (s.mu).
+	// daysUntil mirrors meta.days_until, which rollup_days holds every day
+	// before; each write transaction reads it afresh. Owned by s.mu.
 	daysUntil int64
 
 	// deleteChunk bounds the events one DeleteBefore transaction removes.
@@ -50,21 +50,28 @@ type Store struct {
 }
 
 // Durability: synchronous=FULL fsyncs the WAL at every commit, so an
-// acknowledged batch survives a process kill and a power loss. NORMAL would
-// survive process crashes only; commits are large batches (group commit),
-// so the fsync is paid once per batch, not per event, and FULL is kept.
-// See bench_test.go for both measured.
-const writerPragmas = "_pragma=busy_timeout(10000)&_pragma=synchronous(FULL)" +
-	"&_pragma=cache_size(-32000)&_pragma=temp_store(MEMORY)&_txlock=immediate"
+// acknowledged batch survives a process kill and a power loss; NORMAL in
+// WAL mode survives a process kill only (the OS still holds the writes).
+// Commits are large batches (group commit), so the fsync is paid once per
+// batch, not per event, and FULL is the default. BenchmarkAppend measures
+// both; TestKill checks the process-kill case.
+const defaultSynchronous = "FULL"
 
-const readerPragmas = "_pragma=busy_timeout(10000)&_pragma=cache_size(-16000)&_pragma=temp_store(MEMORY)" +
-	"&_pragma=mmap_size(268435456)&_pragma=query_only(1)"
+// Connection settings. The writer gets the larger page cache: it walks the
+// right edge of every index on each batch. Readers are query_only, so a bug
+// cannot write through them. 16,000 KiB of cache per reader keeps the
+// store's memory bounded (the server's RSS target is 256 MiB).
+const (
+	writerPragmas = "_pragma=busy_timeout(10000)&_pragma=cache_size(-32000)&_pragma=temp_store(MEMORY)&_txlock=immediate"
+	readerPragmas = "_pragma=busy_timeout(10000)&_pragma=cache_size(-16000)&_pragma=temp_store(MEMORY)&_pragma=query_only(1)"
+)
 
 // Open opens (creating if needed) the store in the SQLite file at path and
-// migrates its schema to the current version. Only one process may open a
-// file at a time: seq is assigned by this process's writer.
+// migrates its schema to the current version. logger may be nil. Writes of
+// several processes on one file would serialize on SQLite's lock and stay
+// correct, but one process per file is the intended use.
 func Open(ctx context.Context, path string, logger *slog.Logger) (*Store, error) {
-	return open(ctx, path, logger, "FULL")
+	return open(ctx, path, logger, defaultSynchronous)
 }
 
 func open(ctx context.Context, path string, logger *slog.Logger, synchronous string) (*Store, error) {
@@ -78,11 +85,7 @@ func open(ctx context.Context, path string, logger *slog.Logger, synchronous str
 	dsn := u.String() + "?"
 	s := &Store{path: path, logger: logger, stmts: map[string]*sql.Stmt{}, deleteChunk: 10000, now: time.Now}
 	var err error
-	pragmas := writerPragmas
-	if synchronous != "FULL" {
-		pragmas += "&_pragma=synchronous(" + synchronous + ")"
-	}
-	if s.w, err = sql.Open("sqlite", dsn+pragmas); err != nil {
+	if s.w, err = sql.Open("sqlite", dsn+writerPragmas+"&_pragma=synchronous("+synchronous+")"); err != nil {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
 	s.w.SetMaxOpenConns(1)
@@ -96,10 +99,6 @@ func open(ctx context.Context, path string, logger *slog.Logger, synchronous str
 	if err := migrate(ctx, s.w); err != nil {
 		s.w.Close()
 		return nil, fmt.Errorf("open %s: %w", path, err)
-	}
-	if err := s.w.QueryRowContext(ctx, "SELECT coalesce((SELECT value FROM meta WHERE name = 'days_until'), 0)").Scan(&s.daysUntil); err != nil {
-		s.w.Close()
-		return nil, fmt.Errorf("open %s: %w", path, formatError("read state", err))
 	}
 	if err := s.prepare(ctx); err != nil {
 		s.w.Close()
@@ -173,9 +172,9 @@ func initFile(ctx context.Context, db *sql.DB) error {
 	return nil
 }
 
-// prepare prepares every statement shape the writer runs (multi-row
-// inserts, upserts and lookups in each chunk size), before any transaction
-// holds the writer's one connection.
+// prepare prepares the statements the writer runs once per row, before
+// any transaction holds the writer's one connection (preparing through the
+// pool then would wait for that connection forever).
 func (s *Store) prepare(ctx context.Context) error {
 	queries := []string{insertSQL, upsertSQL, upsertDaySQL}
 	for _, q := range queries {
