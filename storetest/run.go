@@ -4,11 +4,23 @@
 // with a reference model in plain Go (Select, Aggregate, Series), which
 // applies agenttrail.Filter.Match to the same events.
 //
-// Precision the suite pins down: times round-trip at least to the
-// microsecond (a store may keep nanoseconds; PostgreSQL keeps microseconds,
-// so the suite generates microsecond times and compares at that precision);
-// metadata round-trips as the same JSON value (key order and whitespace may
-// change); LLM cost sums may differ from the model by float rounding only.
+// What the suite pins down beyond the doc comments of agenttrail.Store:
+//   - Times round-trip at least to the microsecond (a store may keep
+//     nanoseconds; PostgreSQL keeps microseconds, so the suite generates
+//     microsecond times and compares at that precision). Metadata round-trips
+//     as the same JSON value (key order and whitespace may change). LLM cost
+//     sums may differ from the model by float rounding only.
+//   - In time sorts, Next is nil exactly when no event follows the page; in
+//     seq order it is always set, and on an empty page it is After (or the
+//     zero position).
+//   - Q folds ASCII case only, and % and _ in it match literally.
+//   - Aggregate and Series read one snapshot: a reader concurrent with
+//     Append sees whole batches only, never part of one (Concurrent).
+//   - HeartbeatGaps: a gap is reported between consecutive heartbeats more
+//     than 1.5 intervals apart, From the one before, To the one after; an
+//     open gap runs from the last heartbeat to f.Until. Missed counts the
+//     intervals in which no heartbeat came: the suite uses exact multiples
+//     of the interval, where 4 intervals apart is 3 missed.
 package storetest
 
 import (
