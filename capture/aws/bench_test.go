@@ -4,15 +4,15 @@ import (
 	"context"
 	"io"
 	"net/http/httptest"
-	"slices"
 	"testing"
-	"time"
 
 	sdkaws "github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/agenttrail/agenttrail/capture/capturetest"
 )
 
 // BenchmarkAddedLatency measures the latency the proxy adds to one SDK
@@ -36,70 +36,34 @@ func BenchmarkAddedLatency(b *testing.B) {
 	})
 	proxied := newClients(proxy, agentKeyID, agentSecret)
 
-	getObject := func(c clients) func() {
-		return func() {
+	getObject := func(c clients) func() error {
+		return func() error {
 			out, err := c.s3.GetObject(ctx, &s3.GetObjectInput{Bucket: sdkaws.String("reports"), Key: sdkaws.String("2026/q1.csv")})
 			if err != nil {
-				b.Fatal(err)
+				return err
 			}
 			io.Copy(io.Discard, out.Body)
-			out.Body.Close()
+			return out.Body.Close()
 		}
 	}
-	getItem := func(c clients) func() {
-		return func() {
+	getItem := func(c clients) func() error {
+		return func() error {
 			_, err := c.ddb.GetItem(ctx, &dynamodb.GetItemInput{TableName: sdkaws.String("Users"),
 				Key: map[string]ddbtypes.AttributeValue{"id": &ddbtypes.AttributeValueMemberS{Value: "u-1"}}})
-			if err != nil {
-				b.Fatal(err)
-			}
+			return err
 		}
 	}
 	cases := []struct {
 		name            string
-		direct, proxied func()
+		direct, proxied func() error
 	}{
 		{"S3GetObject", getObject(direct), getObject(proxied)},
 		{"DynamoDBGetItem", getItem(direct), getItem(proxied)},
 	}
 	for _, bc := range cases {
-		b.Run(bc.name, func(b *testing.B) {
-			bc.direct() // warm the connections
-			bc.proxied()
-			var d, p []time.Duration
-			b.ResetTimer()
-			for b.Loop() {
-				t0 := time.Now()
-				bc.direct()
-				t1 := time.Now()
-				bc.proxied()
-				d, p = append(d, t1.Sub(t0)), append(p, time.Since(t1))
-			}
-			b.StopTimer()
-			report(b, d, p)
-		})
+		b.Run(bc.name, func(b *testing.B) { capturetest.Latency(b, bc.direct, bc.proxied) })
 	}
 	if len(rec.wait(b, 1)) == 0 {
 		b.Fatal("no events recorded")
 	}
-}
-
-// report adds p50 and p99 of direct, proxied and added latency in
-// microseconds.
-func report(b *testing.B, direct, proxied []time.Duration) {
-	q := func(s []time.Duration, p float64) float64 {
-		s = slices.Clone(s)
-		slices.Sort(s)
-		return float64(s[int(p*float64(len(s)-1))].Nanoseconds()) / 1e3
-	}
-	for _, p := range []struct {
-		name string
-		q    float64
-	}{{"p50", 0.50}, {"p99", 0.99}} {
-		dq, pq := q(direct, p.q), q(proxied, p.q)
-		b.ReportMetric(dq, p.name+"-direct-µs")
-		b.ReportMetric(pq, p.name+"-proxied-µs")
-		b.ReportMetric(pq-dq, p.name+"-added-µs")
-	}
-	b.ReportMetric(0, "ns/op")
 }

@@ -12,7 +12,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	sdkaws "github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
@@ -22,7 +21,7 @@ import (
 	"github.com/aws/smithy-go"
 
 	"github.com/agenttrail/agenttrail"
-	"github.com/agenttrail/agenttrail/client"
+	"github.com/agenttrail/agenttrail/capture/capturetest"
 	"github.com/agenttrail/agenttrail/servertest"
 )
 
@@ -34,15 +33,7 @@ func TestSDKEndToEnd(t *testing.T) {
 	ctx := context.Background()
 	srv := servertest.Start(t)
 	logger := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelError}))
-	c := client.New(srv.URL)
-	defer c.CloseIdleConnections()
-	rec, err := client.NewRecorder(c, client.RecorderConfig{
-		SpoolDir: t.TempDir(), FlushInterval: 20 * time.Millisecond, Heartbeat: client.HeartbeatOff,
-	}, logger)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rec.Close(ctx)
+	rec := capturetest.Recorder(t, srv.URL)
 
 	fake := newFakeAWS(t)
 	up := httptest.NewServer(fake)
@@ -117,7 +108,10 @@ func TestSDKEndToEnd(t *testing.T) {
 		{"dynamodb:GetItem", "arn:aws:dynamodb:us-east-1::table/Missing", 400, agenttrail.ResultFailure, "ResourceNotFoundException"},
 		{"s3:ListBuckets", "", 403, agenttrail.ResultFailure, "InvalidAccessKeyId"},
 	}
-	events := storedEvents(t, srv, len(wants))
+	events := capturetest.WaitEvents(t, srv.Store, agenttrail.Filter{Source: []string{agenttrail.SourceAWS}}, len(wants))
+	// Each event is recorded when its response has gone out, so a client's
+	// next call may be recorded first: order by start.
+	slices.SortStableFunc(events, func(a, b agenttrail.Event) int { return a.Time.Compare(b.Time) })
 	for i, e := range events {
 		w, m := wants[i], awsMeta(t, e)
 		if e.Action != w.action || e.ResourceID != w.resourceID || e.StatusCode != w.status || e.Result != w.result || m.ErrorCode != w.errorCode {
@@ -144,29 +138,5 @@ func TestSDKEndToEnd(t *testing.T) {
 			!maps.Equal(m.SessionTags, map[string]string{"team": "payments", "env": "staging"}) {
 			t.Errorf("event %d by %q project %q, key %q, tags %v", i, e.ActorID, e.Project, m.AccessKeyID, m.SessionTags)
 		}
-	}
-}
-
-// storedEvents polls srv's store until it holds n aws-proxy events and
-// returns them in commit order.
-func storedEvents(t *testing.T, srv *servertest.Server, n int) []agenttrail.Event {
-	t.Helper()
-	f := agenttrail.Filter{Source: []string{agenttrail.SourceAWS}}
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		page, err := srv.Store.Query(context.Background(), agenttrail.Query{Filter: f, Sort: agenttrail.SortSeq, Limit: 100})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(page.Events) >= n || time.Now().After(deadline) {
-			if len(page.Events) != n {
-				t.Fatalf("stored %d aws-proxy events, want %d", len(page.Events), n)
-			}
-			// Each event is recorded when its response has gone out, so a
-			// client's next call may be recorded first: order by start.
-			slices.SortStableFunc(page.Events, func(a, b agenttrail.Event) int { return a.Time.Compare(b.Time) })
-			return page.Events
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
 }

@@ -1,12 +1,13 @@
 package egress
 
 import (
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"slices"
 	"testing"
-	"time"
+
+	"github.com/agenttrail/agenttrail/capture/capturetest"
 )
 
 // BenchmarkAddedLatency measures the latency the proxy adds to one request,
@@ -36,19 +37,7 @@ func BenchmarkAddedLatency(b *testing.B) {
 		b.Run(bc.name, func(b *testing.B) {
 			direct := benchClient(b, "", bc.srv, bc.keepAlive)
 			proxied := benchClient(b, proxy, bc.srv, bc.keepAlive)
-			get(b, direct, bc.srv.URL) // warm the connections
-			get(b, proxied, bc.srv.URL)
-			var d, p []time.Duration
-			b.ResetTimer()
-			for b.Loop() {
-				t0 := time.Now()
-				get(b, direct, bc.srv.URL)
-				t1 := time.Now()
-				get(b, proxied, bc.srv.URL)
-				d, p = append(d, t1.Sub(t0)), append(p, time.Since(t1))
-			}
-			b.StopTimer()
-			report(b, d, p)
+			capturetest.Latency(b, func() error { return get(direct, bc.srv.URL) }, func() error { return get(proxied, bc.srv.URL) })
 			direct.CloseIdleConnections()
 			proxied.CloseIdleConnections()
 		})
@@ -71,34 +60,15 @@ func benchClient(b *testing.B, proxy string, srv *httptest.Server, keepAlive boo
 	return &http.Client{Transport: tr}
 }
 
-func get(b *testing.B, c *http.Client, url string) {
+func get(c *http.Client, url string) error {
 	resp, err := c.Get(url)
 	if err != nil {
-		b.Fatal(err)
+		return err
 	}
 	io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
 	if resp.StatusCode != 200 {
-		b.Fatalf("status %d", resp.StatusCode)
+		return fmt.Errorf("status %d", resp.StatusCode)
 	}
-}
-
-// report adds p50 and p99 of direct, proxied and added latency in
-// microseconds.
-func report(b *testing.B, direct, proxied []time.Duration) {
-	q := func(s []time.Duration, p float64) float64 {
-		s = slices.Clone(s)
-		slices.Sort(s)
-		return float64(s[int(p*float64(len(s)-1))].Nanoseconds()) / 1e3
-	}
-	for _, p := range []struct {
-		name string
-		q    float64
-	}{{"p50", 0.50}, {"p99", 0.99}} {
-		dq, pq := q(direct, p.q), q(proxied, p.q)
-		b.ReportMetric(dq, p.name+"-direct-µs")
-		b.ReportMetric(pq, p.name+"-proxied-µs")
-		b.ReportMetric(pq-dq, p.name+"-added-µs")
-	}
-	b.ReportMetric(0, "ns/op")
+	return nil
 }

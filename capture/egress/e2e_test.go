@@ -1,16 +1,13 @@
 package egress
 
 import (
-	"context"
 	"encoding/json"
 	"log/slog"
-	"net"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/agenttrail/agenttrail"
-	"github.com/agenttrail/agenttrail/client"
+	"github.com/agenttrail/agenttrail/capture/capturetest"
 	"github.com/agenttrail/agenttrail/servertest"
 )
 
@@ -19,27 +16,9 @@ import (
 // traffic must flow regardless, and every event must be stored once the
 // server is back, with no secret in it.
 func TestEndToEnd(t *testing.T) {
-	ctx := context.Background()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-
+	addr := capturetest.FreeAddr(t)
 	logger := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelError}))
-	c := client.New("http://" + addr)
-	defer c.CloseIdleConnections()
-	rec, err := client.NewRecorder(c, client.RecorderConfig{
-		SpoolDir:      t.TempDir(),
-		FlushInterval: 20 * time.Millisecond,
-		MaxBackoff:    100 * time.Millisecond,
-		Heartbeat:     client.HeartbeatOff,
-	}, logger)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rec.Close(ctx)
+	rec := capturetest.Recorder(t, "http://"+addr)
 
 	tlsUp, ca := tlsUpstream(t)
 	plainUp, _ := plainUpstream(t)
@@ -82,7 +61,7 @@ func TestEndToEnd(t *testing.T) {
 		{"CONNECT api.evil.test:443", "default-agent", 403, agenttrail.ResultFailure, "deny:*.evil.test"},
 		{"GET http://example.com:" + pp + "/status/404", "agent-7", 404, agenttrail.ResultFailure, ""},
 	}
-	events := storedEvents(t, srv, len(wants))
+	events := capturetest.WaitEvents(t, srv.Store, agenttrail.Filter{Source: []string{agenttrail.SourceEgress}}, len(wants))
 	for i, e := range events {
 		w := wants[i]
 		m := httpMeta(t, e)
@@ -100,26 +79,5 @@ func TestEndToEnd(t *testing.T) {
 	}
 	if m := httpMeta(t, events[0]); !m.TLS || m.BytesIn < 500 || m.BytesOut < 200 {
 		t.Errorf("tunnel metadata = %+v, want tls and the bytes counted", m)
-	}
-}
-
-// storedEvents polls srv's store until it holds n forward-proxy events and
-// returns them in commit order.
-func storedEvents(t *testing.T, srv *servertest.Server, n int) []agenttrail.Event {
-	t.Helper()
-	f := agenttrail.Filter{Source: []string{agenttrail.SourceEgress}}
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		page, err := srv.Store.Query(context.Background(), agenttrail.Query{Filter: f, Sort: agenttrail.SortSeq, Limit: 100})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(page.Events) >= n || time.Now().After(deadline) {
-			if len(page.Events) != n {
-				t.Fatalf("stored %d forward-proxy events, want %d", len(page.Events), n)
-			}
-			return page.Events
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
 }

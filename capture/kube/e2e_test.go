@@ -16,7 +16,7 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/agenttrail/agenttrail"
-	"github.com/agenttrail/agenttrail/client"
+	"github.com/agenttrail/agenttrail/capture/capturetest"
 	"github.com/agenttrail/agenttrail/servertest"
 )
 
@@ -40,15 +40,7 @@ func TestClientsetEndToEnd(t *testing.T) {
 	ctx := context.Background()
 	srv := servertest.Start(t)
 	logger := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelError}))
-	c := client.New(srv.URL)
-	defer c.CloseIdleConnections()
-	rec, err := client.NewRecorder(c, client.RecorderConfig{
-		SpoolDir: t.TempDir(), FlushInterval: 20 * time.Millisecond, Heartbeat: client.HeartbeatOff,
-	}, logger)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rec.Close(ctx)
+	rec := capturetest.Recorder(t, srv.URL)
 
 	cluster := newFakeCluster()
 	up := httptest.NewServer(cluster)
@@ -103,7 +95,10 @@ func TestClientsetEndToEnd(t *testing.T) {
 		{"GET /api/v1/namespaces/default/pods/job-1", "get", "job-1", "default/job-1", 404, agenttrail.ResultFailure},
 		{"GET /api/v1/namespaces/default/pods", "watch", "", "default", 200, agenttrail.ResultSuccess},
 	}
-	events := storedEvents(t, srv, len(wants))
+	events := capturetest.WaitEvents(t, srv.Store, agenttrail.Filter{Source: []string{agenttrail.SourceKube}}, len(wants))
+	// Each event is recorded when its response has gone out, so a client's
+	// next call may be recorded first: order by start.
+	slices.SortStableFunc(events, func(a, b agenttrail.Event) int { return a.Time.Compare(b.Time) })
 	for i, e := range events {
 		w, m := wants[i], k8sMeta(t, e)
 		if e.Action != w.action || m.Verb != w.verb || m.Name != w.name || e.ResourceID != w.resourceID || e.StatusCode != w.status || e.Result != w.result {
@@ -124,29 +119,5 @@ func TestClientsetEndToEnd(t *testing.T) {
 	watch := events[len(events)-1]
 	if min := float64(2 * watchPause / time.Millisecond); watch.DurationMS < min || !k8sMeta(t, watch).LongRunning {
 		t.Errorf("watch event: duration %.1f ms (want ≥ %.0f), long running %v", watch.DurationMS, min, k8sMeta(t, watch).LongRunning)
-	}
-}
-
-// storedEvents polls srv's store until it holds n k8s-proxy events and
-// returns them in commit order.
-func storedEvents(t *testing.T, srv *servertest.Server, n int) []agenttrail.Event {
-	t.Helper()
-	f := agenttrail.Filter{Source: []string{agenttrail.SourceKube}}
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		page, err := srv.Store.Query(context.Background(), agenttrail.Query{Filter: f, Sort: agenttrail.SortSeq, Limit: 100})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(page.Events) >= n || time.Now().After(deadline) {
-			if len(page.Events) != n {
-				t.Fatalf("stored %d k8s-proxy events, want %d", len(page.Events), n)
-			}
-			// Each event is recorded when its response has gone out, so a
-			// client's next call may be recorded first: order by start.
-			slices.SortStableFunc(page.Events, func(a, b agenttrail.Event) int { return a.Time.Compare(b.Time) })
-			return page.Events
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
 }
