@@ -3,8 +3,10 @@
 // batched sends, retries with backoff, and a durable disk spool while the
 // server is unreachable) so that recording never blocks or fails an agent.
 //
-// It imports only the root package and the standard library, so agents can
-// import it without database drivers.
+// It imports only the root package, the standard library, and
+// internal/spoollog (the spool's on-disk log, itself standard library only
+// and shared with the server's spool), so agents can import it without
+// database drivers.
 package client
 
 import (

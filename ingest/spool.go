@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/agenttrail/agenttrail"
+	"github.com/agenttrail/agenttrail/internal/spoollog"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -75,7 +76,7 @@ type Spool struct {
 	cfg   SpoolConfig
 	log   *slog.Logger
 	m     *spoolMetrics
-	file  *spoolLog
+	file  *spoollog.Log
 
 	wake chan struct{} // capacity 1: "a batch was spooled"
 
@@ -97,14 +98,19 @@ func OpenSpool(store agenttrail.Appender, cfg SpoolConfig, logger *slog.Logger, 
 		logger = slog.New(slog.DiscardHandler)
 	}
 	cfg = cfg.withDefaults()
-	f, err := openSpoolLog(cfg.Dir, cfg.MaxBytes)
+	// Segments of a sixteenth of the bound, within 1 to 64 MiB: few files
+	// for a large spool, and disk given back as the replay goes.
+	f, err := spoollog.Open(cfg.Dir, spoollog.Options{
+		MaxBytes:     cfg.MaxBytes,
+		SegmentBytes: min(max(cfg.MaxBytes/16, 1<<20), 64<<20),
+	})
 	if err != nil {
 		return nil, err
 	}
 	s := &Spool{store: store, cfg: cfg, log: logger, file: f, wake: make(chan struct{}, 1)}
 	s.m = newSpoolMetrics(reg, s.file)
-	if n, size, _ := f.state(); n > 0 {
-		logger.Warn("the spool holds batches from an earlier run; replaying them", "batches", n, "bytes", size)
+	if st := f.Stats(); st.Records > 0 {
+		logger.Warn("the spool holds batches from an earlier run; replaying them", "batches", st.Records, "bytes", st.Bytes)
 		s.lastErr = errors.New("batches left by an earlier run")
 		s.downSince = time.Now()
 	}
@@ -125,7 +131,7 @@ func (s *Spool) Append(ctx context.Context, batch []agenttrail.Event) (agenttrai
 	// Only Append adds records, and Run acknowledges a record only after
 	// the store took it: when the spool is empty here, nothing older is
 	// waiting, so this batch may go to the store directly.
-	if s.file.pending() == 0 {
+	if s.file.Stats().Records == 0 {
 		sctx, cancel := context.WithTimeout(ctx, s.cfg.StoreTimeout)
 		res, err := s.store.Append(sctx, batch)
 		cancel()
@@ -153,16 +159,16 @@ func (s *Spool) spool(batch []agenttrail.Event) (agenttrail.AppendResult, error)
 	if err != nil {
 		return agenttrail.AppendResult{}, fmt.Errorf("spool: encode batch: %w", err)
 	}
-	err = s.file.append(payload)
+	err = s.file.Append(payload)
 	s.mu.Lock()
-	s.full = errors.Is(err, errLogFull)
+	s.full = errors.Is(err, spoollog.ErrFull)
 	if s.lastErr == nil {
 		// Run drained the spool between Append's look at it and now.
 		s.lastErr, s.downSince = errors.New("older spooled batches were being replayed"), time.Now()
 	}
 	s.mu.Unlock()
 	switch {
-	case errors.Is(err, errLogFull):
+	case errors.Is(err, spoollog.ErrFull):
 		return agenttrail.AppendResult{}, fmt.Errorf("%w: %w", agenttrail.Errorf(agenttrail.EUNAVAILABLE,
 			"the store is unavailable and the server's spool is full (%d bytes); retry later", s.cfg.MaxBytes), ErrSpoolFull)
 	case err != nil:
@@ -191,7 +197,7 @@ func (s *Spool) storeFailed(err error) {
 func (s *Spool) recover() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.lastErr != nil && s.file.pending() == 0 {
+	if s.lastErr != nil && s.file.Stats().Records == 0 {
 		s.log.Info("the store is back and the spool is replayed", "down_for", time.Since(s.downSince).Round(time.Millisecond))
 		s.lastErr = nil
 	}
@@ -206,7 +212,7 @@ func (s *Spool) Run(ctx context.Context) error {
 	pinger, _ := s.store.(interface{ Ping(context.Context) error })
 	failures := 0
 	for {
-		if s.file.pending() == 0 {
+		if s.file.Stats().Records == 0 {
 			select {
 			case <-ctx.Done():
 				return nil
@@ -220,7 +226,7 @@ func (s *Spool) Run(ctx context.Context) error {
 		}
 		if err == nil {
 			failures = 0
-			if s.file.pending() == 0 {
+			if s.file.Stats().Records == 0 {
 				s.recover()
 			}
 			continue
@@ -261,7 +267,7 @@ const (
 // replayOne appends the oldest spooled batches to the store, as one batch,
 // and removes them from the spool.
 func (s *Spool) replayOne(ctx context.Context) error {
-	payloads, err := s.file.peekRecords(replayMaxBatches, replayMaxBytes)
+	payloads, err := s.file.Peek(replayMaxBatches, replayMaxBytes)
 	if err != nil || len(payloads) == 0 {
 		return err
 	}
@@ -294,7 +300,7 @@ func (s *Spool) replayOne(ctx context.Context) error {
 	}
 	s.m.replayed.Add(float64(res.Inserted))
 	s.m.replayedDuplicates.Add(float64(res.Duplicates))
-	if err := s.file.ack(); err != nil {
+	if err := s.file.Ack(); err != nil {
 		// The batches are stored; replaying them again is harmless.
 		s.log.Error("cannot record spool replay progress", "err", err)
 	}
@@ -347,10 +353,10 @@ type SpoolStatus struct {
 
 // Status returns the spool's current state.
 func (s *Spool) Status() SpoolStatus {
-	n, size, _ := s.file.state()
+	fs := s.file.Stats()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return SpoolStatus{Batches: n, Bytes: size, Full: s.full, StoreError: s.lastErr, Since: s.downSince}
+	return SpoolStatus{Batches: fs.Records, Bytes: fs.Bytes, Full: s.full, StoreError: s.lastErr, Since: s.downSince}
 }
 
 // Degraded reports why ingest does not go straight to the store ("" when
@@ -373,5 +379,5 @@ func (s *Spool) Degraded() (reason string, refusing bool) {
 // Close closes the spool's files; what it holds stays for the next
 // OpenSpool.
 func (s *Spool) Close() error {
-	return s.file.close()
+	return s.file.Close()
 }

@@ -1,6 +1,9 @@
 package ingest
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"github.com/agenttrail/agenttrail/internal/spoollog"
+	"github.com/prometheus/client_golang/prometheus"
+)
 
 // Reasons of agenttrail_ingest_spool_discarded_total: spooled events, already
 // acknowledged to their senders, that could not be replayed. Both mean a bug
@@ -19,7 +22,7 @@ type spoolMetrics struct {
 
 // newSpoolMetrics builds the spool's collectors and registers them, with
 // gauges reading log's size, on reg unless it is nil.
-func newSpoolMetrics(reg prometheus.Registerer, log *spoolLog) *spoolMetrics {
+func newSpoolMetrics(reg prometheus.Registerer, log *spoollog.Log) *spoolMetrics {
 	m := &spoolMetrics{
 		spooled: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "agenttrail_ingest_spooled_total",
@@ -46,15 +49,15 @@ func newSpoolMetrics(reg prometheus.Registerer, log *spoolLog) *spoolMetrics {
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 				Name: "agenttrail_ingest_spool_bytes",
 				Help: "Size of the server's spool files.",
-			}, func() float64 { _, size, _ := log.state(); return float64(size) }),
+			}, func() float64 { return float64(log.Stats().Bytes) }),
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 				Name: "agenttrail_ingest_spool_batches",
 				Help: "Batches in the server's spool waiting to be replayed.",
-			}, func() float64 { return float64(log.pending()) }),
+			}, func() float64 { return float64(log.Stats().Records) }),
 			prometheus.NewCounterFunc(prometheus.CounterOpts{
 				Name: "agenttrail_ingest_spool_corrupt_total",
 				Help: "Spooled batches skipped because their checksum did not match.",
-			}, func() float64 { _, _, c := log.state(); return float64(c) }),
+			}, func() float64 { return float64(log.Stats().Corrupt) }),
 		)
 	}
 	return m
