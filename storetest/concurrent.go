@@ -44,16 +44,16 @@ func testConcurrent(t *testing.T, s agenttrail.Store) {
 		go func() {
 			defer wg.Done()
 			for ctx.Err() == nil {
-				p, err := s.Query(ctx, agenttrail.Query{Sort: sorts[r], Limit: 200})
+				p, err := s.Query(ctx, agenttrail.Query{Sort: sorts()[r], Limit: 200})
 				if err != nil {
 					if ctx.Err() == nil {
-						report(fmt.Errorf("Query(sort %s) error: %v", sorts[r], err))
+						report(fmt.Errorf("Query(sort %s) error: %v", sorts()[r], err))
 					}
 					return
 				}
 				for i := 1; i < len(p.Events); i++ {
-					if !After(sorts[r], agenttrail.PositionOf(&p.Events[i-1]), agenttrail.PositionOf(&p.Events[i])) {
-						report(fmt.Errorf("Query(sort %s) returned events out of order", sorts[r]))
+					if !After(sorts()[r], agenttrail.PositionOf(&p.Events[i-1]), agenttrail.PositionOf(&p.Events[i])) {
+						report(fmt.Errorf("Query(sort %s) returned events out of order", sorts()[r]))
 					}
 				}
 				var b []agenttrail.Bucket

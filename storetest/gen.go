@@ -11,24 +11,27 @@ import (
 	"github.com/agenttrail/agenttrail"
 )
 
-// Surfaces are the seven capture sources Events generates.
-var Surfaces = []string{
-	agenttrail.SourceMCP, agenttrail.SourceKube, agenttrail.SourceShell, agenttrail.SourceEgress,
-	agenttrail.SourceSandbox, agenttrail.SourceAWS, agenttrail.SourceLLM,
+// The value sets Events draws from, as arrays so that no caller can change
+// them. The empty project is included on purpose: it is the "" bucket of
+// by=project.
+func surfaces() [7]string {
+	return [7]string{
+		agenttrail.SourceMCP, agenttrail.SourceKube, agenttrail.SourceShell, agenttrail.SourceEgress,
+		agenttrail.SourceSandbox, agenttrail.SourceAWS, agenttrail.SourceLLM,
+	}
 }
 
-// Orgs and Projects are the scopes Events spreads events over. The empty
-// project is included on purpose: it is the "" bucket of by=project.
-var (
-	Orgs     = []string{"acme", "globex"}
-	Projects = []string{"", "web", "infra", "data"}
-	Models   = []string{"gpt-4o", "claude-sonnet-4", "gemini-2.5-pro"}
-)
-
-var actorNames = []string{"Build Bot", "Ågent Ünïcode", "reviewer", "Deploy-Agent", "データ係", "🤖 helper"}
+func orgs() [2]string     { return [2]string{"acme", "globex"} }
+func projects() [4]string { return [4]string{"", "web", "infra", "data"} }
+func models() [3]string   { return [3]string{"gpt-4o", "claude-sonnet-4", "gemini-2.5-pro"} }
+func actorNames() [6]string {
+	return [6]string{"Build Bot", "Ågent Ünïcode", "reviewer", "Deploy-Agent", "データ係", "🤖 helper"}
+}
 
 // Events returns n realistic, normalized and validated events of all seven
-// surfaces with times uniformly spread over [start, start+span), at
+// capture surfaces, in orgs "acme" and "globex" and projects "", "web",
+// "infra" and "data", by a dozen agents "agent-00".. plus a user and a
+// system actor, with times uniformly spread over [start, start+span), at
 // microsecond precision (what every store keeps). About one event in twenty
 // shares the time of the one before it, so sorts must break ties by seq.
 // llm-proxy events carry metadata.llm usage; one in five has no known price.
@@ -46,10 +49,11 @@ func Events(seed int64, n int, start time.Time, span time.Duration) []agenttrail
 		if i > 0 && r.IntN(20) == 0 {
 			t = out[i-1].Time
 		}
-		e := event(r, t, Surfaces[r.IntN(len(Surfaces))])
+		src, org, proj := surfaces(), orgs(), projects()
+		e := event(r, t, src[r.IntN(len(src))])
 		e.ID = eventID(r, t)
-		e.Org = Orgs[r.IntN(len(Orgs))]
-		e.Project = Projects[r.IntN(len(Projects))]
+		e.Org = org[r.IntN(len(org))]
+		e.Project = proj[r.IntN(len(proj))]
 		e.ProducerID = e.Org + "." + e.ActorID
 		producerSeq[e.ProducerID]++
 		e.ProducerSeq = producerSeq[e.ProducerID]
@@ -95,7 +99,8 @@ func event(r *rand.Rand, t time.Time, source string) agenttrail.Event {
 		e.ActorType, e.ActorID = agenttrail.ActorSystem, "scheduler"
 	}
 	if r.IntN(3) > 0 {
-		e.ActorName = actorNames[r.IntN(len(actorNames))]
+		names := actorNames()
+		e.ActorName = names[r.IntN(len(names))]
 	}
 	switch x := r.IntN(10); {
 	case x == 0:
@@ -147,7 +152,8 @@ func event(r *rand.Rand, t time.Time, source string) agenttrail.Event {
 		e.Description = "AWS call " + op
 		meta = map[string]any{"aws": map[string]any{"service": strings.Split(op, ":")[0], "operation": op, "region": "eu-west-1", "access_key_id": "AKIAEXAMPLE"}}
 	case agenttrail.SourceLLM:
-		model := Models[r.IntN(len(Models))]
+		ms := models()
+		model := ms[r.IntN(len(ms))]
 		e.Action, e.ResourceType, e.ResourceID = "chat.completions", agenttrail.ResourceTypeModel, model
 		e.StatusCode = statusFor(r, e.Result)
 		e.Description = "LLM call to " + model

@@ -16,7 +16,7 @@ func testPaging(t *testing.T, s agenttrail.Store) {
 	}
 	stored := AppendAll(t, s, events, 250)
 	for _, f := range []agenttrail.Filter{{}, {Org: []string{"acme"}}, {Source: []string{agenttrail.SourceLLM, agenttrail.SourceMCP}}} {
-		for _, sort := range sorts {
+		for _, sort := range sorts() {
 			q := agenttrail.Query{Filter: f, Sort: sort, Limit: 200}
 			want := Select(stored, q)
 			var got []agenttrail.Event
@@ -45,7 +45,7 @@ func testPaging(t *testing.T, s agenttrail.Store) {
 func testPagingWhileAppending(t *testing.T, s agenttrail.Store) {
 	stored := AppendAll(t, s, Events(21, 1000, Base(), 10*time.Hour), 500)
 	late := Events(22, 1200, Base().Add(-time.Hour), 12*time.Hour)
-	for _, sort := range sorts {
+	for _, sort := range sorts() {
 		t.Run(string(sort), func(t *testing.T) {
 			initial := append([]agenttrail.Event(nil), stored...)
 			q := agenttrail.Query{Sort: sort, Limit: 200}

@@ -54,7 +54,10 @@ func checkNext(t *testing.T, call string, q agenttrail.Query, p agenttrail.Page,
 	}
 }
 
-var sorts = []agenttrail.Sort{agenttrail.SortTimeDesc, agenttrail.SortTimeAsc, agenttrail.SortSeq}
+// sorts lists the three sort orders.
+func sorts() [3]agenttrail.Sort {
+	return [3]agenttrail.Sort{agenttrail.SortTimeDesc, agenttrail.SortTimeAsc, agenttrail.SortSeq}
+}
 
 func testQueryFilters(t *testing.T, s agenttrail.Store) {
 	stored := AppendAll(t, s, Events(10, 1500, Base(), 72*time.Hour), 500)
@@ -87,7 +90,7 @@ func testQueryFilters(t *testing.T, s agenttrail.Store) {
 		{Org: []string{"acme"}, Q: "github"},
 	}
 	for _, f := range tests {
-		for _, sort := range sorts {
+		for _, sort := range sorts() {
 			checkQuery(t, s, stored, agenttrail.Query{Filter: f, Sort: sort, Limit: 200})
 		}
 		got := all(t, s, f)
@@ -110,7 +113,7 @@ func testQueryTimeRange(t *testing.T, s agenttrail.Store) {
 		if !f.Since.IsZero() && !f.Until.IsZero() && !f.Since.Before(f.Until) {
 			f.Since, f.Until = f.Until, f.Since
 		}
-		for _, sort := range sorts {
+		for _, sort := range sorts() {
 			checkQuery(t, s, stored, agenttrail.Query{Filter: f, Sort: sort, Limit: 200})
 		}
 	}
@@ -275,7 +278,7 @@ func testQueryRandom(t *testing.T, s agenttrail.Store) {
 	r := rand.New(rand.NewPCG(12, 34))
 	for i := 0; i < 150; i++ {
 		f := RandomFilter(r, stored)
-		q := agenttrail.Query{Filter: f, Sort: sorts[r.IntN(3)], Limit: 1 + r.IntN(agenttrail.MaxLimit)}
+		q := agenttrail.Query{Filter: f, Sort: sorts()[r.IntN(3)], Limit: 1 + r.IntN(agenttrail.MaxLimit)}
 		checkQuery(t, s, stored, q)
 		if i%5 == 0 {
 			q.Limit = 50
