@@ -2,9 +2,7 @@ package sandbox
 
 import (
 	"cmp"
-	"context"
 	"encoding/json"
-	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -14,59 +12,14 @@ import (
 
 	"github.com/agenttrail/agenttrail"
 	"github.com/agenttrail/agenttrail/capture"
-	"github.com/agenttrail/agenttrail/client"
+	"github.com/agenttrail/agenttrail/capture/capturetest"
 	"github.com/agenttrail/agenttrail/servertest"
 )
 
-// newRecorder returns the SDK's Recorder sending to addr (where a server
-// may not run yet), closed when the test ends.
-func newRecorder(t *testing.T, addr string) *client.Recorder {
-	t.Helper()
-	c := client.New("http://" + addr)
-	t.Cleanup(c.CloseIdleConnections)
-	rec, err := client.NewRecorder(c, client.RecorderConfig{
-		SpoolDir:      t.TempDir(),
-		FlushInterval: 20 * time.Millisecond,
-		MaxBackoff:    100 * time.Millisecond,
-		Heartbeat:     client.HeartbeatOff,
-	}, discardLogger())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { rec.Close(context.Background()) })
-	return rec
-}
-
-// freeAddr returns a loopback address nothing listens on.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
-// storedEvents polls srv's store until it holds n sandbox events matching
-// f and returns them in commit order.
-func storedEvents(t *testing.T, srv *servertest.Server, f agenttrail.Filter, n int) []agenttrail.Event {
-	t.Helper()
-	f.Source = []string{agenttrail.SourceSandbox}
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		page, err := srv.Store.Query(context.Background(), agenttrail.Query{Filter: f, Sort: agenttrail.SortSeq, Limit: 100})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(page.Events) >= n || time.Now().After(deadline) {
-			if len(page.Events) != n {
-				t.Fatalf("stored %d sandbox events, want %d: %v", len(page.Events), n, actions(page.Events))
-			}
-			return page.Events
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+// sandboxEvents selects the events of this surface in the store, and of
+// the resources named, if any.
+func sandboxEvents(resources ...string) agenttrail.Filter {
+	return agenttrail.Filter{Source: []string{agenttrail.SourceSandbox}, ResourceID: resources}
 }
 
 // TestDockerEndToEnd runs the docker CLI through the proxy with the SDK's
@@ -74,8 +27,8 @@ func storedEvents(t *testing.T, srv *servertest.Server, f agenttrail.Filter, n i
 // first calls: the containers are managed regardless, and every call is
 // stored once the server is back, secrets redacted.
 func TestDockerEndToEnd(t *testing.T) {
-	addr := freeAddr(t)
-	rec := newRecorder(t, addr)
+	addr := capturetest.FreeAddr(t)
+	rec := capturetest.Recorder(t, "http://"+addr)
 	eng := startEngine(t, "unix")
 	ids := &capture.Identities{Default: capture.Actor{ID: "agent-docker", Project: "sandboxes"}}
 	host, _, _ := startDockerProxy(t, "unix", DockerConfig{Upstream: eng.endpoint(), Recorder: rec, Identities: ids})
@@ -116,7 +69,7 @@ func TestDockerEndToEnd(t *testing.T) {
 	}
 	// Events spooled while the server was down may be stored after later
 	// ones: the producer's sequence is the order they happened in.
-	events := storedEvents(t, srv, agenttrail.Filter{}, len(wants))
+	events := capturetest.WaitEvents(t, srv.Store, sandboxEvents(), len(wants))
 	slices.SortFunc(events, func(a, b agenttrail.Event) int { return cmp.Compare(a.ProducerSeq, b.ProducerSeq) })
 	for i, e := range events {
 		w := wants[i]
@@ -146,7 +99,7 @@ func TestDockerEndToEnd(t *testing.T) {
 		t.Errorf("failed start: resource %q, description %q", e.ResourceID, e.Description)
 	}
 	// Filtering by the container finds its whole history.
-	storedEvents(t, srv, agenttrail.Filter{ResourceID: []string{id}}, 6)
+	capturetest.WaitEvents(t, srv.Store, sandboxEvents(id), 6)
 }
 
 // TestWatchEndToEnd records file operations through the SDK's Recorder
@@ -154,7 +107,7 @@ func TestDockerEndToEnd(t *testing.T) {
 // one event.
 func TestWatchEndToEnd(t *testing.T) {
 	srv := servertest.Start(t)
-	rec := newRecorder(t, srv.Addr)
+	rec := capturetest.Recorder(t, srv.URL)
 	dir, outside := t.TempDir(), t.TempDir()
 	_, stop := runWatcher(t, WatchConfig{
 		Dir: dir, Recursive: true, ContainerID: "0123456789ab", Recorder: rec,
@@ -169,7 +122,7 @@ func TestWatchEndToEnd(t *testing.T) {
 		time.Sleep(2 * time.Millisecond)
 	}
 	f.Close()
-	first := storedEvents(t, srv, agenttrail.Filter{}, 1)[0]
+	first := capturetest.WaitEvents(t, srv.Store, sandboxEvents(), 1)[0]
 	if err := os.Rename(filepath.Join(dir, "out.csv"), filepath.Join(dir, "final.csv")); err != nil {
 		t.Fatal(err)
 	}
@@ -178,7 +131,7 @@ func TestWatchEndToEnd(t *testing.T) {
 	}
 	os.WriteFile(filepath.Join(dir, "tmp"), nil, 0o644)
 	os.Remove(filepath.Join(dir, "tmp"))
-	events := storedEvents(t, srv, agenttrail.Filter{}, 5)
+	events := capturetest.WaitEvents(t, srv.Store, sandboxEvents(), 5)
 	stop()
 
 	if m := sandboxMeta(t, first); first.Action != OpFileCreate || first.ResourceID != "out.csv" || m.Writes < 1 || m.Writes > 100 {
