@@ -3,11 +3,10 @@ package shell
 import (
 	"context"
 	"os/exec"
-	"slices"
 	"testing"
-	"time"
 
 	"github.com/agenttrail/agenttrail"
+	"github.com/agenttrail/agenttrail/capture/capturetest"
 )
 
 // discard is a Recorder that drops events, so the benchmark measures Run
@@ -17,9 +16,8 @@ type discard struct{}
 func (discard) Record(context.Context, agenttrail.Event) {}
 
 // BenchmarkRunOverhead measures what Run adds to running `true` with
-// exec.Cmd.Run, both in the same run, and reports p50 and p99 of each and
-// of the difference. Output reaches a buffer in both, as it would a
-// terminal.
+// exec.Cmd.Run, both in the same run, and reports p50 and p99 of each
+// ("direct" is exec.Cmd.Run, "proxied" is Run) and of the difference.
 func BenchmarkRunOverhead(b *testing.B) {
 	path, err := exec.LookPath("true")
 	if err != nil {
@@ -30,35 +28,16 @@ func BenchmarkRunOverhead(b *testing.B) {
 		b.Fatal(err)
 	}
 	opts := Options{Redactor: red}
-	var plain, wrapped []time.Duration
-	for b.Loop() {
-		t0 := time.Now()
+	// Output reaches a buffer on both sides, as it would a terminal.
+	command := func() *exec.Cmd {
 		c := exec.Command(path)
 		c.Stdout, c.Stderr = &syncBuffer{}, &syncBuffer{}
-		if err := c.Run(); err != nil {
-			b.Fatal(err)
-		}
-		t1 := time.Now()
-		c = exec.Command(path)
-		c.Stdout, c.Stderr = &syncBuffer{}, &syncBuffer{}
-		if _, err := Run(context.Background(), discard{}, agent, c, opts); err != nil {
-			b.Fatal(err)
-		}
-		plain, wrapped = append(plain, t1.Sub(t0)), append(wrapped, time.Since(t1))
+		return c
 	}
-	q := func(s []time.Duration, p float64) float64 {
-		s = slices.Clone(s)
-		slices.Sort(s)
-		return float64(s[int(p*float64(len(s)-1))].Nanoseconds()) / 1e3
-	}
-	for _, p := range []struct {
-		name string
-		q    float64
-	}{{"p50", 0.50}, {"p99", 0.99}} {
-		pq, wq := q(plain, p.q), q(wrapped, p.q)
-		b.ReportMetric(pq, p.name+"-exec-µs")
-		b.ReportMetric(wq, p.name+"-run-µs")
-		b.ReportMetric(wq-pq, p.name+"-added-µs")
-	}
-	b.ReportMetric(0, "ns/op")
+	capturetest.Latency(b,
+		func() error { return command().Run() },
+		func() error {
+			_, err := Run(context.Background(), discard{}, agent, command(), opts)
+			return err
+		})
 }

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,6 +15,7 @@ import (
 	"time"
 
 	"github.com/agenttrail/agenttrail"
+	"github.com/agenttrail/agenttrail/capture/capturetest"
 	"github.com/agenttrail/agenttrail/servertest"
 )
 
@@ -69,25 +69,12 @@ func cliEnv(t *testing.T) []string {
 	return []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir(), "XDG_CACHE_HOME=" + t.TempDir()}
 }
 
-// storedShell polls the store for n shell events and returns them in
-// commit order.
+// storedShell waits until the store holds n shell events matching f and
+// returns them in commit order.
 func storedShell(t *testing.T, srv *servertest.Server, n int, f agenttrail.Filter) []agenttrail.Event {
 	t.Helper()
 	f.Source = []string{agenttrail.SourceShell}
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		page, err := srv.Store.Query(context.Background(), agenttrail.Query{Filter: f, Sort: agenttrail.SortSeq, Limit: 100})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(page.Events) >= n || time.Now().After(deadline) {
-			if len(page.Events) != n {
-				t.Fatalf("stored %d shell events (filter %+v), want %d", len(page.Events), f, n)
-			}
-			return page.Events
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	return capturetest.WaitEvents(t, srv.Store, f, n)
 }
 
 // TestExecBinary runs the built `agenttrail exec` against a real server.
@@ -223,12 +210,7 @@ func TestExecBinary(t *testing.T) {
 // server is back.
 func TestExecBinaryServerDown(t *testing.T) {
 	bin := buildAgenttrail(t)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
+	addr := capturetest.FreeAddr(t)
 	spool := t.TempDir()
 	args := []string{"exec", "--server", "http://" + addr, "--spool", spool, "--actor-id", "agent-offline", "--"}
 

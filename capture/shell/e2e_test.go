@@ -4,14 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
-	"net"
 	"os/exec"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/agenttrail/agenttrail"
-	"github.com/agenttrail/agenttrail/client"
+	"github.com/agenttrail/agenttrail/capture/capturetest"
 	"github.com/agenttrail/agenttrail/servertest"
 )
 
@@ -19,25 +17,9 @@ import (
 // into a real server on SQLite that is down for the first ones.
 func TestEndToEnd(t *testing.T) {
 	ctx := context.Background()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
+	addr := capturetest.FreeAddr(t)
 	logger := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelError}))
-	c := client.New("http://" + addr)
-	defer c.CloseIdleConnections()
-	rec, err := client.NewRecorder(c, client.RecorderConfig{
-		SpoolDir:      t.TempDir(),
-		FlushInterval: 20 * time.Millisecond,
-		MaxBackoff:    100 * time.Millisecond,
-		Heartbeat:     client.HeartbeatOff,
-	}, logger)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rec.Close(ctx)
+	rec := capturetest.Recorder(t, "http://"+addr)
 	red, err := agenttrail.NewRedactor()
 	if err != nil {
 		t.Fatal(err)
