@@ -4,16 +4,17 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/agenttrail/agenttrail"
+	"github.com/agenttrail/agenttrail/capture/capturetest"
 	"github.com/agenttrail/agenttrail/capture/llm"
 )
 
@@ -43,66 +44,47 @@ func newBenchEnv(b *testing.B) *benchEnv {
 
 // post sends body to base+path and returns the time to the whole response
 // (stream false) or to the first content chunk (stream true).
-func (e *benchEnv) post(b *testing.B, base, body string, stream bool) time.Duration {
-	req, _ := http.NewRequest(http.MethodPost, base+"/v1/chat/completions", strings.NewReader(body))
+func (e *benchEnv) post(base, body string, stream bool) (time.Duration, error) {
+	req, err := http.NewRequest(http.MethodPost, base+"/v1/chat/completions", strings.NewReader(body))
+	if err != nil {
+		return 0, err
+	}
 	req.Header.Set("Authorization", "Bearer "+ciKey)
 	req.Header.Set("Content-Type", "application/json")
 	start := time.Now()
 	resp, err := e.client.Do(req)
 	if err != nil {
-		b.Fatal(err)
+		return 0, err
 	}
 	defer resp.Body.Close()
 	if !stream {
 		if _, err := io.Copy(io.Discard, resp.Body); err != nil {
-			b.Fatal(err)
+			return 0, err
 		}
-		return time.Since(start)
+		return time.Since(start), nil
 	}
 	br := bufio.NewReader(resp.Body)
 	var d time.Duration
 	for d == 0 {
 		line, err := br.ReadSlice('\n')
 		if err != nil {
-			b.Fatalf("stream ended before a content chunk: %v", err)
+			return 0, fmt.Errorf("stream ended before a content chunk: %w", err)
 		}
 		if bytes.Contains(line, []byte(`"content":"Hello"`)) {
 			d = time.Since(start)
 		}
 	}
 	io.Copy(io.Discard, br)
-	return d
+	return d, nil
 }
 
 // benchAdded alternates direct and proxied calls in one run and reports
 // the percentiles of both and the difference the proxy adds.
 func benchAdded(b *testing.B, body string, stream bool) {
 	e := newBenchEnv(b)
-	for range 20 { // warm the connection pools
-		e.post(b, e.up, body, stream)
-		e.post(b, e.proxy, body, stream)
-	}
-	direct := make([]time.Duration, 0, b.N)
-	proxied := make([]time.Duration, 0, b.N)
-	b.ResetTimer()
-	for range b.N {
-		direct = append(direct, e.post(b, e.up, body, stream))
-		proxied = append(proxied, e.post(b, e.proxy, body, stream))
-	}
-	b.StopTimer()
-	slices.Sort(direct)
-	slices.Sort(proxied)
-	pct := func(s []time.Duration, q float64) float64 {
-		return float64(s[min(len(s)-1, int(q*float64(len(s))))].Microseconds())
-	}
-	for _, q := range []struct {
-		name string
-		q    float64
-	}{{"p50", 0.50}, {"p99", 0.99}} {
-		b.ReportMetric(pct(direct, q.q), q.name+"-direct-µs")
-		b.ReportMetric(pct(proxied, q.q), q.name+"-proxied-µs")
-		b.ReportMetric(pct(proxied, q.q)-pct(direct, q.q), q.name+"-added-µs")
-	}
+	capturetest.MeasuredLatency(b,
+		func() (time.Duration, error) { return e.post(e.up, body, stream) },
+		func() (time.Duration, error) { return e.post(e.proxy, body, stream) })
 }
 
 // BenchmarkLatency measures the latency the proxy adds to a non-streamed

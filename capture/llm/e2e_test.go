@@ -4,19 +4,17 @@ import (
 	"context"
 	"log/slog"
 	"math"
-	"net"
 	"net/http/httptest"
 	"net/url"
 	"testing"
-	"time"
 
 	"github.com/anthropics/anthropic-sdk-go/v2"
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/responses"
 
 	"github.com/agenttrail/agenttrail"
+	"github.com/agenttrail/agenttrail/capture/capturetest"
 	"github.com/agenttrail/agenttrail/capture/llm"
-	"github.com/agenttrail/agenttrail/client"
 	"github.com/agenttrail/agenttrail/servertest"
 )
 
@@ -26,26 +24,9 @@ import (
 // server is up, with its usage and cost intact.
 func TestEndToEnd(t *testing.T) {
 	ctx := context.Background()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-
+	addr := capturetest.FreeAddr(t)
 	logger := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
-	c := client.New("http://" + addr)
-	defer c.CloseIdleConnections()
-	rec, err := client.NewRecorder(c, client.RecorderConfig{
-		SpoolDir:      t.TempDir(),
-		FlushInterval: 20 * time.Millisecond,
-		MaxBackoff:    100 * time.Millisecond,
-		Heartbeat:     client.HeartbeatOff,
-	}, logger)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rec.Close(ctx)
+	rec := capturetest.Recorder(t, "http://"+addr)
 	red, err := agenttrail.NewRedactor()
 	if err != nil {
 		t.Fatal(err)
@@ -100,27 +81,13 @@ func TestEndToEnd(t *testing.T) {
 		{llm.ActionResponses, ciActor, wantOpenAI(t, "gpt-4.1-2025-04-14", usageOf("gpt-4.1"), false)},
 	}
 	f := agenttrail.Filter{Source: []string{agenttrail.SourceLLM}}
-	var page agenttrail.Page
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		page, err = srv.Store.Query(ctx, agenttrail.Query{Filter: f, Sort: agenttrail.SortSeq, Limit: 100})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(page.Events) >= len(wants) || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	if len(page.Events) != len(wants) {
-		t.Fatalf("stored %d llm-proxy events, want %d", len(page.Events), len(wants))
-	}
+	events := capturetest.WaitEvents(t, srv.Store, f, len(wants))
 	// A streamed call is recorded when its stream ends, which may be just
 	// after the client moved on to the next call: match events by model,
 	// not by position.
 	byModel := map[string]agenttrail.Event{}
 	seqs := map[int64]bool{}
-	for _, e := range page.Events {
+	for _, e := range events {
 		l, _ := e.LLM()
 		byModel[l.Model] = e
 		if e.ProducerID == "" {
