@@ -4,14 +4,13 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
-	"slices"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/agenttrail/agenttrail"
+	"github.com/agenttrail/agenttrail/capture/capturetest"
 )
 
 // countingRecorder counts events; it stands in for client.Recorder, whose
@@ -59,44 +58,18 @@ func BenchmarkHTTPToolsCall(b *testing.B) {
 			defer direct.Close()
 			defer proxied.Close()
 			params := &sdk.CallToolParams{Name: "echo", Arguments: map[string]any{"msg": "benchmark"}}
-			call := func(cs *sdk.ClientSession) time.Duration {
-				start := time.Now()
-				if _, err := cs.CallTool(ctx, params); err != nil {
-					b.Fatal(err)
-				}
-				return time.Since(start)
+			call := func(cs *sdk.ClientSession) error {
+				_, err := cs.CallTool(ctx, params)
+				return err
 			}
-			for range 50 { // warm up connections and caches
-				call(direct)
-				call(proxied)
+			before, calls := rec.n.Load(), int64(0)
+			capturetest.Latency(b, func() error { return call(direct) }, func() error {
+				calls++
+				return call(proxied)
+			})
+			if got := rec.n.Load() - before; got != calls {
+				b.Fatalf("recorded %d events for %d proxied calls", got, calls)
 			}
-			before := rec.n.Load()
-			directT := make([]time.Duration, 0, b.N)
-			proxiedT := make([]time.Duration, 0, b.N)
-			b.ResetTimer()
-			for range b.N {
-				directT = append(directT, call(direct))
-				proxiedT = append(proxiedT, call(proxied))
-			}
-			b.StopTimer()
-			if got := rec.n.Load() - before; got != int64(b.N) {
-				b.Fatalf("recorded %d events for %d proxied calls", got, b.N)
-			}
-			d50, d99 := percentiles(directT)
-			p50, p99 := percentiles(proxiedT)
-			us := func(d time.Duration) float64 { return float64(d.Nanoseconds()) / 1e3 }
-			b.ReportMetric(us(d50), "direct-p50-µs")
-			b.ReportMetric(us(d99), "direct-p99-µs")
-			b.ReportMetric(us(p50), "proxied-p50-µs")
-			b.ReportMetric(us(p99), "proxied-p99-µs")
-			b.ReportMetric(us(p50-d50), "added-p50-µs")
-			b.ReportMetric(us(p99-d99), "added-p99-µs")
 		})
 	}
-}
-
-func percentiles(ds []time.Duration) (p50, p99 time.Duration) {
-	s := slices.Clone(ds)
-	slices.Sort(s)
-	return s[len(s)*50/100], s[min(len(s)-1, len(s)*99/100)]
 }

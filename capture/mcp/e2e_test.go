@@ -2,8 +2,6 @@ package mcp
 
 import (
 	"context"
-	"io"
-	"log/slog"
 	"net/http"
 	"testing"
 	"time"
@@ -11,47 +9,13 @@ import (
 	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/agenttrail/agenttrail"
-	"github.com/agenttrail/agenttrail/client"
+	"github.com/agenttrail/agenttrail/capture/capturetest"
 	"github.com/agenttrail/agenttrail/servertest"
 )
 
-// newStoreRecorder is the real SDK Recorder sending to url, spooling to
-// disk while the server is unreachable.
-func newStoreRecorder(t *testing.T, url string) *client.Recorder {
-	t.Helper()
-	rec, err := client.NewRecorder(client.New(url), client.RecorderConfig{
-		SpoolDir: t.TempDir(), FlushInterval: 20 * time.Millisecond,
-		MaxBackoff: 100 * time.Millisecond, Heartbeat: client.HeartbeatOff,
-	}, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		rec.Close(ctx)
-	})
-	return rec
-}
-
-// storedMCP polls the store until it holds want mcp-tool events.
-func storedMCP(t *testing.T, st agenttrail.Store, want int) []agenttrail.Event {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		page, err := st.Query(context.Background(), agenttrail.Query{
-			Filter: agenttrail.Filter{Source: []string{agenttrail.SourceMCP}}, Sort: agenttrail.SortTimeAsc, Limit: 200})
-		if err != nil {
-			t.Fatalf("Query: %v", err)
-		}
-		if len(page.Events) >= want || time.Now().After(deadline) {
-			if len(page.Events) != want {
-				t.Fatalf("the store holds %d mcp-tool events, want %d:\n%s", len(page.Events), want, dump(page.Events))
-			}
-			return page.Events
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+// mcpEvents selects the events of this surface in the store.
+func mcpEvents() agenttrail.Filter {
+	return agenttrail.Filter{Source: []string{agenttrail.SourceMCP}}
 }
 
 func findStored(t *testing.T, events []agenttrail.Event, action, resource string) agenttrail.Event {
@@ -68,7 +32,7 @@ func findStored(t *testing.T, events []agenttrail.Event, action, resource string
 // An agent's calls through the HTTP proxy are stored by the real server.
 func TestEndToEndHTTPStored(t *testing.T) {
 	srv := servertest.Start(t)
-	cfg := testConfig(newStoreRecorder(t, srv.URL))
+	cfg := testConfig(capturetest.Recorder(t, srv.URL))
 	endpoint, _, _ := startHTTPProxy(t, cfg, nil)
 	cs := connectHTTP(t, endpoint, http.Header{"Authorization": {"Bearer tok-ci"}}, "", nil)
 	ctx := context.Background()
@@ -80,7 +44,7 @@ func TestEndToEndHTTPStored(t *testing.T) {
 	}
 	cs.Close()
 
-	events := storedMCP(t, srv.Store, 4) // server/discover, initialize and two calls
+	events := capturetest.WaitEvents(t, srv.Store, mcpEvents(), 4) // server/discover, initialize and two calls
 	echo := findStored(t, events, "tools/call", "echo")
 	md := mcpMeta(t, echo)
 	if echo.ActorID != "agent-ci" || echo.Org != "acme" || echo.Result != agenttrail.ResultSuccess || echo.Seq == 0 {
@@ -102,7 +66,7 @@ func TestEndToEndHTTPStored(t *testing.T) {
 func TestEndToEndAuditServerDown(t *testing.T) {
 	srv := servertest.Start(t)
 	addr, dataDir := srv.Addr, srv.DataDir
-	rec := newStoreRecorder(t, srv.URL)
+	rec := capturetest.Recorder(t, srv.URL)
 	srv.Stop()
 
 	p, err := NewStdio(testConfig(rec))
@@ -126,7 +90,7 @@ func TestEndToEndAuditServerDown(t *testing.T) {
 	}
 
 	back := servertest.StartAt(t, addr, dataDir)
-	events := storedMCP(t, back.Store, 4) // server/discover and three calls
+	events := capturetest.WaitEvents(t, back.Store, mcpEvents(), 4) // server/discover and three calls
 	for _, e := range events {
 		if md := mcpMeta(t, e); md.Transport != "stdio" || md.Server != "test-server" || e.ActorID != "agent-test" {
 			t.Errorf("stored %s = %s by %s", e.Action, e.Metadata, e.ActorID)
