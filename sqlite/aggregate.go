@@ -11,18 +11,20 @@ import (
 	"github.com/agenttrail/agenttrail"
 )
 
-// groupKey identifies one group of a grouping: an hour start (0 when the
-// grouping is not by hour) and a key of the by dimension ("" without one).
+// groupKey identifies one group of a grouping: a bucket start (an hour or a
+// day; 0 when the grouping is not over time) and a key of the by dimension
+// ("" without one).
 type groupKey struct {
 	hour int64
 	key  string
 }
 
-// Aggregate groups the events f matches by by. It reads rollups for the
-// whole hours of the range when f constrains only org, project, time and at
-// most one rolled-up dimension (by's own), and the events table for the
-// partial hours at either end and for every other filter, so the result is
-// exact either way.
+// Aggregate groups the events f matches by by. When f constrains only org,
+// project, time and at most one rolled-up dimension (by's own), it reads day
+// rollups for the whole days of the range, hourly rollups for the other
+// whole hours and the events table for the partial hours at either end;
+// any other filter is a GROUP BY over the events. The result is exact
+// either way.
 func (s *Store) Aggregate(ctx context.Context, f agenttrail.Filter, by agenttrail.Dimension) ([]agenttrail.Bucket, error) {
 	if !by.Valid() {
 		return nil, agenttrail.Invalid("by", "must be one of source, actor_type, actor_id, result, action, resource_type, org, project, model, not %q", by)
@@ -50,8 +52,8 @@ func (s *Store) Aggregate(ctx context.Context, f agenttrail.Filter, by agenttrai
 }
 
 // Series counts the events f matches per interval from iv.Truncate(f.Since)
-// to f.Until, empty buckets included, from hourly groups read as Aggregate
-// reads them.
+// to f.Until, empty buckets included, from hour groups (hour interval) or
+// day groups (day and week) read as Aggregate reads them.
 func (s *Store) Series(ctx context.Context, f agenttrail.Filter, iv agenttrail.Interval, by agenttrail.Dimension) ([]agenttrail.TimeBucket, error) {
 	switch iv {
 	case agenttrail.Hour, agenttrail.Day, agenttrail.Week:

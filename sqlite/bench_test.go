@@ -14,8 +14,14 @@ import (
 	"github.com/agenttrail/agenttrail/storetest"
 )
 
-// Run with: go test -run '^$' -bench . -benchtime 2000x ./sqlite/
-// (BenchmarkRead1M builds a 1M-event file first, which takes a while.)
+// Run with:
+//
+//	go test -run '^$' -bench Append -benchtime 60x ./sqlite/
+//	go test -run '^$' -bench Read1M -benchtime 20x ./sqlite/
+//
+// BenchmarkRead1M builds a 1M-event file first (about 20 s on 2 cores).
+// Append benchmarks report events/s of wall time and per CPU second; the
+// latter is steadier on a shared machine.
 
 func benchOpen(b *testing.B, synchronous string) *Store {
 	b.Helper()

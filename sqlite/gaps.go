@@ -22,7 +22,7 @@ func (s *Store) HeartbeatGaps(ctx context.Context, f agenttrail.Filter, interval
 	}
 	until := f.Until
 	if until.IsZero() {
-		until = time.Now().UTC()
+		until = s.now().UTC()
 	}
 	limit := int64(interval) * 3 / 2
 	w := filterWhere(&f)
