@@ -63,7 +63,7 @@ func BenchmarkAddedLatency(b *testing.B) {
 	for _, bc := range cases {
 		b.Run(bc.name, func(b *testing.B) { capturetest.Latency(b, bc.direct, bc.proxied) })
 	}
-	if len(rec.wait(b, 1)) == 0 {
+	if len(rec.Wait(b, 1)) == 0 {
 		b.Fatal("no events recorded")
 	}
 }

@@ -29,6 +29,7 @@ import (
 
 	"github.com/agenttrail/agenttrail"
 	"github.com/agenttrail/agenttrail/capture"
+	"github.com/agenttrail/agenttrail/capture/capturetest"
 )
 
 // The proxy-issued key an agent holds, and the real key behind it. Both
@@ -51,33 +52,7 @@ func testCredentials() map[string]Credential {
 }
 
 // memRecorder keeps the events it is given, for tests to inspect.
-type memRecorder struct {
-	mu     sync.Mutex
-	events []agenttrail.Event
-}
-
-func (m *memRecorder) Record(_ context.Context, e agenttrail.Event) {
-	m.mu.Lock()
-	m.events = append(m.events, e)
-	m.mu.Unlock()
-}
-
-func (m *memRecorder) wait(t testing.TB, n int) []agenttrail.Event {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		m.mu.Lock()
-		ev := append([]agenttrail.Event(nil), m.events...)
-		m.mu.Unlock()
-		if len(ev) >= n {
-			return ev
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("got %d events, want %d", len(ev), n)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
+type memRecorder = capturetest.Events
 
 // fakeAWS plays S3, STS and DynamoDB. It accepts only requests signed with
 // the REAL credentials, checked by recomputing the signature with the SDK's

@@ -104,7 +104,7 @@ func TestRefused(t *testing.T) {
 		if status != tt.status || !strings.Contains(body, tt.code) || !strings.Contains(body, tt.xmlOrJSON) {
 			t.Errorf("%s: %d %s; want %d with %s in a %s body", tt.name, status, body, tt.status, tt.code, tt.xmlOrJSON)
 		}
-		e := rec.wait(t, i+1)[i]
+		e := rec.Wait(t, i+1)[i]
 		m := awsMeta(t, e)
 		if e.Result != agenttrail.ResultFailure || e.StatusCode != tt.status || m.ErrorCode != tt.code || e.Action != tt.action ||
 			e.ActorID != tt.actor || m.AccessKeyID != tt.keyID || m.SessionTags != nil {
@@ -126,7 +126,7 @@ func TestUpstreamUnreachable(t *testing.T) {
 	if !errors.As(err, &apiErr) {
 		t.Fatalf("HeadObject through a proxy without upstream: %v, want an API error", err)
 	}
-	e := rec.wait(t, 1)[0]
+	e := rec.Wait(t, 1)[0]
 	if e.Result != agenttrail.ResultError || e.StatusCode != http.StatusBadGateway || e.Action != "s3:HeadObject" || e.ActorID != "agent-data" {
 		t.Errorf("event %q by %q, %d %s; want s3:HeadObject by agent-data, 502 error", e.Action, e.ActorID, e.StatusCode, e.Result)
 	}
@@ -141,7 +141,7 @@ func TestHeadMissingObject(t *testing.T) {
 	if !errors.As(err, &apiErr) || apiErr.ErrorCode() != "NotFound" {
 		t.Fatalf("HeadObject of a missing key: %v, want NotFound", err)
 	}
-	e := rec.wait(t, 1)[0]
+	e := rec.Wait(t, 1)[0]
 	if m := awsMeta(t, e); e.Action != "s3:HeadObject" || e.StatusCode != 404 || e.Result != agenttrail.ResultFailure || m.ErrorCode != "NotFound" || e.ActorID != "agent-data" {
 		t.Errorf("event %q by %q, %d %s code %q", e.Action, e.ActorID, e.StatusCode, e.Result, m.ErrorCode)
 	}

@@ -42,7 +42,7 @@ func BenchmarkAddedLatency(b *testing.B) {
 			proxied.CloseIdleConnections()
 		})
 	}
-	if rec.len() == 0 {
+	if rec.Len() == 0 {
 		b.Fatal("no events recorded")
 	}
 }

@@ -29,7 +29,7 @@ func TestConnectCurl(t *testing.T) {
 	if code != 0 || out != "hello from upstreamping" {
 		t.Fatalf("curl = %q, exit %d (%s), want the upstream's answer", out, code, errOut)
 	}
-	e := rec.wait(t, 1)[0]
+	e := rec.Wait(t, 1)[0]
 	m := httpMeta(t, e)
 	if want := "CONNECT example.com:" + port(t, up); e.Action != want {
 		t.Errorf("action = %q, want %q", e.Action, want)
@@ -83,13 +83,13 @@ func TestConnectGoClient(t *testing.T) {
 			t.Fatalf("response %d bytes, want %d", len(b), len("hello from upstream")+len(upload))
 		}
 	}
-	if n := rec.len(); n != 0 {
+	if n := rec.Len(); n != 0 {
 		t.Fatalf("%d events while the tunnel is open, want none until it closes", n)
 	}
 	c.Transport.(*http.Transport).CloseIdleConnections()
-	ev := rec.wait(t, 1)
+	ev := rec.Wait(t, 1)
 	time.Sleep(50 * time.Millisecond)
-	if n := rec.len(); n != 1 {
+	if n := rec.Len(); n != 1 {
 		t.Fatalf("%d events, want 1 for the one tunnel", n)
 	}
 	m := httpMeta(t, ev[0])
@@ -132,7 +132,7 @@ func TestConnectExactBytes(t *testing.T) {
 	if _, err := br.ReadByte(); err != io.EOF {
 		t.Fatalf("after half-close: %v, want EOF", err)
 	}
-	m := httpMeta(t, rec.wait(t, 1)[0])
+	m := httpMeta(t, rec.Wait(t, 1)[0])
 	n := int64(len(early) + len(body))
 	if m.BytesOut != n || m.BytesIn != n {
 		t.Errorf("bytes out, in = %d, %d; want %d each", m.BytesOut, m.BytesIn, n)
@@ -168,7 +168,7 @@ func echoServer(t *testing.T) string {
 // it.
 func TestConnectCloseEndsTunnels(t *testing.T) {
 	echo := echoServer(t)
-	rec := newMemRecorder()
+	rec := &memRecorder{}
 	p, err := New(Config{Recorder: rec, Policy: Policy{AllowPrivate: true}})
 	if err != nil {
 		t.Fatal(err)
@@ -185,7 +185,7 @@ func TestConnectCloseEndsTunnels(t *testing.T) {
 		t.Fatalf("CONNECT = %v, %v", resp, err)
 	}
 	p.Close()
-	if n := rec.len(); n != 1 {
+	if n := rec.Len(); n != 1 {
 		t.Fatalf("%d events after Close, want the tunnel recorded", n)
 	}
 	conn.SetReadDeadline(time.Now().Add(5 * time.Second))

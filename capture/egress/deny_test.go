@@ -52,7 +52,7 @@ func TestDeniedByRule(t *testing.T) {
 		if out != "403" || (code == 0 && strings.HasPrefix(tt.action, "CONNECT")) {
 			t.Errorf("%s: status %s, curl exit %d; want 403 and a failed tunnel", tt.action, out, code)
 		}
-		e := rec.wait(t, i+1)[i]
+		e := rec.Wait(t, i+1)[i]
 		m := httpMeta(t, e)
 		if e.Action != tt.action || e.ResourceID != tt.host {
 			t.Errorf("event action, resource = %q, %q; want %q, %q", e.Action, e.ResourceID, tt.action, tt.host)
@@ -101,7 +101,7 @@ func TestPrivateDeniedByDefault(t *testing.T) {
 		if out != "403" {
 			t.Errorf("%s: status %s, want 403", tt.url, out)
 		}
-		e := rec.wait(t, i+1)[i]
+		e := rec.Wait(t, i+1)[i]
 		if e.StatusCode != http.StatusForbidden || e.Result != agenttrail.ResultFailure || httpMeta(t, e).Rule != RulePrivate || e.ResourceID != tt.host {
 			t.Errorf("%s: status %d, result %s, rule %q, resource %q; want 403, failure, %q, %q",
 				tt.url, e.StatusCode, e.Result, httpMeta(t, e).Rule, e.ResourceID, RulePrivate, tt.host)
@@ -123,7 +123,7 @@ func TestExplicitAllowReachesPrivate(t *testing.T) {
 		if code != 0 || out != "reached" {
 			t.Fatalf("allow %s: %q, exit %d (%s)", allow, out, code, errOut)
 		}
-		if e := rec.wait(t, 1)[0]; e.Result != agenttrail.ResultSuccess || e.StatusCode != 200 {
+		if e := rec.Wait(t, 1)[0]; e.Result != agenttrail.ResultSuccess || e.StatusCode != 200 {
 			t.Errorf("allow %s: result %s, status %d", allow, e.Result, e.StatusCode)
 		}
 	}
@@ -144,7 +144,7 @@ func TestResolvedOnce(t *testing.T) {
 	if n := res.count("rebind.test"); n != 2 {
 		t.Errorf("rebind.test resolved %d times for 2 requests, want 2", n)
 	}
-	for _, e := range rec.wait(t, 2) {
+	for _, e := range rec.Wait(t, 2) {
 		if m := httpMeta(t, e); m.Address != "127.0.0.1:"+p {
 			t.Errorf("address = %q, want 127.0.0.1:%s", m.Address, p)
 		}
@@ -171,7 +171,7 @@ func TestUnreachable(t *testing.T) {
 		if out != "502" {
 			t.Errorf("%s: status %s, want 502", tt.url, out)
 		}
-		e := rec.wait(t, i+1)[i]
+		e := rec.Wait(t, i+1)[i]
 		if e.Action != tt.action || e.Result != agenttrail.ResultError || e.StatusCode != http.StatusBadGateway || e.Description == "" {
 			t.Errorf("event %q: result %s, status %d, description %q; want %q, error, 502, a reason",
 				e.Action, e.Result, e.StatusCode, e.Description, tt.action)

@@ -73,7 +73,7 @@ func TestForwardCurl(t *testing.T) {
 			t.Errorf("upstream saw %s: %q, want it removed", h, v)
 		}
 	}
-	e := rec.wait(t, 1)[0]
+	e := rec.Wait(t, 1)[0]
 	m := httpMeta(t, e)
 	if want := "POST http://example.com:" + p + "/items?page=2"; e.Action != want {
 		t.Errorf("action = %q, want %q", e.Action, want)
@@ -98,12 +98,12 @@ func TestForwardProxyAuthConsumed(t *testing.T) {
 	if v := seen()[0].header.Get("Proxy-Authorization"); v != "" {
 		t.Errorf("upstream saw Proxy-Authorization %q", v)
 	}
-	if e := rec.wait(t, 1)[0]; e.ActorID != "agent-ci" {
+	if e := rec.Wait(t, 1)[0]; e.ActorID != "agent-ci" {
 		t.Errorf("actor = %q, want agent-ci: a mapped credential wins over the header", e.ActorID)
 	}
 	// Without a credential or header: the default actor.
 	curl(t, "-x", proxy, up.URL+"/")
-	if e := rec.wait(t, 2)[1]; e.ActorID != "default-agent" {
+	if e := rec.Wait(t, 2)[1]; e.ActorID != "default-agent" {
 		t.Errorf("actor = %q, want default-agent", e.ActorID)
 	}
 }
@@ -121,7 +121,7 @@ func TestForwardUpstreamStatus(t *testing.T) {
 		if resp.StatusCode != code {
 			t.Errorf("status = %d, want %d", resp.StatusCode, code)
 		}
-		e := rec.wait(t, i+1)[i]
+		e := rec.Wait(t, i+1)[i]
 		if e.StatusCode != code || e.Result != agenttrail.ResultFailure {
 			t.Errorf("event status %d, result %s; want %d, failure", e.StatusCode, e.Result, code)
 		}
@@ -141,7 +141,7 @@ func TestForwardSecretInQuery(t *testing.T) {
 	if got := seen()[0].uri; !strings.Contains(got, secret) {
 		t.Fatalf("upstream saw %q: the request itself must be forwarded untouched", got)
 	}
-	e := rec.wait(t, 1)[0]
+	e := rec.Wait(t, 1)[0]
 	if strings.Contains(e.Action, secret) || strings.Contains(string(e.Metadata), secret) || strings.Contains(e.Description, secret) {
 		t.Errorf("secret reached the event: action %q, metadata %s", e.Action, e.Metadata)
 	}
@@ -166,7 +166,7 @@ func TestForwardUserInfoNotRecorded(t *testing.T) {
 	if err != nil || resp.StatusCode != 200 {
 		t.Fatalf("response %v, %v", resp, err)
 	}
-	e := rec.wait(t, 1)[0]
+	e := rec.Wait(t, 1)[0]
 	if strings.Contains(e.Action, "s3cret") || strings.Contains(string(e.Metadata), "s3cret") {
 		t.Errorf("user info recorded: %q %s", e.Action, e.Metadata)
 	}
@@ -182,7 +182,7 @@ func TestNotAProxyRequest(t *testing.T) {
 	if resp.StatusCode != http.StatusBadRequest {
 		t.Errorf("status = %d, want 400", resp.StatusCode)
 	}
-	if n := rec.len(); n != 0 {
+	if n := rec.Len(); n != 0 {
 		t.Errorf("%d events for a request that is not proxied, want none", n)
 	}
 }

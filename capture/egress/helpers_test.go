@@ -21,52 +21,11 @@ import (
 
 	"github.com/agenttrail/agenttrail"
 	"github.com/agenttrail/agenttrail/capture"
+	"github.com/agenttrail/agenttrail/capture/capturetest"
 )
 
 // memRecorder keeps the events it is given, for tests to inspect.
-type memRecorder struct {
-	mu     sync.Mutex
-	events []agenttrail.Event
-	added  chan struct{}
-}
-
-func newMemRecorder() *memRecorder { return &memRecorder{added: make(chan struct{}, 1024)} }
-
-func (m *memRecorder) Record(_ context.Context, e agenttrail.Event) {
-	m.mu.Lock()
-	m.events = append(m.events, e)
-	m.mu.Unlock()
-	select {
-	case m.added <- struct{}{}:
-	default:
-	}
-}
-
-// wait returns the first n events, failing the test when they do not come.
-func (m *memRecorder) wait(t *testing.T, n int) []agenttrail.Event {
-	t.Helper()
-	deadline := time.After(10 * time.Second)
-	for {
-		m.mu.Lock()
-		if len(m.events) >= n {
-			ev := append([]agenttrail.Event(nil), m.events...)
-			m.mu.Unlock()
-			return ev
-		}
-		m.mu.Unlock()
-		select {
-		case <-m.added:
-		case <-deadline:
-			t.Fatalf("got %d events, want %d", m.len(), n)
-		}
-	}
-}
-
-func (m *memRecorder) len() int {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return len(m.events)
-}
+type memRecorder = capturetest.Events
 
 // fakeResolver resolves names from a table and counts lookups.
 type fakeResolver struct {
@@ -105,7 +64,7 @@ func startProxy(t testing.TB, cfg Config) (string, *memRecorder) {
 	t.Helper()
 	var mem *memRecorder
 	if cfg.Recorder == nil {
-		mem = newMemRecorder()
+		mem = &memRecorder{}
 		cfg.Recorder = mem
 	}
 	if cfg.Logger == nil {

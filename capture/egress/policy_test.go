@@ -128,7 +128,7 @@ func TestCompilePolicyRefusesBadPatterns(t *testing.T) {
 			t.Errorf("compilePolicy(allow %q) = %v, want it to name the allow pattern", s, err)
 		}
 	}
-	if _, err := New(Config{Recorder: newMemRecorder(), Policy: Policy{Deny: []string{"*evil"}}}); err == nil {
+	if _, err := New(Config{Recorder: &memRecorder{}, Policy: Policy{Deny: []string{"*evil"}}}); err == nil {
 		t.Error("New with a bad deny pattern = nil error")
 	}
 }
@@ -180,7 +180,7 @@ func TestProxyCredentials(t *testing.T) {
 func TestActorFromWholeBasicCredential(t *testing.T) {
 	ids := identities()
 	ids.Add("bot:pw-1", capture.Actor{ID: "agent-bot"})
-	p, err := New(Config{Recorder: newMemRecorder(), Identities: ids})
+	p, err := New(Config{Recorder: &memRecorder{}, Identities: ids})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -23,7 +23,7 @@ func BenchmarkAddedLatency(b *testing.B) {
 	direct := func() error { return get(c, up.URL+path, upstreamToken) }
 	proxied := func() error { return get(c, proxy+path, agentToken) }
 	capturetest.Latency(b, direct, proxied)
-	if len(rec.wait(b, 1)) == 0 {
+	if len(rec.Wait(b, 1)) == 0 {
 		b.Fatal("no events recorded")
 	}
 }

@@ -1,7 +1,6 @@
 package kube
 
 import (
-	"context"
 	"encoding/json"
 	"log/slog"
 	"net/http"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/agenttrail/agenttrail"
 	"github.com/agenttrail/agenttrail/capture"
+	"github.com/agenttrail/agenttrail/capture/capturetest"
 )
 
 const (
@@ -26,40 +26,7 @@ const (
 )
 
 // memRecorder keeps the events it is given, for tests to inspect.
-type memRecorder struct {
-	mu     sync.Mutex
-	events []agenttrail.Event
-}
-
-func (m *memRecorder) Record(_ context.Context, e agenttrail.Event) {
-	m.mu.Lock()
-	m.events = append(m.events, e)
-	m.mu.Unlock()
-}
-
-func (m *memRecorder) len() int {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return len(m.events)
-}
-
-// wait returns the first n events, failing the test when they do not come.
-func (m *memRecorder) wait(t testing.TB, n int) []agenttrail.Event {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		m.mu.Lock()
-		ev := append([]agenttrail.Event(nil), m.events...)
-		m.mu.Unlock()
-		if len(ev) >= n {
-			return ev
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("got %d events, want %d", len(ev), n)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
+type memRecorder = capturetest.Events
 
 // fakeCluster serves enough of the core/v1 pods API for a clientset's list,
 // get, create, delete and watch, and refuses any credential but

@@ -41,7 +41,7 @@ func TestUnknownCredentialRefused(t *testing.T) {
 	if n := len(cluster.seenAuth()); n != 0 {
 		t.Errorf("the upstream saw %d requests from unknown credentials, want 0", n)
 	}
-	for i, e := range rec.wait(t, 3) {
+	for i, e := range rec.Wait(t, 3) {
 		if e.StatusCode != http.StatusUnauthorized || e.Result != agenttrail.ResultFailure || e.ActorID != "default-agent" || k8sMeta(t, e).Verb != "list" {
 			t.Errorf("event %d = %d %s by %q verb %q; want a 401 failure by default-agent, verb list", i, e.StatusCode, e.Result, e.ActorID, k8sMeta(t, e).Verb)
 		}
@@ -64,7 +64,7 @@ func TestAllowUnmapped(t *testing.T) {
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("status %d, want 200", resp.StatusCode)
 	}
-	if e := rec.wait(t, 1)[0]; e.ActorID != "agent-7" || e.Result != agenttrail.ResultSuccess {
+	if e := rec.Wait(t, 1)[0]; e.ActorID != "agent-7" || e.Result != agenttrail.ResultSuccess {
 		t.Errorf("event by %q, %s; want agent-7, success", e.ActorID, e.Result)
 	}
 }
@@ -93,7 +93,7 @@ func TestImpersonationRecorded(t *testing.T) {
 	if resp.StatusCode != http.StatusForbidden || gotUser != "alice" || !slices.Equal(gotGroups, []string{"devs", "oncall"}) {
 		t.Fatalf("status %d, upstream saw user %q groups %v; want 403 and the impersonation forwarded", resp.StatusCode, gotUser, gotGroups)
 	}
-	e := rec.wait(t, 1)[0]
+	e := rec.Wait(t, 1)[0]
 	m := k8sMeta(t, e)
 	if e.Result != agenttrail.ResultFailure || e.ResourceType != "nodes" || e.ResourceID != "" || m.User != "agent-ops" ||
 		m.Impersonate == nil || m.Impersonate.User != "alice" || !slices.Equal(m.Groups, []string{"devs", "oncall"}) ||
@@ -112,7 +112,7 @@ func TestUpstreamUnreachable(t *testing.T) {
 	if err == nil {
 		t.Fatal("Get through a proxy without upstream: no error")
 	}
-	if e := rec.wait(t, 1)[0]; e.StatusCode != http.StatusBadGateway || e.Result != agenttrail.ResultError {
+	if e := rec.Wait(t, 1)[0]; e.StatusCode != http.StatusBadGateway || e.Result != agenttrail.ResultError {
 		t.Errorf("event %d %s, want 502 error", e.StatusCode, e.Result)
 	}
 }
@@ -157,7 +157,7 @@ func TestKubeconfig(t *testing.T) {
 	if _, err := cs.CoreV1().Pods("default").Get(context.Background(), "web", metav1.GetOptions{}); err != nil {
 		t.Fatalf("Get(web) with the written kubeconfig: %v", err)
 	}
-	if e := mem.wait(t, 1)[0]; e.ActorID != "agent-ops" || e.Result != agenttrail.ResultSuccess {
+	if e := mem.Wait(t, 1)[0]; e.ActorID != "agent-ops" || e.Result != agenttrail.ResultSuccess {
 		t.Errorf("event by %q, %s; want agent-ops, success", e.ActorID, e.Result)
 	}
 

@@ -42,20 +42,20 @@ func TestFollowedLogsStream(t *testing.T) {
 		close(next)
 		t.Fatalf("first line %q, %v", line, err)
 	}
-	if n := rec.len(); n != 0 {
+	if n := rec.Len(); n != 0 {
 		t.Errorf("%d events recorded while the log is still open, want 0", n)
 	}
 	close(next)
 	if rest, _ := io.ReadAll(br); string(rest) != "line 2\n" {
 		t.Fatalf("rest of the log %q", rest)
 	}
-	e := rec.wait(t, 1)[0]
+	e := rec.Wait(t, 1)[0]
 	m := k8sMeta(t, e)
 	if m.Subresource != "log" || !m.LongRunning || e.DurationMS < 100 || e.Result != agenttrail.ResultSuccess || e.ResourceID != "default/web" {
 		t.Errorf("event %s %s %.1f ms, metadata %+v", e.Action, e.Result, e.DurationMS, m)
 	}
 	time.Sleep(50 * time.Millisecond)
-	if n := rec.len(); n != 1 {
+	if n := rec.Len(); n != 1 {
 		t.Errorf("%d events for one followed log, want 1", n)
 	}
 }
@@ -101,7 +101,7 @@ func TestExecUpgrade(t *testing.T) {
 		t.Fatalf("exec echo %q, %v", line, err)
 	}
 	conn.Close()
-	e := rec.wait(t, 1)[0]
+	e := rec.Wait(t, 1)[0]
 	m := k8sMeta(t, e)
 	if m.Verb != "create" || m.Subresource != "exec" || !m.LongRunning || e.StatusCode != http.StatusSwitchingProtocols || e.Result != agenttrail.ResultSuccess {
 		t.Errorf("event %s %d %s, metadata %+v", e.Action, e.StatusCode, e.Result, m)

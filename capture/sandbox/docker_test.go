@@ -65,7 +65,7 @@ func TestDockerCLI(t *testing.T) {
 				{OpStop, 204, "", "", false},
 				{OpRemove, 204, "", "", false},
 			}
-			events := mem.wait(t, len(wants))
+			events := mem.Wait(t, len(wants))
 			if len(events) != len(wants) {
 				t.Fatalf("recorded %d events, want %d: %v", len(events), len(wants), actions(events))
 			}
@@ -118,7 +118,7 @@ func TestDockerFailures(t *testing.T) {
 		t.Errorf("docker start with the engine down: exit 0 (%s)", errOut)
 	}
 
-	events := mem.wait(t, 2)
+	events := mem.Wait(t, 2)
 	for i, w := range []struct {
 		action, resource, desc string
 		status                 int
@@ -134,7 +134,7 @@ func TestDockerFailures(t *testing.T) {
 	if m := sandboxMeta(t, events[0]); m.Image != "missing" {
 		t.Errorf("failed create image = %q, want missing", m.Image)
 	}
-	e := downMem.wait(t, 1)[0]
+	e := downMem.Wait(t, 1)[0]
 	if e.Action != "container.start" || e.ResourceID != "web" || e.Result != agenttrail.ResultError || !strings.Contains(e.Description, "engine unreachable") {
 		t.Errorf("engine down: %s %q %s %q, want container.start web error, engine unreachable", e.Action, e.ResourceID, e.Result, e.Description)
 	}
@@ -167,7 +167,7 @@ func TestDockerActorAndRedaction(t *testing.T) {
 	run("", "start", "db")
 	run("agent-7", "exec", "-d", "db", "psql", "--password", secret, "-c", "select 1")
 
-	events := mem.wait(t, 4)
+	events := mem.Wait(t, 4)
 	for i, want := range []string{"agent-7", "default-agent", "agent-7", "agent-7"} {
 		if events[i].ActorID != want {
 			t.Errorf("event %d (%s) actor = %q, want %q", i, events[i].Action, events[i].ActorID, want)
@@ -209,7 +209,7 @@ func TestDockerExecCreatedElsewhere(t *testing.T) {
 	}
 	resp.Body.Close()
 
-	events := mem.wait(t, 3)
+	events := mem.Wait(t, 3)
 	e, m := events[2], sandboxMeta(t, events[2])
 	if e.Action != "container.exec" || e.ResourceID != sandboxMeta(t, events[0]).ContainerID || m.Command != "ls -l /root" || m.Image != "alpine" || m.ExecID != created.Id {
 		t.Errorf("exec start = %s on %q, metadata %+v; want container.exec on the box container running ls -l /root", e.Action, e.ResourceID, m)
@@ -231,7 +231,7 @@ func TestDockerPeerCredential(t *testing.T) {
 		if _, errOut, code := docker(t, host, "", "create", "alpine"); code != 0 {
 			t.Fatalf("docker create over %s: %s", tc.network, errOut)
 		}
-		if e := mem.wait(t, 1)[0]; e.ActorID != tc.want {
+		if e := mem.Wait(t, 1)[0]; e.ActorID != tc.want {
 			t.Errorf("over %s: actor %q, want %q", tc.network, e.ActorID, tc.want)
 		}
 	}

@@ -12,55 +12,15 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/agenttrail/agenttrail"
+	"github.com/agenttrail/agenttrail/capture/capturetest"
 )
 
 // memRecorder keeps the events it is given, for tests to inspect.
-type memRecorder struct {
-	mu     sync.Mutex
-	events []agenttrail.Event
-	added  chan struct{}
-}
-
-func newMemRecorder() *memRecorder { return &memRecorder{added: make(chan struct{}, 1)} }
-
-func (m *memRecorder) Record(_ context.Context, e agenttrail.Event) {
-	m.mu.Lock()
-	m.events = append(m.events, e)
-	m.mu.Unlock()
-	select {
-	case m.added <- struct{}{}:
-	default:
-	}
-}
-
-// wait returns the events once there are at least n, failing the test when
-// they do not come.
-func (m *memRecorder) wait(t testing.TB, n int) []agenttrail.Event {
-	t.Helper()
-	deadline := time.After(10 * time.Second)
-	for {
-		if ev := m.all(); len(ev) >= n {
-			return ev
-		}
-		select {
-		case <-m.added:
-		case <-deadline:
-			ev := m.all()
-			t.Fatalf("got %d events, want %d: %v", len(ev), n, actions(ev))
-		}
-	}
-}
-
-func (m *memRecorder) all() []agenttrail.Event {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return append([]agenttrail.Event(nil), m.events...)
-}
+type memRecorder = capturetest.Events
 
 func actions(events []agenttrail.Event) []string {
 	var s []string
@@ -91,7 +51,7 @@ func startDockerProxy(t testing.TB, network string, cfg DockerConfig) (string, *
 	t.Helper()
 	var mem *memRecorder
 	if cfg.Recorder == nil {
-		mem = newMemRecorder()
+		mem = &memRecorder{}
 		cfg.Recorder = mem
 	}
 	if cfg.Logger == nil {

@@ -24,7 +24,7 @@ func TestDockerRun(t *testing.T) {
 	if code != 0 || out != "hello from busybox\n" {
 		t.Fatalf("docker run: %q, exit %d: %s\nengine saw:\n%s", out, code, errOut, strings.Join(eng.seen(), "\n"))
 	}
-	events := mem.wait(t, 2)
+	events := mem.Wait(t, 2)
 	if got := actions(events); len(got) != 2 || !strings.HasPrefix(got[0], "container.create ") || !strings.HasPrefix(got[1], "container.start ") {
 		t.Errorf("events = %v, want a create and a start", got)
 	}
@@ -57,7 +57,7 @@ func TestDockerCp(t *testing.T) {
 	if b, err := os.ReadFile(filepath.Join(work, "hostname")); err != nil || string(b) != "contents of /etc/hostname\n" {
 		t.Errorf("copied out %q, %v", b, err)
 	}
-	events := mem.wait(t, 3)
+	events := mem.Wait(t, 3)
 	for i, want := range []struct{ action, path string }{{"container.file_write", "/srv/"}, {"container.file_read", "/etc/hostname"}} {
 		e := events[i+1]
 		if m := sandboxMeta(t, e); e.Action != want.action || m.Path != want.path || m.Image != "nginx" {
@@ -100,7 +100,7 @@ func TestDockerEventStream(t *testing.T) {
 		t.Fatal("the first event of an open stream did not come through")
 	}
 	cancel()
-	if n := len(mem.all()); n != 0 {
+	if n := len(mem.All()); n != 0 {
 		t.Errorf("recorded %d events for an event stream, want none", n)
 	}
 }
@@ -151,7 +151,7 @@ func TestDockerCloseEndsStreams(t *testing.T) {
 			break
 		}
 	}
-	got := actions(mem.wait(t, 4))
+	got := actions(mem.Wait(t, 4))
 	if !slices.ContainsFunc(got, func(s string) bool { return strings.HasPrefix(s, "container.exec ") }) {
 		t.Errorf("events = %v, want the exec start recorded", got)
 	}

@@ -20,7 +20,7 @@ import (
 // and returns a stop function that ends it and waits until it has flushed.
 func runWatcher(t testing.TB, cfg WatchConfig) (*memRecorder, func()) {
 	t.Helper()
-	mem := newMemRecorder()
+	mem := &memRecorder{}
 	if cfg.Recorder == nil {
 		cfg.Recorder = mem
 	}
@@ -106,9 +106,9 @@ func TestWatchCoalescesWrites(t *testing.T) {
 	if d := time.Since(start); d > 900*time.Millisecond {
 		t.Logf("the writes took %v, longer than the window: the machine is slow", d)
 	}
-	events := mem.wait(t, 2) // let out by the window, not by stopping
+	events := mem.Wait(t, 2) // let out by the window, not by stopping
 	stop()
-	events = mem.all()
+	events = mem.All()
 	if len(events) != 2 {
 		t.Fatalf("recorded %d events, want 2: %v", len(events), fileOps(t, events))
 	}
@@ -155,12 +155,12 @@ func TestWatchOps(t *testing.T) {
 	must(os.Mkdir(p("sub"), 0o755))
 	must(os.MkdirAll(p("x/y/z"), 0o755))
 	must(os.WriteFile(p("x/y/z/f"), []byte("f"), 0o644))
-	mem.wait(t, 6)
+	mem.Wait(t, 6)
 	must(os.WriteFile(p("sub/b.txt"), []byte("b"), 0o644))
 	must(os.Rename(p("a.txt"), p("sub/c.txt")))
 	must(os.Remove(p("sub/b.txt")))
 	must(os.Rename(p("sub"), p("sub2")))
-	mem.wait(t, 10) // the directory's rename is recorded once its new path is watched
+	mem.Wait(t, 10) // the directory's rename is recorded once its new path is watched
 	must(os.WriteFile(p("sub2/d.txt"), []byte("d"), 0o644))
 	must(os.Rename(p("sub2/c.txt"), filepath.Join(outside, "c.txt")))
 	must(os.Remove(p("x/y/z/f")))
@@ -180,9 +180,9 @@ func TestWatchOps(t *testing.T) {
 		{OpFileRename, "sub2/c.txt", "", false},
 		{OpFileDelete, "x/y/z/f", "", false},
 	}
-	mem.wait(t, len(want))
+	mem.Wait(t, len(want))
 	stop()
-	got := fileOps(t, mem.all())
+	got := fileOps(t, mem.All())
 	// Creates wait out their window, so only the order per path is fixed.
 	for _, path := range []string{"a.txt", "sub/b.txt", "x/y/z/f"} {
 		var seq []string
@@ -203,7 +203,7 @@ func TestWatchOps(t *testing.T) {
 	if g, w := sortOps(got), sortOps(want); !slices.Equal(g, w) {
 		t.Errorf("events:\n got %v\nwant %v", g, w)
 	}
-	for _, e := range mem.all() {
+	for _, e := range mem.All() {
 		m := sandboxMeta(t, e)
 		if m.Name != "box-1" || e.ActorID != "anonymous" {
 			t.Errorf("%s %s: sandbox name %q, actor %q", e.Action, e.ResourceID, m.Name, e.ActorID)
@@ -224,9 +224,9 @@ func TestWatchNotRecursive(t *testing.T) {
 	os.WriteFile(filepath.Join(dir, "deep", "hidden.txt"), []byte("x"), 0o644)
 	os.WriteFile(filepath.Join(dir, "top.txt"), []byte("x"), 0o644)
 	os.Remove(filepath.Join(dir, "top.txt"))
-	mem.wait(t, 2)
+	mem.Wait(t, 2)
 	stop()
-	got := fileOps(t, mem.all())
+	got := fileOps(t, mem.All())
 	want := []fileOp{{OpFileCreate, "top.txt", "", false}, {OpFileDelete, "top.txt", "", false}}
 	if !slices.Equal(got, want) {
 		t.Errorf("events = %v, want %v", got, want)
@@ -241,9 +241,9 @@ func TestWatchRedactsPaths(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "token-"+secret), nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	mem.wait(t, 1)
+	mem.Wait(t, 1)
 	stop()
-	e := mem.all()[0]
+	e := mem.All()[0]
 	if strings.Contains(string(e.Metadata), secret) || strings.Contains(e.ResourceID, secret) {
 		t.Errorf("event holds the secret: %s %s", e.ResourceID, e.Metadata)
 	}
@@ -254,8 +254,8 @@ func TestNewWatcherErrors(t *testing.T) {
 	os.WriteFile(file, nil, 0o644)
 	for _, cfg := range []WatchConfig{
 		{Dir: t.TempDir()},
-		{Dir: file, Recorder: newMemRecorder()},
-		{Dir: filepath.Join(t.TempDir(), "missing"), Recorder: newMemRecorder()},
+		{Dir: file, Recorder: &memRecorder{}},
+		{Dir: filepath.Join(t.TempDir(), "missing"), Recorder: &memRecorder{}},
 	} {
 		if w, err := NewWatcher(cfg); err == nil {
 			w.Close()
@@ -270,7 +270,7 @@ func TestNewWatcherErrors(t *testing.T) {
 // creating some 16k files, too slow here; the report is sent as fsnotify
 // sends it.
 func TestWatchRecordsLostEvents(t *testing.T) {
-	mem := newMemRecorder()
+	mem := &memRecorder{}
 	w, err := NewWatcher(WatchConfig{Dir: t.TempDir(), Recorder: mem, Name: "box", Logger: discardLogger()})
 	if err != nil {
 		t.Fatal(err)
@@ -279,7 +279,7 @@ func TestWatchRecordsLostEvents(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- w.Run(ctx) }()
 	w.fs.Errors <- fsnotify.ErrEventOverflow
-	e := mem.wait(t, 1)[0]
+	e := mem.Wait(t, 1)[0]
 	cancel()
 	<-done
 	if m := sandboxMeta(t, e); e.Action != "file_events_lost" || e.Result != agenttrail.ResultError || e.Description == "" || m.Name != "box" {
@@ -299,7 +299,7 @@ func TestWatchRemoveTree(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	mem := newMemRecorder()
+	mem := &memRecorder{}
 	w, err := NewWatcher(WatchConfig{Dir: dir, Recursive: true, Recorder: mem, Logger: discardLogger()})
 	if err != nil {
 		t.Fatal(err)
@@ -310,10 +310,10 @@ func TestWatchRemoveTree(t *testing.T) {
 	if err := os.RemoveAll(filepath.Join(dir, "a")); err != nil {
 		t.Fatal(err)
 	}
-	mem.wait(t, 4)
+	mem.Wait(t, 4)
 	cancel()
 	<-done
-	got := fileOps(t, mem.all())
+	got := fileOps(t, mem.All())
 	slices.SortFunc(got, func(a, b fileOp) int { return strings.Compare(a.path, b.path) })
 	want := []fileOp{
 		{OpFileDelete, "a", "", true},
