@@ -1,49 +1,33 @@
 package mcp
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/agenttrail/agenttrail"
 	"github.com/agenttrail/agenttrail/capture"
+	"github.com/agenttrail/agenttrail/capture/capturetest"
 )
 
 // memRecorder keeps recorded events in memory so unit tests can inspect
 // them quickly; acceptance tests use the real client.Recorder instead.
-type memRecorder struct {
-	mu     sync.Mutex
-	events []agenttrail.Event
-}
-
-func (m *memRecorder) Record(_ context.Context, e agenttrail.Event) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.events = append(m.events, e)
-}
-
-func (m *memRecorder) all() []agenttrail.Event {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return append([]agenttrail.Event(nil), m.events...)
-}
+type memRecorder struct{ capturetest.Events }
 
 // waitFor waits until an event satisfies match and returns it.
 func (m *memRecorder) waitFor(t testing.TB, what string, match func(e agenttrail.Event) bool) agenttrail.Event {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		for _, e := range m.all() {
+		for _, e := range m.All() {
 			if match(e) {
 				return e
 			}
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("no event %s among %d recorded:\n%s", what, len(m.all()), dump(m.all()))
+			t.Fatalf("no event %s among %d recorded:\n%s", what, len(m.All()), dump(m.All()))
 		}
 		time.Sleep(5 * time.Millisecond)
 	}

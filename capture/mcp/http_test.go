@@ -173,7 +173,7 @@ func TestHTTPProxyRecordsEachCall(t *testing.T) {
 			if posts < 4 {
 				t.Errorf("the upstream saw %d POSTs, want at least 4", posts)
 			}
-			for _, e := range rec.all() {
+			for _, e := range rec.All() {
 				checkValid(t, e)
 			}
 		})

@@ -24,7 +24,7 @@ func observeLines(t *testing.T, cfg Config, lines ...string) []agenttrail.Event 
 	for _, l := range lines {
 		o.observe(s, strings.HasPrefix(l, "<"), []byte(l[1:]), agent, 0)
 	}
-	return cfg.Recorder.(*memRecorder).all()
+	return cfg.Recorder.(*memRecorder).All()
 }
 
 func TestObserverBatchesAndIDTypes(t *testing.T) {
@@ -89,7 +89,7 @@ func TestObserverTimeoutAndReusedID(t *testing.T) {
 		t.Errorf("timed out call lasted %v ms, want at least the 30 ms timeout", second.DurationMS)
 	}
 	time.Sleep(60 * time.Millisecond)
-	if n := len(rec.all()); n != 2 {
+	if n := len(rec.All()); n != 2 {
 		t.Errorf("recorded %d events, want 2", n)
 	}
 }

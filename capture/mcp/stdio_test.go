@@ -205,7 +205,7 @@ func TestStdioRelayRecordsEachCall(t *testing.T) {
 		t.Errorf("prompts/get = %s/%s %s", prompt.ResourceType, prompt.ResourceID, prompt.Metadata)
 	}
 
-	all := rec.all()
+	all := rec.All()
 	for _, e := range all {
 		checkValid(t, e)
 		if e.Source != agenttrail.SourceMCP {

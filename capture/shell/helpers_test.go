@@ -1,7 +1,6 @@
 package shell
 
 import (
-	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -9,30 +8,16 @@ import (
 	"testing"
 
 	"github.com/agenttrail/agenttrail"
+	"github.com/agenttrail/agenttrail/capture/capturetest"
 )
 
 // memRecorder keeps the events it is given, for tests to inspect.
-type memRecorder struct {
-	mu     sync.Mutex
-	events []agenttrail.Event
-}
-
-func (m *memRecorder) Record(_ context.Context, e agenttrail.Event) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.events = append(m.events, e)
-}
-
-func (m *memRecorder) all() []agenttrail.Event {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return append([]agenttrail.Event(nil), m.events...)
-}
+type memRecorder struct{ capturetest.Events }
 
 // only returns the one event recorded, failing the test otherwise.
 func (m *memRecorder) only(t *testing.T) agenttrail.Event {
 	t.Helper()
-	ev := m.all()
+	ev := m.All()
 	if len(ev) != 1 {
 		t.Fatalf("%d events recorded, want 1", len(ev))
 	}

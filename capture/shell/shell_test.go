@@ -134,7 +134,7 @@ func TestRunLivePassthrough(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("no output while the command runs")
 	}
-	if n := len(rec.all()); n != 0 {
+	if n := len(rec.All()); n != 0 {
 		t.Fatalf("%d events before the command ended", n)
 	}
 	go io.Copy(io.Discard, pr)
