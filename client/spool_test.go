@@ -53,160 +53,60 @@ func mustOpenSpool(t *testing.T, dir string, maxBytes int64) *spool {
 	return s
 }
 
-func TestSpoolOrderAcrossSegmentsAndReopen(t *testing.T) {
+// TestSpoolSegmentsAndReopen checks the Recorder's segment size (an eighth
+// of the bound) and that a reopened spool resumes after the batches the
+// server acknowledged. Order across segments is tested with the log itself.
+func TestSpoolSegmentsAndReopen(t *testing.T) {
 	dir := t.TempDir()
-	s := mustOpenSpool(t, dir, 1<<20) // segments of 128 KiB
-	const n = 60
+	s := mustOpenSpool(t, dir, 1<<20)
+	const n, size = 40, 10 << 10
 	for i := range n {
-		if err := s.append(record(i, 100+i*300)); err != nil {
+		if err := s.append(record(i, size)); err != nil {
 			t.Fatalf("append(%d): %v", i, err)
 		}
 	}
-	if got := len(segments(t, dir)); got < 2 {
-		t.Fatalf("%d segments, want several (records should roll over)", got)
+	// 12 records of 10 KiB and a header fit in a 128 KiB segment.
+	segs := segments(t, dir)
+	if len(segs) != 4 {
+		t.Errorf("%d segments, want 4 of at most 128 KiB", len(segs))
 	}
-	if got := s.pending(); got != n {
-		t.Fatalf("pending() = %d, want %d", got, n)
+	for _, f := range segs {
+		if fi, err := os.Stat(f); err != nil || fi.Size() > 128<<10 {
+			t.Errorf("segment %s: %v, %v; want at most 128 KiB", f, fi.Size(), err)
+		}
 	}
-	// Read 20, and peek the 21st without acknowledging it.
-	for i := range 20 {
+	for i := range 15 {
 		p, ok, err := s.peekRecord()
-		if err != nil || !ok || !bytes.Equal(p, record(i, 100+i*300)) {
-			t.Fatalf("record %d = %.10q, %v, %v; want %.10q", i, p, ok, err, record(i, 100+i*300))
+		if err != nil || !ok || !bytes.Equal(p, record(i, size)) {
+			t.Fatalf("peekRecord() = %.8q, %v, %v; want record %d", p, ok, err, i)
 		}
 		if err := s.ack(); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if _, _, err := s.peekRecord(); err != nil {
-		t.Fatal(err)
-	}
 	s.close()
 
-	// A new process reads on from the first unacknowledged record: the
-	// one peeked but not acknowledged comes back, the acknowledged ones
-	// do not.
 	s2 := mustOpenSpool(t, dir, 1<<20)
-	if got := s2.pending(); got != n-20 {
-		t.Errorf("reopened spool: pending() = %d, want %d", got, n-20)
-	}
 	got := readAll(t, s2)
-	if len(got) != n-20 {
-		t.Fatalf("reopened spool returned %d records, want %d", len(got), n-20)
+	if len(got) != n-15 || !bytes.Equal(got[0], record(15, size)) || !bytes.Equal(got[len(got)-1], record(n-1, size)) {
+		t.Fatalf("reopened spool returned %d records, want %d: records 15 to %d", len(got), n-15, n-1)
 	}
-	first := 20
-	for k, p := range got {
-		if want := record(first+k, 100+(first+k)*300); !bytes.Equal(p, want) {
-			t.Fatalf("after reopen, record %d = %.10q, want %.10q", k, p, want)
-		}
-	}
-	if got, _ := filepath.Glob(filepath.Join(dir, "*")); len(got) != 0 {
-		t.Errorf("files left after acknowledging everything: %v", got)
-	}
-	if got := s2.bytes(); got != 0 {
-		t.Errorf("bytes() = %d after acknowledging everything, want 0", got)
+	if left, _ := filepath.Glob(filepath.Join(dir, "*")); len(left) != 0 {
+		t.Errorf("files left after acknowledging everything: %v", left)
 	}
 }
 
-func TestSpoolDamagedRecords(t *testing.T) {
-	tests := []struct {
-		name        string
-		damage      func(b []byte) []byte // the last segment's bytes
-		want        []int                 // indexes of the records read back
-		wantCorrupt int64
-	}{
-		{
-			name:   "tail cut inside the header",
-			damage: func(b []byte) []byte { return b[:len(b)-len(record(2, 50))-5] },
-			want:   []int{0, 1},
-		},
-		{
-			name:   "tail cut inside the payload",
-			damage: func(b []byte) []byte { return b[:len(b)-10] },
-			want:   []int{0, 1},
-		},
-		{
-			name:   "tail of zeros after a crash",
-			damage: func(b []byte) []byte { return append(b, make([]byte, 40)...) },
-			want:   []int{0, 1, 2},
-		},
-		{
-			name: "payload bit flipped",
-			damage: func(b []byte) []byte {
-				off := recordHeaderSize + len(record(0, 50)) + recordHeaderSize + 3 // inside record 1
-				b[off] ^= 0x40
-				return b
-			},
-			want:        []int{0, 2},
-			wantCorrupt: 1,
-		},
-		{
-			name: "checksum bit flipped",
-			damage: func(b []byte) []byte {
-				b[5] ^= 1 // record 0's CRC
-				return b
-			},
-			want:        []int{1, 2},
-			wantCorrupt: 1,
-		},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			dir := t.TempDir()
-			s, err := openSpool(dir, 1<<20)
-			if err != nil {
-				t.Fatal(err)
-			}
-			for i := range 3 {
-				if err := s.append(record(i, 50)); err != nil {
-					t.Fatal(err)
-				}
-			}
-			s.close()
-			segs := segments(t, dir)
-			if len(segs) != 1 {
-				t.Fatalf("segments = %v, want one", segs)
-			}
-			b, err := os.ReadFile(segs[0])
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := os.WriteFile(segs[0], tt.damage(b), 0o600); err != nil {
-				t.Fatal(err)
-			}
-
-			s2 := mustOpenSpool(t, dir, 1<<20)
-			// A new record after the damage must still be read.
-			if err := s2.append(record(9, 50)); err != nil {
-				t.Fatal(err)
-			}
-			got := readAll(t, s2)
-			want := append(append([]int(nil), tt.want...), 9)
-			if len(got) != len(want) {
-				t.Fatalf("read %d records %q, want %d (records %v)", len(got), got, len(want), want)
-			}
-			for k, i := range want {
-				if !bytes.Equal(got[k], record(i, 50)) {
-					t.Errorf("record %d = %q, want record %d", k, got[k], i)
-				}
-			}
-			if c := s2.corrupted(); c != tt.wantCorrupt {
-				t.Errorf("corrupted() = %d, want %d", c, tt.wantCorrupt)
-			}
-			if segs := segments(t, dir); len(segs) != 0 {
-				t.Errorf("segments left after reading everything: %v", segs)
-			}
-		})
-	}
-}
-
-func TestSpoolSizeBound(t *testing.T) {
+// TestSpoolFullAndCorrupt checks what the Recorder reads from the spool:
+// errSpoolFull itself (not wrapped) at the bound, and the counts behind
+// RecorderStats. Damage, torn tails and read positions are tested with the
+// log itself, in internal/spoollog.
+func TestSpoolFullAndCorrupt(t *testing.T) {
 	dir := t.TempDir()
-	const maxBytes = 64 << 10
+	const maxBytes = 16 << 10
 	s := mustOpenSpool(t, dir, maxBytes)
 	p := record(0, 1000)
 	n := 0
-	for ; n < 1000; n++ {
+	for ; n < 100; n++ {
 		err := s.append(p)
 		if err == errSpoolFull {
 			break
@@ -218,107 +118,31 @@ func TestSpoolSizeBound(t *testing.T) {
 	if want := maxBytes / (len(p) + recordHeaderSize); n != want {
 		t.Errorf("appended %d records before errSpoolFull, want %d", n, want)
 	}
-	if got := s.bytes(); got > maxBytes {
-		t.Errorf("bytes() = %d, over the bound %d", got, maxBytes)
+	if got, want := s.bytes(), int64(n*(len(p)+recordHeaderSize)); got != want {
+		t.Errorf("bytes() = %d, want %d", got, want)
 	}
-	var onDisk int64
-	for _, f := range segments(t, dir) {
-		fi, err := os.Stat(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		onDisk += fi.Size()
-	}
-	if onDisk != s.bytes() {
-		t.Errorf("segment files hold %d bytes, bytes() = %d", onDisk, s.bytes())
-	}
-	// Replaying frees room.
-	if got := len(readAll(t, s)); got != n {
-		t.Fatalf("read %d records, want %d", got, n)
-	}
-	if err := s.append(p); err != nil {
-		t.Errorf("append after draining: %v", err)
-	}
-}
+	s.close()
 
-func TestSpoolIgnoresOtherFiles(t *testing.T) {
-	dir := t.TempDir()
-	for _, name := range []string{"producer.json", "notes.seg.bak", "x" + segmentExt} {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte("hello"), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	s := mustOpenSpool(t, dir, 1<<20)
-	if got := s.pending(); got != 0 {
-		t.Errorf("pending() = %d in a directory without segments, want 0", got)
-	}
-	if err := s.append([]byte("[]")); err != nil {
+	seg := segments(t, dir)[0]
+	b, err := os.ReadFile(seg)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if got := readAll(t, s); len(got) != 1 || string(got[0]) != "[]" {
-		t.Errorf("readAll = %q, want [\"[]\"]", got)
+	b[recordHeaderSize+1] ^= 0x20 // record 0's payload
+	if err := os.WriteFile(seg, b, 0o600); err != nil {
+		t.Fatal(err)
 	}
-}
-
-func TestSpoolAckFile(t *testing.T) {
-	tests := []struct {
-		name      string
-		ack       string // the head segment's .ack content after 2 acks
-		wantFirst int    // first record read after reopening
-	}{
-		{"intact", "", 2},
-		{"not a record boundary", "13", 0},
-		{"past the end", "999999", 0},
-		{"garbage", "x", 0},
+	s2 := mustOpenSpool(t, dir, maxBytes)
+	if got := s2.pending(); got != n {
+		t.Errorf("reopened: pending() = %d, want %d", got, n)
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			dir := t.TempDir()
-			s, err := openSpool(dir, 1<<20)
-			if err != nil {
-				t.Fatal(err)
-			}
-			for i := range 5 {
-				if err := s.append(record(i, 40)); err != nil {
-					t.Fatal(err)
-				}
-			}
-			for range 2 {
-				if _, _, err := s.peekRecord(); err != nil {
-					t.Fatal(err)
-				}
-				if err := s.ack(); err != nil {
-					t.Fatal(err)
-				}
-			}
-			s.close()
-			acks, _ := filepath.Glob(filepath.Join(dir, "*"+ackExt))
-			if len(acks) != 1 {
-				t.Fatalf(".ack files = %v, want one", acks)
-			}
-			if tt.ack != "" {
-				if err := os.WriteFile(acks[0], []byte(tt.ack), 0o600); err != nil {
-					t.Fatal(err)
-				}
-			}
-			// An .ack file whose segment is gone is removed.
-			orphan := filepath.Join(dir, "0000000000000042"+ackExt)
-			if err := os.WriteFile(orphan, []byte("8"), 0o600); err != nil {
-				t.Fatal(err)
-			}
-			s2 := mustOpenSpool(t, dir, 1<<20)
-			got := readAll(t, s2)
-			if len(got) != 5-tt.wantFirst {
-				t.Fatalf("read %d records after reopening, want %d", len(got), 5-tt.wantFirst)
-			}
-			for k, p := range got {
-				if want := record(tt.wantFirst+k, 40); !bytes.Equal(p, want) {
-					t.Errorf("record %d = %q, want %q", k, p, want)
-				}
-			}
-			if _, err := os.Stat(orphan); !os.IsNotExist(err) {
-				t.Errorf("orphaned .ack file still there (%v)", err)
-			}
-		})
+	if got := len(readAll(t, s2)); got != n-1 {
+		t.Errorf("read %d records, want %d (all but the damaged one)", got, n-1)
+	}
+	if got := s2.corrupted(); got != 1 {
+		t.Errorf("corrupted() = %d, want 1", got)
+	}
+	if got := s2.bytes(); got != 0 {
+		t.Errorf("bytes() = %d after reading everything, want 0", got)
 	}
 }
