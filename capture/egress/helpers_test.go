@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"encoding/pem"
-	"errors"
 	"io"
 	"log/slog"
 	"net"
@@ -13,7 +12,6 @@ import (
 	"net/netip"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -120,45 +118,8 @@ func port(t testing.TB, srv *httptest.Server) string {
 // exit code. Its environment holds no proxy variables, so only -x applies.
 func curl(t *testing.T, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
-	path, err := exec.LookPath("curl")
-	if err != nil {
-		t.Fatalf("curl is needed for this test: %v", err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, path, append([]string{"--silent", "--show-error", "--max-time", "15"}, args...)...)
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}
-	var out, errb stringsBuilder
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err = cmd.Run()
-	var ee *exec.ExitError
-	switch {
-	case errors.As(err, &ee):
-		code = ee.ExitCode()
-	case err != nil:
-		t.Fatalf("run curl: %v", err)
-	}
-	return out.String(), errb.String(), code
-}
-
-// stringsBuilder is a strings.Builder usable as an io.Writer from the
-// goroutines exec starts.
-type stringsBuilder struct {
-	mu sync.Mutex
-	b  []byte
-}
-
-func (s *stringsBuilder) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.b = append(s.b, p...)
-	return len(p), nil
-}
-
-func (s *stringsBuilder) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return string(s.b)
+	env := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}
+	return capturetest.Command(t, env, "", "curl", append([]string{"--silent", "--show-error", "--max-time", "15"}, args...)...)
 }
 
 // httpMeta decodes metadata.http of e.

@@ -1,17 +1,13 @@
 package sandbox
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -90,30 +86,12 @@ func startDockerProxy(t testing.TB, network string, cfg DockerConfig) (string, *
 // context, credential helper or plugin of this machine applies.
 func docker(t *testing.T, host, stdin string, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
-	path, err := exec.LookPath("docker")
-	if err != nil {
-		t.Fatalf("the docker CLI is needed for this test: %v", err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, path, args...)
 	home := t.TempDir()
-	cmd.Env = []string{
+	env := []string{
 		"PATH=" + os.Getenv("PATH"), "HOME=" + home, "DOCKER_HOST=" + host,
 		"DOCKER_CONFIG=" + filepath.Join(home, ".docker"), "DOCKER_CLI_HINTS=false",
 	}
-	cmd.Stdin = strings.NewReader(stdin)
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err = cmd.Run()
-	var ee *exec.ExitError
-	switch {
-	case errors.As(err, &ee):
-		code = ee.ExitCode()
-	case err != nil:
-		t.Fatalf("run docker: %v", err)
-	}
-	return out.String(), errb.String(), code
+	return capturetest.Command(t, env, stdin, "docker", args...)
 }
 
 // unixHTTPClient returns an http.Client that sends every request to the
