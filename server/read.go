@@ -35,6 +35,13 @@ type TimeseriesResponse struct {
 // listEvents is GET /v1/events.
 func (s *Server) listEvents(r *http.Request) (any, error) {
 	v := r.URL.Query()
+	if len(v["cursor"]) == 1 {
+		inner, err := s.cursors.open(v.Get("cursor"))
+		if err != nil {
+			return nil, err
+		}
+		v.Set("cursor", inner)
+	}
 	q, err := agenttrail.ParseQuery(v, s.now())
 	if err != nil {
 		return nil, err
@@ -49,6 +56,7 @@ func (s *Server) listEvents(r *http.Request) (any, error) {
 		resp.Events = []agenttrail.Event{}
 	}
 	if c := agenttrail.NextCursor(v, q, page); c != "" {
+		c = s.cursors.sign(c)
 		resp.NextCursor = &c
 	}
 	return resp, nil

@@ -55,6 +55,10 @@ type Config struct {
 	RateLimit RateLimit
 	// TLS, when set, makes Open serve HTTPS with it.
 	TLS *tls.Config
+	// CursorKey authenticates the cursors of GET /v1/events (HMAC-SHA256).
+	// Empty means a random key: cursors then expire when the process
+	// restarts. LoadCursorKey keeps one in the data directory.
+	CursorKey []byte
 }
 
 // Server serves the HTTP API. New builds it; Open binds its listener and
@@ -76,6 +80,7 @@ type Server struct {
 	audit    *auditor // nil when not auditing
 	limiter  *rateLimiter
 	tls      *tls.Config
+	cursors  cursorSigner
 
 	routes  []route
 	mux     *http.ServeMux
@@ -109,6 +114,7 @@ func New(cfg Config) *Server {
 
 		redactor: cfg.Redactor,
 		tls:      cfg.TLS,
+		cursors:  newCursorSigner(cfg.CursorKey),
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)

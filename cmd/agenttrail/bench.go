@@ -294,4 +294,3 @@ func printReport(w io.Writer, r benchReport) {
 	}
 	tw.Flush()
 }
-

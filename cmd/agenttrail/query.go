@@ -72,13 +72,13 @@ func (f *filterFlags) filter(now time.Time) (agenttrail.Filter, error) {
 func runQuery(ctx context.Context, args []string, env *Env) error {
 	fs := newFlagSet("query", env)
 	var (
-		sf      serverFlags
-		ff      filterFlags
-		limit   = fs.Int("limit", agenttrail.DefaultLimit, "events per page (1-200)")
-		sortBy  = fs.String("sort", string(agenttrail.SortTimeDesc), "-time, time or seq")
-		cursor  = fs.String("cursor", "", "continue from this cursor")
-		all     = fs.Bool("all", false, "follow cursors to the last page")
-		asJSON  = fs.Bool("json", false, "print NDJSON, one event per line")
+		sf     serverFlags
+		ff     filterFlags
+		limit  = fs.Int("limit", agenttrail.DefaultLimit, "events per page (1-200)")
+		sortBy = fs.String("sort", string(agenttrail.SortTimeDesc), "-time, time or seq")
+		cursor = fs.String("cursor", "", "continue from this cursor")
+		all    = fs.Bool("all", false, "follow cursors to the last page")
+		asJSON = fs.Bool("json", false, "print NDJSON, one event per line")
 	)
 	sf.register(fs, env)
 	ff.register(fs)

@@ -112,7 +112,12 @@ func (m *Main) Run(ctx context.Context) error {
 		}
 	}()
 	pipeline := ingest.New(spool, ingest.Config{}, logger, reg)
+	cursorKey, err := server.LoadCursorKey(filepath.Join(m.DataDir, "cursor.key"))
+	if err != nil {
+		return err
+	}
 	srv := server.New(server.Config{
+		CursorKey: cursorKey,
 		Addr:      m.Addr,
 		Store:     store,
 		Ingest:    pipeline,
