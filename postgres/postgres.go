@@ -48,8 +48,10 @@ type Store struct {
 // Open connects to the PostgreSQL database of dsn (a URL or key/value DSN
 // accepted by pgx), applies pending migrations to its current schema under
 // an advisory lock, and creates the day partitions from yesterday to two
-// days ahead. Pool settings such as pool_max_conns may be given in dsn. A nil logger discards logs. Sessions use the
-// UTC time zone whatever the DSN says, because buckets are UTC.
+// days ahead. A nil logger discards logs. Pool settings such as
+// pool_max_conns may be given in dsn. Sessions use the UTC time zone
+// whatever the DSN says, because buckets are UTC, custom plans, and a
+// parallel_setup_cost that keeps small reads serial.
 func Open(ctx context.Context, dsn string, logger *slog.Logger) (*Store, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
@@ -59,6 +61,13 @@ func Open(ctx context.Context, dsn string, logger *slog.Logger) (*Store, error) 
 		return nil, agenttrail.Errorf(agenttrail.EINVALID, "postgres: parse dsn: %v", err)
 	}
 	cfg.ConnConfig.RuntimeParams["timezone"] = "UTC"
+	// Plan every statement for its parameters: a generic plan cannot prune
+	// day partitions when planning, and guesses at the selectivity of time
+	// ranges, which made some reads several times slower.
+	cfg.ConnConfig.RuntimeParams["plan_cache_mode"] = "force_custom_plan"
+	// Starting parallel workers costs milliseconds, more than most reads
+	// take in all; only scans large enough to repay that go parallel.
+	cfg.ConnConfig.RuntimeParams["parallel_setup_cost"] = "10000"
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, formatError("postgres: connect", err)
