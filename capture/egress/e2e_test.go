@@ -62,8 +62,19 @@ func TestEndToEnd(t *testing.T) {
 		{"GET http://example.com:" + pp + "/status/404", "agent-7", 404, agenttrail.ResultFailure, ""},
 	}
 	events := capturetest.WaitEvents(t, srv.Store, agenttrail.Filter{Source: []string{agenttrail.SourceEgress}}, len(wants))
-	for i, e := range events {
-		w := wants[i]
+	// Events recorded while the server was down are replayed from the
+	// spool, and may be stored after the one recorded once it was back:
+	// match them by action, not by position.
+	byAction := map[string]agenttrail.Event{}
+	for _, e := range events {
+		byAction[e.Action] = e
+	}
+	for i, w := range wants {
+		e, ok := byAction[w.action]
+		if !ok {
+			t.Errorf("no stored event %q among %d", w.action, len(events))
+			continue
+		}
 		m := httpMeta(t, e)
 		if e.Action != w.action || e.ActorID != w.actor || e.StatusCode != w.status || e.Result != w.result || m.Rule != w.rule {
 			t.Errorf("event %d = %q by %q, %d %s rule %q; want %q by %q, %d %s rule %q",
@@ -77,7 +88,7 @@ func TestEndToEnd(t *testing.T) {
 			t.Errorf("event %d holds the secret: %s", i, b)
 		}
 	}
-	if m := httpMeta(t, events[0]); !m.TLS || m.BytesIn < 500 || m.BytesOut < 200 {
+	if m := httpMeta(t, byAction[wants[0].action]); !m.TLS || m.BytesIn < 500 || m.BytesOut < 200 {
 		t.Errorf("tunnel metadata = %+v, want tls and the bytes counted", m)
 	}
 }

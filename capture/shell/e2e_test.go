@@ -1,10 +1,12 @@
 package shell
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"log/slog"
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 
@@ -43,6 +45,9 @@ func TestEndToEnd(t *testing.T) {
 	run("agenttrail-no-such-command-xyz")
 
 	events := storedShell(t, srv, 3, agenttrail.Filter{})
+	// Events spooled while the server was down may be stored after the
+	// later one: the producer's sequence is the order the commands ran in.
+	slices.SortFunc(events, func(a, b agenttrail.Event) int { return cmp.Compare(a.ProducerSeq, b.ProducerSeq) })
 	wants := []struct {
 		resource string
 		result   agenttrail.Result
