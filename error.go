@@ -10,15 +10,15 @@ import (
 // ERATELIMIT and EUNAVAILABLE messages are shown to callers. EINTERNAL
 // messages are logged, never returned.
 const (
-	EINVALID      = "invalid"       // the caller's input is wrong; Field names it
-	ENOTFOUND     = "not_found"     // no such event (or not visible to the caller)
-	ECONFLICT     = "conflict"      // the request conflicts with stored state
-	ETOOLARGE     = "too_large"     // over a configured size or count limit
-	EUNAUTHORIZED = "unauthorized"  // no credential, or a bad one
-	EFORBIDDEN    = "forbidden"     // a valid credential without the role for this
-	ERATELIMIT    = "rate_limited"  // too many requests for this credential
-	EUNAVAILABLE  = "unavailable"   // temporarily cannot serve (queue or spool full, store down)
-	EINTERNAL     = "internal"      // a bug or an unexpected failure
+	EINVALID      = "invalid"      // the caller's input is wrong; Field names it
+	ENOTFOUND     = "not_found"    // no such event (or not visible to the caller)
+	ECONFLICT     = "conflict"     // the request conflicts with stored state
+	ETOOLARGE     = "too_large"    // over a configured size or count limit
+	EUNAUTHORIZED = "unauthorized" // no credential, or a bad one
+	EFORBIDDEN    = "forbidden"    // a valid credential without the role for this
+	ERATELIMIT    = "rate_limited" // too many requests for this credential
+	EUNAVAILABLE  = "unavailable"  // temporarily cannot serve (queue or spool full, store down)
+	EINTERNAL     = "internal"     // a bug or an unexpected failure
 )
 
 // Error is the one error type of agenttrail. Code is one of the E* constants;

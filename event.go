@@ -35,18 +35,18 @@ const (
 // The well-known sources: the seven capture surfaces, agent lifecycle, and
 // the trail's own actions. Other lowercase [a-z0-9-] names are accepted.
 const (
-	SourceMCP          = "mcp-tool"
-	SourceKube         = "k8s-proxy"
-	SourceShell        = "shell"
-	SourceEgress       = "forward-proxy"
-	SourceSandbox      = "sandbox"
-	SourceAWS          = "aws-proxy"
-	SourceLLM          = "llm-proxy"
-	SourceAgent        = "agent"
-	SourceAudit        = "audit"
-	ActionHeartbeat    = "heartbeat"
-	DefaultOrg         = "default"
-	ResourceTypeModel  = "model"
+	SourceMCP         = "mcp-tool"
+	SourceKube        = "k8s-proxy"
+	SourceShell       = "shell"
+	SourceEgress      = "forward-proxy"
+	SourceSandbox     = "sandbox"
+	SourceAWS         = "aws-proxy"
+	SourceLLM         = "llm-proxy"
+	SourceAgent       = "agent"
+	SourceAudit       = "audit"
+	ActionHeartbeat   = "heartbeat"
+	DefaultOrg        = "default"
+	ResourceTypeModel = "model"
 )
 
 // Event is one audited action. Its JSON form is the wire format of the HTTP

@@ -238,8 +238,8 @@ type HeartbeatGap struct {
 	Org        string    `json:"org"`
 	ActorID    string    `json:"actor_id"`
 	ProducerID string    `json:"producer_id,omitempty"`
-	From       time.Time `json:"from"`  // the last heartbeat before the gap
-	To         time.Time `json:"to"`    // the first one after it, or the end of the range when Open
+	From       time.Time `json:"from"`   // the last heartbeat before the gap
+	To         time.Time `json:"to"`     // the first one after it, or the end of the range when Open
 	Missed     int64     `json:"missed"` // whole intervals without a heartbeat
 	Open       bool      `json:"open,omitempty"`
 }
