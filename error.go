@@ -1,6 +1,7 @@
 package agenttrail
 
 import (
+	"context"
 	"errors"
 	"fmt"
 )
@@ -17,22 +18,36 @@ const (
 	EUNAUTHORIZED = "unauthorized" // no credential, or a bad one
 	EFORBIDDEN    = "forbidden"    // a valid credential without the role for this
 	ERATELIMIT    = "rate_limited" // too many requests for this credential
-	EUNAVAILABLE  = "unavailable"  // temporarily cannot serve (queue or spool full, store down)
+	EUNAVAILABLE  = "unavailable"  // temporarily cannot serve (queue or spool full, store down, request ended)
 	EINTERNAL     = "internal"     // a bug or an unexpected failure
 )
 
 // Error is the one error type of agenttrail. Code is one of the E* constants;
 // Field names the offending parameter or event field (e.g. "limit",
-// "metadata.llm.input_tokens") when there is one. The zero value is an
+// "metadata.llm.input_tokens") when there is one. Message is what a caller
+// may be shown; Err, when set, is the underlying cause, kept for logs and
+// for errors.Is and errors.As (a cancelled request's Err is
+// context.Canceled) and never shown to callers. The zero value is an
 // internal error.
 type Error struct {
 	Code    string
 	Field   string
 	Message string
+	Err     error
 }
 
-// Error implements error. It reads "field: message" when Field is set.
+// Error implements error. It reads "field: message: cause", leaving out the
+// parts that are not set.
 func (e *Error) Error() string {
+	s := e.text()
+	if e.Err != nil {
+		s += ": " + e.Err.Error()
+	}
+	return s
+}
+
+// text is the error without its cause: what callers may be shown.
+func (e *Error) text() string {
 	if e.Field != "" {
 		return e.Field + ": " + e.Message
 	}
@@ -42,6 +57,9 @@ func (e *Error) Error() string {
 	return e.Message
 }
 
+// Unwrap returns the cause.
+func (e *Error) Unwrap() error { return e.Err }
+
 // Errorf returns an *Error with the given code and a formatted message.
 func Errorf(code, format string, args ...any) *Error {
 	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
@@ -50,6 +68,21 @@ func Errorf(code, format string, args ...any) *Error {
 // Invalid returns an EINVALID error that names field.
 func Invalid(field, format string, args ...any) *Error {
 	return &Error{Code: EINVALID, Field: field, Message: fmt.Sprintf(format, args...)}
+}
+
+// ContextError translates the end of a context into an *Error, so every
+// store answers a cancelled or timed-out call alike: when err is, or wraps,
+// context.Canceled or context.DeadlineExceeded, it returns an EUNAVAILABLE
+// error saying op did not finish, with that context error as its cause.
+// Otherwise it returns nil.
+func ContextError(op string, err error) *Error {
+	switch {
+	case errors.Is(err, context.Canceled):
+		return &Error{Code: EUNAVAILABLE, Message: op + ": the request was cancelled", Err: context.Canceled}
+	case errors.Is(err, context.DeadlineExceeded):
+		return &Error{Code: EUNAVAILABLE, Message: op + ": the request ran out of time", Err: context.DeadlineExceeded}
+	}
+	return nil
 }
 
 // ErrorCode returns the code of the first *Error in err's chain, "" for a nil
@@ -68,15 +101,16 @@ func ErrorCode(err error) string {
 	return EINTERNAL
 }
 
-// ErrorMessage returns the caller-facing message of err: the *Error's text for
-// codes callers may see, and a generic sentence for internal errors.
+// ErrorMessage returns the caller-facing message of err: "field: message" of
+// the *Error for codes callers may see (never its cause), and a generic
+// sentence for internal errors.
 func ErrorMessage(err error) string {
 	if err == nil {
 		return ""
 	}
 	var e *Error
 	if errors.As(err, &e) && ErrorCode(err) != EINTERNAL {
-		return e.Error()
+		return e.text()
 	}
 	return "internal error"
 }

@@ -1,7 +1,11 @@
 package agenttrail_test
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/agenttrail/agenttrail"
@@ -42,4 +46,42 @@ func (w wrapErr) Unwrap() error { return w.err }
 func jsonErr() error {
 	var v int
 	return json.Unmarshal([]byte(`"x"`), &v)
+}
+
+// TestErrorCause checks that a cause is kept for logs and errors.Is, and
+// never shown to callers.
+func TestErrorCause(t *testing.T) {
+	disk := errors.New("disk I/O error")
+	err := &agenttrail.Error{Code: agenttrail.EUNAVAILABLE, Message: "sqlite: query", Err: disk}
+	if !errors.Is(err, disk) {
+		t.Errorf("errors.Is(%v, cause) = false", err)
+	}
+	if got, want := err.Error(), "sqlite: query: disk I/O error"; got != want {
+		t.Errorf("Error() = %q, want %q", got, want)
+	}
+	if got, want := agenttrail.ErrorMessage(err), "sqlite: query"; got != want {
+		t.Errorf("ErrorMessage() = %q, want %q (no cause)", got, want)
+	}
+}
+
+func TestContextError(t *testing.T) {
+	for _, c := range []struct {
+		err   error
+		cause error
+	}{
+		{fmt.Errorf("read: %w", context.Canceled), context.Canceled},
+		{fmt.Errorf("read: %w", context.DeadlineExceeded), context.DeadlineExceeded},
+		{errors.New("broken pipe"), nil},
+	} {
+		got := agenttrail.ContextError("postgres: query", c.err)
+		if c.cause == nil {
+			if got != nil {
+				t.Errorf("ContextError(%v) = %v, want nil", c.err, got)
+			}
+			continue
+		}
+		if got == nil || got.Code != agenttrail.EUNAVAILABLE || !errors.Is(got, c.cause) || !strings.HasPrefix(got.Message, "postgres: query: ") {
+			t.Errorf("ContextError(%v) = %#v, want EUNAVAILABLE wrapping %v", c.err, got, c.cause)
+		}
+	}
 }

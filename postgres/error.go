@@ -1,7 +1,6 @@
 package postgres
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -14,14 +13,20 @@ import (
 
 // formatError translates an error from pgx into an *agenttrail.Error, so no
 // driver type escapes this package. Failures to reach the database become
-// EUNAVAILABLE: the ingest pipeline spools and retries those. Context errors
-// are kept as they are, wrapped with op, so callers can tell cancellation.
+// EUNAVAILABLE: the ingest pipeline spools and retries those. A cancelled or
+// timed-out context is EUNAVAILABLE with the context error as its cause, as
+// on every store (agenttrail.ContextError). Other errors keep the driver
+// error as their cause, for logs.
 func formatError(op string, err error) error {
 	if err == nil {
 		return nil
 	}
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-		return fmt.Errorf("%s: %w", op, contextErr(err))
+	var ae *agenttrail.Error
+	if errors.As(err, &ae) {
+		return err
+	}
+	if ce := agenttrail.ContextError(op, err); ce != nil {
+		return ce
 	}
 	var pg *pgconn.PgError
 	if errors.As(err, &pg) {
@@ -31,9 +36,9 @@ func formatError(op string, err error) error {
 		return &agenttrail.Error{Code: pgCode(pg.Code), Message: msg}
 	}
 	if unreachable(err) {
-		return agenttrail.Errorf(agenttrail.EUNAVAILABLE, "%s: database unreachable: %s", op, lowerFirst(err.Error()))
+		return &agenttrail.Error{Code: agenttrail.EUNAVAILABLE, Message: op + ": database unreachable", Err: err}
 	}
-	return agenttrail.Errorf(agenttrail.EINTERNAL, "%s: %s", op, lowerFirst(err.Error()))
+	return &agenttrail.Error{Code: agenttrail.EINTERNAL, Message: op, Err: err}
 }
 
 // pgCode maps an SQLSTATE to an error code.
@@ -62,17 +67,3 @@ func unreachable(err error) bool {
 		strings.Contains(err.Error(), "conn closed") || strings.Contains(err.Error(), "closed pool")
 }
 
-// contextErr returns the context error in err's chain.
-func contextErr(err error) error {
-	if errors.Is(err, context.Canceled) {
-		return context.Canceled
-	}
-	return context.DeadlineExceeded
-}
-
-func lowerFirst(s string) string {
-	if s != "" && s[0] >= 'A' && s[0] <= 'Z' {
-		return string(s[0]+'a'-'A') + s[1:]
-	}
-	return s
-}

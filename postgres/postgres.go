@@ -17,7 +17,6 @@ package postgres
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"time"
 
@@ -125,7 +124,7 @@ func (s *Store) lockWriter(ctx context.Context) error {
 	case s.writer <- struct{}{}:
 		return nil
 	case <-ctx.Done():
-		return fmt.Errorf("postgres: wait for writer: %w", ctx.Err())
+		return agenttrail.ContextError("postgres: wait for writer", ctx.Err())
 	}
 }
 

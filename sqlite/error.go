@@ -1,9 +1,7 @@
 package sqlite
 
 import (
-	"context"
 	"errors"
-	"fmt"
 
 	"github.com/agenttrail/agenttrail"
 	sqlite "modernc.org/sqlite"
@@ -13,8 +11,9 @@ import (
 // formatError translates a driver error into an *agenttrail.Error at the
 // boundary, so no caller sees driver types: a busy or locked database, a
 // full disk or an I/O error are EUNAVAILABLE (retrying later can succeed);
-// anything else is EINTERNAL. A cancelled context stays in the chain so
-// callers can test errors.Is(err, context.Canceled).
+// a cancelled or timed-out context is EUNAVAILABLE with the context error
+// as its cause, as on every store (agenttrail.ContextError); anything else
+// is EINTERNAL. The driver error is kept as the cause, for logs.
 func formatError(op string, err error) error {
 	if err == nil {
 		return nil
@@ -23,12 +22,8 @@ func formatError(op string, err error) error {
 	if errors.As(err, &ae) {
 		return err
 	}
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-		cause := context.Canceled
-		if errors.Is(err, context.DeadlineExceeded) {
-			cause = context.DeadlineExceeded
-		}
-		return fmt.Errorf("%w: %w", agenttrail.Errorf(agenttrail.EUNAVAILABLE, "sqlite: %s", op), cause)
+	if ce := agenttrail.ContextError("sqlite: "+op, err); ce != nil {
+		return ce
 	}
 	code := agenttrail.EINTERNAL
 	var se *sqlite.Error
@@ -38,5 +33,5 @@ func formatError(op string, err error) error {
 			code = agenttrail.EUNAVAILABLE
 		}
 	}
-	return agenttrail.Errorf(code, "sqlite: %s: %v", op, err)
+	return &agenttrail.Error{Code: code, Message: "sqlite: " + op, Err: err}
 }

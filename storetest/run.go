@@ -21,6 +21,9 @@
 //     open gap runs from the last heartbeat to f.Until. Missed counts the
 //     intervals in which no heartbeat came: the suite uses exact multiples
 //     of the interval, where 4 intervals apart is 3 missed.
+//   - A call whose context was cancelled or is past its deadline fails with
+//     an EUNAVAILABLE error wrapping context.Canceled or
+//     context.DeadlineExceeded, and changes nothing (ContextEnded).
 package storetest
 
 import (
@@ -60,6 +63,7 @@ func Run(t *testing.T, open func(t *testing.T) agenttrail.Store) {
 		{"SequenceGaps", testSequenceGaps},
 		{"DeleteBefore", testDeleteBefore},
 		{"Concurrent", testConcurrent},
+		{"ContextEnded", testContextEnded},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
