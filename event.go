@@ -54,7 +54,10 @@ const (
 // server; values a client sends for them are ignored.
 //
 // Metadata holds surface-specific detail as a raw JSON object; the LLM usage
-// under metadata.llm is also available typed through LLM after Validate.
+// under metadata.llm is also available typed through LLM. Validate caches
+// that decoding against the Metadata slice it read, so code that changes
+// metadata assigns a new slice (SetMetadata and redaction do) rather than
+// editing its bytes in place.
 type Event struct {
 	ID           string          `json:"id,omitempty"`
 	Time         time.Time       `json:"time,omitzero"`
@@ -77,8 +80,12 @@ type Event struct {
 	Seq          int64           `json:"seq,omitempty"`
 	ReceivedAt   time.Time       `json:"received_at,omitzero"`
 
-	// llm caches metadata.llm, decoded by Validate or LLM.
-	llm *LLM
+	// llm is metadata.llm as Validate decoded it (nil for none) from
+	// llmOf, the Metadata it read. It holds only while Metadata is still
+	// that slice: replacing Metadata makes LLM decode afresh, so nothing
+	// that changes metadata needs to know about the cache.
+	llm   *LLM
+	llmOf []byte
 }
 
 // LLM is the usage of one LLM call, stored under metadata.llm. The five token
@@ -108,15 +115,26 @@ func (l LLM) Cost() float64 {
 
 // LLM returns the event's metadata.llm and whether it has one. An event whose
 // metadata.llm does not decode reports none; Validate rejects such events.
+// After Validate it decodes nothing. It never changes e, so concurrent calls
+// on one event are safe.
 func (e *Event) LLM() (LLM, bool) {
-	if e.llm == nil {
-		l, err := decodeLLM(e.Metadata)
-		if err != nil || l == nil {
+	l := e.llm
+	if len(e.Metadata) == 0 || !sameSlice(e.llmOf, e.Metadata) {
+		var err error
+		if l, err = decodeLLM(e.Metadata); err != nil {
 			return LLM{}, false
 		}
-		e.llm = l
 	}
-	return *e.llm, true
+	if l == nil {
+		return LLM{}, false
+	}
+	return *l, true
+}
+
+// sameSlice reports whether a and b are the same bytes in memory, not just
+// equal ones.
+func sameSlice(a, b []byte) bool {
+	return len(a) == len(b) && len(a) > 0 && &a[0] == &b[0]
 }
 
 // SetLLM stores l under metadata.llm, keeping any other metadata keys.
@@ -143,7 +161,6 @@ func (e *Event) SetMetadata(key string, v any) error {
 	if e.Metadata, err = json.Marshal(m); err != nil {
 		return Invalid("metadata", "cannot encode: %v", err)
 	}
-	e.llm = nil
 	return nil
 }
 

@@ -4,7 +4,9 @@ import (
 	"encoding/json"
 	"reflect"
 	"sort"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/agenttrail/agenttrail"
 )
@@ -66,6 +68,42 @@ func TestEventLLM(t *testing.T) {
 			t.Errorf("LLM(%s) = %+v, %v, want %+v, %v", c.name, got, ok, c.want, c.ok)
 		}
 	}
+}
+
+// TestEventLLMFollowsMetadata replaces the metadata of a validated event:
+// LLM must report the new metadata.llm, never the one Validate decoded.
+func TestEventLLMFollowsMetadata(t *testing.T) {
+	now := time.Now()
+	e := agenttrail.Event{ActorType: agenttrail.ActorAgent, ActorID: "a", Source: "llm-proxy", Action: "chat", Result: agenttrail.ResultSuccess,
+		Metadata: json.RawMessage(`{"llm":{"model":"before","input_tokens":1}}`)}
+	e.Normalize(now, "")
+	if err := e.Validate(now); err != nil {
+		t.Fatal(err)
+	}
+	e.Metadata = json.RawMessage(`{"llm":{"model":"after","input_tokens":2}}`)
+	if l, ok := e.LLM(); !ok || l.Model != "after" || l.InputTokens != 2 {
+		t.Errorf("LLM() after replacing metadata = %+v, %v, want model after, 2 input tokens", l, ok)
+	}
+	e.Metadata = nil
+	if l, ok := e.LLM(); ok {
+		t.Errorf("LLM() after removing metadata = %+v, true, want none", l)
+	}
+}
+
+// TestEventLLMConcurrent reads metadata.llm of one event from several
+// goroutines, as a store's writer does; under -race it fails if LLM writes
+// to the event.
+func TestEventLLMConcurrent(t *testing.T) {
+	e := agenttrail.Event{Metadata: json.RawMessage(`{"llm":{"model":"m","input_tokens":3}}`)}
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			if l, ok := e.LLM(); !ok || l.InputTokens != 3 {
+				t.Errorf("LLM() = %+v, %v", l, ok)
+			}
+		})
+	}
+	wg.Wait()
 }
 
 func ptr(f float64) *float64 { return &f }

@@ -56,8 +56,8 @@ func (e *Event) Normalize(now time.Time, defaultOrg string) {
 
 // Validate checks every field of a normalized event against DESIGN §1 and
 // returns an EINVALID *Error naming the first offending field. now bounds how
-// far in the future Time may be (24 h of clock skew). It decodes and caches
-// metadata.llm.
+// far in the future Time may be (24 h of clock skew). It decodes
+// metadata.llm and keeps it for LLM.
 func (e *Event) Validate(now time.Time) error {
 	if err := checkText("id", e.ID, maxIDLen, true); err != nil {
 		return err
@@ -147,7 +147,7 @@ func (e *Event) Validate(now time.Time) error {
 }
 
 func (e *Event) validateMetadata() error {
-	e.llm = nil
+	e.llm, e.llmOf = nil, nil
 	m := bytes.TrimSpace(e.Metadata)
 	if len(m) == 0 || bytes.Equal(m, []byte("null")) {
 		e.Metadata = nil
@@ -180,7 +180,7 @@ func (e *Event) validateMetadata() error {
 			return err
 		}
 	}
-	e.llm = l
+	e.llm, e.llmOf = l, e.Metadata
 	return nil
 }
 

@@ -138,7 +138,6 @@ func (s *Store) appendTx(ctx context.Context, batch []agenttrail.Event, fresh []
 		}
 		last++
 		e.Seq = last
-		e.LLM() // decodes and caches metadata.llm before two goroutines read it
 		events = append(events, e)
 	}
 	if len(events) == 0 {

@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/agenttrail/agenttrail"
+	"github.com/agenttrail/agenttrail/redact"
 )
 
 // The trail audits itself: every read through a read route, and every token
@@ -37,7 +38,7 @@ const (
 // auditor owns the audit channel and its writer goroutine.
 type auditor struct {
 	ingest   Submitter
-	redactor *agenttrail.Redactor
+	redactor *redact.Redactor
 	log      *slog.Logger
 	now      func() time.Time
 

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/agenttrail/agenttrail"
+	"github.com/agenttrail/agenttrail/redact"
 	"github.com/agenttrail/agenttrail/storetest"
 )
 
@@ -18,7 +19,7 @@ func BenchmarkDecodeBodyRedacted(b *testing.B) {
 	now := time.Now()
 	body := ndjson(b, storetest.Events(1, 1000, now.Add(-2*time.Hour), time.Hour))
 	lim := agenttrail.DefaultLimits
-	red, err := agenttrail.NewRedactor(TokenPattern)
+	red, err := redact.New(TokenPattern)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -45,7 +46,7 @@ func BenchmarkDecodeBodyRedacted(b *testing.B) {
 func BenchmarkRedactStoredEvents(b *testing.B) {
 	now := time.Now()
 	events := storetest.Events(1, 1000, now.Add(-2*time.Hour), time.Hour)
-	red, err := agenttrail.NewRedactor(TokenPattern)
+	red, err := redact.New(TokenPattern)
 	if err != nil {
 		b.Fatal(err)
 	}

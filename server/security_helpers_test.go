@@ -23,6 +23,7 @@ import (
 	"github.com/agenttrail/agenttrail"
 	"github.com/agenttrail/agenttrail/ingest"
 	"github.com/agenttrail/agenttrail/postgres"
+	"github.com/agenttrail/agenttrail/redact"
 	"github.com/agenttrail/agenttrail/sqlite"
 )
 
@@ -239,7 +240,7 @@ func newSecEnv(t testing.TB, o secOptions) *secEnv {
 	if err != nil {
 		t.Fatalf("NewTokenAuth: %v", err)
 	}
-	redactor, err := agenttrail.NewRedactor(TokenPattern)
+	redactor, err := redact.New(TokenPattern)
 	if err != nil {
 		t.Fatal(err)
 	}

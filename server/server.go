@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/agenttrail/agenttrail"
+	"github.com/agenttrail/agenttrail/redact"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -45,8 +46,8 @@ type Config struct {
 	Auth     Authenticator        // nil: every caller is an admin of all orgs
 
 	// Redactor replaces secrets in ingested events before they are stored;
-	// nil stores them as sent.
-	Redactor *agenttrail.Redactor
+	// nil means redact.Builtin(). Nothing is stored unredacted.
+	Redactor *redact.Redactor
 	// Audit records every read and every token change of a *TokenAuth as
 	// an audit event (source "audit"), while the server is open.
 	Audit bool
@@ -76,7 +77,7 @@ type Server struct {
 	auth   Authenticator
 	addr   string
 
-	redactor *agenttrail.Redactor
+	redactor *redact.Redactor
 	audit    *auditor // nil when not auditing
 	limiter  *rateLimiter
 	tls      *tls.Config
@@ -118,6 +119,9 @@ func New(cfg Config) *Server {
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.redactor == nil {
+		s.redactor = redact.Builtin()
 	}
 	if s.reg == nil {
 		s.reg = prometheus.NewRegistry()

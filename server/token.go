@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/agenttrail/agenttrail"
+	"github.com/agenttrail/agenttrail/redact"
 )
 
 // Tokens are "at_<id>_<secret>": a recognisable prefix, so secret scanners
@@ -32,7 +33,7 @@ const (
 
 // TokenPattern is a redaction pattern for agenttrail tokens, for
 // agenttrail.NewRedactor: a token recorded by mistake is not stored.
-var TokenPattern = agenttrail.Pattern{Kind: "agenttrail_token", Regexp: `at_[0-9a-f]{16}_[0-9a-f]{64}`}
+var TokenPattern = redact.Pattern{Kind: "agenttrail_token", Regexp: `at_[0-9a-f]{16}_[0-9a-f]{64}`}
 
 // TokenRecord is one token as stored: everything but the secret, whose
 // SHA-256 is Hash. A revoked token is kept, with RevokedAt set, so the

@@ -11,6 +11,10 @@ import (
 // Credential is one access key the proxy issued to an agent: the secret the
 // agent signs with, who it is, and the real AWS credentials the proxy signs
 // its requests with instead. Agents hold only the proxy-issued pair.
+//
+// Events record the key id a request was signed with. Give proxy-issued
+// ids a shape of their own (not AKIA… or ASIA…): an id shaped like an AWS
+// access key is redacted as one, by the proxy and again by the server.
 type Credential struct {
 	// SecretAccessKey is the proxy-issued secret the agent signs with.
 	SecretAccessKey string `json:"secret_access_key"`
@@ -34,7 +38,7 @@ type UpstreamCredential struct {
 // LoadCredentials reads a JSON file mapping proxy-issued access key ids to
 // their Credential:
 //
-//	{"AKIAPROXYCI000000001": {
+//	{"PXCI0000000000000001": {
 //	   "secret_access_key": "…", "actor": {"actor_id": "agent-ci", "org": "acme"},
 //	   "session_tags": {"team": "payments"},
 //	   "upstream": {"access_key_id": "AKIA…", "secret_access_key": "…"}}}

@@ -2,7 +2,6 @@ package aws
 
 import (
 	"context"
-	"encoding/json"
 	"net/http"
 
 	"github.com/agenttrail/agenttrail"
@@ -55,26 +54,5 @@ func (p *Proxy) record(r *http.Request, x *exchange) {
 	if err := e.SetMetadata("aws", m); err != nil {
 		p.log.Error("aws proxy: encode metadata", "err", err)
 	}
-	p.redactor.Event(&e)
-	if x.known {
-		p.restoreKeyID(&e, x.accessKeyID)
-	}
 	p.rec.Record(context.WithoutCancel(r.Context()), e)
-}
-
-// restoreKeyID puts back a proxy-issued access key id the redactor took for
-// an AWS key: it identifies the agent, as CloudTrail's accessKeyId does, and
-// is worthless without the secret the proxy keeps. Keys the proxy does not
-// know stay redacted: they may be real ones an agent should not hold.
-func (p *Proxy) restoreKeyID(e *agenttrail.Event, id string) {
-	var meta struct {
-		AWS AWS `json:"aws"`
-	}
-	if err := json.Unmarshal(e.Metadata, &meta); err != nil || meta.AWS.AccessKeyID == id {
-		return
-	}
-	meta.AWS.AccessKeyID = id
-	if err := e.SetMetadata("aws", meta.AWS); err != nil {
-		p.log.Error("aws proxy: encode metadata", "err", err)
-	}
 }

@@ -35,7 +35,7 @@ import (
 // The proxy-issued key an agent holds, and the real key behind it. Both
 // look like AWS keys, as they do in use.
 const (
-	agentKeyID  = "AKIAPROXYAGENT000001"
+	agentKeyID  = "PXAGENT0000000000001"
 	agentSecret = "proxyIssuedSecretKey/abcdefghijklmnopqrst"
 	realKeyID   = "AKIAREALUPSTREAM0001"
 	realSecret  = "realUpstreamSecretKey/ABCDEFGHIJKLMNOPQRS"

@@ -39,16 +39,9 @@ import (
 	sdkaws "github.com/aws/aws-sdk-go-v2/aws"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 
-	"github.com/agenttrail/agenttrail"
 	"github.com/agenttrail/agenttrail/capture"
+	"github.com/agenttrail/agenttrail/redact"
 )
-
-// Redactor scrubs secrets from an event before it is recorded.
-// *agenttrail.Redactor implements it. Implementations are safe for
-// concurrent use.
-type Redactor interface {
-	Event(e *agenttrail.Event)
-}
 
 // Config configures a Proxy. Credentials and Recorder are required.
 type Config struct {
@@ -63,10 +56,11 @@ type Config struct {
 	// leaves empty, and is the actor of requests refused for an unknown key
 	// (ID "anonymous" when empty).
 	Default capture.Actor
-	// Recorder takes the events.
+	// Recorder takes the events, redacted.
 	Recorder capture.Recorder
-	// Redactor scrubs every event; nil means agenttrail.NewRedactor().
-	Redactor Redactor
+	// Redactor scrubs every event; nil means the built-in rules
+	// (redact.Builtin).
+	Redactor *redact.Redactor
 	// MaxClockSkew is how far a request's signing time may be from the
 	// proxy's clock (default 15 minutes, as AWS allows), which bounds how
 	// long a captured request can be replayed.
@@ -76,7 +70,7 @@ type Config struct {
 	// Transport sends requests upstream; nil means a clone of
 	// http.DefaultTransport.
 	Transport http.RoundTripper
-	// Logger logs upstream failures; nil means slog.Default.
+	// Logger logs upstream failures; nil discards.
 	Logger *slog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
@@ -88,8 +82,7 @@ type Proxy struct {
 	creds     map[string]Credential
 	upstream  *url.URL
 	def       capture.Actor
-	rec       capture.Recorder
-	redactor  Redactor
+	rec       capture.Recorder // redacting
 	skew      time.Duration
 	maxBody   int64
 	transport http.RoundTripper
@@ -113,19 +106,12 @@ func New(cfg Config) (*Proxy, error) {
 		return nil, errors.New("aws proxy: the upstream must be an absolute URL")
 	}
 	p := &Proxy{
-		creds: cfg.Credentials, upstream: cfg.Upstream, def: cfg.Default, rec: cfg.Recorder,
-		redactor: cfg.Redactor, skew: cfg.MaxClockSkew, maxBody: cfg.MaxBody,
+		creds: cfg.Credentials, upstream: cfg.Upstream, def: cfg.Default,
+		rec: capture.NewRedacting(cfg.Recorder, cfg.Redactor), skew: cfg.MaxClockSkew, maxBody: cfg.MaxBody,
 		transport: cfg.Transport, log: cfg.Logger, now: cfg.Now, signer: v4.NewSigner(),
 	}
 	if p.def.ID == "" {
 		p.def.ID = "anonymous"
-	}
-	if p.redactor == nil {
-		r, err := agenttrail.NewRedactor()
-		if err != nil {
-			return nil, fmt.Errorf("aws proxy: %w", err)
-		}
-		p.redactor = r
 	}
 	if p.skew <= 0 {
 		p.skew = 15 * time.Minute
@@ -139,7 +125,7 @@ func New(cfg Config) (*Proxy, error) {
 		p.transport = t
 	}
 	if p.log == nil {
-		p.log = slog.Default()
+		p.log = slog.New(slog.DiscardHandler)
 	}
 	if p.now == nil {
 		p.now = time.Now

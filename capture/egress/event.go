@@ -90,6 +90,5 @@ func (p *Proxy) record(ctx context.Context, x *exchange) {
 	if err := e.SetMetadata("http", m); err != nil {
 		p.log.Error("egress proxy: encode metadata", "err", err)
 	}
-	p.redactor.Event(&e)
 	p.rec.Record(ctx, e)
 }

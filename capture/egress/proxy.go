@@ -28,20 +28,13 @@ import (
 	"sync"
 	"time"
 
-	"github.com/agenttrail/agenttrail"
 	"github.com/agenttrail/agenttrail/capture"
+	"github.com/agenttrail/agenttrail/redact"
 )
-
-// Redactor scrubs secrets from an event before it is recorded.
-// *agenttrail.Redactor implements it. Implementations are safe for
-// concurrent use.
-type Redactor interface {
-	Event(e *agenttrail.Event)
-}
 
 // Config configures a Proxy. Recorder is required.
 type Config struct {
-	// Recorder takes the events.
+	// Recorder takes the events, redacted.
 	Recorder capture.Recorder
 	// Identities resolve the actor from the Proxy-Authorization credential
 	// (the token of Bearer credentials; for Basic, the password — or the
@@ -51,8 +44,8 @@ type Config struct {
 	// "anonymous".
 	Identities *capture.Identities
 	// Redactor scrubs every event; URL query strings often hold secrets.
-	// Nil means agenttrail.NewRedactor() with the built-in rules.
-	Redactor Redactor
+	// Nil means the built-in rules (redact.Builtin).
+	Redactor *redact.Redactor
 	// Policy decides which destinations may be reached.
 	Policy Policy
 	// Resolver resolves destination names; nil means net.DefaultResolver.
@@ -60,7 +53,7 @@ type Config struct {
 	// DialTimeout bounds resolving and connecting to a destination
 	// (default 10 s).
 	DialTimeout time.Duration
-	// Logger logs refused and failed connections; nil means slog.Default.
+	// Logger logs refused and failed connections; nil discards.
 	Logger *slog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
@@ -77,9 +70,8 @@ type Resolver interface {
 // connection) and call Close when the server has stopped: open tunnels
 // outlive the server's Shutdown until Close ends them.
 type Proxy struct {
-	rec      capture.Recorder
+	rec      capture.Recorder // redacting
 	ids      *capture.Identities
-	redactor Redactor
 	rules    *rules
 	resolver Resolver
 	dialer   *net.Dialer
@@ -110,9 +102,8 @@ func New(cfg Config) (*Proxy, error) {
 		return nil, fmt.Errorf("egress proxy: %w", err)
 	}
 	p := &Proxy{
-		rec:      cfg.Recorder,
+		rec:      capture.NewRedacting(cfg.Recorder, cfg.Redactor),
 		ids:      cfg.Identities,
-		redactor: cfg.Redactor,
 		rules:    rules,
 		resolver: cfg.Resolver,
 		timeout:  cfg.DialTimeout,
@@ -123,13 +114,6 @@ func New(cfg Config) (*Proxy, error) {
 	if p.ids == nil {
 		p.ids = &capture.Identities{Default: capture.Actor{ID: "anonymous"}}
 	}
-	if p.redactor == nil {
-		r, err := agenttrail.NewRedactor()
-		if err != nil {
-			return nil, fmt.Errorf("egress proxy: %w", err)
-		}
-		p.redactor = r
-	}
 	if p.resolver == nil {
 		p.resolver = net.DefaultResolver
 	}
@@ -137,7 +121,7 @@ func New(cfg Config) (*Proxy, error) {
 		p.timeout = defaultDialTimeout
 	}
 	if p.log == nil {
-		p.log = slog.Default()
+		p.log = slog.New(slog.DiscardHandler)
 	}
 	if p.now == nil {
 		p.now = time.Now

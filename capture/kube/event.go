@@ -91,7 +91,6 @@ func (p *Proxy) record(r *http.Request, x *exchange, imp *Impersonation) {
 	if err := e.SetMetadata("k8s", m); err != nil {
 		p.log.Error("kube proxy: encode metadata", "err", err)
 	}
-	p.redactor.Event(&e)
 	// A watch usually ends with its client going away; the event still goes.
 	p.rec.Record(context.WithoutCancel(r.Context()), e)
 }

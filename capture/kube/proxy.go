@@ -18,7 +18,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httputil"
@@ -26,16 +25,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/agenttrail/agenttrail"
 	"github.com/agenttrail/agenttrail/capture"
+	"github.com/agenttrail/agenttrail/redact"
 )
-
-// Redactor scrubs secrets from an event before it is recorded.
-// *agenttrail.Redactor implements it. Implementations are safe for
-// concurrent use.
-type Redactor interface {
-	Event(e *agenttrail.Event)
-}
 
 // Config configures a Proxy. Upstream, Cluster and Recorder are required.
 type Config struct {
@@ -51,7 +43,7 @@ type Config struct {
 	// Transport sends requests upstream; nil means a clone of
 	// http.DefaultTransport (system roots, HTTP/2).
 	Transport http.RoundTripper
-	// Recorder takes the events.
+	// Recorder takes the events, redacted.
 	Recorder capture.Recorder
 	// Identities resolve the actor from the bearer token the agent presents.
 	// Only mapped tokens are let through unless AllowUnmapped is set.
@@ -62,9 +54,10 @@ type Config struct {
 	// upstream credential, so it suits only a proxy reachable by its agent
 	// alone.
 	AllowUnmapped bool
-	// Redactor scrubs every event; nil means agenttrail.NewRedactor().
-	Redactor Redactor
-	// Logger logs upstream failures; nil means slog.Default.
+	// Redactor scrubs every event; nil means the built-in rules
+	// (redact.Builtin).
+	Redactor *redact.Redactor
+	// Logger logs upstream failures; nil discards.
 	Logger *slog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
@@ -77,10 +70,9 @@ type Proxy struct {
 	upstream  *url.URL
 	cluster   string
 	token     string
-	rec       capture.Recorder
+	rec       capture.Recorder // redacting
 	ids       *capture.Identities
 	unmapped  bool
-	redactor  Redactor
 	log       *slog.Logger
 	now       func() time.Time
 	transport http.RoundTripper
@@ -104,10 +96,9 @@ func New(cfg Config) (*Proxy, error) {
 		upstream:  cfg.Upstream,
 		cluster:   cfg.Cluster,
 		token:     cfg.UpstreamToken,
-		rec:       cfg.Recorder,
+		rec:       capture.NewRedacting(cfg.Recorder, cfg.Redactor),
 		ids:       cfg.Identities,
 		unmapped:  cfg.AllowUnmapped,
-		redactor:  cfg.Redactor,
 		log:       cfg.Logger,
 		now:       cfg.Now,
 		transport: cfg.Transport,
@@ -115,15 +106,8 @@ func New(cfg Config) (*Proxy, error) {
 	if p.ids == nil {
 		p.ids = &capture.Identities{Default: capture.Actor{ID: "anonymous"}}
 	}
-	if p.redactor == nil {
-		r, err := agenttrail.NewRedactor()
-		if err != nil {
-			return nil, fmt.Errorf("kube proxy: %w", err)
-		}
-		p.redactor = r
-	}
 	if p.log == nil {
-		p.log = slog.Default()
+		p.log = slog.New(slog.DiscardHandler)
 	}
 	if p.now == nil {
 		p.now = time.Now

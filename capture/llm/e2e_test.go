@@ -15,6 +15,7 @@ import (
 	"github.com/agenttrail/agenttrail"
 	"github.com/agenttrail/agenttrail/capture/capturetest"
 	"github.com/agenttrail/agenttrail/capture/llm"
+	"github.com/agenttrail/agenttrail/redact"
 	"github.com/agenttrail/agenttrail/servertest"
 )
 
@@ -27,7 +28,7 @@ func TestEndToEnd(t *testing.T) {
 	addr := capturetest.FreeAddr(t)
 	logger := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
 	rec := capturetest.Recorder(t, "http://"+addr)
-	red, err := agenttrail.NewRedactor()
+	red, err := redact.New()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -27,16 +27,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/agenttrail/agenttrail"
 	"github.com/agenttrail/agenttrail/capture"
+	"github.com/agenttrail/agenttrail/redact"
 )
-
-// Redactor scrubs secrets from an event before it is recorded.
-// *agenttrail.Redactor implements it. Implementations are safe for
-// concurrent use.
-type Redactor interface {
-	Event(e *agenttrail.Event)
-}
 
 // Config configures a Proxy. Upstream and Recorder are required.
 type Config struct {
@@ -47,7 +40,7 @@ type Config struct {
 	// zero value): tell them apart by endpoint. A fixed provider meters only
 	// its own endpoints; the others are forwarded and recorded by path.
 	Provider Provider
-	// Recorder takes the events.
+	// Recorder takes the events, redacted.
 	Recorder capture.Recorder
 	// Identities resolve the actor from the credential the agent presents:
 	// the bearer token (OpenAI) or the x-api-key header (Anthropic). Nil
@@ -62,14 +55,15 @@ type Config struct {
 	// Prices prices the usage; nil means DefaultPrices.
 	Prices *Prices
 	// RecordBodies records the request body and the completion text, each
-	// capped at 64 KiB, under metadata.llm_bodies. It requires Redactor.
+	// capped at 64 KiB and redacted, under metadata.llm_bodies.
 	RecordBodies bool
-	// Redactor, when set, scrubs every event before it is recorded.
-	Redactor Redactor
+	// Redactor scrubs every event before it is recorded; nil means the
+	// built-in rules (redact.Builtin).
+	Redactor *redact.Redactor
 	// Transport sends requests upstream; nil means a transport tuned for
 	// one busy upstream host.
 	Transport http.RoundTripper
-	// Logger logs upstream failures; nil means slog.Default.
+	// Logger logs upstream failures; nil discards.
 	Logger *slog.Logger
 	// Registerer, when set, registers the proxy's metrics.
 	Registerer prometheus.Registerer
@@ -84,12 +78,11 @@ type Config struct {
 type Proxy struct {
 	upstream   *url.URL
 	provider   Provider
-	rec        capture.Recorder
+	rec        capture.Recorder // redacting
 	ids        *capture.Identities
 	keys       map[string]string
 	prices     *Prices
 	bodies     bool
-	redactor   Redactor
 	transport  http.RoundTripper
 	logger     *slog.Logger
 	now        func() time.Time
@@ -121,18 +114,14 @@ func New(cfg Config) (*Proxy, error) {
 	default:
 		return nil, fmt.Errorf("llm proxy: unknown provider %q (want openai, anthropic or auto)", cfg.Provider)
 	}
-	if cfg.RecordBodies && cfg.Redactor == nil {
-		return nil, errors.New("llm proxy: recording bodies requires a redactor")
-	}
 	p := &Proxy{
 		upstream:   cfg.Upstream,
 		provider:   cfg.Provider,
-		rec:        cfg.Recorder,
+		rec:        capture.NewRedacting(cfg.Recorder, cfg.Redactor),
 		ids:        cfg.Identities,
 		keys:       cfg.UpstreamKeys,
 		prices:     cfg.Prices,
 		bodies:     cfg.RecordBodies,
-		redactor:   cfg.Redactor,
 		transport:  cfg.Transport,
 		logger:     cfg.Logger,
 		now:        cfg.Now,
@@ -156,7 +145,7 @@ func New(cfg Config) (*Proxy, error) {
 		p.transport = t
 	}
 	if p.logger == nil {
-		p.logger = slog.Default()
+		p.logger = slog.New(slog.DiscardHandler)
 	}
 	if p.now == nil {
 		p.now = time.Now

@@ -24,8 +24,8 @@ const redacted = "[REDACTED]"
 const minSecretLen = 8
 
 // record turns the finished call into one event and hands it to the
-// recorder. cred is the credential the agent presented, scrubbed from the
-// recorded bodies whatever the redactor's patterns match.
+// recorder, which redacts it. cred is the credential the agent presented,
+// scrubbed from the recorded bodies whatever the redactor's patterns match.
 func (p *Proxy) record(ctx context.Context, c *call, cred string) {
 	end := p.now()
 	e := agenttrail.Event{
@@ -85,9 +85,6 @@ func (p *Proxy) record(ctx context.Context, c *call, cred string) {
 		if err := e.SetMetadata("llm_bodies", b); err != nil {
 			p.logger.Error("llm proxy: encode bodies", "err", err)
 		}
-	}
-	if p.redactor != nil {
-		p.redactor.Event(&e)
 	}
 	p.rec.Record(ctx, e)
 }

@@ -2,23 +2,13 @@ package mcp
 
 import (
 	"errors"
-	"fmt"
 	"log/slog"
 	"net/http"
 	"time"
 
-	"github.com/agenttrail/agenttrail"
 	"github.com/agenttrail/agenttrail/capture"
+	"github.com/agenttrail/agenttrail/redact"
 )
-
-// Redactor removes secrets from what the proxy records. *agenttrail.Redactor
-// satisfies it. Implementations are safe for concurrent use.
-type Redactor interface {
-	// String returns s with secrets masked.
-	String(s string) string
-	// Event masks secrets in e's text fields and metadata in place.
-	Event(e *agenttrail.Event)
-}
 
 // Defaults for the zero fields of Config.
 const (
@@ -32,16 +22,16 @@ const (
 // required; every other zero field takes the default documented on it. A
 // Config is copied by the constructors and not retained.
 type Config struct {
-	// Recorder receives one event per request/response pair.
+	// Recorder receives one event per request/response pair, redacted.
 	Recorder capture.Recorder
 	// Identities resolves the agent: over HTTP from the bearer token or the
 	// X-Agenttrail-Actor-Id header (which is removed before forwarding);
 	// over stdio it is always Identities.Default.
 	Identities *capture.Identities
 	// Redactor masks secrets in arguments, previews and the whole event
-	// before it is recorded; nil means agenttrail.NewRedactor() with its
-	// built-in rules.
-	Redactor Redactor
+	// before it is recorded; nil means the built-in rules
+	// (redact.Builtin).
+	Redactor *redact.Redactor
 	// ServerName names the MCP server in events. When empty, the name the
 	// server reports in serverInfo is used.
 	ServerName string
@@ -71,7 +61,8 @@ type Config struct {
 	Transport http.RoundTripper
 }
 
-// withDefaults checks c and fills its zero fields.
+// withDefaults checks c and fills its zero fields. Recorder becomes the
+// redacting recorder of Redactor.
 func (c Config) withDefaults() (Config, error) {
 	switch {
 	case c.Recorder == nil:
@@ -79,13 +70,8 @@ func (c Config) withDefaults() (Config, error) {
 	case c.Identities == nil:
 		return c, errors.New("mcp proxy: config has no Identities")
 	}
-	if c.Redactor == nil {
-		r, err := agenttrail.NewRedactor()
-		if err != nil {
-			return c, fmt.Errorf("mcp proxy: redactor: %w", err)
-		}
-		c.Redactor = r
-	}
+	rec := capture.NewRedacting(c.Recorder, c.Redactor)
+	c.Recorder, c.Redactor = rec, rec.Redactor()
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}

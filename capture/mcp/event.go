@@ -113,7 +113,6 @@ func (o *observer) record(oc outcome) {
 		o.cfg.Logger.Error("mcp proxy: cannot encode metadata", "method", c.method, "err", err)
 		return
 	}
-	o.cfg.Redactor.Event(&e)
 	o.cfg.Recorder.Record(context.Background(), e)
 }
 

@@ -14,6 +14,7 @@ import (
 // client, "<" lines from the server.
 func observeLines(t *testing.T, cfg Config, lines ...string) []agenttrail.Event {
 	t.Helper()
+	mem := cfg.Recorder.(*memRecorder)
 	cfg, err := cfg.withDefaults()
 	if err != nil {
 		t.Fatal(err)
@@ -24,7 +25,7 @@ func observeLines(t *testing.T, cfg Config, lines ...string) []agenttrail.Event 
 	for _, l := range lines {
 		o.observe(s, strings.HasPrefix(l, "<"), []byte(l[1:]), agent, 0)
 	}
-	return cfg.Recorder.(*memRecorder).All()
+	return mem.All()
 }
 
 func TestObserverBatchesAndIDTypes(t *testing.T) {

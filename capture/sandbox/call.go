@@ -238,7 +238,7 @@ func (p *DockerProxy) record(ctx context.Context, c *call) {
 		Command: c.command, Signal: c.signal, Path: c.path, APIPath: c.apiPath,
 		ExecID: execID, Detach: c.detach, Privileged: c.privileged,
 	}
-	if err := record(ctx, p.rec, p.redactor, c.actor, e, m); err != nil {
+	if err := record(ctx, p.rec, c.actor, e, m); err != nil {
 		p.log.Error("docker proxy: encode metadata", "err", err)
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -12,16 +11,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/agenttrail/agenttrail"
 	"github.com/agenttrail/agenttrail/capture"
+	"github.com/agenttrail/agenttrail/redact"
 )
-
-// Redactor scrubs secrets from an event before it is recorded.
-// *agenttrail.Redactor implements it. Implementations are safe for
-// concurrent use.
-type Redactor interface {
-	Event(e *agenttrail.Event)
-}
 
 // DockerConfig configures a DockerProxy. Upstream and Recorder are
 // required.
@@ -29,7 +21,7 @@ type DockerConfig struct {
 	// Upstream is the Docker Engine API to forward to, e.g.
 	// unix:///var/run/docker.sock (see ParseEndpoint).
 	Upstream Endpoint
-	// Recorder takes the events.
+	// Recorder takes the events, redacted.
 	Recorder capture.Recorder
 	// Identities resolve the actor. The Engine API carries no credential;
 	// on a unix socket served with ConnContext (Linux) the credential is
@@ -40,15 +32,15 @@ type DockerConfig struct {
 	// Nil records every call as the actor "anonymous".
 	Identities *capture.Identities
 	// Redactor scrubs every event; exec commands often carry secrets. Nil
-	// means agenttrail.NewRedactor() with the built-in rules.
-	Redactor Redactor
+	// means the built-in rules (redact.Builtin).
+	Redactor *redact.Redactor
 	// MaxRemembered bounds how many containers (for their image and name)
 	// and exec instances (for their container and command) the proxy
 	// remembers from the calls that created them (default 4096 of each).
 	MaxRemembered int
 	// DialTimeout bounds connecting to the Engine (default 10 s).
 	DialTimeout time.Duration
-	// Logger logs Engine failures; nil means slog.Default.
+	// Logger logs Engine failures; nil discards.
 	Logger *slog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
@@ -60,9 +52,8 @@ type DockerConfig struct {
 // hijacked streams outlive the server's Shutdown until Close ends them.
 type DockerProxy struct {
 	upstream Endpoint
-	rec      capture.Recorder
+	rec      capture.Recorder // redacting
 	ids      *capture.Identities
-	redactor Redactor
 	memo     *memo
 	dialer   *net.Dialer
 	log      *slog.Logger
@@ -94,9 +85,8 @@ func NewDockerProxy(cfg DockerConfig) (*DockerProxy, error) {
 	}
 	p := &DockerProxy{
 		upstream: cfg.Upstream,
-		rec:      cfg.Recorder,
+		rec:      capture.NewRedacting(cfg.Recorder, cfg.Redactor),
 		ids:      cfg.Identities,
-		redactor: cfg.Redactor,
 		log:      cfg.Logger,
 		now:      cfg.Now,
 		sessions: map[*session]struct{}{},
@@ -104,15 +94,8 @@ func NewDockerProxy(cfg DockerConfig) (*DockerProxy, error) {
 	if p.ids == nil {
 		p.ids = &capture.Identities{Default: capture.Actor{ID: "anonymous"}}
 	}
-	if p.redactor == nil {
-		r, err := agenttrail.NewRedactor()
-		if err != nil {
-			return nil, fmt.Errorf("docker proxy: %w", err)
-		}
-		p.redactor = r
-	}
 	if p.log == nil {
-		p.log = slog.Default()
+		p.log = slog.New(slog.DiscardHandler)
 	}
 	if p.now == nil {
 		p.now = time.Now

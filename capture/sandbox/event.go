@@ -45,14 +45,14 @@ type Sandbox struct {
 	Dir bool `json:"dir,omitempty"`
 }
 
-// record completes e (actor, metadata), redacts it and hands it to rec.
-func record(ctx context.Context, rec capture.Recorder, redactor Redactor, actor capture.Actor, e agenttrail.Event, m Sandbox) error {
+// record completes e (actor, metadata) and hands it to rec, which redacts
+// it.
+func record(ctx context.Context, rec capture.Recorder, actor capture.Actor, e agenttrail.Event, m Sandbox) error {
 	e.Source = agenttrail.SourceSandbox
 	actor.Apply(&e)
 	if err := e.SetMetadata("sandbox", m); err != nil {
 		return err
 	}
-	redactor.Event(&e)
 	rec.Record(context.WithoutCancel(ctx), e)
 	return nil
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/agenttrail/agenttrail"
 	"github.com/agenttrail/agenttrail/capture"
+	"github.com/agenttrail/agenttrail/redact"
 )
 
 // WatchConfig configures a Watcher. Dir and Recorder are required.
@@ -31,14 +32,14 @@ type WatchConfig struct {
 	// Window is how long a file's first create or write is held to collect
 	// the writes that follow (default 1 s): one event per file per window.
 	Window time.Duration
-	// Recorder takes the events.
+	// Recorder takes the events, redacted.
 	Recorder capture.Recorder
 	// Actor is who acts in the sandbox; an empty ID records "anonymous".
 	Actor capture.Actor
 	// Redactor scrubs every event: file names can hold secrets too. Nil
-	// means agenttrail.NewRedactor() with the built-in rules.
-	Redactor Redactor
-	// Logger logs watches that fail; nil means slog.Default.
+	// means the built-in rules (redact.Builtin).
+	Redactor *redact.Redactor
+	// Logger logs watches that fail; nil discards.
 	Logger *slog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
@@ -53,9 +54,8 @@ type Watcher struct {
 	dir       string
 	recursive bool
 	meta      Sandbox
-	rec       capture.Recorder
+	rec       capture.Recorder // redacting
 	actor     capture.Actor
-	redactor  Redactor
 	log       *slog.Logger
 	now       func() time.Time
 	fs        *fsnotify.Watcher
@@ -103,22 +103,15 @@ func NewWatcher(cfg WatchConfig) (*Watcher, error) {
 	w := &Watcher{
 		dir: dir, recursive: cfg.Recursive,
 		meta: Sandbox{ContainerID: cfg.ContainerID, Name: cfg.Name},
-		rec:  cfg.Recorder, actor: cfg.Actor, redactor: cfg.Redactor,
+		rec:  capture.NewRedacting(cfg.Recorder, cfg.Redactor), actor: cfg.Actor,
 		log: cfg.Logger, now: cfg.Now,
 		dirs: map[string]bool{}, renames: map[string]heldRename{}, selfMoves: map[string]time.Time{},
 	}
 	if w.actor.ID == "" {
 		w.actor.ID = "anonymous"
 	}
-	if w.redactor == nil {
-		r, err := agenttrail.NewRedactor()
-		if err != nil {
-			return nil, fmt.Errorf("watch: %w", err)
-		}
-		w.redactor = r
-	}
 	if w.log == nil {
-		w.log = slog.Default()
+		w.log = slog.New(slog.DiscardHandler)
 	}
 	if w.now == nil {
 		w.now = time.Now
@@ -297,7 +290,7 @@ func (w *Watcher) record(fe fileEvent) {
 	}
 	m := w.meta
 	m.Op, m.Path, m.NewPath, m.Writes, m.Dir = fe.op, fe.path, fe.newPath, fe.writes, fe.dir
-	if err := record(context.Background(), w.rec, w.redactor, w.actor, e, m); err != nil {
+	if err := record(context.Background(), w.rec, w.actor, e, m); err != nil {
 		w.log.Error("watch: encode metadata", "err", err)
 	}
 }
@@ -314,7 +307,7 @@ func (w *Watcher) lost(ctx context.Context, why string) {
 	}
 	m := w.meta
 	m.Op = "file_events_lost"
-	if err := record(ctx, w.rec, w.redactor, w.actor, e, m); err != nil {
+	if err := record(ctx, w.rec, w.actor, e, m); err != nil {
 		w.log.Error("watch: encode metadata", "err", err)
 	}
 }

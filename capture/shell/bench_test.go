@@ -7,6 +7,7 @@ import (
 
 	"github.com/agenttrail/agenttrail"
 	"github.com/agenttrail/agenttrail/capture/capturetest"
+	"github.com/agenttrail/agenttrail/redact"
 )
 
 // discard is a Recorder that drops events, so the benchmark measures Run
@@ -23,7 +24,7 @@ func BenchmarkRunOverhead(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	red, err := agenttrail.NewRedactor()
+	red, err := redact.New()
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/agenttrail/agenttrail"
 	"github.com/agenttrail/agenttrail/capture/capturetest"
+	"github.com/agenttrail/agenttrail/redact"
 	"github.com/agenttrail/agenttrail/servertest"
 )
 
@@ -22,7 +23,7 @@ func TestEndToEnd(t *testing.T) {
 	addr := capturetest.FreeAddr(t)
 	logger := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelError}))
 	rec := capturetest.Recorder(t, "http://"+addr)
-	red, err := agenttrail.NewRedactor()
+	red, err := redact.New()
 	if err != nil {
 		t.Fatal(err)
 	}

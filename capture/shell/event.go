@@ -51,7 +51,5 @@ func (x *Execution) record(ctx context.Context, end time.Time, res agenttrail.Re
 	if err := e.SetMetadata("shell", m); err != nil {
 		x.opts.Logger.Error("shell: encode metadata", "err", err)
 	}
-	x.opts.Redactor.Event(&e)
-	x.rec.Record(ctx, e)
-	return e
+	return x.rec.Recorded(ctx, e)
 }

@@ -16,7 +16,6 @@ package shell
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -26,31 +25,25 @@ import (
 
 	"github.com/agenttrail/agenttrail"
 	"github.com/agenttrail/agenttrail/capture"
+	"github.com/agenttrail/agenttrail/redact"
 )
-
-// Redactor scrubs secrets from an event before it is recorded.
-// *agenttrail.Redactor implements it. Implementations are safe for
-// concurrent use.
-type Redactor interface {
-	Event(e *agenttrail.Event)
-}
 
 // Options configure one run. The zero value records with the built-in
 // redaction rules and captures 64 KiB of each output stream.
 type Options struct {
-	// Redactor scrubs the event; nil means a new agenttrail.NewRedactor()
-	// with the built-in rules, built on each run (about 0.2 ms): callers
-	// that run many commands build one and reuse it. Credentials in
-	// arguments that only command-line conventions reveal (curl -u, mysql
-	// -p, --password VALUE) are scrubbed before it runs, whatever it is.
-	Redactor Redactor
+	// Redactor scrubs the event; nil means the built-in rules
+	// (redact.Builtin), built on each run (about 0.2 ms): callers that run
+	// many commands build one and reuse it. Credentials in arguments that
+	// only command-line conventions reveal (curl -u, mysql -p, --password
+	// VALUE) are scrubbed before it runs, whatever it is.
+	Redactor *redact.Redactor
 	// MaxOutput caps the bytes recorded of each of stdout and stderr
 	// (default DefaultMaxOutput); the command's output itself is never cut.
 	MaxOutput int
 	// NoCapture leaves cmd.Stdout and cmd.Stderr as they are, so a terminal
 	// stays a terminal; the event then records no output.
 	NoCapture bool
-	// Logger logs what cannot be recorded; nil means slog.Default.
+	// Logger logs what cannot be recorded; nil discards.
 	Logger *slog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
@@ -96,7 +89,7 @@ func (e *StartError) ExitCode() int { return e.Code }
 // from any goroutine until then.
 type Execution struct {
 	cmd            *exec.Cmd
-	rec            capture.Recorder
+	rec            *capture.Redacting
 	ctx            context.Context
 	actor          capture.Actor
 	opts           Options
@@ -133,18 +126,11 @@ func Start(ctx context.Context, rec capture.Recorder, actor capture.Actor, cmd *
 	if rec == nil {
 		return nil, errors.New("shell: a recorder is required")
 	}
-	if opts.Redactor == nil {
-		r, err := agenttrail.NewRedactor()
-		if err != nil {
-			return nil, fmt.Errorf("shell: %w", err)
-		}
-		opts.Redactor = r
-	}
 	if opts.MaxOutput <= 0 {
 		opts.MaxOutput = DefaultMaxOutput
 	}
 	if opts.Logger == nil {
-		opts.Logger = slog.Default()
+		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
@@ -153,7 +139,7 @@ func Start(ctx context.Context, rec capture.Recorder, actor capture.Actor, cmd *
 	if len(argv) == 0 {
 		argv = []string{cmd.Path}
 	}
-	x := &Execution{cmd: cmd, rec: rec, ctx: ctx, actor: actor, opts: opts, argv: redactArgs(argv), cwd: cmd.Dir}
+	x := &Execution{cmd: cmd, rec: capture.NewRedacting(rec, opts.Redactor), ctx: ctx, actor: actor, opts: opts, argv: redactArgs(argv), cwd: cmd.Dir}
 	if x.cwd == "" {
 		x.cwd, _ = os.Getwd()
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/agenttrail/agenttrail"
 	"github.com/agenttrail/agenttrail/capture"
 	"github.com/agenttrail/agenttrail/client"
+	"github.com/agenttrail/agenttrail/redact"
 )
 
 // captureFlags are the flags every capture subcommand shares: where events
@@ -58,7 +59,7 @@ func (f *captureFlags) defaultActor() capture.Actor {
 type captureDeps struct {
 	Recorder   *client.Recorder
 	Identities *capture.Identities
-	Redactor   *agenttrail.Redactor
+	Redactor   *redact.Redactor
 	Logger     *slog.Logger
 }
 
@@ -76,7 +77,7 @@ func (f *captureFlags) open(env *Env) (*captureDeps, error) {
 			return nil, fmt.Errorf("--identities: %w", err)
 		}
 	}
-	var patterns []agenttrail.Pattern
+	var patterns []redact.Pattern
 	if f.redact != "" {
 		b, err := os.ReadFile(f.redact)
 		if err != nil {
@@ -86,7 +87,7 @@ func (f *captureFlags) open(env *Env) (*captureDeps, error) {
 			return nil, fmt.Errorf("--redact: %s: %w", f.redact, err)
 		}
 	}
-	redactor, err := agenttrail.NewRedactor(patterns...)
+	redactor, err := redact.New(patterns...)
 	if err != nil {
 		return nil, fmt.Errorf("--redact: %w", err)
 	}

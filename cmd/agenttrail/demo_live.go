@@ -23,6 +23,7 @@ import (
 	"github.com/agenttrail/agenttrail/capture/mcp"
 	"github.com/agenttrail/agenttrail/capture/shell"
 	"github.com/agenttrail/agenttrail/client"
+	"github.com/agenttrail/agenttrail/redact"
 )
 
 // liveDemo drives real traffic through the capture proxies, in this process,
@@ -31,7 +32,7 @@ import (
 // not made up. Nothing leaves the loopback interface.
 type liveDemo struct {
 	rec      *client.Recorder
-	redactor *agenttrail.Redactor
+	redactor *redact.Redactor
 	logger   *slog.Logger
 	out      io.Writer
 	servers  []*http.Server
@@ -48,7 +49,7 @@ var liveAgents = []struct {
 
 func runLiveDemo(ctx context.Context, c *client.Client, env *Env, rounds int) error {
 	logger := slog.New(slog.NewTextHandler(env.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	redactor, err := agenttrail.NewRedactor()
+	redactor, err := redact.New()
 	if err != nil {
 		return err
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/agenttrail/agenttrail"
 	"github.com/agenttrail/agenttrail/ingest"
 	"github.com/agenttrail/agenttrail/postgres"
+	"github.com/agenttrail/agenttrail/redact"
 	"github.com/agenttrail/agenttrail/server"
 	"github.com/agenttrail/agenttrail/sqlite"
 )
@@ -222,7 +223,7 @@ func (m *Main) securityFlags(fs *flag.FlagSet) {
 // security is what Run wires into the server from the security flags.
 type security struct {
 	auth     *server.TokenAuth
-	redactor *agenttrail.Redactor
+	redactor *redact.Redactor
 	tls      *tls.Config
 }
 
@@ -247,7 +248,7 @@ func (m *Main) security(logger *slog.Logger) (security, error) {
 		return sec, errors.New("--rate-limit and --rate-burst must not be negative")
 	}
 
-	var patterns []agenttrail.Pattern
+	var patterns []redact.Pattern
 	if m.RedactFile != "" {
 		b, err := os.ReadFile(m.RedactFile)
 		if err != nil {
@@ -257,7 +258,7 @@ func (m *Main) security(logger *slog.Logger) (security, error) {
 			return sec, fmt.Errorf("--redact: %s: %w", m.RedactFile, err)
 		}
 	}
-	redactor, err := agenttrail.NewRedactor(append(patterns, server.TokenPattern)...)
+	redactor, err := redact.New(append(patterns, server.TokenPattern)...)
 	if err != nil {
 		return sec, fmt.Errorf("--redact: %w", err)
 	}

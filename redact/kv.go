@@ -1,4 +1,4 @@
-package agenttrail
+package redact
 
 // findKV finds the values of key=value and key: value pairs whose key names
 // a secret (PGPASSWORD=…, ?api_key=…, "password": "…", X-Auth-Token: …,

@@ -1,4 +1,4 @@
-package agenttrail_test
+package redact_test
 
 import (
 	"bytes"
@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/agenttrail/agenttrail"
+	"github.com/agenttrail/agenttrail/redact"
 )
 
 // The sample secrets are split so that secret scanners do not flag this
@@ -83,11 +84,11 @@ func redactCases() []redactCase {
 	}
 }
 
-func newRedactor(t testing.TB, extra ...agenttrail.Pattern) *agenttrail.Redactor {
+func newRedactor(t testing.TB, extra ...redact.Pattern) *redact.Redactor {
 	t.Helper()
-	r, err := agenttrail.NewRedactor(extra...)
+	r, err := redact.New(extra...)
 	if err != nil {
-		t.Fatalf("NewRedactor(%v) error = %v", extra, err)
+		t.Fatalf("New(%v) error = %v", extra, err)
 	}
 	return r
 }
@@ -265,11 +266,11 @@ func TestRedactorEventLLMCache(t *testing.T) {
 	}
 }
 
-func TestNewRedactorPatterns(t *testing.T) {
+func TestNewPatterns(t *testing.T) {
 	r := newRedactor(t,
-		agenttrail.Pattern{Kind: "acme_key", Regexp: `acme_[0-9a-f]{16}`},
-		agenttrail.Pattern{Kind: "session", Regexp: `sess=(?P<secret>[0-9]{6,})`},
-		agenttrail.Pattern{Kind: "ssn", Regexp: `(?:^|[^0-9])[0-9]{3}-[0-9]{2}-[0-9]{4}`}, // no literal prefix
+		redact.Pattern{Kind: "acme_key", Regexp: `acme_[0-9a-f]{16}`},
+		redact.Pattern{Kind: "session", Regexp: `sess=(?P<secret>[0-9]{6,})`},
+		redact.Pattern{Kind: "ssn", Regexp: `(?:^|[^0-9])[0-9]{3}-[0-9]{2}-[0-9]{4}`}, // no literal prefix
 	)
 	for _, c := range []struct{ in, want string }{
 		{"key acme_0123456789abcdef!", "key [REDACTED:acme_key]!"},
@@ -289,44 +290,35 @@ func TestNewRedactorPatterns(t *testing.T) {
 	}
 }
 
-func TestNewRedactorErrors(t *testing.T) {
-	many := make([]agenttrail.Pattern, agenttrail.MaxPatterns+1)
+func TestNewErrors(t *testing.T) {
+	many := make([]redact.Pattern, redact.MaxPatterns+1)
 	for i := range many {
-		many[i] = agenttrail.Pattern{Kind: "k", Regexp: "x"}
+		many[i] = redact.Pattern{Kind: "k", Regexp: "x"}
 	}
 	for _, c := range []struct {
 		name     string
-		patterns []agenttrail.Pattern
+		patterns []redact.Pattern
 		field    string
 	}{
-		{"empty kind", []agenttrail.Pattern{{Kind: "", Regexp: "x"}}, "redact.patterns[0]"},
-		{"bad kind", []agenttrail.Pattern{{Kind: "ok", Regexp: "x"}, {Kind: "Bad Kind", Regexp: "x"}}, "redact.patterns[1]"},
-		{"bad regexp", []agenttrail.Pattern{{Kind: "k", Regexp: "("}}, "redact.patterns[0]"},
-		{"empty match", []agenttrail.Pattern{{Kind: "k", Regexp: "x*"}}, "redact.patterns[0]"},
+		{"empty kind", []redact.Pattern{{Kind: "", Regexp: "x"}}, "redact.patterns[0]"},
+		{"bad kind", []redact.Pattern{{Kind: "ok", Regexp: "x"}, {Kind: "Bad Kind", Regexp: "x"}}, "redact.patterns[1]"},
+		{"bad regexp", []redact.Pattern{{Kind: "k", Regexp: "("}}, "redact.patterns[0]"},
+		{"empty match", []redact.Pattern{{Kind: "k", Regexp: "x*"}}, "redact.patterns[0]"},
 		{"too many", many, "redact.patterns"},
 	} {
-		r, err := agenttrail.NewRedactor(c.patterns...)
+		r, err := redact.New(c.patterns...)
 		if err == nil || r != nil {
-			t.Errorf("NewRedactor(%s) = %v, %v, want an error", c.name, r, err)
+			t.Errorf("New(%s) = %v, %v, want an error", c.name, r, err)
 			continue
 		}
 		if code, field := agenttrail.ErrorCode(err), agenttrail.ErrorField(err); code != agenttrail.EINVALID || field != c.field {
-			t.Errorf("NewRedactor(%s) error = %v (code %q), want field %q", c.name, err, code, c.field)
+			t.Errorf("New(%s) error = %v (code %q), want field %q", c.name, err, code, c.field)
 		}
-	}
-}
-
-func TestNilRedactor(t *testing.T) {
-	var r *agenttrail.Redactor
-	e := agenttrail.Event{Description: "token=abc", Metadata: json.RawMessage(`{"password":"x"}`)}
-	r.Event(&e)
-	if got := r.String("token=abc"); got != "token=abc" || e.Description != "token=abc" {
-		t.Errorf("nil Redactor changed %q to %q", "token=abc", got)
 	}
 }
 
 func TestRedactorConcurrentUse(t *testing.T) {
-	r := newRedactor(t, agenttrail.Pattern{Kind: "acme_key", Regexp: `acme_[0-9a-f]{16}`})
+	r := newRedactor(t, redact.Pattern{Kind: "acme_key", Regexp: `acme_[0-9a-f]{16}`})
 	cases := redactCases()
 	errs := make(chan string, len(cases)*4)
 	var wg sync.WaitGroup

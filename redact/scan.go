@@ -1,4 +1,4 @@
-package agenttrail
+package redact
 
 import (
 	"regexp"

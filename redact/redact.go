@@ -1,4 +1,10 @@
-package agenttrail
+// Package redact finds secrets (API keys, tokens, passwords, private keys)
+// in audit events and replaces them with markers such as
+// [REDACTED:github_token] before they are stored. The server redacts every
+// event it ingests, and every capture surface redacts what it records
+// (capture.Redacting), so a secret is removed on the agent's machine and
+// again at the server.
+package redact
 
 import (
 	"bytes"
@@ -6,6 +12,8 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+
+	"github.com/agenttrail/agenttrail"
 )
 
 // Pattern is a configured secret pattern that a Redactor applies after its
@@ -39,12 +47,13 @@ const redactMaxPasses = 4
 // bearer, basic_auth, openai_key, anthropic_key, github_token, slack_token,
 // slack_webhook, stripe_key, google_api_key, jwt, private_key, url_password
 // and kv_secret (password=…, token: …, --password …), plus the Patterns
-// given to NewRedactor.
+// given to New.
 //
 // It is built for the ingest path: a string or metadata object in which no
 // rule can match is recognised in one pass over its bytes and returned as
 // is, without allocating. A Redactor is immutable and safe for concurrent
-// use. A nil *Redactor redacts nothing.
+// use. There is no redactor that redacts nothing: build one with New or
+// Builtin; the zero value and nil are not usable.
 type Redactor struct {
 	dets []detector
 	// byKey lists, per byte, the anchors keyed on it: each anchor is keyed
@@ -57,28 +66,35 @@ type Redactor struct {
 	always uint64
 }
 
-// NewRedactor returns a Redactor with the built-in rules and the extra
-// patterns, applied in that order. It returns an EINVALID error naming
-// "redact.patterns[i]" when a pattern's kind or expression is not valid.
-func NewRedactor(extra ...Pattern) (*Redactor, error) {
-	if len(extra) > MaxPatterns {
-		return nil, Invalid("redact.patterns", "at most %d patterns, not %d", MaxPatterns, len(extra))
-	}
+// Builtin returns a Redactor with the built-in rules only. Building one
+// compiles its expressions, so callers build it once and share it.
+func Builtin() *Redactor {
 	r := &Redactor{}
 	for _, b := range builtinRules() {
 		r.add(b.det, b.anchors)
 	}
+	return r
+}
+
+// New returns a Redactor with the built-in rules and the extra patterns,
+// applied in that order. It returns an EINVALID error naming
+// "redact.patterns[i]" when a pattern's kind or expression is not valid.
+func New(extra ...Pattern) (*Redactor, error) {
+	if len(extra) > MaxPatterns {
+		return nil, agenttrail.Invalid("redact.patterns", "at most %d patterns, not %d", MaxPatterns, len(extra))
+	}
+	r := Builtin()
 	for i, p := range extra {
 		field := fmt.Sprintf("redact.patterns[%d]", i)
 		if !isKind(p.Kind) {
-			return nil, Invalid(field, "kind must be 1 to 64 characters of [a-z0-9_], not %q", p.Kind)
+			return nil, agenttrail.Invalid(field, "kind must be 1 to 64 characters of [a-z0-9_], not %q", p.Kind)
 		}
 		re, err := regexp.Compile(p.Regexp)
 		if err != nil {
-			return nil, Invalid(field, "bad regexp: %v", err)
+			return nil, agenttrail.Invalid(field, "bad regexp: %v", err)
 		}
 		if re.MatchString("") {
-			return nil, Invalid(field, "regexp %q matches the empty string", p.Regexp)
+			return nil, agenttrail.Invalid(field, "regexp %q matches the empty string", p.Regexp)
 		}
 		d := detector{kind: p.Kind, re: re}
 		if g := re.SubexpIndex("secret"); g > 0 {
@@ -139,9 +155,6 @@ func rarestByte(lit string) int {
 // It returns s itself when nothing matched. Redacting the result again
 // changes nothing.
 func (r *Redactor) String(s string) string {
-	if r == nil {
-		return s
-	}
 	for pass := 0; pass < redactMaxPasses; pass++ {
 		found := scan(r, s)
 		if found == 0 {
@@ -167,20 +180,17 @@ func (r *Redactor) String(s string) string {
 // every string in Metadata; a metadata value whose key names a secret
 // (password, token, api_key, authorization, cookie, credentials, …) is
 // replaced whole, unless it is null, a boolean or empty. Metadata in which
-// nothing can match keeps its bytes; otherwise it is re-encoded (keys
-// sorted), and stays valid JSON. Call it after Validate: markers can make a
-// field longer than the limits Validate enforces.
-func (r *Redactor) Event(e *Event) {
-	if r == nil {
-		return
-	}
+// nothing can match keeps its bytes; otherwise it is replaced by a new
+// slice, re-encoded (keys sorted), and stays valid JSON. Call it after
+// Validate: markers can make a field longer than the limits Validate
+// enforces.
+func (r *Redactor) Event(e *agenttrail.Event) {
 	e.Description = r.String(e.Description)
 	e.Action = r.String(e.Action)
 	e.ResourceID = r.String(e.ResourceID)
 	e.ActorName = r.String(e.ActorName)
 	if m, ok := r.metadata(e.Metadata); ok {
 		e.Metadata = m
-		e.llm = nil
 	}
 }
 
