@@ -1,8 +1,9 @@
 // Package agenttrail is the domain of the agenttrail audit trail: the Event
 // every surface records, its validation, the Filter and Query people search
-// with, opaque cursors, errors, and the Store contract that storage backends
-// implement. It imports only the standard library, so agents can import the
-// SDK without database drivers.
+// with, the one Error type, and the Store contract that storage backends
+// implement. How these travel over HTTP is package wire's; secret
+// redaction is package redact's. It imports only the standard library, so
+// agents can import the SDK without database drivers.
 package agenttrail
 
 import (

@@ -210,6 +210,10 @@ func (iv Interval) Truncate(t time.Time) time.Time {
 	}
 }
 
+// MaxBuckets bounds the buckets of one time series; stores refuse a Series
+// call over more.
+const MaxBuckets = 10000
+
 // Next returns the start of the bucket after the one starting at start.
 func (iv Interval) Next(start time.Time) time.Time {
 	switch iv {

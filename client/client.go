@@ -22,13 +22,15 @@ import (
 	"time"
 
 	"github.com/agenttrail/agenttrail"
+	"github.com/agenttrail/agenttrail/wire"
 )
 
 // maxErrorBody bounds how much of an error response is read.
 const maxErrorBody = 64 << 10
 
-// Client calls the agenttrail HTTP API (DESIGN §2). It is safe for concurrent
-// use; build it with New. The zero value is not usable.
+// Client calls the agenttrail HTTP API; its requests and answers are the
+// types of package wire. It is safe for concurrent use; build it with New.
+// The zero value is not usable.
 //
 // Every method returns an error whose chain holds an *agenttrail.Error when
 // the server answered with a non-2xx status (wrapped in a *StatusError that
@@ -85,67 +87,45 @@ func newTransport() http.RoundTripper {
 // using. The Client stays usable.
 func (c *Client) CloseIdleConnections() { c.hc.CloseIdleConnections() }
 
-// IngestResult is the answer to POST /v1/events: how many events were stored,
-// how many were already stored (same org and id), and which were refused.
-type IngestResult struct {
-	Accepted   int         `json:"accepted"`
-	Duplicates int         `json:"duplicates"`
-	Rejected   []Rejection `json:"rejected"`
-}
-
-// Rejection is one event the server refused: its index in the batch and why.
-type Rejection struct {
-	Index int    `json:"index"`
-	Error string `json:"error"`
-}
-
 // Ingest sends events as one JSON array to POST /v1/events. The server answers
 // only once the accepted events are durable; valid events are stored even
 // when others are rejected. Events keep the ids they carry, so resending a
 // batch after a retryable error stores nothing twice; events without an id get
 // one from the server, so callers that retry should set ids first.
-func (c *Client) Ingest(ctx context.Context, events []agenttrail.Event) (IngestResult, error) {
+func (c *Client) Ingest(ctx context.Context, events []agenttrail.Event) (wire.IngestResult, error) {
 	body, err := encodeBatch(nil, events)
 	if err != nil {
-		return IngestResult{}, fmt.Errorf("ingest: %w", err)
+		return wire.IngestResult{}, fmt.Errorf("ingest: %w", err)
 	}
 	return c.ingestBody(ctx, "application/json", bytes.NewReader(body))
 }
 
 // IngestNDJSON streams newline-delimited JSON events from r to POST /v1/events.
 // It does not retry: r is consumed.
-func (c *Client) IngestNDJSON(ctx context.Context, r io.Reader) (IngestResult, error) {
+func (c *Client) IngestNDJSON(ctx context.Context, r io.Reader) (wire.IngestResult, error) {
 	return c.ingestBody(ctx, "application/x-ndjson", r)
 }
 
-func (c *Client) ingestBody(ctx context.Context, contentType string, body io.Reader) (IngestResult, error) {
-	var res IngestResult
+func (c *Client) ingestBody(ctx context.Context, contentType string, body io.Reader) (wire.IngestResult, error) {
+	var res wire.IngestResult
 	if err := c.do(ctx, http.MethodPost, "/v1/events", nil, contentType, body, &res); err != nil {
-		return IngestResult{}, fmt.Errorf("ingest: %w", err)
+		return wire.IngestResult{}, fmt.Errorf("ingest: %w", err)
 	}
 	return res, nil
 }
 
 // QueryOptions are the paging parameters of GET /v1/events. Zero values leave
-// the server's defaults: Sort "-time", Limit 50. Cursor is a Page.NextCursor
-// of an earlier call with the same filter and sort.
+// the server's defaults: Sort "-time", Limit 50. Cursor is a
+// wire.Page.NextCursor of an earlier call with the same filter and sort.
 type QueryOptions struct {
 	Sort   agenttrail.Sort
 	Limit  int
 	Cursor string
 }
 
-// Page is one page of events. NextCursor continues the query; it is empty
-// when there are no more events (in "seq" order it is always set, so a poller
-// can come back for new events).
-type Page struct {
-	Events     []agenttrail.Event `json:"events"`
-	NextCursor string             `json:"next_cursor"`
-}
-
 // Query returns one page of the events f matches.
-func (c *Client) Query(ctx context.Context, f agenttrail.Filter, o QueryOptions) (Page, error) {
-	v := f.Values()
+func (c *Client) Query(ctx context.Context, f agenttrail.Filter, o QueryOptions) (wire.Page, error) {
+	v := wire.EncodeFilter(f)
 	if o.Sort != "" {
 		v.Set("sort", string(o.Sort))
 	}
@@ -155,9 +135,9 @@ func (c *Client) Query(ctx context.Context, f agenttrail.Filter, o QueryOptions)
 	if o.Cursor != "" {
 		v.Set("cursor", o.Cursor)
 	}
-	var p Page
+	var p wire.Page
 	if err := c.do(ctx, http.MethodGet, "/v1/events", v, "", nil, &p); err != nil {
-		return Page{}, fmt.Errorf("query: %w", err)
+		return wire.Page{}, fmt.Errorf("query: %w", err)
 	}
 	return p, nil
 }
@@ -178,11 +158,9 @@ func (c *Client) Get(ctx context.Context, id string) (agenttrail.Event, error) {
 // Aggregate groups the events f matches by one dimension, largest count
 // first, with the LLM token and cost sums of each group.
 func (c *Client) Aggregate(ctx context.Context, f agenttrail.Filter, by agenttrail.Dimension) ([]agenttrail.Bucket, error) {
-	v := f.Values()
+	v := wire.EncodeFilter(f)
 	v.Set("by", string(by))
-	var res struct {
-		Buckets []agenttrail.Bucket `json:"buckets"`
-	}
+	var res wire.Aggregate
 	if err := c.do(ctx, http.MethodGet, "/v1/aggregate", v, "", nil, &res); err != nil {
 		return nil, fmt.Errorf("aggregate: %w", err)
 	}
@@ -193,14 +171,12 @@ func (c *Client) Aggregate(ctx context.Context, f agenttrail.Filter, by agenttra
 // included, oldest first; when by is set, each bucket also counts per key of
 // that dimension. Without f.Since and f.Until the server picks a range.
 func (c *Client) Series(ctx context.Context, f agenttrail.Filter, iv agenttrail.Interval, by agenttrail.Dimension) ([]agenttrail.TimeBucket, error) {
-	v := f.Values()
+	v := wire.EncodeFilter(f)
 	v.Set("interval", string(iv))
 	if by != "" {
 		v.Set("by", string(by))
 	}
-	var res struct {
-		Buckets []agenttrail.TimeBucket `json:"buckets"`
-	}
+	var res wire.Timeseries
 	if err := c.do(ctx, http.MethodGet, "/v1/timeseries", v, "", nil, &res); err != nil {
 		return nil, fmt.Errorf("timeseries: %w", err)
 	}

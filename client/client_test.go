@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/agenttrail/agenttrail"
+	"github.com/agenttrail/agenttrail/wire"
 )
 
 // seen is what a test server saw of one request.
@@ -65,7 +66,7 @@ func TestClientCalls(t *testing.T) {
 			call: func(ctx context.Context, c *Client) (any, error) {
 				return c.Ingest(ctx, []agenttrail.Event{testEvent(1), testEvent(2), {Action: "x"}})
 			},
-			want:     IngestResult{Accepted: 1, Duplicates: 1, Rejected: []Rejection{{Index: 2, Error: "actor_id: is required"}}},
+			want:     wire.IngestResult{Accepted: 1, Duplicates: 1, Rejected: []wire.Rejection{{Index: 2, Error: "actor_id: is required"}}},
 			method:   "POST",
 			path:     "/v1/events",
 			query:    url.Values{},
@@ -77,7 +78,7 @@ func TestClientCalls(t *testing.T) {
 			call: func(ctx context.Context, c *Client) (any, error) {
 				return c.Query(ctx, f, QueryOptions{Sort: agenttrail.SortSeq, Limit: 10, Cursor: "c1"})
 			},
-			want:   Page{Events: []agenttrail.Event{{ID: "e1", ActorID: "a1", Seq: 7}}, NextCursor: "c2"},
+			want:   wire.Page{Events: []agenttrail.Event{{ID: "e1", ActorID: "a1", Seq: 7}}, NextCursor: "c2"},
 			method: "GET",
 			path:   "/v1/events",
 			query: url.Values{"actor_id": {"a1", "a2"}, "source": {"shell"}, "since": {"2026-03-01T12:00:00Z"},
@@ -89,7 +90,7 @@ func TestClientCalls(t *testing.T) {
 			call: func(ctx context.Context, c *Client) (any, error) {
 				return c.Query(ctx, agenttrail.Filter{}, QueryOptions{})
 			},
-			want:   Page{Events: []agenttrail.Event{}},
+			want:   wire.Page{Events: []agenttrail.Event{}},
 			method: "GET",
 			path:   "/v1/events",
 			query:  url.Values{},
@@ -191,8 +192,8 @@ func TestClientErrors(t *testing.T) {
 	}{
 		{"invalid with field member", 400, pj, `{"status":400,"detail":"limit: must be an integer from 1 to 200, not \"500\"","code":"invalid","field":"limit"}`, "",
 			agenttrail.EINVALID, "limit", `must be an integer from 1 to 200, not "500"`, false, 0},
-		{"invalid field from detail only", 400, pj, `{"detail":"metadata.llm.input_tokens: must not be negative"}`, "",
-			agenttrail.EINVALID, "metadata.llm.input_tokens", "must not be negative", false, 0},
+		{"invalid without a field member", 400, pj, `{"detail":"metadata.llm.input_tokens: must not be negative"}`, "",
+			agenttrail.EINVALID, "", "metadata.llm.input_tokens: must not be negative", false, 0},
 		{"invalid detail that is a sentence", 400, pj, `{"detail":"bad thing happened: twice"}`, "",
 			agenttrail.EINVALID, "", "bad thing happened: twice", false, 0},
 		{"not found", 404, pj, `{"detail":"no event e1","code":"not_found"}`, "",

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/agenttrail/agenttrail"
+	"github.com/agenttrail/agenttrail/wire"
 )
 
 // StatusError is a non-2xx answer of the server. Err holds the code and
@@ -88,109 +89,36 @@ func RetryAfter(err error) time.Duration {
 	return 0
 }
 
-// problem is an RFC 9457 problem details object. Code and Field are the
-// agenttrail extension members; they are used when the server sends them.
-type problem struct {
-	Title  string `json:"title"`
-	Detail string `json:"detail"`
-	Code   string `json:"code"`
-	Field  string `json:"field"`
-}
-
-// responseError turns a non-2xx answer into a *StatusError.
+// responseError turns a non-2xx answer into a *StatusError: from its
+// problem document when it has one (code, field and message as the server
+// sent them), from its status and the first line of its body when it has
+// not (a proxy's error page).
 func responseError(resp *http.Response) error {
 	se := &StatusError{
 		StatusCode: resp.StatusCode,
 		RetryAfter: parseRetryAfter(resp.Header.Get("Retry-After"), time.Now()),
 	}
-	code := statusCode(resp.StatusCode)
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
-	var p problem
-	msg := ""
-	if ct := resp.Header.Get("Content-Type"); strings.Contains(ct, "json") && json.Unmarshal(body, &p) == nil {
-		msg = p.Detail
-		if msg == "" {
-			msg = p.Title
-		}
-	} else if s := strings.TrimSpace(string(body)); s != "" {
-		// A proxy's plain or HTML page: keep its first line, briefly.
-		s, _, _ = strings.Cut(s, "\n")
-		if len(s) > 200 {
-			s = s[:200]
-		}
-		msg = http.StatusText(resp.StatusCode) + ": " + s
-	}
-	if msg == "" {
-		msg = http.StatusText(resp.StatusCode)
-		if msg == "" {
-			msg = fmt.Sprintf("status %d", resp.StatusCode)
+	var p wire.Problem
+	if ct := resp.Header.Get("Content-Type"); !strings.Contains(ct, "json") || json.Unmarshal(body, &p) != nil {
+		p = wire.Problem{}
+		if s := strings.TrimSpace(string(body)); s != "" {
+			// A proxy's plain or HTML page: keep its first line, briefly.
+			s, _, _ = strings.Cut(s, "\n")
+			if len(s) > 200 {
+				s = s[:200]
+			}
+			p.Detail = http.StatusText(resp.StatusCode) + ": " + s
 		}
 	}
-	if knownCode(p.Code) {
-		code = p.Code
+	if p.Detail == "" && p.Title == "" {
+		p.Detail = http.StatusText(resp.StatusCode)
+		if p.Detail == "" {
+			p.Detail = fmt.Sprintf("status %d", resp.StatusCode)
+		}
 	}
-	// The detail is agenttrail.ErrorMessage: "field: message" when the
-	// error names a field. Without the field member, only an invalid
-	// request's detail is read that way.
-	field := p.Field
-	if f, rest, ok := strings.Cut(msg, ": "); ok && isFieldName(f) &&
-		(field == f || field == "" && code == agenttrail.EINVALID) {
-		field, msg = f, rest
-	}
-	se.Err = &agenttrail.Error{Code: code, Field: field, Message: msg}
+	se.Err = p.Err(resp.StatusCode)
 	return se
-}
-
-// statusCode maps an HTTP status to an agenttrail error code.
-func statusCode(status int) string {
-	switch status {
-	case http.StatusBadRequest, http.StatusUnprocessableEntity:
-		return agenttrail.EINVALID
-	case http.StatusUnauthorized:
-		return agenttrail.EUNAUTHORIZED
-	case http.StatusForbidden:
-		return agenttrail.EFORBIDDEN
-	case http.StatusNotFound:
-		return agenttrail.ENOTFOUND
-	case http.StatusConflict:
-		return agenttrail.ECONFLICT
-	case http.StatusRequestEntityTooLarge:
-		return agenttrail.ETOOLARGE
-	case http.StatusTooManyRequests:
-		return agenttrail.ERATELIMIT
-	case http.StatusInternalServerError:
-		return agenttrail.EINTERNAL
-	}
-	if status >= 500 {
-		return agenttrail.EUNAVAILABLE
-	}
-	return agenttrail.EINVALID
-}
-
-func knownCode(c string) bool {
-	switch c {
-	case agenttrail.EINVALID, agenttrail.ENOTFOUND, agenttrail.ECONFLICT, agenttrail.ETOOLARGE,
-		agenttrail.EUNAUTHORIZED, agenttrail.EFORBIDDEN, agenttrail.ERATELIMIT,
-		agenttrail.EUNAVAILABLE, agenttrail.EINTERNAL:
-		return true
-	}
-	return false
-}
-
-// isFieldName reports whether s looks like a parameter or event field name
-// ("limit", "metadata.llm.input_tokens"), so that a detail that merely holds
-// a colon is not split.
-func isFieldName(s string) bool {
-	if s == "" || len(s) > 128 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '.' || c == '-' || c == '[' || c == ']') {
-			return false
-		}
-	}
-	return true
 }
 
 // parseRetryAfter reads a Retry-After header: delay-seconds or an HTTP date.

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/agenttrail/agenttrail"
+	"github.com/agenttrail/agenttrail/wire"
 )
 
 // streamingClient returns an http.Client like c's without its overall
@@ -25,7 +26,7 @@ func (c *Client) streamingClient() *http.Client {
 // open sends GET path?f&extra with the given headers and returns the 2xx
 // answer; other answers become a *StatusError.
 func (c *Client) open(ctx context.Context, path string, f agenttrail.Filter, extra map[string]string, header http.Header) (*http.Response, error) {
-	v := f.Values()
+	v := wire.EncodeFilter(f)
 	for k, s := range extra {
 		v.Set(k, s)
 	}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/agenttrail/agenttrail"
+	"github.com/agenttrail/agenttrail/wire"
 	"go.uber.org/goleak"
 )
 
@@ -94,14 +95,14 @@ func (s *ingestServer) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	now := time.Now()
-	res := IngestResult{Rejected: []Rejection{}}
+	res := wire.IngestResult{Rejected: []wire.Rejection{}}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.posts++
 	for i, e := range events {
 		e.Normalize(now, "")
 		if err := e.Validate(now); err != nil {
-			res.Rejected = append(res.Rejected, Rejection{Index: i, Error: agenttrail.ErrorMessage(err)})
+			res.Rejected = append(res.Rejected, wire.Rejection{Index: i, Error: agenttrail.ErrorMessage(err)})
 			continue
 		}
 		s.received++

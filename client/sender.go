@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/agenttrail/agenttrail"
+	"github.com/agenttrail/agenttrail/wire"
 )
 
 // maxBatchBytes keeps one request well under the server's default 16 MiB
@@ -231,14 +232,14 @@ func (r *Recorder) ack() {
 }
 
 // post sends one JSON array body to POST /v1/events.
-func (r *Recorder) post(body []byte) (IngestResult, error) {
+func (r *Recorder) post(body []byte) (wire.IngestResult, error) {
 	ctx, cancel := context.WithTimeout(r.ctx, r.cfg.RequestTimeout)
 	defer cancel()
 	return r.c.ingestBody(ctx, "application/json", bytes.NewReader(body))
 }
 
 // delivered counts an acknowledged batch and marks the server up.
-func (r *Recorder) delivered(res IngestResult, replay bool) {
+func (r *Recorder) delivered(res wire.IngestResult, replay bool) {
 	s := &r.sender
 	n := int64(res.Accepted + res.Duplicates)
 	r.sent.Add(n)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/agenttrail/agenttrail"
+	"github.com/agenttrail/agenttrail/wire"
 )
 
 // sums adds one event to a bucket the way the API documents it: count, and
@@ -73,7 +74,7 @@ func testAggregateMatchesEvents(t *testing.T, o options) {
 			if f.query != "" {
 				path += "&" + f.query
 			}
-			var got AggregateResponse
+			var got wire.Aggregate
 			e.getJSON(t, path, &got)
 			if got.By != by {
 				t.Errorf("GET %s: by = %q, want %q", path, got.By, by)
@@ -172,7 +173,7 @@ func testTimeseriesMatchesEvents(t *testing.T, o options) {
 		if tc.query != "" {
 			path += "&" + tc.query
 		}
-		var got TimeseriesResponse
+		var got wire.Timeseries
 		e.getJSON(t, path, &got)
 		if string(got.Interval) != tc.interval || got.By != tc.by {
 			t.Errorf("GET %s: interval %q by %q, want %q %q", path, got.Interval, got.By, tc.interval, tc.by)

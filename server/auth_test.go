@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/agenttrail/agenttrail"
+	"github.com/agenttrail/agenttrail/wire"
 )
 
 func TestScope(t *testing.T) {
@@ -57,7 +58,7 @@ func TestScopedCallers(t *testing.T) {
 		if r.status != http.StatusOK {
 			t.Fatalf("GET %s as %s = %d, want 200: %s", path, token, r.status, r.body)
 		}
-		var page EventsResponse
+		var page wire.Page
 		if err := jsonUnmarshal(r.body, &page); err != nil {
 			t.Fatal(err)
 		}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/agenttrail/agenttrail/ingest"
 	"github.com/agenttrail/agenttrail/storetest"
+	"github.com/agenttrail/agenttrail/wire"
 )
 
 // BenchmarkIngestHTTP posts 1,000-event NDJSON batches from several
@@ -71,7 +72,7 @@ func (e *env) postBatch(body []byte, n int) error {
 	if err != nil {
 		return err
 	}
-	var got IngestResponse
+	var got wire.IngestResult
 	if resp.StatusCode != http.StatusOK || json.Unmarshal(b, &got) != nil || got.Accepted != n {
 		return &batchError{status: resp.StatusCode, body: string(b)}
 	}

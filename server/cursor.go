@@ -40,7 +40,7 @@ func (c cursorSigner) mac(inner string) string {
 	return base64.RawURLEncoding.EncodeToString(m.Sum(nil)[:12])
 }
 
-// sign returns inner (an agenttrail.Cursor's text) with its MAC appended.
+// sign returns inner (an wire.Cursor's text) with its MAC appended.
 func (c cursorSigner) sign(inner string) string { return inner + "." + c.mac(inner) }
 
 // open checks a signed cursor and returns the cursor text inside it.

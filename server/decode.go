@@ -11,14 +11,8 @@ import (
 	"strings"
 
 	"github.com/agenttrail/agenttrail"
+	"github.com/agenttrail/agenttrail/wire"
 )
-
-// Rejection reports one event of an ingest request that was not stored:
-// its index in the request and "field: message".
-type Rejection struct {
-	Index int    `json:"index"`
-	Error string `json:"error"`
-}
 
 // decoded is an ingest body split into events. events has one slot per
 // event of the request, by index; rejected lists the slots that could not be
@@ -26,13 +20,13 @@ type Rejection struct {
 // rejection.
 type decoded struct {
 	events   []agenttrail.Event
-	rejected []Rejection
+	rejected []wire.Rejection
 	reasons  []string
 }
 
 func (d *decoded) reject(i int, reason, field, format string, args ...any) {
 	d.events[i] = agenttrail.Event{}
-	d.rejected = append(d.rejected, Rejection{Index: i, Error: field + ": " + fmt.Sprintf(format, args...)})
+	d.rejected = append(d.rejected, wire.Rejection{Index: i, Error: field + ": " + fmt.Sprintf(format, args...)})
 	d.reasons = append(d.reasons, reason)
 }
 

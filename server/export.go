@@ -9,6 +9,7 @@ import (
 
 	"github.com/agenttrail/agenttrail"
 	"github.com/agenttrail/agenttrail/export"
+	"github.com/agenttrail/agenttrail/wire"
 )
 
 // exportPage is how many events GET /v1/export reads from the store at a
@@ -24,7 +25,7 @@ const streamWriteGrace = 30 * time.Second
 // parseExport reads the parameters of GET /v1/export: the filters and
 // format (default ndjson).
 func parseExport(v url.Values, now time.Time) (string, agenttrail.Filter, error) {
-	if err := agenttrail.CheckParams(v, "format"); err != nil {
+	if err := wire.CheckParams(v, "format"); err != nil {
 		return "", agenttrail.Filter{}, err
 	}
 	if len(v["format"]) > 1 {
@@ -37,7 +38,7 @@ func parseExport(v url.Values, now time.Time) (string, agenttrail.Filter, error)
 			return "", agenttrail.Filter{}, agenttrail.Invalid("format", "must be ndjson, csv, ocsf or cef, not %q", format)
 		}
 	}
-	f, err := agenttrail.ParseFilter(v, now)
+	f, err := wire.ParseFilter(v, now)
 	return format, f, err
 }
 

@@ -21,6 +21,7 @@ import (
 	"github.com/agenttrail/agenttrail"
 	"github.com/agenttrail/agenttrail/export"
 	"github.com/agenttrail/agenttrail/storetest"
+	"github.com/agenttrail/agenttrail/wire"
 )
 
 // exportedIDs reads an export body in format and returns the org/id of each
@@ -85,7 +86,7 @@ func exportedIDs(t *testing.T, format string, body []byte) []string {
 // matching returns the org/ids of the events query v matches, sorted.
 func matching(t *testing.T, events []agenttrail.Event, v url.Values) []string {
 	t.Helper()
-	f, err := agenttrail.ParseFilter(v, testNow)
+	f, err := wire.ParseFilter(v, testNow)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -295,7 +296,7 @@ func TestExportSnapshot(t *testing.T) {
 	if want := matching(t, events, nil); !slices.Equal(got, want) {
 		t.Errorf("export during ingest: %d events, want the %d committed before it began", len(got), len(want))
 	}
-	var all EventsResponse
+	var all wire.Page
 	e.getJSON(t, "/v1/events?limit=1&sort=seq&since=2h", &all)
 	if len(all.Events) == 0 {
 		t.Fatal("the events committed during the export are not stored")

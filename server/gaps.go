@@ -8,16 +8,8 @@ import (
 	"time"
 
 	"github.com/agenttrail/agenttrail"
+	"github.com/agenttrail/agenttrail/wire"
 )
-
-// GapsResponse is the answer of GET /v1/gaps: heartbeat gaps per agent and
-// sequence gaps per producer within [Since, Until). Neither list is null.
-type GapsResponse struct {
-	Since      time.Time                 `json:"since"`
-	Until      time.Time                 `json:"until"`
-	Heartbeats []agenttrail.HeartbeatGap `json:"heartbeats"`
-	Sequences  []agenttrail.SequenceGap  `json:"sequences"`
-}
 
 // DefaultHeartbeatInterval is the heartbeat interval /v1/gaps assumes for an
 // agent whose heartbeats do not say theirs (metadata.interval_ms, which the
@@ -35,7 +27,7 @@ func (s *Server) gaps(r *http.Request) (any, error) {
 		return nil, err
 	}
 	f = scope(principalOf(r.Context()), f)
-	resp := GapsResponse{Since: f.Since, Until: f.Until}
+	resp := wire.Gaps{Since: f.Since, Until: f.Until}
 	if interval > 0 {
 		resp.Heartbeats, err = s.store.HeartbeatGaps(r.Context(), f, interval)
 	} else {
@@ -60,10 +52,10 @@ func (s *Server) gaps(r *http.Request) (any, error) {
 // optional interval (a duration such as 30s). since defaults to 24 hours
 // before until, until to now. interval is 0 when not given.
 func parseGaps(v url.Values, now time.Time) (agenttrail.Filter, time.Duration, error) {
-	if err := agenttrail.CheckParams(v, "interval"); err != nil {
+	if err := wire.CheckParams(v, "interval"); err != nil {
 		return agenttrail.Filter{}, 0, err
 	}
-	f, err := agenttrail.ParseFilter(v, now)
+	f, err := wire.ParseFilter(v, now)
 	if err != nil {
 		return agenttrail.Filter{}, 0, err
 	}
@@ -72,7 +64,7 @@ func parseGaps(v url.Values, now time.Time) (agenttrail.Filter, time.Duration, e
 		if len(v["interval"]) > 1 {
 			return agenttrail.Filter{}, 0, agenttrail.Invalid("interval", "may be given once")
 		}
-		d, err := agenttrail.ParseDuration(v.Get("interval"))
+		d, err := wire.ParseDuration(v.Get("interval"))
 		if err != nil || d < time.Millisecond {
 			return agenttrail.Filter{}, 0, agenttrail.Invalid("interval", "must be a duration of at least 1ms such as 200ms, 30s or 5m, not %q", v.Get("interval"))
 		}

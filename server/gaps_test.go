@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/agenttrail/agenttrail"
+	"github.com/agenttrail/agenttrail/wire"
 )
 
 // heartbeats returns one heartbeat of actor every iv from start, n of them,
@@ -59,13 +60,13 @@ func testGaps(t *testing.T, o options) {
 		t.Fatalf("POST /v1/events = %d: %s", r.status, r.body)
 	}
 
-	get := func(token, query string) GapsResponse {
+	get := func(token, query string) wire.Gaps {
 		t.Helper()
 		r := e.do(t, http.MethodGet, "/v1/gaps?"+query, http.Header{"Authorization": {"Bearer " + token}}, nil)
 		if r.status != http.StatusOK {
 			t.Fatalf("GET /v1/gaps?%s = %d: %s", query, r.status, r.body)
 		}
-		var g GapsResponse
+		var g wire.Gaps
 		if err := json.Unmarshal(r.body, &g); err != nil {
 			t.Fatal(err)
 		}
@@ -150,7 +151,7 @@ func gapsEqual(got, want []agenttrail.HeartbeatGap) bool {
 func TestGapsSchemas(t *testing.T) {
 	doc := loadOpenAPI(t)
 	for name, v := range map[string]any{
-		"GapsResponse": GapsResponse{},
+		"GapsResponse": wire.Gaps{},
 		"HeartbeatGap": agenttrail.HeartbeatGap{},
 		"SequenceGap":  agenttrail.SequenceGap{},
 	} {

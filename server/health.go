@@ -6,15 +6,8 @@ import (
 	"time"
 
 	"github.com/agenttrail/agenttrail"
+	"github.com/agenttrail/agenttrail/wire"
 )
-
-// Status is the answer of /livez and /readyz when they pass. Status is "ok",
-// or, from /readyz, "degraded" while ingest is accepted into the server's
-// spool instead of the store; Reason then says why.
-type Status struct {
-	Status string `json:"status"`
-	Reason string `json:"reason,omitempty"`
-}
 
 // Degrader reports on a write path that can accept events without the
 // store (*ingest.Spool does): why ingest does not go straight to the store
@@ -30,7 +23,7 @@ const pingTimeout = 2 * time.Second
 
 // livez is GET /livez: the process is up and serving.
 func (s *Server) livez(*http.Request) (any, error) {
-	return Status{Status: "ok"}, nil
+	return wire.Status{Status: "ok"}, nil
 }
 
 // readyz is GET /readyz: the store answers. With a spool it is 200
@@ -42,7 +35,7 @@ func (s *Server) readyz(r *http.Request) (any, error) {
 		if reason, refusing := s.spool.Degraded(); refusing {
 			return nil, agenttrail.Errorf(agenttrail.EUNAVAILABLE, "%s", reason)
 		} else if reason != "" {
-			return Status{Status: "degraded", Reason: reason}, nil
+			return wire.Status{Status: "degraded", Reason: reason}, nil
 		}
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), pingTimeout)
@@ -50,9 +43,9 @@ func (s *Server) readyz(r *http.Request) (any, error) {
 	if err := s.store.Ping(ctx); err != nil {
 		s.log.Warn("readiness check failed", "err", err)
 		if s.spool != nil {
-			return Status{Status: "degraded", Reason: "the store is not answering; ingest goes to the spool"}, nil
+			return wire.Status{Status: "degraded", Reason: "the store is not answering; ingest goes to the spool"}, nil
 		}
 		return nil, agenttrail.Errorf(agenttrail.EUNAVAILABLE, "store is not answering")
 	}
-	return Status{Status: "ok"}, nil
+	return wire.Status{Status: "ok"}, nil
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/agenttrail/agenttrail"
 	"github.com/agenttrail/agenttrail/ingest"
 	"github.com/agenttrail/agenttrail/sqlite"
+	"github.com/agenttrail/agenttrail/wire"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/goleak"
 )
@@ -202,7 +203,7 @@ func (e *env) getJSON(t testing.TB, path string, v any) {
 func (e *env) ingest(t testing.TB, events []agenttrail.Event) {
 	t.Helper()
 	r := e.post(t, "application/x-ndjson", ndjson(t, events))
-	var got IngestResponse
+	var got wire.IngestResult
 	if r.status != http.StatusOK || json.Unmarshal(r.body, &got) != nil {
 		t.Fatalf("POST /v1/events (%d events) = %d: %s", len(events), r.status, r.body)
 	}
@@ -224,7 +225,7 @@ func ndjson(t testing.TB, events []agenttrail.Event) []byte {
 }
 
 // problem decodes r as a problem+json answer with the given status.
-func problemFrom(t testing.TB, what string, r response, status int) Problem {
+func problemFrom(t testing.TB, what string, r response, status int) wire.Problem {
 	t.Helper()
 	if r.status != status {
 		t.Fatalf("%s = %d, want %d: %s", what, r.status, status, r.body)
@@ -232,7 +233,7 @@ func problemFrom(t testing.TB, what string, r response, status int) Problem {
 	if ct := r.header.Get("Content-Type"); ct != "application/problem+json" {
 		t.Errorf("%s Content-Type = %q, want application/problem+json", what, ct)
 	}
-	var p Problem
+	var p wire.Problem
 	dec := json.NewDecoder(bytes.NewReader(r.body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&p); err != nil {
@@ -262,13 +263,13 @@ func (e *env) pageAll(t testing.TB, path string, between func()) []agenttrail.Ev
 		if cursor != "" {
 			p += sep + "cursor=" + url.QueryEscape(cursor)
 		}
-		var page EventsResponse
+		var page wire.Page
 		e.getJSON(t, p, &page)
 		all = append(all, page.Events...)
-		if page.NextCursor == nil || len(page.Events) == 0 {
+		if page.NextCursor == "" || len(page.Events) == 0 {
 			return all
 		}
-		cursor = *page.NextCursor
+		cursor = page.NextCursor
 		if between != nil {
 			between()
 		}

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/agenttrail/agenttrail"
+	"github.com/agenttrail/agenttrail/wire"
 )
 
 func TestHealth(t *testing.T) { forEachStore(t, testHealth) }
@@ -14,7 +15,7 @@ func testHealth(t *testing.T, o options) {
 	o.now = testNow
 	e := newEnv(t, o)
 	for _, path := range []string{"/livez", "/readyz"} {
-		var s Status
+		var s wire.Status
 		e.getJSON(t, path, &s)
 		if s.Status != "ok" {
 			t.Errorf("GET %s = %+v, want status ok", path, s)
@@ -28,7 +29,7 @@ func testHealth(t *testing.T, o options) {
 	if p.Code != agenttrail.EUNAVAILABLE || !strings.Contains(p.Detail, "store") || r.header.Get("Retry-After") == "" {
 		t.Errorf("GET /readyz with the store closed = %+v (Retry-After %q), want unavailable naming the store", p, r.header.Get("Retry-After"))
 	}
-	var s Status
+	var s wire.Status
 	e.getJSON(t, "/livez", &s) // the process is still up
 }
 
@@ -98,12 +99,12 @@ func TestProblemStatuses(t *testing.T) {
 		{"made-up", 500, "internal error"},
 	} {
 		err := &agenttrail.Error{Code: tc.code, Field: "limit", Message: "bad"}
-		p := problemOf(err)
-		if p.Status != tc.status || p.Detail != tc.detail || p.Type != problemTypePrefix+p.Code {
-			t.Errorf("problemOf(%s) = %+v, want status %d detail %q", tc.code, p, tc.status, tc.detail)
+		p := wire.ProblemOf(err)
+		if p.Status != tc.status || p.Detail != tc.detail || p.Type != wire.ProblemTypePrefix+p.Code {
+			t.Errorf("wire.ProblemOf(%s) = %+v, want status %d detail %q", tc.code, p, tc.status, tc.detail)
 		}
 		if tc.status == 500 && (p.Field != "" || p.Code != agenttrail.EINTERNAL) {
-			t.Errorf("problemOf(%s) = %+v, want an internal error that shows nothing", tc.code, p)
+			t.Errorf("wire.ProblemOf(%s) = %+v, want an internal error that shows nothing", tc.code, p)
 		}
 	}
 }

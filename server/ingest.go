@@ -8,20 +8,8 @@ import (
 	"net/http"
 
 	"github.com/agenttrail/agenttrail"
+	"github.com/agenttrail/agenttrail/wire"
 )
-
-// IngestResponse is the answer of POST /v1/events, sent once the accepted
-// events are durable: how many were accepted (stored, or held in the
-// server's spool while the store is unavailable — Spooled says how many of
-// them), how many were already stored (same org and id), and which were
-// rejected, by index. Rejected is never null. A spooled event that turns out
-// to be a duplicate when the spool is replayed is stored once all the same.
-type IngestResponse struct {
-	Accepted   int         `json:"accepted"`
-	Duplicates int         `json:"duplicates"`
-	Spooled    int         `json:"spooled"`
-	Rejected   []Rejection `json:"rejected"`
-}
 
 // postEvents is POST /v1/events. The body's shape is told by its content,
 // not its Content-Type: '[' starts an array, '{' one object or NDJSON, so
@@ -41,7 +29,7 @@ func (s *Server) postEvents(r *http.Request) (any, error) {
 	now := s.now()
 	defaultOrg := ingestOrg(p)
 	good := d.events[:0] // compacted in place: writes never pass reads
-	rejected := make([]Rejection, 0, len(d.rejected))
+	rejected := make([]wire.Rejection, 0, len(d.rejected))
 	next := 0 // the next decoding rejection, by position in d.rejected
 	for i := range d.events {
 		if next < len(d.rejected) && d.rejected[next].Index == i {
@@ -53,12 +41,12 @@ func (s *Server) postEvents(r *http.Request) (any, error) {
 		ev := d.events[i]
 		ev.Normalize(now, defaultOrg)
 		if defaultOrg != "" && ev.Org != defaultOrg {
-			rejected = append(rejected, Rejection{Index: i, Error: fmt.Sprintf("org: the caller may only write to org %q", defaultOrg)})
+			rejected = append(rejected, wire.Rejection{Index: i, Error: fmt.Sprintf("org: the caller may only write to org %q", defaultOrg)})
 			s.metrics.rejected.WithLabelValues(rejectForbidden).Inc()
 			continue
 		}
 		if err := ev.Validate(now); err != nil {
-			rejected = append(rejected, Rejection{Index: i, Error: agenttrail.ErrorMessage(err)})
+			rejected = append(rejected, wire.Rejection{Index: i, Error: agenttrail.ErrorMessage(err)})
 			s.metrics.rejected.WithLabelValues(rejectInvalid).Inc()
 			continue
 		}
@@ -69,7 +57,7 @@ func (s *Server) postEvents(r *http.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return IngestResponse{Accepted: res.Inserted + res.Spooled, Duplicates: res.Duplicates, Spooled: res.Spooled, Rejected: rejected}, nil
+	return wire.IngestResult{Accepted: res.Inserted + res.Spooled, Duplicates: res.Duplicates, Spooled: res.Spooled, Rejected: rejected}, nil
 }
 
 // readBody reads the request body into a pooled buffer, enforcing

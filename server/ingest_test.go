@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/agenttrail/agenttrail"
+	"github.com/agenttrail/agenttrail/wire"
 )
 
 var testNow = time.Date(2025, 3, 12, 12, 0, 0, 0, time.UTC)
@@ -24,12 +25,12 @@ func validEvent(id string) string {
 	return `{` + idField + `"time":"2025-03-12T11:00:00.123Z","actor_type":"agent","actor_id":"agent-1","source":"shell","action":"shell_exec","result":"success"}`
 }
 
-func decodeIngest(t *testing.T, what string, r response) IngestResponse {
+func decodeIngest(t *testing.T, what string, r response) wire.IngestResult {
 	t.Helper()
 	if r.status != http.StatusOK {
 		t.Fatalf("%s = %d, want 200: %s", what, r.status, r.body)
 	}
-	var got IngestResponse
+	var got wire.IngestResult
 	if err := json.Unmarshal(r.body, &got); err != nil {
 		t.Fatalf("%s: decoding %s: %v", what, r.body, err)
 	}
@@ -63,7 +64,7 @@ func testIngestShapes(t *testing.T, o options) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			got := decodeIngest(t, "POST "+tc.name, e.post(t, tc.contentType, []byte(tc.body)))
-			want := IngestResponse{Accepted: tc.accepted, Rejected: []Rejection{}}
+			want := wire.IngestResult{Accepted: tc.accepted, Rejected: []wire.Rejection{}}
 			if got.Accepted != want.Accepted || got.Duplicates != 0 || len(got.Rejected) != 0 {
 				t.Errorf("POST %s = %+v, want %+v", tc.name, got, want)
 			}
@@ -148,7 +149,7 @@ func testIngestArrayKeepsGoodEvents(t *testing.T, o options) {
 	e := newEnv(t, o)
 	body := "[" + validEvent("a-0") + `, {"id":"a-1","actor_type":"robot","actor_id":"x","source":"shell","action":"x","result":"success"}, "text", ` + validEvent("a-3") + "]"
 	got := decodeIngest(t, "POST array", e.post(t, "application/json", []byte(body)))
-	want := []Rejection{{1, `actor_type: must be user, agent or system, not "robot"`}, {2, "event: must be a JSON object"}}
+	want := []wire.Rejection{{Index: 1, Error: `actor_type: must be user, agent or system, not "robot"`}, {Index: 2, Error: "event: must be a JSON object"}}
 	if got.Accepted != 2 || fmt.Sprint(got.Rejected) != fmt.Sprint(want) {
 		t.Errorf("POST array = %+v, want 2 accepted and rejected %v", got, want)
 	}
@@ -230,10 +231,10 @@ func testIngestDuplicates(t *testing.T, o options) {
 	body := []byte(validEvent("d-1") + "\n" + validEvent("d-2") + "\n" + validEvent("d-1") + "\n")
 	tests := []struct {
 		name string
-		want IngestResponse
+		want wire.IngestResult
 	}{
-		{"first", IngestResponse{Accepted: 2, Duplicates: 1}},
-		{"again", IngestResponse{Accepted: 0, Duplicates: 3}},
+		{"first", wire.IngestResult{Accepted: 2, Duplicates: 1}},
+		{"again", wire.IngestResult{Accepted: 0, Duplicates: 3}},
 	}
 	for _, tc := range tests {
 		got := decodeIngest(t, "POST "+tc.name, e.post(t, "application/x-ndjson", body))

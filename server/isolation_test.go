@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/agenttrail/agenttrail"
+	"github.com/agenttrail/agenttrail/wire"
 )
 
 // marker is in every globex event's description and metadata, and in no
@@ -143,7 +144,7 @@ func eventsPage(t *testing.T, body []byte) []string {
 }
 
 func oneEvent(t *testing.T, body []byte) []string {
-	var p Problem
+	var p wire.Problem
 	if json.Unmarshal(body, &p) == nil && p.Status == http.StatusNotFound {
 		return nil
 	}
@@ -191,7 +192,7 @@ func sseEvents(t *testing.T, body []byte) []string {
 var globexKeys = []string{"globex", "agent-gx", "proj-gx", "globex-read", "globex-ingest"}
 
 func bucketKeys(t *testing.T, body []byte) []string {
-	var resp AggregateResponse
+	var resp wire.Aggregate
 	if err := json.Unmarshal(body, &resp); err != nil {
 		t.Fatalf("decoding %s: %v", body, err)
 	}
@@ -205,7 +206,7 @@ func bucketKeys(t *testing.T, body []byte) []string {
 }
 
 func seriesKeys(t *testing.T, body []byte) []string {
-	var resp TimeseriesResponse
+	var resp wire.Timeseries
 	if err := json.Unmarshal(body, &resp); err != nil {
 		t.Fatalf("decoding %s: %v", body, err)
 	}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/agenttrail/agenttrail"
+	"github.com/agenttrail/agenttrail/wire"
 )
 
 // openAPIDoc is the part of an OpenAPI document the tests read.
@@ -144,7 +145,7 @@ func TestOpenAPIParameters(t *testing.T) {
 		Since: testNow.Add(-time.Hour), Until: testNow, Q: "q",
 	}
 	candidates := map[string]bool{}
-	for k := range all.Values() {
+	for k := range wire.EncodeFilter(all) {
 		candidates[k] = true
 	}
 	if len(candidates) != reflect.TypeOf(all).NumField() {
@@ -180,7 +181,7 @@ func TestOpenAPIParameters(t *testing.T) {
 			// getOpening: an accepted parameter opens an endless stream
 			// on /v1/stream, whose status is all this needs.
 			r := e.getOpening(t, concrete+"?"+url.Values{name: {"x"}}.Encode())
-			var p Problem
+			var p wire.Problem
 			_ = json.Unmarshal(r.body, &p)
 			accepted := !(r.status == http.StatusBadRequest && p.Field == name && strings.Contains(p.Detail, "unknown query parameter"))
 			if accepted != documented[name] {
@@ -196,15 +197,15 @@ func TestOpenAPISchemas(t *testing.T) {
 	doc := loadOpenAPI(t)
 	for name, v := range map[string]any{
 		"Event":              agenttrail.Event{},
-		"Rejection":          Rejection{},
-		"IngestResponse":     IngestResponse{},
-		"EventsResponse":     EventsResponse{},
+		"Rejection":          wire.Rejection{},
+		"IngestResponse":     wire.IngestResult{},
+		"EventsResponse":     wire.Page{},
 		"Bucket":             agenttrail.Bucket{},
-		"AggregateResponse":  AggregateResponse{},
+		"AggregateResponse":  wire.Aggregate{},
 		"TimeBucket":         agenttrail.TimeBucket{},
-		"TimeseriesResponse": TimeseriesResponse{},
-		"Status":             Status{},
-		"Problem":            Problem{},
+		"TimeseriesResponse": wire.Timeseries{},
+		"Status":             wire.Status{},
+		"Problem":            wire.Problem{},
 	} {
 		schema, ok := doc.Components.Schemas[name]
 		if !ok {

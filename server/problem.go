@@ -7,81 +7,22 @@ import (
 	"strconv"
 
 	"github.com/agenttrail/agenttrail"
+	"github.com/agenttrail/agenttrail/wire"
 )
-
-// statusOfCode maps every agenttrail error code to its HTTP status: the one
-// table of the HTTP layer. Unknown codes are internal errors.
-func statusOfCode(code string) int {
-	switch code {
-	case agenttrail.EINVALID:
-		return http.StatusBadRequest
-	case agenttrail.ENOTFOUND:
-		return http.StatusNotFound
-	case agenttrail.ECONFLICT:
-		return http.StatusConflict
-	case agenttrail.ETOOLARGE:
-		return http.StatusRequestEntityTooLarge
-	case agenttrail.EUNAUTHORIZED:
-		return http.StatusUnauthorized
-	case agenttrail.EFORBIDDEN:
-		return http.StatusForbidden
-	case agenttrail.ERATELIMIT:
-		return http.StatusTooManyRequests
-	case agenttrail.EUNAVAILABLE:
-		return http.StatusServiceUnavailable
-	default:
-		return http.StatusInternalServerError
-	}
-}
 
 // retryAfterSeconds is the Retry-After of 429 and 503 answers: short,
 // because the conditions behind them (a full queue, a busy store) pass
 // quickly, and clients back off on their own.
 const retryAfterSeconds = 1
 
-// problemTypePrefix makes each error code a problem type URI (RFC 9457
-// §3.1.1). It is a URN on purpose: it identifies, it does not dereference.
-const problemTypePrefix = "urn:agenttrail:problem:"
-
-// Problem is the RFC 9457 problem details body of every error answer. Code
-// and Field are extension members: the agenttrail error code and, when there
-// is one, the parameter or event field at fault (also named in Detail).
-type Problem struct {
-	Type   string `json:"type"`
-	Title  string `json:"title"`
-	Status int    `json:"status"`
-	Detail string `json:"detail"`
-	Code   string `json:"code"`
-	Field  string `json:"field,omitempty"`
-}
-
-// problemOf builds the problem for err. Internal errors show a generic
-// detail; their text is logged by the caller, not shown.
-func problemOf(err error) Problem {
-	code := agenttrail.ErrorCode(err)
-	status := statusOfCode(code)
-	if status == http.StatusInternalServerError {
-		code = agenttrail.EINTERNAL
-	}
-	p := Problem{
-		Type:   problemTypePrefix + code,
-		Title:  http.StatusText(status),
-		Status: status,
-		Detail: agenttrail.ErrorMessage(err),
-		Code:   code,
-	}
-	if code != agenttrail.EINTERNAL {
-		p.Field = agenttrail.ErrorField(err)
-	} else {
-		p.Detail = "internal error"
-	}
-	return p
-}
-
-// writeProblem answers r with err as application/problem+json.
+// writeProblem answers r with err as a problem document. Internal errors
+// are logged as errors and refusals (503) as warnings, unless the request
+// had ended already: a client that went away is not the server's failure.
 func writeProblem(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
-	p := problemOf(err)
+	p := wire.ProblemOf(err)
 	switch {
+	case r.Context().Err() != nil:
+		log.Debug("request ended before its answer", "method", r.Method, "path", r.URL.Path, "err", err)
 	case p.Status >= 500 && p.Code == agenttrail.EINTERNAL:
 		log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 	case p.Status == http.StatusServiceUnavailable:
@@ -93,7 +34,13 @@ func writeProblem(w http.ResponseWriter, r *http.Request, log *slog.Logger, err 
 	case http.StatusUnauthorized:
 		w.Header().Set("WWW-Authenticate", `Bearer realm="agenttrail"`) // RFC 9110 §11.6.1
 	}
-	w.Header().Set("Content-Type", "application/problem+json")
+	sendProblem(w, log, p)
+}
+
+// sendProblem writes p with its status. Headers particular to p (Allow,
+// Retry-After) are set by the caller first.
+func sendProblem(w http.ResponseWriter, log *slog.Logger, p wire.Problem) {
+	w.Header().Set("Content-Type", wire.ProblemContentType)
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(p.Status)
 	writeBody(w, log, p)

@@ -11,6 +11,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/agenttrail/agenttrail"
+	"github.com/agenttrail/agenttrail/wire"
 )
 
 // RateLimit bounds the requests of each principal (by token name) with a
@@ -70,10 +71,7 @@ func (l *rateLimiter) allow(name string, now time.Time) (bool, time.Duration) {
 // writeRateLimited answers 429 with a Retry-After of wait, rounded up to
 // whole seconds as RFC 9110 §10.2.3 requires.
 func (s *Server) writeRateLimited(w http.ResponseWriter, r *http.Request, p Principal, wait time.Duration) {
-	prob := problemOf(agenttrail.Errorf(agenttrail.ERATELIMIT, "token %q is over its rate limit; retry after the Retry-After delay", p.Name))
+	prob := wire.ProblemOf(agenttrail.Errorf(agenttrail.ERATELIMIT, "token %q is over its rate limit; retry after the Retry-After delay", p.Name))
 	w.Header().Set("Retry-After", strconv.Itoa(max(1, int(math.Ceil(wait.Seconds())))))
-	w.Header().Set("Content-Type", "application/problem+json")
-	w.Header().Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(prob.Status)
-	writeBody(w, s.log, prob)
+	sendProblem(w, s.log, prob)
 }

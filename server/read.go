@@ -3,34 +3,10 @@ package server
 import (
 	"net/http"
 	"slices"
-	"time"
 
 	"github.com/agenttrail/agenttrail"
+	"github.com/agenttrail/agenttrail/wire"
 )
-
-// EventsResponse is the answer of GET /v1/events. NextCursor is nil on the
-// last page; in seq order it is always set, so a poller can come back.
-type EventsResponse struct {
-	Events     []agenttrail.Event `json:"events"`
-	NextCursor *string            `json:"next_cursor"`
-}
-
-// AggregateResponse is the answer of GET /v1/aggregate: buckets by the value
-// of By, largest count first.
-type AggregateResponse struct {
-	By      agenttrail.Dimension `json:"by"`
-	Buckets []agenttrail.Bucket  `json:"buckets"`
-}
-
-// TimeseriesResponse is the answer of GET /v1/timeseries: one bucket per
-// Interval from the one holding Since up to Until, empty ones included.
-type TimeseriesResponse struct {
-	Interval agenttrail.Interval     `json:"interval"`
-	By       agenttrail.Dimension    `json:"by,omitempty"`
-	Since    time.Time               `json:"since"`
-	Until    time.Time               `json:"until"`
-	Buckets  []agenttrail.TimeBucket `json:"buckets"`
-}
 
 // listEvents is GET /v1/events.
 func (s *Server) listEvents(r *http.Request) (any, error) {
@@ -42,7 +18,7 @@ func (s *Server) listEvents(r *http.Request) (any, error) {
 		}
 		v.Set("cursor", inner)
 	}
-	q, err := agenttrail.ParseQuery(v, s.now())
+	q, err := wire.ParseQuery(v, s.now())
 	if err != nil {
 		return nil, err
 	}
@@ -51,13 +27,9 @@ func (s *Server) listEvents(r *http.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	resp := EventsResponse{Events: page.Events}
-	if resp.Events == nil {
-		resp.Events = []agenttrail.Event{}
-	}
-	if c := agenttrail.NextCursor(v, q, page); c != "" {
-		c = s.cursors.sign(c)
-		resp.NextCursor = &c
+	resp := wire.Page{Events: page.Events}
+	if c := wire.NextCursor(v, q, page); c != "" {
+		resp.NextCursor = s.cursors.sign(c)
 	}
 	return resp, nil
 }
@@ -86,7 +58,7 @@ func (s *Server) getEvent(r *http.Request) (any, error) {
 
 // aggregate is GET /v1/aggregate.
 func (s *Server) aggregate(r *http.Request) (any, error) {
-	f, by, err := agenttrail.ParseAggregate(r.URL.Query(), s.now())
+	f, by, err := wire.ParseAggregate(r.URL.Query(), s.now())
 	if err != nil {
 		return nil, err
 	}
@@ -98,12 +70,12 @@ func (s *Server) aggregate(r *http.Request) (any, error) {
 	if buckets == nil {
 		buckets = []agenttrail.Bucket{}
 	}
-	return AggregateResponse{By: by, Buckets: buckets}, nil
+	return wire.Aggregate{By: by, Buckets: buckets}, nil
 }
 
 // timeseries is GET /v1/timeseries.
 func (s *Server) timeseries(r *http.Request) (any, error) {
-	f, iv, by, err := agenttrail.ParseTimeseries(r.URL.Query(), s.now())
+	f, iv, by, err := wire.ParseTimeseries(r.URL.Query(), s.now())
 	if err != nil {
 		return nil, err
 	}
@@ -115,7 +87,7 @@ func (s *Server) timeseries(r *http.Request) (any, error) {
 	if buckets == nil {
 		buckets = []agenttrail.TimeBucket{}
 	}
-	return TimeseriesResponse{Interval: iv, By: by, Since: f.Since, Until: f.Until, Buckets: buckets}, nil
+	return wire.Timeseries{Interval: iv, By: by, Since: f.Since, Until: f.Until, Buckets: buckets}, nil
 }
 
 func sortedKeys[V any](m map[string]V) []string {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/agenttrail/agenttrail"
 	"github.com/agenttrail/agenttrail/storetest"
+	"github.com/agenttrail/agenttrail/wire"
 )
 
 // dataset posts n generated events spread over three days before testNow
@@ -121,14 +122,14 @@ func testCursorErrors(t *testing.T, o options) {
 	o.now = testNow
 	e := newEnv(t, o)
 	dataset(t, e, 3, 120)
-	var page EventsResponse
+	var page wire.Page
 	e.getJSON(t, "/v1/events?limit=10&source=shell&source=llm-proxy", &page)
-	if page.NextCursor == nil {
+	if page.NextCursor == "" {
 		t.Fatal("first page of 10 has no next_cursor")
 	}
-	c := *page.NextCursor
+	c := page.NextCursor
 	// The same filters in another order and spelling are the same query.
-	var next EventsResponse
+	var next wire.Page
 	e.getJSON(t, "/v1/events?source=llm-proxy&limit=10&source=shell&cursor="+c, &next)
 	if len(next.Events) == 0 {
 		t.Errorf("second page is empty")
@@ -244,12 +245,12 @@ func testSeqPicksUpLateEvent(t *testing.T, o options) {
 		if cursor != "" {
 			path += "&cursor=" + cursor
 		}
-		var page EventsResponse
+		var page wire.Page
 		e.getJSON(t, path, &page)
-		if page.NextCursor == nil {
+		if page.NextCursor == "" {
 			t.Fatalf("GET %s: next_cursor is null; in seq order it is always set", path)
 		}
-		cursor = *page.NextCursor
+		cursor = page.NextCursor
 		seen += len(page.Events)
 		if len(page.Events) == 0 || i > 10 {
 			break
@@ -260,7 +261,7 @@ func testSeqPicksUpLateEvent(t *testing.T, o options) {
 	}
 	late := strings.Replace(validEvent("late-1"), "2025-03-12T11:00:00.123Z", "2025-02-01T00:00:00Z", 1)
 	decodeIngest(t, "POST late event", e.post(t, "application/json", []byte(late)))
-	var page EventsResponse
+	var page wire.Page
 	e.getJSON(t, "/v1/events?sort=seq&limit=200&cursor="+cursor, &page)
 	if len(page.Events) != 1 || page.Events[0].ID != "late-1" {
 		t.Errorf("seq feed after a late event with an old time = %v, want exactly late-1", ids(page.Events))
@@ -295,7 +296,7 @@ func TestQueryParamErrors(t *testing.T) {
 			t.Errorf("GET %s problem = %+v, want code invalid naming %q", tc.path, p, tc.field)
 		}
 	}
-	var page EventsResponse
+	var page wire.Page
 	for _, limit := range []int{1, 200} {
 		e.getJSON(t, fmt.Sprintf("/v1/events?limit=%d", limit), &page)
 	}

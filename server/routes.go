@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/agenttrail/agenttrail"
+	"github.com/agenttrail/agenttrail/wire"
 )
 
 // route is one endpoint. need is the role it requires; "" means the route is
@@ -59,17 +60,15 @@ func (s *Server) unrouted(w http.ResponseWriter, r *http.Request, h http.Handler
 		return
 	}
 	allow := rec.header.Get("Allow")
-	p := Problem{
-		Type:   problemTypePrefix + "method_not_allowed",
+	p := wire.Problem{
+		Type:   wire.ProblemTypePrefix + "method_not_allowed",
 		Title:  http.StatusText(http.StatusMethodNotAllowed),
 		Status: http.StatusMethodNotAllowed,
 		Detail: fmt.Sprintf("method %s is not allowed on %s; allowed: %s", r.Method, r.URL.Path, strings.ReplaceAll(allow, ",", ", ")),
 		Code:   "method_not_allowed",
 	}
 	w.Header().Set("Allow", allow)
-	w.Header().Set("Content-Type", "application/problem+json")
-	w.WriteHeader(p.Status)
-	writeBody(w, s.log, p)
+	sendProblem(w, s.log, p)
 	s.metrics.observe("unmatched", p.Status, 0)
 }
 

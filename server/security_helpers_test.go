@@ -25,6 +25,7 @@ import (
 	"github.com/agenttrail/agenttrail/postgres"
 	"github.com/agenttrail/agenttrail/redact"
 	"github.com/agenttrail/agenttrail/sqlite"
+	"github.com/agenttrail/agenttrail/wire"
 )
 
 // backend is a store under test and a way to read every text value it
@@ -290,7 +291,7 @@ func (se *secEnv) as(name string) http.Header {
 }
 
 // ingestAs posts NDJSON events with the named token and returns the answer.
-func (se *secEnv) ingestAs(t *testing.T, name string, events ...string) IngestResponse {
+func (se *secEnv) ingestAs(t *testing.T, name string, events ...string) wire.IngestResult {
 	t.Helper()
 	return decodeIngest(t, "POST as "+name, se.do(t, http.MethodPost, "/v1/events", se.as(name), []byte(strings.Join(events, "\n"))))
 }

@@ -13,6 +13,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/agenttrail/agenttrail"
+	"github.com/agenttrail/agenttrail/wire"
 )
 
 func TestTokenRolesAndCredentials(t *testing.T) {
@@ -83,7 +84,7 @@ func TestIngestTokenWritesOnlyItsOrg(t *testing.T) {
 	if got.Accepted != 2 || len(got.Rejected) != 1 || got.Rejected[0].Index != 1 || !strings.HasPrefix(got.Rejected[0].Error, "org: ") {
 		t.Fatalf("POST as acme-ingest = %+v, want 2 accepted and index 1 rejected naming org", got)
 	}
-	var page EventsResponse
+	var page wire.Page
 	r := se.do(t, http.MethodGet, "/v1/events?sort=seq&source=shell", se.as("root"), nil)
 	if err := json.Unmarshal(r.body, &page); err != nil {
 		t.Fatal(err)
@@ -102,12 +103,12 @@ func TestCursorsCannotWiden(t *testing.T) {
 	seedOrgs(t, se)
 	cursorOf := func(token, path string) string {
 		t.Helper()
-		var page EventsResponse
+		var page wire.Page
 		r := se.do(t, http.MethodGet, path, se.as(token), nil)
-		if err := json.Unmarshal(r.body, &page); err != nil || page.NextCursor == nil {
+		if err := json.Unmarshal(r.body, &page); err != nil || page.NextCursor == "" {
 			t.Fatalf("GET %s as %s = %d %s, want a next cursor", path, token, r.status, r.body)
 		}
-		return *page.NextCursor
+		return page.NextCursor
 	}
 	for _, minter := range []string{"root", "globex-read"} {
 		for _, path := range []string{"/v1/events?limit=1&sort=seq", "/v1/events?limit=1", "/v1/events?limit=1&sort=seq&org=globex"} {
@@ -180,7 +181,7 @@ func TestAuditOfReads(t *testing.T) {
 	var audits []agenttrail.Event
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		var page EventsResponse
+		var page wire.Page
 		r := se.do(t, http.MethodGet, "/v1/events?source=audit&actor_id=acme-read&limit=200&sort=seq", se.as("root"), nil)
 		if err := json.Unmarshal(r.body, &page); err != nil {
 			t.Fatalf("decoding %s: %v", r.body, err)
@@ -215,7 +216,7 @@ func TestAuditOfReads(t *testing.T) {
 	se.do(t, http.MethodGet, "/v1/events", se.as("globex-read"), nil) // makes the server look at the file
 	deadline = time.Now().Add(10 * time.Second)
 	for {
-		var page EventsResponse
+		var page wire.Page
 		r := se.do(t, http.MethodGet, "/v1/events?source=audit&resource_type=token&limit=200&sort=seq", se.as("root"), nil)
 		if err := json.Unmarshal(r.body, &page); err != nil {
 			t.Fatal(err)

@@ -13,6 +13,7 @@ import (
 	"github.com/agenttrail/agenttrail"
 	"github.com/agenttrail/agenttrail/ingest"
 	"github.com/agenttrail/agenttrail/sqlite"
+	"github.com/agenttrail/agenttrail/wire"
 )
 
 // flakyStore is a real store whose Append and Ping fail while down is set.
@@ -79,10 +80,10 @@ func TestIngestIntoSpool(t *testing.T) {
 		}
 		return out
 	}
-	post := func(evs []agenttrail.Event) (response, IngestResponse) {
+	post := func(evs []agenttrail.Event) (response, wire.IngestResult) {
 		t.Helper()
 		r := e.post(t, "application/x-ndjson", ndjson(t, evs))
-		var got IngestResponse
+		var got wire.IngestResult
 		if r.status == http.StatusOK {
 			if err := json.Unmarshal(r.body, &got); err != nil {
 				t.Fatal(err)
@@ -90,9 +91,9 @@ func TestIngestIntoSpool(t *testing.T) {
 		}
 		return r, got
 	}
-	readyz := func() (int, Status) {
+	readyz := func() (int, wire.Status) {
 		r := e.get(t, "/readyz")
-		var st Status
+		var st wire.Status
 		_ = json.Unmarshal(r.body, &st)
 		return r.status, st
 	}

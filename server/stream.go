@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/agenttrail/agenttrail"
+	"github.com/agenttrail/agenttrail/wire"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -94,11 +95,11 @@ func (st *streams) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// its deadline.)
 	shutdown := st.done(r)
 	v := r.URL.Query()
-	if err := agenttrail.CheckParams(v); err != nil {
+	if err := wire.CheckParams(v); err != nil {
 		writeProblem(w, r, s.log, err)
 		return
 	}
-	f, err := agenttrail.ParseFilter(v, s.now())
+	f, err := wire.ParseFilter(v, s.now())
 	if err != nil {
 		writeProblem(w, r, s.log, err)
 		return

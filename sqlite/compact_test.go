@@ -40,7 +40,7 @@ func TestCompact(t *testing.T) {
 				}
 				want := storetest.Aggregate(stored, f, by)
 				if fmt.Sprint(round(got)) != fmt.Sprint(round(want)) {
-					t.Errorf("%s: Aggregate(%v, by %s) = %v, want %v", step, f.Values(), by, got, want)
+					t.Errorf("%s: Aggregate(%v, by %s) = %v, want %v", step, f, by, got, want)
 				}
 			}
 		}
@@ -56,7 +56,7 @@ func TestCompact(t *testing.T) {
 					got[i].CostUSD = math.Round(got[i].CostUSD * 1e6)
 				}
 				if fmt.Sprint(got) != fmt.Sprint(want) {
-					t.Errorf("%s: Series(%v, %s) = %v,\nwant %v", step, f.Values(), iv, got, want)
+					t.Errorf("%s: Series(%v, %s) = %v,\nwant %v", step, f, iv, got, want)
 				}
 			}
 		}

@@ -43,7 +43,7 @@ func (w *where) String() string {
 }
 
 // Bounds on what one filter may hold, so that no statement exceeds SQLite's
-// 32,766 bound parameters and q stays as short as agenttrail.ParseFilter
+// 32,766 bound parameters and q stays as short as wire.ParseFilter
 // allows any parameter to be.
 const (
 	maxFilterValues = 1000

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/agenttrail/agenttrail"
+	"github.com/agenttrail/agenttrail/wire"
 )
 
 // DiffEvent describes how got differs from want, or returns "" when they
@@ -195,7 +196,8 @@ func head(s []int64, i int) []int64 {
 	return s[lo:hi]
 }
 
-// filterString prints a filter compactly for failure messages.
+// filterString prints a filter compactly for failure messages: as the
+// query parameters of the HTTP API.
 func filterString(f agenttrail.Filter) string {
-	return f.Values().Encode()
+	return wire.EncodeFilter(f).Encode()
 }

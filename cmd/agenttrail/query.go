@@ -13,6 +13,7 @@ import (
 
 	"github.com/agenttrail/agenttrail"
 	"github.com/agenttrail/agenttrail/client"
+	"github.com/agenttrail/agenttrail/wire"
 )
 
 // filterFlags are the event filters as command-line flags, each repeatable
@@ -57,12 +58,12 @@ func (f *filterFlags) filter(now time.Time) (agenttrail.Filter, error) {
 	}
 	var err error
 	if f.since != "" {
-		if filter.Since, err = agenttrail.ParseTime(f.since, now); err != nil {
+		if filter.Since, err = wire.ParseTime(f.since, now); err != nil {
 			return filter, fmt.Errorf("--since: %w", err)
 		}
 	}
 	if f.until != "" {
-		if filter.Until, err = agenttrail.ParseTime(f.until, now); err != nil {
+		if filter.Until, err = wire.ParseTime(f.until, now); err != nil {
 			return filter, fmt.Errorf("--until: %w", err)
 		}
 	}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/agenttrail/agenttrail"
 	"github.com/agenttrail/agenttrail/client"
+	"github.com/agenttrail/agenttrail/wire"
 	"go.uber.org/goleak"
 )
 
@@ -286,7 +287,7 @@ func TestHeartbeatGap(t *testing.T) {
 			}
 		}
 		if !found || (f.Until.Equal(narrow.Until) && len(g.Heartbeats) != 1) {
-			t.Errorf("/v1/gaps?%s heartbeats = %+v, want %+v among them", f.Values().Encode(), g.Heartbeats, want)
+			t.Errorf("/v1/gaps?%s heartbeats = %+v, want %+v among them", wire.EncodeFilter(f).Encode(), g.Heartbeats, want)
 		}
 	}
 

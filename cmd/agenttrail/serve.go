@@ -24,6 +24,7 @@ import (
 	"github.com/agenttrail/agenttrail/redact"
 	"github.com/agenttrail/agenttrail/server"
 	"github.com/agenttrail/agenttrail/sqlite"
+	"github.com/agenttrail/agenttrail/wire"
 )
 
 // Main is the server process: the store, the ingest pipeline and the HTTP
@@ -64,7 +65,7 @@ func (m *Main) ParseFlags(args []string, env *Env) error {
 		return err
 	}
 	if *retain != "" {
-		d, err := agenttrail.ParseDuration(*retain)
+		d, err := wire.ParseDuration(*retain)
 		if err != nil {
 			fmt.Fprintf(env.Stderr, "--retain: %v\n", err)
 			return errUsage

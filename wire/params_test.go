@@ -1,4 +1,4 @@
-package agenttrail_test
+package wire_test
 
 import (
 	"net/url"
@@ -8,7 +8,12 @@ import (
 	"time"
 
 	"github.com/agenttrail/agenttrail"
+	"github.com/agenttrail/agenttrail/wire"
 )
+
+// testNow is the fixed clock of the tests: relative times count back from
+// it.
+var testNow = time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
 
 func query(t *testing.T, raw string) url.Values {
 	t.Helper()
@@ -53,7 +58,7 @@ func TestParseFilter(t *testing.T) {
 			Since: time.Date(2025, 5, 1, 8, 0, 0, 0, time.UTC), Until: time.Date(2025, 5, 2, 0, 0, 0, 5e8, time.UTC)}},
 		{"limit=5&sort=seq&cursor=x&by=y&interval=z", agenttrail.Filter{}}, // not filters: the callers check them
 	} {
-		got, err := agenttrail.ParseFilter(query(t, c.raw), testNow)
+		got, err := wire.ParseFilter(query(t, c.raw), testNow)
 		if err != nil {
 			t.Errorf("ParseFilter(%q) error = %v", c.raw, err)
 			continue
@@ -86,7 +91,7 @@ func TestParseFilterErrors(t *testing.T) {
 		{"source=shell&source=", "source"},
 		{"resource_id=" + strings.Repeat("r", 2049), "resource_id"},
 	} {
-		_, err := agenttrail.ParseFilter(query(t, c.raw), testNow)
+		_, err := wire.ParseFilter(query(t, c.raw), testNow)
 		wantField(t, "ParseFilter("+c.raw+")", err, c.field)
 	}
 }
@@ -102,13 +107,13 @@ func TestParseTime(t *testing.T) {
 		{"2024-02-29T23:59:59.123456789Z", time.Date(2024, 2, 29, 23, 59, 59, 123456789, time.UTC)},
 		{"2024-03-01T01:00:00+01:00", time.Date(2024, 3, 1, 0, 0, 0, 0, time.UTC)},
 	} {
-		got, err := agenttrail.ParseTime(c.in, testNow)
+		got, err := wire.ParseTime(c.in, testNow)
 		if err != nil || !got.Equal(c.want) || got.Location() != time.UTC {
 			t.Errorf("ParseTime(%q) = %v, %v, want %v in UTC", c.in, got, err, c.want)
 		}
 	}
 	for _, in := range []string{"", "0", "0s", "-5m", "1.5d", "d", "7 d", "100001d", "2024-02-30T00:00:00Z", "2024-01-01"} {
-		if _, err := agenttrail.ParseTime(in, testNow); agenttrail.ErrorCode(err) != agenttrail.EINVALID {
+		if _, err := wire.ParseTime(in, testNow); agenttrail.ErrorCode(err) != agenttrail.EINVALID {
 			t.Errorf("ParseTime(%q) error = %v, want EINVALID", in, err)
 		}
 	}
@@ -126,7 +131,7 @@ func TestCheckParams(t *testing.T) {
 		{"actr_id=a&zz=1", nil, "actr_id"}, // the first in name order
 		{"=x", nil, "query"},
 	} {
-		err := agenttrail.CheckParams(query(t, c.raw), c.extra...)
+		err := wire.CheckParams(query(t, c.raw), c.extra...)
 		if c.field == "" {
 			if err != nil {
 				t.Errorf("CheckParams(%q, %q) error = %v, want nil", c.raw, c.extra, err)
@@ -149,7 +154,7 @@ func TestParseQuery(t *testing.T) {
 		{"sort=seq&actor_id=a", agenttrail.DefaultLimit, agenttrail.SortSeq},
 		{"sort=-time", agenttrail.DefaultLimit, agenttrail.SortTimeDesc},
 	} {
-		q, err := agenttrail.ParseQuery(query(t, c.raw), testNow)
+		q, err := wire.ParseQuery(query(t, c.raw), testNow)
 		if err != nil {
 			t.Errorf("ParseQuery(%q) error = %v", c.raw, err)
 			continue
@@ -159,7 +164,7 @@ func TestParseQuery(t *testing.T) {
 				c.raw, q.Limit, q.Sort, q.After, c.limit, c.sort)
 		}
 	}
-	q, err := agenttrail.ParseQuery(query(t, "actor_id=a&since=1h"), testNow)
+	q, err := wire.ParseQuery(query(t, "actor_id=a&since=1h"), testNow)
 	if err != nil || !reflect.DeepEqual(q.Filter.ActorID, []string{"a"}) || !q.Filter.Since.Equal(testNow.Add(-time.Hour)) {
 		t.Errorf("ParseQuery(actor_id=a&since=1h) = %+v, %v, want its filter", q.Filter, err)
 	}
@@ -183,18 +188,18 @@ func TestParseQueryErrors(t *testing.T) {
 		{"result=ok", "result"},
 		{"cursor=", "cursor"},
 	} {
-		_, err := agenttrail.ParseQuery(query(t, c.raw), testNow)
+		_, err := wire.ParseQuery(query(t, c.raw), testNow)
 		wantField(t, "ParseQuery("+c.raw+")", err, c.field)
 	}
 }
 
 func TestParseAggregate(t *testing.T) {
-	f, by, err := agenttrail.ParseAggregate(query(t, "by=model&source=llm-proxy"), testNow)
+	f, by, err := wire.ParseAggregate(query(t, "by=model&source=llm-proxy"), testNow)
 	if err != nil || by != agenttrail.DimModel || !reflect.DeepEqual(f.Source, []string{"llm-proxy"}) {
 		t.Errorf("ParseAggregate(by=model&source=llm-proxy) = %+v, %q, %v", f, by, err)
 	}
 	for _, d := range agenttrail.Dimensions {
-		if _, by, err := agenttrail.ParseAggregate(url.Values{"by": {string(d)}}, testNow); err != nil || by != d {
+		if _, by, err := wire.ParseAggregate(url.Values{"by": {string(d)}}, testNow); err != nil || by != d {
 			t.Errorf("ParseAggregate(by=%s) = %q, %v, want %q", d, by, err, d)
 		}
 	}
@@ -207,7 +212,7 @@ func TestParseAggregate(t *testing.T) {
 		{"by=source&limit=5", "limit"},
 		{"by=source&result=ok", "result"},
 	} {
-		_, _, err := agenttrail.ParseAggregate(query(t, c.raw), testNow)
+		_, _, err := wire.ParseAggregate(query(t, c.raw), testNow)
 		wantField(t, "ParseAggregate("+c.raw+")", err, c.field)
 	}
 }
@@ -227,7 +232,7 @@ func TestParseTimeseries(t *testing.T) {
 		{"interval=hour&since=2h", agenttrail.Hour, "", testNow.Add(-2 * time.Hour), testNow},
 		{"interval=day&since=2020-01-01T00:00:00Z", agenttrail.Day, "", time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC), testNow},
 	} {
-		f, iv, by, err := agenttrail.ParseTimeseries(query(t, c.raw), testNow)
+		f, iv, by, err := wire.ParseTimeseries(query(t, c.raw), testNow)
 		if err != nil {
 			t.Errorf("ParseTimeseries(%q) error = %v", c.raw, err)
 			continue
@@ -244,7 +249,7 @@ func TestParseTimeseriesErrors(t *testing.T) {
 	// hourly range, and a minute more starts one bucket earlier.
 	widest := testNow.Add(-agenttrail.MaxBuckets * time.Hour).Format(time.RFC3339)
 	tooWide := testNow.Add(-agenttrail.MaxBuckets*time.Hour - time.Minute).Format(time.RFC3339)
-	if _, _, _, err := agenttrail.ParseTimeseries(query(t, "interval=hour&since="+widest), testNow); err != nil {
+	if _, _, _, err := wire.ParseTimeseries(query(t, "interval=hour&since="+widest), testNow); err != nil {
 		t.Errorf("ParseTimeseries(%d hours) error = %v, want nil", agenttrail.MaxBuckets, err)
 	}
 	for _, c := range []struct{ raw, field string }{
@@ -260,7 +265,7 @@ func TestParseTimeseriesErrors(t *testing.T) {
 		{"interval=day&limit=5", "limit"},
 		{"interval=day&status_code=0", "status_code"},
 	} {
-		_, _, _, err := agenttrail.ParseTimeseries(query(t, strings.ReplaceAll(c.raw, "+", "%2B")), testNow)
+		_, _, _, err := wire.ParseTimeseries(query(t, strings.ReplaceAll(c.raw, "+", "%2B")), testNow)
 		wantField(t, "ParseTimeseries("+c.raw+")", err, c.field)
 	}
 }
@@ -274,17 +279,17 @@ func TestFilterValuesRoundTrip(t *testing.T) {
 			ProducerID: []string{"pr"}, Since: time.Date(2025, 1, 2, 3, 4, 5, 6, time.UTC),
 			Until: time.Date(2025, 2, 1, 0, 0, 0, 0, time.UTC), Q: "100% sure & done"},
 	} {
-		v := f.Values()
-		got, err := agenttrail.ParseFilter(query(t, v.Encode()), testNow)
+		v := wire.EncodeFilter(f)
+		got, err := wire.ParseFilter(query(t, v.Encode()), testNow)
 		if err != nil || !reflect.DeepEqual(got, f) {
 			t.Errorf("ParseFilter(%q) = %+v, %v, want %+v", v.Encode(), got, err, f)
 		}
 	}
-	rel, err := agenttrail.ParseFilter(query(t, "since=1h"), testNow)
+	rel, err := wire.ParseFilter(query(t, "since=1h"), testNow)
 	if err != nil {
 		t.Fatalf("ParseFilter(since=1h) error = %v", err)
 	}
-	if got, want := rel.Values().Get("since"), "2025-06-01T11:00:00Z"; got != want {
+	if got, want := wire.EncodeFilter(rel).Get("since"), "2025-06-01T11:00:00Z"; got != want {
 		t.Errorf("Values() of since=1h: since = %q, want the absolute %q", got, want)
 	}
 }

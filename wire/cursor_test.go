@@ -1,4 +1,4 @@
-package agenttrail_test
+package wire_test
 
 import (
 	"encoding/base64"
@@ -8,10 +8,11 @@ import (
 	"time"
 
 	"github.com/agenttrail/agenttrail"
+	"github.com/agenttrail/agenttrail/wire"
 )
 
 func TestCursorRoundTrip(t *testing.T) {
-	for _, c := range []agenttrail.Cursor{
+	for _, c := range []wire.Cursor{
 		{Sort: agenttrail.SortTimeDesc, Position: agenttrail.Position{Time: time.Date(2025, 6, 1, 11, 59, 0, 123456789, time.UTC), Seq: 42}, Key: 7},
 		{Sort: agenttrail.SortTimeAsc, Position: agenttrail.Position{Time: time.Unix(0, 0).UTC(), Seq: 0}, Key: 0},
 		{Sort: agenttrail.SortSeq, Position: agenttrail.Position{Time: time.Unix(0, 1).UTC(), Seq: 1<<63 - 1}, Key: 1<<64 - 1},
@@ -20,7 +21,7 @@ func TestCursorRoundTrip(t *testing.T) {
 		if len(s) != 35 || url.QueryEscape(s) != s {
 			t.Errorf("Encode(%+v) = %q, want 35 URL-safe characters", c, s)
 		}
-		got, err := agenttrail.DecodeCursor(s)
+		got, err := wire.DecodeCursor(s)
 		if err != nil || got != c {
 			t.Errorf("DecodeCursor(%q) = %+v, %v, want %+v", s, got, err, c)
 		}
@@ -39,7 +40,7 @@ func rawCursor(version, sort byte, nanos, seq int64, key uint64) string {
 
 func TestDecodeCursorErrors(t *testing.T) {
 	good := rawCursor(1, 3, 5, 6, 7)
-	if _, err := agenttrail.DecodeCursor(good); err != nil {
+	if _, err := wire.DecodeCursor(good); err != nil {
 		t.Fatalf("DecodeCursor(%q) error = %v, want a valid cursor", good, err)
 	}
 	lastBits := []byte(good)
@@ -59,13 +60,13 @@ func TestDecodeCursorErrors(t *testing.T) {
 		{"unknown sort", rawCursor(1, 4, 5, 6, 7)},
 		{"negative seq", rawCursor(1, 1, 5, -1, 7)},
 	} {
-		_, err := agenttrail.DecodeCursor(c.s)
+		_, err := wire.DecodeCursor(c.s)
 		wantField(t, "DecodeCursor("+c.name+")", err, "cursor")
 	}
 }
 
 func TestFilterKey(t *testing.T) {
-	key := func(raw string) uint64 { return agenttrail.FilterKey(query(t, raw)) }
+	key := func(raw string) uint64 { return wire.FilterKey(query(t, raw)) }
 	base := key("actor_id=a&actor_id=b&source=shell&since=1h")
 	for _, raw := range []string{
 		"source=shell&since=1h&actor_id=b&actor_id=a",
@@ -90,12 +91,12 @@ func TestFilterKey(t *testing.T) {
 
 func TestParseQueryCursor(t *testing.T) {
 	issued := query(t, "actor_id=a&actor_id=b&since=1h&sort=seq&limit=10")
-	q, err := agenttrail.ParseQuery(issued, testNow)
+	q, err := wire.ParseQuery(issued, testNow)
 	if err != nil {
 		t.Fatalf("ParseQuery error = %v", err)
 	}
 	pos := agenttrail.Position{Time: testNow.Add(-time.Minute), Seq: 99}
-	cursor := agenttrail.NextCursor(issued, q, agenttrail.Page{Next: &pos})
+	cursor := wire.NextCursor(issued, q, agenttrail.Page{Next: &pos})
 	if cursor == "" {
 		t.Fatal("NextCursor(page with Next) = \"\"")
 	}
@@ -105,7 +106,7 @@ func TestParseQueryCursor(t *testing.T) {
 		"sort=seq&actor_id=b&since=1h&actor_id=a",
 		"limit=200&actor_id=a&actor_id=b&since=1h&sort=seq",
 	} {
-		q, err := agenttrail.ParseQuery(query(t, raw+"&cursor="+cursor), later)
+		q, err := wire.ParseQuery(query(t, raw+"&cursor="+cursor), later)
 		if err != nil {
 			t.Errorf("ParseQuery(%q with its cursor) error = %v", raw, err)
 			continue
@@ -122,24 +123,24 @@ func TestParseQueryCursor(t *testing.T) {
 		"actor_id=a&actor_id=b&since=1h",
 		"actor_id=a&actor_id=b&since=1h&sort=time",
 	} {
-		_, err := agenttrail.ParseQuery(query(t, raw+"&cursor="+cursor), later)
+		_, err := wire.ParseQuery(query(t, raw+"&cursor="+cursor), later)
 		wantField(t, "ParseQuery("+raw+" with another query's cursor)", err, "cursor")
 	}
-	_, err = agenttrail.ParseQuery(query(t, "actor_id=a&actor_id=b&since=1h&sort=seq&cursor="+cursor+"&cursor="+cursor), testNow)
+	_, err = wire.ParseQuery(query(t, "actor_id=a&actor_id=b&since=1h&sort=seq&cursor="+cursor+"&cursor="+cursor), testNow)
 	wantField(t, "ParseQuery(two cursors)", err, "cursor")
-	_, err = agenttrail.ParseQuery(query(t, "actor_id=a&actor_id=b&since=1h&sort=seq&cursor="+cursor[:30]), testNow)
+	_, err = wire.ParseQuery(query(t, "actor_id=a&actor_id=b&since=1h&sort=seq&cursor="+cursor[:30]), testNow)
 	wantField(t, "ParseQuery(truncated cursor)", err, "cursor")
 }
 
 func TestNextCursor(t *testing.T) {
 	v := query(t, "source=shell")
 	q := agenttrail.Query{Sort: agenttrail.SortTimeAsc, Limit: 5}
-	if got := agenttrail.NextCursor(v, q, agenttrail.Page{}); got != "" {
+	if got := wire.NextCursor(v, q, agenttrail.Page{}); got != "" {
 		t.Errorf("NextCursor(last page) = %q, want \"\"", got)
 	}
 	pos := agenttrail.Position{Time: testNow, Seq: 3}
-	c, err := agenttrail.DecodeCursor(agenttrail.NextCursor(v, q, agenttrail.Page{Next: &pos}))
-	want := agenttrail.Cursor{Sort: agenttrail.SortTimeAsc, Position: pos, Key: agenttrail.FilterKey(v)}
+	c, err := wire.DecodeCursor(wire.NextCursor(v, q, agenttrail.Page{Next: &pos}))
+	want := wire.Cursor{Sort: agenttrail.SortTimeAsc, Position: pos, Key: wire.FilterKey(v)}
 	if err != nil || c != want {
 		t.Errorf("DecodeCursor(NextCursor(...)) = %+v, %v, want %+v", c, err, want)
 	}

@@ -1,4 +1,4 @@
-package agenttrail
+package wire
 
 import (
 	"net/url"
@@ -6,7 +6,13 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/agenttrail/agenttrail"
 )
+
+// maxParamBytes bounds one filter value: the longest an event field may be
+// (resource_id, 2 KiB), so a longer value could match nothing.
+const maxParamBytes = 2048
 
 // filterParams are the query parameters every read endpoint accepts.
 var filterParams = []string{
@@ -14,53 +20,55 @@ var filterParams = []string{
 	"result", "org", "project", "status_code", "producer_id", "since", "until", "q",
 }
 
-// ParseFilter reads the filter parameters of DESIGN §2 from v. Relative times
-// ("15m", "1h", "7d") count back from now. It ignores parameters that are not
-// filters; callers reject those with CheckParams.
-func ParseFilter(v url.Values, now time.Time) (Filter, error) {
-	f := Filter{
+// ParseFilter reads the filter parameters every read endpoint accepts from
+// v: each repeatable (OR within a parameter, AND across them), since and
+// until as RFC 3339 times or durations back from now ("15m", "1h", "7d"),
+// and q. It ignores parameters that are not filters; callers reject those
+// with CheckParams.
+func ParseFilter(v url.Values, now time.Time) (agenttrail.Filter, error) {
+	f := agenttrail.Filter{
 		ActorID: v["actor_id"], ActorType: v["actor_type"], Source: v["source"],
 		Action: v["action"], ResourceType: v["resource_type"], ResourceID: v["resource_id"],
 		Result: v["result"], Org: v["org"], Project: v["project"], ProducerID: v["producer_id"],
 	}
 	for _, s := range f.ActorType {
-		if s != string(ActorUser) && s != string(ActorAgent) && s != string(ActorSystem) {
-			return Filter{}, Invalid("actor_type", "must be user, agent or system, not %q", s)
+		if s != string(agenttrail.ActorUser) && s != string(agenttrail.ActorAgent) && s != string(agenttrail.ActorSystem) {
+			return agenttrail.Filter{}, agenttrail.Invalid("actor_type", "must be user, agent or system, not %q", s)
 		}
 	}
 	for _, s := range f.Result {
-		if s != string(ResultSuccess) && s != string(ResultFailure) && s != string(ResultError) {
-			return Filter{}, Invalid("result", "must be success, failure or error, not %q", s)
+		if s != string(agenttrail.ResultSuccess) && s != string(agenttrail.ResultFailure) && s != string(agenttrail.ResultError) {
+			return agenttrail.Filter{}, agenttrail.Invalid("result", "must be success, failure or error, not %q", s)
 		}
 	}
 	for _, s := range v["status_code"] {
 		n, err := strconv.Atoi(s)
 		if err != nil || n < 100 || n > 599 {
-			return Filter{}, Invalid("status_code", "must be an HTTP status from 100 to 599, not %q", s)
+			return agenttrail.Filter{}, agenttrail.Invalid("status_code", "must be an HTTP status from 100 to 599, not %q", s)
 		}
 		f.StatusCode = append(f.StatusCode, n)
 	}
 	var err error
 	if f.Since, err = parseTimeParam(v, "since", now); err != nil {
-		return Filter{}, err
+		return agenttrail.Filter{}, err
 	}
 	if f.Until, err = parseTimeParam(v, "until", now); err != nil {
-		return Filter{}, err
+		return agenttrail.Filter{}, err
 	}
 	if !f.Since.IsZero() && !f.Until.IsZero() && !f.Since.Before(f.Until) {
-		return Filter{}, Invalid("since", "must be before until")
+		return agenttrail.Filter{}, agenttrail.Invalid("since", "must be before until")
 	}
 	if len(v["q"]) > 1 {
-		return Filter{}, Invalid("q", "may be given once")
+		return agenttrail.Filter{}, agenttrail.Invalid("q", "may be given once")
 	}
 	f.Q = v.Get("q")
 	for _, name := range filterParams {
 		for _, s := range v[name] {
 			if s == "" {
-				return Filter{}, Invalid(name, "must not be empty")
+				return agenttrail.Filter{}, agenttrail.Invalid(name, "must not be empty")
 			}
-			if len(s) > maxResourceIDLen {
-				return Filter{}, Invalid(name, "must be at most %d bytes", maxResourceIDLen)
+			if len(s) > maxParamBytes {
+				return agenttrail.Filter{}, agenttrail.Invalid(name, "must be at most %d bytes", maxParamBytes)
 			}
 		}
 	}
@@ -73,11 +81,11 @@ func parseTimeParam(v url.Values, name string, now time.Time) (time.Time, error)
 		return time.Time{}, nil
 	}
 	if len(vals) > 1 {
-		return time.Time{}, Invalid(name, "may be given once")
+		return time.Time{}, agenttrail.Invalid(name, "may be given once")
 	}
 	t, err := ParseTime(vals[0], now)
 	if err != nil {
-		return time.Time{}, Invalid(name, "%v", err)
+		return time.Time{}, agenttrail.Invalid(name, "%v", err)
 	}
 	return t, nil
 }
@@ -90,7 +98,7 @@ func ParseTime(s string, now time.Time) (time.Time, error) {
 	}
 	d, err := ParseDuration(s)
 	if err != nil {
-		return time.Time{}, Errorf(EINVALID, "must be an RFC 3339 time or a duration such as 15m, 1h or 7d, not %q", s)
+		return time.Time{}, agenttrail.Errorf(agenttrail.EINVALID, "must be an RFC 3339 time or a duration such as 15m, 1h or 7d, not %q", s)
 	}
 	return now.Add(-d).UTC(), nil
 }
@@ -101,13 +109,13 @@ func ParseDuration(s string) (time.Duration, error) {
 	if n, ok := strings.CutSuffix(s, "d"); ok {
 		days, err := strconv.Atoi(n)
 		if err != nil || days <= 0 || days > 100000 {
-			return 0, Errorf(EINVALID, "bad duration %q", s)
+			return 0, agenttrail.Errorf(agenttrail.EINVALID, "bad duration %q", s)
 		}
 		return time.Duration(days) * 24 * time.Hour, nil
 	}
 	d, err := time.ParseDuration(s)
 	if err != nil || d <= 0 {
-		return 0, Errorf(EINVALID, "bad duration %q", s)
+		return 0, agenttrail.Errorf(agenttrail.EINVALID, "bad duration %q", s)
 	}
 	return d, nil
 }
@@ -124,10 +132,10 @@ func CheckParams(v url.Values, extra ...string) error {
 		if k == "" {
 			// "?=x" or "?&=": an error must still name something the
 			// caller can find in the request.
-			return Invalid("query", "has a parameter with an empty name")
+			return agenttrail.Invalid("query", "has a parameter with an empty name")
 		}
 		if !contains(filterParams, k) && !contains(extra, k) {
-			return Invalid(k, "unknown query parameter")
+			return agenttrail.Invalid(k, "unknown query parameter")
 		}
 	}
 	return nil
@@ -144,43 +152,43 @@ func contains(set []string, s string) bool {
 
 // ParseQuery reads the parameters of GET /v1/events: the filters, limit, sort
 // and cursor. A cursor must have been minted for the same filters and sort.
-func ParseQuery(v url.Values, now time.Time) (Query, error) {
+func ParseQuery(v url.Values, now time.Time) (agenttrail.Query, error) {
 	if err := CheckParams(v, "limit", "sort", "cursor"); err != nil {
-		return Query{}, err
+		return agenttrail.Query{}, err
 	}
 	f, err := ParseFilter(v, now)
 	if err != nil {
-		return Query{}, err
+		return agenttrail.Query{}, err
 	}
-	q := Query{Filter: f, Sort: SortTimeDesc, Limit: DefaultLimit}
+	q := agenttrail.Query{Filter: f, Sort: agenttrail.SortTimeDesc, Limit: agenttrail.DefaultLimit}
 	if s := v.Get("limit"); s != "" || v.Has("limit") {
 		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 || n > MaxLimit || len(v["limit"]) > 1 {
-			return Query{}, Invalid("limit", "must be an integer from 1 to %d, not %q", MaxLimit, s)
+		if err != nil || n < 1 || n > agenttrail.MaxLimit || len(v["limit"]) > 1 {
+			return agenttrail.Query{}, agenttrail.Invalid("limit", "must be an integer from 1 to %d, not %q", agenttrail.MaxLimit, s)
 		}
 		q.Limit = n
 	}
 	if v.Has("sort") {
-		switch s := Sort(v.Get("sort")); s {
-		case SortTimeDesc, SortTimeAsc, SortSeq:
+		switch s := agenttrail.Sort(v.Get("sort")); s {
+		case agenttrail.SortTimeDesc, agenttrail.SortTimeAsc, agenttrail.SortSeq:
 			q.Sort = s
 		default:
-			return Query{}, Invalid("sort", "must be -time, time or seq, not %q", s)
+			return agenttrail.Query{}, agenttrail.Invalid("sort", "must be -time, time or seq, not %q", s)
 		}
 		if len(v["sort"]) > 1 {
-			return Query{}, Invalid("sort", "may be given once")
+			return agenttrail.Query{}, agenttrail.Invalid("sort", "may be given once")
 		}
 	}
 	if v.Has("cursor") {
 		if len(v["cursor"]) > 1 {
-			return Query{}, Invalid("cursor", "may be given once")
+			return agenttrail.Query{}, agenttrail.Invalid("cursor", "may be given once")
 		}
 		c, err := DecodeCursor(v.Get("cursor"))
 		if err != nil {
-			return Query{}, err
+			return agenttrail.Query{}, err
 		}
 		if c.Sort != q.Sort || c.Key != FilterKey(v) {
-			return Query{}, Invalid("cursor", "was issued for other filters or another sort; start again without it")
+			return agenttrail.Query{}, agenttrail.Invalid("cursor", "was issued for other filters or another sort; start again without it")
 		}
 		q.After = &c.Position
 	}
@@ -188,94 +196,91 @@ func ParseQuery(v url.Values, now time.Time) (Query, error) {
 }
 
 // ParseAggregate reads the parameters of GET /v1/aggregate: the filters and by.
-func ParseAggregate(v url.Values, now time.Time) (Filter, Dimension, error) {
+func ParseAggregate(v url.Values, now time.Time) (agenttrail.Filter, agenttrail.Dimension, error) {
 	if err := CheckParams(v, "by"); err != nil {
-		return Filter{}, "", err
+		return agenttrail.Filter{}, "", err
 	}
 	by, err := parseDimension(v, true)
 	if err != nil {
-		return Filter{}, "", err
+		return agenttrail.Filter{}, "", err
 	}
 	f, err := ParseFilter(v, now)
 	return f, by, err
 }
 
-// MaxBuckets bounds the buckets of one time series.
-const MaxBuckets = 10000
-
 // ParseTimeseries reads the parameters of GET /v1/timeseries: the filters,
 // interval and an optional by. A series needs a bounded range: since defaults
 // to 24 hours, 30 days or 12 weeks before until (per interval), until to now.
-func ParseTimeseries(v url.Values, now time.Time) (Filter, Interval, Dimension, error) {
+func ParseTimeseries(v url.Values, now time.Time) (agenttrail.Filter, agenttrail.Interval, agenttrail.Dimension, error) {
 	if err := CheckParams(v, "interval", "by"); err != nil {
-		return Filter{}, "", "", err
+		return agenttrail.Filter{}, "", "", err
 	}
 	if len(v["interval"]) > 1 {
-		return Filter{}, "", "", Invalid("interval", "may be given once")
+		return agenttrail.Filter{}, "", "", agenttrail.Invalid("interval", "may be given once")
 	}
-	iv := Interval(v.Get("interval"))
+	iv := agenttrail.Interval(v.Get("interval"))
 	switch iv {
-	case Hour, Day, Week:
+	case agenttrail.Hour, agenttrail.Day, agenttrail.Week:
 	case "":
-		return Filter{}, "", "", Invalid("interval", "is required: hour, day or week")
+		return agenttrail.Filter{}, "", "", agenttrail.Invalid("interval", "is required: hour, day or week")
 	default:
-		return Filter{}, "", "", Invalid("interval", "must be hour, day or week, not %q", iv)
+		return agenttrail.Filter{}, "", "", agenttrail.Invalid("interval", "must be hour, day or week, not %q", iv)
 	}
 	by, err := parseDimension(v, false)
 	if err != nil {
-		return Filter{}, "", "", err
+		return agenttrail.Filter{}, "", "", err
 	}
 	f, err := ParseFilter(v, now)
 	if err != nil {
-		return Filter{}, "", "", err
+		return agenttrail.Filter{}, "", "", err
 	}
 	if f.Until.IsZero() {
 		f.Until = now.UTC()
 	}
 	if f.Since.IsZero() {
 		switch iv {
-		case Hour:
+		case agenttrail.Hour:
 			f.Since = f.Until.Add(-24 * time.Hour)
-		case Day:
+		case agenttrail.Day:
 			f.Since = f.Until.AddDate(0, 0, -30)
-		case Week:
+		case agenttrail.Week:
 			f.Since = f.Until.AddDate(0, 0, -7*12)
 		}
 	}
 	// ParseFilter checks the order only when both were given; a since in
 	// the future with until defaulted to now is an empty range too.
 	if !f.Since.Before(f.Until) {
-		return Filter{}, "", "", Invalid("since", "must be before until")
+		return agenttrail.Filter{}, "", "", agenttrail.Invalid("since", "must be before until")
 	}
 	n := 0
 	for t := iv.Truncate(f.Since); t.Before(f.Until); t = iv.Next(t) {
-		if n++; n > MaxBuckets {
-			return Filter{}, "", "", Invalid("since", "the range holds more than %d %s buckets; narrow it or use a wider interval", MaxBuckets, iv)
+		if n++; n > agenttrail.MaxBuckets {
+			return agenttrail.Filter{}, "", "", agenttrail.Invalid("since", "the range holds more than %d %s buckets; narrow it or use a wider interval", agenttrail.MaxBuckets, iv)
 		}
 	}
 	return f, iv, by, nil
 }
 
-func parseDimension(v url.Values, required bool) (Dimension, error) {
+func parseDimension(v url.Values, required bool) (agenttrail.Dimension, error) {
 	if len(v["by"]) > 1 {
-		return "", Invalid("by", "may be given once")
+		return "", agenttrail.Invalid("by", "may be given once")
 	}
-	by := Dimension(v.Get("by"))
+	by := agenttrail.Dimension(v.Get("by"))
 	if by == "" {
 		if required || v.Has("by") {
-			return "", Invalid("by", "is required: one of source, actor_type, actor_id, result, action, resource_type, org, project, model")
+			return "", agenttrail.Invalid("by", "is required: one of source, actor_type, actor_id, result, action, resource_type, org, project, model")
 		}
 		return "", nil
 	}
 	if !by.Valid() {
-		return "", Invalid("by", "must be one of source, actor_type, actor_id, result, action, resource_type, org, project, model, not %q", by)
+		return "", agenttrail.Invalid("by", "must be one of source, actor_type, actor_id, result, action, resource_type, org, project, model, not %q", by)
 	}
 	return by, nil
 }
 
-// Values encodes f as the query parameters ParseFilter reads. Times are
-// absolute RFC 3339.
-func (f *Filter) Values() url.Values {
+// EncodeFilter encodes f as the query parameters ParseFilter reads. Times
+// are absolute RFC 3339.
+func EncodeFilter(f agenttrail.Filter) url.Values {
 	v := url.Values{}
 	add := func(name string, vals []string) {
 		for _, s := range vals {

@@ -1,4 +1,4 @@
-package agenttrail
+package wire
 
 import (
 	"crypto/sha256"
@@ -8,6 +8,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/agenttrail/agenttrail"
 )
 
 // Cursor is the opaque continuation token of a page of events: the keyset
@@ -16,14 +18,14 @@ import (
 // server re-applies the caller's filters and org scope on every page, so a
 // cursor can never widen a query.
 type Cursor struct {
-	Sort     Sort
-	Position Position
+	Sort     agenttrail.Sort
+	Position agenttrail.Position
 	Key      uint64
 }
 
 const cursorVersion = 1
 
-var sortCodes = map[Sort]byte{SortTimeDesc: 1, SortTimeAsc: 2, SortSeq: 3}
+var sortCodes = map[agenttrail.Sort]byte{agenttrail.SortTimeDesc: 1, agenttrail.SortTimeAsc: 2, agenttrail.SortSeq: 3}
 
 // Encode returns the cursor's URL-safe text.
 func (c Cursor) Encode() string {
@@ -45,7 +47,7 @@ func DecodeCursor(s string) (Cursor, error) {
 	// cursor has exactly one text and a tampered one is refused.
 	b, err := base64.RawURLEncoding.Strict().DecodeString(s)
 	if err != nil || len(s) != base64.RawURLEncoding.EncodedLen(26) || len(b) != 26 || b[0] != cursorVersion {
-		return Cursor{}, Invalid("cursor", "is not a valid cursor")
+		return Cursor{}, agenttrail.Invalid("cursor", "is not a valid cursor")
 	}
 	var c Cursor
 	for s, code := range sortCodes {
@@ -55,9 +57,9 @@ func DecodeCursor(s string) (Cursor, error) {
 	}
 	seq := int64(binary.BigEndian.Uint64(b[10:]))
 	if c.Sort == "" || seq < 0 {
-		return Cursor{}, Invalid("cursor", "is not a valid cursor")
+		return Cursor{}, agenttrail.Invalid("cursor", "is not a valid cursor")
 	}
-	c.Position = Position{Time: time.Unix(0, int64(binary.BigEndian.Uint64(b[2:]))).UTC(), Seq: seq}
+	c.Position = agenttrail.Position{Time: time.Unix(0, int64(binary.BigEndian.Uint64(b[2:]))).UTC(), Seq: seq}
 	c.Key = binary.BigEndian.Uint64(b[18:])
 	return c, nil
 }
@@ -80,7 +82,7 @@ func FilterKey(v url.Values) uint64 {
 
 // NextCursor returns the cursor to continue q's result after p, or "" when
 // there is no next page.
-func NextCursor(v url.Values, q Query, p Page) string {
+func NextCursor(v url.Values, q agenttrail.Query, p agenttrail.Page) string {
 	if p.Next == nil {
 		return ""
 	}

@@ -1,0 +1,66 @@
+package wire
+
+import (
+	"encoding/json"
+	"time"
+
+	"github.com/agenttrail/agenttrail"
+)
+
+// Page is the answer of GET /v1/events. NextCursor continues the query; it
+// is empty, sent as null, on the last page. In seq order it is always set,
+// so a poller can come back for new events.
+type Page struct {
+	Events     []agenttrail.Event `json:"events"`
+	NextCursor string             `json:"next_cursor"`
+}
+
+// MarshalJSON sends a missing cursor as null and no events as [].
+func (p Page) MarshalJSON() ([]byte, error) {
+	type page struct {
+		Events     []agenttrail.Event `json:"events"`
+		NextCursor *string            `json:"next_cursor"`
+	}
+	out := page{Events: p.Events}
+	if out.Events == nil {
+		out.Events = []agenttrail.Event{}
+	}
+	if p.NextCursor != "" {
+		out.NextCursor = &p.NextCursor
+	}
+	return json.Marshal(out)
+}
+
+// Aggregate is the answer of GET /v1/aggregate: buckets by the value of By,
+// largest count first.
+type Aggregate struct {
+	By      agenttrail.Dimension `json:"by"`
+	Buckets []agenttrail.Bucket  `json:"buckets"`
+}
+
+// Timeseries is the answer of GET /v1/timeseries: one bucket per Interval
+// from the one holding Since up to Until, empty ones included.
+type Timeseries struct {
+	Interval agenttrail.Interval     `json:"interval"`
+	By       agenttrail.Dimension    `json:"by,omitempty"`
+	Since    time.Time               `json:"since"`
+	Until    time.Time               `json:"until"`
+	Buckets  []agenttrail.TimeBucket `json:"buckets"`
+}
+
+// Gaps is the answer of GET /v1/gaps: heartbeat gaps per agent and sequence
+// gaps per producer within [Since, Until). Neither list is null.
+type Gaps struct {
+	Since      time.Time                 `json:"since"`
+	Until      time.Time                 `json:"until"`
+	Heartbeats []agenttrail.HeartbeatGap `json:"heartbeats"`
+	Sequences  []agenttrail.SequenceGap  `json:"sequences"`
+}
+
+// Status is the answer of /livez and /readyz when they pass: "ok", or, from
+// /readyz, "degraded" while ingest is accepted into the server's spool
+// instead of the store; Reason then says why.
+type Status struct {
+	Status string `json:"status"`
+	Reason string `json:"reason,omitempty"`
+}
