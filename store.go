@@ -92,9 +92,17 @@ type Retainer interface {
 	DeleteBefore(ctx context.Context, t time.Time) (int64, error)
 }
 
+// Pinger reports whether a store's backing database answers: nil when it
+// does, the error that says why when it does not.
+type Pinger interface {
+	Ping(ctx context.Context) error
+}
+
 // Store is the contract every storage backend implements; storetest checks
-// it. All methods are safe for concurrent use. Ping reports whether the
-// backing database answers. Close releases it; no method may be called after.
+// it. All methods are safe for concurrent use. Close releases the backing
+// database; no method may be called after. Code that needs only part of a
+// Store (the HTTP API reads, the ingest pipeline appends) takes the
+// interfaces above rather than Store.
 type Store interface {
 	Appender
 	Getter
@@ -103,6 +111,6 @@ type Store interface {
 	Serieser
 	GapFinder
 	Retainer
-	Ping(ctx context.Context) error
+	Pinger
 	Close() error
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"testing"
 	"time"
+
+	"github.com/agenttrail/agenttrail/servertest"
 )
 
 // BenchmarkRecord measures what Record costs the agent: with the real server
@@ -12,7 +14,7 @@ import (
 // benchmark's flood did not fit; Record's cost does not depend on it.
 func BenchmarkRecord(b *testing.B) {
 	b.Run("server=up", func(b *testing.B) {
-		srv := startServer(b, "127.0.0.1:0", b.TempDir())
+		srv := servertest.StartAt(b, "127.0.0.1:0", b.TempDir())
 		benchRecord(b, srv.URL, false)
 	})
 	b.Run("server=down", func(b *testing.B) {
@@ -24,7 +26,7 @@ func BenchmarkRecord(b *testing.B) {
 }
 
 func benchRecord(b *testing.B, url string, parallel bool) {
-	c := New(url)
+	c := New(url, WithToken(servertest.Token))
 	defer c.CloseIdleConnections()
 	r, err := NewRecorder(c, RecorderConfig{SpoolDir: b.TempDir(), Heartbeat: HeartbeatOff, MaxBackoff: 100 * time.Millisecond}, nil)
 	if err != nil {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/agenttrail/agenttrail"
+	"github.com/agenttrail/agenttrail/servertest"
 )
 
 // ingestN records n events with ids prefix-i and returns them.
@@ -32,14 +33,14 @@ func ingestN(t *testing.T, c *Client, prefix string, n int) []agenttrail.Event {
 }
 
 func TestExportAgainstServer(t *testing.T) {
-	srv := startServer(t, "127.0.0.1:0", t.TempDir())
-	c := New(srv.URL)
+	srv := servertest.StartAt(t, "127.0.0.1:0", t.TempDir())
+	c := New(srv.URL, WithToken(srv.Token))
 	defer c.CloseIdleConnections()
 	events := ingestN(t, c, "e", 1500)
 	ctx := context.Background()
 
 	var buf bytes.Buffer
-	if err := c.Export(ctx, agenttrail.Filter{}, "csv", &buf); err != nil {
+	if err := c.Export(ctx, agentEvents(), "csv", &buf); err != nil {
 		t.Fatalf("Export csv: %v", err)
 	}
 	rows, err := csv.NewReader(&buf).ReadAll()
@@ -104,15 +105,15 @@ func receive(t *testing.T, ch <-chan agenttrail.Event, want []agenttrail.Event) 
 
 func TestStreamAgainstServerAcrossRestart(t *testing.T) {
 	dir := t.TempDir()
-	srv := startServer(t, "127.0.0.1:0", dir)
+	srv := servertest.StartAt(t, "127.0.0.1:0", dir)
 	addr := strings.TrimPrefix(srv.URL, "http://")
-	c := New(srv.URL)
+	c := New(srv.URL, WithToken(srv.Token))
 	defer c.CloseIdleConnections()
 	ingestN(t, c, "before", 5)
 
 	// Start after "before" by its last seq: a stream without one starts
 	// whenever it connects, which a loaded machine may delay.
-	page, err := c.Query(context.Background(), agenttrail.Filter{}, QueryOptions{Sort: agenttrail.SortSeq, Limit: 10})
+	page, err := c.Query(context.Background(), agentEvents(), QueryOptions{Sort: agenttrail.SortSeq, Limit: 10})
 	if err != nil || len(page.Events) != 5 {
 		t.Fatalf("Query = %d events, %v", len(page.Events), err)
 	}
@@ -122,7 +123,7 @@ func TestStreamAgainstServerAcrossRestart(t *testing.T) {
 
 	// The server restarts; the stream reconnects and resumes.
 	srv.Stop()
-	srv = startServer(t, addr, dir)
+	srv = servertest.StartAt(t, addr, dir)
 	second := ingestN(t, c, "second", 14)
 	receive(t, ch, pick(second, "agent-1", "agent-2"))
 	select {
@@ -144,15 +145,17 @@ func pick(events []agenttrail.Event, actors ...string) []agenttrail.Event {
 }
 
 func TestStreamResumeAndErrors(t *testing.T) {
-	srv := startServer(t, "127.0.0.1:0", t.TempDir())
-	c := New(srv.URL)
+	srv := servertest.StartAt(t, "127.0.0.1:0", t.TempDir())
+	c := New(srv.URL, WithToken(srv.Token))
 	defer c.CloseIdleConnections()
 	events := ingestN(t, c, "e", 10)
 
 	// Resume after the third event's seq.
 	var seqs []int64
 	stop := errors.New("stop")
-	err := c.Stream(context.Background(), agenttrail.Filter{Since: time.Now().Add(-time.Hour)}, 0, func(e agenttrail.Event) error {
+	since := agentEvents()
+	since.Since = time.Now().Add(-time.Hour)
+	err := c.Stream(context.Background(), since, 0, func(e agenttrail.Event) error {
 		seqs = append(seqs, e.Seq)
 		if len(seqs) == len(events) {
 			return stop
@@ -162,7 +165,7 @@ func TestStreamResumeAndErrors(t *testing.T) {
 	if !errors.Is(err, stop) || len(seqs) != len(events) {
 		t.Fatalf("Stream since 1h = %v after %d events, want the callback's error after %d", err, len(seqs), len(events))
 	}
-	ch, _, _ := follow(t, c, agenttrail.Filter{}, seqs[2])
+	ch, _, _ := follow(t, c, agentEvents(), seqs[2])
 	receive(t, ch, events[3:])
 
 	// A bad filter is refused at once.

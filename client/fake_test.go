@@ -184,6 +184,13 @@ func checkSeqs(t *testing.T, events []agenttrail.Event, producer string, from, t
 }
 
 // testEvent is a valid event but for what a Recorder stamps.
+// agentEvents matches the events the tests record, all of them an agent's,
+// and not the test server's audit of the tests' own reads (a user's) and
+// of its token (the server's).
+func agentEvents() agenttrail.Filter {
+	return agenttrail.Filter{ActorType: []string{string(agenttrail.ActorAgent)}}
+}
+
 func testEvent(i int) agenttrail.Event {
 	return agenttrail.Event{
 		ActorType: agenttrail.ActorAgent,

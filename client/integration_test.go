@@ -8,11 +8,12 @@ import (
 	"time"
 
 	"github.com/agenttrail/agenttrail"
+	"github.com/agenttrail/agenttrail/servertest"
 )
 
 func TestClientAgainstServer(t *testing.T) {
-	srv := startServer(t, "127.0.0.1:0", t.TempDir())
-	c := New(srv.URL)
+	srv := servertest.StartAt(t, "127.0.0.1:0", t.TempDir())
+	c := New(srv.URL, WithToken(srv.Token))
 	defer c.CloseIdleConnections()
 	ctx := context.Background()
 	if err := c.Ready(ctx); err != nil {
@@ -45,7 +46,7 @@ func TestClientAgainstServer(t *testing.T) {
 	var got []agenttrail.Event
 	o := QueryOptions{Sort: agenttrail.SortSeq, Limit: 2}
 	for range 10 {
-		p, err := c.Query(ctx, agenttrail.Filter{}, o)
+		p, err := c.Query(ctx, agentEvents(), o)
 		if err != nil {
 			t.Fatalf("Query: %v", err)
 		}
@@ -76,7 +77,7 @@ func TestClientAgainstServer(t *testing.T) {
 		t.Errorf("Query(limit 500) error = %v (field %q), want a non-retryable EINVALID naming limit", err, agenttrail.ErrorField(err))
 	}
 
-	buckets, err := c.Aggregate(ctx, agenttrail.Filter{}, agenttrail.DimSource)
+	buckets, err := c.Aggregate(ctx, agentEvents(), agenttrail.DimSource)
 	if err != nil {
 		t.Fatalf("Aggregate: %v", err)
 	}
@@ -84,7 +85,9 @@ func TestClientAgainstServer(t *testing.T) {
 	if len(buckets) != 2 || buckets[0].Key != want[0].Key || buckets[0].Count != 4 || buckets[1].Key != want[1].Key || buckets[1].Count != 1 {
 		t.Errorf("Aggregate = %+v, want %+v", buckets, want)
 	}
-	series, err := c.Series(ctx, agenttrail.Filter{Since: now.Add(-2 * time.Hour), Until: now.Add(time.Hour)}, agenttrail.Hour, agenttrail.DimResult)
+	span := agentEvents()
+	span.Since, span.Until = now.Add(-2*time.Hour), now.Add(time.Hour)
+	series, err := c.Series(ctx, span, agenttrail.Hour, agenttrail.DimResult)
 	if err != nil {
 		t.Fatalf("Series: %v", err)
 	}
@@ -111,7 +114,7 @@ func TestRecorderServerDown(t *testing.T) {
 		n = 10_000
 	}
 	addr := freeAddr(t)
-	c := New("http://" + addr)
+	c := New("http://"+addr, WithToken(servertest.Token))
 	defer c.CloseIdleConnections()
 	r, err := NewRecorder(c, RecorderConfig{
 		SpoolDir:      t.TempDir(),
@@ -167,7 +170,7 @@ func TestRecorderServerDown(t *testing.T) {
 	}
 
 	upAt := time.Now()
-	srv := startServer(t, addr, t.TempDir())
+	srv := servertest.StartAt(t, addr, t.TempDir())
 	waitFor(t, 3*time.Minute, "the spool to be replayed", func() bool { return r.Stats().SpoolPending == 0 })
 	t.Logf("replayed %d events in %v", r.Stats().Replayed, time.Since(upAt))
 	closeCtx, cancel := context.WithTimeout(ctx, 30*time.Second)

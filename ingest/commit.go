@@ -84,7 +84,7 @@ func (p *Pipeline) commitNaive(ctx context.Context, r *request) {
 }
 
 // batchOf returns the events of reqs as one slice. A lone request's own
-// slice is used as is, so the store writes its Seqs where Submit reads them;
+// slice is used as is, so the store writes its Seqs where submit reads them;
 // several are copied into the writer's reused buffer and read back from it.
 func (p *Pipeline) batchOf(reqs []*request) []agenttrail.Event {
 	if len(reqs) == 1 {

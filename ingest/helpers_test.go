@@ -132,8 +132,8 @@ type submitResult struct {
 func submitAsync(p *ingest.Pipeline, evs []agenttrail.Event) <-chan submitResult {
 	ch := make(chan submitResult, 1)
 	go func() {
-		res, err := p.Submit(context.Background(), evs)
-		ch <- submitResult{res, err}
+		res, err := p.Write(context.Background(), evs, ingest.Scope{})
+		ch <- submitResult{res.AppendResult, err}
 	}()
 	return ch
 }

@@ -1,7 +1,11 @@
-// Package ingest is the one write path between the HTTP API and a store: a
-// bounded queue drained by a single writer that commits many requests'
-// events in one Append (group commit) and answers each request only after
-// its events are durable.
+// Package ingest is the one write path of agenttrail: every event stored,
+// whether it came over the HTTP API or from the server itself (its audit
+// of reads and token changes, retention's record), goes through
+// Pipeline.Write, which normalizes, checks, validates and redacts it and
+// then queues it for a single writer that commits many callers' events in
+// one Append (group commit), answering each caller only once its events are
+// durable. Spool is the durable spool put between the writer and the store
+// for when the store is unavailable.
 package ingest
 
 import (
@@ -11,15 +15,17 @@ import (
 	"sync"
 	"time"
 
-	"github.com/agenttrail/agenttrail"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/agenttrail/agenttrail"
+	"github.com/agenttrail/agenttrail/redact"
 )
 
 // Config tunes a Pipeline. The zero value is usable: every zero field takes
 // its default.
 type Config struct {
 	// QueueEvents bounds the events waiting to be committed (default
-	// 100,000). A Submit that would go over it fails at once with an
+	// 100,000). A Write that would go over it fails at once with an
 	// EUNAVAILABLE error: nothing is ever dropped silently.
 	QueueEvents int
 	// MaxBatch is the number of events the writer aims to commit in one
@@ -35,6 +41,19 @@ type Config struct {
 	// event. It exists so benchmarks can measure the design group commit
 	// replaces with the same server, schema and engine.
 	Naive bool
+
+	// Redactor replaces secrets in every event Write takes; nil means the
+	// built-in rules (redact.Builtin). Nothing is stored unredacted.
+	Redactor *redact.Redactor
+	// Now is the clock of Write (receive times, the future bound of
+	// Validate); nil means time.Now.
+	Now func() time.Time
+	// Logger logs failed commits; nil discards.
+	Logger *slog.Logger
+	// Registerer registers the pipeline's metrics; nil leaves them
+	// unregistered. Registering two pipelines on one registry panics, like
+	// any duplicate Prometheus collector.
+	Registerer prometheus.Registerer
 }
 
 // Defaults of Config.
@@ -53,12 +72,21 @@ func (c Config) withDefaults() Config {
 	if c.Linger < 0 {
 		c.Linger = 0
 	}
+	if c.Redactor == nil {
+		c.Redactor = redact.Builtin()
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
 	return c
 }
 
-// Pipeline queues events from many concurrent Submits and commits them
+// Pipeline queues events from many concurrent Writes and commits them
 // through one writer, Run. All methods are safe for concurrent use. Run is
-// called once; Submit may be called before Run starts (it waits) and after
+// called once; Write may be called before Run starts (it waits) and after
 // Run returned (it fails with EUNAVAILABLE).
 //
 // The writer only calls Append on the agenttrail.Appender it was given, so a
@@ -82,7 +110,7 @@ type Pipeline struct {
 	stopping <-chan struct{} // Run's ctx.Done(): closed means no new work
 }
 
-// request is one Submit waiting for its events to be committed. The writer
+// request is one Write waiting for its events to be committed. The writer
 // fills res and err, then closes done.
 type request struct {
 	events []agenttrail.Event
@@ -91,20 +119,16 @@ type request struct {
 	err    error
 }
 
-// New returns a Pipeline that commits to store. Its metrics are registered
-// on reg when reg is not nil (so New panics if they are registered twice on
-// the same registry, like any prometheus collector). logger may be nil.
-func New(store agenttrail.Appender, cfg Config, logger *slog.Logger, reg prometheus.Registerer) *Pipeline {
-	if logger == nil {
-		logger = slog.New(slog.DiscardHandler)
-	}
+// New returns a Pipeline that commits to store.
+func New(store agenttrail.Appender, cfg Config) *Pipeline {
+	cfg = cfg.withDefaults()
 	p := &Pipeline{
 		store: store,
-		cfg:   cfg.withDefaults(),
-		log:   logger,
+		cfg:   cfg,
+		log:   cfg.Logger,
 		wake:  make(chan struct{}, 1),
 	}
-	p.m = newMetrics(reg, p.Depth)
+	p.m = newMetrics(cfg.Registerer, p.Depth)
 	return p
 }
 
@@ -116,10 +140,10 @@ func (p *Pipeline) Depth() int {
 	return p.queued
 }
 
-// Submit queues events, which must be normalized and validated, and waits
-// until the writer has committed them or ctx ends. It returns how many of
-// THIS call's events were stored and how many were already stored (or
-// repeated within the call).
+// submit queues events, which Write has normalized, validated and
+// redacted, and waits until the writer has committed them or ctx ends. It
+// returns how many of THIS call's events were stored and how many were
+// already stored (or repeated within the call).
 //
 // It fails at once with an EUNAVAILABLE error when the queue has no room or
 // the pipeline is shutting down, and with ETOOLARGE when events alone exceed
@@ -127,8 +151,8 @@ func (p *Pipeline) Depth() int {
 // (the store's own EINVALID/ETOOLARGE errors pass through). When ctx ends
 // first, it returns an EUNAVAILABLE error, but the events stay queued and
 // may still be committed; re-sending them is safe because ids deduplicate.
-// Submit keeps no reference to events after it returns successfully.
-func (p *Pipeline) Submit(ctx context.Context, events []agenttrail.Event) (agenttrail.AppendResult, error) {
+// submit keeps no reference to events after it returns successfully.
+func (p *Pipeline) submit(ctx context.Context, events []agenttrail.Event) (agenttrail.AppendResult, error) {
 	if len(events) == 0 {
 		return agenttrail.AppendResult{}, nil
 	}
@@ -179,7 +203,7 @@ var ErrRunning = errors.New("ingest: pipeline is already running")
 
 // Run is the single writer. It takes whole queued requests, up to about
 // MaxBatch events, commits them in one Append, and answers every waiting
-// Submit of the batch. As soon as ctx is done Submit fails with
+// Write of the batch. As soon as ctx is done Write fails with
 // EUNAVAILABLE; Run commits everything queued before that, and returns
 // nil. Appends are not cancelled by ctx: a batch in flight completes. Run
 // returns ErrRunning if it is called while another Run is running, and may

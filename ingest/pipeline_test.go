@@ -20,7 +20,7 @@ func TestGroupCommit(t *testing.T) {
 	store := openStore(t)
 	store.hold = make(chan struct{})
 	store.entered = make(chan int, 10)
-	p := ingest.New(store, ingest.Config{}, nil, prometheus.NewRegistry())
+	p := ingest.New(store, ingest.Config{Registerer: prometheus.NewRegistry()})
 	start(t, p)
 
 	// The first request is taken alone and held inside Append; the ones
@@ -43,7 +43,7 @@ func TestGroupCommit(t *testing.T) {
 			want = 2
 		}
 		if r.err != nil || r.res.Inserted != want || r.res.Duplicates != 0 {
-			t.Errorf("Submit #%d = %+v, %v; want %d inserted, 0 duplicates", i, r.res, r.err, want)
+			t.Errorf("Write #%d = %+v, %v; want %d inserted, 0 duplicates", i, r.res, r.err, want)
 		}
 	}
 	if got := store.calls(); !slices.Equal(got, []int{2, 15}) {
@@ -58,7 +58,7 @@ func TestMaxBatchSplitsBetweenRequests(t *testing.T) {
 	store := openStore(t)
 	store.hold = make(chan struct{})
 	store.entered = make(chan int, 10)
-	p := ingest.New(store, ingest.Config{MaxBatch: 5}, nil, nil)
+	p := ingest.New(store, ingest.Config{MaxBatch: 5})
 	start(t, p)
 
 	chans := []<-chan submitResult{submitAsync(p, events(1))}
@@ -70,7 +70,7 @@ func TestMaxBatchSplitsBetweenRequests(t *testing.T) {
 	close(store.hold)
 	for i, ch := range chans {
 		if r := <-ch; r.err != nil {
-			t.Errorf("Submit #%d error: %v", i, r.err)
+			t.Errorf("Write #%d error: %v", i, r.err)
 		}
 	}
 	// Whole requests only: 3+2, then 4 (4+7 > 5), then 7 alone (over MaxBatch).
@@ -96,7 +96,7 @@ func TestQueueFull(t *testing.T) {
 	store.hold = make(chan struct{})
 	store.entered = make(chan int, 10)
 	reg := prometheus.NewRegistry()
-	p := ingest.New(store, ingest.Config{QueueEvents: 10}, nil, reg)
+	p := ingest.New(store, ingest.Config{QueueEvents: 10, Registerer: reg})
 	start(t, p)
 
 	inFlight := submitAsync(p, events(6)) // taken by the writer: not queued
@@ -112,12 +112,12 @@ func TestQueueFull(t *testing.T) {
 		{11, agenttrail.ETOOLARGE},   // can never fit
 	} {
 		begin := time.Now()
-		_, err := p.Submit(t.Context(), events(tc.n))
+		_, err := p.Write(t.Context(), events(tc.n), ingest.Scope{})
 		if got := agenttrail.ErrorCode(err); got != tc.code {
-			t.Errorf("Submit(%d events) with 8 of 10 queued: code %q (%v), want %q", tc.n, got, err, tc.code)
+			t.Errorf("Write(%d events) with 8 of 10 queued: code %q (%v), want %q", tc.n, got, err, tc.code)
 		}
 		if d := time.Since(begin); d > 5*time.Second {
-			t.Errorf("Submit(%d events) with a full queue took %v; it must fail at once", tc.n, d)
+			t.Errorf("Write(%d events) with a full queue took %v; it must fail at once", tc.n, d)
 		}
 	}
 	if got := counterValue(t, reg, "agenttrail_ingest_dropped_total", "queue_full"); got != 3 {
@@ -129,12 +129,12 @@ func TestQueueFull(t *testing.T) {
 	close(store.hold)
 	for _, ch := range []<-chan submitResult{inFlight, queued} {
 		if r := <-ch; r.err != nil {
-			t.Errorf("Submit error: %v", r.err)
+			t.Errorf("Write error: %v", r.err)
 		}
 	}
 	// Room again once the queue drained.
-	if res, err := p.Submit(t.Context(), events(10)); err != nil || res.Inserted != 10 {
-		t.Errorf("Submit(10) after drain = %+v, %v; want 10 inserted", res, err)
+	if res, err := p.Write(t.Context(), events(10), ingest.Scope{}); err != nil || res.Inserted != 10 {
+		t.Errorf("Write(10) after drain = %+v, %v; want 10 inserted", res, err)
 	}
 }
 
@@ -142,7 +142,7 @@ func TestShutdownDrains(t *testing.T) {
 	store := openStore(t)
 	store.hold = make(chan struct{})
 	store.entered = make(chan int, 10)
-	p := ingest.New(store, ingest.Config{MaxBatch: 4}, nil, nil)
+	p := ingest.New(store, ingest.Config{MaxBatch: 4})
 	r := start(t, p)
 
 	chans := []<-chan submitResult{submitAsync(p, events(2))}
@@ -154,8 +154,8 @@ func TestShutdownDrains(t *testing.T) {
 
 	// Stopping refuses new work at once, while an Append is in flight...
 	r.cancel()
-	if _, err := p.Submit(t.Context(), events(1)); agenttrail.ErrorCode(err) != agenttrail.EUNAVAILABLE {
-		t.Errorf("Submit while stopping = %v, want an unavailable error", err)
+	if _, err := p.Write(t.Context(), events(1), ingest.Scope{}); agenttrail.ErrorCode(err) != agenttrail.EUNAVAILABLE {
+		t.Errorf("Write while stopping = %v, want an unavailable error", err)
 	}
 	// ...yet commits everything queued before.
 	close(store.hold)
@@ -164,7 +164,7 @@ func TestShutdownDrains(t *testing.T) {
 	for i, ch := range chans {
 		res := <-ch
 		if res.err != nil {
-			t.Errorf("Submit #%d error: %v", i, res.err)
+			t.Errorf("Write #%d error: %v", i, res.err)
 		}
 		total += res.res.Inserted
 	}
@@ -178,8 +178,8 @@ func TestShutdownDrains(t *testing.T) {
 	if len(page.Events) != 20 {
 		t.Errorf("store holds %d events after shutdown, want 20", len(page.Events))
 	}
-	if _, err := p.Submit(t.Context(), events(1)); agenttrail.ErrorCode(err) != agenttrail.EUNAVAILABLE {
-		t.Errorf("Submit after Run returned = %v, want an unavailable error", err)
+	if _, err := p.Write(t.Context(), events(1), ingest.Scope{}); agenttrail.ErrorCode(err) != agenttrail.EUNAVAILABLE {
+		t.Errorf("Write after Run returned = %v, want an unavailable error", err)
 	}
 }
 
@@ -188,7 +188,7 @@ func TestDuplicatesPerCall(t *testing.T) {
 	store.hold = make(chan struct{})
 	store.entered = make(chan int, 10)
 	reg := prometheus.NewRegistry()
-	p := ingest.New(store, ingest.Config{}, nil, reg)
+	p := ingest.New(store, ingest.Config{Registerer: reg})
 	start(t, p)
 
 	// a is committed first; b, c and d share the next batch, in that order.
@@ -214,7 +214,7 @@ func TestDuplicatesPerCall(t *testing.T) {
 	} {
 		r := <-tc.ch
 		if r.err != nil || r.res != tc.want {
-			t.Errorf("Submit %s = %+v, %v; want %+v", tc.name, r.res, r.err, tc.want)
+			t.Errorf("Write %s = %+v, %v; want %+v", tc.name, r.res, r.err, tc.want)
 		}
 	}
 	if got := store.calls(); len(got) != 2 {
@@ -242,7 +242,7 @@ func TestStoreErrorFailsOnlyItsRequest(t *testing.T) {
 		return nil
 	}
 	reg := prometheus.NewRegistry()
-	p := ingest.New(store, ingest.Config{}, nil, reg)
+	p := ingest.New(store, ingest.Config{Registerer: reg})
 	start(t, p)
 
 	first := submitAsync(p, events(1))
@@ -257,12 +257,12 @@ func TestStoreErrorFailsOnlyItsRequest(t *testing.T) {
 
 	for name, ch := range map[string]<-chan submitResult{"first": first, "good1": good1, "good2": good2} {
 		if r := <-ch; r.err != nil {
-			t.Errorf("Submit %s sharing a batch with a failing request: %v", name, r.err)
+			t.Errorf("Write %s sharing a batch with a failing request: %v", name, r.err)
 		}
 	}
 	r := <-bad
 	if code := agenttrail.ErrorCode(r.err); code != agenttrail.EUNAVAILABLE {
-		t.Errorf("Submit of the failing request: code %q (%v), want %q", code, r.err, agenttrail.EUNAVAILABLE)
+		t.Errorf("Write of the failing request: code %q (%v), want %q", code, r.err, agenttrail.EUNAVAILABLE)
 	}
 	if msg := agenttrail.ErrorMessage(r.err); strings.Contains(msg, broken.Error()) {
 		t.Errorf("error message %q must not leak the store's error", msg)
@@ -278,12 +278,12 @@ func TestStoreErrorFailsOnlyItsRequest(t *testing.T) {
 
 func TestNaiveCommitsEachEvent(t *testing.T) {
 	store := openStore(t)
-	p := ingest.New(store, ingest.Config{Naive: true}, nil, nil)
+	p := ingest.New(store, ingest.Config{Naive: true})
 	start(t, p)
-	res, err := p.Submit(t.Context(), events(5, "n1", "n2", "n1", "n3", "n4"))
+	res, err := p.Write(t.Context(), events(5, "n1", "n2", "n1", "n3", "n4"), ingest.Scope{})
 	want := agenttrail.AppendResult{Inserted: 4, Duplicates: 1}
-	if err != nil || res != want {
-		t.Fatalf("Submit = %+v, %v; want %+v", res, err, want)
+	if err != nil || res.AppendResult != want || len(res.Rejected) != 0 {
+		t.Fatalf("Write = %+v, %v; want %+v", res, err, want)
 	}
 	if got := store.calls(); !slices.Equal(got, []int{1, 1, 1, 1, 1}) {
 		t.Errorf("Append sizes = %v, want one call per event", got)
@@ -294,7 +294,7 @@ func TestLingerFillsBatch(t *testing.T) {
 	store := openStore(t)
 	// Linger is long enough to fail the test by timeout if the writer
 	// waited for it; reaching MaxBatch must end it early.
-	p := ingest.New(store, ingest.Config{MaxBatch: 3, Linger: time.Minute}, nil, nil)
+	p := ingest.New(store, ingest.Config{MaxBatch: 3, Linger: time.Minute})
 	start(t, p)
 	var chans []<-chan submitResult
 	for i := 0; i < 3; i++ {
@@ -302,7 +302,7 @@ func TestLingerFillsBatch(t *testing.T) {
 	}
 	for _, ch := range chans {
 		if r := <-ch; r.err != nil {
-			t.Fatalf("Submit error: %v", r.err)
+			t.Fatalf("Write error: %v", r.err)
 		}
 	}
 	if got := store.calls(); !slices.Equal(got, []int{3}) {
@@ -310,35 +310,35 @@ func TestLingerFillsBatch(t *testing.T) {
 	}
 }
 
-func TestSubmitContextEnds(t *testing.T) {
+func TestWriteContextEnds(t *testing.T) {
 	store := openStore(t)
 	store.hold = make(chan struct{})
 	store.entered = make(chan int, 10)
-	p := ingest.New(store, ingest.Config{}, nil, nil)
+	p := ingest.New(store, ingest.Config{})
 	start(t, p)
 
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() {
-		_, err := p.Submit(ctx, events(2, "c1", "c2"))
+		_, err := p.Write(ctx, events(2, "c1", "c2"), ingest.Scope{})
 		done <- err
 	}()
 	<-store.entered
 	cancel()
 	if err := <-done; agenttrail.ErrorCode(err) != agenttrail.EUNAVAILABLE {
-		t.Errorf("Submit after its context ended = %v, want an unavailable error", err)
+		t.Errorf("Write after its context ended = %v, want an unavailable error", err)
 	}
 	close(store.hold)
 	// The events were in flight and are committed all the same.
-	res, err := p.Submit(t.Context(), events(2, "c1", "c2"))
+	res, err := p.Write(t.Context(), events(2, "c1", "c2"), ingest.Scope{})
 	if err != nil || res.Duplicates != 2 {
-		t.Errorf("re-Submit = %+v, %v; want 2 duplicates", res, err)
+		t.Errorf("re-Write = %+v, %v; want 2 duplicates", res, err)
 	}
 }
 
-func TestConcurrentSubmits(t *testing.T) {
+func TestConcurrentWrites(t *testing.T) {
 	store := openStore(t)
-	p := ingest.New(store, ingest.Config{MaxBatch: 50}, nil, nil)
+	p := ingest.New(store, ingest.Config{MaxBatch: 50})
 	start(t, p)
 	const writers, per = 8, 40
 	var inserted atomic.Int64
@@ -348,9 +348,9 @@ func TestConcurrentSubmits(t *testing.T) {
 			for i := 0; i < per; i++ {
 				// Every writer sends ids 0..per-1 of its own and one shared id.
 				ids := []string{fmt.Sprintf("w%d-%d", w, i), fmt.Sprintf("shared-%d", i)}
-				res, err := p.Submit(context.Background(), events(2, ids...))
+				res, err := p.Write(context.Background(), events(2, ids...), ingest.Scope{})
 				if err != nil {
-					t.Errorf("Submit: %v", err)
+					t.Errorf("Write: %v", err)
 					return
 				}
 				inserted.Add(int64(res.Inserted))

@@ -33,6 +33,11 @@ type SpoolConfig struct {
 	// MaxBackoff caps the wait between probes of a failed store (default
 	// 5 s); the first retry comes after 100 ms.
 	MaxBackoff time.Duration
+	// Logger logs the store's failures and recoveries; nil discards.
+	Logger *slog.Logger
+	// Registerer registers the spool's metrics; nil leaves them
+	// unregistered.
+	Registerer prometheus.Registerer
 }
 
 // DefaultSpoolMaxBytes is the default of SpoolConfig.MaxBytes.
@@ -48,6 +53,9 @@ func (c SpoolConfig) withDefaults() SpoolConfig {
 	if c.MaxBackoff <= 0 {
 		c.MaxBackoff = 5 * time.Second
 	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
 	return c
 }
 
@@ -55,7 +63,7 @@ func (c SpoolConfig) withDefaults() SpoolConfig {
 // is unavailable and the spool has reached SpoolConfig.MaxBytes.
 var ErrSpoolFull = errors.New("ingest: the spool is full")
 
-// Spool is the server's durable spool (DESIGN §4): an agenttrail.Appender
+// Spool is the server's durable spool: an agenttrail.Appender
 // put between the ingest pipeline and the store. Append stores a batch in
 // the store; when the store fails with anything but a refusal of the data
 // (EINVALID, ETOOLARGE), it writes the batch to segment files on disk,
@@ -87,17 +95,14 @@ type Spool struct {
 }
 
 // OpenSpool opens (creating it when needed) the spool in cfg.Dir in front
-// of store, and registers its metrics on reg unless reg is nil. logger may
-// be nil. Batches a previous process left in the directory are replayed by
-// Run.
-func OpenSpool(store agenttrail.Appender, cfg SpoolConfig, logger *slog.Logger, reg prometheus.Registerer) (*Spool, error) {
+// of store. Batches a previous process left in the directory are replayed
+// by Run.
+func OpenSpool(store agenttrail.Appender, cfg SpoolConfig) (*Spool, error) {
 	if cfg.Dir == "" {
 		return nil, errors.New("open spool: no directory")
 	}
-	if logger == nil {
-		logger = slog.New(slog.DiscardHandler)
-	}
 	cfg = cfg.withDefaults()
+	logger := cfg.Logger
 	// Segments of a sixteenth of the bound, within 1 to 64 MiB: few files
 	// for a large spool, and disk given back as the replay goes.
 	f, err := spoollog.Open(cfg.Dir, spoollog.Options{
@@ -108,7 +113,7 @@ func OpenSpool(store agenttrail.Appender, cfg SpoolConfig, logger *slog.Logger, 
 		return nil, err
 	}
 	s := &Spool{store: store, cfg: cfg, log: logger, file: f, wake: make(chan struct{}, 1)}
-	s.m = newSpoolMetrics(reg, s.file)
+	s.m = newSpoolMetrics(cfg.Registerer, s.file)
 	if st := f.Stats(); st.Records > 0 {
 		logger.Warn("the spool holds batches from an earlier run; replaying them", "batches", st.Records, "bytes", st.Bytes)
 		s.lastErr = errors.New("batches left by an earlier run")

@@ -23,7 +23,7 @@ func BenchmarkSpoolStoreDown(b *testing.B) {
 			defer db.Close()
 			store := &countingStore{Store: db}
 			outage(store).Store(true)
-			sp, err := ingest.OpenSpool(store, ingest.SpoolConfig{Dir: b.TempDir(), MaxBytes: 64 << 30}, nil, nil)
+			sp, err := ingest.OpenSpool(store, ingest.SpoolConfig{Dir: b.TempDir(), MaxBytes: 64 << 30})
 			if err != nil {
 				b.Fatal(err)
 			}

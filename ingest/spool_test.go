@@ -39,7 +39,8 @@ func openTestSpool(t *testing.T, store agenttrail.Appender, cfg ingest.SpoolConf
 	if cfg.MaxBackoff == 0 {
 		cfg.MaxBackoff = 50 * time.Millisecond
 	}
-	s, err := ingest.OpenSpool(store, cfg, nil, reg)
+	cfg.Registerer = reg
+	s, err := ingest.OpenSpool(store, cfg)
 	if err != nil {
 		t.Fatalf("OpenSpool: %v", err)
 	}
@@ -112,7 +113,7 @@ func TestSpoolOutage(t *testing.T) {
 	down := outage(store)
 	reg := prometheus.NewRegistry()
 	sp := openTestSpool(t, store, ingest.SpoolConfig{}, reg)
-	p := ingest.New(sp, ingest.Config{}, nil, reg)
+	p := ingest.New(sp, ingest.Config{Registerer: reg})
 	start(t, p)
 
 	var want []string
@@ -122,9 +123,9 @@ func TestSpoolOutage(t *testing.T) {
 		for _, e := range evs {
 			want = append(want, e.ID)
 		}
-		res, err := p.Submit(t.Context(), evs)
-		if err != nil || res != wantRes {
-			t.Fatalf("Submit(%d events) = %+v, %v; want %+v", n, res, err, wantRes)
+		res, err := p.Write(t.Context(), evs, ingest.Scope{})
+		if err != nil || res.AppendResult != wantRes || len(res.Rejected) != 0 {
+			t.Fatalf("Write(%d events) = %+v, %v; want %+v", n, res, err, wantRes)
 		}
 	}
 	submit(10, agenttrail.AppendResult{Inserted: 10})
@@ -200,7 +201,7 @@ func TestSpoolSurvivesRestart(t *testing.T) {
 	down := outage(store)
 	down.Store(true)
 	dir := t.TempDir()
-	first, err := ingest.OpenSpool(store, ingest.SpoolConfig{Dir: dir}, nil, nil)
+	first, err := ingest.OpenSpool(store, ingest.SpoolConfig{Dir: dir})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -247,7 +248,7 @@ func clone(evs []agenttrail.Event) []agenttrail.Event {
 	return append([]agenttrail.Event(nil), evs...)
 }
 
-// TestSpoolFull checks the bound: past MaxBytes Submit fails with an
+// TestSpoolFull checks the bound: past MaxBytes Write fails with an
 // EUNAVAILABLE error wrapping ErrSpoolFull, counted as dropped, and
 // Degraded reports that ingest is refused.
 func TestSpoolFull(t *testing.T) {
@@ -256,18 +257,18 @@ func TestSpoolFull(t *testing.T) {
 	down.Store(true)
 	reg := prometheus.NewRegistry()
 	sp := openTestSpool(t, store, ingest.SpoolConfig{MaxBytes: 64 << 10}, reg)
-	p := ingest.New(sp, ingest.Config{}, nil, reg)
+	p := ingest.New(sp, ingest.Config{Registerer: reg})
 	start(t, p)
 
 	var err error
 	spooled := 0
 	for i := 0; i < 1000 && err == nil; i++ {
-		var res agenttrail.AppendResult
-		res, err = p.Submit(t.Context(), events(20))
+		var res ingest.Result
+		res, err = p.Write(t.Context(), events(20), ingest.Scope{})
 		spooled += res.Spooled
 	}
 	if agenttrail.ErrorCode(err) != agenttrail.EUNAVAILABLE || !errors.Is(err, ingest.ErrSpoolFull) {
-		t.Fatalf("Submit past the bound = %v, want EUNAVAILABLE wrapping ErrSpoolFull", err)
+		t.Fatalf("Write past the bound = %v, want EUNAVAILABLE wrapping ErrSpoolFull", err)
 	}
 	if spooled == 0 {
 		t.Fatalf("nothing was spooled before the spool was full")
@@ -285,8 +286,8 @@ func TestSpoolFull(t *testing.T) {
 	down.Store(false)
 	runSpool(t, sp)
 	waitFor(t, "the spool to drain", func() bool { return sp.Status().Batches == 0 })
-	if res, err := p.Submit(t.Context(), events(5)); err != nil || res.Inserted != 5 {
-		t.Fatalf("Submit after the replay = %+v, %v; want 5 inserted", res, err)
+	if res, err := p.Write(t.Context(), events(5), ingest.Scope{}); err != nil || res.Inserted != 5 {
+		t.Fatalf("Write after the replay = %+v, %v; want 5 inserted", res, err)
 	}
 	if got := len(storedInOrder(t, store)); got != spooled+5 {
 		t.Errorf("stored %d events, want %d", got, spooled+5)
@@ -321,7 +322,7 @@ func TestSpoolSkipsDamage(t *testing.T) {
 	down := outage(store)
 	down.Store(true)
 	dir := t.TempDir()
-	first, err := ingest.OpenSpool(store, ingest.SpoolConfig{Dir: dir}, nil, nil)
+	first, err := ingest.OpenSpool(store, ingest.SpoolConfig{Dir: dir})
 	if err != nil {
 		t.Fatal(err)
 	}

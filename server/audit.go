@@ -13,7 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/agenttrail/agenttrail"
-	"github.com/agenttrail/agenttrail/redact"
+	"github.com/agenttrail/agenttrail/ingest"
 )
 
 // The trail audits itself: every read through a read route, and every token
@@ -21,11 +21,12 @@ import (
 // through the ingest pipeline like any other.
 //
 // Reads must not wait for their own record, so events go through a bounded
-// channel to one goroutine that submits them in batches; when the channel is
-// full the event is dropped and counted (agenttrail_audit_dropped_total), as
-// a full ingest queue drops nothing silently either. Audit events enter the
-// pipeline directly, not over HTTP, so recording them is never itself a
-// read: reading the audit events creates one event per read, never a loop.
+// channel to one actor, RunAudit, that writes them in batches; when the
+// channel is full the event is dropped and counted
+// (agenttrail_audit_dropped_total), as a full ingest queue drops nothing
+// silently either. Audit events enter the write path directly, not over
+// HTTP, so recording them is never itself a read: reading the audit events
+// creates one event per read, never a loop.
 const (
 	auditQueue     = 4096
 	auditBatch     = 512
@@ -35,27 +36,22 @@ const (
 	ServerActor = "agenttrail-server"
 )
 
-// auditor owns the audit channel and its writer goroutine.
+// auditor owns the audit channel; RunAudit drains it.
 type auditor struct {
-	ingest   Submitter
-	redactor *redact.Redactor
-	log      *slog.Logger
-	now      func() time.Time
+	ingest Writer
+	log    *slog.Logger
+	now    func() time.Time
 
-	ch        chan agenttrail.Event
-	dropped   prometheus.Counter
-	recorded  prometheus.Counter
-	failed    prometheus.Counter
-	startOnce sync.Once
-	quit      chan struct{}
-	done      chan struct{}
+	ch       chan agenttrail.Event
+	dropped  prometheus.Counter
+	recorded prometheus.Counter
+	failed   prometheus.Counter
 }
 
 func newAuditor(s *Server, reg prometheus.Registerer) *auditor {
 	a := &auditor{
-		ingest: s.ingest, redactor: s.redactor, log: s.log, now: s.now,
-		ch:   make(chan agenttrail.Event, auditQueue),
-		quit: make(chan struct{}), done: make(chan struct{}),
+		ingest: s.ingest, log: s.log, now: s.now,
+		ch: make(chan agenttrail.Event, auditQueue),
 		dropped: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "agenttrail_audit_dropped_total",
 			Help: "Audit events of the trail's own reads and token changes dropped because the audit queue was full.",
@@ -82,44 +78,31 @@ func (a *auditor) record(ev agenttrail.Event) {
 	}
 }
 
-// start runs the writer goroutine; stop ends it after it submitted what was
-// queued. Both are idempotent; stop without start returns at once.
-func (a *auditor) start() {
-	a.startOnce.Do(func() { go a.run() })
-}
-
-func (a *auditor) stop() {
-	started := true
-	a.startOnce.Do(func() { started = false })
-	select {
-	case <-a.quit:
-	default:
-		close(a.quit)
+// RunAudit writes the audit events of reads and token changes until ctx
+// ends; then it writes what is queued and returns nil. Run it while the
+// server serves and stop it after Shutdown returned, so the last reads are
+// recorded, and before the write path stops. Without Config.Audit it only
+// waits for ctx.
+func (s *Server) RunAudit(ctx context.Context) error {
+	if s.audit == nil {
+		<-ctx.Done()
+		return nil
 	}
-	if started {
-		<-a.done
-	}
-}
-
-func (a *auditor) run() {
-	defer close(a.done)
+	a := s.audit
 	batch := make([]agenttrail.Event, 0, auditBatch)
 	for {
 		select {
 		case ev := <-a.ch:
 			batch = append(batch[:0], ev)
-		case <-a.quit:
-			// Submit what is queued, then stop: the pipeline outlives the
-			// HTTP server.
+		case <-ctx.Done():
 			for {
-				batch = a.drain(batch[:0])
-				if len(batch) == 0 {
-					return
+				if batch = a.drain(batch[:0]); len(batch) == 0 {
+					return nil
 				}
-				a.submit(batch)
+				a.write(batch)
 			}
 		}
-		a.submit(a.drain(batch))
+		a.write(a.drain(batch))
 	}
 }
 
@@ -136,27 +119,24 @@ func (a *auditor) drain(batch []agenttrail.Event) []agenttrail.Event {
 	return batch
 }
 
-func (a *auditor) submit(batch []agenttrail.Event) {
-	now := a.now()
-	good := batch[:0]
-	for _, ev := range batch {
-		ev.Normalize(now, "")
-		if err := ev.Validate(now); err != nil {
-			a.log.Error("audit event is invalid", "action", ev.Action, "err", err)
-			a.failed.Inc()
-			continue
-		}
-		a.redactor.Event(&ev) // a q= can carry a secret someone searched for
-		good = append(good, ev)
-	}
+// write records batch through the write path as the server's own events.
+// It does not use the caller's context: what was read is recorded even
+// while the server shuts down.
+func (a *auditor) write(batch []agenttrail.Event) {
 	ctx, cancel := context.WithTimeout(context.Background(), auditSubmitTTL)
 	defer cancel()
-	if _, err := a.ingest.Submit(ctx, good); err != nil {
-		a.log.Error("recording audit events", "events", len(good), "err", err)
-		a.failed.Add(float64(len(good)))
+	res, err := a.ingest.Write(ctx, batch, ingest.Scope{Server: true})
+	for _, r := range res.Rejected {
+		a.log.Error("audit event is invalid", "err", r.Err)
+	}
+	a.failed.Add(float64(len(res.Rejected)))
+	if err != nil {
+		n := len(batch) - len(res.Rejected)
+		a.log.Error("recording audit events", "events", n, "err", err)
+		a.failed.Add(float64(n))
 		return
 	}
-	a.recorded.Add(float64(len(good)))
+	a.recorded.Add(float64(res.Accepted() + res.Duplicates))
 }
 
 // auditOrg is the org an audit event about p is recorded in: its own, or

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/agenttrail/agenttrail"
+	"github.com/agenttrail/agenttrail/ingest"
 )
 
 // Role is what a principal may do. RoleIngest may only record events;
@@ -85,13 +86,14 @@ func scope(p Principal, f agenttrail.Filter) agenttrail.Filter {
 	return f
 }
 
-// ingestOrg returns the org p's events default to, "" meaning the server's
-// default org.
-func ingestOrg(p Principal) string {
+// scopeOf returns what p may write: a principal of one org writes to that
+// org only, and its events default to it; a principal of every org writes
+// anywhere. No principal writes the server's own events.
+func scopeOf(p Principal) ingest.Scope {
 	if p.Org == AllOrgs {
-		return ""
+		return ingest.Scope{}
 	}
-	return p.Org
+	return ingest.Scope{DefaultOrg: p.Org, Org: p.Org}
 }
 
 // scopeRequest rewrites the org parameters of a read request to what p may

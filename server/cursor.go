@@ -5,9 +5,6 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
-	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 
 	"github.com/agenttrail/agenttrail"
@@ -50,43 +47,4 @@ func (c cursorSigner) open(s string) (string, error) {
 		return "", agenttrail.Invalid("cursor", "is not a cursor this server issued (edited, truncated, or from before a key change); start again without it")
 	}
 	return inner, nil
-}
-
-// LoadCursorKey reads the cursor key in path, creating it (mode 0600) with
-// a random key when it does not exist, so cursors survive restarts: a SIEM
-// poller following next_cursor picks up where it left off.
-func LoadCursorKey(path string) ([]byte, error) {
-	key, err := os.ReadFile(path)
-	if err == nil {
-		if len(key) != CursorKeySize {
-			return nil, fmt.Errorf("cursor key %s: want %d bytes, found %d", path, CursorKeySize, len(key))
-		}
-		return key, nil
-	}
-	if !os.IsNotExist(err) {
-		return nil, fmt.Errorf("read cursor key: %w", err)
-	}
-	key = make([]byte, CursorKeySize)
-	rand.Read(key)
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".cursor.key-*")
-	if err != nil {
-		return nil, fmt.Errorf("write cursor key: %w", err)
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(key); err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Chmod(tmp.Name(), 0o600)
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), path)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("write cursor key: %w", err)
-	}
-	return key, nil
 }

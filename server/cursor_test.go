@@ -4,8 +4,6 @@ import (
 	"encoding/base64"
 	"net/http"
 	"net/url"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -54,27 +52,5 @@ func TestCursorSigned(t *testing.T) {
 		if p.Field != "cursor" {
 			t.Errorf("%s: problem field = %q, want cursor", name, p.Field)
 		}
-	}
-}
-
-func TestLoadCursorKey(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "cursor.key")
-	k1, err := LoadCursorKey(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	k2, err := LoadCursorKey(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(k1) != CursorKeySize || string(k1) != string(k2) {
-		t.Fatalf("LoadCursorKey twice = %x, %x; want the same %d-byte key", k1, k2, CursorKeySize)
-	}
-	fi, err := os.Stat(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if fi.Mode().Perm() != 0o600 {
-		t.Errorf("cursor key mode = %v, want 0600", fi.Mode().Perm())
 	}
 }

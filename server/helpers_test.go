@@ -55,6 +55,37 @@ type env struct {
 	clock    *clock
 	client   *http.Client
 	stopRun  func()
+	stop     func(context.Context) error // the server: see serveTest
+}
+
+// serveTest serves srv the way a process runs it: Open, then Serve and
+// RunAudit as actors. The function it returns stops them in the order the
+// process's run group does: Shutdown, then the audit writer once Shutdown
+// has returned. It returns Shutdown's error, fails t if Serve failed, and
+// does nothing when called again.
+func serveTest(t testing.TB, srv *Server) func(context.Context) error {
+	t.Helper()
+	if err := srv.Open(); err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve() }()
+	auditCtx, stopAudit := context.WithCancel(context.Background())
+	audited := make(chan error, 1)
+	go func() { audited <- srv.RunAudit(auditCtx) }()
+	var once sync.Once
+	return func(ctx context.Context) error {
+		var err error
+		once.Do(func() {
+			err = srv.Shutdown(ctx)
+			if serr := <-served; serr != nil {
+				t.Errorf("Serve = %v", serr)
+			}
+			stopAudit()
+			<-audited
+		})
+		return err
+	}
 }
 
 type options struct {
@@ -100,7 +131,13 @@ func newEnv(t testing.TB, o options) *env {
 		store = st
 	}
 	reg := prometheus.NewRegistry()
-	p := ingest.New(store, o.ingest, logger, reg)
+	c := &clock{now: o.now}
+	if c.now.IsZero() {
+		c.now = time.Now()
+	}
+	cfg := o.ingest
+	cfg.Logger, cfg.Registerer, cfg.Now = logger, reg, c.Now
+	p := ingest.New(store, cfg)
 	ctx, cancel := context.WithCancel(context.Background())
 	ran := make(chan error, 1)
 	go func() { ran <- p.Run(ctx) }()
@@ -114,10 +151,6 @@ func newEnv(t testing.TB, o options) *env {
 		})
 	}
 
-	c := &clock{now: o.now}
-	if c.now.IsZero() {
-		c.now = time.Now()
-	}
 	srv := New(Config{
 		Addr:     "127.0.0.1:0",
 		Store:    store,
@@ -128,19 +161,17 @@ func newEnv(t testing.TB, o options) *env {
 		Now:      c.Now,
 		Auth:     o.auth,
 	})
-	if err := srv.Open(); err != nil {
-		t.Fatalf("Open: %v", err)
-	}
+	stop := serveTest(t, srv)
 	transport := &http.Transport{MaxIdleConnsPerHost: 16}
 	e := &env{
 		srv: srv, url: srv.URL(), store: store, pipeline: p, reg: reg, clock: c,
-		client: &http.Client{Transport: transport, Timeout: time.Minute}, stopRun: stopRun,
+		client: &http.Client{Transport: transport, Timeout: time.Minute}, stopRun: stopRun, stop: stop,
 	}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		if err := srv.Close(ctx); err != nil {
-			t.Errorf("Close: %v", err)
+		if err := stop(ctx); err != nil {
+			t.Errorf("Shutdown: %v", err)
 		}
 		transport.CloseIdleConnections()
 		stopRun()
@@ -294,10 +325,13 @@ func (tk tokens) Authenticate(r *http.Request) (Principal, error) {
 
 func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
 
-// nopStore and nopSubmitter satisfy Config for tests that only build a
+// nopStore and nopWriter satisfy Config for tests that only build a
 // Server to inspect it and never serve a request.
 type nopStore struct{ agenttrail.Store }
 
-type nopSubmitter struct{ Submitter }
+type nopWriter struct{ Writer }
 
-var _ Submitter = (*ingest.Pipeline)(nil)
+var (
+	_ Writer = (*ingest.Pipeline)(nil)
+	_ Reader = agenttrail.Store(nil)
+)

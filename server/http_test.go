@@ -108,3 +108,36 @@ func TestProblemStatuses(t *testing.T) {
 		}
 	}
 }
+
+// TestServeFailsWhenItsListenerDoes closes the listener under a serving
+// Server: Serve must return the error, so that the process's run group
+// stops, rather than return nil as after Shutdown.
+func TestServeFailsWhenItsListenerDoes(t *testing.T) {
+	srv := New(Config{Addr: "127.0.0.1:0", Store: nopStore{}, Ingest: nopWriter{}})
+	if err := srv.Open(); err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve() }()
+	srv.mu.Lock()
+	srv.ln.Close()
+	srv.mu.Unlock()
+	if err := <-served; err == nil {
+		t.Errorf("Serve after its listener closed = nil, want the error")
+	}
+	if err := srv.Shutdown(t.Context()); err != nil {
+		t.Errorf("Shutdown = %v", err)
+	}
+	served2 := make(chan error, 1)
+	srv2 := New(Config{Addr: "127.0.0.1:0", Store: nopStore{}, Ingest: nopWriter{}})
+	if err := srv2.Open(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { served2 <- srv2.Serve() }()
+	if err := srv2.Shutdown(t.Context()); err != nil {
+		t.Errorf("Shutdown = %v", err)
+	}
+	if err := <-served2; err != nil {
+		t.Errorf("Serve after Shutdown = %v, want nil", err)
+	}
+}

@@ -25,39 +25,53 @@ func (s *Server) postEvents(r *http.Request) (any, error) {
 		return nil, err
 	}
 
-	p := principalOf(r.Context())
-	now := s.now()
-	defaultOrg := ingestOrg(p)
-	good := d.events[:0] // compacted in place: writes never pass reads
-	rejected := make([]wire.Rejection, 0, len(d.rejected))
-	next := 0 // the next decoding rejection, by position in d.rejected
-	for i := range d.events {
-		if next < len(d.rejected) && d.rejected[next].Index == i {
-			rejected = append(rejected, d.rejected[next])
-			s.metrics.rejected.WithLabelValues(d.reasons[next]).Inc()
-			next++
-			continue
+	// The events that decoded go to the write path; at[k] is the index in
+	// the request of the k-th of them (nil when every event decoded).
+	events, at := d.events, []int(nil)
+	if len(d.rejected) > 0 {
+		events, at = d.events[:0], make([]int, 0, len(d.events)-len(d.rejected))
+		next := 0 // the next decoding rejection, by position in d.rejected
+		for i := range d.events {
+			if next < len(d.rejected) && d.rejected[next].Index == i {
+				next++
+				continue
+			}
+			events = append(events, d.events[i]) // in place: writes never pass reads
+			at = append(at, i)
 		}
-		ev := d.events[i]
-		ev.Normalize(now, defaultOrg)
-		if defaultOrg != "" && ev.Org != defaultOrg {
-			rejected = append(rejected, wire.Rejection{Index: i, Error: fmt.Sprintf("org: the caller may only write to org %q", defaultOrg)})
-			s.metrics.rejected.WithLabelValues(rejectForbidden).Inc()
-			continue
-		}
-		if err := ev.Validate(now); err != nil {
-			rejected = append(rejected, wire.Rejection{Index: i, Error: agenttrail.ErrorMessage(err)})
-			s.metrics.rejected.WithLabelValues(rejectInvalid).Inc()
-			continue
-		}
-		s.redactor.Event(&ev) // after Validate: markers may lengthen fields
-		good = append(good, ev)
 	}
-	res, err := s.ingest.Submit(r.Context(), good)
+	for _, reason := range d.reasons {
+		s.metrics.rejected.WithLabelValues(reason).Inc()
+	}
+	res, err := s.ingest.Write(r.Context(), events, scopeOf(principalOf(r.Context())))
 	if err != nil {
 		return nil, err
 	}
-	return wire.IngestResult{Accepted: res.Inserted + res.Spooled, Duplicates: res.Duplicates, Spooled: res.Spooled, Rejected: rejected}, nil
+	// Both lists of rejections are in request order: merge them.
+	rejected := make([]wire.Rejection, 0, len(d.rejected)+len(res.Rejected))
+	next := 0
+	for _, rj := range res.Rejected {
+		i := rj.Index
+		if at != nil {
+			i = at[i]
+		}
+		for next < len(d.rejected) && d.rejected[next].Index < i {
+			rejected = append(rejected, d.rejected[next])
+			next++
+		}
+		rejected = append(rejected, wire.Rejection{Index: i, Error: agenttrail.ErrorMessage(rj.Err)})
+		s.metrics.rejected.WithLabelValues(rejectReason(rj.Err)).Inc()
+	}
+	rejected = append(rejected, d.rejected[next:]...)
+	return wire.IngestResult{Accepted: res.Accepted(), Duplicates: res.Duplicates, Spooled: res.Spooled, Rejected: rejected}, nil
+}
+
+// rejectReason is the metrics reason of an event the write path refused.
+func rejectReason(err error) string {
+	if agenttrail.ErrorCode(err) == agenttrail.EFORBIDDEN {
+		return rejectForbidden
+	}
+	return rejectInvalid
 }
 
 // readBody reads the request body into a pooled buffer, enforcing

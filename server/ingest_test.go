@@ -155,6 +155,25 @@ func testIngestArrayKeepsGoodEvents(t *testing.T, o options) {
 	}
 }
 
+// TestIngestCannotForgeAudit posts, as an admin of every org, an event
+// claiming to be the trail's own record of itself, between a malformed one
+// and a good one: it is rejected by index, the good one is stored, and the
+// rejections stay in request order.
+func TestIngestCannotForgeAudit(t *testing.T) {
+	e := newEnv(t, options{now: testNow})
+	forged := `{"actor_type":"system","actor_id":"agenttrail-server","source":"audit","action":"token.revoke","result":"success"}`
+	body := "[" + `"text", ` + forged + ", " + validEvent("good") + "]"
+	got := decodeIngest(t, "POST forged audit", e.post(t, "application/json", []byte(body)))
+	want := []wire.Rejection{{Index: 0, Error: "event: must be a JSON object"}, {Index: 1, Error: `source: "audit" is reserved for the trail's own events`}}
+	if got.Accepted != 1 || fmt.Sprint(got.Rejected) != fmt.Sprint(want) {
+		t.Errorf("POST forged audit = %+v, want 1 accepted and rejected %v", got, want)
+	}
+	page, err := e.store.Query(t.Context(), agenttrail.Query{Filter: agenttrail.Filter{Source: []string{agenttrail.SourceAudit}}, Sort: agenttrail.SortSeq, Limit: 10})
+	if err != nil || len(page.Events) != 0 {
+		t.Errorf("audit events stored: %+v, %v; want none", page.Events, err)
+	}
+}
+
 func TestIngestUnparsable(t *testing.T) { forEachStore(t, testIngestUnparsable) }
 
 func testIngestUnparsable(t *testing.T, o options) {

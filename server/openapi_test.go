@@ -63,7 +63,7 @@ func TestOpenAPIServed(t *testing.T) {
 
 func TestOpenAPIRoutes(t *testing.T) {
 	doc := loadOpenAPI(t)
-	s := New(Config{Store: nopStore{}, Ingest: nopSubmitter{}})
+	s := New(Config{Store: nopStore{}, Ingest: nopWriter{}})
 	var served, documented []string
 	for _, rt := range s.routes {
 		served = append(served, rt.method+" "+rt.path)

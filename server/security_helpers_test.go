@@ -246,7 +246,8 @@ func newSecEnv(t testing.TB, o secOptions) *secEnv {
 		t.Fatal(err)
 	}
 	reg := prometheus.NewRegistry()
-	p := ingest.New(store, ingest.Config{}, logger, reg)
+	c := &clock{now: time.Now()}
+	p := ingest.New(store, ingest.Config{Redactor: redactor, Now: c.Now, Logger: logger, Registerer: reg})
 	ctx, cancel := context.WithCancel(context.Background())
 	ran := make(chan error, 1)
 	go func() { ran <- p.Run(ctx) }()
@@ -259,24 +260,21 @@ func newSecEnv(t testing.TB, o secOptions) *secEnv {
 			}
 		})
 	}
-	c := &clock{now: time.Now()}
 	srv := New(Config{
 		Addr: "127.0.0.1:0", Store: store, Ingest: p, Logger: logger, Registry: reg, Now: c.Now,
-		Auth: auth, Audit: true, Redactor: redactor, RateLimit: o.rate,
+		Auth: auth, Audit: true, RateLimit: o.rate,
 	})
-	if err := srv.Open(); err != nil {
-		t.Fatalf("Open: %v", err)
-	}
+	stop := serveTest(t, srv)
 	transport := &http.Transport{MaxIdleConnsPerHost: 16}
 	se.env = &env{
 		srv: srv, url: srv.URL(), store: store, pipeline: p, reg: reg, clock: c,
-		client: &http.Client{Transport: transport, Timeout: time.Minute}, stopRun: stopRun,
+		client: &http.Client{Transport: transport, Timeout: time.Minute}, stopRun: stopRun, stop: stop,
 	}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		if err := srv.Close(ctx); err != nil {
-			t.Errorf("Close: %v", err)
+		if err := stop(ctx); err != nil {
+			t.Errorf("Shutdown: %v", err)
 		}
 		transport.CloseIdleConnections()
 		stopRun()

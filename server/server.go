@@ -16,15 +16,27 @@ import (
 	"time"
 
 	"github.com/agenttrail/agenttrail"
-	"github.com/agenttrail/agenttrail/redact"
+	"github.com/agenttrail/agenttrail/ingest"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// Submitter queues normalized, validated events and returns once they are
-// durable: how many were stored and how many were duplicates. It must be
-// safe for concurrent use. *ingest.Pipeline implements it.
-type Submitter interface {
-	Submit(ctx context.Context, events []agenttrail.Event) (agenttrail.AppendResult, error)
+// Reader is what the API reads from the store: every read endpoint, and
+// Ping for /readyz. The API never writes to the store itself: writes go
+// through a Writer. Every agenttrail.Store is a Reader.
+type Reader interface {
+	agenttrail.Getter
+	agenttrail.Querier
+	agenttrail.Aggregator
+	agenttrail.Serieser
+	agenttrail.GapFinder
+	agenttrail.Pinger
+}
+
+// Writer is the write path: it takes raw events and the caller's scope,
+// and answers once the valid ones are durable (see ingest.Pipeline.Write,
+// which implements it). It must be safe for concurrent use.
+type Writer interface {
+	Write(ctx context.Context, events []agenttrail.Event, sc ingest.Scope) (ingest.Result, error)
 }
 
 // DefaultAddr is the address a Server listens on when Config.Addr is empty:
@@ -36,8 +48,8 @@ const DefaultAddr = "127.0.0.1:7311"
 // field has a default.
 type Config struct {
 	Addr     string               // listen address, e.g. "127.0.0.1:7311" or "127.0.0.1:0"; "" means DefaultAddr
-	Store    agenttrail.Store     // reads and readiness; writes go through Ingest
-	Ingest   Submitter            // the write path of POST /v1/events
+	Store    Reader               // reads and readiness; writes go through Ingest
+	Ingest   Writer               // the write path of POST /v1/events and of the audit
 	Spool    Degrader             // the server-side spool behind Ingest, for /readyz; nil when there is none
 	Limits   agenttrail.Limits    // zero fields take agenttrail.DefaultLimits'
 	Logger   *slog.Logger         // nil discards
@@ -45,11 +57,8 @@ type Config struct {
 	Now      func() time.Time     // nil means time.Now
 	Auth     Authenticator        // nil: every caller is an admin of all orgs
 
-	// Redactor replaces secrets in ingested events before they are stored;
-	// nil means redact.Builtin(). Nothing is stored unredacted.
-	Redactor *redact.Redactor
 	// Audit records every read and every token change of a *TokenAuth as
-	// an audit event (source "audit"), while the server is open.
+	// an audit event (source "audit"), written by RunAudit.
 	Audit bool
 	// RateLimit bounds each principal's requests; the zero value is no
 	// limit.
@@ -58,17 +67,19 @@ type Config struct {
 	TLS *tls.Config
 	// CursorKey authenticates the cursors of GET /v1/events (HMAC-SHA256).
 	// Empty means a random key: cursors then expire when the process
-	// restarts. LoadCursorKey keeps one in the data directory.
+	// restarts. app.LoadCursorKey keeps one in the data directory.
 	CursorKey []byte
 }
 
-// Server serves the HTTP API. New builds it; Open binds its listener and
-// serves in a goroutine until Close. Handler may be used without Open (for
-// example with httptest). All methods are safe for concurrent use; Open is
-// called at most once.
+// Server serves the HTTP API. New builds it; Open binds its listener, so a
+// bad or busy address fails at once; Serve serves until Shutdown. RunAudit
+// writes the audit events of reads and token changes: run it beside Serve
+// and stop it after Shutdown returned. Handler may be used without Open (for
+// example with httptest). All methods are safe for concurrent use; Open,
+// Serve and RunAudit are called at most once.
 type Server struct {
-	store  agenttrail.Store
-	ingest Submitter
+	store  Reader
+	ingest Writer
 	spool  Degrader
 	limits agenttrail.Limits
 	log    *slog.Logger
@@ -77,11 +88,10 @@ type Server struct {
 	auth   Authenticator
 	addr   string
 
-	redactor *redact.Redactor
-	audit    *auditor // nil when not auditing
-	limiter  *rateLimiter
-	tls      *tls.Config
-	cursors  cursorSigner
+	audit   *auditor // nil when not auditing
+	limiter *rateLimiter
+	tls     *tls.Config
+	cursors cursorSigner
 
 	routes  []route
 	mux     *http.ServeMux
@@ -89,10 +99,9 @@ type Server struct {
 	metrics *httpMetrics
 	bufs    sync.Pool // *[]byte request bodies, reused across POSTs
 
-	mu     sync.Mutex
-	srv    *http.Server
-	ln     net.Listener
-	served chan error // Serve's result, once it returned
+	mu  sync.Mutex
+	srv *http.Server
+	ln  net.Listener
 }
 
 // New returns a Server for cfg. It registers the server's metrics on
@@ -113,15 +122,11 @@ func New(cfg Config) *Server {
 		auth:   cfg.Auth,
 		addr:   cfg.Addr,
 
-		redactor: cfg.Redactor,
-		tls:      cfg.TLS,
-		cursors:  newCursorSigner(cfg.CursorKey),
+		tls:     cfg.TLS,
+		cursors: newCursorSigner(cfg.CursorKey),
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
-	}
-	if s.redactor == nil {
-		s.redactor = redact.Builtin()
 	}
 	if s.reg == nil {
 		s.reg = prometheus.NewRegistry()
@@ -179,8 +184,8 @@ const (
 	idleTimeout       = 2 * time.Minute
 )
 
-// Open binds the listener, so a bad or busy address fails here, and serves
-// in a goroutine until Close.
+// Open binds the listener, so a bad or busy address fails here. Serve
+// then serves on it.
 func (s *Server) Open() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -195,9 +200,6 @@ func (s *Server) Open() error {
 		ln = tls.NewListener(ln, s.tls)
 	}
 	s.ln = ln
-	if s.audit != nil {
-		s.audit.start()
-	}
 	s.srv = &http.Server{
 		Handler:           s.handler,
 		ReadHeaderTimeout: readHeaderTimeout,
@@ -207,16 +209,43 @@ func (s *Server) Open() error {
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 	}
-	s.served = make(chan error, 1)
-	go func(srv *http.Server) {
-		err := srv.Serve(ln)
-		if errors.Is(err, http.ErrServerClosed) {
-			err = nil
-		}
-		s.served <- err
-	}(s.srv)
-	s.log.Info("serving HTTP", "addr", ln.Addr().String())
 	return nil
+}
+
+// Serve serves the API on the listener Open bound until Shutdown, and
+// returns nil then; any other return is the error that stopped it, and a
+// process should stop with it.
+func (s *Server) Serve() error {
+	s.mu.Lock()
+	srv, ln := s.srv, s.ln
+	s.mu.Unlock()
+	if srv == nil {
+		return errors.New("server: Serve before Open")
+	}
+	s.log.Info("serving HTTP", "addr", ln.Addr().String())
+	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("serve: %w", err)
+	}
+	return nil
+}
+
+// Shutdown stops accepting connections, ends open streams, and waits, until
+// ctx ends, for the requests in flight to be answered; then it closes what
+// is left and returns ctx's error. It may be called before Serve, and more
+// than once.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	srv, ln := s.srv, s.ln
+	s.mu.Unlock()
+	if srv == nil {
+		return nil
+	}
+	err := srv.Shutdown(ctx)
+	if err != nil {
+		_ = srv.Close()
+	}
+	_ = ln.Close() // Shutdown closes it only when Serve ran
+	return err
 }
 
 // URL returns the base URL the server listens on, such as
@@ -238,28 +267,4 @@ func (s *Server) URL() string {
 		scheme = "https://"
 	}
 	return scheme + net.JoinHostPort(host, fmt.Sprint(addr.Port))
-}
-
-// Close stops accepting connections and waits, until ctx ends, for requests
-// in flight to finish; then it closes what is left. It returns the error
-// that stopped serving, if any. Close before Open does nothing.
-func (s *Server) Close(ctx context.Context) error {
-	s.mu.Lock()
-	srv, served := s.srv, s.served
-	s.mu.Unlock()
-	if srv == nil {
-		return nil
-	}
-	err := srv.Shutdown(ctx)
-	if err != nil {
-		_ = srv.Close()
-	}
-	if serr := <-served; serr != nil && err == nil {
-		err = serr
-	}
-	if s.audit != nil {
-		s.audit.stop() // after the last read, before the pipeline stops
-	}
-	served <- nil // a second Close returns at once
-	return err
 }

@@ -48,23 +48,21 @@ func TestIngestIntoSpool(t *testing.T) {
 	}
 	defer db.Close()
 	store := &flakyStore{Store: db}
-	sp, err := ingest.OpenSpool(store, ingest.SpoolConfig{Dir: t.TempDir(), MaxBytes: 32 << 10, MaxBackoff: 20 * time.Millisecond}, logger, nil)
+	sp, err := ingest.OpenSpool(store, ingest.SpoolConfig{Dir: t.TempDir(), MaxBytes: 32 << 10, MaxBackoff: 20 * time.Millisecond, Logger: logger})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer sp.Close()
-	p := ingest.New(sp, ingest.Config{}, logger, nil)
+	p := ingest.New(sp, ingest.Config{Logger: logger})
 	ctx, cancel := context.WithCancel(context.Background())
 	ran := make(chan error, 2)
 	running := 1
 	go func() { ran <- p.Run(ctx) }()
 	srv := New(Config{Addr: "127.0.0.1:0", Store: store, Ingest: p, Spool: sp, Logger: logger})
-	if err := srv.Open(); err != nil {
-		t.Fatal(err)
-	}
-	e := &env{srv: srv, url: srv.URL(), client: &http.Client{Timeout: time.Minute}}
+	stop := serveTest(t, srv)
+	e := &env{srv: srv, url: srv.URL(), client: &http.Client{Timeout: time.Minute}, stop: stop}
 	defer func() {
-		srv.Close(context.Background())
+		stop(context.Background())
 		cancel()
 		for ; running > 0; running-- {
 			<-ran

@@ -244,7 +244,7 @@ func TestStreamEndsWithClient(t *testing.T) {
 	waitFor(t, func() bool { return gauge() == 0 })
 }
 
-// TestStreamShutdown wants Close to end open streams at once instead of
+// TestStreamShutdown wants Shutdown to end open streams at once instead of
 // waiting for its deadline.
 func TestStreamShutdown(t *testing.T) {
 	e := newEnv(t, options{now: testNow})
@@ -252,7 +252,7 @@ func TestStreamShutdown(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	start := time.Now()
-	if err := e.srv.Close(ctx); err != nil {
+	if err := e.stop(ctx); err != nil {
 		t.Fatalf("Close with an open stream = %v after %v", err, time.Since(start))
 	}
 	select {

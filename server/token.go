@@ -84,27 +84,41 @@ func (f *TokenFile) List() ([]TokenRecord, error) {
 // stored. name must be unique among live tokens; "" picks one. by names who
 // creates it ("" for the server itself).
 func (f *TokenFile) Create(name string, role Role, org, by string, now time.Time) (string, TokenRecord, error) {
-	switch role {
-	case RoleIngest, RoleRead, RoleAdmin:
-	default:
-		return "", TokenRecord{}, agenttrail.Invalid("role", "must be ingest, read or admin, not %q", role)
-	}
-	if org != AllOrgs {
-		if !nameChars(org, 128, "") {
-			return "", TokenRecord{}, agenttrail.Invalid("org", "must be * or 1 to 128 characters of [A-Za-z0-9._-], not %q", org)
-		}
-	}
 	var raw [tokenIDLen/2 + tokenSecLen/2]byte
 	if _, err := rand.Read(raw[:]); err != nil {
 		return "", TokenRecord{}, fmt.Errorf("token: random: %w", err)
 	}
-	id := hex.EncodeToString(raw[:tokenIDLen/2])
-	token := TokenPrefix + id + "_" + hex.EncodeToString(raw[tokenIDLen/2:])
+	token := TokenPrefix + hex.EncodeToString(raw[:tokenIDLen/2]) + "_" + hex.EncodeToString(raw[tokenIDLen/2:])
+	rec, err := f.Import(token, name, role, org, by, now)
+	if err != nil {
+		return "", TokenRecord{}, err
+	}
+	return token, rec, nil
+}
+
+// Import adds token, whose text was made elsewhere (by Create in another
+// data directory, or as the fixed token of test servers), as Create adds a
+// new one. It is an EINVALID error when token is not an agenttrail token.
+func (f *TokenFile) Import(token, name string, role Role, org, by string, now time.Time) (TokenRecord, error) {
+	switch role {
+	case RoleIngest, RoleRead, RoleAdmin:
+	default:
+		return TokenRecord{}, agenttrail.Invalid("role", "must be ingest, read or admin, not %q", role)
+	}
+	if org != AllOrgs {
+		if !nameChars(org, 128, "") {
+			return TokenRecord{}, agenttrail.Invalid("org", "must be * or 1 to 128 characters of [A-Za-z0-9._-], not %q", org)
+		}
+	}
+	id, ok := tokenID(token)
+	if !ok {
+		return TokenRecord{}, agenttrail.Invalid("token", "is not an agenttrail token")
+	}
 	if name == "" {
 		name = string(role) + "-" + id[:8]
 	}
 	if err := checkTokenName(name); err != nil {
-		return "", TokenRecord{}, err
+		return TokenRecord{}, err
 	}
 	rec := TokenRecord{ID: id, Name: name, Role: role, Org: org, Hash: hashToken(token), CreatedAt: now.UTC(), CreatedBy: by}
 	err := f.update(func(doc *tokenDoc) error {
@@ -112,14 +126,32 @@ func (f *TokenFile) Create(name string, role Role, org, by string, now time.Time
 			if !t.Revoked() && t.Name == name {
 				return agenttrail.Errorf(agenttrail.ECONFLICT, "a token named %q exists; revoke it or pick another --name", name)
 			}
+			if t.ID == id {
+				return agenttrail.Errorf(agenttrail.ECONFLICT, "the token %s is in the file already", id)
+			}
 		}
 		doc.Tokens = append(doc.Tokens, rec)
 		return nil
 	})
 	if err != nil {
-		return "", TokenRecord{}, err
+		return TokenRecord{}, err
 	}
-	return token, rec, nil
+	return rec, nil
+}
+
+// tokenID returns the id part of an agenttrail token, and whether token is
+// one in form: "at_", 16 lowercase hex, "_", 64 lowercase hex.
+func tokenID(token string) (string, bool) {
+	if len(token) != tokenLen || !strings.HasPrefix(token, TokenPrefix) || token[len(TokenPrefix)+tokenIDLen] != '_' {
+		return "", false
+	}
+	id, secret := token[len(TokenPrefix):len(TokenPrefix)+tokenIDLen], token[len(TokenPrefix)+tokenIDLen+1:]
+	for _, part := range []string{id, secret} {
+		if strings.TrimLeft(part, "0123456789abcdef") != "" {
+			return "", false
+		}
+	}
+	return id, true
 }
 
 // Revoke revokes the live token whose name or id is nameOrID and returns it.

@@ -63,10 +63,10 @@ func (a *TokenAuth) Authenticate(r *http.Request) (Principal, error) {
 		return Principal{}, agenttrail.Errorf(agenttrail.EUNAUTHORIZED, "a bearer token is required: Authorization: Bearer <token>")
 	}
 	token = strings.TrimSpace(token)
-	if len(token) != tokenLen || !strings.HasPrefix(token, TokenPrefix) || token[len(TokenPrefix)+tokenIDLen] != '_' {
+	id, ok := tokenID(token)
+	if !ok {
 		return Principal{}, agenttrail.Errorf(agenttrail.EUNAUTHORIZED, "the bearer token is not an agenttrail token")
 	}
-	id := token[len(TokenPrefix) : len(TokenPrefix)+tokenIDLen]
 	a.maybeReload()
 	rec, ok := a.set.Load().byID[id]
 	if !ok {

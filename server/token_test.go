@@ -8,7 +8,6 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"fmt"
-	"log/slog"
 	"math/big"
 	"net"
 	"net/http"
@@ -108,13 +107,11 @@ func TestServeTLS(t *testing.T) {
 	}
 	defer store.Close()
 	reg := prometheus.NewRegistry()
-	p := ingest.New(store, ingest.Config{}, slog.New(slog.DiscardHandler), reg)
+	p := ingest.New(store, ingest.Config{Registerer: reg})
 	srv := New(Config{Addr: "127.0.0.1:0", Store: store, Ingest: p, Registry: reg,
 		TLS: &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}})
-	if err := srv.Open(); err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close(t.Context())
+	stop := serveTest(t, srv)
+	defer stop(t.Context())
 	if !strings.HasPrefix(srv.URL(), "https://") {
 		t.Fatalf("URL = %s, want https", srv.URL())
 	}

@@ -1,38 +1,47 @@
-// Package servertest runs a real agenttrail server in-process for tests: the
-// SQLite store, the ingest pipeline and the HTTP API on a loopback listener,
-// the same parts `agenttrail serve` wires together. Capture proxies and the
-// SDK test against it instead of a stand-in.
+// Package servertest runs a real agenttrail server in-process for tests:
+// the assembly of package app, as `agenttrail serve` runs it (the SQLite
+// store, the spool, tokens, redaction, the audit of reads) on a loopback
+// listener. Capture proxies and the SDK test against it instead of a
+// stand-in.
 package servertest
 
 import (
 	"context"
 	"io"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/agenttrail/agenttrail"
-	"github.com/agenttrail/agenttrail/ingest"
+	"github.com/agenttrail/agenttrail/app"
 	"github.com/agenttrail/agenttrail/server"
-	"github.com/agenttrail/agenttrail/sqlite"
 )
 
-// Server is a running agenttrail server. URL is its base URL; Store the store
-// it writes to, which tests may read directly to see what was stored.
+// Token is the admin token of every test server. It is fixed, like the
+// certificate of httptest's TLS servers, so a test can build a client
+// before its server starts (to record while the server is down), and it
+// opens nothing but test servers.
+const Token = "at_7e57000000000001_" + "7e57000000000000000000000000000000000000000000000000000000000001"
+
+// Server is a running agenttrail server. URL is its base URL, Token its
+// admin token; Store is the store it writes to, which tests may read
+// directly to see what was stored without their reads being audited.
 type Server struct {
 	URL      string
 	Addr     string
 	DataDir  string
+	Token    string
 	Store    agenttrail.Store
 	Registry *prometheus.Registry
 
-	srv        *server.Server
-	stopWriter context.CancelFunc
-	writerDone chan error
-	stopOnce   sync.Once
+	stop     context.CancelFunc
+	ran      chan error
+	stopOnce sync.Once
 }
 
 // Start runs a server on 127.0.0.1 with a fresh store in t.TempDir(). It is
@@ -42,7 +51,7 @@ func Start(t testing.TB) *Server {
 	return StartAt(t, "127.0.0.1:0", t.TempDir())
 }
 
-// StartAt runs a server on addr with the store in dataDir, so a test can stop
+// StartAt runs a server on addr with its data in dataDir, so a test can stop
 // a server and start it again on the same address and data.
 func StartAt(t testing.TB, addr, dataDir string) *Server {
 	t.Helper()
@@ -50,37 +59,60 @@ func StartAt(t testing.TB, addr, dataDir string) *Server {
 	if testing.Verbose() {
 		logger = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	}
-	store, err := sqlite.Open(context.Background(), filepath.Join(dataDir, "agenttrail.db"), logger)
-	if err != nil {
-		t.Fatalf("servertest: open store: %v", err)
+	if err := addToken(dataDir); err != nil {
+		t.Fatalf("servertest: %v", err)
 	}
-	reg := prometheus.NewRegistry()
-	pipeline := ingest.New(store, ingest.Config{}, logger, reg)
-	writerCtx, stopWriter := context.WithCancel(context.Background())
-	s := &Server{DataDir: dataDir, Store: store, Registry: reg, stopWriter: stopWriter, writerDone: make(chan error, 1)}
-	go func() { s.writerDone <- pipeline.Run(writerCtx) }()
-	s.srv = server.New(server.Config{Addr: addr, Store: store, Ingest: pipeline, Logger: logger, Registry: reg})
-	if err := s.srv.Open(); err != nil {
-		stopWriter()
-		<-s.writerDone
-		store.Close()
+	m, err := app.Open(context.Background(), app.Config{Addr: addr, DataDir: dataDir, Logger: logger})
+	if err != nil {
 		t.Fatalf("servertest: open server on %s: %v", addr, err)
 	}
-	s.URL = s.srv.URL()
+	ctx, stop := context.WithCancel(context.Background())
+	s := &Server{
+		URL: m.URL(), DataDir: dataDir, Token: Token, Store: m.Store(), Registry: m.Registry(),
+		stop: stop, ran: make(chan error, 1),
+	}
 	s.Addr = s.URL[len("http://"):]
-	t.Cleanup(s.Stop)
+	go func() { s.ran <- m.Run(ctx) }()
+	t.Cleanup(func() {
+		if err := s.stopErr(); err != nil {
+			t.Errorf("servertest: server stopped with %v", err)
+		}
+	})
 	return s
 }
 
-// Stop shuts the server down gracefully: it stops listening, commits what is
-// queued and closes the store. It is safe to call more than once.
-func (s *Server) Stop() {
+// addToken puts Token in the token store of dataDir, unless a previous
+// server on the same data put it there already.
+func addToken(dataDir string) error {
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return err
+	}
+	file := server.NewTokenFile(filepath.Join(dataDir, app.TokensFile))
+	recs, err := file.List()
+	if err != nil {
+		return err
+	}
+	for _, r := range recs {
+		if r.Name == "servertest" {
+			return nil
+		}
+	}
+	_, err = file.Import(Token, "servertest", server.RoleAdmin, server.AllOrgs, "", time.Now())
+	return err
+}
+
+// Stop shuts the server down as `agenttrail serve` does on SIGTERM: it
+// stops listening, answers the requests in flight, commits what is queued
+// and closes the store. It is safe to call more than once.
+func (s *Server) Stop() { s.stopErr() }
+
+func (s *Server) stopErr() error {
+	var err error
 	s.stopOnce.Do(func() {
-		s.srv.Close(context.Background())
-		s.stopWriter()
-		<-s.writerDone
-		s.Store.Close()
+		s.stop()
+		err = <-s.ran
 	})
+	return err
 }
 
 // testWriter sends the server's warnings to the test log.

@@ -12,18 +12,19 @@ import (
 	"time"
 
 	"github.com/agenttrail/agenttrail/client"
+	"github.com/agenttrail/agenttrail/servertest"
 )
 
-// Recorder returns the SDK's Recorder sending to the server at url, which
-// need not be running yet: events spool to a directory of the test's own
-// until it is. It flushes every 20 ms, retries at least every 100 ms and
+// Recorder returns the SDK's Recorder sending to the test server
+// (servertest) at url, with its token. The server need not be running yet:
+// events spool to a directory of the test's own until it is. It flushes every 20 ms, retries at least every 100 ms and
 // sends no heartbeats, so events reach the store soon after they are
 // recorded. It logs errors to the test's output and is closed when the
 // test ends, after the cleanups registered later (such as a server
 // started afterwards) have run.
 func Recorder(t testing.TB, url string) *client.Recorder {
 	t.Helper()
-	c := client.New(url)
+	c := client.New(url, client.WithToken(servertest.Token))
 	t.Cleanup(c.CloseIdleConnections)
 	logger := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelError}))
 	rec, err := client.NewRecorder(c, client.RecorderConfig{

@@ -63,10 +63,12 @@ func runCLI(t *testing.T, bin string, env []string, args ...string) cliRun {
 	return r
 }
 
-// cliEnv is a clean environment: no AGENTTRAIL_ variables of the machine,
-// and a home of the test's own so no default spool is shared.
+// cliEnv is a clean environment: no AGENTTRAIL_ variables of the machine
+// but the test server's token, and a home of the test's own so no default
+// spool is shared.
 func cliEnv(t *testing.T) []string {
-	return []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir(), "XDG_CACHE_HOME=" + t.TempDir()}
+	return []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir(), "XDG_CACHE_HOME=" + t.TempDir(),
+		"AGENTTRAIL_TOKEN=" + servertest.Token}
 }
 
 // storedShell waits until the store holds n shell events matching f and

@@ -1,25 +1,20 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
-	"net/http"
 	"os"
+	"path/filepath"
 	"runtime"
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"text/tabwriter"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
+	"github.com/agenttrail/agenttrail/app"
 	"github.com/agenttrail/agenttrail/ingest"
 	"github.com/agenttrail/agenttrail/server"
 )
@@ -133,112 +128,45 @@ func storeKind(s string) string {
 	return s
 }
 
-// benchIngest serves a fresh store over HTTP and sends n events to it from
-// c.senders goroutines, each request a pre-encoded NDJSON batch. naive makes
-// the writer commit each event in its own transaction: the design agenttrail
-// replaces, measured with the same server, schema and engine.
+// benchIngest runs a server as `agenttrail serve` runs it (package app:
+// tokens, rate limit, redaction, the spool) on a fresh store, and sends it n
+// events over HTTP from c.senders goroutines, c.batch events a request,
+// with the admin token, the way an outside load generator does (see
+// loadRequests). naive makes the writer commit each event in its own
+// transaction: the design agenttrail replaces, measured with the same
+// server, schema and engine.
 func benchIngest(ctx context.Context, c benchConfig, name string, naive bool, n int) (ingestResult, error) {
-	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	store, cleanup, err := openBenchStore(ctx, c, name, logger)
+	dataDir, store, cleanup, err := benchStore(ctx, c, name)
 	if err != nil {
 		return ingestResult{}, err
 	}
 	defer cleanup()
-	reg := prometheus.NewRegistry()
-	pipeline := ingest.New(store, ingest.Config{Naive: naive}, logger, reg)
-	writerCtx, stopWriter := context.WithCancel(context.Background())
-	writerDone := make(chan error, 1)
-	go func() { writerDone <- pipeline.Run(writerCtx) }()
-	defer func() { stopWriter(); <-writerDone }()
-	srv := server.New(server.Config{Addr: "127.0.0.1:0", Store: store, Ingest: pipeline, Logger: logger, Registry: reg})
-	if err := srv.Open(); err != nil {
+	m, err := app.Open(ctx, app.Config{
+		Addr: "127.0.0.1:0", DataDir: dataDir, Store: store,
+		RateLimit: server.RateLimit{Rate: app.DefaultRate, Burst: app.DefaultBurst}, Ingest: ingest.Config{Naive: naive},
+	})
+	if err != nil {
 		return ingestResult{}, err
 	}
-	defer srv.Close(context.Background())
-
-	batchSize := min(c.batch, n)
-	bodies := encodeBatches(batchSize, 32)
-	requests := n / batchSize
-	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: c.senders}}
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	errs := make(chan error, c.senders)
+	runCtx, stop := context.WithCancel(ctx)
+	ran := make(chan error, 1)
+	go func() { ran <- m.Run(runCtx) }()
+	defer func() {
+		stop()
+		<-ran
+	}()
+	token, err := os.ReadFile(filepath.Join(dataDir, app.AdminTokenFile))
+	if err != nil {
+		return ingestResult{}, err
+	}
+	load := newLoad(m.URL(), strings.TrimSpace(string(token)), min(c.batch, n))
 	start := time.Now()
-	for range c.senders {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := next.Add(1) - 1
-				if i >= int64(requests) || ctx.Err() != nil {
-					return
-				}
-				if err := postBatch(ctx, hc, srv.URL(), bodies[i%int64(len(bodies))], batchSize); err != nil {
-					errs <- err
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
+	sent, err := load.send(ctx, c.senders, n)
 	elapsed := time.Since(start)
-	close(errs)
-	if err := <-errs; err != nil {
+	if err != nil {
 		return ingestResult{}, err
 	}
-	sent := requests * batchSize
 	return ingestResult{Events: sent, Seconds: elapsed.Seconds(), EventsPerSec: float64(sent) / elapsed.Seconds()}, nil
-}
-
-// encodeBatches pre-encodes k NDJSON bodies of size events each, without ids
-// so the server assigns fresh ones and every request stores new events.
-func encodeBatches(size, k int) [][]byte {
-	gen := newTraffic(42)
-	now := time.Now().UTC()
-	bodies := make([][]byte, k)
-	for i := range bodies {
-		var buf bytes.Buffer
-		enc := json.NewEncoder(&buf)
-		for j := 0; j < size; j++ {
-			e := gen.event(now.Add(-time.Duration(size*k-(i*size+j)) * time.Millisecond))
-			e.ID = ""
-			_ = enc.Encode(&e)
-		}
-		bodies[i] = buf.Bytes()
-	}
-	return bodies
-}
-
-func postBatch(ctx context.Context, hc *http.Client, url string, body []byte, want int) error {
-	for {
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, url+"/v1/events", bytes.NewReader(body))
-		if err != nil {
-			return err
-		}
-		req.Header.Set("Content-Type", "application/x-ndjson")
-		resp, err := hc.Do(req)
-		if err != nil {
-			return err
-		}
-		var res struct {
-			Accepted int `json:"accepted"`
-		}
-		err = json.NewDecoder(resp.Body).Decode(&res)
-		resp.Body.Close()
-		if resp.StatusCode == http.StatusServiceUnavailable {
-			// The queue is full: the server says so instead of dropping.
-			// Back off briefly, as the SDK does.
-			time.Sleep(5 * time.Millisecond)
-			continue
-		}
-		if resp.StatusCode != http.StatusOK || err != nil {
-			return fmt.Errorf("POST /v1/events: status %d: %v", resp.StatusCode, err)
-		}
-		if res.Accepted != want {
-			return fmt.Errorf("POST /v1/events accepted %d of %d events", res.Accepted, want)
-		}
-		return nil
-	}
 }
 
 // percentile returns the p-th percentile (0–100) of ds, nearest rank.

@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -17,38 +16,36 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/agenttrail/agenttrail"
-	"github.com/agenttrail/agenttrail/postgres"
+	"github.com/agenttrail/agenttrail/app"
 	"github.com/agenttrail/agenttrail/sqlite"
 )
 
-// openBenchStore opens a fresh, empty store for one benchmark run: a new
-// SQLite file, or a new schema in the PostgreSQL database, removed by cleanup.
-func openBenchStore(ctx context.Context, c benchConfig, name string, logger *slog.Logger) (agenttrail.Store, func(), error) {
+// benchStore prepares a fresh, empty store for one benchmark run: a new
+// data directory under c.dir, and for PostgreSQL a new schema, whose URL
+// (search_path set) is store. cleanup removes both.
+func benchStore(ctx context.Context, c benchConfig, name string) (dataDir, store string, cleanup func(), err error) {
+	dataDir = filepath.Join(c.dir, name)
+	if err := os.RemoveAll(dataDir); err != nil {
+		return "", "", nil, err
+	}
+	rmDir := func() { os.RemoveAll(dataDir) }
 	if storeKind(c.store) == "sqlite" {
-		path := filepath.Join(c.dir, name+".db")
-		for _, suffix := range []string{"", "-wal", "-shm"} {
-			os.Remove(path + suffix)
-		}
-		st, err := sqlite.Open(ctx, path, logger)
-		if err != nil {
-			return nil, nil, err
-		}
-		return st, func() { st.Close() }, nil
+		return dataDir, "sqlite", rmDir, nil
 	}
 	var b [4]byte
 	rand.Read(b[:])
 	schema := "agenttrail_bench_" + name + "_" + hex.EncodeToString(b[:])
 	conn, err := pgx.Connect(ctx, c.store)
 	if err != nil {
-		return nil, nil, fmt.Errorf("connect %s: %w", storeKind(c.store), err)
+		return "", "", nil, fmt.Errorf("connect %s: %w", storeKind(c.store), err)
 	}
 	defer conn.Close(ctx)
 	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
-		return nil, nil, fmt.Errorf("create schema: %w", err)
+		return "", "", nil, fmt.Errorf("create schema: %w", err)
 	}
 	dsn, err := url.Parse(c.store)
 	if err != nil {
-		return nil, nil, fmt.Errorf("--store: %w", err)
+		return "", "", nil, fmt.Errorf("--store: %w", err)
 	}
 	q := dsn.Query()
 	q.Set("search_path", schema)
@@ -58,29 +55,34 @@ func openBenchStore(ctx context.Context, c benchConfig, name string, logger *slo
 			conn.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
 			conn.Close(context.Background())
 		}
+		rmDir()
 	}
-	st, err := postgres.Open(ctx, dsn.String(), logger)
-	if err != nil {
-		drop()
-		return nil, nil, err
-	}
-	return st, func() { st.Close(); drop() }, nil
+	return dataDir, dsn.String(), drop, nil
 }
 
 // benchQueries builds a store of c.storeEvents events over the last 30 days
-// and measures the queries of DESIGN §6 through the Store, next to the plain
-// SQL a store without indexes and rollups would run.
+// and measures the queries of the performance targets (docs/architecture.md)
+// through the Store, next to the plain SQL a store without indexes and
+// rollups would run.
 func benchQueries(ctx context.Context, c benchConfig, rep *benchReport, progress io.Writer) error {
 	if storeKind(c.store) != "sqlite" {
 		fmt.Fprintln(progress, "queries: measured on the embedded store only; skipping")
 		return nil
 	}
-	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	store, cleanup, err := openBenchStore(ctx, c, "queries", logger)
+	dir, _, cleanup, err := benchStore(ctx, c, "queries")
 	if err != nil {
 		return err
 	}
 	defer cleanup()
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	dbPath := filepath.Join(dir, app.StoreFile)
+	store, err := sqlite.Open(ctx, dbPath, nil)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
 
 	fmt.Fprintf(progress, "queries: building a %d-event store over 30 days...\n", c.storeEvents)
 	now := time.Now().UTC()
@@ -90,7 +92,7 @@ func benchQueries(ctx context.Context, c benchConfig, rep *benchReport, progress
 	}
 	rep.StoreEvents, rep.BuildSecs = c.storeEvents, time.Since(start).Seconds()
 
-	raw, err := sql.Open("sqlite", "file:"+filepath.Join(c.dir, "queries.db")+"?mode=ro&_pragma=busy_timeout(5000)")
+	raw, err := sql.Open("sqlite", "file:"+dbPath+"?mode=ro&_pragma=busy_timeout(5000)")
 	if err != nil {
 		return err
 	}

@@ -44,12 +44,12 @@ func runCLI(t *testing.T, args ...string) (code int, stdout, stderr string) {
 
 func TestExportCommand(t *testing.T) {
 	srv := servertest.Start(t)
-	c := client.New(srv.URL)
+	c := client.New(srv.URL, client.WithToken(srv.Token))
 	defer c.CloseIdleConnections()
 	events := cliEvents(t, c, "x", 1200)
 
 	out := filepath.Join(t.TempDir(), "trail.csv")
-	code, _, stderr := runCLI(t, "export", "--server", srv.URL, "--format", "csv", "--actor-id", "a1", "--out", out)
+	code, _, stderr := runCLI(t, "export", "--server", srv.URL, "--token", srv.Token, "--format", "csv", "--actor-id", "a1", "--out", out)
 	if code != 0 {
 		t.Fatalf("export --format csv = %d: %s", code, stderr)
 	}
@@ -71,11 +71,12 @@ func TestExportCommand(t *testing.T) {
 		t.Errorf("temporary files left: %v", left)
 	}
 
-	code, stdout, stderr := runCLI(t, "export", "--server", srv.URL, "--format", "cef")
+	// --source: the server also holds its audit of its token and of the export above.
+	code, stdout, stderr := runCLI(t, "export", "--server", srv.URL, "--token", srv.Token, "--format", "cef", "--source", "shell")
 	if code != 0 || strings.Count(stdout, "CEF:0|agenttrail|") != len(events) {
 		t.Errorf("export --format cef = %d, %d lines: %s", code, strings.Count(stdout, "\n"), stderr)
 	}
-	if code, _, stderr := runCLI(t, "export", "--server", srv.URL, "--format", "xml"); code != 2 || !strings.Contains(stderr, "--format") {
+	if code, _, stderr := runCLI(t, "export", "--server", srv.URL, "--token", srv.Token, "--format", "xml"); code != 2 || !strings.Contains(stderr, "--format") {
 		t.Errorf("export --format xml = %d (%s), want usage error 2", code, stderr)
 	}
 }
@@ -91,7 +92,7 @@ func (b *lockedBuffer) String() string {
 
 func TestTailCommand(t *testing.T) {
 	srv := servertest.Start(t)
-	c := client.New(srv.URL)
+	c := client.New(srv.URL, client.WithToken(srv.Token))
 	defer c.CloseIdleConnections()
 	before := cliEvents(t, c, "before", 3)
 
@@ -99,7 +100,7 @@ func TestTailCommand(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		out := &lockedBuffer{syncWriter{w: &bytes.Buffer{}}}
 		var errb bytes.Buffer
-		args := []string{"tail", "--server", srv.URL, "--actor-id", "a0", "--since", "1h"}
+		args := []string{"tail", "--server", srv.URL, "--token", srv.Token, "--actor-id", "a0", "--since", "1h"}
 		if asJSON {
 			args = append(args, "--json")
 		}

@@ -16,6 +16,8 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+
+	"github.com/agenttrail/agenttrail/app"
 )
 
 func main() {
@@ -178,7 +180,7 @@ func (f *serverFlags) resolve() {
 	if ip := net.ParseIP(u.Hostname()); u.Hostname() != "localhost" && (ip == nil || !ip.IsLoopback()) {
 		return
 	}
-	if b, err := os.ReadFile(filepath.Join(f.data, adminTokenFile)); err == nil {
+	if b, err := os.ReadFile(filepath.Join(f.data, app.AdminTokenFile)); err == nil {
 		f.token = strings.TrimSpace(string(b))
 	}
 }

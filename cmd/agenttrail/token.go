@@ -11,6 +11,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/agenttrail/agenttrail/app"
 	"github.com/agenttrail/agenttrail/server"
 )
 
@@ -40,11 +41,8 @@ func runToken(ctx context.Context, args []string, env *Env) error {
 }
 
 func tokenFileOf(data string) *server.TokenFile {
-	return server.NewTokenFile(filepath.Join(data, tokensFile))
+	return server.NewTokenFile(filepath.Join(data, app.TokensFile))
 }
-
-// tokensFile is the token store's name in the data directory.
-const tokensFile = "tokens.json"
 
 // osUser names the person changing tokens, for the audit record.
 func osUser(env *Env) string {

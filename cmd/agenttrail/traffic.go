@@ -42,8 +42,10 @@ func newTraffic(seed uint64) *traffic {
 				[]string{"shell", "shell", "k8s-proxy", "forward-proxy", "sandbox", "llm-proxy"}},
 			{agenttrail.ActorUser, "alice@acme.example", "Alice Martin", "acme", "infra",
 				[]string{"k8s-proxy", "aws-proxy", "shell"}},
-			{agenttrail.ActorSystem, "agenttrail-retention", "retention", "acme", "",
-				[]string{"audit"}},
+			// Only the server records source "audit"; a system actor of the
+			// demo is a job.
+			{agenttrail.ActorSystem, "backup-job", "Nightly backup", "acme", "infra",
+				[]string{"shell", "aws-proxy"}},
 		},
 	}
 }
@@ -135,8 +137,6 @@ func (g *traffic) event(t time.Time) agenttrail.Event {
 		op := g.pick([]string{"create", "start", "stop", "remove", "file_write", "file_read"})
 		e.Action, e.ResourceType, e.ResourceID = "container."+op, "container", fmt.Sprintf("sbx-%06x", g.rnd.IntN(0xffffff))
 		meta["sandbox"] = map[string]any{"container_id": e.ResourceID, "op": op, "image": "python:3.12-slim"}
-	case "audit":
-		e.Action, e.ResourceType, e.Description = "retention.run", "store", "deleted events older than 400 days"
 	}
 	if broke && e.Result == agenttrail.ResultSuccess {
 		e.Result, e.StatusCode, e.Description = agenttrail.ResultError, 502, "upstream unreachable"

@@ -1,4 +1,4 @@
-package main
+package app
 
 import (
 	"context"
@@ -8,14 +8,16 @@ import (
 	"time"
 
 	"github.com/agenttrail/agenttrail"
+	"github.com/agenttrail/agenttrail/ingest"
 )
 
 // retention deletes events older than a horizon, once at start and then
-// every interval, and records each run as an audit event so that what the
-// trail forgot is itself in the trail.
+// every interval, and records each run as an audit event, through the one
+// write path like every other event, so that what the trail forgot is
+// itself in the trail.
 type retention struct {
 	store    agenttrail.Retainer
-	submit   func(context.Context, []agenttrail.Event) (agenttrail.AppendResult, error)
+	writer   *ingest.Pipeline
 	horizon  time.Duration
 	interval time.Duration
 	logger   *slog.Logger
@@ -54,13 +56,12 @@ func (r *retention) once(ctx context.Context) error {
 	}
 	e.Metadata, _ = json.Marshal(map[string]any{"retention": map[string]any{
 		"cutoff": cutoff.Format(time.RFC3339Nano), "deleted": deleted, "horizon": r.horizon.String()}})
-	now := r.now()
-	e.Normalize(now, "")
-	if verr := e.Validate(now); verr != nil {
-		return fmt.Errorf("retention event: %w", verr)
+	res, werr := r.writer.Write(ctx, []agenttrail.Event{e}, ingest.Scope{Server: true})
+	if werr == nil && len(res.Rejected) > 0 {
+		werr = res.Rejected[0].Err
 	}
-	if _, serr := r.submit(ctx, []agenttrail.Event{e}); serr != nil {
-		return fmt.Errorf("record retention run: %w", serr)
+	if werr != nil {
+		return fmt.Errorf("record retention run: %w", werr)
 	}
 	if deleted > 0 || err != nil {
 		r.logger.Info("retention run", "deleted", deleted, "cutoff", cutoff, "took", took, "err", err)

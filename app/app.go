@@ -1,0 +1,317 @@
+// Package app is the one assembly of a running agenttrail server: it opens
+// the store, the server's spool, the write path, tokens, redaction and the
+// first-start files of a data directory, and runs every long-lived part as
+// an actor of one run.Group. `agenttrail serve`, `agenttrail bench`,
+// servertest and the end-to-end tests all run a server through it, so what
+// is measured and tested is what users run.
+package app
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/oklog/run"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/agenttrail/agenttrail"
+	"github.com/agenttrail/agenttrail/ingest"
+	"github.com/agenttrail/agenttrail/postgres"
+	"github.com/agenttrail/agenttrail/redact"
+	"github.com/agenttrail/agenttrail/server"
+	"github.com/agenttrail/agenttrail/sqlite"
+)
+
+// Config is what a server is made of. DataDir is required; the zero value
+// of every other field is the server `agenttrail serve` runs without flags.
+type Config struct {
+	// Addr is the listen address; "" means server.DefaultAddr. A
+	// non-loopback address needs TLS or AllowPlaintext.
+	Addr string
+	// DataDir holds the embedded store, the spool, the tokens, the first
+	// admin token and the cursor key (see the file names below).
+	DataDir string
+	// Store is "" or "sqlite" for the embedded store in DataDir, or a
+	// postgres:// URL.
+	Store string
+	// Retain deletes events older than this, at start and then hourly; 0
+	// keeps everything.
+	Retain time.Duration
+	// SpoolMaxBytes bounds the spool that takes ingest while the store is
+	// unavailable; past it ingest answers 503. 0 means
+	// ingest.DefaultSpoolMaxBytes.
+	SpoolMaxBytes int64
+
+	// TLSCert and TLSKey are PEM files to serve HTTPS with.
+	TLSCert, TLSKey string
+	// AllowPlaintext allows a non-loopback Addr without TLS, for a server
+	// behind a TLS-terminating proxy.
+	AllowPlaintext bool
+	// RedactPatterns are applied to every event after the built-in rules
+	// and the rule for agenttrail tokens.
+	RedactPatterns []redact.Pattern
+	// RateLimit bounds each token's requests; the zero value is no limit.
+	RateLimit server.RateLimit
+	// Ingest tunes the write path (queue, batch size, linger, and the naive
+	// one-transaction-per-event baseline of agenttrail bench). Its
+	// Redactor, Now, Logger and Registerer are the assembly's own.
+	Ingest ingest.Config
+
+	// Logger logs the server's life; nil discards.
+	Logger *slog.Logger
+	// Registry is served on /metrics and every part's metrics are
+	// registered on it; nil means a new one with the Go and process
+	// collectors.
+	Registry *prometheus.Registry
+}
+
+// The files of a data directory.
+const (
+	StoreFile      = "agenttrail.db" // the embedded store
+	SpoolDir       = "spool"         // the server's spool
+	TokensFile     = "tokens.json"   // the token store
+	AdminTokenFile = "admin.token"   // the first admin token, written on first start
+	CursorKeyFile  = "cursor.key"    // the key that signs cursors
+)
+
+// The rate limit of `agenttrail serve` without flags, per token: far above
+// what an SDK sends (it batches), far below what a runaway or stolen token
+// could.
+const (
+	DefaultRate  = 1000 // requests a second
+	DefaultBurst = 2000 // requests at once
+)
+
+// shutdownTimeout bounds how long the HTTP server waits, on the way out,
+// for requests in flight (an ingest waits for its commit).
+const shutdownTimeout = 25 * time.Second
+
+// Main is an opened server: Open has bound its listener and opened its
+// store; Run runs it until its context ends. Its methods are safe for
+// concurrent use.
+type Main struct {
+	cfg      Config
+	log      *slog.Logger
+	reg      *prometheus.Registry
+	store    agenttrail.Store
+	spool    *ingest.Spool
+	pipeline *ingest.Pipeline
+	srv      *server.Server
+	ret      *retention // nil without Config.Retain
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// Open opens everything a server needs, in dependency order, and binds its
+// listener, so a bad flag, a busy address or an unreachable store fails
+// here; on failure it closes what it opened. Call Run to serve, or Close
+// to give up.
+func Open(ctx context.Context, cfg Config) (_ *Main, err error) {
+	if cfg.DataDir == "" {
+		return nil, errors.New("app: no data directory")
+	}
+	if cfg.Addr == "" {
+		cfg.Addr = server.DefaultAddr
+	}
+	m := &Main{cfg: cfg, log: cfg.Logger, reg: cfg.Registry}
+	if m.log == nil {
+		m.log = slog.New(slog.DiscardHandler)
+	}
+	if m.reg == nil {
+		m.reg = prometheus.NewRegistry()
+		m.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	}
+	defer func() {
+		if err != nil {
+			m.Close()
+		}
+	}()
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("create data directory: %w", err)
+	}
+	tlsCfg, err := loadTLS(cfg)
+	if err != nil {
+		return nil, err
+	}
+	redactor, err := redact.New(append(append([]redact.Pattern(nil), cfg.RedactPatterns...), server.TokenPattern)...)
+	if err != nil {
+		return nil, fmt.Errorf("redaction patterns (--redact): %w", err)
+	}
+	auth, err := openTokens(cfg.DataDir, m.log)
+	if err != nil {
+		return nil, err
+	}
+	cursorKey, err := LoadCursorKey(filepath.Join(cfg.DataDir, CursorKeyFile))
+	if err != nil {
+		return nil, err
+	}
+	if m.store, err = openStore(ctx, cfg, m.log); err != nil {
+		return nil, err
+	}
+	// The spool takes what the store cannot while it is down; its Run puts
+	// it back, in order, when the store returns.
+	m.spool, err = ingest.OpenSpool(m.store, ingest.SpoolConfig{
+		Dir: filepath.Join(cfg.DataDir, SpoolDir), MaxBytes: cfg.SpoolMaxBytes, Logger: m.log, Registerer: m.reg,
+	})
+	if err != nil {
+		return nil, err
+	}
+	icfg := cfg.Ingest
+	icfg.Redactor, icfg.Now, icfg.Logger, icfg.Registerer = redactor, time.Now, m.log, m.reg
+	m.pipeline = ingest.New(m.spool, icfg)
+	m.srv = server.New(server.Config{
+		Addr:      cfg.Addr,
+		Store:     m.store,
+		Ingest:    m.pipeline,
+		Spool:     m.spool,
+		Logger:    m.log,
+		Registry:  m.reg,
+		Auth:      auth,
+		Audit:     true,
+		RateLimit: cfg.RateLimit,
+		TLS:       tlsCfg,
+		CursorKey: cursorKey,
+	})
+	if cfg.Retain > 0 {
+		m.ret = &retention{store: m.store, writer: m.pipeline, horizon: cfg.Retain, interval: time.Hour, logger: m.log, now: time.Now}
+	}
+	if err := m.srv.Open(); err != nil {
+		return nil, err
+	}
+	m.log.Info("agenttrail serving", "url", m.srv.URL(), "store", storeKind(cfg.Store), "data", cfg.DataDir)
+	return m, nil
+}
+
+// Run serves until ctx ends or a part fails, and returns that part's error
+// (nil when ctx ended). Every long-lived part is an actor of one run.Group,
+// which interrupts them one after another in the order they are added
+// below, so that order is the order of shutdown: the HTTP server stops
+// taking requests and answers those in flight; the audit writer records
+// the last reads; retention stops; the writer commits everything queued;
+// the spool's replay stops. Then the spool and the store are closed. Run
+// is called once; Main is closed when it returns.
+func (m *Main) Run(ctx context.Context) error {
+	defer m.Close()
+	var g run.Group
+	{
+		ctx, cancel := context.WithCancel(ctx)
+		g.Add(func() error {
+			<-ctx.Done()
+			return nil
+		}, func(error) { cancel() })
+	}
+	g.Add(m.srv.Serve, func(error) {
+		ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+		defer cancel()
+		if err := m.srv.Shutdown(ctx); err != nil {
+			m.log.Error("http shutdown", "err", err)
+		}
+	})
+	addActor(&g, m.srv.RunAudit)
+	if m.ret != nil {
+		addActor(&g, m.ret.run)
+	}
+	addActor(&g, m.pipeline.Run)
+	addActor(&g, m.spool.Run)
+	err := g.Run()
+	m.log.Info("agenttrail stopped", "err", err)
+	return err
+}
+
+// addActor adds run to g as an actor with a context of its own. Its
+// interrupt cancels that context and waits for run to return, so the actors
+// added after it are interrupted only once it has stopped.
+func addActor(g *run.Group, run func(context.Context) error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	g.Add(func() error {
+		defer close(done)
+		return run(ctx)
+	}, func(error) {
+		cancel()
+		<-done
+	})
+}
+
+// Close releases what Open opened: the listener, the spool and the store.
+// Run calls it on its way out; call it only for a Main that is not run. It
+// is safe to call more than once.
+func (m *Main) Close() error {
+	m.closeOnce.Do(func() {
+		var errs []error
+		if m.srv != nil {
+			errs = append(errs, m.srv.Shutdown(context.Background()))
+		}
+		if m.spool != nil {
+			errs = append(errs, m.spool.Close())
+		}
+		if m.store != nil {
+			errs = append(errs, m.store.Close())
+		}
+		m.closeErr = errors.Join(errs...)
+	})
+	return m.closeErr
+}
+
+// URL returns the base URL the server listens on, such as
+// "http://127.0.0.1:7311".
+func (m *Main) URL() string { return m.srv.URL() }
+
+// Store returns the store, for tests and tools that read it directly.
+func (m *Main) Store() agenttrail.Store { return m.store }
+
+// Registry returns the registry served on /metrics.
+func (m *Main) Registry() *prometheus.Registry { return m.reg }
+
+// storeKind names the store of a Config.Store: "sqlite", or the scheme of
+// a URL.
+func storeKind(store string) string {
+	if store == "" {
+		return "sqlite"
+	}
+	if i := strings.Index(store, "://"); i > 0 {
+		return store[:i]
+	}
+	return store
+}
+
+func openStore(ctx context.Context, cfg Config, logger *slog.Logger) (agenttrail.Store, error) {
+	switch storeKind(cfg.Store) {
+	case "sqlite":
+		return sqlite.Open(ctx, filepath.Join(cfg.DataDir, StoreFile), logger)
+	case "postgres", "postgresql":
+		return postgres.Open(ctx, cfg.Store, logger)
+	default:
+		return nil, fmt.Errorf("--store: unknown store %q (want sqlite or a postgres:// URL)", cfg.Store)
+	}
+}
+
+// loadTLS checks the transport settings and loads the certificate.
+func loadTLS(cfg Config) (*tls.Config, error) {
+	if (cfg.TLSCert == "") != (cfg.TLSKey == "") {
+		return nil, errors.New("the TLS certificate and key (--tls-cert, --tls-key) go together")
+	}
+	if cfg.RateLimit.Rate < 0 || cfg.RateLimit.Burst < 0 {
+		return nil, errors.New("the rate limit and its burst (--rate-limit, --rate-burst) must not be negative")
+	}
+	if cfg.TLSCert == "" {
+		if !loopbackAddr(cfg.Addr) && !cfg.AllowPlaintext {
+			return nil, fmt.Errorf("the address %s is reachable from other hosts: serve it with TLS (--tls-cert, --tls-key), or allow plaintext (--allow-plaintext) when a TLS proxy fronts it", cfg.Addr)
+		}
+		return nil, nil
+	}
+	cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
+	if err != nil {
+		return nil, fmt.Errorf("TLS certificate (--tls-cert, --tls-key): %w", err)
+	}
+	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
+}

@@ -1,0 +1,148 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// load sends ingest requests the way the outside load generator used to
+// check `agenttrail bench` does: each request a JSON array of batch events
+// of about 600 bytes with ids unique to the run (so none is a duplicate),
+// built by appending into a buffer each sender reuses, so the senders leave
+// the CPU to the server.
+type load struct {
+	url, token string
+	batch      int
+	run        string
+	hc         *http.Client
+}
+
+var (
+	loadSources = []string{"shell", "mcp-tool", "llm-proxy", "forward-proxy", "k8s-proxy", "aws-proxy", "sandbox"}
+	loadResults = []string{"success", "success", "success", "failure", "error"}
+)
+
+func newLoad(url, token string, batch int) *load {
+	return &load{
+		url: url, token: token, batch: batch,
+		run: strconv.FormatInt(time.Now().UnixNano(), 36),
+		hc:  &http.Client{Timeout: time.Minute, Transport: &http.Transport{MaxIdleConnsPerHost: 64}},
+	}
+}
+
+// send posts n events (rounded down to whole requests) from senders
+// goroutines and returns how many the server accepted. A 503 or 429 is
+// retried after a short pause, as the SDK backs off; anything else stops
+// the run.
+func (l *load) send(ctx context.Context, senders, n int) (int, error) {
+	defer l.hc.CloseIdleConnections()
+	requests := int64(n / l.batch)
+	var next, accepted atomic.Int64
+	var wg sync.WaitGroup
+	errs := make(chan error, senders)
+	for w := range senders {
+		wg.Go(func() {
+			var buf []byte
+			seq := int64(0)
+			for i := next.Add(1) - 1; i < requests && ctx.Err() == nil; i = next.Add(1) - 1 {
+				buf = l.body(buf[:0], w, &seq)
+				got, err := l.post(ctx, buf)
+				if err != nil {
+					errs <- err
+					return
+				}
+				accepted.Add(int64(got))
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	if err := <-errs; err != nil {
+		return 0, err
+	}
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	return int(accepted.Load()), nil
+}
+
+// body appends one request's JSON array of events for sender w.
+func (l *load) body(b []byte, w int, seq *int64) []byte {
+	ts := time.Now().UTC().Format(time.RFC3339Nano)
+	b = append(b, '[')
+	for i := range l.batch {
+		*seq++
+		n := *seq
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, `{"id":"load-`...)
+		b = append(b, l.run...)
+		b = append(b, '-')
+		b = strconv.AppendInt(b, int64(w), 10)
+		b = append(b, '-')
+		b = strconv.AppendInt(b, n, 10)
+		b = append(b, `","time":"`...)
+		b = append(b, ts...)
+		b = append(b, `","duration_ms":12.5,"actor_type":"agent","actor_id":"agent-`...)
+		b = strconv.AppendInt(b, (n+int64(w))%64, 10)
+		b = append(b, `","actor_name":"load generator","source":"`...)
+		b = append(b, loadSources[n%7]...)
+		b = append(b, `","action":"shell_exec","resource_type":"host","resource_id":"box-`...)
+		b = strconv.AppendInt(b, n%100, 10)
+		b = append(b, `","result":"`...)
+		b = append(b, loadResults[n%5]...)
+		b = append(b, `","status_code":200,"description":"ran kubectl get pods -n default","org":"acme","project":"p`...)
+		b = strconv.AppendInt(b, n%8, 10)
+		b = append(b, `","metadata":{"shell":{"command":"kubectl get pods -n default","exit_code":0,"stdout":"NAME READY STATUS RESTARTS AGE\\nweb-1 1/1 Running 0 3d\\nweb-2 1/1 Running 0 3d"}}}`...)
+	}
+	return append(b, ']')
+}
+
+// post sends one request and returns how many events the server accepted,
+// which must be all of them.
+func (l *load) post(ctx context.Context, body []byte) (int, error) {
+	for {
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, l.url+"/v1/events", bytes.NewReader(body))
+		if err != nil {
+			return 0, err
+		}
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+l.token)
+		resp, err := l.hc.Do(req)
+		if err != nil {
+			return 0, err
+		}
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		switch {
+		case err != nil:
+			return 0, err
+		case resp.StatusCode == http.StatusServiceUnavailable || resp.StatusCode == http.StatusTooManyRequests:
+			// The server says it is full instead of dropping: back off
+			// briefly, as the SDK does.
+			time.Sleep(5 * time.Millisecond)
+			continue
+		case resp.StatusCode != http.StatusOK:
+			return 0, fmt.Errorf("POST /v1/events: status %d: %.300s", resp.StatusCode, b)
+		}
+		var res struct {
+			Accepted int `json:"accepted"`
+		}
+		if err := json.Unmarshal(b, &res); err != nil {
+			return 0, fmt.Errorf("POST /v1/events: %w", err)
+		}
+		if res.Accepted != l.batch {
+			return 0, fmt.Errorf("POST /v1/events accepted %d of %d events: %.300s", res.Accepted, l.batch, b)
+		}
+		return res.Accepted, nil
+	}
+}

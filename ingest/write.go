@@ -1,0 +1,86 @@
+package ingest
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/agenttrail/agenttrail"
+)
+
+// Scope is who writes a batch, and so what the batch may hold.
+type Scope struct {
+	// DefaultOrg is the org of events that name none; "" means
+	// agenttrail.DefaultOrg.
+	DefaultOrg string
+	// Org, when set, is the one org the writer may write to: an event of
+	// any other org is rejected. A token scoped to an org writes with
+	// DefaultOrg and Org both set to it.
+	Org string
+	// Server marks the server's own events: its audit of reads and token
+	// changes, and retention's record of what it deleted. Only they may
+	// have source "audit", so that no token can forge the trail's record
+	// of itself.
+	Server bool
+}
+
+// Result is what Write did with a batch: how many of its valid events were
+// stored, found already stored, or spooled (AppendResult), and which events
+// were rejected, in index order.
+type Result struct {
+	agenttrail.AppendResult
+	Rejected []Rejection
+}
+
+// Accepted returns how many events are durable: stored or spooled.
+func (r Result) Accepted() int { return r.Inserted + r.Spooled }
+
+// Rejection is one event of a batch that Write refused: its index in the
+// batch and why, an *agenttrail.Error naming the field at fault (EINVALID,
+// or EFORBIDDEN for an org or a source the writer may not write).
+type Rejection struct {
+	Index int
+	Err   error
+}
+
+// Write is the one write path of agenttrail: everything stored, whether it
+// came over HTTP or from the server itself, passes through it. It
+// normalizes each event for sc (defaults, org), checks it against sc,
+// validates it, redacts it, and commits the valid ones through the
+// pipeline, answering once they are durable. An event that fails a check is
+// rejected by index and costs the others nothing.
+//
+// Write works on events in place: it changes them and moves the valid ones
+// to the front of the slice, so afterwards the slice no longer holds a
+// rejected event at its index. Its errors are those of the queue and the
+// store (EUNAVAILABLE when the queue is full, the store fails or ctx ends
+// first; see Run); rejections are not errors.
+func (p *Pipeline) Write(ctx context.Context, events []agenttrail.Event, sc Scope) (Result, error) {
+	now := p.cfg.Now()
+	var res Result
+	good := events[:0] // compacted in place: writes never pass reads
+	for i := range events {
+		ev := &events[i]
+		if err := p.check(ev, sc, now); err != nil {
+			res.Rejected = append(res.Rejected, Rejection{Index: i, Err: err})
+			continue
+		}
+		p.cfg.Redactor.Event(ev) // after Validate: markers may lengthen fields
+		good = append(good, *ev)
+	}
+	var err error
+	res.AppendResult, err = p.submit(ctx, good)
+	return res, err
+}
+
+// check normalizes ev for sc and checks it.
+func (p *Pipeline) check(ev *agenttrail.Event, sc Scope, now time.Time) error {
+	ev.Normalize(now, sc.DefaultOrg)
+	if sc.Org != "" && ev.Org != sc.Org {
+		return &agenttrail.Error{Code: agenttrail.EFORBIDDEN, Field: "org", Message: fmt.Sprintf("the caller may only write to org %q", sc.Org)}
+	}
+	if ev.Source == agenttrail.SourceAudit && !sc.Server {
+		return &agenttrail.Error{Code: agenttrail.EFORBIDDEN, Field: "source", Message: fmt.Sprintf("%q is reserved for the trail's own events", agenttrail.SourceAudit)}
+	}
+	return ev.Validate(now)
+}
