@@ -1,11 +1,13 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"sort"
@@ -47,6 +49,8 @@ type benchReport struct {
 	Queries     []queryResult `json:"queries,omitempty"`
 }
 
+// ingestResult is one ingest measurement; `agenttrail load --json` prints
+// one.
 type ingestResult struct {
 	Events       int     `json:"events"`
 	Seconds      float64 `json:"seconds"`
@@ -129,12 +133,15 @@ func storeKind(s string) string {
 }
 
 // benchIngest runs a server as `agenttrail serve` runs it (package app:
-// tokens, rate limit, redaction, the spool) on a fresh store, and sends it n
-// events over HTTP from c.senders goroutines, c.batch events a request,
-// with the admin token, the way an outside load generator does (see
-// loadRequests). naive makes the writer commit each event in its own
-// transaction: the design agenttrail replaces, measured with the same
-// server, schema and engine.
+// tokens, rate limit, redaction, the spool) on a fresh store, and measures
+// its ingest from outside its process, as an outside load generator would:
+// `agenttrail load` in a child process sends n events over HTTP from
+// c.senders senders, c.batch events a request, with the admin token. A
+// load generator inside the server's process would share its Go scheduler
+// and its share of a busy machine's CPU, and measure something else. naive
+// makes the writer commit each event in its own transaction: the design
+// agenttrail replaces, measured with the same server, schema and engine.
+// It also returns the server's peak RSS.
 func benchIngest(ctx context.Context, c benchConfig, name string, naive bool, n int) (ingestResult, error) {
 	dataDir, store, cleanup, err := benchStore(ctx, c, name)
 	if err != nil {
@@ -159,14 +166,23 @@ func benchIngest(ctx context.Context, c benchConfig, name string, naive bool, n 
 	if err != nil {
 		return ingestResult{}, err
 	}
-	load := newLoad(m.URL(), strings.TrimSpace(string(token)), min(c.batch, n))
-	start := time.Now()
-	sent, err := load.send(ctx, c.senders, n)
-	elapsed := time.Since(start)
+	self, err := os.Executable()
 	if err != nil {
 		return ingestResult{}, err
 	}
-	return ingestResult{Events: sent, Seconds: elapsed.Seconds(), EventsPerSec: float64(sent) / elapsed.Seconds()}, nil
+	var out, errOut bytes.Buffer
+	load := exec.CommandContext(ctx, self, "load", "--json", "--server", m.URL(),
+		"--events", strconv.Itoa(n), "--senders", strconv.Itoa(c.senders), "--batch", strconv.Itoa(min(c.batch, n)))
+	load.Env = append(os.Environ(), "AGENTTRAIL_TOKEN="+strings.TrimSpace(string(token)))
+	load.Stdout, load.Stderr = &out, &errOut
+	if err := load.Run(); err != nil {
+		return ingestResult{}, fmt.Errorf("agenttrail load: %w: %s", err, errOut.String())
+	}
+	var res ingestResult
+	if err := json.Unmarshal(out.Bytes(), &res); err != nil {
+		return ingestResult{}, fmt.Errorf("agenttrail load printed %q: %w", out.String(), err)
+	}
+	return res, nil
 }
 
 // percentile returns the p-th percentile (0–100) of ds, nearest rank.
@@ -183,8 +199,8 @@ func percentile(ds []time.Duration, p float64) time.Duration {
 func millis(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 // peakRSSMiB reads the process's peak resident set from /proc (Linux); it
-// is 0 elsewhere. Server and load generator share the process, so this is an
-// upper bound for the server alone.
+// is 0 elsewhere. The load generator runs in a process of its own, so this
+// is the server's.
 func peakRSSMiB() float64 {
 	b, err := os.ReadFile("/proc/self/status")
 	if err != nil {
@@ -207,7 +223,7 @@ func printReport(w io.Writer, r benchReport) {
 	fmt.Fprintf(tw, "naive (a transaction per event)\t%d\t%.2f\t%.0f\t\n", r.Naive.Events, r.Naive.Seconds, r.Naive.EventsPerSec)
 	tw.Flush()
 	fmt.Fprintf(w, "\ngroup commit / naive: %.1fx   (target >= 20x; >= 100,000 events/s on sqlite)\n", r.IngestRatio)
-	fmt.Fprintf(w, "peak RSS of the process (server and load generator): %.0f MiB\n", r.PeakRSSMiB)
+	fmt.Fprintf(w, "peak RSS of the server's process: %.0f MiB\n", r.PeakRSSMiB)
 	if len(r.Queries) == 0 {
 		return
 	}

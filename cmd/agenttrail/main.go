@@ -1,6 +1,7 @@
 // Command agenttrail is the one binary of agenttrail: the server (serve), the
 // client commands that talk to it over HTTP the way a user's tools would
-// (query, demo), and the benchmark of DESIGN §6 (bench).
+// (query, demo, load), the capture proxies, and the benchmark of the
+// performance targets in docs/architecture.md (bench).
 package main
 
 import (
@@ -53,7 +54,8 @@ func commands() []command {
 		{"proxy", "run a capture proxy: llm, mcp, egress, kube, aws, docker", runProxy},
 		{"exec", "run a command and record it: agenttrail exec -- CMD ARGS...", runExec},
 		{"watch", "record file operations under a sandbox directory", runWatch},
-		{"bench", "measure ingest and query performance (DESIGN §6)", runBench},
+		{"load", "send synthetic events to a server as fast as it takes them; report the rate", runLoad},
+		{"bench", "measure ingest and query performance against the targets", runBench},
 		{"token", "create, list and revoke the server's bearer tokens", runToken},
 	}
 }
