@@ -154,7 +154,7 @@ func Open(ctx context.Context, cfg Config) (_ *Main, err error) {
 	if err != nil {
 		return nil, err
 	}
-	if m.store, err = openStore(ctx, cfg, m.log); err != nil {
+	if m.store, err = openStore(ctx, cfg, m.log, m.reg); err != nil {
 		return nil, err
 	}
 	// The spool takes what the store cannot while it is down; its Run puts
@@ -284,12 +284,12 @@ func storeKind(store string) string {
 	return store
 }
 
-func openStore(ctx context.Context, cfg Config, logger *slog.Logger) (agenttrail.Store, error) {
+func openStore(ctx context.Context, cfg Config, logger *slog.Logger, reg prometheus.Registerer) (agenttrail.Store, error) {
 	switch storeKind(cfg.Store) {
 	case "sqlite":
-		return sqlite.Open(ctx, filepath.Join(cfg.DataDir, StoreFile), logger)
+		return sqlite.Open(ctx, filepath.Join(cfg.DataDir, StoreFile), sqlite.Config{Logger: logger, Registerer: reg})
 	case "postgres", "postgresql":
-		return postgres.Open(ctx, cfg.Store, logger)
+		return postgres.Open(ctx, cfg.Store, postgres.Config{Logger: logger, Registerer: reg})
 	default:
 		return nil, fmt.Errorf("--store: unknown store %q (want sqlite or a postgres:// URL)", cfg.Store)
 	}

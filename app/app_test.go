@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"errors"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -54,6 +55,19 @@ func TestRunServesUntilCancelled(t *testing.T) {
 	}
 	if got := post(strings.TrimSpace(string(token))); got != http.StatusOK {
 		t.Errorf("POST with the admin token = %d, want 200", got)
+	}
+	// Every part registers on the one registry /metrics serves.
+	resp, err := http.Get(m.URL() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, name := range []string{"agenttrail_ingest_accepted_total", "agenttrail_ingest_spool_bytes", `db_name="agenttrail_sqlite_writer"`,
+		"agenttrail_http_requests_total", "agenttrail_audit_recorded_total", "go_goroutines"} {
+		if !strings.Contains(string(metrics), name) {
+			t.Errorf("/metrics has no %s", name)
+		}
 	}
 	store := m.Store()
 	cancel()

@@ -28,7 +28,7 @@ func BenchmarkRecord(b *testing.B) {
 func benchRecord(b *testing.B, url string, parallel bool) {
 	c := New(url, WithToken(servertest.Token))
 	defer c.CloseIdleConnections()
-	r, err := NewRecorder(c, RecorderConfig{SpoolDir: b.TempDir(), Heartbeat: HeartbeatOff, MaxBackoff: 100 * time.Millisecond}, nil)
+	r, err := NewRecorder(c, RecorderConfig{SpoolDir: b.TempDir(), Heartbeat: HeartbeatOff, MaxBackoff: 100 * time.Millisecond})
 	if err != nil {
 		b.Fatal(err)
 	}

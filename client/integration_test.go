@@ -121,7 +121,7 @@ func TestRecorderServerDown(t *testing.T) {
 		FlushInterval: 50 * time.Millisecond,
 		MaxBackoff:    200 * time.Millisecond,
 		Heartbeat:     HeartbeatOff,
-	}, nil)
+	})
 	if err != nil {
 		t.Fatal(err)
 	}

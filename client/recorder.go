@@ -65,6 +65,9 @@ type RecorderConfig struct {
 	ActorName string
 	Org       string
 	Project   string
+
+	// Logger logs failed deliveries and spool trouble; nil discards.
+	Logger *slog.Logger
 }
 
 func (c *RecorderConfig) setDefaults() {
@@ -88,6 +91,9 @@ func (c *RecorderConfig) setDefaults() {
 	}
 	if c.RequestTimeout <= 0 {
 		c.RequestTimeout = 10 * time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
 	}
 }
 
@@ -173,14 +179,12 @@ func dropReasons() [5]string {
 // NewRecorder starts a Recorder that sends through c. It opens the spool and
 // the producer state when cfg.SpoolDir is set, and fails when they cannot be
 // read or cfg is inconsistent (heartbeats without an ActorID).
-func NewRecorder(c *Client, cfg RecorderConfig, logger *slog.Logger) (*Recorder, error) {
+func NewRecorder(c *Client, cfg RecorderConfig) (*Recorder, error) {
 	if c == nil {
 		return nil, errors.New("new recorder: nil client")
 	}
-	if logger == nil {
-		logger = slog.New(slog.DiscardHandler)
-	}
 	cfg.setDefaults()
+	logger := cfg.Logger
 	if cfg.Heartbeat > 0 && cfg.ActorID == "" {
 		return nil, agenttrail.Invalid("ActorID", "is required for heartbeats; set it, or set Heartbeat to HeartbeatOff")
 	}

@@ -30,7 +30,7 @@ func newTestRecorder(t *testing.T, baseURL string, cfg RecorderConfig) *Recorder
 		cfg.RequestTimeout = 5 * time.Second
 	}
 	c := New(baseURL)
-	r, err := NewRecorder(c, cfg, nil)
+	r, err := NewRecorder(c, cfg)
 	if err != nil {
 		t.Fatalf("NewRecorder: %v", err)
 	}
@@ -387,7 +387,7 @@ func TestRecorderHeartbeat(t *testing.T) {
 }
 
 func TestNewRecorderHeartbeatNeedsActor(t *testing.T) {
-	_, err := NewRecorder(New("http://127.0.0.1:1"), RecorderConfig{}, nil)
+	_, err := NewRecorder(New("http://127.0.0.1:1"), RecorderConfig{})
 	if agenttrail.ErrorField(err) != "ActorID" {
 		t.Errorf("NewRecorder without ActorID = %v, want an error naming ActorID", err)
 	}

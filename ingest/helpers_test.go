@@ -59,7 +59,7 @@ func (c *countingStore) calls() []int {
 
 func openStore(t *testing.T) *countingStore {
 	t.Helper()
-	s, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "trail.db"), slog.New(slog.DiscardHandler))
+	s, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "trail.db"), sqlite.Config{Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatalf("sqlite.Open: %v", err)
 	}

@@ -16,7 +16,7 @@ import (
 func BenchmarkSpoolStoreDown(b *testing.B) {
 	for _, size := range []int{100, 1000, 5000} {
 		b.Run(fmt.Sprintf("batch=%d", size), func(b *testing.B) {
-			db, err := sqlite.Open(b.Context(), filepath.Join(b.TempDir(), "trail.db"), slog.New(slog.DiscardHandler))
+			db, err := sqlite.Open(b.Context(), filepath.Join(b.TempDir(), "trail.db"), sqlite.Config{Logger: slog.New(slog.DiscardHandler)})
 			if err != nil {
 				b.Fatal(err)
 			}

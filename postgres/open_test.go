@@ -13,7 +13,7 @@ import (
 func TestOpenUnreachable(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	s, err := postgres.Open(ctx, "postgres://postgres@127.0.0.1:1/test?connect_timeout=2", nil)
+	s, err := postgres.Open(ctx, "postgres://postgres@127.0.0.1:1/test?connect_timeout=2", postgres.Config{})
 	if err == nil {
 		s.Close()
 		t.Fatal("Open(nothing listening) = nil error, want one")
@@ -24,7 +24,7 @@ func TestOpenUnreachable(t *testing.T) {
 }
 
 func TestOpenBadDSN(t *testing.T) {
-	_, err := postgres.Open(context.Background(), "postgres://[::1", nil)
+	_, err := postgres.Open(context.Background(), "postgres://[::1", postgres.Config{})
 	if code := agenttrail.ErrorCode(err); code != agenttrail.EINVALID {
 		t.Errorf("Open(bad dsn) error code = %q (%v), want %q", code, err, agenttrail.EINVALID)
 	}
@@ -32,7 +32,7 @@ func TestOpenBadDSN(t *testing.T) {
 
 func TestOpenMissingSchema(t *testing.T) {
 	dsn := withSearchPath(t, testDSN(t), "agenttrail_no_such_schema")
-	_, err := postgres.Open(context.Background(), dsn, nil)
+	_, err := postgres.Open(context.Background(), dsn, postgres.Config{})
 	if code := agenttrail.ErrorCode(err); code != agenttrail.EINVALID {
 		t.Errorf("Open(search_path of a missing schema) error code = %q (%v), want %q", code, err, agenttrail.EINVALID)
 	}

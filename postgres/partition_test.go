@@ -127,7 +127,7 @@ func TestReopen(t *testing.T) {
 	first := storetest.AppendAll(t, s, events[:60], 60)
 	s.Close()
 
-	s2, err := postgres.Open(ctx, dsn, nil)
+	s2, err := postgres.Open(ctx, dsn, postgres.Config{})
 	if err != nil {
 		t.Fatalf("Open(again) error: %v", err)
 	}
@@ -153,7 +153,7 @@ func TestOpenConcurrently(t *testing.T) {
 	errs := make(chan error, 4)
 	for range 4 {
 		go func() {
-			s, err := postgres.Open(ctx, dsn, nil)
+			s, err := postgres.Open(ctx, dsn, postgres.Config{})
 			if err == nil {
 				s.Close()
 			}

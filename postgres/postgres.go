@@ -17,11 +17,13 @@ package postgres
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"time"
 
 	"github.com/agenttrail/agenttrail"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 var _ agenttrail.Store = (*Store)(nil)
@@ -44,30 +46,40 @@ type Store struct {
 	days map[time.Time]bool
 }
 
+// Config configures a Store. The zero value is usable.
+type Config struct {
+	// Logger logs migrations, partitions and retention; nil discards.
+	Logger *slog.Logger
+	// Registerer registers the metrics of the connection pool
+	// (agenttrail_postgres_pool_*); nil leaves them unregistered.
+	Registerer prometheus.Registerer
+}
+
 // Open connects to the PostgreSQL database of dsn (a URL or key/value DSN
 // accepted by pgx), applies pending migrations to its current schema under
 // an advisory lock, and creates the day partitions from yesterday to two
-// days ahead. A nil logger discards logs. Pool settings such as
-// pool_max_conns may be given in dsn. Sessions use the UTC time zone
-// whatever the DSN says, because buckets are UTC, custom plans, and a
-// parallel_setup_cost that keeps small reads serial.
-func Open(ctx context.Context, dsn string, logger *slog.Logger) (*Store, error) {
+// days ahead. Pool settings such as pool_max_conns may be given in dsn.
+// Sessions use the UTC time zone whatever the DSN says, because buckets are
+// UTC, custom plans, and a parallel_setup_cost that keeps small reads
+// serial.
+func Open(ctx context.Context, dsn string, cfg Config) (*Store, error) {
+	logger := cfg.Logger
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	cfg, err := pgxpool.ParseConfig(dsn)
+	pcfg, err := pgxpool.ParseConfig(dsn)
 	if err != nil {
 		return nil, agenttrail.Errorf(agenttrail.EINVALID, "postgres: parse dsn: %v", err)
 	}
-	cfg.ConnConfig.RuntimeParams["timezone"] = "UTC"
+	pcfg.ConnConfig.RuntimeParams["timezone"] = "UTC"
 	// Plan every statement for its parameters: a generic plan cannot prune
 	// day partitions when planning, and guesses at the selectivity of time
 	// ranges, which made some reads several times slower.
-	cfg.ConnConfig.RuntimeParams["plan_cache_mode"] = "force_custom_plan"
+	pcfg.ConnConfig.RuntimeParams["plan_cache_mode"] = "force_custom_plan"
 	// Starting parallel workers costs milliseconds, more than most reads
 	// take in all; only scans large enough to repay that go parallel.
-	cfg.ConnConfig.RuntimeParams["parallel_setup_cost"] = "10000"
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	pcfg.ConnConfig.RuntimeParams["parallel_setup_cost"] = "10000"
+	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
 	if err != nil {
 		return nil, formatError("postgres: connect", err)
 	}
@@ -81,6 +93,12 @@ func Open(ctx context.Context, dsn string, logger *slog.Logger) (*Store, error) 
 	if err := s.open(ctx); err != nil {
 		pool.Close()
 		return nil, err
+	}
+	if cfg.Registerer != nil {
+		if err := registerPoolMetrics(cfg.Registerer, pool); err != nil {
+			pool.Close()
+			return nil, fmt.Errorf("postgres: metrics: %w", err)
+		}
 	}
 	return s, nil
 }

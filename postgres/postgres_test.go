@@ -78,7 +78,7 @@ func exec(t testing.TB, dsn, sql string, args ...any) {
 func openStore(t testing.TB) (*postgres.Store, string) {
 	t.Helper()
 	dsn, _ := newSchema(t)
-	s, err := postgres.Open(context.Background(), dsn, nil)
+	s, err := postgres.Open(context.Background(), dsn, postgres.Config{})
 	if err != nil {
 		t.Fatalf("Open() error: %v", err)
 	}

@@ -124,7 +124,7 @@ func newEnv(t testing.TB, o options) *env {
 	if o.store != nil {
 		store = o.store(t)
 	} else {
-		st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "trail.db"), logger)
+		st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "trail.db"), sqlite.Config{Logger: logger})
 		if err != nil {
 			t.Fatalf("sqlite.Open: %v", err)
 		}

@@ -44,7 +44,7 @@ func backends() []backend {
 func openSQLite(t testing.TB) (agenttrail.Store, func(t testing.TB) []string) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "trail.db")
-	st, err := sqlite.Open(context.Background(), path, nil)
+	st, err := sqlite.Open(context.Background(), path, sqlite.Config{})
 	if err != nil {
 		t.Fatalf("sqlite.Open: %v", err)
 	}
@@ -129,7 +129,7 @@ func openPostgres(t testing.TB) (agenttrail.Store, func(t testing.TB) []string) 
 	q.Set("search_path", schema)
 	u.RawQuery = q.Encode()
 	dsn := u.String()
-	st, err := postgres.Open(context.Background(), dsn, nil)
+	st, err := postgres.Open(context.Background(), dsn, postgres.Config{})
 	if err != nil {
 		t.Fatalf("postgres.Open: %v", err)
 	}

@@ -42,7 +42,7 @@ func (f *flakyStore) Ping(ctx context.Context) error {
 // replayed and /readyz says ok again.
 func TestIngestIntoSpool(t *testing.T) {
 	logger := slog.New(slog.DiscardHandler)
-	db, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "trail.db"), logger)
+	db, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "trail.db"), sqlite.Config{Logger: logger})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -101,7 +101,7 @@ func TestTokenFileConcurrentCreates(t *testing.T) {
 
 func TestServeTLS(t *testing.T) {
 	cert, pool := selfSigned(t)
-	store, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "trail.db"), nil)
+	store, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "trail.db"), sqlite.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}

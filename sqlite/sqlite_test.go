@@ -11,7 +11,7 @@ import (
 
 func openTest(t *testing.T) *sqlite.Store {
 	t.Helper()
-	s, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "trail.db"), nil)
+	s, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "trail.db"), sqlite.Config{})
 	if err != nil {
 		t.Fatalf("Open() error: %v", err)
 	}

@@ -7,6 +7,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/url"
@@ -15,6 +16,8 @@ import (
 	"time"
 
 	"github.com/agenttrail/agenttrail"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 )
@@ -66,12 +69,35 @@ const (
 	readerPragmas = "_pragma=busy_timeout(10000)&_pragma=cache_size(-16000)&_pragma=temp_store(MEMORY)&_pragma=query_only(1)"
 )
 
+// Config configures a Store. The zero value is usable.
+type Config struct {
+	// Logger logs opening and maintenance; nil discards.
+	Logger *slog.Logger
+	// Registerer registers the metrics of the store's two connection pools
+	// (database/sql's go_sql_*, db_name agenttrail_sqlite_writer and
+	// agenttrail_sqlite_reader); nil leaves them unregistered.
+	Registerer prometheus.Registerer
+}
+
 // Open opens (creating if needed) the store in the SQLite file at path and
-// migrates its schema to the current version. logger may be nil. Writes of
-// several processes on one file would serialize on SQLite's lock and stay
-// correct, but one process per file is the intended use.
-func Open(ctx context.Context, path string, logger *slog.Logger) (*Store, error) {
-	return open(ctx, path, logger, defaultSynchronous)
+// migrates its schema to the current version. Writes of several processes
+// on one file would serialize on SQLite's lock and stay correct, but one
+// process per file is the intended use.
+func Open(ctx context.Context, path string, cfg Config) (*Store, error) {
+	s, err := open(ctx, path, cfg.Logger, defaultSynchronous)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Registerer != nil {
+		if err := errors.Join(
+			cfg.Registerer.Register(collectors.NewDBStatsCollector(s.w, "agenttrail_sqlite_writer")),
+			cfg.Registerer.Register(collectors.NewDBStatsCollector(s.r, "agenttrail_sqlite_reader")),
+		); err != nil {
+			s.Close()
+			return nil, fmt.Errorf("open %s: metrics: %w", path, err)
+		}
+	}
+	return s, nil
 }
 
 func open(ctx context.Context, path string, logger *slog.Logger, synchronous string) (*Store, error) {

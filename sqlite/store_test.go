@@ -20,7 +20,7 @@ import (
 
 func openAt(t *testing.T, path string) *Store {
 	t.Helper()
-	s, err := Open(t.Context(), path, nil)
+	s, err := Open(t.Context(), path, Config{})
 	if err != nil {
 		t.Fatalf("Open(%s) error: %v", path, err)
 	}
@@ -86,7 +86,7 @@ func TestOpenNewerSchema(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.Close()
-	if s, err := Open(t.Context(), path, nil); err == nil {
+	if s, err := Open(t.Context(), path, Config{}); err == nil {
 		s.Close()
 		t.Fatalf("Open(file of schema 999) = nil error, want a refusal")
 	}
@@ -245,7 +245,7 @@ func explain(t *testing.T, s *Store, query string, args ...any) string {
 // has returned, and checks that every acknowledged event survived.
 func TestKill(t *testing.T) {
 	if path := os.Getenv("AGENTTRAIL_SQLITE_KILL_CHILD"); path != "" {
-		s, err := Open(context.Background(), path, nil)
+		s, err := Open(context.Background(), path, Config{})
 		if err != nil {
 			fmt.Println("error", err)
 			return

@@ -32,7 +32,8 @@ func Recorder(t testing.TB, url string) *client.Recorder {
 		FlushInterval: 20 * time.Millisecond,
 		MaxBackoff:    100 * time.Millisecond,
 		Heartbeat:     client.HeartbeatOff,
-	}, logger)
+		Logger:        logger,
+	})
 	if err != nil {
 		t.Fatalf("capturetest: new recorder: %v", err)
 	}

@@ -78,7 +78,7 @@ func benchQueries(ctx context.Context, c benchConfig, rep *benchReport, progress
 		return err
 	}
 	dbPath := filepath.Join(dir, app.StoreFile)
-	store, err := sqlite.Open(ctx, dbPath, nil)
+	store, err := sqlite.Open(ctx, dbPath, sqlite.Config{})
 	if err != nil {
 		return err
 	}

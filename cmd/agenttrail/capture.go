@@ -104,7 +104,8 @@ func (f *captureFlags) open(env *Env) (*captureDeps, error) {
 		SpoolDir: f.spool, Heartbeat: heartbeat,
 		ActorType: agenttrail.ActorType(f.actorType), ActorID: f.actorID, ActorName: f.actorName,
 		Org: f.org, Project: f.project,
-	}, logger)
+		Logger: logger,
+	})
 	if err != nil {
 		return nil, err
 	}

@@ -53,7 +53,7 @@ func runLiveDemo(ctx context.Context, c *client.Client, env *Env, rounds int) er
 	if err != nil {
 		return err
 	}
-	rec, err := client.NewRecorder(c, client.RecorderConfig{Heartbeat: client.HeartbeatOff, FlushInterval: 200 * time.Millisecond}, logger)
+	rec, err := client.NewRecorder(c, client.RecorderConfig{Heartbeat: client.HeartbeatOff, FlushInterval: 200 * time.Millisecond, Logger: logger})
 	if err != nil {
 		return err
 	}

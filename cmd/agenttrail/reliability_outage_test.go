@@ -31,7 +31,7 @@ func TestServerKilledDuringIngest(t *testing.T) {
 	p1 := startServe(t, addr, data)
 	c := p1.client()
 	rec, err := client.NewRecorder(c, client.RecorderConfig{SpoolDir: t.TempDir(), ActorID: "sustained",
-		Heartbeat: client.HeartbeatOff, FlushInterval: 50 * time.Millisecond, MaxBackoff: 500 * time.Millisecond}, nil)
+		Heartbeat: client.HeartbeatOff, FlushInterval: 50 * time.Millisecond, MaxBackoff: 500 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,7 +96,7 @@ func TestPostgresOutage(t *testing.T) {
 	p := startServe(t, addr, data, "--store", pg.URL())
 	c := p.client()
 	rec, err := client.NewRecorder(c, client.RecorderConfig{SpoolDir: t.TempDir(), ActorID: "outage",
-		Heartbeat: client.HeartbeatOff, FlushInterval: 50 * time.Millisecond, MaxBackoff: time.Second}, nil)
+		Heartbeat: client.HeartbeatOff, FlushInterval: 50 * time.Millisecond, MaxBackoff: time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -236,7 +236,7 @@ func TestHeartbeatGap(t *testing.T) {
 	c := p.client()
 	defer c.CloseIdleConnections()
 	beat := func() {
-		rec, err := client.NewRecorder(c, client.RecorderConfig{ActorID: "hb-agent", Heartbeat: iv, FlushInterval: 50 * time.Millisecond}, nil)
+		rec, err := client.NewRecorder(c, client.RecorderConfig{ActorID: "hb-agent", Heartbeat: iv, FlushInterval: 50 * time.Millisecond})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -47,7 +47,8 @@ func main() {
 		SpoolDir: *spool, ActorID: *actor, QueueSize: *queue, BatchSize: *batch,
 		FlushInterval: 100 * time.Millisecond, Heartbeat: client.HeartbeatOff,
 		MaxBackoff: 500 * time.Millisecond, RequestTimeout: 5 * time.Second,
-	}, slog.New(slog.NewTextHandler(os.Stderr, nil)))
+		Logger: slog.New(slog.NewTextHandler(os.Stderr, nil)),
+	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
