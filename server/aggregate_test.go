@@ -86,7 +86,8 @@ func testAggregateMatchesEvents(t *testing.T, o options) {
 			for i := range want {
 				g, w := got.Buckets[i], want[i]
 				if g.Key != w.Key || g.Count != w.Count || g.InputTokens != w.InputTokens || g.OutputTokens != w.OutputTokens ||
-					g.CacheReadTokens != w.CacheReadTokens || g.CacheWriteTokens != w.CacheWriteTokens || !sameFloat(g.CostUSD, w.CostUSD) {
+					g.CacheReadTokens != w.CacheReadTokens || g.CacheWriteTokens != w.CacheWriteTokens ||
+					g.ReasoningTokens != w.ReasoningTokens || !sameFloat(g.CostUSD, w.CostUSD) {
 					t.Errorf("GET %s bucket %d = %+v, want %+v", path, i, g, w)
 				}
 			}
@@ -95,7 +96,8 @@ func testAggregateMatchesEvents(t *testing.T, o options) {
 }
 
 // dimension is the value of by for ev, written out here rather than taken
-// from the domain so the test checks the API against the DESIGN text.
+// from the domain so the test checks the API against its documented
+// meaning (docs/architecture.md, the wire contract).
 func dimension(ev *agenttrail.Event, by agenttrail.Dimension) string {
 	switch by {
 	case agenttrail.DimSource:

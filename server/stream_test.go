@@ -7,8 +7,10 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -94,18 +96,19 @@ func TestStreamLiveAndResume(t *testing.T) {
 	e := newEnv(t, options{now: testNow})
 	e.ingest(t, newEvents("old", "acme", "a1", 20))
 	s := e.openStream(t, "/v1/stream", nil)
-	s.quiet(t, 700*time.Millisecond) // nothing from before the stream started
 
 	live := newEvents("live", "acme", "a1", 600) // more than a page
 	e.ingest(t, live[:5])
-	seqs := wantEvents(t, s, live[:5])
+	seqs := wantEvents(t, s, live[:5]) // an event from before the stream started would come first
 	e.ingest(t, live[5:])
 	wantEvents(t, s, live[5:])
 
 	// A reconnect with Last-Event-ID resumes right after it.
 	r := e.openStream(t, "/v1/stream", http.Header{"Last-Event-ID": {strconv.FormatInt(seqs[2], 10)}})
 	wantEvents(t, r, live[3:])
-	r.quiet(t, 300*time.Millisecond)
+	end := newEvents("end", "acme", "a1", 1)
+	e.ingest(t, end)
+	wantEvents(t, r, end) // an event sent twice would come before it
 }
 
 func TestStreamSinceReplays(t *testing.T) {
@@ -138,9 +141,15 @@ func TestStreamFilterAndScope(t *testing.T) {
 	}
 	wantEvents(t, byActor, append(append([]agenttrail.Event{}, batch[3:6]...), batch[6:9]...))
 	wantEvents(t, scoped, append(append([]agenttrail.Event{}, batch[0:3]...), batch[6:9]...))
-	byActor.quiet(t, 300*time.Millisecond)
-	scoped.quiet(t, 0)
-	other.quiet(t, 0)
+	// An event both match comes next: anything they should not have had
+	// would have come before it.
+	end := newEvents("end", "acme", "a2", 1)
+	if r := e.do(t, http.MethodPost, "/v1/events", http.Header{"Authorization": {"Bearer admin"}, "Content-Type": {"application/x-ndjson"}}, ndjson(t, end)); r.status != http.StatusOK {
+		t.Fatalf("ingest = %d: %s", r.status, r.body)
+	}
+	wantEvents(t, byActor, end)
+	wantEvents(t, scoped, end)
+	other.quiet(t, 0) // and the stream of another org has had nothing
 }
 
 func TestStreamParamErrors(t *testing.T) {
@@ -277,9 +286,15 @@ func waitFor(t *testing.T, cond func() bool) {
 }
 
 // TestStreamProbeSkipsUnmatched moves a selective stream's position past
-// events it does not match and wants it to miss none that it does.
+// events it does not match, so each poll reads only what came since, and
+// wants it to miss none of those it does match. It watches the positions
+// the streams read from: without the probe they stay at the last match.
 func TestStreamProbeSkipsUnmatched(t *testing.T) {
-	e := newEnv(t, options{now: testNow})
+	reads := &seqReads{}
+	e := newEnv(t, options{now: testNow, store: func(t testing.TB) agenttrail.Store {
+		reads.Store, _ = openSQLite(t)
+		return reads
+	}})
 	st := e.srv.newStreams(4, 10*time.Millisecond, time.Minute)
 	st.probe = 20 * time.Millisecond
 	base := newTestHTTPServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -293,13 +308,65 @@ func TestStreamProbeSkipsUnmatched(t *testing.T) {
 	var want []agenttrail.Event
 	for round := range 4 {
 		e.ingest(t, newEvents("noise"+strconv.Itoa(round), "acme", "busy", 700))
-		time.Sleep(60 * time.Millisecond) // a probe passes the noise
+		head := lastSeq(t, reads.Store)
+		waitFor(t, func() bool { return reads.after(false) >= head && reads.after(true) >= head })
 		rare := newEvents("rare"+strconv.Itoa(round), "acme", "rare", 2)
 		e.ingest(t, rare)
 		want = append(want, rare...)
 	}
+	end := newEvents("end", "acme", "rare", 1)
+	e.ingest(t, end)
 	for _, s := range []*sseStream{live, since} {
-		wantEvents(t, s, want)
-		s.quiet(t, 200*time.Millisecond)
+		wantEvents(t, s, append(want, end...)) // a repeat would come before the end
+	}
+}
+
+// seqReads is a store that notes, for the reads of the rare actor's
+// streams in seq order, the furthest position read after, apart for
+// streams with since and without.
+type seqReads struct {
+	agenttrail.Store
+	mu       sync.Mutex
+	furthest [2]int64 // by whether the filter has a since
+}
+
+func (s *seqReads) Query(ctx context.Context, q agenttrail.Query) (agenttrail.Page, error) {
+	if q.Sort == agenttrail.SortSeq && q.After != nil && slices.Equal(q.Filter.ActorID, []string{"rare"}) {
+		k := 0
+		if !q.Filter.Since.IsZero() {
+			k = 1
+		}
+		s.mu.Lock()
+		s.furthest[k] = max(s.furthest[k], q.After.Seq)
+		s.mu.Unlock()
+	}
+	return s.Store.Query(ctx, q)
+}
+
+// after returns the furthest position read after by the streams with since
+// (or without).
+func (s *seqReads) after(since bool) int64 {
+	k := 0
+	if since {
+		k = 1
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.furthest[k]
+}
+
+// lastSeq returns the seq of the newest commit of store.
+func lastSeq(t *testing.T, store agenttrail.Store) int64 {
+	t.Helper()
+	var last int64
+	for {
+		p, err := store.Query(t.Context(), agenttrail.Query{Sort: agenttrail.SortSeq, Limit: 1000, After: &agenttrail.Position{Seq: last}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(p.Events) == 0 {
+			return last
+		}
+		last = p.Events[len(p.Events)-1].Seq
 	}
 }

@@ -66,7 +66,7 @@ func TestConnectCurl(t *testing.T) {
 // closes, counting every byte.
 func TestConnectGoClient(t *testing.T) {
 	up, _ := tlsUpstream(t)
-	proxy, rec := startProxy(t, Config{
+	proxy, rec, stop := startStoppableProxy(t, Config{
 		Resolver: newFakeResolver(map[string]string{"example.com": "127.0.0.1"}),
 		Policy:   Policy{AllowPrivate: true},
 	})
@@ -88,7 +88,7 @@ func TestConnectGoClient(t *testing.T) {
 	}
 	c.Transport.(*http.Transport).CloseIdleConnections()
 	ev := rec.Wait(t, 1)
-	time.Sleep(50 * time.Millisecond)
+	stop() // once it returns, nothing is left that could record another event
 	if n := rec.Len(); n != 1 {
 		t.Fatalf("%d events, want 1 for the one tunnel", n)
 	}

@@ -60,6 +60,15 @@ func (r *fakeResolver) count(host string) int {
 // URL. cfg.Recorder defaults to a new memRecorder, returned too.
 func startProxy(t testing.TB, cfg Config) (string, *memRecorder) {
 	t.Helper()
+	url, mem, _ := startStoppableProxy(t, cfg)
+	return url, mem
+}
+
+// startStoppableProxy is startProxy that also returns stop: it shuts the
+// server down, then the proxy, and returns once no request and no tunnel
+// is left that could record an event. Later calls do nothing.
+func startStoppableProxy(t testing.TB, cfg Config) (string, *memRecorder, func()) {
+	t.Helper()
 	var mem *memRecorder
 	if cfg.Recorder == nil {
 		mem = &memRecorder{}
@@ -73,9 +82,15 @@ func startProxy(t testing.TB, cfg Config) (string, *memRecorder) {
 		t.Fatalf("New: %v", err)
 	}
 	srv := httptest.NewServer(p)
-	t.Cleanup(srv.Close)
-	t.Cleanup(func() { p.Close() })
-	return srv.URL, mem
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			srv.Close() // waits for requests, but not for the tunnels they became
+			p.Close()   // ends the tunnels and waits for them to be recorded
+		})
+	}
+	t.Cleanup(stop)
+	return srv.URL, mem, stop
 }
 
 // identities maps the proxy credential "sk-proxy-1" to the actor agent-ci.

@@ -159,6 +159,15 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 // URL. cfg.Recorder defaults to a new memRecorder, returned too.
 func startProxy(t testing.TB, upstream string, cfg Config) (string, *memRecorder) {
 	t.Helper()
+	url, mem, _ := startStoppableProxy(t, upstream, cfg)
+	return url, mem
+}
+
+// startStoppableProxy is startProxy that also returns stop: it shuts the
+// server down and returns once no request is left that could record an
+// event. Later calls do nothing.
+func startStoppableProxy(t testing.TB, upstream string, cfg Config) (string, *memRecorder, func()) {
+	t.Helper()
 	var mem *memRecorder
 	if cfg.Recorder == nil {
 		mem = &memRecorder{}
@@ -187,9 +196,15 @@ func startProxy(t testing.TB, upstream string, cfg Config) (string, *memRecorder
 		t.Fatalf("New: %v", err)
 	}
 	srv := httptest.NewServer(p)
-	t.Cleanup(srv.Close)
-	t.Cleanup(func() { p.Close() })
-	return srv.URL, mem
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			srv.Close() // waits for every request in flight, streams included
+			p.Close()
+		})
+	}
+	t.Cleanup(stop)
+	return srv.URL, mem, stop
 }
 
 // k8sMeta decodes an event's metadata.k8s.

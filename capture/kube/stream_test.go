@@ -28,7 +28,7 @@ func TestFollowedLogsStream(t *testing.T) {
 		io.WriteString(w, "line 2\n")
 	}))
 	defer up.Close()
-	proxy, rec := startProxy(t, up.URL, Config{})
+	proxy, rec, stop := startStoppableProxy(t, up.URL, Config{})
 
 	req, _ := http.NewRequest(http.MethodGet, proxy+"/api/v1/namespaces/default/pods/web/log?follow=true", nil)
 	req.Header.Set("Authorization", "Bearer "+agentToken)
@@ -54,7 +54,7 @@ func TestFollowedLogsStream(t *testing.T) {
 	if m.Subresource != "log" || !m.LongRunning || e.DurationMS < 100 || e.Result != agenttrail.ResultSuccess || e.ResourceID != "default/web" {
 		t.Errorf("event %s %s %.1f ms, metadata %+v", e.Action, e.Result, e.DurationMS, m)
 	}
-	time.Sleep(50 * time.Millisecond)
+	stop() // once it returns, no request is left that could record another event
 	if n := rec.Len(); n != 1 {
 		t.Errorf("%d events for one followed log, want 1", n)
 	}

@@ -15,6 +15,14 @@ import (
 func observeLines(t *testing.T, cfg Config, lines ...string) []agenttrail.Event {
 	t.Helper()
 	mem := cfg.Recorder.(*memRecorder)
+	newFeed(t, cfg)(lines...)
+	return mem.All()
+}
+
+// newFeed returns a function that feeds lines, as observeLines does, to
+// one stdio observer session, for tests that feed it more than once.
+func newFeed(t *testing.T, cfg Config) func(lines ...string) {
+	t.Helper()
 	cfg, err := cfg.withDefaults()
 	if err != nil {
 		t.Fatal(err)
@@ -22,10 +30,11 @@ func observeLines(t *testing.T, cfg Config, lines ...string) []agenttrail.Event 
 	o := newObserver(cfg, "stdio")
 	s := o.session("")
 	agent := cfg.Identities.Resolve("", nil)
-	for _, l := range lines {
-		o.observe(s, strings.HasPrefix(l, "<"), []byte(l[1:]), agent, 0)
+	return func(lines ...string) {
+		for _, l := range lines {
+			o.observe(s, strings.HasPrefix(l, "<"), []byte(l[1:]), agent, 0)
+		}
 	}
-	return mem.All()
 }
 
 func TestObserverBatchesAndIDTypes(t *testing.T) {
@@ -74,7 +83,8 @@ func TestObserverTimeoutAndReusedID(t *testing.T) {
 	rec := &memRecorder{}
 	cfg := testConfig(rec)
 	cfg.Timeout = 30 * time.Millisecond
-	observeLines(t, cfg,
+	feed := newFeed(t, cfg)
+	feed(
 		`>{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"first"}}`,
 		`>{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"second"}}`,
 	)
@@ -89,9 +99,14 @@ func TestObserverTimeoutAndReusedID(t *testing.T) {
 	if second.DurationMS < 30 {
 		t.Errorf("timed out call lasted %v ms, want at least the 30 ms timeout", second.DurationMS)
 	}
-	time.Sleep(60 * time.Millisecond)
-	if n := len(rec.All()); n != 2 {
-		t.Errorf("recorded %d events, want 2", n)
+	// A third call, sent once the second has timed out, times out in turn.
+	// The first call's timer, had it not been stopped when its id was
+	// reused, was due before the second's, and would have recorded the
+	// first call again well before the third times out.
+	feed(`>{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"third"}}`)
+	rec.call(t, "tools/call", "third")
+	if n := len(rec.All()); n != 3 {
+		t.Errorf("recorded %d events, want 3:\n%s", n, dump(rec.All()))
 	}
 }
 
