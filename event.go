@@ -14,7 +14,7 @@ import (
 // ActorType says what kind of principal performed an action.
 type ActorType string
 
-// The actor types of DESIGN §1.
+// The actor types (docs/architecture.md, "The event").
 const (
 	ActorUser   ActorType = "user"
 	ActorAgent  ActorType = "agent"
@@ -26,7 +26,7 @@ const (
 // itself broke (the upstream was unreachable).
 type Result string
 
-// The results of DESIGN §1.
+// The results (docs/architecture.md, "The event").
 const (
 	ResultSuccess Result = "success"
 	ResultFailure Result = "failure"
@@ -50,9 +50,9 @@ const (
 	ResourceTypeModel = "model"
 )
 
-// Event is one audited action. Its JSON form is the wire format of the HTTP
-// API (DESIGN §1): flat, snake_case. Seq and ReceivedAt are assigned by the
-// server; values a client sends for them are ignored.
+// Event is one audited action. Its JSON form is the wire format of the HTTP API
+// (docs/architecture.md, "The event"): flat, snake_case. Seq and ReceivedAt are
+// assigned by the server; values a client sends for them are ignored.
 //
 // Metadata holds surface-specific detail as a raw JSON object; the LLM usage
 // under metadata.llm is also available typed through LLM. Validate caches

@@ -18,7 +18,7 @@ type Limits struct {
 	MaxBatchEvents  int // events in one request
 }
 
-// DefaultLimits are the limits of DESIGN §1: 1 MiB an event, 16 MiB and
+// DefaultLimits are the documented limits: 1 MiB an event, 16 MiB and
 // 10,000 events a request.
 var DefaultLimits = Limits{MaxEventBytes: 1 << 20, MaxRequestBytes: 16 << 20, MaxBatchEvents: 10000}
 
@@ -54,9 +54,9 @@ func (e *Event) Normalize(now time.Time, defaultOrg string) {
 	e.Seq = 0
 }
 
-// Validate checks every field of a normalized event against DESIGN §1 and
-// returns an EINVALID *Error naming the first offending field. now bounds how
-// far in the future Time may be (24 h of clock skew). It decodes
+// Validate checks every field of a normalized event (docs/architecture.md, "The
+// event") and returns an EINVALID *Error naming the first offending field. now
+// bounds how far in the future Time may be (24 h of clock skew). It decodes
 // metadata.llm and keeps it for LLM.
 func (e *Event) Validate(now time.Time) error {
 	if err := checkText("id", e.ID, maxIDLen, true); err != nil {

@@ -24,7 +24,7 @@ func TestMain(m *testing.M) {
 
 // ingestServer is a loopback peer for Recorder unit tests: POST /v1/events
 // normalizes and validates every event with the domain's own rules, stores
-// it once per (org, id), and answers like DESIGN §2. Tests make it answer
+// it once per (org, id), and answers like the wire contract (docs/architecture.md). Tests make it answer
 // an error status instead, or refuse batches over a size.
 type ingestServer struct {
 	srv *httptest.Server

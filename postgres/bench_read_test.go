@@ -13,10 +13,11 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// BenchmarkRead measures the reads of DESIGN §6 on a store of 30 days of
-// events (1,000,000 unless AGENTTRAIL_BENCH_EVENTS says otherwise), each
-// against the plain GROUP BY over the events table it replaces. Besides
-// ns/op it reports the 95th percentile in ms.
+// BenchmarkRead measures the reads of the performance targets
+// (docs/architecture.md) on a store of 30 days of events (1,000,000 unless
+// AGENTTRAIL_BENCH_EVENTS says otherwise), each against the plain GROUP BY over
+// the events table it replaces. Besides ns/op it reports the 95th percentile in
+// ms.
 func BenchmarkRead(b *testing.B) {
 	n := 1_000_000
 	if v := os.Getenv("AGENTTRAIL_BENCH_EVENTS"); v != "" {

@@ -15,7 +15,7 @@ import (
 // RoleRead may only read them; RoleAdmin may do both.
 type Role string
 
-// The roles of DESIGN §2.
+// The roles a token may have.
 const (
 	RoleIngest Role = "ingest"
 	RoleRead   Role = "read"

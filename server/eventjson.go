@@ -8,14 +8,14 @@ import (
 	"github.com/agenttrail/agenttrail"
 )
 
-// This file is the fast path of ingest decoding. encoding/json decodes an
-// event through reflection at a few tens of MB/s, which alone would use
-// most of the CPU that DESIGN §6's ingest rate leaves. decodeEventFast
-// handles the common shape of an event — a flat object of known keys, with
-// strings, numbers, null and a metadata object — and gives up, returning
-// ok=false, on anything else: an unknown or escaped key, a value of the
-// wrong type, a syntax error. The caller then decodes that event with
-// encoding/json, so every error, and every edge case of the grammar, is
+// This file is the fast path of ingest decoding. encoding/json decodes an event
+// through reflection at a few tens of MB/s, which alone would use most of the
+// CPU that the ingest target leaves (docs/architecture.md, "Performance
+// targets"). decodeEventFast handles the common shape of an event — a flat
+// object of known keys, with strings, numbers, null and a metadata object — and
+// gives up, returning ok=false, on anything else: an unknown or escaped key, a
+// value of the wrong type, a syntax error. The caller then decodes that event
+// with encoding/json, so every error, and every edge case of the grammar, is
 // exactly encoding/json's. The fast path accepts only input encoding/json
 // accepts, with the same result; FuzzDecodeEventFast checks that.
 

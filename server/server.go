@@ -1,7 +1,7 @@
-// Package server is the HTTP API of agenttrail (DESIGN §2): ingest, reads,
-// aggregations, health, metrics and the OpenAPI document, with one error
-// format (RFC 9457 problem details) and one place where callers are scoped
-// to their org.
+// Package server is the HTTP API of agenttrail (docs/architecture.md, "The wire
+// contract"): ingest, reads, aggregations, health, metrics and the OpenAPI
+// document, with one error format (RFC 9457 problem details) and one place
+// where callers are scoped to their org.
 package server
 
 import (

@@ -82,8 +82,9 @@ func BenchmarkAppend(b *testing.B) {
 	}
 }
 
-// BenchmarkAppendNaive is the design DESIGN §6 compares against: one
-// transaction per event, same schema (rollups included), same engine.
+// BenchmarkAppendNaive is the design the ingest target is compared against
+// (docs/architecture.md, "Performance targets"): one transaction per event,
+// same schema (rollups included), same engine.
 func BenchmarkAppendNaive(b *testing.B) {
 	s := benchOpen(b, "FULL")
 	f := newFresh()
@@ -142,10 +143,10 @@ func build(b *testing.B, s *Store, n int, end time.Time) {
 	}
 }
 
-// BenchmarkRead1M measures the read targets of DESIGN §6 on a 1M-event
-// store: a filtered page, an aggregate and hourly series over 30 days, and
-// the plain GROUP BY over the events table they are compared with. Each
-// reports its p95 in ms.
+// BenchmarkRead1M measures the read targets (docs/architecture.md, "Performance
+// targets") on a 1M-event store: a filtered page, an aggregate and hourly
+// series over 30 days, and the plain GROUP BY over the events table they are
+// compared with. Each reports its p95 in ms.
 func BenchmarkRead1M(b *testing.B) {
 	end := time.Now().UTC()
 	s := benchOpen(b, "NORMAL")

@@ -13,7 +13,7 @@
 // Both transports feed one observer, which pairs each request with its
 // response (by JSON-RPC id, per session and direction; batches included) and
 // records ONE event per pair when the response arrives: source "mcp-tool",
-// action the JSON-RPC method, metadata.mcp as in DESIGN §1. A request that
+// action the JSON-RPC method, metadata.mcp as Metadata says. A request that
 // gets no response is recorded as an error when the server dies, the session
 // ends, the HTTP exchange fails, or Config.Timeout passes.
 //

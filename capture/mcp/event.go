@@ -22,7 +22,7 @@ const (
 // server sent to the client (sampling, elicitation, roots).
 const DirectionServerToClient = "server_to_client"
 
-// Metadata is metadata.mcp of an event (DESIGN §1).
+// Metadata is metadata.mcp of an event.
 type Metadata struct {
 	Server             string          `json:"server,omitempty"`
 	Tool               string          `json:"tool,omitempty"`
