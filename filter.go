@@ -1,6 +1,7 @@
 package agenttrail
 
 import (
+	"slices"
 	"time"
 )
 
@@ -36,35 +37,16 @@ func (f *Filter) Match(e *Event) bool {
 		in(f.Source, e.Source) && in(f.Action, e.Action) &&
 		in(f.ResourceType, e.ResourceType) && in(f.ResourceID, e.ResourceID) &&
 		in(f.Result, string(e.Result)) && in(f.Org, e.Org) && in(f.Project, e.Project) &&
-		inInt(f.StatusCode, e.StatusCode) && in(f.ProducerID, e.ProducerID) &&
+		in(f.StatusCode, e.StatusCode) && in(f.ProducerID, e.ProducerID) &&
 		(f.Since.IsZero() || !e.Time.Before(f.Since)) &&
 		(f.Until.IsZero() || e.Time.Before(f.Until)) &&
 		(f.Q == "" || containsFold(e.Action, f.Q) || containsFold(e.Description, f.Q) ||
 			containsFold(e.ResourceID, f.Q) || containsFold(e.ActorName, f.Q))
 }
 
-func in(set []string, v string) bool {
-	if len(set) == 0 {
-		return true
-	}
-	for _, s := range set {
-		if s == v {
-			return true
-		}
-	}
-	return false
-}
-
-func inInt(set []int, v int) bool {
-	if len(set) == 0 {
-		return true
-	}
-	for _, s := range set {
-		if s == v {
-			return true
-		}
-	}
-	return false
+// in reports whether v is in set; an empty set does not constrain.
+func in[T comparable](set []T, v T) bool {
+	return len(set) == 0 || slices.Contains(set, v)
 }
 
 // containsFold reports whether substr is in s, ignoring ASCII case. Stores
@@ -224,6 +206,38 @@ func (iv Interval) Next(start time.Time) time.Time {
 	default:
 		return start.Add(time.Hour)
 	}
+}
+
+// EmptySeries returns the buckets a Series call over f must answer, all
+// still empty: one per interval iv from iv.Truncate(f.Since) up to f.Until,
+// each with a By map when by is set. It is an EINVALID error naming the
+// parameter when iv or by is not one of theirs, f lacks Since or Until, or
+// the range holds more than MaxBuckets buckets. Stores fill what it
+// returns.
+func EmptySeries(f Filter, iv Interval, by Dimension) ([]TimeBucket, error) {
+	switch iv {
+	case Hour, Day, Week:
+	default:
+		return nil, Invalid("interval", "must be hour, day or week, not %q", iv)
+	}
+	if by != "" && !by.Valid() {
+		return nil, Invalid("by", "must be one of source, actor_type, actor_id, result, action, resource_type, org, project, model, not %q", by)
+	}
+	if f.Since.IsZero() || f.Until.IsZero() {
+		return nil, Invalid("since", "a series needs both since and until")
+	}
+	var out []TimeBucket
+	for t := iv.Truncate(f.Since); t.Before(f.Until); t = iv.Next(t) {
+		if len(out) == MaxBuckets {
+			return nil, Invalid("since", "the range holds more than %d %s buckets", MaxBuckets, iv)
+		}
+		b := TimeBucket{Start: t}
+		if by != "" {
+			b.By = map[string]int64{}
+		}
+		out = append(out, b)
+	}
+	return out, nil
 }
 
 // TimeBucket is one bucket of a time series. By holds the counts per key of

@@ -129,3 +129,31 @@ func TestIntervalNext(t *testing.T) {
 func utc(y int, m time.Month, d, h, min, s int) time.Time {
 	return time.Date(y, m, d, h, min, s, 0, time.UTC)
 }
+
+func TestEmptySeries(t *testing.T) {
+	since := time.Date(2025, 3, 5, 7, 23, 0, 0, time.UTC) // a Wednesday
+	f := agenttrail.Filter{Since: since, Until: since.Add(3 * time.Hour)}
+	got, err := agenttrail.EmptySeries(f, agenttrail.Hour, agenttrail.DimSource)
+	if err != nil || len(got) != 4 || !got[0].Start.Equal(since.Truncate(time.Hour)) || got[3].By == nil {
+		t.Fatalf("EmptySeries(3h from 07:23, hour) = %+v, %v; want 4 buckets from 07:00 with By maps", got, err)
+	}
+	if got, err := agenttrail.EmptySeries(f, agenttrail.Week, ""); err != nil || len(got) != 1 || got[0].By != nil || got[0].Start.Weekday() != time.Monday {
+		t.Errorf("EmptySeries(week) = %+v, %v; want the week from Monday, no By", got, err)
+	}
+	wide := agenttrail.Filter{Since: since, Until: since.Add((agenttrail.MaxBuckets + 1) * time.Hour)}
+	for _, c := range []struct {
+		f     agenttrail.Filter
+		iv    agenttrail.Interval
+		by    agenttrail.Dimension
+		field string
+	}{
+		{f, "minute", "", "interval"},
+		{f, agenttrail.Hour, "colour", "by"},
+		{agenttrail.Filter{Since: since}, agenttrail.Hour, "", "since"},
+		{wide, agenttrail.Hour, "", "since"},
+	} {
+		if _, err := agenttrail.EmptySeries(c.f, c.iv, c.by); agenttrail.ErrorField(err) != c.field {
+			t.Errorf("EmptySeries(%v, %q, %q) error = %v, want one naming %s", c.f, c.iv, c.by, err, c.field)
+		}
+	}
+}

@@ -26,14 +26,8 @@ type metrics struct {
 // queue depth gauge reading depth, on reg unless it is nil.
 func newMetrics(reg prometheus.Registerer, depth func() int) *metrics {
 	m := &metrics{
-		accepted: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "agenttrail_ingest_accepted_total",
-			Help: "Events committed to the store; events a spool took are counted by agenttrail_ingest_spooled_total instead.",
-		}),
-		duplicates: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "agenttrail_ingest_duplicates_total",
-			Help: "Events skipped because an event with the same org and id was already stored.",
-		}),
+		accepted:   newCounter("agenttrail_ingest_accepted_total", "Events committed to the store; events a spool took are counted by agenttrail_ingest_spooled_total instead."),
+		duplicates: newCounter("agenttrail_ingest_duplicates_total", "Events skipped because an event with the same org and id was already stored."),
 		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "agenttrail_ingest_dropped_total",
 			Help: "Valid events refused with an error to their sender, by reason.",
@@ -60,4 +54,9 @@ func newMetrics(reg prometheus.Registerer, depth func() int) *metrics {
 			}, func() float64 { return float64(depth()) }))
 	}
 	return m
+}
+
+// newCounter returns an unregistered counter.
+func newCounter(name, help string) prometheus.Counter {
+	return prometheus.NewCounter(prometheus.CounterOpts{Name: name, Help: help})
 }

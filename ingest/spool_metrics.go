@@ -24,18 +24,9 @@ type spoolMetrics struct {
 // gauges reading log's size, on reg unless it is nil.
 func newSpoolMetrics(reg prometheus.Registerer, log *spoollog.Log) *spoolMetrics {
 	m := &spoolMetrics{
-		spooled: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "agenttrail_ingest_spooled_total",
-			Help: "Events written to the server's spool because the store was unavailable or older batches were spooled.",
-		}),
-		replayed: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "agenttrail_ingest_replayed_total",
-			Help: "Spooled events stored in the store by the replay.",
-		}),
-		replayedDuplicates: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "agenttrail_ingest_replayed_duplicates_total",
-			Help: "Spooled events the replay found already stored (same org and id).",
-		}),
+		spooled:            newCounter("agenttrail_ingest_spooled_total", "Events written to the server's spool because the store was unavailable or older batches were spooled."),
+		replayed:           newCounter("agenttrail_ingest_replayed_total", "Spooled events stored in the store by the replay."),
+		replayedDuplicates: newCounter("agenttrail_ingest_replayed_duplicates_total", "Spooled events the replay found already stored (same org and id)."),
 		discarded: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "agenttrail_ingest_spool_discarded_total",
 			Help: "Spooled events that could not be replayed, by reason (events; batches for corrupt).",

@@ -15,29 +15,13 @@ import (
 // weeks on Monday. Hourly series read hourly rollups; daily and weekly ones
 // read daily rollups for whole days.
 func (s *Store) Series(ctx context.Context, f agenttrail.Filter, iv agenttrail.Interval, by agenttrail.Dimension) ([]agenttrail.TimeBucket, error) {
-	switch iv {
-	case agenttrail.Hour, agenttrail.Day, agenttrail.Week:
-	default:
-		return nil, agenttrail.Invalid("interval", "must be hour, day or week, not %q", iv)
+	out, err := agenttrail.EmptySeries(f, iv, by)
+	if err != nil {
+		return nil, err
 	}
-	if by != "" && !by.Valid() {
-		return nil, agenttrail.Invalid("by", "must be one of source, actor_type, actor_id, result, action, resource_type, org, project, model, not %q", by)
-	}
-	if f.Since.IsZero() || f.Until.IsZero() {
-		return nil, agenttrail.Invalid("since", "a series needs both since and until")
-	}
-	var out []agenttrail.TimeBucket
-	index := map[int64]int{}
-	for t := iv.Truncate(f.Since); t.Before(f.Until); t = iv.Next(t) {
-		if len(out) >= agenttrail.MaxBuckets {
-			return nil, agenttrail.Invalid("since", "the range holds more than %d %s buckets", agenttrail.MaxBuckets, iv)
-		}
-		index[t.Unix()] = len(out)
-		b := agenttrail.TimeBucket{Start: t}
-		if by != "" {
-			b.By = map[string]int64{}
-		}
-		out = append(out, b)
+	index := make(map[int64]int, len(out))
+	for i, b := range out {
+		index[b.Start.Unix()] = i
 	}
 	if !f.Since.Before(f.Until) {
 		return out, nil // nothing matches, but the bucket since falls in is there

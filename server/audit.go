@@ -51,19 +51,10 @@ type auditor struct {
 func newAuditor(s *Server, reg prometheus.Registerer) *auditor {
 	a := &auditor{
 		ingest: s.ingest, log: s.log, now: s.now,
-		ch: make(chan agenttrail.Event, auditQueue),
-		dropped: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "agenttrail_audit_dropped_total",
-			Help: "Audit events of the trail's own reads and token changes dropped because the audit queue was full.",
-		}),
-		recorded: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "agenttrail_audit_recorded_total",
-			Help: "Audit events of the trail's own reads and token changes handed to the ingest pipeline.",
-		}),
-		failed: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "agenttrail_audit_failed_total",
-			Help: "Audit events the ingest pipeline refused or could not store.",
-		}),
+		ch:       make(chan agenttrail.Event, auditQueue),
+		dropped:  newCounter("agenttrail_audit_dropped_total", "Audit events of the trail's own reads and token changes dropped because the audit queue was full."),
+		recorded: newCounter("agenttrail_audit_recorded_total", "Audit events of the trail's own reads and token changes handed to the ingest pipeline."),
+		failed:   newCounter("agenttrail_audit_failed_total", "Audit events the ingest pipeline refused or could not store."),
 	}
 	reg.MustRegister(a.dropped, a.recorded, a.failed)
 	return a

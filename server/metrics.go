@@ -99,3 +99,8 @@ func (s *Server) metricsHandler() http.Handler {
 type promLogger struct{ s *Server }
 
 func (l promLogger) Println(v ...any) { l.s.log.Error("gathering metrics", "err", v) }
+
+// newCounter returns an unregistered counter.
+func newCounter(name, help string) prometheus.Counter {
+	return prometheus.NewCounter(prometheus.CounterOpts{Name: name, Help: help})
+}

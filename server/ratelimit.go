@@ -37,10 +37,7 @@ func newRateLimiter(cfg RateLimit, reg prometheus.Registerer) *rateLimiter {
 	if cfg.Burst < 1 {
 		cfg.Burst = int(math.Ceil(cfg.Rate))
 	}
-	l := &rateLimiter{cfg: cfg, by: map[string]*rate.Limiter{}, limited: prometheus.NewCounter(prometheus.CounterOpts{
-		Name: "agenttrail_http_rate_limited_total",
-		Help: "Requests answered 429 because their token was over its rate limit.",
-	})}
+	l := &rateLimiter{cfg: cfg, by: map[string]*rate.Limiter{}, limited: newCounter("agenttrail_http_rate_limited_total", "Requests answered 429 because their token was over its rate limit.")}
 	reg.MustRegister(l.limited)
 	return l
 }

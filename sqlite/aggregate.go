@@ -55,32 +55,19 @@ func (s *Store) Aggregate(ctx context.Context, f agenttrail.Filter, by agenttrai
 // to f.Until, empty buckets included, from hour groups (hour interval) or
 // day groups (day and week) read as Aggregate reads them.
 func (s *Store) Series(ctx context.Context, f agenttrail.Filter, iv agenttrail.Interval, by agenttrail.Dimension) ([]agenttrail.TimeBucket, error) {
-	switch iv {
-	case agenttrail.Hour, agenttrail.Day, agenttrail.Week:
-	default:
-		return nil, agenttrail.Invalid("interval", "must be hour, day or week, not %q", iv)
-	}
-	if by != "" && !by.Valid() {
-		return nil, agenttrail.Invalid("by", "must be one of source, actor_type, actor_id, result, action, resource_type, org, project, model, not %q", by)
-	}
 	if err := checkFilter(&f); err != nil {
 		return nil, err
 	}
-	if f.Since.IsZero() || f.Until.IsZero() || !f.Since.Before(f.Until) {
+	if !f.Since.IsZero() && !f.Until.IsZero() && !f.Since.Before(f.Until) {
 		return nil, agenttrail.Invalid("since", "a series needs since before until")
 	}
-	var out []agenttrail.TimeBucket
-	index := map[int64]int{}
-	for t := iv.Truncate(f.Since); t.Before(f.Until); t = iv.Next(t) {
-		if len(out) == agenttrail.MaxBuckets {
-			return nil, agenttrail.Invalid("since", "the range holds more than %d %s buckets", agenttrail.MaxBuckets, iv)
-		}
-		index[t.UnixNano()] = len(out)
-		b := agenttrail.TimeBucket{Start: t}
-		if by != "" {
-			b.By = map[string]int64{}
-		}
-		out = append(out, b)
+	out, err := agenttrail.EmptySeries(f, iv, by)
+	if err != nil {
+		return nil, err
+	}
+	index := make(map[int64]int, len(out))
+	for i, b := range out {
+		index[b.Start.UnixNano()] = i
 	}
 	gran := dayNS // day and week buckets are whole days
 	if iv == agenttrail.Hour {
