@@ -10,6 +10,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"os"
 	"regexp"
 	"strings"
 
@@ -28,8 +29,23 @@ import (
 // that contain that text; any other pattern runs on every string and every
 // event's metadata, which costs throughput.
 type Pattern struct {
-	Kind   string
-	Regexp string
+	Kind   string `json:"kind"`
+	Regexp string `json:"regexp"`
+}
+
+// LoadPatterns reads a JSON file of patterns, the --redact file of the
+// server and of the capture commands: [{"kind": "...", "regexp": "..."}].
+// New checks them.
+func LoadPatterns(path string) ([]Pattern, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read redaction patterns: %w", err)
+	}
+	var patterns []Pattern
+	if err := json.Unmarshal(b, &patterns); err != nil {
+		return nil, fmt.Errorf("read redaction patterns: %s: %w", path, err)
+	}
+	return patterns, nil
 }
 
 // MaxPatterns bounds the configured patterns of one Redactor.

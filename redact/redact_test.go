@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -392,5 +394,25 @@ func BenchmarkRedactEvent(b *testing.B) {
 				r.Event(&x)
 			}
 		})
+	}
+}
+
+func TestLoadPatterns(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "redact.json")
+	if err := os.WriteFile(path, []byte(`[{"kind": "ticket", "regexp": "TCK-[0-9]{6}"}]`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ps, err := redact.LoadPatterns(path)
+	if err != nil || len(ps) != 1 || ps[0] != (redact.Pattern{Kind: "ticket", Regexp: "TCK-[0-9]{6}"}) {
+		t.Fatalf("LoadPatterns = %+v, %v", ps, err)
+	}
+	if err := os.WriteFile(path, []byte(`{"kind": "ticket"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := redact.LoadPatterns(path); err == nil || !strings.Contains(err.Error(), path) {
+		t.Errorf("LoadPatterns(an object) = %v, want an error naming the file", err)
+	}
+	if _, err := redact.LoadPatterns(filepath.Join(t.TempDir(), "missing.json")); err == nil {
+		t.Errorf("LoadPatterns(missing file) = nil error")
 	}
 }

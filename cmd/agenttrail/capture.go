@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -79,12 +78,9 @@ func (f *captureFlags) open(env *Env) (*captureDeps, error) {
 	}
 	var patterns []redact.Pattern
 	if f.redact != "" {
-		b, err := os.ReadFile(f.redact)
-		if err != nil {
+		var err error
+		if patterns, err = redact.LoadPatterns(f.redact); err != nil {
 			return nil, fmt.Errorf("--redact: %w", err)
-		}
-		if err := json.Unmarshal(b, &patterns); err != nil {
-			return nil, fmt.Errorf("--redact: %s: %w", f.redact, err)
 		}
 	}
 	redactor, err := redact.New(patterns...)

@@ -2,11 +2,9 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"log/slog"
-	"os"
 
 	"github.com/agenttrail/agenttrail/app"
 	"github.com/agenttrail/agenttrail/ingest"
@@ -37,15 +35,10 @@ func serveFlags(args []string, env *Env) (app.Config, error) {
 		cfg.Retain = d
 	}
 	if *redactFile != "" {
-		b, err := os.ReadFile(*redactFile)
-		if err != nil {
+		var err error
+		if cfg.RedactPatterns, err = redact.LoadPatterns(*redactFile); err != nil {
 			return cfg, fmt.Errorf("--redact: %w", err)
 		}
-		var patterns []redact.Pattern
-		if err := json.Unmarshal(b, &patterns); err != nil {
-			return cfg, fmt.Errorf("--redact: %s: %w", *redactFile, err)
-		}
-		cfg.RedactPatterns = patterns
 	}
 	return cfg, nil
 }
