@@ -95,7 +95,9 @@ func (s *Server) authenticate(rt route, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		r.Body = http.MaxBytesReader(w, r.Body, int64(s.limits.MaxRequestBytes))
 		if rt.need == "" {
-			next.ServeHTTP(w, r)
+			if checkQuery(w, r, s) {
+				next.ServeHTTP(w, r)
+			}
 			return
 		}
 		p := anonymous()
@@ -110,6 +112,21 @@ func (s *Server) authenticate(rt route, next http.Handler) http.Handler {
 			writeProblem(w, r, s.log, agenttrail.Errorf(agenttrail.EFORBIDDEN, "a %s token may not %s %s", p.Role, r.Method, rt.path))
 			return
 		}
-		s.serveAs(p, rt, next, w, r)
+		if checkQuery(w, r, s) {
+			s.serveAs(p, rt, next, w, r)
+		}
 	})
+}
+
+// checkQuery answers 400, naming the parameter, when r's query string does
+// not parse cleanly, and reports whether r may go on. Every route passes
+// here, so the handlers' r.URL.Query() (which drops what it cannot parse)
+// only ever sees a query that parsed whole: "?actor_id=nobody;" must not
+// become a query for every actor.
+func checkQuery(w http.ResponseWriter, r *http.Request, s *Server) bool {
+	if _, err := wire.ParseRawQuery(r.URL.RawQuery); err != nil {
+		writeProblem(w, r, s.log, err)
+		return false
+	}
+	return true
 }

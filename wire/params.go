@@ -311,3 +311,38 @@ func EncodeFilter(f agenttrail.Filter) url.Values {
 	}
 	return v
 }
+
+// ParseRawQuery parses a raw query string (the part of a URL after "?") as
+// url.ParseQuery does, but strictly: where url.ParseQuery drops a pair it
+// cannot parse and goes on, which turns "?actor_id=nobody;" into no filter
+// at all, ParseRawQuery returns an EINVALID error naming the parameter. A
+// pair is refused when it holds a ';' (not a separator since Go 1.17, and
+// ambiguous between servers and proxies) or is not valid percent-encoding.
+// Every endpoint reads its query through it: a typo must never widen an
+// audit query.
+func ParseRawQuery(raw string) (url.Values, error) {
+	v := url.Values{}
+	for pair := range strings.SplitSeq(raw, "&") {
+		if pair == "" {
+			continue // "a=1&&b=2": nothing was dropped
+		}
+		rawKey, rawVal, _ := strings.Cut(pair, "=")
+		key, kerr := url.QueryUnescape(rawKey)
+		name, _, _ := strings.Cut(key, ";")
+		if kerr != nil || name == "" {
+			name = "query" // the error must still name something the caller sent
+		}
+		if strings.Contains(pair, ";") {
+			return nil, agenttrail.Invalid(name, "holds a ';' in %q: separate parameters with '&' and write a literal ';' as %%3B", pair)
+		}
+		if kerr != nil {
+			return nil, agenttrail.Invalid(name, "has a parameter name that is not valid percent-encoding: %q", rawKey)
+		}
+		val, err := url.QueryUnescape(rawVal)
+		if err != nil {
+			return nil, agenttrail.Invalid(name, "is not valid percent-encoding: %q", rawVal)
+		}
+		v[key] = append(v[key], val)
+	}
+	return v, nil
+}

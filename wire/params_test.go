@@ -293,3 +293,29 @@ func TestFilterValuesRoundTrip(t *testing.T) {
 		t.Errorf("Values() of since=1h: since = %q, want the absolute %q", got, want)
 	}
 }
+
+func TestParseRawQuery(t *testing.T) {
+	for _, raw := range []string{"", "actor_id=a&actor_id=b&q=x+y%3Bz", "a=1&&b=", "since=2025-05-01T10:00:00%2B02:00", "=x"} {
+		got, err := wire.ParseRawQuery(raw)
+		if err != nil {
+			t.Errorf("ParseRawQuery(%q) error = %v", raw, err)
+			continue
+		}
+		if want := query(t, raw); !reflect.DeepEqual(got, want) && len(want)+len(got) > 0 {
+			t.Errorf("ParseRawQuery(%q) = %v, want %v (url.ParseQuery's)", raw, got, want)
+		}
+	}
+	for _, c := range []struct{ raw, field string }{
+		{"actor_id=nobody;", "actor_id"},
+		{"source=shell&actor_id=nobody;org=acme", "actor_id"},
+		{"actor_id;org=acme", "actor_id"},
+		{";", "query"},
+		{"actor_id=%zz", "actor_id"},
+		{"actor_id=50%", "actor_id"},
+		{"%zz=1", "query"},
+		{"q=%", "q"},
+	} {
+		_, err := wire.ParseRawQuery(c.raw)
+		wantField(t, "ParseRawQuery("+c.raw+")", err, c.field)
+	}
+}
