@@ -1,11 +1,11 @@
 package server
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 
 	"github.com/agenttrail/agenttrail"
 	"github.com/agenttrail/agenttrail/wire"
@@ -15,10 +15,13 @@ import (
 // not its Content-Type: '[' starts an array, '{' one object or NDJSON, so
 // curl's default form type and application/x-ndjson both work.
 func (s *Server) postEvents(r *http.Request) (any, error) {
-	buf, err := s.readBody(r)
+	buf, held, err := s.readBody(r)
 	if err != nil {
 		return nil, err
 	}
+	// The decoded events take about as much memory as the body: the
+	// reservation lasts until they are written.
+	defer s.bodies.release(held)
 	d, err := decodeBody(*buf, s.limits)
 	s.putBody(buf) // decoded events copy what they keep
 	if err != nil {
@@ -76,35 +79,57 @@ func rejectReason(err error) string {
 
 // readBody reads the request body into a pooled buffer, enforcing
 // MaxRequestBytes (the route's http.MaxBytesReader also cuts the connection
-// of a client that keeps sending). The caller returns the buffer with
-// putBody.
-func (s *Server) readBody(r *http.Request) (*[]byte, error) {
+// of a client that keeps sending). Memory follows the bytes actually
+// received, never the Content-Length a client declares: the buffer grows a
+// chunk at a time, and each chunk is reserved from the server-wide body
+// budget before it is read, so many slow or lying clients cost at most
+// that budget and are then answered 503 with Retry-After. The caller
+// returns the buffer with putBody and the reservation (held) with
+// s.bodies.release once it no longer needs what it decoded.
+func (s *Server) readBody(r *http.Request) (buf *[]byte, held int64, err error) {
 	max := int64(s.limits.MaxRequestBytes)
 	if r.ContentLength > max {
-		return nil, tooLargeBody(max)
+		return nil, 0, bodyLeft{tooLargeBody(max)}
 	}
-	buf, _ := s.bufs.Get().(*[]byte)
+	buf, _ = s.bufs.Get().(*[]byte)
 	if buf == nil {
 		buf = new([]byte)
 	}
-	b := bytes.NewBuffer((*buf)[:0])
-	if r.ContentLength > 0 {
-		b.Grow(int(r.ContentLength) + bytes.MinRead)
-	}
-	_, err := b.ReadFrom(r.Body)
-	*buf = b.Bytes()
-	if err != nil {
-		s.putBody(buf)
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return nil, tooLargeBody(max)
+	b := (*buf)[:0]
+	for {
+		if int64(len(b))+bodyChunk > held {
+			if !s.bodies.acquire(bodyChunk) {
+				s.bodies.release(held)
+				*buf = b
+				s.putBody(buf)
+				return nil, 0, bodyLeft{agenttrail.Errorf(agenttrail.EUNAVAILABLE, "the server is reading too many request bodies at once; retry after the Retry-After delay")}
+			}
+			held += bodyChunk
 		}
-		if errors.Is(err, io.ErrUnexpectedEOF) {
-			return nil, agenttrail.Invalid("body", "ended before Content-Length bytes")
+		if cap(b)-len(b) < bodyChunk {
+			b = slices.Grow(b, bodyChunk)
 		}
-		return nil, agenttrail.Invalid("body", "could not be read: %v", err)
+		var n int
+		n, err = r.Body.Read(b[len(b):min(cap(b), len(b)+bodyChunk)])
+		b = b[:len(b)+n]
+		if err != nil {
+			break
+		}
 	}
-	return buf, nil
+	*buf = b
+	if err == io.EOF {
+		return buf, held, nil
+	}
+	s.bodies.release(held)
+	s.putBody(buf)
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		return nil, 0, bodyLeft{tooLargeBody(max)}
+	}
+	if errors.Is(err, io.ErrUnexpectedEOF) {
+		return nil, 0, agenttrail.Invalid("body", "ended before Content-Length bytes")
+	}
+	return nil, 0, agenttrail.Invalid("body", "could not be read: %v", err)
 }
 
 // putBody returns a body buffer to the pool, unless it is so large that
@@ -120,3 +145,10 @@ func (s *Server) putBody(buf *[]byte) {
 func tooLargeBody(max int64) error {
 	return &agenttrail.Error{Code: agenttrail.ETOOLARGE, Field: "body", Message: fmt.Sprintf("is over the limit of %d bytes; split it", max)}
 }
+
+// bodyLeft marks an error answered before the request body was read to its
+// end: the connection is closed after the answer, so the server neither
+// waits for the rest of a body it refused nor keeps it alive.
+type bodyLeft struct{ error }
+
+func (b bodyLeft) Unwrap() error { return b.error }

@@ -2,6 +2,7 @@ package server
 
 import (
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -71,6 +72,9 @@ func (s *Server) wrap(f apiFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		v, err := f(r)
 		if err != nil {
+			if errors.As(err, new(bodyLeft)) {
+				w.Header().Set("Connection", "close")
+			}
 			writeProblem(w, r, s.log, err)
 			return
 		}

@@ -205,6 +205,7 @@ type secEnv struct {
 type secOptions struct {
 	backend backend
 	rate    RateLimit
+	maxBody int64 // Config.MaxBodyBytes
 }
 
 // secTokens are the tokens every secEnv has, by name.
@@ -262,7 +263,7 @@ func newSecEnv(t testing.TB, o secOptions) *secEnv {
 	}
 	srv := New(Config{
 		Addr: "127.0.0.1:0", Store: store, Ingest: p, Logger: logger, Registry: reg, Now: c.Now,
-		Auth: auth, Audit: true, RateLimit: o.rate,
+		Auth: auth, Audit: true, RateLimit: o.rate, MaxBodyBytes: o.maxBody,
 	})
 	stop := serveTest(t, srv)
 	transport := &http.Transport{MaxIdleConnsPerHost: 16}

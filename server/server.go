@@ -65,6 +65,10 @@ type Config struct {
 	RateLimit RateLimit
 	// TLS, when set, makes Open serve HTTPS with it.
 	TLS *tls.Config
+	// MaxBodyBytes bounds the bytes that the bodies of all ingest requests
+	// in flight may hold at once; over it a request is answered 503 with
+	// Retry-After. 0 means DefaultMaxBodyBytes.
+	MaxBodyBytes int64
 	// CursorKey authenticates the cursors of GET /v1/events (HMAC-SHA256).
 	// Empty means a random key: cursors then expire when the process
 	// restarts. app.LoadCursorKey keeps one in the data directory.
@@ -97,7 +101,8 @@ type Server struct {
 	mux     *http.ServeMux
 	handler http.Handler
 	metrics *httpMetrics
-	bufs    sync.Pool // *[]byte request bodies, reused across POSTs
+	bufs    sync.Pool   // *[]byte request bodies, reused across POSTs
+	bodies  *bodyBudget // bytes held by the bodies in flight, server-wide
 
 	mu  sync.Mutex
 	srv *http.Server
@@ -139,6 +144,7 @@ func New(cfg Config) *Server {
 	}
 	s.metrics = newHTTPMetrics(s.reg)
 	s.limiter = newRateLimiter(cfg.RateLimit, s.reg)
+	s.bodies = newBodyBudget(cfg.MaxBodyBytes, s.reg)
 	if cfg.Audit {
 		s.audit = newAuditor(s, s.reg)
 		if ta, ok := s.auth.(*TokenAuth); ok {
