@@ -3,6 +3,7 @@ package ingest
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/agenttrail/agenttrail"
@@ -20,7 +21,9 @@ type Scope struct {
 	// Server marks the server's own events: its audit of reads and token
 	// changes, and retention's record of what it deleted. Only they may
 	// have source "audit", so that no token can forge the trail's record
-	// of itself.
+	// of itself, and their ids all begin with ServerIDPrefix, which no
+	// other writer may use, so that no token can claim the id of a record
+	// the server is yet to write (and have it dropped as a duplicate).
 	Server bool
 }
 
@@ -73,8 +76,23 @@ func (p *Pipeline) Write(ctx context.Context, events []agenttrail.Event, sc Scop
 	return res, err
 }
 
+// ServerIDPrefix begins the id of every event the server writes itself
+// (Scope.Server): Write adds it to their ids and refuses it from everyone
+// else, so the server's ids and the clients' never meet.
+const ServerIDPrefix = "agenttrail:"
+
 // check normalizes ev for sc and checks it.
 func (p *Pipeline) check(ev *agenttrail.Event, sc Scope, now time.Time) error {
+	if sc.Server {
+		if ev.ID == "" {
+			ev.ID = agenttrail.NewID(now)
+		}
+		if !strings.HasPrefix(ev.ID, ServerIDPrefix) {
+			ev.ID = ServerIDPrefix + ev.ID
+		}
+	} else if strings.HasPrefix(ev.ID, ServerIDPrefix) {
+		return &agenttrail.Error{Code: agenttrail.EFORBIDDEN, Field: "id", Message: fmt.Sprintf("ids beginning with %q are reserved for the trail's own events", ServerIDPrefix)}
+	}
 	ev.Normalize(now, sc.DefaultOrg)
 	if sc.Org != "" && ev.Org != sc.Org {
 		return &agenttrail.Error{Code: agenttrail.EFORBIDDEN, Field: "org", Message: fmt.Sprintf("the caller may only write to org %q", sc.Org)}
