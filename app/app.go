@@ -106,6 +106,7 @@ type Main struct {
 	pipeline *ingest.Pipeline
 	srv      *server.Server
 	ret      *retention // nil without Config.Retain
+	signIn   string     // a one-time console link when Open created the admin token
 
 	closeOnce sync.Once
 	closeErr  error
@@ -146,7 +147,7 @@ func Open(ctx context.Context, cfg Config) (_ *Main, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("redaction patterns (--redact): %w", err)
 	}
-	auth, err := openTokens(cfg.DataDir, m.log)
+	auth, createdAdmin, err := openTokens(cfg.DataDir, m.log)
 	if err != nil {
 		return nil, err
 	}
@@ -188,6 +189,13 @@ func Open(ctx context.Context, cfg Config) (_ *Main, err error) {
 		return nil, err
 	}
 	m.log.Info("agenttrail serving", "url", m.srv.URL(), "store", storeKind(cfg.Store), "data", cfg.DataDir)
+	if createdAdmin {
+		// Whoever started a fresh server gets into its console with one
+		// click; the link works once, for ten minutes.
+		if m.signIn, err = SignInURL(m.srv.URL(), cfg.DataDir, server.RoleAdmin, server.AllOrgs, ""); err != nil {
+			return nil, err
+		}
+	}
 	return m, nil
 }
 
@@ -265,6 +273,10 @@ func (m *Main) Close() error {
 // URL returns the base URL the server listens on, such as
 // "http://127.0.0.1:7311".
 func (m *Main) URL() string { return m.srv.URL() }
+
+// SignInURL returns the one-time console sign-in link Open made when it
+// created the first admin token, or "" when it did not.
+func (m *Main) SignInURL() string { return m.signIn }
 
 // Store returns the store, for tests and tools that read it directly.
 func (m *Main) Store() agenttrail.Store { return m.store }

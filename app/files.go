@@ -12,26 +12,40 @@ import (
 	"github.com/agenttrail/agenttrail/server"
 )
 
+// SignInURL returns a one-time sign-in link to the console of the server at
+// base whose data directory is dataDir: a code for a session of role and
+// org, in the URL's fragment, which browsers never send to a server.
+func SignInURL(base, dataDir string, role server.Role, org, by string) (string, error) {
+	code, err := server.NewTokenFile(filepath.Join(dataDir, TokensFile)).CreateLogin(role, org, by, time.Now())
+	if err != nil {
+		return "", fmt.Errorf("create a sign-in code: %w", err)
+	}
+	return base + "/#login=" + code, nil
+}
+
 // openTokens loads the token store of dataDir and, on first start, creates
 // an admin token for every org when it holds no live token, so a fresh
 // server is usable and never open. The token goes to AdminTokenFile (mode
 // 0600); the log says where, not what.
-func openTokens(dataDir string, logger *slog.Logger) (*server.TokenAuth, error) {
+// It reports whether it created the admin token.
+func openTokens(dataDir string, logger *slog.Logger) (*server.TokenAuth, bool, error) {
 	file := server.NewTokenFile(filepath.Join(dataDir, TokensFile))
-	if err := ensureAdminToken(file, dataDir, logger); err != nil {
-		return nil, err
+	created, err := ensureAdminToken(file, dataDir, logger)
+	if err != nil {
+		return nil, false, err
 	}
-	return server.NewTokenAuth(file, logger)
+	auth, err := server.NewTokenAuth(file, logger)
+	return auth, created, err
 }
 
-func ensureAdminToken(file *server.TokenFile, dataDir string, logger *slog.Logger) error {
+func ensureAdminToken(file *server.TokenFile, dataDir string, logger *slog.Logger) (bool, error) {
 	recs, err := file.List()
 	if err != nil {
-		return err
+		return false, err
 	}
 	for _, t := range recs {
 		if !t.Revoked() {
-			return nil
+			return false, nil
 		}
 	}
 	name := "admin"
@@ -42,17 +56,17 @@ func ensureAdminToken(file *server.TokenFile, dataDir string, logger *slog.Logge
 	}
 	token, _, err := file.Create(name, server.RoleAdmin, server.AllOrgs, "", time.Now())
 	if err != nil {
-		return fmt.Errorf("create the first admin token: %w", err)
+		return false, fmt.Errorf("create the first admin token: %w", err)
 	}
 	path := filepath.Join(dataDir, AdminTokenFile)
 	if err := os.WriteFile(path, []byte(token+"\n"), 0o600); err != nil {
-		return fmt.Errorf("write the first admin token: %w", err)
+		return false, fmt.Errorf("write the first admin token: %w", err)
 	}
 	if err := os.Chmod(path, 0o600); err != nil { // WriteFile keeps an existing file's mode
-		return fmt.Errorf("write the first admin token: %w", err)
+		return false, fmt.Errorf("write the first admin token: %w", err)
 	}
 	logger.Info("created an admin token for every org; local commands use it, others need it as AGENTTRAIL_TOKEN", "path", path, "name", name)
-	return nil
+	return true, nil
 }
 
 // LoadCursorKey reads the cursor key in path, creating it (mode 0600) with

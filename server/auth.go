@@ -22,6 +22,11 @@ const (
 	RoleAdmin  Role = "admin"
 )
 
+// roleAny marks routes every authenticated caller may use, whatever its
+// role: those that concern only the caller's own credential (who am I,
+// sign out). It is never a token's role.
+const roleAny Role = "any"
+
 // AllOrgs is the Org of a principal that is not scoped to one org.
 const AllOrgs = "*"
 
@@ -31,6 +36,9 @@ type Principal struct {
 	Name string
 	Role Role
 	Org  string
+	// Expires is when a session token's principal stops being one; zero
+	// when the credential does not expire.
+	Expires time.Time
 }
 
 // Authenticator identifies the caller of a request. It returns an
@@ -62,7 +70,7 @@ func principalOf(ctx context.Context) Principal {
 
 // allows reports whether p's role permits an operation needing need.
 func (p Principal) allows(need Role) bool {
-	return p.Role == RoleAdmin || p.Role == need
+	return p.Role == RoleAdmin || p.Role == need || need == roleAny
 }
 
 // noOrg is an org value no stored event can have (Validate allows only

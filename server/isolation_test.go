@@ -355,7 +355,10 @@ func TestIsolationCoversEveryReadRoute(t *testing.T) {
 	}
 	e := newEnv(t, options{})
 	for _, rt := range e.srv.routes {
-		if rt.need != "" && rt.need != RoleIngest && !covered[rt.path] {
+		// Routes of other roles show no events: the token routes keep
+		// orgs apart in TestTokensAPIScoped, the session routes concern
+		// the caller's own credential.
+		if rt.need == RoleRead && !covered[rt.path] {
 			t.Errorf("read route %s %s has no row in isolationRows", rt.method, rt.path)
 		}
 	}

@@ -206,6 +206,11 @@ func TestOpenAPISchemas(t *testing.T) {
 		"TimeseriesResponse": wire.Timeseries{},
 		"Status":             wire.Status{},
 		"Problem":            wire.Problem{},
+		"Session":            wire.Session{},
+		"SessionRequest":     wire.SessionRequest{},
+		"Token":              wire.Token{},
+		"Tokens":             wire.Tokens{},
+		"TokenRequest":       wire.TokenRequest{},
 	} {
 		schema, ok := doc.Components.Schemas[name]
 		if !ok {

@@ -31,6 +31,12 @@ func (s *Server) routeTable() []route {
 		// Export and stream write their own answers: they are streams.
 		{http.MethodGet, "/v1/export", RoleRead, http.HandlerFunc(s.exportEvents)},
 		{http.MethodGet, "/v1/stream", RoleRead, s.newStreams(maxStreams, streamPoll, streamHeartbeat)},
+		{http.MethodPost, "/v1/session", "", s.wrap(s.postSession)},
+		{http.MethodGet, "/v1/session", roleAny, s.wrap(s.getSession)},
+		{http.MethodDelete, "/v1/session", roleAny, s.wrap(s.deleteSession)},
+		{http.MethodGet, "/v1/tokens", RoleAdmin, s.wrap(s.listTokens)},
+		{http.MethodPost, "/v1/tokens", RoleAdmin, s.wrap(s.createToken)},
+		{http.MethodDelete, "/v1/tokens/{id}", RoleAdmin, s.wrap(s.revokeToken)},
 		{http.MethodGet, "/livez", "", s.wrap(s.livez)},
 		{http.MethodGet, "/readyz", "", s.wrap(s.readyz)},
 		{http.MethodGet, "/metrics", "", s.metricsHandler()},

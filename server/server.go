@@ -156,6 +156,7 @@ func New(cfg Config) *Server {
 	for _, rt := range s.routes {
 		s.mux.Handle(rt.method+" "+rt.path, s.instrument(rt, s.authenticate(rt, rt.handler)))
 	}
+	s.mountConsole()
 	s.handler = http.HandlerFunc(s.serveHTTP)
 	return s
 }

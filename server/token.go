@@ -48,14 +48,23 @@ type TokenRecord struct {
 	CreatedBy string    `json:"created_by,omitempty"` // "" is the server itself
 	RevokedAt time.Time `json:"revoked_at,omitzero"`
 	RevokedBy string    `json:"revoked_by,omitempty"`
+	// ExpiresAt is when a session token stops working; zero for tokens
+	// that do not expire.
+	ExpiresAt time.Time `json:"expires_at,omitzero"`
 }
 
 // Revoked reports whether the token was revoked.
 func (t TokenRecord) Revoked() bool { return !t.RevokedAt.IsZero() }
 
+// Expired reports whether the token had expired at now.
+func (t TokenRecord) Expired(now time.Time) bool {
+	return !t.ExpiresAt.IsZero() && !now.Before(t.ExpiresAt)
+}
+
 type tokenDoc struct {
 	Version int           `json:"version"`
 	Tokens  []TokenRecord `json:"tokens"`
+	Logins  []LoginRecord `json:"logins,omitempty"`
 }
 
 // TokenFile is the token store: a JSON file under the data directory, mode
@@ -84,11 +93,10 @@ func (f *TokenFile) List() ([]TokenRecord, error) {
 // stored. name must be unique among live tokens; "" picks one. by names who
 // creates it ("" for the server itself).
 func (f *TokenFile) Create(name string, role Role, org, by string, now time.Time) (string, TokenRecord, error) {
-	var raw [tokenIDLen/2 + tokenSecLen/2]byte
-	if _, err := rand.Read(raw[:]); err != nil {
-		return "", TokenRecord{}, fmt.Errorf("token: random: %w", err)
+	token, _, err := newTokenText()
+	if err != nil {
+		return "", TokenRecord{}, err
 	}
-	token := TokenPrefix + hex.EncodeToString(raw[:tokenIDLen/2]) + "_" + hex.EncodeToString(raw[tokenIDLen/2:])
 	rec, err := f.Import(token, name, role, org, by, now)
 	if err != nil {
 		return "", TokenRecord{}, err
@@ -100,15 +108,8 @@ func (f *TokenFile) Create(name string, role Role, org, by string, now time.Time
 // data directory, or as the fixed token of test servers), as Create adds a
 // new one. It is an EINVALID error when token is not an agenttrail token.
 func (f *TokenFile) Import(token, name string, role Role, org, by string, now time.Time) (TokenRecord, error) {
-	switch role {
-	case RoleIngest, RoleRead, RoleAdmin:
-	default:
-		return TokenRecord{}, agenttrail.Invalid("role", "must be ingest, read or admin, not %q", role)
-	}
-	if org != AllOrgs {
-		if !nameChars(org, 128, "") {
-			return TokenRecord{}, agenttrail.Invalid("org", "must be * or 1 to 128 characters of [A-Za-z0-9._-], not %q", org)
-		}
+	if err := checkRoleOrg(role, org); err != nil {
+		return TokenRecord{}, err
 	}
 	id, ok := tokenID(token)
 	if !ok {
@@ -121,22 +122,34 @@ func (f *TokenFile) Import(token, name string, role Role, org, by string, now ti
 		return TokenRecord{}, err
 	}
 	rec := TokenRecord{ID: id, Name: name, Role: role, Org: org, Hash: hashToken(token), CreatedAt: now.UTC(), CreatedBy: by}
-	err := f.update(func(doc *tokenDoc) error {
-		for _, t := range doc.Tokens {
-			if !t.Revoked() && t.Name == name {
-				return agenttrail.Errorf(agenttrail.ECONFLICT, "a token named %q exists; revoke it or pick another --name", name)
-			}
-			if t.ID == id {
-				return agenttrail.Errorf(agenttrail.ECONFLICT, "the token %s is in the file already", id)
-			}
-		}
-		doc.Tokens = append(doc.Tokens, rec)
-		return nil
-	})
-	if err != nil {
+	if err := f.update(func(doc *tokenDoc) error { return doc.add(rec) }); err != nil {
 		return TokenRecord{}, err
 	}
 	return rec, nil
+}
+
+// add appends rec unless a live token has its name or any token its id.
+func (doc *tokenDoc) add(rec TokenRecord) error {
+	for _, t := range doc.Tokens {
+		if !t.Revoked() && t.Name == rec.Name {
+			return agenttrail.Errorf(agenttrail.ECONFLICT, "a token named %q exists; revoke it or pick another name", rec.Name)
+		}
+		if t.ID == rec.ID {
+			return agenttrail.Errorf(agenttrail.ECONFLICT, "the token %s is in the file already", rec.ID)
+		}
+	}
+	doc.Tokens = append(doc.Tokens, rec)
+	return nil
+}
+
+// newTokenText returns a new random token and its id.
+func newTokenText() (token, id string, err error) {
+	var raw [tokenIDLen/2 + tokenSecLen/2]byte
+	if _, err := rand.Read(raw[:]); err != nil {
+		return "", "", fmt.Errorf("token: random: %w", err)
+	}
+	id = hex.EncodeToString(raw[:tokenIDLen/2])
+	return TokenPrefix + id + "_" + hex.EncodeToString(raw[tokenIDLen/2:]), id, nil
 }
 
 // tokenID returns the id part of an agenttrail token, and whether token is
@@ -169,6 +182,19 @@ func (f *TokenFile) Revoke(nameOrID, by string, now time.Time) (TokenRecord, err
 		return agenttrail.Errorf(agenttrail.ENOTFOUND, "no live token named %q", nameOrID)
 	})
 	return rec, err
+}
+
+// checkRoleOrg checks the role and org of a new token or sign-in code.
+func checkRoleOrg(role Role, org string) error {
+	switch role {
+	case RoleIngest, RoleRead, RoleAdmin:
+	default:
+		return agenttrail.Invalid("role", "must be ingest, read or admin, not %q", role)
+	}
+	if org != AllOrgs && !nameChars(org, 128, "") {
+		return agenttrail.Invalid("org", "must be * or 1 to 128 characters of [A-Za-z0-9._-], not %q", org)
+	}
+	return nil
 }
 
 func checkTokenName(name string) error {

@@ -82,7 +82,10 @@ func (a *TokenAuth) Authenticate(r *http.Request) (Principal, error) {
 	if !ok || err != nil || subtle.ConstantTimeCompare(sum[:], want) != 1 || rec.Revoked() {
 		return Principal{}, agenttrail.Errorf(agenttrail.EUNAUTHORIZED, "the bearer token is unknown or revoked")
 	}
-	return Principal{Name: rec.Name, Role: rec.Role, Org: rec.Org}, nil
+	if rec.Expired(time.Now()) {
+		return Principal{}, agenttrail.Errorf(agenttrail.EUNAUTHORIZED, "the session expired; sign in again")
+	}
+	return Principal{Name: rec.Name, Role: rec.Role, Org: rec.Org, Expires: rec.ExpiresAt}, nil
 }
 
 // maybeReload stats the file when the last look is older than

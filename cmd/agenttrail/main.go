@@ -46,6 +46,7 @@ type Env struct {
 func commands() []command {
 	return []command{
 		{"serve", "run the server (embedded SQLite store by default)", runServe},
+		{"console", "print a one-time link that signs a browser in to the web console", runConsole},
 		{"query", "search events: filters as flags, a table or --json", runQuery},
 		{"tail", "follow new events as they are recorded, until interrupted", runTail},
 		{"export", "export every matching event: --format ndjson, csv, ocsf or cef", runExport},

@@ -9,6 +9,7 @@ import (
 	"github.com/agenttrail/agenttrail/app"
 	"github.com/agenttrail/agenttrail/ingest"
 	"github.com/agenttrail/agenttrail/redact"
+	"github.com/agenttrail/agenttrail/server"
 	"github.com/agenttrail/agenttrail/wire"
 )
 
@@ -66,6 +67,11 @@ func runServe(ctx context.Context, args []string, env *Env) error {
 	m, err := app.Open(ctx, cfg)
 	if err != nil {
 		return err
+	}
+	if link := m.SignInURL(); link != "" {
+		fmt.Fprintf(env.Stderr, "\nOpen the console (the link works once, for %v; `agenttrail console` makes another):\n  %s\n\n", server.LoginTTL, link)
+	} else {
+		fmt.Fprintf(env.Stderr, "\nThe console is at %s/ (sign in with a link from `agenttrail console`)\n\n", m.URL())
 	}
 	return m.Run(ctx)
 }
