@@ -261,4 +261,3 @@ func screenshotDir(t *testing.T) string {
 }
 
 func ago(d time.Duration) string { return time.Now().Add(-d).UTC().Format(time.RFC3339Nano) }
-
