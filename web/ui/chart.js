@@ -74,9 +74,11 @@ export function stackedBars({ buckets, keys, interval, value = (b) => b.count, f
     }
   });
   const legend = keys.length ? h('ul', { class: 'legend' }, keys.map((k, i) => h('li', {}, h('span', { class: `swatch ${colorOf(k, i)}`, 'aria-hidden': 'true' }), k || '(none)'))) : null;
-  const table = h('table', { class: 'sr-only' }, h('caption', {}, caption),
+  // Tables take at least their content's width, so the wrapper is what
+  // hides this one from sight (and from the page's width).
+  const table = h('div', { class: 'sr-only' }, h('table', {}, h('caption', {}, caption),
     h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Bucket start (UTC)'), h('th', { scope: 'col' }, 'Total'), keys.map((k) => h('th', { scope: 'col' }, k || '(none)')))),
-    h('tbody', {}, buckets.map((b) => h('tr', {}, h('td', {}, b.start), h('td', {}, format(value(b))), keys.map((k) => h('td', {}, int((b.by && b.by[k]) || 0)))))));
+    h('tbody', {}, buckets.map((b) => h('tr', {}, h('td', {}, b.start), h('td', {}, format(value(b))), keys.map((k) => h('td', {}, int((b.by && b.by[k]) || 0))))))));
   return h('figure', { class: 'chart-wrap' }, svg, legend, h('figcaption', {}, caption), table);
 }
 
@@ -87,7 +89,7 @@ export function barList(rows, { format = int, label = (k) => k || '(none)' } = {
   return h('ol', { class: 'barlist' }, rows.map((r) => {
     const fill = h('span', { class: `fill${r.bad ? ' bad' : ''}`, 'aria-hidden': 'true' });
     fill.style.width = `${(100 * r.value) / max}%`; // CSSOM, which the CSP allows
-    return h('li', {}, h('a', { href: r.href, 'data-nav': true, class: r.bad ? 'bad' : null },
+    return h('li', { dataset: { key: r.key, value: String(r.value) } }, h('a', { href: r.href, 'data-nav': true, class: r.bad ? 'bad' : null },
       fill, h('span', { class: 'k' }, label(r.key)), h('span', { class: 'v' }, format(r.value))));
   }));
 }
