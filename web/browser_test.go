@@ -45,7 +45,7 @@ type browser struct {
 	console []string
 }
 
-func newBrowser(t *testing.T, srv *servertest.Server) *browser {
+func newBrowser(t testing.TB, srv *servertest.Server) *browser {
 	t.Helper()
 	if _, err := os.Stat(chromiumPath); err != nil {
 		t.Fatalf("the console tests need Debian's chromium at %s (apt-get install chromium; .ci/run does): %v", chromiumPath, err)
@@ -91,7 +91,7 @@ func newBrowser(t *testing.T, srv *servertest.Server) *browser {
 }
 
 // do runs actions within a minute.
-func (b *browser) do(t *testing.T, actions ...chromedp.Action[chromedp.Void]) {
+func (b *browser) do(t testing.TB, actions ...chromedp.Action[chromedp.Void]) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(b.ctx, time.Minute)
 	defer cancel()
@@ -128,13 +128,13 @@ func ready() chromedp.Action[chromedp.Void] {
 }
 
 // open navigates to path and waits for the page.
-func (b *browser) open(t *testing.T, path string) {
+func (b *browser) open(t testing.TB, path string) {
 	t.Helper()
 	b.do(t, chromedp.Navigate(b.srv.URL+path), ready())
 }
 
 // eval evaluates js and returns its value.
-func eval[T any](t *testing.T, b *browser, js string) T {
+func eval[T any](t testing.TB, b *browser, js string) T {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(b.ctx, time.Minute)
 	defer cancel()
@@ -146,13 +146,13 @@ func eval[T any](t *testing.T, b *browser, js string) T {
 }
 
 // path returns the page's path and query.
-func (b *browser) path(t *testing.T) string {
+func (b *browser) path(t testing.TB) string {
 	t.Helper()
 	return eval[string](t, b, `location.pathname + location.search`)
 }
 
 // signIn signs the browser in with a one-time link of role.
-func (b *browser) signIn(t *testing.T, role server.Role, org string) {
+func (b *browser) signIn(t testing.TB, role server.Role, org string) {
 	t.Helper()
 	b.open(t, "/events#login="+loginCode(t, b.srv, role, org))
 	who := eval[string](t, b, `document.querySelector('.who-name') ? document.querySelector('.who-name').textContent : ''`)
@@ -162,7 +162,7 @@ func (b *browser) signIn(t *testing.T, role server.Role, org string) {
 	}
 }
 
-func loginCode(t *testing.T, srv *servertest.Server, role server.Role, org string) string {
+func loginCode(t testing.TB, srv *servertest.Server, role server.Role, org string) string {
 	t.Helper()
 	link, err := app.SignInURL("", srv.DataDir, role, org, "tester")
 	if err != nil {
@@ -172,7 +172,7 @@ func loginCode(t *testing.T, srv *servertest.Server, role server.Role, org strin
 }
 
 // api calls the server as its admin.
-func api(t *testing.T, srv *servertest.Server, method, path string, body []byte, out any) {
+func api(t testing.TB, srv *servertest.Server, method, path string, body []byte, out any) {
 	t.Helper()
 	req, _ := http.NewRequest(method, srv.URL+path, bytes.NewReader(body))
 	req.Header.Set("Authorization", "Bearer "+srv.Token)
@@ -193,7 +193,7 @@ func api(t *testing.T, srv *servertest.Server, method, path string, body []byte,
 }
 
 // ingest posts events (maps) and fails unless every one was accepted.
-func ingest(t *testing.T, srv *servertest.Server, events ...map[string]any) {
+func ingest(t testing.TB, srv *servertest.Server, events ...map[string]any) {
 	t.Helper()
 	body, _ := json.Marshal(events)
 	var res struct {
@@ -219,7 +219,7 @@ func event(fields map[string]any) map[string]any {
 }
 
 // pageIDs returns the ids of the events table's rows.
-func (b *browser) pageIDs(t *testing.T) []string {
+func (b *browser) pageIDs(t testing.TB) []string {
 	t.Helper()
 	return eval[[]string](t, b, `[...document.querySelectorAll('table.events tbody tr')].map((r) => r.dataset.id)`)
 }
@@ -249,7 +249,7 @@ func query(pairs ...string) string {
 }
 
 // screenshotDir is where the screenshot test writes; it is not committed.
-func screenshotDir(t *testing.T) string {
+func screenshotDir(t testing.TB) string {
 	dir := os.Getenv("AGENTTRAIL_SCREENSHOTS")
 	if dir == "" {
 		dir = filepath.Join("testdata", "screenshots")

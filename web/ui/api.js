@@ -5,8 +5,8 @@
 const KEY = 'agenttrail.token';
 
 export const token = () => sessionStorage.getItem(KEY);
-export const setToken = (t) => sessionStorage.setItem(KEY, t);
-export const clearToken = () => sessionStorage.removeItem(KEY);
+export const setToken = (t) => { sessionStorage.removeItem('agenttrail.session'); sessionStorage.setItem(KEY, t); };
+export const clearToken = () => { sessionStorage.removeItem(KEY); sessionStorage.removeItem('agenttrail.session'); };
 
 // APIError is a failed call, with the problem document's detail as message.
 export class APIError extends Error {

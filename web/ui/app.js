@@ -63,10 +63,12 @@ async function show(controller) {
     await exchange(hash.get('login'));
   }
   if (!token()) return signIn();
+  if (!session) session = cachedSession();
   if (!session) {
     replace(main, spinner('Signing in…'));
     try {
       session = await get('/v1/session');
+      sessionStorage.setItem(SESSION_KEY, JSON.stringify(session));
     } catch (err) {
       if (!token()) return; // the 401 handler shows sign-in
       return replace(main, problem(err));
@@ -94,6 +96,18 @@ async function show(controller) {
     if (err.name === 'AbortError' || controller.signal.aborted) return;
     if (!token()) return;
     replace(main, h('h1', {}, page.title), problem(err));
+  }
+}
+
+// The session's description is kept beside its token for this tab, so a
+// reload asks the API for data at once; a revoked or expired token is still
+// refused by the first call.
+const SESSION_KEY = 'agenttrail.session';
+function cachedSession() {
+  try {
+    return JSON.parse(sessionStorage.getItem(SESSION_KEY) || 'null');
+  } catch {
+    return null;
   }
 }
 
