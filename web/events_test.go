@@ -65,6 +65,7 @@ func TestConsoleEventsMatchAPI(t *testing.T) {
 	for _, x := range agg.Buckets {
 		total += x.Count
 	}
+	b.do(t, chromedp.WaitReady(chromedp.CSS("#match-count[data-count]")))
 	if got := eval[string](t, b, `document.getElementById('match-count').dataset.count`); got != fmt.Sprint(total) || total != 66 {
 		t.Errorf("the page counts %s events, the API %d (want 66)", got, total)
 	}

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
+
 	"github.com/agenttrail/agenttrail/server"
 	"github.com/agenttrail/agenttrail/servertest"
 )
@@ -53,7 +55,7 @@ func TestConsoleHostileEvents(t *testing.T) {
 	}
 	for _, p := range pages {
 		b.open(t, p)
-		time.Sleep(200 * time.Millisecond) // the banner's request, beside the page's
+		b.do(t, chromedp.WaitReady(chromedp.CSS(`#banner[aria-busy="false"]`)))
 		if n := eval[int](t, b, `document.querySelectorAll('img, script:not([src]), svg[onload], [onerror], [onload], iframe, object, embed').length`); n != 0 {
 			t.Errorf("%s: %d elements came from event data", p, n)
 		}

@@ -2,6 +2,7 @@ package web_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"math"
 	"net/http"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/agenttrail/agenttrail/server"
 	"github.com/agenttrail/agenttrail/servertest"
+	"github.com/agenttrail/agenttrail/storetest"
 )
 
 type aggregate struct {
@@ -223,7 +225,7 @@ func TestConsoleGapsMatchAPI(t *testing.T) {
 		b.do(t, chromedp.WaitVisible(chromedp.CSS("#banner .banner")))
 	}
 	b.open(t, "/events?since=2026-01-01T00:00:00Z&until=2026-01-02T00:00:00Z")
-	time.Sleep(300 * time.Millisecond) // the banner's request runs beside the page's
+	b.do(t, chromedp.WaitReady(chromedp.CSS(`#banner[aria-busy="false"]`)))
 	if eval[bool](t, b, `!!document.querySelector('#banner .banner')`) {
 		t.Errorf("a range without gaps shows the gap banner")
 	}
@@ -349,11 +351,34 @@ func TestConsoleLive(t *testing.T) {
 	}
 }
 
+// seedRealistic stores n events of all seven surfaces, two orgs and a dozen
+// agents over the last 24 hours, as storetest generates them.
+func seedRealistic(t *testing.T, srv *servertest.Server, n int) {
+	t.Helper()
+	evs := storetest.Events(7, n, time.Now().Add(-24*time.Hour), 24*time.Hour-time.Minute)
+	for len(evs) > 0 {
+		k := min(1000, len(evs))
+		body, err := json.Marshal(evs[:k])
+		if err != nil {
+			t.Fatal(err)
+		}
+		var res struct {
+			Accepted int `json:"accepted"`
+		}
+		api(t, srv, http.MethodPost, "/v1/events", body, &res)
+		if res.Accepted != k {
+			t.Fatalf("accepted %d of %d generated events", res.Accepted, k)
+		}
+		evs = evs[k:]
+	}
+}
+
 // TestConsoleScreenshots writes every page at both sizes, light and dark,
 // to testdata/screenshots (or $AGENTTRAIL_SCREENSHOTS), and checks that no
 // page scrolls sideways at either size.
 func TestConsoleScreenshots(t *testing.T) {
 	srv := servertest.Start(t)
+	seedRealistic(t, srv, 3000)
 	seedVaried(t, srv, 130)
 	seedGaps(t, srv, "agent-hb", "prod-1")
 	b := newBrowser(t, srv)

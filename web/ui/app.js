@@ -44,6 +44,7 @@ function pageOf(path) {
 
 async function render() {
   if (current) current.controller.abort();
+  replace(banner);
   const controller = new AbortController();
   current = { controller, keys: null };
   main.setAttribute('aria-busy', 'true');
@@ -89,13 +90,16 @@ async function show(controller) {
     open: (path, params) => go(path, params),
     keys: (fn) => { current.keys = fn; },
   };
-  gapBanner(q, controller.signal);
   try {
     await page.mod.render(ctx);
   } catch (err) {
     if (err.name === 'AbortError' || controller.signal.aborted) return;
     if (!token()) return;
     replace(main, h('h1', {}, page.title), problem(err));
+  } finally {
+    // After the page's own data: finding gaps reads every event of the
+    // range, and must not hold up what was asked for.
+    if (!controller.signal.aborted) gapBanner(q, controller.signal);
   }
 }
 
@@ -132,7 +136,15 @@ function keepFilters(p) {
 
 // gapBanner warns, on every page, when the selected range has gaps.
 async function gapBanner(q, signal) {
-  replace(banner);
+  banner.setAttribute('aria-busy', 'true');
+  try {
+    await showGaps(q, signal);
+  } finally {
+    if (!signal.aborted) banner.setAttribute('aria-busy', 'false');
+  }
+}
+
+async function showGaps(q, signal) {
   const p = new URLSearchParams();
   const f = apiFilter(q);
   for (const k of ['since', 'until', 'org', 'project']) for (const v of f.getAll(k)) p.append(k, v);

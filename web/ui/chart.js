@@ -3,15 +3,15 @@
 // readers, and <title> tooltips on its bars.
 import { h, s, int } from './dom.js';
 
-const W = 860;
-const H = 240;
+const W = 1200;
+const H = 260;
 const PAD = { l: 56, r: 8, t: 10, b: 28 };
 
 // colorOf gives a stable palette slot to a series key; results that went
 // wrong get the alarming colours whatever their order.
 const BAD = { failure: 'c-bad', denied: 'c-warn', error: 'c-err' };
 export function colorOf(key, i) {
-  return BAD[key] || (key === 'success' ? 'c-ok' : `c-${i % 8}`);
+  return BAD[key] || (key === 'success' ? 'c-ok' : `c-${i % 12}`);
 }
 
 // niceMax rounds a maximum up to 1, 2 or 5 times a power of ten.

@@ -67,9 +67,8 @@ export async function render(ctx) {
     const tile = (label, v, cls, key) => h('a', { class: `tile ${cls || ''}`, href: `/events?${withFilter(q, key ? [['result', key]] : [])}`, 'data-nav': true },
       h('span', { class: 'tile-v', dataset: { value: String(v) } }, int(v)), h('span', { class: 'tile-k' }, label),
       key && total ? h('span', { class: 'sub' }, pct(v / total)) : null);
-    replace(tiles, tile('events', total), tile('failures', n('failure'), n('failure') ? 'bad' : ''), tile('denied', n('denied'), n('denied') ? 'warn' : '', 'denied'),
-      tile('errors', n('error'), n('error') ? 'bad' : '', 'error'));
-    tiles.children[1].href = `/events?${withFilter(q, [['result', 'failure']])}`;
+    replace(tiles, tile('events', total), tile('failures', n('failure'), n('failure') ? 'bad' : '', 'failure'),
+      tile('denied', n('denied'), n('denied') ? 'warn' : '', 'denied'), tile('errors', n('error'), n('error') ? 'bad' : '', 'error'));
   } else {
     replace(tiles);
   }
