@@ -2,6 +2,7 @@ package agenttrail
 
 import (
 	"context"
+	"math"
 	"time"
 )
 
@@ -113,4 +114,34 @@ type Store interface {
 	Retainer
 	Pinger
 	Close() error
+}
+
+// AddSat returns a+b, or the int64 nearest to it when the sum overflows.
+// Stores sum token counters and costs with it: Validate bounds one event's
+// usage (MaxLLMTokens, MaxLLMCostUSD), so a sum saturates only after
+// billions of events, and then it stays at the limit instead of wrapping
+// around to a negative number or failing every later read.
+func AddSat(a, b int64) int64 {
+	s := a + b
+	switch {
+	case a > 0 && b > 0 && s < 0:
+		return math.MaxInt64
+	case a < 0 && b < 0 && s >= 0:
+		return math.MinInt64
+	}
+	return s
+}
+
+// Saturate converts a float sum to int64, saturating at the limits; NaN is
+// 0. Go's own conversion of an out-of-range float is undefined.
+func Saturate(f float64) int64 {
+	switch {
+	case f != f:
+		return 0
+	case f >= math.MaxInt64:
+		return math.MaxInt64
+	case f <= math.MinInt64:
+		return math.MinInt64
+	}
+	return int64(f)
 }

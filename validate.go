@@ -22,6 +22,17 @@ type Limits struct {
 // 10,000 events a request.
 var DefaultLimits = Limits{MaxEventBytes: 1 << 20, MaxRequestBytes: 16 << 20, MaxBatchEvents: 10000}
 
+// Bounds of the LLM usage of one event (metadata.llm). The stores sum the
+// counters and the cost of every event into rollups; these bounds keep one
+// event far from what a sum can hold (an int64 of tokens, an int64 of
+// nano-dollars), so no event, however forged, can make a rollup overflow.
+// They are generous for real calls: no model has a context of a billion
+// tokens, and no single call costs a million dollars.
+const (
+	MaxLLMTokens  = 1_000_000_000 // each of the five token counters
+	MaxLLMCostUSD = 1_000_000     // cost_usd
+)
+
 // Field length limits, in bytes.
 const (
 	maxIDLen          = 128
@@ -169,12 +180,12 @@ func (e *Event) validateMetadata() error {
 			{"cache_read_tokens", l.CacheReadTokens}, {"cache_write_tokens", l.CacheWriteTokens},
 			{"reasoning_tokens", l.ReasoningTokens},
 		} {
-			if c.v < 0 {
-				return Invalid("metadata.llm."+c.name, "must not be negative")
+			if c.v < 0 || c.v > MaxLLMTokens {
+				return Invalid("metadata.llm."+c.name, "must be from 0 to %d, not %d", MaxLLMTokens, c.v)
 			}
 		}
-		if l.CostUSD != nil && *l.CostUSD < 0 {
-			return Invalid("metadata.llm.cost_usd", "must not be negative")
+		if c := l.CostUSD; c != nil && !(*c >= 0 && *c <= MaxLLMCostUSD) { // NaN fails both
+			return Invalid("metadata.llm.cost_usd", "must be from 0 to %d, not %g", MaxLLMCostUSD, *c)
 		}
 		if err := checkText("metadata.llm.model", l.Model, maxNameLen, false); err != nil {
 			return err

@@ -34,6 +34,11 @@ func (p *Pipeline) commit(ctx context.Context, reqs []*request) {
 			}
 			return
 		}
+		if refusedByStore(err) && len(reqs[0].events) > 1 {
+			p.log.Warn("commit failed; finding the events the store refuses", "events", len(batch), "err", err)
+			p.isolate(ctx, reqs[0])
+			return
+		}
 		p.fail(reqs[0], err)
 		return
 	}
@@ -69,17 +74,97 @@ func (p *Pipeline) commit(ctx context.Context, reqs []*request) {
 // commitNaive stores each event of r in its own Append: one transaction per
 // event, the design group commit is measured against.
 func (p *Pipeline) commitNaive(ctx context.Context, r *request) {
+	spooled := 0
 	for i := range r.events {
 		start := time.Now()
-		_, err := p.store.Append(ctx, r.events[i:i+1])
+		res, err := p.store.Append(ctx, r.events[i:i+1])
 		p.m.commitSeconds.Observe(time.Since(start).Seconds())
-		if err != nil {
+		switch {
+		case err != nil && refusedByStore(err) && len(r.events) > 1:
+			p.refuse(r, i, err)
+			continue
+		case err != nil:
 			p.fail(r, err)
 			return
 		}
+		spooled += res.Spooled
 		p.m.batchEvents.Observe(1)
 	}
-	r.res = count(r.events)
+	p.settle(r, spooled)
+}
+
+// refusedByStore reports whether err is the store refusing a value it was
+// given (EINVALID, ETOOLARGE: what a Spool passes through rather than
+// spooling), so that committing the events apart finds the ones it
+// refuses. Any other failure is the store's, not an event's: the request
+// fails whole and its sender retries.
+func refusedByStore(err error) bool {
+	switch agenttrail.ErrorCode(err) {
+	case agenttrail.EINVALID, agenttrail.ETOOLARGE:
+		return true
+	}
+	return false
+}
+
+// isolate commits the events of r, whose commit as a whole failed with an
+// error refusedByStore, in halves, recursively, down to the single events
+// the store refuses: those are rejected by index and the others stored,
+// so one event no store can hold never costs its neighbours. It takes
+// O(k log n) Appends for k refused events among n. When the store becomes
+// unavailable midway, r fails as a whole (what was stored stays stored;
+// re-sending is safe, ids deduplicate).
+func (p *Pipeline) isolate(ctx context.Context, r *request) {
+	spooled := 0
+	var split func(lo, hi int) error
+	split = func(lo, hi int) error {
+		res, err := p.store.Append(ctx, r.events[lo:hi])
+		switch {
+		case err == nil:
+			spooled += res.Spooled
+			return nil
+		case !refusedByStore(err):
+			return err
+		case hi-lo == 1:
+			p.refuse(r, lo, err)
+			return nil
+		}
+		mid := lo + (hi-lo)/2
+		if err := split(lo, mid); err != nil {
+			return err
+		}
+		return split(mid, hi)
+	}
+	if err := split(0, len(r.events)); err != nil {
+		r.refused = nil
+		p.fail(r, err)
+		return
+	}
+	p.settle(r, spooled)
+}
+
+// refuse records that the store refused r.events[i]. Its message is the
+// caller-facing one of err, never the database's own text.
+func (p *Pipeline) refuse(r *request, i int, err error) {
+	p.log.Warn("the store refused an event", "id", r.events[i].ID, "org", r.events[i].Org, "err", err)
+	p.m.dropped.WithLabelValues(reasonStoreError).Inc()
+	r.events[i].Seq = 0
+	r.refused = append(r.refused, Rejection{Index: i, Err: &agenttrail.Error{
+		Code: agenttrail.EINVALID, Field: "event",
+		Message: "the store refused it (" + agenttrail.ErrorMessage(err) + "); nothing of it was stored", Err: err}})
+}
+
+// settle answers r after its events were committed apart: spooled of them
+// went to a spool, the refused ones are rejections, and of the rest those
+// with a Seq were stored and the others were duplicates.
+func (p *Pipeline) settle(r *request, spooled int) {
+	res := count(r.events)
+	res.Duplicates -= len(r.refused)
+	if spooled > 0 {
+		// A spooled event has no Seq yet: count(r.events) took it for a
+		// duplicate.
+		res.Spooled, res.Duplicates = spooled, res.Duplicates-spooled
+	}
+	r.res = res
 	p.finish(r)
 }
 

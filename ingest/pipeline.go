@@ -117,6 +117,10 @@ type request struct {
 	done   chan struct{}
 	res    agenttrail.AppendResult
 	err    error
+	// refused lists the events the store refused one by one (Index into
+	// events), when a commit of the whole failed because of them; the
+	// other events were committed.
+	refused []Rejection
 }
 
 // New returns a Pipeline that commits to store.
@@ -152,22 +156,26 @@ func (p *Pipeline) Depth() int {
 // first, it returns an EUNAVAILABLE error, but the events stay queued and
 // may still be committed; re-sending them is safe because ids deduplicate.
 // submit keeps no reference to events after it returns successfully.
-func (p *Pipeline) submit(ctx context.Context, events []agenttrail.Event) (agenttrail.AppendResult, error) {
+//
+// An event the store refuses (a value its database cannot hold) costs the
+// others nothing: it is returned in refused, by index into events, and
+// the rest are committed.
+func (p *Pipeline) submit(ctx context.Context, events []agenttrail.Event) (res agenttrail.AppendResult, refused []Rejection, err error) {
 	if len(events) == 0 {
-		return agenttrail.AppendResult{}, nil
+		return agenttrail.AppendResult{}, nil, nil
 	}
 	if err := ctx.Err(); err != nil {
-		return agenttrail.AppendResult{}, unavailable("request ended before its events were queued: %v", err)
+		return agenttrail.AppendResult{}, nil, unavailable("request ended before its events were queued: %v", err)
 	}
 	req := &request{events: events, done: make(chan struct{})}
 	if err := p.enqueue(req); err != nil {
-		return agenttrail.AppendResult{}, err
+		return agenttrail.AppendResult{}, nil, err
 	}
 	select {
 	case <-req.done:
-		return req.res, req.err
+		return req.res, req.refused, req.err
 	case <-ctx.Done():
-		return agenttrail.AppendResult{}, unavailable("request ended before its events were committed (they may still be; re-send them with the same ids): %v", ctx.Err())
+		return agenttrail.AppendResult{}, nil, unavailable("request ended before its events were committed (they may still be; re-send them with the same ids): %v", ctx.Err())
 	}
 }
 

@@ -3,6 +3,7 @@ package ingest
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -71,9 +72,32 @@ func (p *Pipeline) Write(ctx context.Context, events []agenttrail.Event, sc Scop
 		p.cfg.Redactor.Event(ev) // after Validate: markers may lengthen fields
 		good = append(good, *ev)
 	}
-	var err error
-	res.AppendResult, err = p.submit(ctx, good)
+	appended, refused, err := p.submit(ctx, good)
+	res.AppendResult = appended
+	if len(refused) > 0 {
+		res.Rejected = mergeRejections(res.Rejected, refused, len(events))
+	}
 	return res, err
+}
+
+// mergeRejections adds to checked, the rejections of a batch of n events
+// before it was compacted, the rejections refused of the compacted batch,
+// and returns them all in index order.
+func mergeRejections(checked, refused []Rejection, n int) []Rejection {
+	orig := make([]int, 0, n-len(checked)) // compacted index -> batch index
+	next := 0
+	for i := 0; i < n; i++ {
+		if next < len(checked) && checked[next].Index == i {
+			next++
+			continue
+		}
+		orig = append(orig, i)
+	}
+	for _, r := range refused {
+		checked = append(checked, Rejection{Index: orig[r.Index], Err: r.Err})
+	}
+	slices.SortFunc(checked, func(a, b Rejection) int { return a.Index - b.Index })
+	return checked
 }
 
 // ServerIDPrefix begins the id of every event the server writes itself

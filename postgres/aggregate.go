@@ -55,12 +55,10 @@ func (s *Store) Aggregate(ctx context.Context, f agenttrail.Filter, by agenttrai
 	}
 	col := dimColumn(by)
 	for _, rf := range p.raw {
-		arms = append(arms, "SELECT "+col+`, count(*), sum(input_tokens)::bigint, sum(output_tokens)::bigint,
-			sum(cache_read_tokens)::bigint, sum(cache_write_tokens)::bigint, sum(reasoning_tokens)::bigint,
-			coalesce(sum(cost_usd), 0) FROM events`+whereClause(conditions(rf, &a))+" GROUP BY "+col)
+		arms = append(arms, "SELECT "+col+", count(*), "+tokenSums("")+
+			", coalesce(sum(cost_usd), 0) FROM events"+whereClause(conditions(rf, &a))+" GROUP BY "+col)
 	}
-	sql := `SELECT key, sum(count)::bigint, sum(input_tokens)::bigint, sum(output_tokens)::bigint,
-		sum(cache_read_tokens)::bigint, sum(cache_write_tokens)::bigint, sum(reasoning_tokens)::bigint,
+	sql := `SELECT key, ` + satSum("count") + ", " + tokenSums("") + `,
 		sum(cost_usd) FROM (` + strings.Join(arms, " UNION ALL ") + `) AS u (key, count, input_tokens,
 		output_tokens, cache_read_tokens, cache_write_tokens, reasoning_tokens, cost_usd) GROUP BY key`
 	rows, err := s.pool.Query(ctx, sql, a...)

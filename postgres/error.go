@@ -31,14 +31,30 @@ func formatError(op string, err error) error {
 	var pg *pgconn.PgError
 	if errors.As(err, &pg) {
 		// Keep the context callers wrapped around the driver error.
+		// The driver's text is the cause, for logs; callers are shown
+		// only what kind of failure it was (agenttrail.ErrorMessage).
 		wrapped := strings.TrimSuffix(err.Error(), pg.Error())
-		msg := fmt.Sprintf("%s: %s%s (sqlstate %s)", op, wrapped, pg.Message, pg.Code)
-		return &agenttrail.Error{Code: pgCode(pg.Code), Message: msg}
+		cause := fmt.Errorf("%s%s (sqlstate %s)", wrapped, pg.Message, pg.Code)
+		code := pgCode(pg.Code)
+		return &agenttrail.Error{Code: code, Message: op + ": " + pgMessage(code), Err: cause}
 	}
 	if unreachable(err) {
 		return &agenttrail.Error{Code: agenttrail.EUNAVAILABLE, Message: op + ": database unreachable", Err: err}
 	}
 	return &agenttrail.Error{Code: agenttrail.EINTERNAL, Message: op, Err: err}
+}
+
+// pgMessage is what a caller is told of a database error with code.
+func pgMessage(code string) string {
+	switch code {
+	case agenttrail.EINVALID:
+		return "the database refused a value"
+	case agenttrail.ECONFLICT:
+		return "conflicts with stored data"
+	case agenttrail.EUNAVAILABLE:
+		return "the database is busy or unavailable"
+	}
+	return "database error"
 }
 
 // pgCode maps an SQLSTATE to an error code.

@@ -41,8 +41,13 @@ func TestFormatError(t *testing.T) {
 		}
 	}
 	err := formatError("postgres: copy", fmt.Errorf("copy ids: %w", &pgconn.PgError{Code: "57P01", Message: "terminating connection"}))
-	if want := "postgres: copy: copy ids: terminating connection (sqlstate 57P01)"; err.Error() != want {
+	if want := "postgres: copy: the database is busy or unavailable: copy ids: terminating connection (sqlstate 57P01)"; err.Error() != want {
 		t.Errorf("formatError() = %q, want %q", err, want)
+	}
+	// What callers are shown holds no text of the driver's.
+	err = formatError("postgres: append", fmt.Errorf("copy events: %w", &pgconn.PgError{Code: "22003", Message: "bigint out of range"}))
+	if got, want := agenttrail.ErrorMessage(err), "postgres: append: the database refused a value"; got != want {
+		t.Errorf("ErrorMessage(formatError(22003)) = %q, want %q", got, want)
 	}
 	err = formatError("postgres: query", fmt.Errorf("query: %w", context.Canceled))
 	if !errors.Is(err, context.Canceled) {

@@ -127,8 +127,7 @@ func recomputeHour(ctx context.Context, tx pgx.Tx, hour time.Time) error {
 	}
 	sql := `INSERT INTO rollups_hourly (dim, start, org, project, key, count, input_tokens, output_tokens,
 			cache_read_tokens, cache_write_tokens, reasoning_tokens, cost_usd)
-		SELECT d.dim, ` + from + `::timestamptz, e.org, e.project, d.key, count(*), sum(e.input_tokens),
-			sum(e.output_tokens), sum(e.cache_read_tokens), sum(e.cache_write_tokens), sum(e.reasoning_tokens),
+		SELECT d.dim, ` + from + `::timestamptz, e.org, e.project, d.key, count(*), ` + tokenSums("e.") + `,
 			coalesce(sum(e.cost_usd), 0)
 		FROM events AS e CROSS JOIN LATERAL (VALUES ` + strings.Join(dims, ", ") + `) AS d (dim, key)
 		WHERE e.time >= ` + from + ` AND e.time < ` + to + `
@@ -146,8 +145,7 @@ func recomputeDay(ctx context.Context, tx pgx.Tx, d time.Time) error {
 	}
 	if _, err := tx.Exec(ctx, `INSERT INTO rollups_daily (dim, start, org, project, key, count, input_tokens,
 			output_tokens, cache_read_tokens, cache_write_tokens, reasoning_tokens, cost_usd)
-		SELECT dim, $1::timestamptz, org, project, key, sum(count), sum(input_tokens), sum(output_tokens),
-			sum(cache_read_tokens), sum(cache_write_tokens), sum(reasoning_tokens), sum(cost_usd)
+		SELECT dim, $1::timestamptz, org, project, key, `+satSum("count")+`, `+tokenSums("")+`, sum(cost_usd)
 		FROM rollups_hourly WHERE start >= $1 AND start < $2
 		GROUP BY dim, org, project, key`, d, d.AddDate(0, 0, 1)); err != nil {
 		return fmt.Errorf("recompute daily rollups: %w", err)

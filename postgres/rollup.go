@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/agenttrail/agenttrail"
@@ -43,14 +44,39 @@ type rollupSums struct {
 	cost                                                   float64
 }
 
+// add adds o to r, saturating rather than wrapping around (see
+// agenttrail.AddSat).
 func (r *rollupSums) add(o rollupSums) {
-	r.count += o.count
-	r.input += o.input
-	r.output += o.output
-	r.cacheRead += o.cacheRead
-	r.cacheWrite += o.cacheWrite
-	r.reasoning += o.reasoning
+	r.count = agenttrail.AddSat(r.count, o.count)
+	r.input = agenttrail.AddSat(r.input, o.input)
+	r.output = agenttrail.AddSat(r.output, o.output)
+	r.cacheRead = agenttrail.AddSat(r.cacheRead, o.cacheRead)
+	r.cacheWrite = agenttrail.AddSat(r.cacheWrite, o.cacheWrite)
+	r.reasoning = agenttrail.AddSat(r.reasoning, o.reasoning)
 	r.cost += o.cost
+}
+
+// satSum is the SQL sum of a bigint column, saturated to bigint: a plain
+// sum()::bigint fails the query when it overflows, which would make every
+// later read of the rows it covers fail (agenttrail.AddSat).
+func satSum(col string) string {
+	return "least(sum(" + col + "), 9223372036854775807)::bigint"
+}
+
+// tokenSums is satSum of the five token counters, prefix naming their
+// table ("e." or "").
+func tokenSums(prefix string) string {
+	cols := []string{"input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "reasoning_tokens"}
+	for i, c := range cols {
+		cols[i] = satSum(prefix + c)
+	}
+	return strings.Join(cols, ", ")
+}
+
+// satAdd is the SQL of an upsert adding the new rows' column to the
+// stored one, saturated to bigint.
+func satAdd(col string) string {
+	return col + " = least(r." + col + "::numeric + excluded." + col + ", 9223372036854775807)::bigint"
 }
 
 // sumsOf returns one event's contribution.
@@ -128,12 +154,8 @@ func addRollups(ctx context.Context, tx pgx.Tx, table string, rows rollupRows) e
 		SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::text[], $4::text[], $5::text[],
 			$6::bigint[], $7::bigint[], $8::bigint[], $9::bigint[], $10::bigint[], $11::bigint[], $12::float8[])
 		ON CONFLICT (dim, start, org, project, key) DO UPDATE SET
-			count = r.count + excluded.count,
-			input_tokens = r.input_tokens + excluded.input_tokens,
-			output_tokens = r.output_tokens + excluded.output_tokens,
-			cache_read_tokens = r.cache_read_tokens + excluded.cache_read_tokens,
-			cache_write_tokens = r.cache_write_tokens + excluded.cache_write_tokens,
-			reasoning_tokens = r.reasoning_tokens + excluded.reasoning_tokens,
+			`+satAdd("count")+`, `+satAdd("input_tokens")+`, `+satAdd("output_tokens")+`,
+			`+satAdd("cache_read_tokens")+`, `+satAdd("cache_write_tokens")+`, `+satAdd("reasoning_tokens")+`,
 			cost_usd = r.cost_usd + excluded.cost_usd`,
 		dims, starts, orgs, projects, ks, counts, input, output, cacheRead, cacheWrite, rs, cost)
 	if err != nil {

@@ -46,7 +46,7 @@ func (s *Store) Series(ctx context.Context, f agenttrail.Filter, iv agenttrail.I
 		arms = append(arms, "SELECT date_trunc("+unit+", time), "+key+", count(*), coalesce(sum(cost_usd), 0) FROM events"+
 			whereClause(conditions(rf, &a))+" GROUP BY 1, 2")
 	}
-	sql := "SELECT b, key, sum(count)::bigint, sum(cost_usd) FROM (" + strings.Join(arms, " UNION ALL ") +
+	sql := "SELECT b, key, " + satSum("count") + ", sum(cost_usd) FROM (" + strings.Join(arms, " UNION ALL ") +
 		") AS u (b, key, count, cost_usd) GROUP BY b, key"
 	rows, err := s.pool.Query(ctx, sql, a...)
 	if err != nil {

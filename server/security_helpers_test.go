@@ -43,7 +43,11 @@ func backends() []backend {
 
 func openSQLite(t testing.TB) (agenttrail.Store, func(t testing.TB) []string) {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), "trail.db")
+	return openSQLiteAt(t, filepath.Join(t.TempDir(), "trail.db"))
+}
+
+func openSQLiteAt(t testing.TB, path string) (agenttrail.Store, func(t testing.TB) []string) {
+	t.Helper()
 	st, err := sqlite.Open(context.Background(), path, sqlite.Config{})
 	if err != nil {
 		t.Fatalf("sqlite.Open: %v", err)
@@ -112,13 +116,21 @@ func scanAll(t testing.TB, db *sql.DB, q string) []string {
 
 func openPostgres(t testing.TB) (agenttrail.Store, func(t testing.TB) []string) {
 	t.Helper()
+	dsn, schema := pgSchema(t)
+	return openPostgresAt(t, dsn, schema)
+}
+
+// pgSchema creates a schema of its own for a test, dropped when it ends,
+// and returns a DSN that uses it.
+func pgSchema(t testing.TB) (dsn, schema string) {
+	t.Helper()
 	base := os.Getenv("AGENTTRAIL_TEST_POSTGRES")
 	if base == "" {
 		t.Skip("PostgreSQL tests need a server: run with AGENTTRAIL_TEST_POSTGRES=postgres://postgres@127.0.0.1:5432/test")
 	}
 	b := make([]byte, 6)
 	rand.Read(b)
-	schema := "agenttrail_sec_" + hex.EncodeToString(b)
+	schema = "agenttrail_sec_" + hex.EncodeToString(b)
 	pgExec(t, base, "CREATE SCHEMA "+schema)
 	t.Cleanup(func() { pgExec(t, base, "DROP SCHEMA "+schema+" CASCADE") })
 	u, err := url.Parse(base)
@@ -128,7 +140,11 @@ func openPostgres(t testing.TB) (agenttrail.Store, func(t testing.TB) []string) 
 	q := u.Query()
 	q.Set("search_path", schema)
 	u.RawQuery = q.Encode()
-	dsn := u.String()
+	return u.String(), schema
+}
+
+func openPostgresAt(t testing.TB, dsn, schema string) (agenttrail.Store, func(t testing.TB) []string) {
+	t.Helper()
 	st, err := postgres.Open(context.Background(), dsn, postgres.Config{})
 	if err != nil {
 		t.Fatalf("postgres.Open: %v", err)

@@ -194,13 +194,20 @@ func ceilTo(t, unit int64) int64 {
 	return t
 }
 
-const usageSums = "sum(count), sum(input_tokens), sum(output_tokens), sum(cache_read_tokens), " +
-	"sum(cache_write_tokens), sum(reasoning_tokens), sum(cost_nusd)"
+// usageTotals sums the usage columns of rollup rows. SQLite's sum() fails
+// the query on integer overflow; total() sums in floating point and never
+// does, and scanGroups saturates what it reads (see agenttrail.AddSat). An
+// upsert that overflows an integer column stores a float, which total()
+// reads alike.
+const usageTotals = "total(input_tokens), total(output_tokens), total(cache_read_tokens), " +
+	"total(cache_write_tokens), total(reasoning_tokens), total(cost_nusd)"
+
+const usageSums = "sum(count), " + usageTotals
 
 // eventSums are usageSums over the events table; the cost is rounded per
 // event exactly as the rollups round it.
-const eventSums = "count(*), sum(input_tokens), sum(output_tokens), sum(cache_read_tokens), " +
-	"sum(cache_write_tokens), sum(reasoning_tokens), sum(CAST(round(coalesce(cost_usd, 0) * 1e9) AS INTEGER))"
+const eventSums = "count(*), total(input_tokens), total(output_tokens), total(cache_read_tokens), " +
+	"total(cache_write_tokens), total(reasoning_tokens), total(CAST(round(coalesce(cost_usd, 0) * 1e9) AS INTEGER))"
 
 // rollupRead is one grouping answered from a rollup table.
 type rollupRead struct {
@@ -269,11 +276,12 @@ func scanGroups(ctx context.Context, tx *sql.Tx, table, sums, keyExpr, bucket st
 	for rows.Next() {
 		var k groupKey
 		var u usage
-		var in, o, cr, cw, rs, cost sql.NullInt64
+		var in, o, cr, cw, rs, cost float64
 		if err := rows.Scan(&k.hour, &k.key, &u.count, &in, &o, &cr, &cw, &rs, &cost); err != nil {
 			return err
 		}
-		u.input, u.output, u.cacheRead, u.cacheWrite, u.reasoning, u.costNUSD = in.Int64, o.Int64, cr.Int64, cw.Int64, rs.Int64, cost.Int64
+		u.input, u.output, u.cacheRead, u.cacheWrite, u.reasoning, u.costNUSD =
+			agenttrail.Saturate(in), agenttrail.Saturate(o), agenttrail.Saturate(cr), agenttrail.Saturate(cw), agenttrail.Saturate(rs), agenttrail.Saturate(cost)
 		if x := out[k]; x != nil {
 			x.add(u)
 		} else {

@@ -55,8 +55,7 @@ func (s *Store) compactDay(ctx context.Context, day int64) error {
 	}
 	for _, dim := range rolledDims() {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO rollup_days (`+rollupDayColumns+`)
-			SELECT dim, ?, org, project, key, sum(count), sum(input_tokens), sum(output_tokens),
-				sum(cache_read_tokens), sum(cache_write_tokens), sum(reasoning_tokens), sum(cost_nusd)
+			SELECT dim, ?, org, project, key, sum(count), `+usageTotals+`
 			FROM rollups WHERE dim = ? AND hour >= ? AND hour < ?
 			GROUP BY org, project, key`, day, dim, day, day+dayNS); err != nil {
 			return formatError("compact", err)

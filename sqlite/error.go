@@ -31,6 +31,10 @@ func formatError(op string, err error) error {
 		switch se.Code() & 0xff {
 		case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_CANTOPEN:
 			code = agenttrail.EUNAVAILABLE
+		case sqlite3.SQLITE_CONSTRAINT, sqlite3.SQLITE_MISMATCH, sqlite3.SQLITE_TOOBIG:
+			// A value the database refuses, as PostgreSQL's class 22:
+			// the caller is told that much, never the driver's text.
+			return &agenttrail.Error{Code: agenttrail.EINVALID, Message: "sqlite: " + op + ": the database refused a value", Err: err}
 		}
 	}
 	return &agenttrail.Error{Code: code, Message: "sqlite: " + op, Err: err}

@@ -77,21 +77,23 @@ type usage struct {
 	count, input, output, cacheRead, cacheWrite, reasoning, costNUSD int64
 }
 
+// add adds o to u, saturating rather than wrapping around (see
+// agenttrail.AddSat).
 func (u *usage) add(o usage) {
-	u.count += o.count
-	u.input += o.input
-	u.output += o.output
-	u.cacheRead += o.cacheRead
-	u.cacheWrite += o.cacheWrite
-	u.reasoning += o.reasoning
-	u.costNUSD += o.costNUSD
+	u.count = agenttrail.AddSat(u.count, o.count)
+	u.input = agenttrail.AddSat(u.input, o.input)
+	u.output = agenttrail.AddSat(u.output, o.output)
+	u.cacheRead = agenttrail.AddSat(u.cacheRead, o.cacheRead)
+	u.cacheWrite = agenttrail.AddSat(u.cacheWrite, o.cacheWrite)
+	u.reasoning = agenttrail.AddSat(u.reasoning, o.reasoning)
+	u.costNUSD = agenttrail.AddSat(u.costNUSD, o.costNUSD)
 }
 
 func (u usage) neg() usage {
 	return usage{-u.count, -u.input, -u.output, -u.cacheRead, -u.cacheWrite, -u.reasoning, -u.costNUSD}
 }
 
-func nanoUSD(c float64) int64 { return int64(math.Round(c * 1e9)) }
+func nanoUSD(c float64) int64 { return agenttrail.Saturate(math.Round(c * 1e9)) }
 
 func (u usage) bucket(key string) agenttrail.Bucket {
 	return agenttrail.Bucket{

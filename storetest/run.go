@@ -21,6 +21,8 @@
 //     open gap runs from the last heartbeat to f.Until. Missed counts the
 //     intervals in which no heartbeat came: the suite uses exact multiples
 //     of the interval, where 4 intervals apart is 3 missed.
+//   - LLM usage sums saturate at math.MaxInt64 instead of overflowing
+//     (UsageSaturates); usage within Validate's bounds sums exactly.
 //   - A call whose context was cancelled or is past its deadline fails with
 //     an EUNAVAILABLE error wrapping context.Canceled or
 //     context.DeadlineExceeded, and changes nothing (ContextEnded).
@@ -57,6 +59,8 @@ func Run(t *testing.T, open func(t *testing.T) agenttrail.Store) {
 		{"SeqLateEvent", testSeqLateEvent},
 		{"Aggregate", testAggregate},
 		{"AggregateEdges", testAggregateEdges},
+		{"UsageAtBounds", testUsageAtBounds},
+		{"UsageSaturates", testUsageSaturates},
 		{"Series", testSeries},
 		{"SeriesWeeks", testSeriesWeeks},
 		{"HeartbeatGaps", testHeartbeatGaps},
