@@ -184,7 +184,7 @@ func testRoundTrip(t *testing.T, s agenttrail.Store) {
 		Project: "proj_1", ProducerID: "producer-1", ProducerSeq: 9007199254740993,
 		ReceivedAt: now.Add(time.Second + 987654*time.Nanosecond),
 	}
-	if err := full.SetLLM(agenttrail.LLM{Provider: "anthropic", Model: "claude-sonnet-4", InputTokens: 1 << 40,
+	if err := full.SetLLM(agenttrail.LLM{Provider: "anthropic", Model: "claude-sonnet-4", InputTokens: agenttrail.MaxLLMTokens,
 		OutputTokens: 2, CacheReadTokens: 3, CacheWriteTokens: 4, ReasoningTokens: 5, CostUSD: &cost, Stream: true}); err != nil {
 		t.Fatal(err)
 	}
