@@ -124,5 +124,8 @@ func (p *Pipeline) check(ev *agenttrail.Event, sc Scope, now time.Time) error {
 	if ev.Source == agenttrail.SourceAudit && !sc.Server {
 		return &agenttrail.Error{Code: agenttrail.EFORBIDDEN, Field: "source", Message: fmt.Sprintf("%q is reserved for the trail's own events", agenttrail.SourceAudit)}
 	}
-	return ev.Validate(now)
+	if err := ev.Validate(now); err != nil {
+		return err
+	}
+	return p.cfg.Redactor.Identifiers(ev)
 }

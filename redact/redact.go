@@ -192,8 +192,8 @@ func (r *Redactor) String(s string) string {
 	return s
 }
 
-// Event redacts e in place: Description, Action, ResourceID, ActorName and
-// every string in Metadata; a metadata value whose key names a secret
+// Event redacts e in place: Description, Action, ResourceID, ResourceType,
+// ActorID, ActorName, and every string in Metadata, keys included; a metadata value whose key names a secret
 // (password, token, api_key, authorization, cookie, credentials, …) is
 // replaced whole, unless it is null, a boolean or empty. Metadata in which
 // nothing can match keeps its bytes; otherwise it is replaced by a new
@@ -204,10 +204,39 @@ func (r *Redactor) Event(e *agenttrail.Event) {
 	e.Description = r.String(e.Description)
 	e.Action = r.String(e.Action)
 	e.ResourceID = r.String(e.ResourceID)
+	e.ResourceType = r.String(e.ResourceType)
+	e.ActorID = r.String(e.ActorID)
 	e.ActorName = r.String(e.ActorName)
 	if m, ok := r.metadata(e.Metadata); ok {
 		e.Metadata = m
 	}
+}
+
+// Identifiers returns an EINVALID error naming the first of the event's
+// keys — id, producer_id, org, project and source — that holds a secret.
+// Those are refused rather than redacted: a marker in their place would
+// make two events one (id), merge producers' sequences (producer_id), or
+// file the event under a scope nobody chose (org, project). The error
+// names the kind of secret, never the secret. Event redacts every other
+// string the event carries, actor_id and resource_type included.
+func (r *Redactor) Identifiers(e *agenttrail.Event) error {
+	for _, f := range [...]struct{ name, v string }{
+		{"id", e.ID}, {"producer_id", e.ProducerID}, {"org", e.Org}, {"project", e.Project}, {"source", e.Source},
+	} {
+		if f.v == "" {
+			continue
+		}
+		if red := r.String(f.v); red != f.v {
+			kind := "secret"
+			if i := strings.Index(red, "[REDACTED:"); i >= 0 {
+				if n := markerLen(red, i); n > 0 {
+					kind = red[i+len("[REDACTED:") : i+n-1]
+				}
+			}
+			return agenttrail.Invalid(f.name, "holds what looks like a secret (%s); identifiers are refused, not redacted, so send it without one", kind)
+		}
+	}
+	return nil
 }
 
 // metadata returns the redacted metadata and whether it changed.
@@ -246,6 +275,7 @@ func (r *Redactor) walk(v any) (any, bool) {
 		s := r.String(x)
 		return s, s != x
 	case map[string]any:
+		var renamed map[string]string // key -> its redacted form
 		for k, val := range x {
 			var c bool
 			if isSecretName(k, 0, len(k)) {
@@ -256,6 +286,22 @@ func (r *Redactor) walk(v any) (any, bool) {
 			if c {
 				x[k], changed = val, true
 			}
+			if rk := r.String(k); rk != k {
+				if renamed == nil {
+					renamed = map[string]string{}
+				}
+				renamed[k] = rk
+			}
+		}
+		// Keys are strings the event carries too: a secret used as a key
+		// is redacted like any other.
+		for k, rk := range renamed {
+			for _, taken := x[rk]; taken; _, taken = x[rk] {
+				rk += "_" // two keys redacted alike both keep their values
+			}
+			x[rk] = x[k]
+			delete(x, k)
+			changed = true
 		}
 	case []any:
 		for i, val := range x {

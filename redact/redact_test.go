@@ -207,6 +207,13 @@ func TestRedactorEventSecretKeys(t *testing.T) {
 		{`{"dsn":"postgres:\/\/u:pw@h\/db"}`, `{"dsn":"postgres://u:[REDACTED:url_password]@h/db"}`},
 		{`{"cmd":"{\"password\"\n: \"x\"}"}`, `{"cmd":"{\"password\"\n: \"[REDACTED:kv_secret]\"}"}`},
 		{`["token=abc", {"secret": 1}]`, `["token=[REDACTED:kv_secret]",{"secret":"[REDACTED:kv_secret]"}]`},
+		// Short secret words name a secret as the whole last word of a key.
+		{`{"pwd":"a","DB_PASS":"b","dbPass":"c","auth":"d","session":"e","ssh_key":"f","sshKey":"g"}`,
+			`{"DB_PASS":"[REDACTED:kv_secret]","auth":"[REDACTED:kv_secret]","dbPass":"[REDACTED:kv_secret]","pwd":"[REDACTED:kv_secret]","session":"[REDACTED:kv_secret]","sshKey":"[REDACTED:kv_secret]","ssh_key":"[REDACTED:kv_secret]"}`},
+		{`{"bypass":"a","oauth_flow":"b","session_id":"c","compass":"d","author":"e","pass":true}`,
+			`{"bypass":"a","oauth_flow":"b","session_id":"c","compass":"d","author":"e","pass":true}`},
+		// A secret used as a key is redacted like any other string.
+		{`{"` + openaiKey + `":1,"x":{"` + openaiKey + `-2":2}}`, `{"[REDACTED:openai_key]":1,"x":{"[REDACTED:openai_key]":2}}`},
 	} {
 		e := agenttrail.Event{Metadata: json.RawMessage(c.in)}
 		r.Event(&e)

@@ -343,9 +343,16 @@ func secretClass[T text](s T, start, end int) secretKind {
 	}
 	switch uint16(s[prev]|0x20)<<8 | uint16(s[last]|0x20) {
 	case 'r'<<8 | 'd', 'w'<<8 | 'd', 's'<<8 | 'e', 'i'<<8 | 'e', 'e'<<8 | 's', 'l'<<8 | 's',
-		'a'<<8 | 'l', 'e'<<8 | 't', 'e'<<8 | 'n', 'o'<<8 | 'n', 'e'<<8 | 'y', 'r'<<8 | 'e', 'i'<<8 | 'g':
+		'a'<<8 | 'l', 'e'<<8 | 't', 'e'<<8 | 'n', 'o'<<8 | 'n', 'e'<<8 | 'y', 'r'<<8 | 'e', 'i'<<8 | 'g',
+		's'<<8 | 's', 't'<<8 | 'h':
 	default:
 		return notSecret // the last two letters of no secret word
+	}
+	// Short words name a secret only as the whole last word of the name
+	// (db_pass, dbPass, PGPASS, auth, session; not bypass, oauth or
+	// compass).
+	if k := shortSecretWord(s, start, last); k != notSecret {
+		return k
 	}
 	var rev [16]byte // the tail, reversed
 	n := 0
@@ -389,11 +396,41 @@ func secretClass[T text](s T, start, end int) secretKind {
 		}
 		words = []string{"token"}
 	case 'y':
-		words = []string{"apikey", "accesskey", "privatekey", "secretkey"}
+		words = []string{"apikey", "accesskey", "privatekey", "secretkey", "sshkey"}
 	}
 	for _, w := range words {
 		if hasSuffixRev(rev[:n], w) {
 			return secretWord
+		}
+	}
+	return notSecret
+}
+
+// lastWordAt returns where the last word of the name s[start:] ending at
+// s[last] begins: its run of letters and digits, cut where a camelCase
+// word starts.
+func lastWordAt[T text](s T, start, last int) int {
+	j := last
+	for j > start {
+		c, p := s[j], s[j-1]
+		if !(p >= 'a' && p <= 'z' || p >= 'A' && p <= 'Z' || p >= '0' && p <= '9') || c >= 'A' && c <= 'Z' && p >= 'a' && p <= 'z' {
+			break
+		}
+		j--
+	}
+	return j
+}
+
+// shortSecretWord classifies the name s[start:last+1] by its last word
+// alone, for the secret words too short to be matched as a suffix.
+func shortSecretWord[T text](s T, start, last int) secretKind {
+	j := lastWordAt(s, start, last)
+	for _, w := range [...]struct {
+		word string
+		kind secretKind
+	}{{"pass", secretWord}, {"pwd", secretWord}, {"session", secretWord}, {"auth", secretAuth}} {
+		if last+1-j == len(w.word) && hasLit(s, j, w.word, true) {
+			return w.kind
 		}
 	}
 	return notSecret

@@ -157,24 +157,29 @@ func openPostgresAt(t testing.TB, dsn, schema string) (agenttrail.Store, func(t 
 			t.Fatal(err)
 		}
 		defer conn.Close(ctx)
-		rows, err := conn.Query(ctx, `SELECT table_name, column_name FROM information_schema.columns
+		rows, err := conn.Query(ctx, `SELECT table_name, column_name, data_type FROM information_schema.columns
 			WHERE table_schema = $1 AND data_type IN ('text', 'character varying', 'json', 'jsonb', 'bytea', 'character')`, schema)
 		if err != nil {
 			t.Fatal(err)
 		}
-		var cols [][2]string
+		var cols [][3]string
 		for rows.Next() {
-			var tbl, col string
-			if err := rows.Scan(&tbl, &col); err != nil {
+			var tbl, col, typ string
+			if err := rows.Scan(&tbl, &col, &typ); err != nil {
 				t.Fatal(err)
 			}
-			cols = append(cols, [2]string{tbl, col})
+			cols = append(cols, [3]string{tbl, col, typ})
 		}
 		rows.Close()
 		var out []string
 		for _, c := range cols {
-			q := fmt.Sprintf(`SELECT %s::text FROM %s.%s WHERE %s IS NOT NULL`,
-				pgx.Identifier{c[1]}.Sanitize(), pgx.Identifier{schema}.Sanitize(), pgx.Identifier{c[0]}.Sanitize(), pgx.Identifier{c[1]}.Sanitize())
+			// bytea as text is hex; its escape form shows ASCII as is.
+			expr := pgx.Identifier{c[1]}.Sanitize() + "::text"
+			if c[2] == "bytea" {
+				expr = "encode(" + pgx.Identifier{c[1]}.Sanitize() + ", 'escape')"
+			}
+			q := fmt.Sprintf(`SELECT %s FROM %s.%s WHERE %s IS NOT NULL`,
+				expr, pgx.Identifier{schema}.Sanitize(), pgx.Identifier{c[0]}.Sanitize(), pgx.Identifier{c[1]}.Sanitize())
 			rows, err := conn.Query(ctx, q)
 			if err != nil {
 				t.Fatalf("%s: %v", q, err)
