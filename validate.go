@@ -167,6 +167,17 @@ func (e *Event) validateMetadata() error {
 	if m[0] != '{' || !json.Valid(m) {
 		return Invalid("metadata", "must be a JSON object")
 	}
+	if !utf8.Valid(m) || hasSurrogateEscape(m) {
+		// Repaired as the decoder repairs description and every other
+		// string field: invalid UTF-8 and lone UTF-16 surrogates become
+		// U+FFFD, so what is stored and exported is valid UTF-8 JSON
+		// that strict parsers accept.
+		var err error
+		if m, err = reencode(m); err != nil {
+			return Invalid("metadata", "must be a JSON object: %v", err)
+		}
+		e.Metadata = m
+	}
 	l, err := decodeLLM(m)
 	if err != nil {
 		return err
@@ -193,6 +204,41 @@ func (e *Event) validateMetadata() error {
 	}
 	e.llm, e.llmOf = l, e.Metadata
 	return nil
+}
+
+// hasSurrogateEscape reports whether JSON text holds a \uD800-\uDFFF
+// escape: half of a UTF-16 pair, which a strict parser refuses when it
+// stands alone.
+func hasSurrogateEscape(b []byte) bool {
+	for i := bytes.Index(b, []byte(`\u`)); i >= 0 && i+3 < len(b); {
+		if c, d := b[i+2]|0x20, b[i+3]|0x20; c == 'd' && d >= '8' && (d <= '9' || d >= 'a' && d <= 'f') {
+			return true
+		}
+		j := bytes.Index(b[i+2:], []byte(`\u`))
+		if j < 0 {
+			return false
+		}
+		i += 2 + j
+	}
+	return false
+}
+
+// reencode decodes and encodes a JSON value, keeping numbers as written.
+// encoding/json replaces invalid UTF-8 and lone surrogates with U+FFFD.
+func reencode(b []byte) ([]byte, error) {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return nil, err
+	}
+	var out bytes.Buffer
+	enc := json.NewEncoder(&out)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(out.Bytes(), []byte("\n")), nil
 }
 
 // decodeLLM decodes metadata.llm; it returns nil, nil when there is none.
