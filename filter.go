@@ -2,6 +2,7 @@ package agenttrail
 
 import (
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -28,6 +29,47 @@ type Filter struct {
 	Since        time.Time
 	Until        time.Time
 	Q            string
+}
+
+// Bounds every store applies to a Filter, so that both answer alike: at
+// most MaxFilterValues values across its fields (SQLite binds each as a
+// parameter) and a q of at most MaxQBytes.
+const (
+	MaxFilterValues = 1000
+	MaxQBytes       = 2048
+)
+
+// Check returns an EINVALID error when f is over the bounds every store
+// applies (MaxFilterValues, MaxQBytes), or when q holds a NUL byte, which
+// no stored text can hold (Validate refuses it), so that no store answers
+// differently for it. The error names the field with the most values.
+func (f *Filter) Check() error {
+	fields := []struct {
+		name string
+		n    int
+	}{
+		{"actor_id", len(f.ActorID)}, {"actor_type", len(f.ActorType)}, {"source", len(f.Source)},
+		{"action", len(f.Action)}, {"resource_type", len(f.ResourceType)}, {"resource_id", len(f.ResourceID)},
+		{"result", len(f.Result)}, {"org", len(f.Org)}, {"project", len(f.Project)},
+		{"status_code", len(f.StatusCode)}, {"producer_id", len(f.ProducerID)},
+	}
+	total, most := 0, 0
+	for i, c := range fields {
+		total += c.n
+		if c.n > fields[most].n {
+			most = i
+		}
+	}
+	if total > MaxFilterValues {
+		return Invalid(fields[most].name, "the filter holds %d values; at most %d are allowed across all parameters", total, MaxFilterValues)
+	}
+	if len(f.Q) > MaxQBytes {
+		return Invalid("q", "must be at most %d bytes", MaxQBytes)
+	}
+	if strings.IndexByte(f.Q, 0) >= 0 {
+		return Invalid("q", "must not contain NUL, which no stored text holds")
+	}
+	return nil
 }
 
 // Match reports whether e satisfies f. Stores implement the same semantics in

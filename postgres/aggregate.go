@@ -43,6 +43,9 @@ func rollupArms(p readPlan, f agenttrail.Filter, cols string, a *args) []string 
 // largest count first, ties by key. It reads rollups for the whole days and
 // hours f allows and events for the rest.
 func (s *Store) Aggregate(ctx context.Context, f agenttrail.Filter, by agenttrail.Dimension) ([]agenttrail.Bucket, error) {
+	if err := f.Check(); err != nil {
+		return nil, err
+	}
 	if !by.Valid() {
 		return nil, agenttrail.Invalid("by", "must be one of source, actor_type, actor_id, result, action, resource_type, org, project, model, not %q", by)
 	}

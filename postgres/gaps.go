@@ -14,6 +14,9 @@ import (
 // when f.Until is zero). A window function pairs each heartbeat with the
 // next, so only the gaps leave the database.
 func (s *Store) HeartbeatGaps(ctx context.Context, f agenttrail.Filter, interval time.Duration) ([]agenttrail.HeartbeatGap, error) {
+	if err := f.Check(); err != nil {
+		return nil, err
+	}
 	if interval <= 0 {
 		return nil, agenttrail.Invalid("interval", "must be positive")
 	}
@@ -77,6 +80,9 @@ func missed(d, interval time.Duration) int64 {
 // missing between the lowest and highest seen among the events f matches.
 // Events without a producer, or with producer_seq 0 (unset), do not count.
 func (s *Store) SequenceGaps(ctx context.Context, f agenttrail.Filter) ([]agenttrail.SequenceGap, error) {
+	if err := f.Check(); err != nil {
+		return nil, err
+	}
 	var a args
 	c := append(conditions(f, &a), "producer_id <> ''", "producer_seq > 0")
 	sql := `SELECT org, producer_id, prev + 1, producer_seq - 1 FROM (

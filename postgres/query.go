@@ -40,6 +40,9 @@ func scanEvent(row pgx.CollectableRow) (agenttrail.Event, error) {
 // when ids collide across orgs. It finds the id through event_ids, whose
 // time column lets PostgreSQL read only the event's day partition.
 func (s *Store) Get(ctx context.Context, id string, f agenttrail.Filter) (agenttrail.Event, error) {
+	if err := f.Check(); err != nil {
+		return agenttrail.Event{}, err
+	}
 	if !storable(id) {
 		return agenttrail.Event{}, agenttrail.Errorf(agenttrail.ENOTFOUND, "no event with id %q", id)
 	}
@@ -63,6 +66,9 @@ func (s *Store) Get(ctx context.Context, id string, f agenttrail.Filter) (agentt
 // time orders, seq for commit order, so every page is an index range scan
 // however deep the caller pages.
 func (s *Store) Query(ctx context.Context, q agenttrail.Query) (agenttrail.Page, error) {
+	if err := q.Filter.Check(); err != nil {
+		return agenttrail.Page{}, err
+	}
 	limit := q.Limit
 	if limit < 1 {
 		limit = agenttrail.DefaultLimit

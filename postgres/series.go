@@ -15,6 +15,9 @@ import (
 // weeks on Monday. Hourly series read hourly rollups; daily and weekly ones
 // read daily rollups for whole days.
 func (s *Store) Series(ctx context.Context, f agenttrail.Filter, iv agenttrail.Interval, by agenttrail.Dimension) ([]agenttrail.TimeBucket, error) {
+	if err := f.Check(); err != nil {
+		return nil, err
+	}
 	out, err := agenttrail.EmptySeries(f, iv, by)
 	if err != nil {
 		return nil, err

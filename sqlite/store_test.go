@@ -95,7 +95,7 @@ func TestOpenNewerSchema(t *testing.T) {
 func TestErrors(t *testing.T) {
 	s := openAt(t, filepath.Join(t.TempDir(), "trail.db"))
 	ctx := t.Context()
-	many := make([]string, maxFilterValues+1)
+	many := make([]string, agenttrail.MaxFilterValues+1)
 	for i := range many {
 		many[i] = fmt.Sprint(i)
 	}
@@ -111,9 +111,9 @@ func TestErrors(t *testing.T) {
 		{"Query too many values", func() error {
 			_, err := s.Query(ctx, agenttrail.Query{Limit: 1, Filter: agenttrail.Filter{ActorID: many}})
 			return err
-		}, agenttrail.EINVALID, "filter"},
+		}, agenttrail.EINVALID, "actor_id"},
 		{"Query long q", func() error {
-			_, err := s.Query(ctx, agenttrail.Query{Limit: 1, Filter: agenttrail.Filter{Q: strings.Repeat("x", maxQLen+1)}})
+			_, err := s.Query(ctx, agenttrail.Query{Limit: 1, Filter: agenttrail.Filter{Q: strings.Repeat("x", agenttrail.MaxQBytes+1)}})
 			return err
 		}, agenttrail.EINVALID, "q"},
 		{"Aggregate bad by", func() error { _, err := s.Aggregate(ctx, agenttrail.Filter{}, "color"); return err }, agenttrail.EINVALID, "by"},

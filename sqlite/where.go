@@ -42,26 +42,10 @@ func (w *where) String() string {
 	return strings.Join(w.conds, " AND ")
 }
 
-// Bounds on what one filter may hold, so that no statement exceeds SQLite's
-// 32,766 bound parameters and q stays as short as wire.ParseFilter
-// allows any parameter to be.
-const (
-	maxFilterValues = 1000
-	maxQLen         = 2048
-)
-
-// checkFilter returns an EINVALID error for a filter over those bounds.
-func checkFilter(f *agenttrail.Filter) error {
-	n := len(f.ActorID) + len(f.ActorType) + len(f.Source) + len(f.Action) + len(f.ResourceType) +
-		len(f.ResourceID) + len(f.Result) + len(f.Org) + len(f.Project) + len(f.StatusCode) + len(f.ProducerID)
-	if n > maxFilterValues {
-		return agenttrail.Invalid("filter", "holds %d values; at most %d are allowed", n, maxFilterValues)
-	}
-	if len(f.Q) > maxQLen {
-		return agenttrail.Invalid("q", "must be at most %d bytes", maxQLen)
-	}
-	return nil
-}
+// checkFilter returns an EINVALID error for a filter over the bounds every
+// store shares (agenttrail.Filter.Check); they keep statements under
+// SQLite's 32,766 bound parameters.
+func checkFilter(f *agenttrail.Filter) error { return f.Check() }
 
 // filterWhere returns the condition for f's fields other than its time range.
 func filterWhere(f *agenttrail.Filter) *where {

@@ -14,6 +14,9 @@
 //     seq order it is always set, and on an empty page it is After (or the
 //     zero position).
 //   - Q folds ASCII case only, and % and _ in it match literally.
+//   - A filter over agenttrail.Filter.Check's bounds (values, q's length,
+//     NUL in q) is an EINVALID error naming the field on every read
+//     (FilterBounds).
 //   - Aggregate and Series read one snapshot: a reader concurrent with
 //     Append sees whole batches only, never part of one (Concurrent).
 //   - HeartbeatGaps: a gap is reported between consecutive heartbeats more
@@ -54,6 +57,7 @@ func Run(t *testing.T, open func(t *testing.T) agenttrail.Store) {
 		{"QueryTimeRange", testQueryTimeRange},
 		{"QueryText", testQueryText},
 		{"QueryRandom", testQueryRandom},
+		{"FilterBounds", testFilterBounds},
 		{"Paging", testPaging},
 		{"PagingWhileAppending", testPagingWhileAppending},
 		{"SeqLateEvent", testSeqLateEvent},

@@ -72,6 +72,9 @@ func ParseFilter(v url.Values, now time.Time) (agenttrail.Filter, error) {
 			}
 		}
 	}
+	if err := f.Check(); err != nil {
+		return agenttrail.Filter{}, err
+	}
 	return f, nil
 }
 
