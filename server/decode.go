@@ -132,7 +132,15 @@ func (d *decoded) decodeOne(body []byte, i int, lim agenttrail.Limits) (end int,
 		err = dec.Decode(ev)
 		if isSyntax(err) {
 			*ev = agenttrail.Event{}
-			return 0, err
+			// Nesting deeper than encoding/json follows is no syntax
+			// error: the value's extent is found without decoding it, and
+			// it is rejected by index like any other bad event.
+			e, ok := skipValue(body, i)
+			if !ok || !strings.Contains(err.Error(), "exceeded max depth") {
+				return 0, err
+			}
+			d.reject(n, rejectInvalid, "event", "is nested too deeply (at most %d levels)", maxJSONDepth)
+			return e, nil
 		}
 		end = i + int(dec.InputOffset())
 	}
@@ -147,6 +155,35 @@ func (d *decoded) decodeOne(body []byte, i int, lim agenttrail.Limits) (end int,
 		d.reject(n, rejectInvalid, field, "%s", msg)
 	}
 	return end, nil
+}
+
+// maxJSONDepth is the nesting encoding/json decodes, and so the deepest
+// an event may be.
+const maxJSONDepth = 10000
+
+// skipValue returns the offset after the JSON object or array at body[i],
+// counting brackets outside strings, and false when it does not close.
+// It checks no other syntax: it only finds where a value that
+// encoding/json refused for its depth ends.
+func skipValue(body []byte, i int) (int, bool) {
+	depth := 0
+	for j := i; j < len(body); j++ {
+		switch body[j] {
+		case '"':
+			for j++; j < len(body) && body[j] != '"'; j++ {
+				if body[j] == '\\' {
+					j++
+				}
+			}
+		case '{', '[':
+			depth++
+		case '}', ']':
+			if depth--; depth == 0 {
+				return j + 1, true
+			}
+		}
+	}
+	return 0, false
 }
 
 func newDecoder(b []byte) *json.Decoder {

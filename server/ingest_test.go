@@ -277,3 +277,21 @@ func TestIngestQueueUnavailable(t *testing.T) {
 		t.Errorf("POST after the pipeline stopped = %+v, Retry-After %q; want unavailable with Retry-After", p, r.header.Get("Retry-After"))
 	}
 }
+
+// TestIngestDeepEventRejectedByIndex: an event nested 10,001 levels deep
+// in a JSON array, between good ones, is rejected by index; the rest of
+// the array is stored, as for every other bad event.
+func TestIngestDeepEventRejectedByIndex(t *testing.T) {
+	e := newEnv(t, options{now: testNow})
+	deep := `{"actor_type":"agent","actor_id":"a","source":"shell","action":"x","result":"success","metadata":{"d":` +
+		strings.Repeat(`[`, 10001) + `"s\"]"` + strings.Repeat(`]`, 10001) + `}}`
+	for _, body := range []string{
+		"[" + validEvent("deep-0") + ", " + deep + ", " + validEvent("deep-2") + "]",
+		validEvent("deep-3") + "\n" + deep + "\n" + validEvent("deep-5"),
+	} {
+		got := decodeIngest(t, "POST with a deep event", e.post(t, "application/json", []byte(body)))
+		if got.Accepted != 2 || len(got.Rejected) != 1 || got.Rejected[0].Index != 1 {
+			t.Errorf("POST with an event nested 10,001 deep = %+v, want 2 accepted and event 1 rejected", got)
+		}
+	}
+}
