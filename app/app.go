@@ -60,6 +60,9 @@ type Config struct {
 	RedactPatterns []redact.Pattern
 	// RateLimit bounds each token's requests; the zero value is no limit.
 	RateLimit server.RateLimit
+	// MaxBodyBytes bounds the bytes all ingest request bodies in flight
+	// may hold at once (server.Config.MaxBodyBytes); 0 is the default.
+	MaxBodyBytes int64
 	// Ingest tunes the write path (queue, batch size, linger, and the naive
 	// one-transaction-per-event baseline of agenttrail bench). Its
 	// Redactor, Now, Logger and Registerer are the assembly's own.
@@ -180,7 +183,10 @@ func Open(ctx context.Context, cfg Config) (_ *Main, err error) {
 		Audit:     true,
 		RateLimit: cfg.RateLimit,
 		TLS:       tlsCfg,
-		CursorKey: cursorKey,
+		// The bodies being read are bounded server-wide, so clients that
+		// declare large bodies and send slowly cost at most this.
+		MaxBodyBytes: cfg.MaxBodyBytes,
+		CursorKey:    cursorKey,
 	})
 	if cfg.Retain > 0 {
 		m.ret = &retention{store: m.store, writer: m.pipeline, horizon: cfg.Retain, interval: time.Hour, logger: m.log, now: time.Now}
