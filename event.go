@@ -21,17 +21,32 @@ const (
 	ActorSystem ActorType = "system"
 )
 
-// Result is the outcome of an action. ResultFailure means the target refused
-// or failed (a 403, a non-zero exit code); ResultError means the surface
-// itself broke (the upstream was unreachable).
+// Result is the outcome of an action. ResultFailure means the target failed
+// the action (a non-zero exit code, a 4xx or 5xx other than authorization);
+// ResultDenied means a policy or an authorization check refused it (an
+// egress deny rule, an unknown credential, a budget, a 401 or 403);
+// ResultError means the surface itself broke (the upstream was unreachable).
 type Result string
 
 // The results (docs/architecture.md, "The event").
 const (
 	ResultSuccess Result = "success"
 	ResultFailure Result = "failure"
+	ResultDenied  Result = "denied"
 	ResultError   Result = "error"
 )
+
+// Results lists every valid Result, in the order documentation names them.
+var Results = []Result{ResultSuccess, ResultFailure, ResultDenied, ResultError}
+
+// Valid reports whether r is one of Results.
+func (r Result) Valid() bool {
+	switch r {
+	case ResultSuccess, ResultFailure, ResultDenied, ResultError:
+		return true
+	}
+	return false
+}
 
 // The well-known sources: the seven capture surfaces, agent lifecycle, and
 // the trail's own actions. Other lowercase [a-z0-9-] names are accepted.

@@ -121,12 +121,11 @@ func (e *Event) Validate(now time.Time) error {
 	if err := checkText("resource_id", e.ResourceID, maxResourceIDLen, false); err != nil {
 		return err
 	}
-	switch e.Result {
-	case ResultSuccess, ResultFailure, ResultError:
-	case "":
+	switch {
+	case e.Result == "":
 		return Invalid("result", "is required")
-	default:
-		return Invalid("result", "must be success, failure or error, not %q", e.Result)
+	case !e.Result.Valid():
+		return Invalid("result", "must be success, failure, denied or error, not %q", e.Result)
 	}
 	if e.StatusCode != 0 && (e.StatusCode < 100 || e.StatusCode > 599) {
 		return Invalid("status_code", "must be an HTTP status from 100 to 599, not %d", e.StatusCode)

@@ -85,6 +85,8 @@ func TestValidate(t *testing.T) {
 		{"result missing", func(e *agenttrail.Event) { e.Result = "" }, "result"},
 		{"result unknown", func(e *agenttrail.Event) { e.Result = "ok" }, "result"},
 		{"result failure", func(e *agenttrail.Event) { e.Result = agenttrail.ResultFailure }, ""},
+		{"result denied", func(e *agenttrail.Event) { e.Result = agenttrail.ResultDenied }, ""},
+		{"result capitalised", func(e *agenttrail.Event) { e.Result = "Denied" }, "result"},
 		{"status_code 99", func(e *agenttrail.Event) { e.StatusCode = 99 }, "status_code"},
 		{"status_code 600", func(e *agenttrail.Event) { e.StatusCode = 600 }, "status_code"},
 		{"status_code none", func(e *agenttrail.Event) { e.StatusCode = 0 }, ""},

@@ -13,8 +13,8 @@ import (
 //	CEF:0|agenttrail|agenttrail|VERSION|source|action|severity|extensions
 //
 // The signature id is the event's source (a stable, low-cardinality class a
-// SIEM can key rules on), the name its action, and the severity 3, 5 or 6
-// for success, error and failure (see severityOf). Extensions:
+// SIEM can key rules on), the name its action, and the severity 3, 5, 6 or
+// 7 for success, error, failure and denied (see severityOf). Extensions:
 //
 //	externalId=id rt=time (epoch ms) suid=actor_id suser=actor_name or actor_id
 //	act=action outcome=result msg=description

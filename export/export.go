@@ -88,8 +88,9 @@ func productVersion() string {
 
 // severity is the shared severity scale of the OCSF and CEF mappings: how
 // much a SIEM analyst should care about an event by its result alone. A
-// refusal (failure: a 403, a non-zero exit) is what audits look for, more
-// than a surface breaking (error); success is routine.
+// refusal (denied: a policy or authorization said no) is what audits look
+// for first, then the target failing the action (failure: a non-zero exit),
+// then a surface breaking (error); success is routine.
 type severity struct {
 	ocsfID   int
 	ocsfName string
@@ -98,6 +99,8 @@ type severity struct {
 
 func severityOf(r agenttrail.Result) severity {
 	switch r {
+	case agenttrail.ResultDenied:
+		return severity{3, "Medium", 7}
 	case agenttrail.ResultFailure:
 		return severity{3, "Medium", 6}
 	case agenttrail.ResultError:

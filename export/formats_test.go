@@ -46,7 +46,7 @@ func TestOCSF(t *testing.T) {
 		if o.Actor.User.UID != e.ActorID || o.Actor.User.Name != e.ActorName || o.API.Operation != e.Action || o.API.Service.Name != e.Source {
 			t.Errorf("line %d actor/api = %+v %+v", i, o.Actor, o.API)
 		}
-		wantStatus := map[agenttrail.Result]int{agenttrail.ResultSuccess: 1, agenttrail.ResultFailure: 2, agenttrail.ResultError: 2}[e.Result]
+		wantStatus := map[agenttrail.Result]int{agenttrail.ResultSuccess: 1, agenttrail.ResultFailure: 2, agenttrail.ResultDenied: 2, agenttrail.ResultError: 2}[e.Result]
 		if o.StatusID != wantStatus || o.StatusDetail != string(e.Result) {
 			t.Errorf("line %d status_id %d detail %q, want %d %q", i, o.StatusID, o.StatusDetail, wantStatus, e.Result)
 		}

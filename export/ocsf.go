@@ -34,7 +34,7 @@ const (
 //	source                api.service.name
 //	actor_id/name/type    actor.user.uid/name/type (+ type_id: user 1, system 3, agent 99)
 //	resource_type/id      resources[0].type/uid
-//	result                status/status_id (success 1, failure and error 2),
+//	result                status/status_id (success 1; failure, denied and error 2),
 //	                      status_detail (the agenttrail result), severity_id
 //	status_code           status_code (a string, as OCSF has it)
 //	duration_ms           duration
@@ -168,7 +168,7 @@ func ocsfEventOf(e *agenttrail.Event, product ocsfProduct) OCSFEvent {
 	switch e.Result {
 	case agenttrail.ResultSuccess:
 		o.StatusID, o.Status = 1, "Success"
-	case agenttrail.ResultFailure, agenttrail.ResultError:
+	case agenttrail.ResultFailure, agenttrail.ResultDenied, agenttrail.ResultError:
 		o.StatusID, o.Status = 2, "Failure"
 	default:
 		o.StatusID, o.Status = 0, "Unknown"

@@ -181,6 +181,8 @@ func (a *auditor) auditRead(p Principal, rt route, r *http.Request, rawQuery url
 	switch {
 	case status >= 500:
 		result = agenttrail.ResultError
+	case status == http.StatusUnauthorized || status == http.StatusForbidden:
+		result = agenttrail.ResultDenied
 	case status >= 400:
 		result = agenttrail.ResultFailure
 	}

@@ -191,6 +191,8 @@ func intern(b []byte) string {
 		return "success"
 	case "failure":
 		return "failure"
+	case "denied":
+		return "denied"
 	case "error":
 		return "error"
 	case agenttrail.SourceMCP:

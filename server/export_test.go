@@ -227,7 +227,7 @@ func exportPageOf(q agenttrail.Query) int {
 	return 2
 }
 
-const allResults = "result=success&result=failure&result=error"
+const allResults = "result=success&result=failure&result=denied&result=error"
 
 func TestExportStoreFailure(t *testing.T) {
 	e := newEnv(t, options{now: testNow})

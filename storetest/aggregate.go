@@ -57,6 +57,7 @@ func aggregateFilters(stored []agenttrail.Event, start time.Time) []agenttrail.F
 		{ProducerID: []string{e.ProducerID}},
 		{ActorID: []string{"agent-01", "agent-04"}, Since: h.Add(3*time.Hour + 30*time.Minute)},
 		{Source: []string{agenttrail.SourceLLM}, Result: []string{"success"}},
+		{Result: []string{"denied", "failure"}},
 	}
 }
 

@@ -107,6 +107,8 @@ func event(r *rand.Rand, t time.Time, source string) agenttrail.Event {
 		e.Result = agenttrail.ResultFailure
 	case x == 1 && r.IntN(2) == 0:
 		e.Result = agenttrail.ResultError
+	case x == 2 && r.IntN(2) == 0:
+		e.Result = agenttrail.ResultDenied
 	}
 	var meta map[string]any
 	switch source {
@@ -192,8 +194,10 @@ func verbMethod(verb string) string {
 
 func statusFor(r *rand.Rand, res agenttrail.Result) int {
 	switch res {
+	case agenttrail.ResultDenied:
+		return pickInt(r, 401, 403)
 	case agenttrail.ResultFailure:
-		return pickInt(r, 401, 403, 404, 409)
+		return pickInt(r, 404, 409, 422)
 	case agenttrail.ResultError:
 		return pickInt(r, 502, 503, 504)
 	}

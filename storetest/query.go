@@ -75,6 +75,8 @@ func testQueryFilters(t *testing.T, s agenttrail.Store) {
 		{ResourceID: []string{e.ResourceID}},
 		{Result: []string{"failure"}},
 		{Result: []string{"failure", "error"}},
+		{Result: []string{"denied"}},
+		{Result: []string{"denied", "success"}},
 		{Org: []string{"acme"}},
 		{Org: []string{"acme", "globex"}},
 		{Org: []string{"initech"}},

@@ -37,8 +37,8 @@ func ParseFilter(v url.Values, now time.Time) (agenttrail.Filter, error) {
 		}
 	}
 	for _, s := range f.Result {
-		if s != string(agenttrail.ResultSuccess) && s != string(agenttrail.ResultFailure) && s != string(agenttrail.ResultError) {
-			return agenttrail.Filter{}, agenttrail.Invalid("result", "must be success, failure or error, not %q", s)
+		if !agenttrail.Result(s).Valid() {
+			return agenttrail.Filter{}, agenttrail.Invalid("result", "must be success, failure, denied or error, not %q", s)
 		}
 	}
 	for _, s := range v["status_code"] {

@@ -31,7 +31,7 @@ func (f *filterFlags) register(fs *flag.FlagSet) {
 	fs.Var(&f.action, "action", "action (repeatable)")
 	fs.Var(&f.resourceType, "resource-type", "resource type (repeatable)")
 	fs.Var(&f.resourceID, "resource-id", "resource id (repeatable)")
-	fs.Var(&f.result, "result", "success, failure or error (repeatable)")
+	fs.Var(&f.result, "result", "success, failure, denied or error (repeatable)")
 	fs.Var(&f.org, "org", "org (repeatable)")
 	fs.Var(&f.project, "project", "project (repeatable)")
 	fs.Var(&f.statusCode, "status-code", "HTTP status code (repeatable)")
