@@ -24,7 +24,6 @@ const established = "HTTP/1.1 200 Connection established\r\n\r\n"
 // dials it, takes over the client connection and splices the two until
 // both sides are done. The event is recorded when the tunnel closes.
 func (p *Proxy) connect(w http.ResponseWriter, r *http.Request, x *exchange) {
-	x.tls = true
 	host, port, err := splitHostPort(r.Host, 443)
 	if err != nil {
 		http.Error(w, "agenttrail egress proxy: "+err.Error(), http.StatusBadRequest)
@@ -77,8 +76,8 @@ func (p *Proxy) connect(w http.ResponseWriter, r *http.Request, x *exchange) {
 		t.abort()
 		return
 	}
-	x.status = http.StatusOK
-	x.bytesOut, x.bytesIn = t.splice(early)
+	x.status, x.tunnel = http.StatusOK, true
+	x.bytesOut, x.bytesIn, x.tls = t.splice(early)
 }
 
 // destination resolves and checks the destination of x, answering the
@@ -121,20 +120,25 @@ func (t *tunnel) abort() {
 }
 
 // splice copies both ways until both sides are done, and returns the bytes
-// sent upstream (early included) and the bytes sent back. io.Copy between
-// the two TCP connections lets the kernel splice without copying to user
-// space.
-func (t *tunnel) splice(early []byte) (out, in int64) {
+// sent upstream (early included), the bytes sent back, and whether the
+// client's first bytes were a TLS ClientHello. Past those first bytes,
+// io.Copy between the two TCP connections lets the kernel splice without
+// copying to user space.
+func (t *tunnel) splice(early []byte) (out, in int64, hello bool) {
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		var src io.Reader = t.client
-		if len(early) > 0 {
-			src = io.MultiReader(bytes.NewReader(early), t.client)
-		}
 		var err error
-		out, err = io.Copy(t.up, src)
+		hello, out, err = sniffHello(t.up, t.client, early)
+		switch err {
+		case nil:
+			var n int64
+			n, err = io.Copy(t.up, t.client)
+			out += n
+		case io.EOF: // the client closed its side before saying enough
+			err = nil
+		}
 		t.finish(t.up, err)
 	}()
 	var err error
@@ -142,7 +146,58 @@ func (t *tunnel) splice(early []byte) (out, in int64) {
 	t.finish(t.client, err)
 	wg.Wait()
 	t.abort()
-	return out, in
+	return out, in, hello
+}
+
+// helloPrefix is how many bytes tell a TLS ClientHello: a handshake record
+// header (type 22, version 3.x, length) and the handshake type 1.
+const helloPrefix = 6
+
+// sniffHello copies the client's first bytes to dst — early, then one read
+// at a time, each passed on at once so a client waiting for an answer is
+// never held — until it has seen enough to tell whether they begin a TLS
+// ClientHello. It returns what it found, the bytes it copied, and a read or
+// write error, or io.EOF when the client closed its side first.
+func sniffHello(dst io.Writer, src io.Reader, early []byte) (hello bool, n int64, err error) {
+	var head [helloPrefix]byte
+	seen := 0
+	buf := early
+	var rbuf []byte
+	for {
+		if len(buf) > 0 {
+			seen += copy(head[seen:], buf)
+			w, werr := dst.Write(buf)
+			n += int64(w)
+			if werr != nil {
+				return false, n, werr
+			}
+		}
+		if seen >= helloPrefix || (seen > 0 && head[0] != 22) {
+			return isClientHello(head[:seen]), n, nil
+		}
+		if rbuf == nil {
+			rbuf = make([]byte, 4096)
+		}
+		r, rerr := src.Read(rbuf)
+		buf = rbuf[:r]
+		if rerr != nil {
+			if r > 0 {
+				seen += copy(head[seen:], buf)
+				w, werr := dst.Write(buf)
+				n += int64(w)
+				if werr != nil {
+					return false, n, werr
+				}
+			}
+			return isClientHello(head[:seen]), n, rerr
+		}
+	}
+}
+
+// isClientHello reports whether b begins a TLS handshake record (SSL 3.0
+// to TLS 1.3 all write record version 3.x) holding a ClientHello.
+func isClientHello(b []byte) bool {
+	return len(b) >= helloPrefix && b[0] == 22 && b[1] == 3 && b[5] == 1
 }
 
 // finish ends the direction writing to dst. After a clean end of input it

@@ -43,7 +43,7 @@ func TestConnectCurl(t *testing.T) {
 	if e.ActorID != "agent-ci" || e.ActorName != "CI agent" {
 		t.Errorf("actor = %q (%q), want agent-ci from the proxy credential", e.ActorID, e.ActorName)
 	}
-	if m.Domain != "example.com" || m.Method != "CONNECT" || !m.TLS || m.Port != up.Listener.Addr().(*net.TCPAddr).Port {
+	if m.Domain != "example.com" || m.Method != "CONNECT" || !m.Tunnel || !m.TLS || m.Port != up.Listener.Addr().(*net.TCPAddr).Port {
 		t.Errorf("metadata.http = %+v", m)
 	}
 	// A TLS handshake alone is well over 500 bytes each way.
@@ -136,6 +136,68 @@ func TestConnectExactBytes(t *testing.T) {
 	n := int64(len(early) + len(body))
 	if m.BytesOut != n || m.BytesIn != n {
 		t.Errorf("bytes out, in = %d, %d; want %d each", m.BytesOut, m.BytesIn, n)
+	}
+	if !m.Tunnel || m.TLS {
+		t.Errorf("tunnel, tls = %v, %v; want a tunnel that carried no TLS", m.Tunnel, m.TLS)
+	}
+}
+
+// TestConnectPlainHTTPIsNotTLS tunnels plain HTTP with curl --proxytunnel:
+// the tunnel is recorded, TLS is not, because no ClientHello went through.
+func TestConnectPlainHTTPIsNotTLS(t *testing.T) {
+	up, _ := plainUpstream(t)
+	proxy, rec := startProxy(t, Config{Policy: Policy{AllowPrivate: true}})
+	target := "http://127.0.0.1:" + port(t, up) + "/status/200"
+	if out, errOut, code := curl(t, "--proxytunnel", "-x", proxy, target); code != 0 {
+		t.Fatalf("curl --proxytunnel = %q, exit %d (%s)", out, code, errOut)
+	}
+	e := rec.Wait(t, 1)[0]
+	m := httpMeta(t, e)
+	if m.Method != "CONNECT" || !m.Tunnel || m.TLS || m.BytesOut == 0 {
+		t.Errorf("metadata.http = %+v; want a CONNECT tunnel, tls false", m)
+	}
+	if !strings.HasPrefix(e.Description, "tunnel to 127.0.0.1:") {
+		t.Errorf("description = %q, want a plain tunnel", e.Description)
+	}
+}
+
+// oneByteReader returns one byte per Read, as a slow client sends.
+type oneByteReader struct{ b []byte }
+
+func (r *oneByteReader) Read(p []byte) (int, error) {
+	if len(r.b) == 0 {
+		return 0, io.EOF
+	}
+	p[0], r.b = r.b[0], r.b[1:]
+	return 1, nil
+}
+
+func TestSniffHello(t *testing.T) {
+	hello := []byte{22, 3, 1, 2, 0, 1, 0, 1, 252, 3, 3}
+	tests := []struct {
+		name         string
+		early, rest  []byte
+		want         bool
+		wantN, wantR int // bytes copied; bytes left unread in rest
+	}{
+		{"hello in early bytes", hello, nil, true, len(hello), 0},
+		{"hello one byte a read", nil, hello, true, 6, len(hello) - 6},
+		{"hello split", hello[:2], hello[2:], true, 6, len(hello) - 6},
+		{"plain HTTP", nil, []byte("GET / HTTP/1.1\r\n"), false, 1, len("GET / HTTP/1.1\r\n") - 1},
+		{"handshake but not a ClientHello", nil, []byte{22, 3, 3, 0, 40, 2, 0}, false, 6, 1},
+		{"closed after 3 bytes", nil, []byte{22, 3, 1}, false, 3, 0},
+	}
+	for _, tt := range tests {
+		var dst bytes.Buffer
+		src := &oneByteReader{b: tt.rest}
+		got, n, err := sniffHello(&dst, src, tt.early)
+		if err != nil && err != io.EOF {
+			t.Fatalf("%s: error %v", tt.name, err)
+		}
+		if got != tt.want || n != int64(tt.wantN) || dst.Len() != tt.wantN || len(src.b) != tt.wantR {
+			t.Errorf("%s: sniffHello = %v, copied %d (%d written), %d left; want %v, %d, %d left",
+				tt.name, got, n, dst.Len(), len(src.b), tt.want, tt.wantN, tt.wantR)
+		}
 	}
 }
 

@@ -15,10 +15,22 @@ import (
 // accepts, to prove a refused request never reached it.
 func countingUpstream(t *testing.T) (*httptest.Server, *atomic.Int64) {
 	t.Helper()
+	return countingUpstreamAt(t, "127.0.0.1:0")
+}
+
+// countingUpstreamAt is countingUpstream listening on addr.
+func countingUpstreamAt(t *testing.T, addr string) (*httptest.Server, *atomic.Int64) {
+	t.Helper()
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatalf("listen on %s: %v", addr, err)
+	}
 	var conns atomic.Int64
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Write([]byte("reached"))
 	}))
+	srv.Listener.Close()
+	srv.Listener = ln
 	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
 		if s == http.StateNew {
 			conns.Add(1)
@@ -57,8 +69,8 @@ func TestDeniedByRule(t *testing.T) {
 		if e.Action != tt.action || e.ResourceID != tt.host {
 			t.Errorf("event action, resource = %q, %q; want %q, %q", e.Action, e.ResourceID, tt.action, tt.host)
 		}
-		if e.Result != agenttrail.ResultFailure || e.StatusCode != http.StatusForbidden || m.Rule != tt.rule {
-			t.Errorf("%s: result %s, status %d, rule %q; want failure, 403, %q", tt.action, e.Result, e.StatusCode, m.Rule, tt.rule)
+		if e.Result != agenttrail.ResultDenied || e.StatusCode != http.StatusForbidden || m.Rule != tt.rule {
+			t.Errorf("%s: result %s, status %d, rule %q; want denied, 403, %q", tt.action, e.Result, e.StatusCode, m.Rule, tt.rule)
 		}
 		if !strings.Contains(e.Description, tt.rule) {
 			t.Errorf("%s: description %q does not name the rule", tt.action, e.Description)
@@ -102,13 +114,67 @@ func TestPrivateDeniedByDefault(t *testing.T) {
 			t.Errorf("%s: status %s, want 403", tt.url, out)
 		}
 		e := rec.Wait(t, i+1)[i]
-		if e.StatusCode != http.StatusForbidden || e.Result != agenttrail.ResultFailure || httpMeta(t, e).Rule != RulePrivate || e.ResourceID != tt.host {
-			t.Errorf("%s: status %d, result %s, rule %q, resource %q; want 403, failure, %q, %q",
+		if e.StatusCode != http.StatusForbidden || e.Result != agenttrail.ResultDenied || httpMeta(t, e).Rule != RulePrivate || e.ResourceID != tt.host {
+			t.Errorf("%s: status %d, result %s, rule %q, resource %q; want 403, denied, %q, %q",
 				tt.url, e.StatusCode, e.Result, httpMeta(t, e).Rule, e.ResourceID, RulePrivate, tt.host)
 		}
 	}
 	if n := conns.Load(); n != 0 {
 		t.Errorf("upstream accepted %d connections, want none", n)
+	}
+}
+
+// TestDenyUnspecifiedAddress checks that with AllowPrivate and a deny list
+// naming the loopback addresses, asking for an unspecified address (which
+// the kernel connects to loopback), in any of its forms or through a name
+// resolving to it, is refused by the deny rule for the address it would
+// reach — and that without the deny list the same request does reach the
+// local service, so the refusals are the rule's doing.
+func TestDenyUnspecifiedAddress(t *testing.T) {
+	up4, conns4 := countingUpstream(t)
+	p := port(t, up4)
+	_, conns6 := countingUpstreamAt(t, "[::1]:"+p)
+	res := newFakeResolver(map[string]string{"zero.test": "0.0.0.0", "zero6.test": "::"})
+	deny := []string{"127.0.0.1", "::1", "localhost"}
+	proxy, rec := startProxy(t, Config{Resolver: res, Policy: Policy{AllowPrivate: true, Deny: deny}})
+	tests := []struct{ url, rule string }{
+		{"https://0.0.0.0:" + p + "/", "deny:127.0.0.1"},
+		{"http://0.0.0.0:" + p + "/", "deny:127.0.0.1"},
+		{"https://[::]:" + p + "/", "deny:::1"},
+		{"http://[::]:" + p + "/", "deny:::1"},
+		{"https://[::ffff:0.0.0.0]:" + p + "/", "deny:127.0.0.1"},
+		{"http://[::ffff:0.0.0.0]:" + p + "/", "deny:127.0.0.1"},
+		{"http://[0:0:0:0:0:0:0:0]:" + p + "/", "deny:::1"},
+		{"https://zero.test:" + p + "/", "deny:127.0.0.1"},
+		{"http://zero6.test:" + p + "/", "deny:::1"},
+	}
+	for i, tt := range tests {
+		out, _, _ := curl(t, "-x", proxy, "-o", "/dev/null", "-w", statusFormat(tt.url), tt.url)
+		if out != "403" {
+			t.Errorf("%s: status %s, want 403", tt.url, out)
+		}
+		e := rec.Wait(t, i+1)[i]
+		if m := httpMeta(t, e); e.Result != agenttrail.ResultDenied || m.Rule != tt.rule {
+			t.Errorf("%s: result %s, rule %q; want denied, %q", tt.url, e.Result, m.Rule, tt.rule)
+		}
+	}
+	if n4, n6 := conns4.Load(), conns6.Load(); n4 != 0 || n6 != 0 {
+		t.Fatalf("the local services accepted %d (IPv4) and %d (IPv6) connections, want none", n4, n6)
+	}
+
+	// The control: allowed, 0.0.0.0 and [::] do reach the loopback
+	// services, and the event names the address actually dialled.
+	open, orec := startProxy(t, Config{Policy: Policy{AllowPrivate: true}})
+	for i, tt := range []struct{ url, addr string }{
+		{"http://0.0.0.0:" + p + "/", "127.0.0.1:" + p},
+		{"http://[::]:" + p + "/", "[::1]:" + p},
+	} {
+		if out, errOut, code := curl(t, "-x", open, tt.url); code != 0 || out != "reached" {
+			t.Fatalf("%s without a deny list: %q, exit %d (%s)", tt.url, out, code, errOut)
+		}
+		if m := httpMeta(t, orec.Wait(t, i+1)[i]); m.Address != tt.addr {
+			t.Errorf("%s: address = %q, want %q", tt.url, m.Address, tt.addr)
+		}
 	}
 }
 

@@ -56,7 +56,7 @@ func (p *Proxy) resolve(ctx context.Context, host string, port int) (*destinatio
 	}
 	d := &destination{host: host, port: port}
 	if a, err := netip.ParseAddr(host); err == nil {
-		d.addrs = []netip.Addr{a.Unmap()}
+		d.addrs = []netip.Addr{dialled(a)}
 	} else {
 		ctx, cancel := context.WithTimeout(ctx, p.timeout)
 		defer cancel()
@@ -66,7 +66,7 @@ func (p *Proxy) resolve(ctx context.Context, host string, port int) (*destinatio
 		}
 		seen := map[netip.Addr]bool{}
 		for _, a := range addrs {
-			a = a.Unmap()
+			a = dialled(a)
 			if a.IsValid() && !seen[a] {
 				seen[a] = true
 				d.addrs = append(d.addrs, a)
@@ -80,6 +80,23 @@ func (p *Proxy) resolve(ctx context.Context, host string, port int) (*destinatio
 		return nil, &errRefused{rule}
 	}
 	return d, nil
+}
+
+// dialled is the address the proxy dials for a: IPv4-mapped addresses in
+// IPv4 form, and an unspecified address (0.0.0.0, ::, ::ffff:0.0.0.0) as the
+// loopback address of its family, which is what the kernel connects to.
+// The policy is decided on this address and this address is dialled, so a
+// deny rule naming 127.0.0.1 or ::1 cannot be passed by asking for 0.0.0.0
+// or [::], nor by a name that resolves to them.
+func dialled(a netip.Addr) netip.Addr {
+	a = a.Unmap()
+	if a.IsUnspecified() {
+		if a.Is4() {
+			return netip.AddrFrom4([4]byte{127, 0, 0, 1})
+		}
+		return netip.IPv6Loopback()
+	}
+	return a
 }
 
 // dial connects to the first of d's addresses that answers. It dials the

@@ -58,7 +58,7 @@ func TestEndToEnd(t *testing.T) {
 	wants := []want{
 		{"CONNECT example.com:" + tp, "agent-ci", 200, agenttrail.ResultSuccess, ""},
 		{"GET http://example.com:" + pp + "/login?user=bob&password=[REDACTED:kv_secret]", "default-agent", 200, agenttrail.ResultSuccess, ""},
-		{"CONNECT api.evil.test:443", "default-agent", 403, agenttrail.ResultFailure, "deny:*.evil.test"},
+		{"CONNECT api.evil.test:443", "default-agent", 403, agenttrail.ResultDenied, "deny:*.evil.test"},
 		{"GET http://example.com:" + pp + "/status/404", "agent-7", 404, agenttrail.ResultFailure, ""},
 	}
 	events := capturetest.WaitEvents(t, srv.Store, agenttrail.Filter{Source: []string{agenttrail.SourceEgress}}, len(wants))
@@ -88,7 +88,12 @@ func TestEndToEnd(t *testing.T) {
 			t.Errorf("event %d holds the secret: %s", i, b)
 		}
 	}
-	if m := httpMeta(t, byAction[wants[0].action]); !m.TLS || m.BytesIn < 500 || m.BytesOut < 200 {
-		t.Errorf("tunnel metadata = %+v, want tls and the bytes counted", m)
+	if m := httpMeta(t, byAction[wants[0].action]); !m.Tunnel || !m.TLS || m.BytesIn < 500 || m.BytesOut < 200 {
+		t.Errorf("tunnel metadata = %+v, want tunnel, tls and the bytes counted", m)
+	}
+	for _, w := range wants {
+		if e := byAction[w.action]; e.Description == "" {
+			t.Errorf("event %q has no description", w.action)
+		}
 	}
 }

@@ -24,7 +24,11 @@ type HTTP struct {
 	Path     string `json:"path,omitempty"`
 	BytesIn  int64  `json:"bytes_in"`
 	BytesOut int64  `json:"bytes_out"`
-	TLS      bool   `json:"tls"`
+	// Tunnel is set for a CONNECT tunnel that was opened; TLS only when
+	// the client's first bytes through it were a TLS ClientHello. The proxy
+	// never decrypts, so it records what it saw, not what the port suggests.
+	Tunnel bool `json:"tunnel,omitempty"`
+	TLS    bool `json:"tls"`
 	// Rule names the policy rule that refused the request: "deny:PATTERN",
 	// RuleNotAllowed or RulePrivate.
 	Rule string `json:"rule,omitempty"`
@@ -42,6 +46,7 @@ type exchange struct {
 	port     int
 	target   string // the URL of a plain request, without user info
 	path     string
+	tunnel   bool
 	tls      bool
 	addr     string
 	status   int
@@ -75,20 +80,37 @@ func (p *Proxy) record(ctx context.Context, x *exchange) {
 	switch {
 	case x.broken:
 		e.Result = agenttrail.ResultError
-	case x.rule != "" || x.status >= 400:
-		e.Result = agenttrail.ResultFailure
+	case x.rule != "":
+		e.Result = agenttrail.ResultDenied
 	default:
-		e.Result = agenttrail.ResultSuccess
+		e.Result = capture.ResultOf(x.status)
 	}
-	if x.rule != "" && e.Description == "" {
-		e.Description = fmt.Sprintf("%s refused by egress rule %s", e.Action, x.rule)
+	if e.Description == "" {
+		e.Description = x.describe()
 	}
 	m := HTTP{
 		Domain: x.host, Port: x.port, Method: x.method, Path: x.path,
-		BytesIn: x.bytesIn, BytesOut: x.bytesOut, TLS: x.tls, Rule: x.rule, Address: x.addr,
+		BytesIn: x.bytesIn, BytesOut: x.bytesOut, Tunnel: x.tunnel, TLS: x.tls, Rule: x.rule, Address: x.addr,
 	}
 	if err := e.SetMetadata("http", m); err != nil {
 		p.log.Error("egress proxy: encode metadata", "err", err)
 	}
 	p.rec.Record(ctx, e)
+}
+
+// describe is the event's description when nothing went wrong in the
+// proxy: the refusal, or what went through.
+func (x *exchange) describe() string {
+	switch {
+	case x.rule != "":
+		return fmt.Sprintf("%s refused by egress rule %s", x.action(), x.rule)
+	case x.tunnel:
+		kind := "tunnel"
+		if x.tls {
+			kind = "TLS tunnel"
+		}
+		return fmt.Sprintf("%s to %s: %s out, %s in", kind, net.JoinHostPort(x.host, strconv.Itoa(x.port)),
+			capture.Bytes(x.bytesOut), capture.Bytes(x.bytesIn))
+	}
+	return fmt.Sprintf("%s %s: %d, %s out, %s in", x.method, x.target, x.status, capture.Bytes(x.bytesOut), capture.Bytes(x.bytesIn))
 }

@@ -14,7 +14,11 @@ import (
 // ("169.254.169.254", "::1") or a CIDR prefix ("10.1.0.0/16"). Name patterns
 // match the host the client asked for; address patterns match the addresses
 // that host resolves to (every one of them), or the host itself when it is
-// an IP literal. Matching ignores case and a trailing dot.
+// an IP literal. Matching ignores case and a trailing dot. Addresses are
+// matched as they are dialled: an IPv4-mapped address in IPv4 form, and an
+// unspecified address (0.0.0.0, ::), which the kernel connects to loopback,
+// as the loopback address of its family — so "127.0.0.1" and "::1" also
+// refuse 0.0.0.0 and [::].
 //
 // Deny wins over Allow. When Allow is not empty, only destinations it
 // matches pass.

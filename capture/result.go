@@ -1,0 +1,49 @@
+package capture
+
+import (
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/agenttrail/agenttrail"
+)
+
+// ResultOf maps the HTTP status a target answered to a Result: 401 and 403
+// are denied (an authorization check refused the action), other 4xx and
+// 5xx statuses failure, anything else success. A surface that broke itself
+// (the target unreachable) records ResultError on its own.
+func ResultOf(status int) agenttrail.Result {
+	switch {
+	case status == http.StatusUnauthorized || status == http.StatusForbidden:
+		return agenttrail.ResultDenied
+	case status >= 400:
+		return agenttrail.ResultFailure
+	}
+	return agenttrail.ResultSuccess
+}
+
+// Bytes formats n as a short human size: 512 B, 4.2 KB, 1.3 MB (decimal
+// units, as people read transfer sizes).
+func Bytes(n int64) string {
+	switch {
+	case n < 1000:
+		return fmt.Sprintf("%d B", n)
+	case n < 1000*1000:
+		return fmt.Sprintf("%.1f KB", float64(n)/1000)
+	case n < 1000*1000*1000:
+		return fmt.Sprintf("%.1f MB", float64(n)/1e6)
+	}
+	return fmt.Sprintf("%.1f GB", float64(n)/1e9)
+}
+
+// Took formats how long an action took for a description: 85 ms, 1.2 s,
+// 3m20s.
+func Took(d time.Duration) string {
+	switch {
+	case d < time.Second:
+		return fmt.Sprintf("%d ms", d.Milliseconds())
+	case d < time.Minute:
+		return fmt.Sprintf("%.1f s", d.Seconds())
+	}
+	return d.Round(time.Second).String()
+}

@@ -1,0 +1,37 @@
+package capture
+
+import (
+	"testing"
+	"time"
+
+	"github.com/agenttrail/agenttrail"
+)
+
+func TestResultOf(t *testing.T) {
+	for _, tt := range []struct {
+		status int
+		want   agenttrail.Result
+	}{
+		{200, agenttrail.ResultSuccess}, {101, agenttrail.ResultSuccess}, {304, agenttrail.ResultSuccess}, {0, agenttrail.ResultSuccess},
+		{401, agenttrail.ResultDenied}, {403, agenttrail.ResultDenied},
+		{400, agenttrail.ResultFailure}, {404, agenttrail.ResultFailure}, {407, agenttrail.ResultFailure},
+		{409, agenttrail.ResultFailure}, {429, agenttrail.ResultFailure}, {500, agenttrail.ResultFailure}, {503, agenttrail.ResultFailure},
+	} {
+		if got := ResultOf(tt.status); got != tt.want {
+			t.Errorf("ResultOf(%d) = %s, want %s", tt.status, got, tt.want)
+		}
+	}
+}
+
+func TestBytesAndTook(t *testing.T) {
+	for n, want := range map[int64]string{0: "0 B", 999: "999 B", 1000: "1.0 KB", 4200: "4.2 KB", 1_300_000: "1.3 MB", 2_500_000_000: "2.5 GB"} {
+		if got := Bytes(n); got != want {
+			t.Errorf("Bytes(%d) = %q, want %q", n, got, want)
+		}
+	}
+	for d, want := range map[time.Duration]string{85 * time.Millisecond: "85 ms", 1200 * time.Millisecond: "1.2 s", 200 * time.Second: "3m20s"} {
+		if got := Took(d); got != want {
+			t.Errorf("Took(%v) = %q, want %q", d, got, want)
+		}
+	}
+}
