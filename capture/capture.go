@@ -33,6 +33,11 @@ type Actor struct {
 	Name    string               `json:"actor_name,omitempty"`
 	Org     string               `json:"org,omitempty"`
 	Project string               `json:"project,omitempty"`
+	// Impersonate lets the actor send Kubernetes Impersonate-* headers
+	// through the kube proxy, for the cluster's RBAC to allow or refuse;
+	// without it the proxy refuses them, since they would otherwise act
+	// under the proxy's own credential.
+	Impersonate bool `json:"impersonate,omitempty"`
 }
 
 // Apply sets e's actor, org and project from a where e leaves them empty.

@@ -83,17 +83,18 @@ func TestClientsetEndToEnd(t *testing.T) {
 	}
 
 	type want struct {
-		action, verb, name, resourceID string
+		action, path, name, resourceID string
 		status                         int
 		result                         agenttrail.Result
+		description                    string
 	}
 	wants := []want{
-		{"GET /api/v1/namespaces/default/pods", "list", "", "default", 200, agenttrail.ResultSuccess},
-		{"GET /api/v1/namespaces/default/pods/web", "get", "web", "default/web", 200, agenttrail.ResultSuccess},
-		{"POST /api/v1/namespaces/default/pods", "create", "", "default", 201, agenttrail.ResultSuccess},
-		{"DELETE /api/v1/namespaces/default/pods/job-1", "delete", "job-1", "default/job-1", 200, agenttrail.ResultSuccess},
-		{"GET /api/v1/namespaces/default/pods/job-1", "get", "job-1", "default/job-1", 404, agenttrail.ResultFailure},
-		{"GET /api/v1/namespaces/default/pods", "watch", "", "default", 200, agenttrail.ResultSuccess},
+		{"list", "/api/v1/namespaces/default/pods", "", "", 200, agenttrail.ResultSuccess, "list pods in namespace default"},
+		{"get", "/api/v1/namespaces/default/pods/web", "web", "default/web", 200, agenttrail.ResultSuccess, "get pods web in namespace default"},
+		{"create", "/api/v1/namespaces/default/pods", "", "", 201, agenttrail.ResultSuccess, "create pods in namespace default"},
+		{"delete", "/api/v1/namespaces/default/pods/job-1", "job-1", "default/job-1", 200, agenttrail.ResultSuccess, "delete pods job-1 in namespace default"},
+		{"get", "/api/v1/namespaces/default/pods/job-1", "job-1", "default/job-1", 404, agenttrail.ResultFailure, `get pods job-1 in namespace default: 404 pods "job-1" not found`},
+		{"watch", "/api/v1/namespaces/default/pods", "", "", 200, agenttrail.ResultSuccess, "watch pods in namespace default"},
 	}
 	events := capturetest.WaitEvents(t, srv.Store, agenttrail.Filter{Source: []string{agenttrail.SourceKube}}, len(wants))
 	// Each event is recorded when its response has gone out, so a client's
@@ -101,14 +102,17 @@ func TestClientsetEndToEnd(t *testing.T) {
 	slices.SortStableFunc(events, func(a, b agenttrail.Event) int { return a.Time.Compare(b.Time) })
 	for i, e := range events {
 		w, m := wants[i], k8sMeta(t, e)
-		if e.Action != w.action || m.Verb != w.verb || m.Name != w.name || e.ResourceID != w.resourceID || e.StatusCode != w.status || e.Result != w.result {
+		if e.Action != w.action || m.Verb != w.action || m.APIPath != w.path || m.Name != w.name || e.ResourceID != w.resourceID || e.StatusCode != w.status || e.Result != w.result {
 			t.Errorf("event %d = %q %s name %q id %q, %d %s; want %q %s name %q id %q, %d %s",
-				i, e.Action, m.Verb, m.Name, e.ResourceID, e.StatusCode, e.Result, w.action, w.verb, w.name, w.resourceID, w.status, w.result)
+				i, e.Action, m.APIPath, m.Name, e.ResourceID, e.StatusCode, e.Result, w.action, w.path, w.name, w.resourceID, w.status, w.result)
+		}
+		if e.Description != w.description {
+			t.Errorf("event %d description = %q, want %q", i, e.Description, w.description)
 		}
 		if e.Source != agenttrail.SourceKube || e.ResourceType != "pods" || e.ActorID != "agent-ops" || e.ProducerID == "" {
 			t.Errorf("event %d: source %q, resource type %q, actor %q, producer %q", i, e.Source, e.ResourceType, e.ActorID, e.ProducerID)
 		}
-		if m.Cluster != "prod-eu" || m.Namespace != "default" || m.Resource != "pods" || m.APIVersion != "v1" || m.APIPath != strings.TrimPrefix(w.action, strings.Fields(w.action)[0]+" ") || m.User != "agent-ops" {
+		if m.Cluster != "prod-eu" || m.Namespace != "default" || m.Resource != "pods" || m.APIVersion != "v1" || m.User != "agent-ops" {
 			t.Errorf("event %d metadata = %+v", i, m)
 		}
 		b, _ := json.Marshal(e)

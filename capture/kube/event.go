@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/agenttrail/agenttrail"
+	"github.com/agenttrail/agenttrail/capture"
 )
 
 // K8s is what a k8s-proxy event holds under metadata.k8s.
@@ -27,7 +28,16 @@ type K8s struct {
 	Groups      []string       `json:"groups,omitempty"`
 	Impersonate *Impersonation `json:"impersonate,omitempty"`
 	LongRunning bool           `json:"long_running,omitempty"`
+	// Reason and Message are the API server's metav1.Status of a refused
+	// or failed request ("Forbidden", "pods \"web\" is forbidden: …").
+	Reason  string `json:"reason,omitempty"`
+	Message string `json:"message,omitempty"`
 }
+
+// ResourceDiscovery is the resource_type of discovery requests (/api,
+// /apis, /version, /openapi/…): clients send several before each command,
+// so a default view can hide them by this type.
+const ResourceDiscovery = "discovery"
 
 // Impersonation is what a request asked to act as, from its
 // Impersonate-* headers.
@@ -55,35 +65,43 @@ func impersonation(h http.Header) *Impersonation {
 }
 
 // record turns x into one event and hands it to the recorder, redacted.
+// The action is the verb, as in the Kubernetes audit log, so people filter
+// by it; the path is metadata.k8s.api_path.
 func (p *Proxy) record(r *http.Request, x *exchange, imp *Impersonation) {
 	ri := x.info
 	e := agenttrail.Event{
 		Time:         x.start,
 		DurationMS:   float64(p.now().Sub(x.start).Microseconds()) / 1000,
 		Source:       agenttrail.SourceKube,
-		Action:       r.Method + " " + r.URL.Path,
+		Action:       ri.Verb,
 		ResourceType: ri.Resource,
 		ResourceID:   resourceID(ri),
 		StatusCode:   x.status,
-		Description:  x.errMsg,
+	}
+	if !ri.IsResource {
+		e.ResourceID = x.path
+		if isDiscovery(x.path) {
+			e.ResourceType = ResourceDiscovery
+		}
 	}
 	x.actor.Apply(&e)
 	switch {
 	case x.broken:
 		e.Result = agenttrail.ResultError
-	case x.status >= 400 || x.status == 0:
+	case x.denied != "":
+		e.Result = agenttrail.ResultDenied
+	case x.status == 0:
 		e.Result = agenttrail.ResultFailure
 	default:
-		e.Result = agenttrail.ResultSuccess
+		e.Result = capture.ResultOf(x.status)
 	}
-	if e.Description == "" {
-		e.Description = describe(ri, p.cluster)
-	}
+	e.Description = describe(ri, x)
 	m := K8s{
-		Cluster: p.cluster, Verb: ri.Verb, APIPath: r.URL.Path,
+		Cluster: p.cluster, Verb: ri.Verb, APIPath: x.path,
 		APIGroup: ri.APIGroup, APIVersion: ri.APIVersion, Namespace: ri.Namespace,
 		Resource: ri.Resource, Subresource: ri.Subresource, Name: ri.Name,
 		User: e.ActorID, Impersonate: imp, LongRunning: ri.LongRunning(r.URL.Query()),
+		Reason: x.reason, Message: x.message,
 	}
 	if imp != nil {
 		m.Groups = imp.Groups
@@ -95,31 +113,60 @@ func (p *Proxy) record(r *http.Request, x *exchange, imp *Impersonation) {
 	p.rec.Record(context.WithoutCancel(r.Context()), e)
 }
 
-// resourceID is namespace/name, the namespace alone for a collection, or
-// the name of a cluster-scoped object.
+// resourceID is namespace/name for a namespaced object, the name of a
+// cluster-scoped one (a namespace included), and empty for a collection:
+// a list of pods in namespace default is resource_type pods with the
+// namespace in metadata.k8s.namespace, never "default", which would read
+// as a pod of that name.
 func resourceID(ri RequestInfo) string {
 	switch {
-	case ri.Namespace != "" && ri.Name != "" && ri.Resource != "namespaces":
+	case ri.Name == "":
+		return ""
+	case ri.Namespace != "" && ri.Resource != "namespaces":
 		return ri.Namespace + "/" + ri.Name
-	case ri.Name != "":
-		return ri.Name
 	}
-	return ri.Namespace
+	return ri.Name
 }
 
-func describe(ri RequestInfo, cluster string) string {
-	if !ri.IsResource {
-		return ""
+// isDiscovery reports whether p is one of the paths clients read to learn
+// what the API server serves.
+func isDiscovery(p string) bool {
+	p = strings.TrimSuffix(p, "/")
+	for _, prefix := range []string{"/api", "/apis", "/version", "/openapi"} {
+		if p == prefix || strings.HasPrefix(p, prefix+"/") {
+			return true
+		}
 	}
-	what := ri.Resource
-	if ri.Subresource != "" {
-		what += "/" + ri.Subresource
+	return false
+}
+
+// describe is one short sentence: "delete pods web-1 in namespace default",
+// then why it did not succeed when it did not.
+func describe(ri RequestInfo, x *exchange) string {
+	var b strings.Builder
+	if ri.IsResource {
+		b.WriteString(ri.Verb + " " + ri.Resource)
+		if ri.Subresource != "" {
+			b.WriteString("/" + ri.Subresource)
+		}
+		if ri.Name != "" {
+			b.WriteString(" " + ri.Name)
+		}
+		if ri.Namespace != "" && ri.Resource != "namespaces" {
+			b.WriteString(" in namespace " + ri.Namespace)
+		}
+	} else {
+		b.WriteString(ri.Verb + " " + x.path)
 	}
-	if ri.Name != "" {
-		what += " " + ri.Name
+	switch {
+	case x.errMsg != "":
+		fmt.Fprintf(&b, ": %s", x.errMsg)
+	case x.denied != "":
+		fmt.Fprintf(&b, ": refused by the proxy: %s", x.denied)
+	case x.message != "":
+		fmt.Fprintf(&b, ": %d %s", x.status, x.message)
+	case x.status >= 400:
+		fmt.Fprintf(&b, ": %d %s", x.status, http.StatusText(x.status))
 	}
-	if ri.Namespace != "" && ri.Resource != "namespaces" {
-		return fmt.Sprintf("%s %s in namespace %s of cluster %s", ri.Verb, what, ri.Namespace, cluster)
-	}
-	return fmt.Sprintf("%s %s in cluster %s", ri.Verb, what, cluster)
+	return b.String()
 }

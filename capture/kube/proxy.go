@@ -6,8 +6,14 @@
 // Agents present a proxy credential (a bearer token mapped to an actor in
 // Identities); the proxy forwards with the upstream credential it is
 // configured with and never passes the agent's on, so agents hold no
-// cluster credentials. Impersonation headers are forwarded, for the cluster's
-// RBAC to allow or refuse, and recorded.
+// cluster credentials. Impersonate-* headers would act under that
+// credential, so they are refused unless the identity map lets the agent
+// impersonate (capture.Actor.Impersonate); then they are forwarded, for the
+// cluster's RBAC to allow or refuse, and recorded.
+//
+// The path is normalised before anything is derived from it, and the
+// normalised path is what goes upstream: a request whose path has dot
+// segments and normalises out of /api or /apis is refused.
 //
 // Watches, exec/attach/port-forward and followed logs are long-running: they
 // stream through, flushed as bytes arrive, and are recorded once, when they
@@ -15,13 +21,16 @@
 package kube
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"path"
 	"strings"
 	"time"
 
@@ -134,9 +143,13 @@ type exchange struct {
 	start  time.Time
 	actor  capture.Actor
 	info   RequestInfo
+	path   string // normalised
 	status int
-	broken bool
+	broken bool   // the proxy failed: the upstream is unreachable
+	denied string // why the proxy itself refused the request
 	errMsg string
+	// reason and message are the upstream's metav1.Status of a refusal.
+	reason, message string
 }
 
 type exchangeKey struct{}
@@ -144,7 +157,13 @@ type exchangeKey struct{}
 // ServeHTTP forwards one request to the API server and records it when the
 // response, however long it streams, has ended.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	x := &exchange{start: p.now(), info: ParseRequestInfo(r.Method, r.URL)}
+	x := &exchange{start: p.now()}
+	clean, inAPI := normalisePath(r.URL.Path)
+	if clean != r.URL.Path {
+		r.URL.Path, r.URL.RawPath = clean, ""
+	}
+	x.path = clean
+	x.info = ParseRequestInfo(r.Method, r.URL)
 	token := bearer(r.Header.Get("Authorization"))
 	_, mapped := p.ids.Lookup(token)
 	var a capture.Actor
@@ -164,14 +183,43 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	imp := impersonation(r.Header)
 	defer func() { p.record(r, x, imp) }()
 
-	if !mapped && !p.unmapped {
-		x.status = http.StatusUnauthorized
-		x.errMsg = "the proxy does not know the presented credential"
+	switch {
+	case !mapped && !p.unmapped:
+		x.status, x.denied = http.StatusUnauthorized, "the proxy does not know the presented credential"
 		writeStatus(w, http.StatusUnauthorized, "Unauthorized", "agenttrail kube proxy: unknown or missing proxy credential")
+		return
+	case !inAPI:
+		x.status, x.denied = http.StatusBadRequest, "the path normalises out of /api and /apis"
+		writeStatus(w, http.StatusBadRequest, "BadRequest", "agenttrail kube proxy: the path normalises out of /api and /apis")
+		return
+	case imp != nil && !a.Impersonate:
+		x.status, x.denied = http.StatusForbidden, "impersonation is not allowed for "+a.ID+" by the proxy's identity map"
+		writeStatus(w, http.StatusForbidden, "Forbidden", "agenttrail kube proxy: this credential may not impersonate (Impersonate-* headers)")
 		return
 	}
 	r = r.WithContext(context.WithValue(r.Context(), exchangeKey{}, x))
 	p.rp.ServeHTTP(w, r)
+}
+
+// normalisePath returns p with dot segments and repeated slashes resolved,
+// the way the API server will read it, and whether p may be served: a path
+// that needed normalising must stay inside /api or /apis, so that
+// /api/v1/../../version cannot pass for a pods request, nor reach what the
+// path claims not to.
+func normalisePath(p string) (string, bool) {
+	c := path.Clean("/" + p)
+	if strings.HasSuffix(p, "/") && c != "/" {
+		c += "/"
+	}
+	if c == p {
+		return p, true
+	}
+	for _, prefix := range []string{"/api", "/apis"} {
+		if c == prefix || strings.HasPrefix(c, prefix+"/") {
+			return c, true
+		}
+	}
+	return c, false
 }
 
 func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
@@ -187,8 +235,41 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 func (p *Proxy) modifyResponse(resp *http.Response) error {
 	if x, ok := resp.Request.Context().Value(exchangeKey{}).(*exchange); ok {
 		x.status = resp.StatusCode
+		if resp.StatusCode >= 400 {
+			x.reason, x.message = peekStatus(resp)
+		}
 	}
 	return nil
+}
+
+// maxStatusBytes bounds how much of a refusal's body is read to find its
+// metav1.Status; the API server's are a few hundred bytes.
+const maxStatusBytes = 64 << 10
+
+// peekStatus returns the reason and message of the metav1.Status a refusal
+// carries as JSON, leaving the body for the client as it was. Other bodies
+// (protobuf, HTML from something in front of the API server) give "", "".
+func peekStatus(resp *http.Response) (reason, message string) {
+	if !strings.Contains(resp.Header.Get("Content-Type"), "json") || resp.Body == nil {
+		return "", ""
+	}
+	head, err := io.ReadAll(io.LimitReader(resp.Body, maxStatusBytes))
+	resp.Body = struct {
+		io.Reader
+		io.Closer
+	}{io.MultiReader(bytes.NewReader(head), resp.Body), resp.Body}
+	if err != nil {
+		return "", ""
+	}
+	var st struct {
+		Kind    string `json:"kind"`
+		Reason  string `json:"reason"`
+		Message string `json:"message"`
+	}
+	if json.Unmarshal(head, &st) != nil || st.Kind != "Status" {
+		return "", ""
+	}
+	return st.Reason, st.Message
 }
 
 // upstreamError answers 502 when the API server cannot be reached; the
