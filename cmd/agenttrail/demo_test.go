@@ -50,16 +50,20 @@ func TestDemoLive(t *testing.T) {
 		t.Errorf("llm-proxy cost = %v, want the metered cost of %d calls", cost["llm-proxy"], rounds)
 	}
 
-	failures := func(f agenttrail.Filter) []agenttrail.Event {
+	withResult := func(r agenttrail.Result, f agenttrail.Filter) []agenttrail.Event {
 		t.Helper()
-		f.Since, f.Result = since, []string{string(agenttrail.ResultFailure)}
+		f.Since, f.Result = since, []string{string(r)}
 		page, err := c.Query(ctx, f, client.QueryOptions{Limit: agenttrail.MaxLimit})
 		if err != nil {
 			t.Fatal(err)
 		}
 		return page.Events
 	}
-	if ev := failures(agenttrail.Filter{Source: []string{"forward-proxy"}, ResourceID: []string{"pastebin.com"}}); len(ev) != 1 || ev[0].StatusCode != 403 {
+	failures := func(f agenttrail.Filter) []agenttrail.Event {
+		t.Helper()
+		return withResult(agenttrail.ResultFailure, f)
+	}
+	if ev := withResult(agenttrail.ResultDenied, agenttrail.Filter{Source: []string{"forward-proxy"}, ResourceID: []string{"pastebin.com"}}); len(ev) != 1 || ev[0].StatusCode != 403 {
 		t.Errorf("denied egress events = %+v, want one 403 for pastebin.com", ev)
 	}
 	if ev := failures(agenttrail.Filter{Source: []string{"mcp-tool"}, ResourceID: []string{"merge_pull_request"}}); len(ev) != 1 {

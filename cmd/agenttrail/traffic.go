@@ -102,37 +102,49 @@ func (g *traffic) event(t time.Time) agenttrail.Event {
 		host := g.pick([]string{"api.github.com", "registry.npmjs.org", "proxy.golang.org", "pypi.org", "hooks.slack.com", "pastebin.com"})
 		e.Action, e.ResourceType, e.ResourceID = "CONNECT "+host+":443", "domain", host
 		e.DurationMS = float64(50 + g.rnd.IntN(3000))
+		in, out := g.rnd.IntN(500000), g.rnd.IntN(20000)
+		e.StatusCode = 200
+		e.Description = fmt.Sprintf("TLS tunnel to %s:443: %d B out, %d B in", host, out, in)
 		if host == "pastebin.com" || failed {
-			e.Result, e.StatusCode, e.Description = agenttrail.ResultFailure, 403, "denied by egress policy: deny *.pastebin.com"
+			e.Result, e.StatusCode = agenttrail.ResultDenied, 403
+			e.Description = "CONNECT " + host + ":443 refused by egress rule deny:*.pastebin.com"
+			in, out = 0, 0
 		}
-		meta["http"] = map[string]any{"domain": host, "method": "CONNECT", "bytes_in": g.rnd.IntN(500000), "bytes_out": g.rnd.IntN(20000), "tls": true}
+		meta["http"] = map[string]any{"domain": host, "port": 443, "method": "CONNECT", "bytes_in": in, "bytes_out": out, "tunnel": e.StatusCode == 200, "tls": e.StatusCode == 200}
 	case "k8s-proxy":
 		ns := g.pick([]string{"default", "payments", "kube-system", "monitoring"})
 		res := g.pick([]string{"pods", "deployments", "secrets", "configmaps", "services"})
-		verb, method, path, id := "list", "GET", fmt.Sprintf("/api/v1/namespaces/%s/%s", ns, res), ns
+		verb, path, id, name := "list", fmt.Sprintf("/api/v1/namespaces/%s/%s", ns, res), "", ""
 		if res == "deployments" {
 			path = fmt.Sprintf("/apis/apps/v1/namespaces/%s/%s", ns, res)
 		}
 		if g.rnd.IntN(5) == 0 {
-			name := fmt.Sprintf("%s-%04x", res[:len(res)-1], g.rnd.IntN(0xffff))
-			verb, method, path, id = "delete", "DELETE", path+"/"+name, ns+"/"+name
+			name = fmt.Sprintf("%s-%04x", res[:len(res)-1], g.rnd.IntN(0xffff))
+			verb, path, id = "delete", path+"/"+name, ns+"/"+name
 		}
-		e.Action, e.ResourceType, e.ResourceID = method+" "+path, res, id
+		e.Action, e.ResourceType, e.ResourceID = verb, res, id
 		e.StatusCode = 200
+		e.Description = strings.TrimSpace(fmt.Sprintf("%s %s %s", verb, res, name)) + " in namespace " + ns
+		k8s := map[string]any{"cluster": "prod-eu-1", "verb": verb, "api_path": path, "namespace": ns, "resource": res, "name": name, "user": a.id}
 		if failed {
-			e.Result, e.StatusCode = agenttrail.ResultFailure, 403
+			msg := fmt.Sprintf("%s is forbidden: User \"system:serviceaccount:agents:%s\" cannot %s resource \"%s\" in API group \"\" in the namespace \"%s\"", res, a.id, verb, res, ns)
+			e.Result, e.StatusCode = agenttrail.ResultDenied, 403
+			e.Description += ": 403 " + msg
+			k8s["reason"], k8s["message"] = "Forbidden", msg
 		}
-		meta["k8s"] = map[string]any{"cluster": "prod-eu-1", "verb": verb, "api_path": path, "namespace": ns, "resource": res}
+		meta["k8s"] = k8s
 	case "aws-proxy":
 		op := g.pick([]string{"s3:GetObject", "s3:PutObject", "s3:ListObjectsV2", "dynamodb:Query", "sts:GetCallerIdentity", "iam:CreateAccessKey"})
-		e.Action, e.ResourceType = op, "aws"
-		e.ResourceID = "arn:aws:s3:::acme-data-lake/reports/2026/q4.parquet"
+		e.Action = op
+		e.ResourceType, e.ResourceID = awsDemoResource(op)
 		e.StatusCode = 200
+		e.Description = op + " " + e.ResourceID
 		if failed || op == "iam:CreateAccessKey" {
-			e.Result, e.StatusCode, e.Description = agenttrail.ResultFailure, 403, "AccessDenied"
+			e.Result, e.StatusCode = agenttrail.ResultDenied, 403
+			e.Description += ": AccessDenied"
 		}
 		service, operation, _ := strings.Cut(op, ":")
-		meta["aws"] = map[string]any{"service": service, "operation": operation, "region": "eu-west-1"}
+		meta["aws"] = map[string]any{"service": service, "operation": operation, "region": "eu-west-1", "access_key_id": "AKIAAGENTTRAILDEMO01"}
 	case "sandbox":
 		op := g.pick([]string{"create", "start", "stop", "remove", "file_write", "file_read"})
 		e.Action, e.ResourceType, e.ResourceID = "container."+op, "container", fmt.Sprintf("sbx-%06x", g.rnd.IntN(0xffffff))
@@ -183,4 +195,22 @@ func (g *traffic) llm(e *agenttrail.Event, meta map[string]any, failed, broke bo
 	cost := (float64(in-cacheRead)*p[0] + float64(out)*p[1] + float64(cacheRead)*p[2] + float64(cacheWrite)*p[3]) / 1e6
 	meta["llm"] = agenttrail.LLM{Provider: provider, Model: model, InputTokens: in, OutputTokens: out,
 		CacheReadTokens: cacheRead, CacheWriteTokens: cacheWrite, CostUSD: &cost, Stream: g.rnd.IntN(2) == 0}
+}
+
+// awsDemoResource is the resource an AWS operation of the demo acts on, in
+// the shape the AWS proxy records: each service's own resource type.
+func awsDemoResource(op string) (typ, id string) {
+	switch op {
+	case "s3:GetObject", "s3:PutObject":
+		return "s3:object", "arn:aws:s3:::acme-data-lake/reports/2026/q4.parquet"
+	case "s3:ListObjectsV2":
+		return "s3:bucket", "arn:aws:s3:::acme-data-lake"
+	case "dynamodb:Query":
+		return "dynamodb:table", "arn:aws:dynamodb:eu-west-1:123456789012:table/orders"
+	case "sts:GetCallerIdentity":
+		return "sts:account", "123456789012"
+	case "iam:CreateAccessKey":
+		return "iam:user", "arn:aws:iam::123456789012:user/deploy-bot"
+	}
+	return "aws", ""
 }
