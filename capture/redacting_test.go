@@ -1,7 +1,6 @@
 package capture_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -50,7 +49,7 @@ func TestEverySurfaceRedactsByDefault(t *testing.T) {
 		{"egress", githubToken, recordEgress},
 		{"shell", githubToken, recordShell},
 		{"kube", githubToken, recordKube},
-		{"aws", "AKIA" + "IOSFODNN7EXAMPLE", recordAWS},
+		{"aws", githubToken, recordAWS},
 		{"sandbox", githubToken, recordSandbox},
 	} {
 		t.Run(s.name, func(t *testing.T) {
@@ -158,8 +157,9 @@ func recordKube(t *testing.T, rec *capturetest.Events) {
 	resp.Body.Close()
 }
 
-// recordAWS signs a request with an AWS access key id the proxy did not
-// issue: it is refused, and recorded with the key id.
+// recordAWS signs a request for an S3 object whose key holds the secret
+// with an AWS access key id the proxy did not issue: it is refused, and
+// recorded with the object's ARN redacted.
 func recordAWS(t *testing.T, rec *capturetest.Events) {
 	up := httptest.NewServer(http.NotFoundHandler())
 	t.Cleanup(up.Close)
@@ -175,15 +175,13 @@ func recordAWS(t *testing.T, rec *capturetest.Events) {
 	}
 	srv := httptest.NewServer(p)
 	t.Cleanup(srv.Close)
-	body := []byte("Action=GetCallerIdentity&Version=2011-06-15")
-	req, err := http.NewRequest(http.MethodPost, srv.URL+"/", bytes.NewReader(body))
+	req, err := http.NewRequest(http.MethodGet, srv.URL+"/reports/"+githubToken, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	sum := sha256.Sum256(body)
+	sum := sha256.Sum256(nil)
 	key := sdkaws.Credentials{AccessKeyID: "AKIA" + "IOSFODNN7EXAMPLE", SecretAccessKey: "not-a-key-the-proxy-knows"}
-	if err := v4.NewSigner().SignHTTP(t.Context(), key, req, hex.EncodeToString(sum[:]), "sts", "us-east-1", time.Now()); err != nil {
+	if err := v4.NewSigner().SignHTTP(t.Context(), key, req, hex.EncodeToString(sum[:]), "s3", "us-east-1", time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	resp, err := http.DefaultClient.Do(req)

@@ -1,7 +1,9 @@
 package capture
 
 import (
+	"bytes"
 	"fmt"
+	"io"
 	"net/http"
 	"time"
 
@@ -46,4 +48,19 @@ func Took(d time.Duration) string {
 		return fmt.Sprintf("%.1f s", d.Seconds())
 	}
 	return d.Round(time.Second).String()
+}
+
+// PeekBody returns up to n bytes from the start of resp's body and puts
+// them back, so the client still receives the whole body. Surfaces use it
+// to read the reason a target gave for a refusal.
+func PeekBody(resp *http.Response, n int64) ([]byte, error) {
+	if resp.Body == nil || resp.Body == http.NoBody {
+		return nil, nil
+	}
+	head, err := io.ReadAll(io.LimitReader(resp.Body, n))
+	resp.Body = struct {
+		io.Reader
+		io.Closer
+	}{io.MultiReader(bytes.NewReader(head), resp.Body), resp.Body}
+	return head, err
 }

@@ -200,6 +200,12 @@ func (r *Redactor) String(s string) string {
 // slice, re-encoded (keys sorted), and stays valid JSON. Call it after
 // Validate: markers can make a field longer than the limits Validate
 // enforces.
+//
+// One value is kept although it looks like a secret: an AWS access key id
+// alone under metadata.aws.access_key_id. A key id names a credential (AWS
+// says it is not secret), and the AWS proxy records it so that one can
+// tell which key failed its signature; the secret it names never reaches
+// an event, and the same id anywhere else is still redacted.
 func (r *Redactor) Event(e *agenttrail.Event) {
 	e.Description = r.String(e.Description)
 	e.Action = r.String(e.Action)
@@ -253,7 +259,11 @@ func (r *Redactor) metadata(raw json.RawMessage) (json.RawMessage, bool) {
 		s := r.String(string(raw))
 		return json.RawMessage(s), s != string(raw)
 	}
+	keyID, kept := keepIdentifier(v)
 	v, changed := r.walk(v)
+	if kept {
+		restoreIdentifier(v, keyID)
+	}
 	if !changed {
 		return raw, false
 	}
@@ -265,6 +275,41 @@ func (r *Redactor) metadata(raw json.RawMessage) (json.RawMessage, bool) {
 		return json.RawMessage(`{}`), true
 	}
 	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), true
+}
+
+// keepIdentifier takes metadata.aws.access_key_id out of decoded metadata
+// v for walk to leave alone, when it is an access key id and nothing else;
+// restoreIdentifier puts it back.
+func keepIdentifier(v any) (string, bool) {
+	top, _ := v.(map[string]any)
+	aws, _ := top["aws"].(map[string]any)
+	id, _ := aws["access_key_id"].(string)
+	if !isAccessKeyID(id) {
+		return "", false
+	}
+	delete(aws, "access_key_id")
+	return id, true
+}
+
+func restoreIdentifier(v any, id string) {
+	top, _ := v.(map[string]any)
+	if aws, ok := top["aws"].(map[string]any); ok {
+		aws["access_key_id"] = id
+	}
+}
+
+// isAccessKeyID reports whether s is exactly an AWS access key id: AKIA
+// (long-term) or ASIA (temporary) and 16 more of [A-Z0-9].
+func isAccessKeyID(s string) bool {
+	if len(s) != 20 || (s[:4] != "AKIA" && s[:4] != "ASIA") {
+		return false
+	}
+	for i := 4; i < len(s); i++ {
+		if c := s[i]; (c < 'A' || c > 'Z') && (c < '0' || c > '9') {
+			return false
+		}
+	}
+	return true
 }
 
 // walk redacts the strings of a decoded JSON value in place.

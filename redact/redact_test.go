@@ -226,6 +226,35 @@ func TestRedactorEventSecretKeys(t *testing.T) {
 	}
 }
 
+// TestRedactorKeepsAccessKeyID checks the one identifier kept although it
+// looks like a secret: an access key id alone under
+// metadata.aws.access_key_id. Anywhere else, or with anything beside it,
+// it is redacted as before.
+func TestRedactorKeepsAccessKeyID(t *testing.T) {
+	r := newRedactor(t)
+	const temp = "ASIA" + "Y34FZKBOKMUTVV7A"
+	for _, c := range []struct{ in, want string }{
+		{`{"aws":{"service":"s3","access_key_id":"` + awsKeyID + `"}}`, `{"aws":{"service":"s3","access_key_id":"` + awsKeyID + `"}}`},
+		{`{"aws":{"access_key_id":"` + temp + `"}}`, `{"aws":{"access_key_id":"` + temp + `"}}`},
+		{`{"aws":{"access_key_id":"AKIAIOSFODNN7EXAMPLE","error_message":"password=hunter2"}}`,
+			`{"aws":{"access_key_id":"` + awsKeyID + `","error_message":"password=[REDACTED:kv_secret]"}}`},
+		{`{"aws":{"access_key_id":"` + awsKeyID + ` password=hunter2"}}`, `{"aws":{"access_key_id":"[REDACTED:aws_access_key_id] password=[REDACTED:kv_secret]"}}`},
+		{`{"aws":{"access_key_id":"` + awsKeyID + `","note":"` + awsKeyID + `"}}`,
+			`{"aws":{"access_key_id":"` + awsKeyID + `","note":"[REDACTED:aws_access_key_id]"}}`},
+		{`{"shell":{"access_key_id":"` + awsKeyID + `"}}`, `{"shell":{"access_key_id":"[REDACTED:aws_access_key_id]"}}`},
+		{`{"aws":{"upstream":{"access_key_id":"` + awsKeyID + `"}}}`, `{"aws":{"upstream":{"access_key_id":"[REDACTED:aws_access_key_id]"}}}`},
+	} {
+		e := agenttrail.Event{Description: "signed with " + awsKeyID, Metadata: json.RawMessage(c.in)}
+		r.Event(&e)
+		if string(e.Metadata) != c.want {
+			t.Errorf("Event(metadata %s) metadata = %s, want %s", c.in, e.Metadata, c.want)
+		}
+		if strings.Contains(e.Description, awsKeyID) {
+			t.Errorf("Event(metadata %s) kept the key id in the description: %q", c.in, e.Description)
+		}
+	}
+}
+
 func TestRedactorEventKeepsCleanMetadata(t *testing.T) {
 	r := newRedactor(t)
 	for _, in := range []string{

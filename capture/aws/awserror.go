@@ -2,11 +2,14 @@ package aws
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"encoding/xml"
 	"io"
 	"net/http"
 	"strings"
+
+	"github.com/agenttrail/agenttrail/capture"
 )
 
 // protocol is how a service encodes its errors, told from the request.
@@ -82,64 +85,58 @@ func writeError(w http.ResponseWriter, p protocol, status int, code, msg, reques
 // maxErrorBody bounds how much of an error response is read for its code.
 const maxErrorBody = 64 << 10
 
-// errorCode reads the AWS error code of a failed response: from the
-// x-amzn-ErrorType header, else from the start of its JSON or XML body,
-// which is put back for the client to read.
-func errorCode(resp *http.Response) string {
+// errorOf reads the AWS error code and message of a failed response: the
+// code from the x-amzn-ErrorType header or the start of its JSON or XML
+// body, the message from the body, which is put back for the client to
+// read.
+func errorOf(resp *http.Response) (code, message string) {
+	peek, _ := capture.PeekBody(resp, maxErrorBody)
+	code, message = errorInBody(peek)
 	if t := resp.Header.Get("X-Amzn-Errortype"); t != "" {
-		code, _, _ := strings.Cut(t, ":")
-		return code
+		code, _, _ = strings.Cut(t, ":")
 	}
-	if resp.Body == nil || resp.Body == http.NoBody {
-		return ""
-	}
-	peek, err := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
-	resp.Body = struct {
-		io.Reader
-		io.Closer
-	}{io.MultiReader(bytes.NewReader(peek), resp.Body), resp.Body}
-	if err != nil && len(peek) == 0 {
-		return ""
-	}
-	return codeInBody(peek)
+	return code, message
 }
 
-func codeInBody(b []byte) string {
+func errorInBody(b []byte) (code, message string) {
 	b = bytes.TrimSpace(b)
 	if len(b) > 0 && b[0] == '{' {
 		var v struct {
-			Type  string `json:"__type"`
-			Code  string `json:"code"`
-			CodeU string `json:"Code"`
+			Type     string `json:"__type"`
+			Code     string `json:"code"`
+			CodeU    string `json:"Code"`
+			Message  string `json:"message"`
+			MessageU string `json:"Message"`
 		}
 		json.Unmarshal(b, &v)
-		code := v.Type
-		if code == "" {
-			code = v.Code
-		}
-		if code == "" {
-			code = v.CodeU
-		}
+		code = cmp.Or(v.Type, v.Code, v.CodeU)
 		// "com.amazonaws.dynamodb.v20120810#ResourceNotFoundException"
 		if i := strings.LastIndexByte(code, '#'); i >= 0 {
 			code = code[i+1:]
 		}
 		code, _, _ = strings.Cut(code, ":")
-		return code
+		return code, cmp.Or(v.Message, v.MessageU)
 	}
-	// The first <Code> of <Error> or <ErrorResponse><Error>.
+	// The first <Code> and <Message> of <Error> or <ErrorResponse><Error>.
 	d := xml.NewDecoder(bytes.NewReader(b))
-	for {
+	for code == "" || message == "" {
 		tok, err := d.Token()
 		if err != nil {
-			return ""
+			break
 		}
-		if se, ok := tok.(xml.StartElement); ok && se.Name.Local == "Code" {
-			var code string
-			if d.DecodeElement(&code, &se) == nil {
-				return strings.TrimSpace(code)
-			}
-			return ""
+		se, ok := tok.(xml.StartElement)
+		if !ok || (se.Name.Local != "Code" && se.Name.Local != "Message") {
+			continue
+		}
+		var text string
+		if d.DecodeElement(&text, &se) != nil {
+			break
+		}
+		if se.Name.Local == "Code" && code == "" {
+			code = strings.TrimSpace(text)
+		} else if se.Name.Local == "Message" && message == "" {
+			message = strings.TrimSpace(text)
 		}
 	}
+	return code, message
 }

@@ -12,9 +12,10 @@ import (
 // agent signs with, who it is, and the real AWS credentials the proxy signs
 // its requests with instead. Agents hold only the proxy-issued pair.
 //
-// Events record the key id a request was signed with. Give proxy-issued
-// ids a shape of their own (not AKIA… or ASIA…): an id shaped like an AWS
-// access key is redacted as one, by the proxy and again by the server.
+// Events record the key id a request was signed with in
+// metadata.aws.access_key_id: a key id names a credential, it is not a
+// secret, and it tells which key failed its signature. The secret is never
+// seen by anything that records.
 type Credential struct {
 	// SecretAccessKey is the proxy-issued secret the agent signs with.
 	SecretAccessKey string `json:"secret_access_key"`
@@ -33,6 +34,10 @@ type UpstreamCredential struct {
 	AccessKeyID     string `json:"access_key_id"`
 	SecretAccessKey string `json:"secret_access_key"`
 	SessionToken    string `json:"session_token,omitempty"`
+	// AccountID is the AWS account the credential belongs to, when known:
+	// it completes resource ARNs (DynamoDB tables) and is the resource of
+	// account-wide calls (ListBuckets, GetCallerIdentity).
+	AccountID string `json:"account_id,omitempty"`
 }
 
 // LoadCredentials reads a JSON file mapping proxy-issued access key ids to
@@ -41,7 +46,7 @@ type UpstreamCredential struct {
 //	{"PXCI0000000000000001": {
 //	   "secret_access_key": "…", "actor": {"actor_id": "agent-ci", "org": "acme"},
 //	   "session_tags": {"team": "payments"},
-//	   "upstream": {"access_key_id": "AKIA…", "secret_access_key": "…"}}}
+//	   "upstream": {"access_key_id": "AKIA…", "secret_access_key": "…", "account_id": "123456789012"}}}
 func LoadCredentials(path string) (map[string]Credential, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {

@@ -79,6 +79,9 @@ func TestSDKEndToEnd(t *testing.T) {
 	if _, err := cl.ddb.GetItem(ctx, &dynamodb.GetItemInput{TableName: sdkaws.String("Missing"), Key: map[string]ddbtypes.AttributeValue{"id": &ddbtypes.AttributeValueMemberS{Value: "u-1"}}}); err == nil {
 		t.Fatal("GetItem on a missing table: no error")
 	}
+	if _, err := cl.s3.ListBuckets(ctx, &s3.ListBucketsInput{}); err != nil {
+		t.Fatalf("ListBuckets: %v", err)
+	}
 	// A key the proxy never issued is refused before anything goes upstream.
 	seenBefore, _ := fake.counts()
 	_, err = newClients(proxy, "AKIAUNKNOWNKEY000001", "whatever").s3.ListBuckets(ctx, &s3.ListBucketsInput{})
@@ -90,23 +93,25 @@ func TestSDKEndToEnd(t *testing.T) {
 	}
 
 	type want struct {
-		action, resourceID string
-		status             int
-		result             agenttrail.Result
-		errorCode          string
+		action, resourceType, resourceID string
+		status                           int
+		result                           agenttrail.Result
+		errorCode                        string
 	}
 	const obj2 = "arn:aws:s3:::reports/2026/q2 draft.csv"
+	const users = "arn:aws:dynamodb:us-east-1:" + account + ":table/Users"
 	wants := []want{
-		{"s3:PutObject", obj2, 200, agenttrail.ResultSuccess, ""},
-		{"s3:GetObject", obj2, 200, agenttrail.ResultSuccess, ""},
-		{"s3:ListObjectsV2", "arn:aws:s3:::reports", 200, agenttrail.ResultSuccess, ""},
-		{"s3:DeleteObject", obj2, 204, agenttrail.ResultSuccess, ""},
-		{"s3:GetObject", obj2, 404, agenttrail.ResultFailure, "NoSuchKey"},
-		{"sts:GetCallerIdentity", "", 200, agenttrail.ResultSuccess, ""},
-		{"dynamodb:GetItem", "arn:aws:dynamodb:us-east-1::table/Users", 200, agenttrail.ResultSuccess, ""},
-		{"dynamodb:PutItem", "arn:aws:dynamodb:us-east-1::table/Users", 200, agenttrail.ResultSuccess, ""},
-		{"dynamodb:GetItem", "arn:aws:dynamodb:us-east-1::table/Missing", 400, agenttrail.ResultFailure, "ResourceNotFoundException"},
-		{"s3:ListBuckets", "", 403, agenttrail.ResultFailure, "InvalidAccessKeyId"},
+		{"s3:PutObject", "s3:object", obj2, 200, agenttrail.ResultSuccess, ""},
+		{"s3:GetObject", "s3:object", obj2, 200, agenttrail.ResultSuccess, ""},
+		{"s3:ListObjectsV2", "s3:bucket", "arn:aws:s3:::reports", 200, agenttrail.ResultSuccess, ""},
+		{"s3:DeleteObject", "s3:object", obj2, 204, agenttrail.ResultSuccess, ""},
+		{"s3:GetObject", "s3:object", obj2, 404, agenttrail.ResultFailure, "NoSuchKey"},
+		{"sts:GetCallerIdentity", "sts:account", account, 200, agenttrail.ResultSuccess, ""},
+		{"dynamodb:GetItem", "dynamodb:table", users, 200, agenttrail.ResultSuccess, ""},
+		{"dynamodb:PutItem", "dynamodb:table", users, 200, agenttrail.ResultSuccess, ""},
+		{"dynamodb:GetItem", "dynamodb:table", "arn:aws:dynamodb:us-east-1:" + account + ":table/Missing", 400, agenttrail.ResultFailure, "ResourceNotFoundException"},
+		{"s3:ListBuckets", "s3:account", account, 200, agenttrail.ResultSuccess, ""},
+		{"s3:ListBuckets", "s3:account", "", 403, agenttrail.ResultDenied, "InvalidAccessKeyId"},
 	}
 	events := capturetest.WaitEvents(t, srv.Store, agenttrail.Filter{Source: []string{agenttrail.SourceAWS}}, len(wants))
 	// Each event is recorded when its response has gone out, so a client's
@@ -114,11 +119,14 @@ func TestSDKEndToEnd(t *testing.T) {
 	slices.SortStableFunc(events, func(a, b agenttrail.Event) int { return a.Time.Compare(b.Time) })
 	for i, e := range events {
 		w, m := wants[i], awsMeta(t, e)
-		if e.Action != w.action || e.ResourceID != w.resourceID || e.StatusCode != w.status || e.Result != w.result || m.ErrorCode != w.errorCode {
-			t.Errorf("event %d = %q %q, %d %s code %q; want %q %q, %d %s code %q",
-				i, e.Action, e.ResourceID, e.StatusCode, e.Result, m.ErrorCode, w.action, w.resourceID, w.status, w.result, w.errorCode)
+		if e.Action != w.action || e.ResourceType != w.resourceType || e.ResourceID != w.resourceID || e.StatusCode != w.status || e.Result != w.result || m.ErrorCode != w.errorCode {
+			t.Errorf("event %d = %q %q %q, %d %s code %q; want %q %q %q, %d %s code %q",
+				i, e.Action, e.ResourceType, e.ResourceID, e.StatusCode, e.Result, m.ErrorCode, w.action, w.resourceType, w.resourceID, w.status, w.result, w.errorCode)
 		}
-		if e.Source != agenttrail.SourceAWS || e.ResourceType != "aws" || m.Region != "us-east-1" || e.ProducerID == "" ||
+		if !strings.HasPrefix(e.Description, w.action) || (w.errorCode != "" && !strings.Contains(e.Description, w.errorCode)) {
+			t.Errorf("event %d description %q, want the action and the error code", i, e.Description)
+		}
+		if e.Source != agenttrail.SourceAWS || m.Region != "us-east-1" || e.ProducerID == "" ||
 			m.Operation != strings.SplitN(w.action, ":", 2)[1] || m.Service != strings.SplitN(w.action, ":", 2)[0] {
 			t.Errorf("event %d: source %q, type %q, metadata %+v, producer %q", i, e.Source, e.ResourceType, m, e.ProducerID)
 		}
@@ -129,8 +137,10 @@ func TestSDKEndToEnd(t *testing.T) {
 			}
 		}
 		if i == len(wants)-1 {
-			if e.ActorID != "anonymous" || m.AccessKeyID == "AKIAUNKNOWNKEY000001" || m.SessionTags != nil {
-				t.Errorf("refused event by %q, key %q, tags %v; want anonymous, the unknown key redacted, no tags", e.ActorID, m.AccessKeyID, m.SessionTags)
+			// The key id is kept (it is not a secret): it says which key
+			// the refused request was signed with.
+			if e.ActorID != "anonymous" || m.AccessKeyID != "AKIAUNKNOWNKEY000001" || m.SessionTags != nil {
+				t.Errorf("refused event by %q, key %q, tags %v; want anonymous, the unknown key, no tags", e.ActorID, m.AccessKeyID, m.SessionTags)
 			}
 			continue
 		}

@@ -47,9 +47,12 @@ func testCredentials() map[string]Credential {
 		SecretAccessKey: agentSecret,
 		Actor:           capture.Actor{ID: "agent-data", Name: "Data agent", Project: "etl"},
 		SessionTags:     map[string]string{"team": "payments", "env": "staging"},
-		Upstream:        UpstreamCredential{AccessKeyID: realKeyID, SecretAccessKey: realSecret, SessionToken: realToken},
+		Upstream:        UpstreamCredential{AccessKeyID: realKeyID, SecretAccessKey: realSecret, SessionToken: realToken, AccountID: account},
 	}}
 }
+
+// account is the AWS account of the real key.
+const account = "123456789012"
 
 // memRecorder keeps the events it is given, for tests to inspect.
 type memRecorder = capturetest.Events

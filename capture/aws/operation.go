@@ -7,15 +7,37 @@ import (
 	"strings"
 )
 
-// call is what a request asks of which AWS resource.
+// call is what a request asks of which AWS resource. ResourceType is the
+// service's own name for the kind of resource ("s3:object",
+// "dynamodb:table"), or the service alone when the proxy cannot tell.
 type call struct {
-	Operation  string
-	ResourceID string
+	Operation    string
+	ResourceType string
+	ResourceID   string
+}
+
+// accountOps are operations on an account as a whole: their resource is
+// the account.
+var accountOps = map[string]bool{
+	"s3:ListBuckets": true, "sts:GetCallerIdentity": true, "dynamodb:ListTables": true,
+	"iam:ListUsers": true, "iam:ListRoles": true, "lambda:ListFunctions": true,
 }
 
 // identify names the operation and resource of a request to service in
-// region. body is the request body when the proxy read it, else nil.
-func identify(r *http.Request, service, region string, body []byte) call {
+// region, with account the upstream credential's account id ("" when
+// unknown). body is the request body when the proxy read it, else nil.
+func identify(r *http.Request, service, region, account string, body []byte) call {
+	c := identifyOp(r, service, region, account, body)
+	switch {
+	case accountOps[service+":"+c.Operation]:
+		c.ResourceType, c.ResourceID = service+":account", account
+	case c.ResourceType == "":
+		c.ResourceType = service
+	}
+	return c
+}
+
+func identifyOp(r *http.Request, service, region, account string, body []byte) call {
 	var c call
 	if target := r.Header.Get("X-Amz-Target"); target != "" {
 		// JSON protocols: "DynamoDB_20120810.GetItem".
@@ -26,7 +48,7 @@ func identify(r *http.Request, service, region string, body []byte) call {
 	} else if svc, op, ok := rpcV2Operation(r.URL.Path); ok && svc != "" {
 		c.Operation = op
 	} else if service == "s3" {
-		c.Operation, c.ResourceID = s3Call(r)
+		c.Operation, c.ResourceType, c.ResourceID = s3Call(r)
 		return c
 	} else {
 		c.Operation = queryAction(r, body)
@@ -34,7 +56,8 @@ func identify(r *http.Request, service, region string, body []byte) call {
 	if service == "dynamodb" && len(body) > 0 {
 		var req struct{ TableName string }
 		if json.Unmarshal(body, &req) == nil && req.TableName != "" {
-			c.ResourceID = "arn:aws:dynamodb:" + region + "::table/" + req.TableName
+			c.ResourceType = "dynamodb:table"
+			c.ResourceID = "arn:aws:dynamodb:" + region + ":" + account + ":table/" + req.TableName
 		}
 	}
 	return c
@@ -78,19 +101,23 @@ var s3Subresources = []struct{ param, noun string }{
 }
 
 // s3Call names an S3 REST operation from the method, the path-style path
-// and the subresource parameters, and the bucket or object it addresses.
-func s3Call(r *http.Request) (op, arn string) {
+// and the subresource parameters, and the object or bucket it addresses.
+func s3Call(r *http.Request) (op, typ, arn string) {
 	bucket, key, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/")
 	switch {
 	case key != "":
-		arn = "arn:aws:s3:::" + bucket + "/" + key
+		typ, arn = "s3:object", "arn:aws:s3:::"+bucket+"/"+key
 	case bucket != "":
-		arn = "arn:aws:s3:::" + bucket
+		typ, arn = "s3:bucket", "arn:aws:s3:::"+bucket
 	}
+	return s3Op(r, bucket, key), typ, arn
+}
+
+func s3Op(r *http.Request, bucket, key string) string {
 	q := r.URL.Query()
 	// The Go SDK names the operation itself.
 	if id := q.Get("x-id"); id != "" {
-		return id, arn
+		return id
 	}
 	sub := ""
 	for _, s := range s3Subresources {
@@ -103,14 +130,14 @@ func s3Call(r *http.Request) (op, arn string) {
 	switch {
 	case bucket == "":
 		if m == http.MethodGet {
-			return "ListBuckets", arn
+			return "ListBuckets"
 		}
 	case key == "":
-		return s3BucketOp(m, sub, q), arn
+		return s3BucketOp(m, sub, q)
 	default:
-		return s3ObjectOp(m, sub, r.Header, q), arn
+		return s3ObjectOp(m, sub, r.Header, q)
 	}
-	return m + " " + r.URL.Path, arn
+	return m + " " + r.URL.Path
 }
 
 func s3BucketOp(m, sub string, q url.Values) string {

@@ -17,7 +17,7 @@ func TestIdentify(t *testing.T) {
 		op, resourceID          string
 	}{
 		// S3 without the Go SDK's x-id: from method, path and subresource.
-		{"GET", "/", "s3", nil, "", "ListBuckets", ""},
+		{"GET", "/", "s3", nil, "", "ListBuckets", "123456789012"},
 		{"PUT", "/logs", "s3", nil, "", "CreateBucket", "arn:aws:s3:::logs"},
 		{"DELETE", "/logs", "s3", nil, "", "DeleteBucket", "arn:aws:s3:::logs"},
 		{"HEAD", "/logs", "s3", nil, "", "HeadBucket", "arn:aws:s3:::logs"},
@@ -39,7 +39,7 @@ func TestIdentify(t *testing.T) {
 		{"DELETE", "/logs/a?uploadId=u", "s3", nil, "", "AbortMultipartUpload", "arn:aws:s3:::logs/a"},
 		{"GET", "/logs/a?x-id=GetObject", "s3", nil, "", "GetObject", "arn:aws:s3:::logs/a"},
 		// JSON protocols name the operation in X-Amz-Target.
-		{"POST", "/", "dynamodb", http.Header{"X-Amz-Target": {"DynamoDB_20120810.Query"}}, `{"TableName":"Orders"}`, "Query", "arn:aws:dynamodb:eu-west-1::table/Orders"},
+		{"POST", "/", "dynamodb", http.Header{"X-Amz-Target": {"DynamoDB_20120810.Query"}}, `{"TableName":"Orders"}`, "Query", "arn:aws:dynamodb:eu-west-1:123456789012:table/Orders"},
 		{"POST", "/", "kms", http.Header{"X-Amz-Target": {"TrentService.Decrypt"}}, `{}`, "Decrypt", ""},
 		// Query protocols name it in Action, in the URL or a form body.
 		{"GET", "/?Action=DescribeInstances&Version=2016-11-15", "ec2", nil, "", "DescribeInstances", ""},
@@ -54,26 +54,46 @@ func TestIdentify(t *testing.T) {
 		for k, v := range tt.header {
 			r.Header[k] = v
 		}
-		c := identify(r, tt.service, "eu-west-1", []byte(tt.body))
-		if c.Operation != tt.op || c.ResourceID != tt.resourceID {
-			t.Errorf("identify(%s %s, %s) = %q %q, want %q %q", tt.method, tt.target, tt.service, c.Operation, c.ResourceID, tt.op, tt.resourceID)
+		c := identify(r, tt.service, "eu-west-1", "123456789012", []byte(tt.body))
+		if c.Operation != tt.op || c.ResourceID != tt.resourceID || c.ResourceType != resourceTypeOf(tt.service, tt.op, tt.target) {
+			t.Errorf("identify(%s %s, %s) = %q %q %q, want %q %q %q", tt.method, tt.target, tt.service, c.Operation, c.ResourceType, c.ResourceID,
+				tt.op, resourceTypeOf(tt.service, tt.op, tt.target), tt.resourceID)
 		}
 	}
 }
 
-func TestErrorCode(t *testing.T) {
+// resourceTypeOf is the resource type TestIdentify expects: S3 objects and
+// buckets, DynamoDB tables, the account for account-wide calls, the
+// service otherwise.
+func resourceTypeOf(service, op, target string) string {
+	path, _, _ := strings.Cut(target, "?")
+	switch {
+	case op == "ListBuckets":
+		return "s3:account"
+	case service == "s3" && strings.Count(path, "/") > 1:
+		return "s3:object"
+	case service == "s3":
+		return "s3:bucket"
+	case service == "dynamodb":
+		return "dynamodb:table"
+	}
+	return service
+}
+
+func TestErrorOf(t *testing.T) {
 	tests := []struct {
-		header http.Header
-		body   string
-		want   string
+		header        http.Header
+		body          string
+		code, message string
 	}{
-		{http.Header{"X-Amzn-Errortype": {"ThrottlingException:http://internal.amazon.com/coral/"}}, "", "ThrottlingException"},
-		{nil, `{"__type":"com.amazonaws.dynamodb.v20120810#ConditionalCheckFailedException","message":"x"}`, "ConditionalCheckFailedException"},
-		{nil, `{"code":"AccessDeniedException","message":"x"}`, "AccessDeniedException"},
-		{nil, `<?xml version="1.0"?><Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>`, "AccessDenied"},
-		{nil, `<ErrorResponse><Error><Type>Sender</Type><Code>ExpiredToken</Code></Error></ErrorResponse>`, "ExpiredToken"},
-		{nil, `not a body`, ""},
-		{nil, ``, ""},
+		{http.Header{"X-Amzn-Errortype": {"ThrottlingException:http://internal.amazon.com/coral/"}}, "", "ThrottlingException", ""},
+		{nil, `{"__type":"com.amazonaws.dynamodb.v20120810#ConditionalCheckFailedException","message":"x"}`, "ConditionalCheckFailedException", "x"},
+		{nil, `{"code":"AccessDeniedException","Message":"User is not authorized"}`, "AccessDeniedException", "User is not authorized"},
+		{nil, `<?xml version="1.0"?><Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>`, "AccessDenied", "Access Denied"},
+		{nil, `<ErrorResponse><Error><Type>Sender</Type><Code>ExpiredToken</Code></Error></ErrorResponse>`, "ExpiredToken", ""},
+		{nil, `<ErrorResponse><Error><Type>Sender</Type><Message>  The token expired. </Message><Code>ExpiredToken</Code></Error></ErrorResponse>`, "ExpiredToken", "The token expired."},
+		{nil, `not a body`, "", ""},
+		{nil, ``, "", ""},
 	}
 	for _, tt := range tests {
 		resp := &http.Response{Header: tt.header, Body: http.NoBody}
@@ -83,11 +103,11 @@ func TestErrorCode(t *testing.T) {
 		if tt.body != "" {
 			resp.Body = io.NopCloser(strings.NewReader(tt.body))
 		}
-		if got := errorCode(resp); got != tt.want {
-			t.Errorf("errorCode(%v, %q) = %q, want %q", tt.header, tt.body, got, tt.want)
+		if code, msg := errorOf(resp); code != tt.code || msg != tt.message {
+			t.Errorf("errorOf(%v, %q) = %q, %q; want %q, %q", tt.header, tt.body, code, msg, tt.code, tt.message)
 		}
 		if rest, _ := io.ReadAll(resp.Body); string(rest) != tt.body {
-			t.Errorf("errorCode(%v, %q) left the body %q for the client", tt.header, tt.body, rest)
+			t.Errorf("errorOf(%v, %q) left the body %q for the client", tt.header, tt.body, rest)
 		}
 	}
 }

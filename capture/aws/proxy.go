@@ -7,8 +7,8 @@
 // agent's signature, signs the request again with the real credentials the
 // key maps to, and forwards it to the service's regional endpoint. A request
 // with an unknown key or a bad signature is refused with the error AWS would
-// answer and recorded as a failure, so real credentials never leave the
-// proxy and agents cannot act without being recorded.
+// answer and recorded as denied, so real credentials never leave the proxy
+// and agents cannot act without being recorded.
 //
 // Agents address S3 path-style (UsePathStyle / AWS_S3_FORCE_PATH_STYLE, or
 // an IP address as the endpoint, which SDKs address path-style): the proxy
@@ -156,6 +156,8 @@ type exchange struct {
 	payloadHash string
 	status      int
 	errorCode   string
+	errorMsg    string // the service's message, or the proxy's refusal
+	refused     bool   // the proxy refused the call itself
 	broken      bool
 	errMsg      string
 }
@@ -210,7 +212,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// anyone may send a request naming a key id.
 	x.actor, x.tags, x.upstream = cred.Actor, cred.SessionTags, cred.Upstream
 	p.fillActor(&x.actor)
-	x.call = identify(r, auth.Service, auth.Region, body)
+	x.call = identify(r, auth.Service, auth.Region, x.upstream.AccountID, body)
 	if x.target, err = p.endpoint(auth.Service, auth.Region); err != nil {
 		p.refuse(w, r, x, proto, http.StatusBadRequest, "InvalidRequest", err.Error())
 		return
@@ -235,13 +237,13 @@ func (p *Proxy) fillActor(a *capture.Actor) {
 // refuse answers a request the proxy will not forward. Its operation is
 // still recorded, as far as the URL and headers tell it.
 func (p *Proxy) refuse(w http.ResponseWriter, r *http.Request, x *exchange, proto protocol, status int, code, msg string) {
-	x.status, x.errorCode, x.errMsg = status, code, msg
+	x.status, x.errorCode, x.errorMsg, x.refused = status, code, msg, true
 	var body []byte
 	if x.service != "s3" && r.ContentLength > 0 && r.ContentLength <= maxErrorBody {
 		// A small query or JSON body names the operation refused.
 		body, _ = io.ReadAll(io.LimitReader(r.Body, maxErrorBody))
 	}
-	x.call = identify(r, x.service, x.region, body)
+	x.call = identify(r, x.service, x.region, "", body)
 	writeError(w, proto, status, code, msg, requestID())
 }
 
@@ -306,7 +308,7 @@ func (p *Proxy) modifyResponse(resp *http.Response) error {
 	}
 	x.status = resp.StatusCode
 	if resp.StatusCode >= 400 {
-		x.errorCode = errorCode(resp)
+		x.errorCode, x.errorMsg = errorOf(resp)
 		if x.errorCode == "" && resp.Request.Method == http.MethodHead {
 			// HEAD errors have no body; SDKs name them after the status.
 			x.errorCode = strings.ReplaceAll(http.StatusText(resp.StatusCode), " ", "")

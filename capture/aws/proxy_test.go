@@ -92,7 +92,7 @@ func TestRefused(t *testing.T) {
 		{"wrong secret, json", signed(t, "POST", proxy+"/", "dynamodb", agentKeyID, "not-the-secret", getItem, ddbTarget, now),
 			403, "InvalidSignatureException", "dynamodb:GetItem", "anonymous", agentKeyID, `"__type"`},
 		{"unknown key, query", signed(t, "POST", proxy+"/", "sts", "AKIAUNKNOWNKEY000001", "x", []byte("Action=GetCallerIdentity&Version=2011-06-15"), stsForm, now),
-			403, "InvalidClientTokenId", "sts:GetCallerIdentity", "anonymous", "[REDACTED:aws_access_key_id]", "<ErrorResponse>"},
+			403, "InvalidClientTokenId", "sts:GetCallerIdentity", "anonymous", "AKIAUNKNOWNKEY000001", "<ErrorResponse>"},
 		{"tampered", tampered, 403, "SignatureDoesNotMatch", "s3:GetObject", "anonymous", agentKeyID, "<Error>"},
 		{"signed an hour ago", signed(t, "GET", proxy+"/reports/a.csv", "s3", agentKeyID, agentSecret, nil, nil, now.Add(-time.Hour)),
 			403, "RequestTimeTooSkewed", "s3:GetObject", "anonymous", agentKeyID, "<Error>"},
@@ -106,7 +106,11 @@ func TestRefused(t *testing.T) {
 		}
 		e := rec.Wait(t, i+1)[i]
 		m := awsMeta(t, e)
-		if e.Result != agenttrail.ResultFailure || e.StatusCode != tt.status || m.ErrorCode != tt.code || e.Action != tt.action ||
+		wantResult := agenttrail.ResultDenied
+		if tt.status != http.StatusForbidden {
+			wantResult = agenttrail.ResultFailure
+		}
+		if e.Result != wantResult || e.StatusCode != tt.status || m.ErrorCode != tt.code || e.Action != tt.action ||
 			e.ActorID != tt.actor || m.AccessKeyID != tt.keyID || m.SessionTags != nil {
 			t.Errorf("%s: event %q by %q, %d %s, metadata %+v", tt.name, e.Action, e.ActorID, e.StatusCode, e.Result, m)
 		}

@@ -21,11 +21,9 @@
 package kube
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httputil"
@@ -250,14 +248,10 @@ const maxStatusBytes = 64 << 10
 // carries as JSON, leaving the body for the client as it was. Other bodies
 // (protobuf, HTML from something in front of the API server) give "", "".
 func peekStatus(resp *http.Response) (reason, message string) {
-	if !strings.Contains(resp.Header.Get("Content-Type"), "json") || resp.Body == nil {
+	if !strings.Contains(resp.Header.Get("Content-Type"), "json") {
 		return "", ""
 	}
-	head, err := io.ReadAll(io.LimitReader(resp.Body, maxStatusBytes))
-	resp.Body = struct {
-		io.Reader
-		io.Closer
-	}{io.MultiReader(bytes.NewReader(head), resp.Body), resp.Body}
+	head, err := capture.PeekBody(resp, maxStatusBytes)
 	if err != nil {
 		return "", ""
 	}
