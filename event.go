@@ -108,6 +108,13 @@ type Event struct {
 // counters and CostUSD are first-class: stores keep them as columns so cost is
 // aggregated without parsing JSON. CostUSD is nil when the price is unknown;
 // a made-up price is never recorded.
+//
+// InputTokens counts the input tokens billed at the full input price: input
+// without cache reads and cache writes. Providers differ: Anthropic reports
+// it so; OpenAI's prompt_tokens includes cached tokens, so the proxy records
+// prompt_tokens minus cached_tokens here and the cached part as
+// CacheReadTokens. Total input = InputTokens + CacheReadTokens +
+// CacheWriteTokens.
 type LLM struct {
 	Provider         string   `json:"provider,omitempty"`
 	Model            string   `json:"model,omitempty"`
@@ -117,8 +124,11 @@ type LLM struct {
 	CacheWriteTokens int64    `json:"cache_write_tokens,omitempty"`
 	ReasoningTokens  int64    `json:"reasoning_tokens,omitempty"`
 	CostUSD          *float64 `json:"cost_usd,omitempty"`
-	Stream           bool     `json:"stream,omitempty"`
-	Incomplete       bool     `json:"incomplete,omitempty"`
+	// CostUnknown is set when usage was reported but no price is known for
+	// the model, so CostUSD is absent for that reason and not another.
+	CostUnknown bool `json:"cost_unknown,omitempty"`
+	Stream      bool `json:"stream,omitempty"`
+	Incomplete  bool `json:"incomplete,omitempty"`
 }
 
 // Cost returns CostUSD, or 0 when it is unknown.

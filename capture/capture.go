@@ -64,9 +64,17 @@ func (a Actor) Apply(e *agenttrail.Event) {
 // map holds no secrets and lookups do not compare secret bytes. The zero
 // value resolves everything to Default. It is safe for concurrent use once
 // built.
+//
+// Every proxy applies one rule through Admit: once credentials are mapped,
+// a request presenting none of them is refused unless AllowUnmapped is
+// set. A proxy with no credentials mapped serves one agent, Default.
 type Identities struct {
 	Default Actor
-	byHash  map[[32]byte]Actor
+	// AllowUnmapped admits requests whose credential is not mapped, as the
+	// X-Agenttrail-Actor-Id header's actor or Default. Anyone who reaches
+	// the proxy can then act through it under a name of their choosing.
+	AllowUnmapped bool
+	byHash        map[[32]byte]Actor
 }
 
 // Add maps credential to a.
@@ -84,6 +92,28 @@ func (ids *Identities) Lookup(credential string) (Actor, bool) {
 	}
 	a, ok := ids.byHash[sha256.Sum256([]byte(credential))]
 	return a, ok
+}
+
+// Mapped reports whether any credential is mapped.
+func (ids *Identities) Mapped() bool { return len(ids.byHash) > 0 }
+
+// Admit resolves the actor of a request that presented credential (may be
+// "") with headers h, and reports whether the request may go on: a mapped
+// credential may; any other request only when AllowUnmapped is set or no
+// credential is mapped at all. A refused request is attributed to Default
+// (or "anonymous"), never to an actor it names itself.
+func (ids *Identities) Admit(credential string, h http.Header) (Actor, bool) {
+	if _, ok := ids.Lookup(credential); ok {
+		return ids.Resolve(credential, nil), true
+	}
+	if ids.AllowUnmapped || !ids.Mapped() {
+		return ids.Resolve("", h), true
+	}
+	a := ids.Resolve("", nil)
+	if a.ID == "" {
+		a.ID = "anonymous"
+	}
+	return a, false
 }
 
 // Resolve returns the actor for a request that presented credential (may be

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -184,5 +185,47 @@ func TestNotAProxyRequest(t *testing.T) {
 	}
 	if n := rec.Len(); n != 0 {
 		t.Errorf("%d events for a request that is not proxied, want none", n)
+	}
+}
+
+// TestUnknownCredentialRefused checks the rule every proxy with identities
+// follows: once credentials are mapped, a request without one of them is
+// refused (407, recorded as denied) and never reaches its destination,
+// whatever actor it names; with AllowUnmapped it goes through.
+func TestUnknownCredentialRefused(t *testing.T) {
+	up, conns := countingUpstream(t)
+	ids := identities()
+	ids.AllowUnmapped = false
+	proxy, rec := startProxy(t, Config{Identities: ids, Policy: Policy{AllowPrivate: true}})
+	tests := []struct {
+		name string
+		args []string
+	}{
+		{"no credential, plain", []string{"-H", "X-Agenttrail-Actor-Id: agent-ci", up.URL + "/"}},
+		{"no credential, tunnel", []string{"--proxytunnel", up.URL + "/"}},
+		{"wrong credential, plain", []string{"--proxy-user", "ci:guessed", up.URL + "/"}},
+		{"wrong credential, tunnel", []string{"--proxy-user", "ci:guessed", "--proxytunnel", up.URL + "/"}},
+	}
+	for i, tt := range tests {
+		format := "%{http_code}"
+		if slices.Contains(tt.args, "--proxytunnel") {
+			format = "%{http_connect}"
+		}
+		out, _, _ := curl(t, append([]string{"-x", proxy, "-o", "/dev/null", "-w", format}, tt.args...)...)
+		if out != "407" {
+			t.Errorf("%s: status %s, want 407", tt.name, out)
+		}
+		e := rec.Wait(t, i+1)[i]
+		if e.Result != agenttrail.ResultDenied || e.StatusCode != 407 || e.ActorID != "default-agent" ||
+			httpMeta(t, e).Rule != RuleUnknownCredential || e.ResourceID != "127.0.0.1" {
+			t.Errorf("%s: event %s %d by %q rule %q resource %q; want denied 407 by default-agent, rule %s",
+				tt.name, e.Result, e.StatusCode, e.ActorID, httpMeta(t, e).Rule, e.ResourceID, RuleUnknownCredential)
+		}
+	}
+	if n := conns.Load(); n != 0 {
+		t.Fatalf("the destination accepted %d connections from refused requests", n)
+	}
+	if out, errOut, code := curl(t, "-x", proxy, "--proxy-user", "ci:sk-proxy-1", up.URL+"/"); code != 0 || out != "reached" {
+		t.Fatalf("mapped credential: %q, exit %d (%s)", out, code, errOut)
 	}
 }

@@ -93,9 +93,10 @@ func startStoppableProxy(t testing.TB, cfg Config) (string, *memRecorder, func()
 	return srv.URL, mem, stop
 }
 
-// identities maps the proxy credential "sk-proxy-1" to the actor agent-ci.
+// identities maps the proxy credential "sk-proxy-1" to the actor agent-ci,
+// and admits other requests as the header's actor or default-agent.
 func identities() *capture.Identities {
-	ids := &capture.Identities{Default: capture.Actor{ID: "default-agent"}}
+	ids := &capture.Identities{Default: capture.Actor{ID: "default-agent"}, AllowUnmapped: true}
 	ids.Add("sk-proxy-1", capture.Actor{ID: "agent-ci", Name: "CI agent"})
 	return ids
 }

@@ -37,8 +37,9 @@ type Policy struct {
 // The rules named in metadata.http.rule when a request is refused, besides
 // "deny:PATTERN" for a Deny pattern.
 const (
-	RuleNotAllowed = "not-allowed" // Allow is set and no pattern matched
-	RulePrivate    = "private"     // a non-public address without AllowPrivate
+	RuleNotAllowed        = "not-allowed"        // Allow is set and no pattern matched
+	RulePrivate           = "private"            // a non-public address without AllowPrivate
+	RuleUnknownCredential = "unknown-credential" // no mapped proxy credential (see Identities)
 )
 
 // pattern is one compiled Allow or Deny entry.

@@ -187,7 +187,7 @@ func TestActorFromWholeBasicCredential(t *testing.T) {
 	r := httptest.NewRequest(http.MethodConnect, "http://example.com:443", nil)
 	r.Header.Set("Proxy-Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte("bot:pw-1")))
 	r.Header.Set(capture.HeaderActorID, "someone-else")
-	if a := p.actor(r); a.ID != "agent-bot" {
+	if a, ok := p.actor(r); a.ID != "agent-bot" || !ok {
 		t.Errorf("actor = %q, want agent-bot", a.ID)
 	}
 	if r.Header.Get(capture.HeaderActorID) != "" {

@@ -40,8 +40,9 @@ type Config struct {
 	// (the token of Bearer credentials; for Basic, the password — or the
 	// user name when the password is empty — or else the whole
 	// user:password), then the X-Agenttrail-Actor-Id header, then
-	// Identities.Default. Nil records every request as the actor
-	// "anonymous".
+	// Identities.Default. Once credentials are mapped, a request presenting
+	// none of them is refused (407) unless Identities.AllowUnmapped is set.
+	// Nil records every request as the actor "anonymous".
 	Identities *capture.Identities
 	// Redactor scrubs every event; URL query strings often hold secrets.
 	// Nil means the built-in rules (redact.Builtin).
@@ -136,9 +137,12 @@ func New(cfg Config) (*Proxy, error) {
 // request in absolute form. Anything else is answered 400 and not recorded.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	x := &exchange{start: p.now(), method: r.Method}
-	x.actor = p.actor(r)
+	var admitted bool
+	x.actor, admitted = p.actor(r)
 	r.Header.Del("Proxy-Authorization")
 	switch {
+	case !admitted && (r.Method == http.MethodConnect || r.URL.IsAbs()):
+		p.refuseUnknown(w, r, x)
 	case r.Method == http.MethodConnect:
 		p.connect(w, r, x)
 	case r.URL.IsAbs() && r.URL.Host != "":
@@ -148,8 +152,9 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// actor resolves who sent r and removes the header that named it.
-func (p *Proxy) actor(r *http.Request) capture.Actor {
+// actor resolves who sent r, and whether the proxy admits them, and
+// removes the header that named them.
+func (p *Proxy) actor(r *http.Request) (capture.Actor, bool) {
 	cred := ""
 	for _, c := range proxyCredentials(r.Header.Get("Proxy-Authorization")) {
 		if _, ok := p.ids.Lookup(c); ok {
@@ -157,12 +162,29 @@ func (p *Proxy) actor(r *http.Request) capture.Actor {
 			break
 		}
 	}
-	a := p.ids.Resolve(cred, r.Header)
+	a, ok := p.ids.Admit(cred, r.Header)
 	r.Header.Del(capture.HeaderActorID)
 	if a.ID == "" {
 		a.ID = "anonymous"
 	}
-	return a
+	return a, ok
+}
+
+// refuseUnknown answers 407 to a request whose proxy credential is not
+// mapped, and records the refusal.
+func (p *Proxy) refuseUnknown(w http.ResponseWriter, r *http.Request, x *exchange) {
+	hostport, def := r.Host, 443
+	if r.Method != http.MethodConnect {
+		hostport, def = r.URL.Host, 80
+		x.target = "http://" + r.URL.Host + r.URL.RequestURI()
+		x.path = r.URL.RequestURI()
+	}
+	x.host, x.port, _ = splitHostPort(hostport, def)
+	x.status, x.rule = http.StatusProxyAuthRequired, RuleUnknownCredential
+	p.log.Info("egress proxy: refused", "action", x.action(), "rule", x.rule)
+	w.Header().Set("Proxy-Authenticate", `Basic realm="agenttrail"`)
+	http.Error(w, "agenttrail egress proxy: unknown or missing proxy credential", http.StatusProxyAuthRequired)
+	p.record(context.WithoutCancel(r.Context()), x)
 }
 
 // proxyCredentials returns the credentials a Proxy-Authorization value may

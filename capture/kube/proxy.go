@@ -53,14 +53,13 @@ type Config struct {
 	// Recorder takes the events, redacted.
 	Recorder capture.Recorder
 	// Identities resolve the actor from the bearer token the agent presents.
-	// Only mapped tokens are let through unless AllowUnmapped is set.
+	// Only mapped tokens are let through unless Identities.AllowUnmapped is
+	// set; then other requests are recorded as the X-Agenttrail-Actor-Id
+	// header's actor or Identities.Default. Anyone who can reach the proxy
+	// then acts with the upstream credential, so that suits only a proxy
+	// reachable by its agent alone. New refuses Identities that map no
+	// token without AllowUnmapped.
 	Identities *capture.Identities
-	// AllowUnmapped lets requests whose token is not in Identities through,
-	// recorded as the X-Agenttrail-Actor-Id header's actor or
-	// Identities.Default. Anyone who can reach the proxy then acts with the
-	// upstream credential, so it suits only a proxy reachable by its agent
-	// alone.
-	AllowUnmapped bool
 	// Redactor scrubs every event; nil means the built-in rules
 	// (redact.Builtin).
 	Redactor *redact.Redactor
@@ -79,7 +78,6 @@ type Proxy struct {
 	token     string
 	rec       capture.Recorder // redacting
 	ids       *capture.Identities
-	unmapped  bool
 	log       *slog.Logger
 	now       func() time.Time
 	transport http.RoundTripper
@@ -105,13 +103,12 @@ func New(cfg Config) (*Proxy, error) {
 		token:     cfg.UpstreamToken,
 		rec:       capture.NewRedacting(cfg.Recorder, cfg.Redactor),
 		ids:       cfg.Identities,
-		unmapped:  cfg.AllowUnmapped,
 		log:       cfg.Logger,
 		now:       cfg.Now,
 		transport: cfg.Transport,
 	}
-	if p.ids == nil {
-		p.ids = &capture.Identities{Default: capture.Actor{ID: "anonymous"}}
+	if p.ids == nil || (!p.ids.Mapped() && !p.ids.AllowUnmapped) {
+		return nil, errors.New("kube proxy: map the tokens agents present in Identities, or set Identities.AllowUnmapped")
 	}
 	if p.log == nil {
 		p.log = slog.New(slog.DiscardHandler)
@@ -162,18 +159,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	x.path = clean
 	x.info = ParseRequestInfo(r.Method, r.URL)
-	token := bearer(r.Header.Get("Authorization"))
-	_, mapped := p.ids.Lookup(token)
-	var a capture.Actor
-	switch {
-	case mapped:
-		a = p.ids.Resolve(token, nil)
-	case p.unmapped:
-		a = p.ids.Resolve("", r.Header)
-	default:
-		// A refused request names no one it could be trusted to be.
-		a = p.ids.Resolve("", nil)
-	}
+	a, admitted := p.ids.Admit(bearer(r.Header.Get("Authorization")), r.Header)
 	if a.ID == "" {
 		a.ID = "anonymous"
 	}
@@ -182,7 +168,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer func() { p.record(r, x, imp) }()
 
 	switch {
-	case !mapped && !p.unmapped:
+	case !admitted:
 		x.status, x.denied = http.StatusUnauthorized, "the proxy does not know the presented credential"
 		writeStatus(w, http.StatusUnauthorized, "Unauthorized", "agenttrail kube proxy: unknown or missing proxy credential")
 		return

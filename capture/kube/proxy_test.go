@@ -52,11 +52,28 @@ func TestUnknownCredentialRefused(t *testing.T) {
 	}
 }
 
+// TestNewRefusesOpenProxy checks a proxy that maps no token and does not
+// say it means to admit everyone is not built: it would hand the cluster
+// credential to whoever reaches it.
+func TestNewRefusesOpenProxy(t *testing.T) {
+	u, _ := url.Parse("http://127.0.0.1:1")
+	for _, ids := range []*capture.Identities{nil, {Default: capture.Actor{ID: "a"}}} {
+		if _, err := New(Config{Upstream: u, Cluster: "c", Recorder: &memRecorder{}, Identities: ids}); err == nil {
+			t.Errorf("New with identities %+v: no error, want one", ids)
+		}
+	}
+	if _, err := New(Config{Upstream: u, Cluster: "c", Recorder: &memRecorder{}, Identities: &capture.Identities{AllowUnmapped: true}}); err != nil {
+		t.Errorf("New with AllowUnmapped: %v", err)
+	}
+}
+
 func TestAllowUnmapped(t *testing.T) {
 	cluster := newFakeCluster()
 	up := httptest.NewServer(cluster)
 	defer up.Close()
-	proxy, rec := startProxy(t, up.URL, Config{AllowUnmapped: true})
+	ids := &capture.Identities{Default: capture.Actor{ID: "default-agent"}, AllowUnmapped: true}
+	ids.Add(agentToken, capture.Actor{ID: "agent-ops"})
+	proxy, rec := startProxy(t, up.URL, Config{Identities: ids})
 
 	req, _ := http.NewRequest(http.MethodGet, proxy+"/api/v1/namespaces/default/pods/web", nil)
 	req.Header.Set(capture.HeaderActorID, "agent-7")

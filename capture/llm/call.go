@@ -33,6 +33,7 @@ type call struct {
 	clientGone  bool   // writing to the client failed
 	cut         error  // reading from the upstream failed
 	unreachable bool   // the upstream could not be reached: the proxy answered 502
+	denied      bool   // the proxy refused the call: an unmapped credential
 	errMsg      string // why the proxy answered itself
 
 	keepBodies bool

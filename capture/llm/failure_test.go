@@ -3,13 +3,17 @@ package llm_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 
+	"github.com/anthropics/anthropic-sdk-go/v2"
+	anthropicoption "github.com/anthropics/anthropic-sdk-go/v2/option"
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
 
@@ -106,9 +110,83 @@ func TestUnknownModel(t *testing.T) {
 	}
 	evs := env.rec.wait(t, 2)
 	u := usageOf("mystery-model-7")
-	checkLLM(t, evs[1], agenttrail.LLM{Provider: "openai", Model: "mystery-model-7", InputTokens: u.prompt, OutputTokens: u.completion})
+	checkLLM(t, evs[1], agenttrail.LLM{Provider: "openai", Model: "mystery-model-7", InputTokens: u.prompt, OutputTokens: u.completion, CostUnknown: true})
 	if n := unknownCount(t, env.reg, "mystery-model-7"); n != 2 {
 		t.Errorf("agenttrail_llm_unknown_model_total{model=mystery-model-7} = %v, want 2", n)
+	}
+	if d := evs[1].Description; !strings.HasPrefix(d, "mystery-model-7: ") || !strings.Contains(d, "cost unknown") {
+		t.Errorf("description = %q, want the model and that its cost is unknown", d)
+	}
+	if !strings.Contains(string(evs[1].Metadata), `"cost_unknown":true`) {
+		t.Errorf("metadata = %s, want metadata.llm.cost_unknown true", evs[1].Metadata)
+	}
+}
+
+// TestDescription checks the sentence a priced call gets.
+func TestDescription(t *testing.T) {
+	env := startProxy(t, llm.Config{})
+	client := openaiClient(env, ciKey)
+	if _, err := client.Chat.Completions.New(context.Background(), chatParams("gpt-4o")); err != nil {
+		t.Fatal(err)
+	}
+	e := env.rec.wait(t, 1)[0]
+	l, _ := e.LLM()
+	want := fmt.Sprintf("%s: %s in / %s out tokens", l.Model, commas(l.InputTokens), commas(l.OutputTokens))
+	if l.CacheReadTokens > 0 {
+		want += fmt.Sprintf(" (+%s cache read)", commas(l.CacheReadTokens))
+	}
+	want += fmt.Sprintf(", $%.4f", *l.CostUSD)
+	if e.Description != want {
+		t.Errorf("description = %q, want %q", e.Description, want)
+	}
+}
+
+// commas is the test's own thousands separator.
+func commas(n int64) string {
+	s := strconv.FormatInt(n, 10)
+	var out []byte
+	for i := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			out = append(out, ',')
+		}
+		out = append(out, s[i])
+	}
+	return string(out)
+}
+
+// TestUnknownKeyRefused checks the rule every proxy with identities
+// follows: a key not in Identities is refused with the provider's 401,
+// recorded as denied, and never reaches the upstream; the official SDKs
+// raise their authentication error. With AllowUnmapped it goes through.
+func TestUnknownKeyRefused(t *testing.T) {
+	env := startProxy(t, llm.Config{})
+	const guessed = "sk-guessed-key-0000000000"
+	oai, ant := openaiClient(env, guessed), anthropicClient(env, guessed)
+	_, err := oai.Chat.Completions.New(context.Background(), chatParams("gpt-4o"),
+		option.WithHeader(capture.HeaderActorID, "agent-ci"), option.WithMaxRetries(0))
+	var oaiErr *openai.Error
+	if !errors.As(err, &oaiErr) || oaiErr.StatusCode != http.StatusUnauthorized || oaiErr.Code != "invalid_api_key" {
+		t.Fatalf("OpenAI with an unknown key: %v, want 401 invalid_api_key", err)
+	}
+	_, err = ant.Messages.New(context.Background(), messageParams("claude-sonnet-4-5"), anthropicoption.WithMaxRetries(0))
+	var antErr *anthropic.Error
+	if !errors.As(err, &antErr) || antErr.StatusCode != http.StatusUnauthorized || !strings.Contains(antErr.RawJSON(), "authentication_error") {
+		t.Fatalf("Anthropic with an unknown key: %v, want 401 authentication_error", err)
+	}
+	if n := env.up.count(); n != 0 {
+		t.Fatalf("the upstream saw %d requests with unknown keys", n)
+	}
+	for i, e := range env.rec.wait(t, 2) {
+		if e.Result != agenttrail.ResultDenied || e.StatusCode != http.StatusUnauthorized || e.ActorID != "unattributed" || !strings.Contains(e.Description, "not mapped") {
+			t.Errorf("event %d: %s %d by %q, %q; want a 401 denied by the default actor", i, e.Result, e.StatusCode, e.ActorID, e.Description)
+		}
+	}
+
+	ids := testIdentities()
+	ids.AllowUnmapped = true
+	open := openaiClient(startProxy(t, llm.Config{Identities: ids}), guessed)
+	if _, err := open.Chat.Completions.New(context.Background(), chatParams("gpt-4o")); err != nil {
+		t.Fatalf("with AllowUnmapped: %v", err)
 	}
 }
 
@@ -138,7 +216,9 @@ func TestOtherPath(t *testing.T) {
 // attributed to the header's actor, the header is not forwarded, and the
 // credential is not swapped for the real key — a header proves nothing.
 func TestActorHeader(t *testing.T) {
-	env := startProxy(t, llm.Config{UpstreamKeys: map[string]string{"*": realKey}})
+	ids := testIdentities()
+	ids.AllowUnmapped = true
+	env := startProxy(t, llm.Config{UpstreamKeys: map[string]string{"*": realKey}, Identities: ids})
 	const own = "sk-own-key-of-some-agent-42"
 	client := openaiClient(env, own)
 	ctx := context.Background()

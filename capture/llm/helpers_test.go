@@ -1,6 +1,7 @@
 package llm_test
 
 import (
+	"strings"
 	"context"
 	"log/slog"
 	"net/http/httptest"
@@ -205,6 +206,9 @@ func checkEvent(t *testing.T, e agenttrail.Event, action, model string, status i
 	}
 	if e.DurationMS <= 0 || e.Time.IsZero() {
 		t.Errorf("duration_ms, time = %v, %v; want both set", e.DurationMS, e.Time)
+	}
+	if !strings.HasPrefix(e.Description, model+": ") {
+		t.Errorf("description = %q, want a sentence about %s", e.Description, model)
 	}
 }
 

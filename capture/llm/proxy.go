@@ -15,6 +15,7 @@ package llm
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -43,8 +44,11 @@ type Config struct {
 	// Recorder takes the events, redacted.
 	Recorder capture.Recorder
 	// Identities resolve the actor from the credential the agent presents:
-	// the bearer token (OpenAI) or the x-api-key header (Anthropic). Nil
-	// records every call as the actor "anonymous".
+	// the bearer token (OpenAI) or the x-api-key header (Anthropic). Once
+	// credentials are mapped, a call presenting none of them is refused
+	// (401 in the provider's error shape, recorded as denied) unless
+	// Identities.AllowUnmapped is set. Nil records every call as the actor
+	// "anonymous".
 	Identities *capture.Identities
 	// UpstreamKeys, when set, maps the actor ID of a mapped credential (one
 	// found in Identities, never one named by the X-Agenttrail-Actor-Id
@@ -162,11 +166,18 @@ func New(cfg Config) (*Proxy, error) {
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	c := &call{start: p.now(), ep: classify(r, p.provider), keepBodies: p.bodies}
 	cred, credHeader := credential(r.Header)
-	c.actor = p.ids.Resolve(cred, r.Header)
+	var admitted bool
+	c.actor, admitted = p.ids.Admit(cred, r.Header)
 	if c.actor.ID == "" {
 		c.actor.ID = "anonymous"
 	}
 	defer func() { p.record(context.WithoutCancel(r.Context()), c, cred) }()
+	if !admitted {
+		c.status, c.denied = http.StatusUnauthorized, true
+		c.errMsg = "refused by the proxy: the presented API key is not mapped to an agent"
+		writeAuthError(w, c.ep.provider)
+		return
+	}
 
 	out, status, err := p.outRequest(r, c, cred, credHeader)
 	if err != nil {
@@ -301,6 +312,21 @@ func (p *Proxy) upstreamKey(cred string) string {
 		return k
 	}
 	return p.keys["*"]
+}
+
+// writeAuthError answers 401 in the provider's error shape, so the SDK
+// raises its usual authentication error.
+func writeAuthError(w http.ResponseWriter, provider Provider) {
+	const msg = "agenttrail llm proxy: unknown or missing proxy API key"
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusUnauthorized)
+	var body any
+	if provider == ProviderAnthropic {
+		body = map[string]any{"type": "error", "error": map[string]string{"type": "authentication_error", "message": msg}}
+	} else {
+		body = map[string]any{"error": map[string]any{"message": msg, "type": "invalid_request_error", "code": "invalid_api_key", "param": nil}}
+	}
+	_ = json.NewEncoder(w).Encode(body)
 }
 
 // credential returns the API key the agent presented and the header that

@@ -2,10 +2,14 @@ package llm
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"fmt"
+	"strconv"
+	"strings"
 
 	"github.com/agenttrail/agenttrail"
+	"github.com/agenttrail/agenttrail/capture"
 )
 
 // Bodies is what metadata.llm_bodies holds when bodies are recorded: the
@@ -42,10 +46,12 @@ func (p *Proxy) record(ctx context.Context, c *call, cred string) {
 		e.Result = agenttrail.ResultError
 	case c.status == 0:
 		e.Result, e.Description = agenttrail.ResultError, "the client went away before the upstream answered"
-	case c.status >= 400 || c.failed:
+	case c.denied:
+		e.Result = agenttrail.ResultDenied
+	case c.failed && c.status < 400:
 		e.Result = agenttrail.ResultFailure
 	default:
-		e.Result = agenttrail.ResultSuccess
+		e.Result = capture.ResultOf(c.status)
 	}
 	if c.errMsg != "" {
 		e.Description = c.errMsg
@@ -63,6 +69,7 @@ func (p *Proxy) record(ctx context.Context, c *call, cred string) {
 				cost := price.Cost(l)
 				l.CostUSD = &cost
 			} else {
+				l.CostUnknown = true
 				p.metrics.unknownModel.WithLabelValues(model).Inc()
 			}
 		}
@@ -71,6 +78,11 @@ func (p *Proxy) record(ctx context.Context, c *call, cred string) {
 	}
 	if c.cut != nil && e.Description == "" {
 		e.Description = fmt.Sprintf("upstream response cut: %v", c.cut)
+	}
+	if e.Description == "" {
+		e.Description = describe(c, l, e.Action)
+	} else if c.ep.meter != nil && model != "" {
+		e.Description = model + ": " + e.Description
 	}
 	if err := e.SetLLM(l); err != nil {
 		p.logger.Error("llm proxy: encode usage", "err", err)
@@ -87,6 +99,50 @@ func (p *Proxy) record(ctx context.Context, c *call, cred string) {
 		}
 	}
 	p.rec.Record(ctx, e)
+}
+
+// describe is one short sentence for a call that went through: "gpt-4o:
+// 1,200 in / 300 out tokens, $0.0048".
+func describe(c *call, l agenttrail.LLM, action string) string {
+	if c.ep.meter == nil {
+		return fmt.Sprintf("%s: %d", action, c.status)
+	}
+	name := cmp.Or(l.Model, action)
+	var b strings.Builder
+	switch {
+	case !c.usageSeen:
+		fmt.Fprintf(&b, "%s: %d, no usage reported", name, c.status)
+	default:
+		fmt.Fprintf(&b, "%s: %s in / %s out tokens", name, thousands(l.InputTokens), thousands(l.OutputTokens))
+		if l.CacheReadTokens > 0 {
+			fmt.Fprintf(&b, " (+%s cache read)", thousands(l.CacheReadTokens))
+		}
+		switch {
+		case l.CostUSD != nil:
+			fmt.Fprintf(&b, ", $%.4f", *l.CostUSD)
+		case l.CostUnknown:
+			b.WriteString(", cost unknown (no price for the model)")
+		}
+	}
+	if c.status >= 400 {
+		fmt.Fprintf(&b, ": %d", c.status)
+	}
+	if l.Incomplete {
+		b.WriteString(", incomplete")
+	}
+	return b.String()
+}
+
+// thousands formats n with commas: 1,200.
+func thousands(n int64) string {
+	s := strconv.FormatInt(n, 10)
+	if n < 0 {
+		return "-" + thousands(-n)
+	}
+	for i := len(s) - 3; i > 0; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	return s
 }
 
 // scrub returns b as a string with the agent's credential and every

@@ -80,6 +80,13 @@ func newUpstream(t testing.TB) *upstream {
 	return u
 }
 
+// count returns how many requests the upstream received.
+func (u *upstream) count() int {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return len(u.requests)
+}
+
 func (u *upstream) last() seenRequest {
 	u.mu.Lock()
 	defer u.mu.Unlock()

@@ -19,15 +19,16 @@ import (
 // --actor-name, --org, --project), credential-to-actor mappings
 // (--identities) and extra redaction patterns (--redact).
 type captureFlags struct {
-	sf         serverFlags
-	spool      string
-	actorID    string
-	actorName  string
-	actorType  string
-	org        string
-	project    string
-	identities string
-	redact     string
+	sf            serverFlags
+	spool         string
+	actorID       string
+	actorName     string
+	actorType     string
+	org           string
+	project       string
+	identities    string
+	allowUnmapped bool
+	redact        string
 }
 
 func (f *captureFlags) register(fs *flag.FlagSet, env *Env, surface string) {
@@ -39,6 +40,7 @@ func (f *captureFlags) register(fs *flag.FlagSet, env *Env, surface string) {
 	fs.StringVar(&f.org, "org", "", "org to record under (default: the token's org)")
 	fs.StringVar(&f.project, "project", "", "project to record under")
 	fs.StringVar(&f.identities, "identities", "", `JSON file mapping credentials agents present to actors: {"<credential>": {"actor_id": "...", "org": "...", "project": "..."}}`)
+	fs.BoolVar(&f.allowUnmapped, "allow-unmapped", false, "with --identities, also let through requests whose credential is not mapped, as the actor the X-Agenttrail-Actor-Id header names or the default actor (otherwise they are refused)")
 	fs.StringVar(&f.redact, "redact", "", `JSON file of extra redaction patterns: [{"kind": "...", "regexp": "..."}]`)
 	if f.spool == "" {
 		if dir, err := os.UserCacheDir(); err == nil {
@@ -76,6 +78,7 @@ func (f *captureFlags) open(env *Env) (*captureDeps, error) {
 			return nil, fmt.Errorf("--identities: %w", err)
 		}
 	}
+	ids.AllowUnmapped = f.allowUnmapped
 	var patterns []redact.Pattern
 	if f.redact != "" {
 		var err error

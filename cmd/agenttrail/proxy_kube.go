@@ -49,7 +49,6 @@ func runProxyKube(ctx context.Context, args []string, env *Env) error {
 	plainHTTP := fs.Bool("plain-http", false, "serve plain HTTP (kubectl will not send tokens; for clients configured in code)")
 	printKubeconfig := fs.Bool("print-kubeconfig", false, "write a kubeconfig pointing at the proxy to stdout, then serve")
 	agentToken := fs.String("agent-token", "", "proxy token to put in the printed kubeconfig (default: a placeholder)")
-	allowUnmapped := fs.Bool("allow-unmapped", false, "let requests whose token is not in --identities through, as the default actor (anyone who reaches the proxy then acts with its credential)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -64,7 +63,7 @@ func runProxyKube(ctx context.Context, args []string, env *Env) error {
 		fmt.Fprintln(fs.Output(), "--tls-cert and --tls-key go together, and not with --plain-http")
 		return errUsage
 	}
-	cfg := kube.Config{Cluster: *cluster, UpstreamToken: *upstreamToken, AllowUnmapped: *allowUnmapped}
+	cfg := kube.Config{Cluster: *cluster, UpstreamToken: *upstreamToken}
 	var err error
 	if cfg.Upstream, cfg.Transport, err = kubeUpstream(*upstream, *upstreamCA, *kubeconfig, *kubeContext, *inCluster); err != nil {
 		fmt.Fprintln(fs.Output(), err)
@@ -74,7 +73,7 @@ func runProxyKube(ctx context.Context, args []string, env *Env) error {
 		fmt.Fprintln(fs.Output(), "--upstream-token, --kubeconfig or --in-cluster is required: the proxy never forwards the agent's credential")
 		return errUsage
 	}
-	if cf.identities == "" && !*allowUnmapped {
+	if cf.identities == "" && !cf.allowUnmapped {
 		fmt.Fprintln(fs.Output(), "--identities (the proxy tokens agents present) or --allow-unmapped is required")
 		return errUsage
 	}
