@@ -1,11 +1,11 @@
 package llm_test
 
 import (
-	"strings"
 	"context"
 	"log/slog"
 	"net/http/httptest"
 	"net/url"
+	"strings"
 	"sync"
 	"testing"
 	"time"
