@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -198,6 +199,11 @@ func NewRecorder(c *Client, cfg RecorderConfig) (*Recorder, error) {
 	now := time.Now()
 	r.producerID = cfg.ProducerID
 	if cfg.SpoolDir != "" {
+		// The spool makes its own segments' directory, but the producer
+		// state is saved first: make the directory here, as private.
+		if err := os.MkdirAll(cfg.SpoolDir, 0o700); err != nil {
+			return nil, fmt.Errorf("new recorder: spool directory: %w", err)
+		}
 		if err := r.openSpool(now); err != nil {
 			return nil, fmt.Errorf("new recorder: %w", err)
 		}
