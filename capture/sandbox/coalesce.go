@@ -8,6 +8,7 @@ const (
 	OpFileCreate = "file_create"
 	OpFileDelete = "file_delete"
 	OpFileRename = "file_rename"
+	OpFileChmod  = "file_chmod"
 )
 
 // fileEvent is one file event the coalescer lets out.
@@ -19,6 +20,7 @@ type fileEvent struct {
 	last    time.Time
 	writes  int
 	dir     bool
+	chmod   bool // the mode changed too, within the window
 }
 
 // pendingFile is a create or a write held back for the window, collecting
@@ -67,6 +69,17 @@ func (c *coalescer) write(path string, now time.Time) {
 		return
 	}
 	c.hold(fileEvent{op: OpFileWrite, path: path, first: now, last: now, writes: 1}, now)
+}
+
+// chmod notes that path's mode changed: part of what is held for it, or an
+// event of its own, held for a window like a write.
+func (c *coalescer) chmod(path string, dir bool, now time.Time) {
+	if p := c.pending[path]; p != nil {
+		p.chmod = true
+		p.last = now
+		return
+	}
+	c.hold(fileEvent{op: OpFileChmod, path: path, first: now, last: now, dir: dir, chmod: true}, now)
 }
 
 // remove lets out what was held for path, then its delete.

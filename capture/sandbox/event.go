@@ -31,6 +31,14 @@ type Sandbox struct {
 	// NewPath is where a watched file was renamed to, when that is inside
 	// the watched tree.
 	NewPath string `json:"new_path,omitempty"`
+	// Root is the watched directory, absolute: Path and NewPath are
+	// relative to it.
+	Root string `json:"root,omitempty"`
+	// Size is the file's size after the operation (absent for a delete, a
+	// directory, or a file gone by the time it was recorded).
+	Size *int64 `json:"size,omitempty"`
+	// Mode is the file's permissions after a chmod, in octal ("0755").
+	Mode string `json:"mode,omitempty"`
 	// APIPath is the Engine API path of the call, with its version prefix.
 	APIPath string `json:"api_path,omitempty"`
 	// ExecID is the exec instance of an exec create or start.

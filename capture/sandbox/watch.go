@@ -64,6 +64,10 @@ type Watcher struct {
 	// renames are renames seen in the tree, held for the create that says
 	// where each went.
 	renames map[string]heldRename
+	// modes are the permissions last seen of the paths the tree's events
+	// named, so an attribute change that leaves the mode alone (a touch,
+	// a chown) is not taken for a chmod.
+	modes map[string]os.FileMode
 	// selfMoves are watched directories renamed within the tree: their own
 	// watch reports the move once more, after the create, as a rename of
 	// the old path, which is not another event.
@@ -106,6 +110,7 @@ func NewWatcher(cfg WatchConfig) (*Watcher, error) {
 		rec:  capture.NewRedacting(cfg.Recorder, cfg.Redactor), actor: cfg.Actor,
 		log: cfg.Logger, now: cfg.Now,
 		dirs: map[string]bool{}, renames: map[string]heldRename{}, selfMoves: map[string]time.Time{},
+		modes: map[string]os.FileMode{},
 	}
 	if w.actor.ID == "" {
 		w.actor.ID = "anonymous"
@@ -192,12 +197,16 @@ func (w *Watcher) handle(ev fsnotify.Event) {
 		delete(w.selfMoves, ev.Name)
 		fi, err := os.Lstat(ev.Name)
 		isDir := err == nil && fi.IsDir()
+		if err == nil {
+			w.modes[rel] = fi.Mode().Perm()
+		}
 		from := renamedFrom(ev)
 		if relFrom, ok := w.rel(from); ok {
 			if held, ok := w.renames[relFrom]; ok && held.dir {
 				w.selfMoves[from] = now
 			}
 			delete(w.renames, relFrom)
+			delete(w.modes, relFrom)
 			if isDir && w.recursive {
 				w.addTree(ev.Name, nil)
 			}
@@ -220,6 +229,7 @@ func (w *Watcher) handle(ev fsnotify.Event) {
 		// event, and the kernel drops its watch: only the map entry is left.
 		isDir := w.dirs[ev.Name]
 		delete(w.dirs, ev.Name)
+		delete(w.modes, rel)
 		w.co.remove(rel, isDir, now)
 	case ev.Has(fsnotify.Rename):
 		if _, ok := w.selfMoves[ev.Name]; ok {
@@ -236,6 +246,17 @@ func (w *Watcher) handle(ev fsnotify.Event) {
 			w.forgetTree(ev.Name)
 		}
 		w.renames[rel] = heldRename{at: now, dir: isDir}
+	case ev.Has(fsnotify.Chmod):
+		fi, err := os.Lstat(ev.Name)
+		if err != nil {
+			return
+		}
+		mode := fi.Mode().Perm()
+		if old, ok := w.modes[rel]; ok && old == mode {
+			return
+		}
+		w.modes[rel] = mode
+		w.co.chmod(rel, fi.IsDir(), now)
 	}
 }
 
@@ -275,7 +296,8 @@ func (w *Watcher) leftTree(rel string, held heldRename) {
 	w.co.rename(rel, "", held.dir, held.at)
 }
 
-// record turns one coalesced file event into an audit event.
+// record turns one coalesced file event into an audit event, with the
+// file's size and mode after the operation as they are now.
 func (w *Watcher) record(fe fileEvent) {
 	e := agenttrail.Event{
 		Time:         fe.first,
@@ -285,14 +307,59 @@ func (w *Watcher) record(fe fileEvent) {
 		ResourceID:   fe.path,
 		Result:       agenttrail.ResultSuccess,
 	}
-	if fe.op == OpFileRename && fe.newPath == "" {
-		e.Description = "moved out of the watched directory"
-	}
 	m := w.meta
-	m.Op, m.Path, m.NewPath, m.Writes, m.Dir = fe.op, fe.path, fe.newPath, fe.writes, fe.dir
+	m.Op, m.Path, m.NewPath, m.Writes, m.Dir, m.Root = fe.op, fe.path, fe.newPath, fe.writes, fe.dir, w.dir
+	now := fe.path
+	if fe.op == OpFileRename {
+		now = fe.newPath
+	}
+	if fe.op != OpFileDelete && now != "" {
+		if fi, err := os.Lstat(filepath.Join(w.dir, filepath.FromSlash(now))); err == nil {
+			if !fi.IsDir() {
+				size := fi.Size()
+				m.Size = &size
+			}
+			if fe.chmod {
+				m.Mode = fmt.Sprintf("%#o", fi.Mode().Perm())
+			}
+		}
+	}
+	e.Description = describeFile(fe, m)
 	if err := record(context.Background(), w.rec, w.actor, e, m); err != nil {
 		w.log.Error("watch: encode metadata", "err", err)
 	}
+}
+
+// describeFile is one short sentence about a file event.
+func describeFile(fe fileEvent, m Sandbox) string {
+	what := "file"
+	if fe.dir {
+		what = "directory"
+	}
+	var d string
+	switch fe.op {
+	case OpFileCreate:
+		d = "created " + what + " " + fe.path
+	case OpFileWrite:
+		d = fmt.Sprintf("wrote %s (%d writes)", fe.path, fe.writes)
+	case OpFileDelete:
+		d = "deleted " + what + " " + fe.path
+	case OpFileRename:
+		if fe.newPath == "" {
+			d = "moved " + fe.path + " out of the watched directory"
+		} else {
+			d = "renamed " + fe.path + " to " + fe.newPath
+		}
+	case OpFileChmod:
+		d = "changed the mode of " + fe.path
+	}
+	if m.Mode != "" {
+		d += " (mode " + m.Mode + ")"
+	}
+	if m.Size != nil {
+		d += ", now " + capture.Bytes(*m.Size)
+	}
+	return d + " in " + m.Root
 }
 
 // lost records that file events were lost, so the trail shows the gap.

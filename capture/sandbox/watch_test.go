@@ -328,3 +328,55 @@ func TestWatchRemoveTree(t *testing.T) {
 		t.Errorf("watched directories after the removal: %v, want only the root", w.dirs)
 	}
 }
+
+// TestWatchRootSizeMode checks what a file event says beyond the path: the
+// sandbox's absolute root, the size after the operation, and a chmod with
+// the new mode — but not a touch, which changes attributes and not the mode.
+func TestWatchRootSizeMode(t *testing.T) {
+	dir := t.TempDir()
+	existing := filepath.Join(dir, "run.sh")
+	if err := os.WriteFile(existing, []byte("#!/bin/sh\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	mem, stop := runWatcher(t, WatchConfig{Dir: dir, Window: 20 * time.Millisecond})
+	if err := os.WriteFile(filepath.Join(dir, "out.txt"), []byte("12345"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	mem.Wait(t, 1)
+	if err := os.Chmod(existing, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	mem.Wait(t, 2)
+	now := time.Now()
+	if err := os.Chtimes(existing, now, now); err != nil { // a touch: no mode change
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(dir, "out.txt")); err != nil {
+		t.Fatal(err)
+	}
+	mem.Wait(t, 3)
+	stop()
+	events := mem.All()
+	want := []fileOp{{OpFileCreate, "out.txt", "", false}, {OpFileChmod, "run.sh", "", false}, {OpFileDelete, "out.txt", "", false}}
+	if got := fileOps(t, events); !slices.Equal(got, want) {
+		t.Fatalf("events %v, want %v", got, want)
+	}
+	for i, e := range events {
+		m := sandboxMeta(t, e)
+		if m.Root != dir {
+			t.Errorf("event %d root = %q, want %q", i, m.Root, dir)
+		}
+		if !strings.HasSuffix(e.Description, " in "+dir) {
+			t.Errorf("event %d description = %q, want the root named", i, e.Description)
+		}
+	}
+	if m := sandboxMeta(t, events[0]); m.Size == nil || *m.Size != 5 {
+		t.Errorf("create size = %v, want 5", m.Size)
+	}
+	if m := sandboxMeta(t, events[1]); m.Mode != "0755" || m.Size == nil || *m.Size != int64(len("#!/bin/sh\n")) {
+		t.Errorf("chmod mode %q, size %v; want 0755 and the file's size", m.Mode, m.Size)
+	}
+	if m := sandboxMeta(t, events[2]); m.Size != nil {
+		t.Errorf("delete size = %v, want none", *m.Size)
+	}
+}
