@@ -144,7 +144,7 @@ func recordKube(t *testing.T, rec *capturetest.Events) {
 	}))
 	t.Cleanup(up.Close)
 	u, _ := url.Parse(up.URL)
-	p, err := kube.New(kube.Config{Upstream: u, Cluster: "test", Recorder: rec, AllowUnmapped: true})
+	p, err := kube.New(kube.Config{Upstream: u, Cluster: "test", Recorder: rec, Identities: &capture.Identities{AllowUnmapped: true}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"time"
+	"unicode/utf8"
 
 	"github.com/agenttrail/agenttrail"
 )
@@ -63,4 +64,17 @@ func PeekBody(resp *http.Response, n int64) ([]byte, error) {
 		io.Closer
 	}{io.MultiReader(bytes.NewReader(head), resp.Body), resp.Body}
 	return head, err
+}
+
+// Shorten returns s cut to at most n bytes on a rune boundary, with "…"
+// in place of what was cut, for descriptions that quote long values.
+func Shorten(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	n -= len("…")
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:max(n, 0)] + "…"
 }

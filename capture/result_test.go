@@ -35,3 +35,17 @@ func TestBytesAndTook(t *testing.T) {
 		}
 	}
 }
+
+func TestShorten(t *testing.T) {
+	for _, tt := range []struct {
+		in   string
+		n    int
+		want string
+	}{
+		{"short", 10, "short"}, {"exactly10!", 10, "exactly10!"}, {"abcdefghijkl", 10, "abcdefg…"}, {"ééééé", 8, "éé…"},
+	} {
+		if got := Shorten(tt.in, tt.n); got != tt.want || len(got) > tt.n {
+			t.Errorf("Shorten(%q, %d) = %q, want %q", tt.in, tt.n, got, tt.want)
+		}
+	}
+}

@@ -2,10 +2,16 @@ package shell
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/agenttrail/agenttrail"
+	"github.com/agenttrail/agenttrail/capture"
 )
+
+// maxDescribedCommand bounds the command line quoted in a description; the
+// whole of it is the resource id and metadata.shell.
+const maxDescribedCommand = 256
 
 // ActionExec is the action of every shell event.
 const ActionExec = "shell_exec"
@@ -37,6 +43,13 @@ type Metadata struct {
 // recorder.
 func (x *Execution) record(ctx context.Context, end time.Time, res agenttrail.Result, m Metadata, desc string) agenttrail.Event {
 	m.Command, m.Args, m.Cwd, m.Host = x.argv[0], x.argv[1:], x.cwd, x.host
+	// "exit 3 after 1.2 s: sh -c 'echo hi; exit 3'", or why it ended
+	// otherwise in place of the exit code.
+	what := fmt.Sprintf("exit %d", m.ExitCode)
+	if desc != "" {
+		what = desc
+	}
+	desc = fmt.Sprintf("%s after %s: %s", what, capture.Took(end.Sub(x.start)), capture.Shorten(commandLine(x.argv), maxDescribedCommand))
 	e := agenttrail.Event{
 		Time:         x.start,
 		DurationMS:   float64(end.Sub(x.start).Microseconds()) / 1000,

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -73,9 +74,13 @@ func TestRunCapturesAndPassesThroughOutput(t *testing.T) {
 	if out.String() != "out\n" || errOut.String() != "err\n" {
 		t.Errorf("passed through %q, %q; want out, err", out.String(), errOut.String())
 	}
-	m := shellMeta(t, rec.only(t))
+	e := rec.only(t)
+	m := shellMeta(t, e)
 	if m.Stdout != "out\n" || m.Stderr != "err\n" || m.Truncated || m.ExitCode != 3 || m.Cwd != dir || !m.Captured {
 		t.Errorf("metadata = %+v", m)
+	}
+	if d := e.Description; !regexp.MustCompile(`^exit 3 after \d+(\.\d)? m?s: sh -c 'echo out; echo err >&2; exit 3'$`).MatchString(d) {
+		t.Errorf("description = %q, want exit 3 after the duration and the command", d)
 	}
 	if string(res.Stdout) != "out\n" || string(res.Stderr) != "err\n" {
 		t.Errorf("result output %q, %q", res.Stdout, res.Stderr)
