@@ -241,6 +241,9 @@ func (d *liveDemo) egress(ctx context.Context, ids *capture.Identities, rounds i
 		return 0, err
 	}
 	pu, _ := url.Parse(proxyURL)
+	// The agent presents its proxy credential, as HTTPS_PROXY=http://agent:KEY@host
+	// does: unmapped requests are refused.
+	pu.User = url.UserPassword(liveAgents[1].actor.ID, liveAgents[1].credential)
 	hc := &http.Client{Transport: &http.Transport{Proxy: http.ProxyURL(pu)}}
 	n := 0
 	for i := range rounds + 1 {
@@ -249,7 +252,6 @@ func (d *liveDemo) egress(ctx context.Context, ids *capture.Identities, rounds i
 			target = "http://pastebin.com/raw/exfil"
 		}
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
-		req.Header.Set(capture.HeaderActorID, liveAgents[1].actor.ID)
 		resp, err := hc.Do(req)
 		if err != nil {
 			return n, err
