@@ -104,8 +104,11 @@ func (o *observer) record(oc outcome) {
 				e.Result, problem = agenttrail.ResultFailure, "the tool reported an error"
 			}
 		}
-		if r.Action == "decline" || r.Action == "cancel" {
-			e.Result, problem = agenttrail.ResultFailure, "the user chose "+r.Action
+		switch r.Action {
+		case "decline": // the user refused: a refusal, not a failure
+			e.Result, problem = agenttrail.ResultDenied, "the user chose decline"
+		case "cancel":
+			e.Result, problem = agenttrail.ResultFailure, "the user chose cancel"
 		}
 	}
 	e.Description = describe(c.method, target, server, problem)

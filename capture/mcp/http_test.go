@@ -194,7 +194,7 @@ func TestHTTPProxyElicitation(t *testing.T) {
 				t.Fatalf("ask = %v, %v", res, err)
 			}
 			e := rec.call(t, "elicitation/create", "")
-			want := map[string]agenttrail.Result{"accept": agenttrail.ResultSuccess, "decline": agenttrail.ResultFailure}[answer]
+			want := map[string]agenttrail.Result{"accept": agenttrail.ResultSuccess, "decline": agenttrail.ResultDenied}[answer]
 			md := mcpMeta(t, e)
 			if e.Result != want || e.ActorID != "mcp-server:test-server" || md.Direction != DirectionServerToClient || md.Agent != "agent-test" {
 				t.Errorf("elicitation = %s by %s, %s; want %s by the server", e.Result, e.ActorID, e.Metadata, want)
