@@ -109,11 +109,7 @@ func TestPrivateDeniedByDefault(t *testing.T) {
 		{"http://0.0.0.0:" + p + "/", "0.0.0.0"},
 	}
 	for i, tt := range targets {
-		out, _, _ := curl(t, "-x", proxy, "-o", "/dev/null", "-w", statusFormat(tt.url), tt.url)
-		if out != "403" {
-			t.Errorf("%s: status %s, want 403", tt.url, out)
-		}
-		e := rec.Wait(t, i+1)[i]
+		e := refused(t, proxy, rec, i, tt.url)
 		if e.StatusCode != http.StatusForbidden || e.Result != agenttrail.ResultDenied || httpMeta(t, e).Rule != RulePrivate || e.ResourceID != tt.host {
 			t.Errorf("%s: status %d, result %s, rule %q, resource %q; want 403, denied, %q, %q",
 				tt.url, e.StatusCode, e.Result, httpMeta(t, e).Rule, e.ResourceID, RulePrivate, tt.host)
@@ -149,11 +145,7 @@ func TestDenyUnspecifiedAddress(t *testing.T) {
 		{"http://zero6.test:" + p + "/", "deny:::1"},
 	}
 	for i, tt := range tests {
-		out, _, _ := curl(t, "-x", proxy, "-o", "/dev/null", "-w", statusFormat(tt.url), tt.url)
-		if out != "403" {
-			t.Errorf("%s: status %s, want 403", tt.url, out)
-		}
-		e := rec.Wait(t, i+1)[i]
+		e := refused(t, proxy, rec, i, tt.url)
 		if m := httpMeta(t, e); e.Result != agenttrail.ResultDenied || m.Rule != tt.rule {
 			t.Errorf("%s: result %s, rule %q; want denied, %q", tt.url, e.Result, m.Rule, tt.rule)
 		}
@@ -243,6 +235,17 @@ func TestUnreachable(t *testing.T) {
 				e.Action, e.Result, e.StatusCode, e.Description, tt.action)
 		}
 	}
+}
+
+// refused fetches url with curl through proxy, wants the proxy's 403, and
+// returns the event recorded for it, the i-th.
+func refused(t *testing.T, proxy string, rec *memRecorder, i int, url string) agenttrail.Event {
+	t.Helper()
+	out, _, _ := curl(t, "-x", proxy, "-o", "/dev/null", "-w", statusFormat(url), url)
+	if out != "403" {
+		t.Errorf("%s: status %s, want 403", url, out)
+	}
+	return rec.Wait(t, i+1)[i]
 }
 
 // statusFormat is the curl --write-out format printing the status the proxy
