@@ -1,9 +1,11 @@
 package mcp
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"strings"
 	"unicode/utf8"
 
@@ -87,6 +89,9 @@ func (o *observer) record(oc outcome) {
 	case oc.unread:
 		// Errors are small; a response over MaxBodyBytes is a result.
 		problem = fmt.Sprintf("the response was over %d bytes and not inspected", o.cfg.MaxBodyBytes)
+	case oc.resp == nil && (oc.status == http.StatusUnauthorized || oc.status == http.StatusForbidden):
+		// Refused for want of authorization, by the server or the proxy.
+		e.Result, problem = agenttrail.ResultDenied, cmp.Or(oc.reason, http.StatusText(oc.status))
 	case oc.resp == nil:
 		e.Result, problem = agenttrail.ResultError, oc.reason
 	case oc.resp.Error != nil:

@@ -72,7 +72,7 @@ func checkValid(t testing.TB, e agenttrail.Event) {
 
 // testConfig returns a Config recording into rec as agent "agent-test".
 func testConfig(rec capture.Recorder) Config {
-	ids := &capture.Identities{Default: capture.Actor{ID: "agent-test", Org: "acme", Project: "payments"}}
+	ids := &capture.Identities{Default: capture.Actor{ID: "agent-test", Org: "acme", Project: "payments"}, AllowUnmapped: true}
 	ids.Add("tok-ci", capture.Actor{ID: "agent-ci", Name: "CI agent"})
 	return Config{Recorder: rec, Identities: ids}
 }

@@ -89,10 +89,8 @@ func NewHTTP(cfg Config) (*HTTPProxy, error) {
 // ServeHTTP implements http.Handler.
 func (p *HTTPProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	cfg := &p.obs.cfg
-	ex := &exchange{
-		sessionID: r.Header.Get(HeaderSessionID),
-		agent:     cfg.Identities.Resolve(bearer(r.Header), r.Header),
-	}
+	agent, admitted := cfg.Identities.Admit(bearer(r.Header), r.Header)
+	ex := &exchange{sessionID: r.Header.Get(HeaderSessionID), agent: agent}
 	ex.sess = p.obs.session(ex.sessionID)
 	if r.Method == http.MethodPost && mediaType(r.Header.Get("Content-Type")) == "application/json" {
 		body, err := io.ReadAll(io.LimitReader(r.Body, cfg.MaxBodyBytes+1))
@@ -110,6 +108,14 @@ func (p *HTTPProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				io.Closer
 			}{io.MultiReader(bytes.NewReader(body), r.Body), r.Body}
 		}
+	}
+	if !admitted {
+		// Once credentials are mapped, only they get through; the calls
+		// the request carried are recorded as refused (denied).
+		p.obs.abandon(ex.sess, ex.keys, http.StatusUnauthorized, "refused by the proxy: the presented credential is not mapped")
+		w.Header().Set("WWW-Authenticate", `Bearer realm="agenttrail"`)
+		http.Error(w, "mcp proxy: unknown or missing credential", http.StatusUnauthorized)
+		return
 	}
 	p.rp.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), exchangeKey{}, ex)))
 	p.finish(r, ex)

@@ -330,3 +330,28 @@ func TestHTTPProxyResponseTooLargeToObserve(t *testing.T) {
 		})
 	}
 }
+
+// TestHTTPUnknownCredentialRefused connects with the MCP SDK without a
+// mapped token to a proxy that maps tokens and admits no others: the
+// client is refused, the upstream sees nothing, and the refused call is
+// recorded as denied. A mapped token goes through.
+func TestHTTPUnknownCredentialRefused(t *testing.T) {
+	rec := &memRecorder{}
+	cfg := testConfig(rec)
+	cfg.Identities.AllowUnmapped = false
+	endpoint, upstream, _ := startHTTPProxy(t, cfg, nil)
+	tr := &sdk.StreamableClientTransport{Endpoint: endpoint, HTTPClient: &http.Client{Transport: headerTransport{http.Header{"Authorization": {"Bearer guessed"}}}}, MaxRetries: -1}
+	if _, err := newTestClient("").Connect(context.Background(), tr, nil); err == nil {
+		t.Fatal("Connect with an unmapped token: no error")
+	}
+	if n := len(upstream.requests()); n != 0 {
+		t.Fatalf("the upstream saw %d requests", n)
+	}
+	// The SDK's first call (server/discover or initialize) is refused.
+	e := rec.Wait(t, 1)[0]
+	if e.Action == "" || e.Result != agenttrail.ResultDenied || e.StatusCode != http.StatusUnauthorized || e.ActorID != "agent-test" {
+		t.Errorf("event %q %s %d by %q; want a call denied 401 by the default actor", e.Action, e.Result, e.StatusCode, e.ActorID)
+	}
+	cs := connectHTTP(t, endpoint, http.Header{"Authorization": {"Bearer tok-ci"}}, "", nil)
+	cs.Close()
+}
