@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -33,6 +34,7 @@ type call struct {
 	container  string // the container's full id when known, else as named
 	status     int
 	broken     bool // the Engine did not answer
+	denied     bool // the proxy refused the caller
 	errMsg     string
 	recorded   bool
 }
@@ -224,10 +226,13 @@ func (p *DockerProxy) record(ctx context.Context, c *call) {
 	switch {
 	case c.broken:
 		e.Result = agenttrail.ResultError
-	case c.status >= 400:
-		e.Result = agenttrail.ResultFailure
+	case c.denied:
+		e.Result = agenttrail.ResultDenied
 	default:
-		e.Result = agenttrail.ResultSuccess
+		e.Result = capture.ResultOf(c.status)
+	}
+	if e.Description == "" {
+		e.Description = describeCall(c)
 	}
 	execID := c.route.exec
 	if c.route.op == OpExecCreate {
@@ -241,6 +246,24 @@ func (p *DockerProxy) record(ctx context.Context, c *call) {
 	if err := record(ctx, p.rec, c.actor, e, m); err != nil {
 		p.log.Error("docker proxy: encode metadata", "err", err)
 	}
+}
+
+// describeCall is one short sentence about a container call.
+func describeCall(c *call) string {
+	d := "container." + c.route.op
+	if c.container != "" {
+		d += " " + capture.Shorten(c.container, 64)
+	}
+	if c.image != "" {
+		d += " (image " + c.image + ")"
+	}
+	if c.command != "" {
+		d += ": " + capture.Shorten(c.command, 256)
+	}
+	if c.status >= 400 {
+		d += fmt.Sprintf(": %d %s", c.status, http.StatusText(c.status))
+	}
+	return d
 }
 
 // inspectTimeout bounds asking the Engine about an exec instance the proxy

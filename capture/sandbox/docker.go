@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -165,17 +166,29 @@ type callKey struct{}
 func (p *DockerProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := p.now()
 	rt := parseRoute(r.Method, r.URL.Path)
+	peer, _ := r.Context().Value(peerKey{}).(string)
+	actor, admitted := p.ids.Admit(peer, r.Header)
 	var c *call
 	if rt.op != "" {
 		c = &call{start: start, route: rt, apiPath: r.URL.Path}
-		peer, _ := r.Context().Value(peerKey{}).(string)
-		c.actor = p.ids.Resolve(peer, r.Header)
+		c.actor = actor
 		if c.actor.ID == "" {
 			c.actor.ID = "anonymous"
 		}
 		p.readRequest(r, c)
 	}
 	r.Header.Del(capture.HeaderActorID)
+	if !admitted {
+		// Once peers are mapped, only they may drive the Engine.
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusForbidden)
+		io.WriteString(w, `{"message":"agenttrail docker proxy: this peer is not mapped to an agent"}`+"\n")
+		if c != nil {
+			c.status, c.denied, c.errMsg = http.StatusForbidden, true, "refused by the proxy: the peer is not mapped to an agent"
+			p.record(r.Context(), c)
+		}
+		return
+	}
 	if isUpgrade(r.Header) {
 		p.relayUpgrade(w, r, c)
 		return

@@ -3,6 +3,7 @@ package sandbox
 import (
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -218,13 +219,34 @@ func TestDockerExecCreatedElsewhere(t *testing.T) {
 
 // TestDockerPeerCredential resolves the actor from the user of the process
 // connecting to the unix socket, which a header cannot override; over TCP
-// there is no such credential.
+// there is no such credential, so the caller is the default actor when
+// unmapped callers are allowed, and is refused (denied) when not.
 func TestDockerPeerCredential(t *testing.T) {
 	if runtime.GOOS != "linux" {
 		t.Skip("peer credentials are read on Linux only")
 	}
 	eng := startEngine(t, "tcp")
-	ids := &capture.Identities{Default: capture.Actor{ID: "default-agent"}}
+	strict := &capture.Identities{Default: capture.Actor{ID: "default-agent"}}
+	strict.Add(fmt.Sprintf("uid:%d", os.Getuid()), capture.Actor{ID: "agent-by-uid"})
+	host, _, mem := startDockerProxy(t, "tcp", DockerConfig{Upstream: eng.endpoint(), Identities: strict})
+	if _, errOut, code := docker(t, host, "", "create", "alpine"); code == 0 || !strings.Contains(errOut, "not mapped") {
+		t.Fatalf("docker create over tcp without a mapped peer: exit %d, %s; want refused", code, errOut)
+	}
+	// The CLI stops at its first refused call; a create sent as such is
+	// refused and recorded.
+	resp, err := http.Post("http://"+strings.TrimPrefix(host, "tcp://")+"/v1.47/containers/create", "application/json", strings.NewReader(`{"Image":"alpine"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("POST /containers/create without a mapped peer = %d, want 403", resp.StatusCode)
+	}
+	if e := mem.Wait(t, 1)[0]; e.Result != agenttrail.ResultDenied || e.StatusCode != 403 || e.ActorID != "default-agent" {
+		t.Errorf("refused create: %s %d by %q; want denied 403 by default-agent", e.Result, e.StatusCode, e.ActorID)
+	}
+
+	ids := &capture.Identities{Default: capture.Actor{ID: "default-agent"}, AllowUnmapped: true}
 	ids.Add(fmt.Sprintf("uid:%d", os.Getuid()), capture.Actor{ID: "agent-by-uid"})
 	for _, tc := range []struct{ network, want string }{{"unix", "agent-by-uid"}, {"tcp", "default-agent"}} {
 		host, _, mem := startDockerProxy(t, tc.network, DockerConfig{Upstream: eng.endpoint(), Identities: ids})
