@@ -17,6 +17,11 @@ import (
 // stays bounded whatever the number of matches.
 const exportPage = 1000
 
+// exportCaps bounds concurrent exports: each reads the store as fast as
+// its client takes the answer, so one org (or token) must not run so many
+// that others cannot export at all.
+var exportCaps = slotCaps{total: 32, perOrg: 8, perToken: 4}
+
 // streamWriteGrace is how long one write of a long-lived answer (an export,
 // an event stream) may take before the client is given up on. Such answers
 // outlive the server's WriteTimeout, so they set a deadline per write.
@@ -62,6 +67,12 @@ func (s *Server) exportEvents(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, s.log, err)
 		return
 	}
+	release, err := s.exports.take(principalOf(ctx))
+	if err != nil {
+		writeProblem(w, r, s.log, err)
+		return
+	}
+	defer release()
 	head, err := s.headSeq(ctx)
 	if err != nil {
 		writeProblem(w, r, s.log, err)

@@ -30,7 +30,7 @@ func (s *Server) routeTable() []route {
 		{http.MethodGet, "/v1/gaps", RoleRead, s.wrap(s.gaps)},
 		// Export and stream write their own answers: they are streams.
 		{http.MethodGet, "/v1/export", RoleRead, http.HandlerFunc(s.exportEvents)},
-		{http.MethodGet, "/v1/stream", RoleRead, s.newStreams(maxStreams, streamPoll, streamHeartbeat)},
+		{http.MethodGet, "/v1/stream", RoleRead, s.newStreams(streamCaps, streamPoll, streamHeartbeat)},
 		{http.MethodPost, "/v1/session", "", s.wrap(s.postSession)},
 		{http.MethodGet, "/v1/session", roleAny, s.wrap(s.getSession)},
 		{http.MethodDelete, "/v1/session", roleAny, s.wrap(s.deleteSession)},

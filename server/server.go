@@ -94,6 +94,7 @@ type Server struct {
 
 	audit   *auditor // nil when not auditing
 	limiter *rateLimiter
+	exports *slots
 	tls     *tls.Config
 	cursors cursorSigner
 
@@ -145,6 +146,7 @@ func New(cfg Config) *Server {
 	s.metrics = newHTTPMetrics(s.reg)
 	s.limiter = newRateLimiter(cfg.RateLimit, s.reg)
 	s.bodies = newBodyBudget(cfg.MaxBodyBytes, s.reg)
+	s.exports = newSlots("exports", exportCaps)
 	if cfg.Audit {
 		s.audit = newAuditor(s, s.reg)
 		if ta, ok := s.auth.(*TokenAuth); ok {

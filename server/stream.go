@@ -14,11 +14,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
+// streamCaps bounds concurrent streams: each polls the store, so past the
+// cap in all a new one is refused (503) rather than slowing every reader;
+// the caps per org and per token keep one org from taking every stream.
+var streamCaps = slotCaps{total: 64, perOrg: 16, perToken: 8}
+
 // Defaults of GET /v1/stream.
 const (
-	// maxStreams bounds concurrent streams: each polls the store, so
-	// past it a new one is refused (503) rather than slowing every reader.
-	maxStreams = 64
 	// streamPoll is how often a stream asks the store for new events. A
 	// stream reads in seq (commit) order from its last position, so
 	// polling misses nothing, whatever the events' times.
@@ -42,7 +44,7 @@ const (
 // for the shutdown channels, guarded by mu.
 type streams struct {
 	s         *Server
-	slots     chan struct{} // one token per open stream
+	slots     *slots
 	poll      time.Duration
 	heartbeat time.Duration
 	probe     time.Duration
@@ -59,11 +61,11 @@ type shutdownSignal struct {
 	ch   chan struct{}
 }
 
-// newStreams returns the stream handler of s, allowing max concurrent
-// streams and registering its gauge on s's registry.
-func (s *Server) newStreams(max int, poll, heartbeat time.Duration) *streams {
+// newStreams returns the stream handler of s, allowing concurrent streams
+// up to caps and registering its gauge on s's registry.
+func (s *Server) newStreams(caps slotCaps, poll, heartbeat time.Duration) *streams {
 	st := &streams{
-		s: s, slots: make(chan struct{}, max), poll: poll, heartbeat: heartbeat, probe: streamProbe,
+		s: s, slots: newSlots("streams", caps), poll: poll, heartbeat: heartbeat, probe: streamProbe,
 		open: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "agenttrail_streams_open",
 			Help: "Clients connected to GET /v1/stream.",
@@ -114,13 +116,12 @@ func (st *streams) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	select {
-	case st.slots <- struct{}{}:
-		defer func() { <-st.slots }()
-	default:
-		writeProblem(w, r, s.log, agenttrail.Errorf(agenttrail.EUNAVAILABLE, "too many open streams (%d); try again later", cap(st.slots)))
+	release, err := st.slots.take(principalOf(ctx))
+	if err != nil {
+		writeProblem(w, r, s.log, err)
 		return
 	}
+	defer release()
 	if resume == "" && f.Since.IsZero() {
 		if after, err = s.headSeq(ctx); err != nil {
 			writeProblem(w, r, s.log, err)

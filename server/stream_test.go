@@ -190,7 +190,7 @@ func TestStreamOutlivesServerTimeouts(t *testing.T) {
 
 func TestStreamLimitAndHeartbeat(t *testing.T) {
 	e := newEnv(t, options{now: testNow})
-	st := e.srv.newStreams(1, 20*time.Millisecond, 100*time.Millisecond)
+	st := e.srv.newStreams(slotCaps{total: 1}, 20*time.Millisecond, 100*time.Millisecond)
 	base := newTestHTTPServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		st.ServeHTTP(w, r.WithContext(withPrincipal(r.Context(), anonymous())))
 	}))
@@ -295,7 +295,7 @@ func TestStreamProbeSkipsUnmatched(t *testing.T) {
 		reads.Store, _ = openSQLite(t)
 		return reads
 	}})
-	st := e.srv.newStreams(4, 10*time.Millisecond, time.Minute)
+	st := e.srv.newStreams(slotCaps{total: 4}, 10*time.Millisecond, time.Minute)
 	st.probe = 20 * time.Millisecond
 	base := newTestHTTPServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		st.ServeHTTP(w, r.WithContext(withPrincipal(r.Context(), anonymous())))
