@@ -108,6 +108,7 @@ type Main struct {
 	spool    *ingest.Spool
 	pipeline *ingest.Pipeline
 	srv      *server.Server
+	auth     *server.TokenAuth
 	ret      *retention // nil without Config.Retain
 	signIn   string     // a one-time console link when Open created the admin token
 
@@ -154,6 +155,7 @@ func Open(ctx context.Context, cfg Config) (_ *Main, err error) {
 	if err != nil {
 		return nil, err
 	}
+	m.auth = auth
 	cursorKey, err := LoadCursorKey(filepath.Join(cfg.DataDir, CursorKeyFile))
 	if err != nil {
 		return nil, err
@@ -179,7 +181,7 @@ func Open(ctx context.Context, cfg Config) (_ *Main, err error) {
 		Spool:     m.spool,
 		Logger:    m.log,
 		Registry:  m.reg,
-		Auth:      auth,
+		Auth:      m.auth,
 		Audit:     true,
 		RateLimit: cfg.RateLimit,
 		TLS:       tlsCfg,
@@ -230,6 +232,9 @@ func (m *Main) Run(ctx context.Context) error {
 			m.log.Error("http shutdown", "err", err)
 		}
 	})
+	// Watches the token file, so a revocation ends the token's requests
+	// in progress even while no new request comes to notice it.
+	addActor(&g, m.auth.Run)
 	addActor(&g, m.srv.RunAudit)
 	if m.ret != nil {
 		addActor(&g, m.ret.run)

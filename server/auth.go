@@ -39,6 +39,10 @@ type Principal struct {
 	// Expires is when a session token's principal stops being one; zero
 	// when the credential does not expire.
 	Expires time.Time
+	// TokenID is the id of the token the caller authenticated with, by
+	// which its requests in progress are ended when the token is revoked;
+	// "" when the Authenticator has no such notion.
+	TokenID string
 }
 
 // Authenticator identifies the caller of a request. It returns an
@@ -133,6 +137,8 @@ func (s *Server) serveAs(p Principal, rt route, next http.Handler, w http.Respon
 		s.writeRateLimited(w, r, p, wait)
 		return
 	}
+	r, done := s.endOnRevoke(p, w, r)
+	defer done()
 	r = r.WithContext(withPrincipal(r.Context(), p))
 	if rt.need != RoleRead {
 		next.ServeHTTP(w, r)

@@ -98,6 +98,9 @@ func (s *Server) exportEvents(w http.ResponseWriter, r *http.Request) {
 	n := 0
 	for {
 		_ = rc.SetWriteDeadline(time.Now().Add(streamWriteGrace))
+		if ctx.Err() != nil { // after the deadline: see endOnRevoke
+			s.cutExport(ctx, "writing export", context.Cause(ctx), n)
+		}
 		end := false
 		for i := range page.Events {
 			if page.Events[i].Seq > head {
@@ -130,9 +133,12 @@ func (s *Server) exportEvents(w http.ResponseWriter, r *http.Request) {
 // the connection so the body is visibly truncated. A client that went away
 // is not an error of the server.
 func (s *Server) cutExport(ctx context.Context, what string, err error, written int) {
-	if ctx.Err() != nil || errors.Is(err, context.Canceled) {
+	switch {
+	case errors.Is(context.Cause(ctx), errTokenRevoked):
+		s.log.Info("export ended: its token was revoked", "events", written)
+	case ctx.Err() != nil || errors.Is(err, context.Canceled):
 		s.log.Debug("export ended by the client", "events", written)
-	} else {
+	default:
 		s.log.Error(what, "err", err, "events", written)
 	}
 	panic(http.ErrAbortHandler)

@@ -287,6 +287,13 @@ func newSecEnv(t testing.TB, o secOptions) *secEnv {
 		Auth: auth, Audit: true, RateLimit: o.rate, MaxBodyBytes: o.maxBody,
 	})
 	stop := serveTest(t, srv)
+	watchCtx, stopWatch := context.WithCancel(context.Background())
+	watched := make(chan error, 1)
+	go func() { watched <- auth.Run(watchCtx) }()
+	t.Cleanup(func() {
+		stopWatch()
+		<-watched
+	})
 	transport := &http.Transport{MaxIdleConnsPerHost: 16}
 	se.env = &env{
 		srv: srv, url: srv.URL(), store: store, pipeline: p, reg: reg, clock: c,

@@ -92,11 +92,12 @@ type Server struct {
 	auth   Authenticator
 	addr   string
 
-	audit   *auditor // nil when not auditing
-	limiter *rateLimiter
-	exports *slots
-	tls     *tls.Config
-	cursors cursorSigner
+	audit    *auditor // nil when not auditing
+	limiter  *rateLimiter
+	exports  *slots
+	inflight *inflight // requests in progress by token, ended on revocation
+	tls      *tls.Config
+	cursors  cursorSigner
 
 	routes  []route
 	mux     *http.ServeMux
@@ -147,6 +148,10 @@ func New(cfg Config) *Server {
 	s.limiter = newRateLimiter(cfg.RateLimit, s.reg)
 	s.bodies = newBodyBudget(cfg.MaxBodyBytes, s.reg)
 	s.exports = newSlots("exports", exportCaps)
+	s.inflight = newInflight()
+	if ta, ok := s.auth.(*TokenAuth); ok {
+		ta.watchRevoked(s.inflight.revoke)
+	}
 	if cfg.Audit {
 		s.audit = newAuditor(s, s.reg)
 		if ta, ok := s.auth.(*TokenAuth); ok {

@@ -143,6 +143,11 @@ func (st *streams) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// the request is read.)
 	write := func(b []byte) bool {
 		_ = rc.SetWriteDeadline(time.Now().Add(streamWriteGrace))
+		// After the deadline is set: a revocation from here on sets it
+		// back to now (see endOnRevoke).
+		if ctx.Err() != nil {
+			return false
+		}
 		if _, err := w.Write(b); err != nil {
 			return false
 		}

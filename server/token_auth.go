@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
@@ -26,9 +27,10 @@ const tokenRecheck = time.Second
 // every second, and on an unknown token), so `agenttrail token create` and
 // `revoke` take effect on a running server. Safe for concurrent use.
 type TokenAuth struct {
-	file     *TokenFile
-	log      *slog.Logger
-	onReload atomic.Pointer[func([]TokenRecord)] // called after each load that changed something
+	file      *TokenFile
+	log       *slog.Logger
+	onReload  atomic.Pointer[func([]TokenRecord)] // called after each load that changed something
+	onRevoked atomic.Pointer[func(ids []string)]  // called after each load that ended live tokens
 
 	set       atomic.Pointer[tokenSet]
 	lastCheck atomic.Int64 // unix nanos of the last stat
@@ -85,7 +87,40 @@ func (a *TokenAuth) Authenticate(r *http.Request) (Principal, error) {
 	if rec.Expired(time.Now()) {
 		return Principal{}, agenttrail.Errorf(agenttrail.EUNAUTHORIZED, "the session expired; sign in again")
 	}
-	return Principal{Name: rec.Name, Role: rec.Role, Org: rec.Org, Expires: rec.ExpiresAt}, nil
+	return Principal{Name: rec.Name, Role: rec.Role, Org: rec.Org, Expires: rec.ExpiresAt, TokenID: rec.ID}, nil
+}
+
+// live reports whether the token with id is live in the tokens loaded now.
+func (a *TokenAuth) live(id string) bool {
+	rec, ok := a.set.Load().byID[id]
+	return ok && !rec.Revoked()
+}
+
+// watchInterval is how often Run looks at the token file: well within
+// tokenRecheck, so that a revocation ends its token's requests in progress
+// in the same second it refuses new ones.
+const watchInterval = 250 * time.Millisecond
+
+// Run looks at the token file every watchInterval until ctx ends, and
+// reloads it when it changed, so a revocation takes effect even while no
+// request arrives to notice it: a Server ends the revoked token's streams,
+// exports and other requests in progress at that reload. Every process
+// serving the same token file (the same data directory) watches it, so a
+// revocation reaches them all. It returns nil when ctx ends.
+func (a *TokenAuth) Run(ctx context.Context) error {
+	tick := time.NewTicker(watchInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		}
+		a.lastCheck.Store(time.Now().UnixNano())
+		if err := a.reload(false); err != nil {
+			a.log.Error("reloading tokens; keeping the ones loaded before", "path", a.file.Path(), "err", err)
+		}
+	}
 }
 
 // maybeReload stats the file when the last look is older than
@@ -124,9 +159,16 @@ func (a *TokenAuth) reload(force bool) error {
 	for _, t := range recs {
 		set.byID[t.ID] = t
 	}
+	ended := endedTokens(a.set.Load(), set)
+	// Stored before onRevoked runs: a request that authenticated with the
+	// old set and registers after the callback finds its token dead here
+	// (see Server.serveAs).
 	a.set.Store(set)
 	a.stat = fi
 	a.mu.Unlock()
+	if fn := a.onRevoked.Load(); fn != nil && len(ended) > 0 {
+		(*fn)(ended)
+	}
 	if !force {
 		a.log.Info("tokens reloaded", "path", a.file.Path(), "tokens", len(recs))
 	}
@@ -134,6 +176,30 @@ func (a *TokenAuth) reload(force bool) error {
 		(*fn)(recs)
 	}
 	return nil
+}
+
+// endedTokens returns the ids of the tokens live in old and not in new:
+// revoked, removed from the file, or given another secret, role or org
+// (an edit by hand), so that nothing authenticated as the old token goes
+// on.
+func endedTokens(old, new *tokenSet) []string {
+	var ids []string
+	for id, o := range old.byID {
+		if o.Revoked() {
+			continue
+		}
+		n, ok := new.byID[id]
+		if !ok || n.Revoked() || n.Hash != o.Hash || n.Role != o.Role || n.Org != o.Org || n.Name != o.Name {
+			ids = append(ids, id)
+		}
+	}
+	return ids
+}
+
+// watchRevoked calls fn with the ids of the tokens each reload ends. fn must
+// not block.
+func (a *TokenAuth) watchRevoked(fn func(ids []string)) {
+	a.onRevoked.Store(&fn)
 }
 
 // watch calls fn with every record now and after each reload that changed
