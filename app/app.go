@@ -12,7 +12,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -24,6 +23,7 @@ import (
 
 	"github.com/agenttrail/agenttrail"
 	"github.com/agenttrail/agenttrail/ingest"
+	"github.com/agenttrail/agenttrail/internal/private"
 	"github.com/agenttrail/agenttrail/postgres"
 	"github.com/agenttrail/agenttrail/redact"
 	"github.com/agenttrail/agenttrail/server"
@@ -140,7 +140,7 @@ func Open(ctx context.Context, cfg Config) (_ *Main, err error) {
 			m.Close()
 		}
 	}()
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+	if err := private.MkdirAll(cfg.DataDir); err != nil {
 		return nil, fmt.Errorf("create data directory: %w", err)
 	}
 	tlsCfg, err := loadTLS(cfg)

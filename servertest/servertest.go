@@ -9,7 +9,6 @@ import (
 	"context"
 	"io"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -19,6 +18,7 @@ import (
 
 	"github.com/agenttrail/agenttrail"
 	"github.com/agenttrail/agenttrail/app"
+	"github.com/agenttrail/agenttrail/internal/private"
 	"github.com/agenttrail/agenttrail/server"
 )
 
@@ -84,7 +84,7 @@ func StartAt(t testing.TB, addr, dataDir string) *Server {
 // addToken puts Token in the token store of dataDir, unless a previous
 // server on the same data put it there already.
 func addToken(dataDir string) error {
-	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+	if err := private.MkdirAll(dataDir); err != nil {
 		return err
 	}
 	file := server.NewTokenFile(filepath.Join(dataDir, app.TokensFile))

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"os"
 	"runtime"
 	"sync"
 	"time"
@@ -106,6 +107,9 @@ func open(ctx context.Context, path string, logger *slog.Logger, synchronous str
 	}
 	if path == "" {
 		return nil, agenttrail.Invalid("path", "is required")
+	}
+	if err := privateFiles(path); err != nil {
+		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
 	u := url.URL{Scheme: "file", Opaque: url.PathEscape(path)}
 	dsn := u.String() + "?"
@@ -221,4 +225,27 @@ func (s *Store) stmt(ctx context.Context, tx *sql.Tx, query string) (*sql.Stmt, 
 		return tx.StmtContext(ctx, st), nil
 	}
 	return tx.PrepareContext(ctx, query)
+}
+
+// privateFiles creates the database file at path with mode 0600 when it
+// does not exist, and narrows an existing one, with its WAL, shared-memory
+// and rollback journal files, to 0600: audit data is for its owner only.
+// SQLite creates those files with the database file's mode, so creating
+// that one first is what keeps them private, whatever the umask.
+func privateFiles(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return err
+	}
+	f.Close()
+	for _, p := range []string{path, path + "-wal", path + "-shm", path + "-journal"} {
+		fi, err := os.Stat(p)
+		if err != nil || fi.Mode().Perm()&0o077 == 0 {
+			continue
+		}
+		if err := os.Chmod(p, 0o600); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"syscall"
+
+	"github.com/agenttrail/agenttrail/internal/private"
 )
 
 // SpoolSlot returns a spool directory under base that no other process is
@@ -21,7 +23,7 @@ import (
 func SpoolSlot(base string) (dir string, release func(), err error) {
 	for i := 0; i < MaxSpoolSlots; i++ {
 		dir := filepath.Join(base, strconv.Itoa(i))
-		if err := os.MkdirAll(dir, 0o700); err != nil {
+		if err := private.MkdirAll(dir); err != nil {
 			return "", nil, fmt.Errorf("spool slot: %w", err)
 		}
 		f, err := os.OpenFile(filepath.Join(dir, ".lock"), os.O_CREATE|os.O_RDWR, 0o600)

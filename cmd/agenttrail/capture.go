@@ -11,6 +11,7 @@ import (
 	"github.com/agenttrail/agenttrail"
 	"github.com/agenttrail/agenttrail/capture"
 	"github.com/agenttrail/agenttrail/client"
+	"github.com/agenttrail/agenttrail/internal/private"
 	"github.com/agenttrail/agenttrail/redact"
 )
 
@@ -91,7 +92,7 @@ func (f *captureFlags) open(env *Env) (*captureDeps, error) {
 		return nil, fmt.Errorf("--redact: %w", err)
 	}
 	if f.spool != "" {
-		if err := os.MkdirAll(f.spool, 0o700); err != nil {
+		if err := private.MkdirAll(f.spool); err != nil {
 			return nil, fmt.Errorf("--spool: %w", err)
 		}
 	}
