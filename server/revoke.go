@@ -57,6 +57,21 @@ func (f *inflight) revoke(ids []string) {
 	}
 }
 
+// errSessionExpired is the cause of the context of a request whose session
+// token expired while it was in progress.
+var errSessionExpired = errors.New("the session expired")
+
+type keepKey struct{}
+
+// keepThroughRevocation takes the request of ctx out of the requests a
+// revocation ends: the one that revokes its own token (signing out, an
+// admin revoking the token it uses) must still get its answer.
+func keepThroughRevocation(ctx context.Context) {
+	if keep, ok := ctx.Value(keepKey{}).(func()); ok {
+		keep()
+	}
+}
+
 // endOnRevoke returns r with a context that ends when p's token is revoked,
 // and the function to call when the request is done. When it ends, the
 // connection's deadlines are set to now, so a handler blocked writing to a
@@ -72,12 +87,23 @@ func (s *Server) endOnRevoke(p Principal, w http.ResponseWriter, r *http.Request
 	remove := s.inflight.add(p.TokenID, cancel)
 	rc := http.NewResponseController(w)
 	stop := context.AfterFunc(ctx, func() {
-		if context.Cause(ctx) == errTokenRevoked {
+		if c := context.Cause(ctx); c == errTokenRevoked || c == errSessionExpired {
 			now := time.Now()
 			_ = rc.SetWriteDeadline(now)
 			_ = rc.SetReadDeadline(now)
 		}
 	})
+	// A session token ends at its expiry as at its revocation.
+	expire := func() bool { return true }
+	if !p.Expires.IsZero() {
+		expire = time.AfterFunc(time.Until(p.Expires), func() { cancel(errSessionExpired) }).Stop
+	}
+	keep := sync.OnceFunc(func() {
+		remove()
+		stop()
+		expire()
+	})
+	ctx = context.WithValue(ctx, keepKey{}, keep)
 	// A revocation loaded between Authenticate and add found nothing to
 	// end; the set it stored says so here (TokenAuth.reload stores the
 	// set before it tells inflight).
@@ -85,8 +111,7 @@ func (s *Server) endOnRevoke(p Principal, w http.ResponseWriter, r *http.Request
 		cancel(errTokenRevoked)
 	}
 	return r.WithContext(ctx), func() {
-		stop()
-		remove()
+		keep()
 		cancel(nil)
 	}
 }

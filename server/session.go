@@ -24,6 +24,17 @@ func (s *Server) tokenFile() (*TokenFile, error) {
 	return nil, agenttrail.Errorf(agenttrail.ENOTFOUND, "this server has no token store")
 }
 
+// reloadTokens loads the token file after this server changed it, so a
+// revocation through the API ends the token's requests at once rather than
+// at the next look at the file.
+func (s *Server) reloadTokens() {
+	if ta, ok := s.auth.(*TokenAuth); ok {
+		if err := ta.reload(false); err != nil {
+			s.log.Error("reloading tokens; keeping the ones loaded before", "path", ta.file.Path(), "err", err)
+		}
+	}
+}
+
 // decodeSmall decodes r's JSON body into v; unknown fields are an error
 // naming them, as unknown query parameters are.
 func decodeSmall(r *http.Request, v any) error {
@@ -92,9 +103,11 @@ func (s *Server) deleteSession(r *http.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	keepThroughRevocation(r.Context())
 	if _, err := file.Revoke(p.Name, p.Name, s.now()); err != nil {
 		return nil, err
 	}
+	s.reloadTokens()
 	return out, nil
 }
 
@@ -165,10 +178,14 @@ func (s *Server) revokeToken(r *http.Request) (any, error) {
 		if p.Org != AllOrgs && t.Org != p.Org {
 			break // another org's token is not there for this caller
 		}
+		if id == p.TokenID {
+			keepThroughRevocation(r.Context())
+		}
 		rec, err := file.Revoke(id, p.Name, s.now())
 		if err != nil {
 			return nil, err
 		}
+		s.reloadTokens()
 		return wireToken(rec), nil
 	}
 	return nil, agenttrail.Errorf(agenttrail.ENOTFOUND, "no live token with id %q", id)
