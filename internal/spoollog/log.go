@@ -36,8 +36,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-
-	"github.com/agenttrail/agenttrail/internal/private"
 )
 
 // The on-disk format. Existing spools written by earlier versions of either
@@ -112,7 +110,7 @@ func Open(dir string, opts Options) (*Log, error) {
 	if opts.SegmentBytes <= 0 {
 		opts.SegmentBytes = min(max(opts.MaxBytes/16, 64<<10), 64<<20)
 	}
-	if err := private.MkdirAll(dir); err != nil {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("open spool: %w", err)
 	}
 	l := &Log{
