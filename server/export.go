@@ -98,7 +98,7 @@ func (s *Server) exportEvents(w http.ResponseWriter, r *http.Request) {
 	n := 0
 	for {
 		_ = rc.SetWriteDeadline(time.Now().Add(streamWriteGrace))
-		if ctx.Err() != nil { // after the deadline: see endOnRevoke
+		if revoked(ctx) { // after the deadline: see endOnRevoke
 			s.cutExport(ctx, "writing export", context.Cause(ctx), n)
 		}
 		end := false
@@ -134,8 +134,8 @@ func (s *Server) exportEvents(w http.ResponseWriter, r *http.Request) {
 // is not an error of the server.
 func (s *Server) cutExport(ctx context.Context, what string, err error, written int) {
 	switch {
-	case errors.Is(context.Cause(ctx), errTokenRevoked):
-		s.log.Info("export ended: its token was revoked", "events", written)
+	case revoked(ctx):
+		s.log.Info("export ended: its token was revoked or its session expired", "events", written)
 	case ctx.Err() != nil || errors.Is(err, context.Canceled):
 		s.log.Debug("export ended by the client", "events", written)
 	default:

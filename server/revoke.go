@@ -61,6 +61,16 @@ func (f *inflight) revoke(ids []string) {
 // token expired while it was in progress.
 var errSessionExpired = errors.New("the session expired")
 
+// revoked reports whether ctx ended because its token was revoked or its
+// session expired. Long answers check it after each extension of their
+// write deadline, which would otherwise undo the one endOnRevoke set. (Not
+// ctx.Err(): net/http also ends a request's context when the server's read
+// timeout passes during a long answer.)
+func revoked(ctx context.Context) bool {
+	c := context.Cause(ctx)
+	return c == errTokenRevoked || c == errSessionExpired
+}
+
 type keepKey struct{}
 
 // keepThroughRevocation takes the request of ctx out of the requests a
@@ -87,7 +97,7 @@ func (s *Server) endOnRevoke(p Principal, w http.ResponseWriter, r *http.Request
 	remove := s.inflight.add(p.TokenID, cancel)
 	rc := http.NewResponseController(w)
 	stop := context.AfterFunc(ctx, func() {
-		if c := context.Cause(ctx); c == errTokenRevoked || c == errSessionExpired {
+		if revoked(ctx) {
 			now := time.Now()
 			_ = rc.SetWriteDeadline(now)
 			_ = rc.SetReadDeadline(now)

@@ -145,7 +145,7 @@ func (st *streams) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		_ = rc.SetWriteDeadline(time.Now().Add(streamWriteGrace))
 		// After the deadline is set: a revocation from here on sets it
 		// back to now (see endOnRevoke).
-		if ctx.Err() != nil {
+		if revoked(ctx) {
 			return false
 		}
 		if _, err := w.Write(b); err != nil {
