@@ -60,6 +60,10 @@ type Config struct {
 	RedactPatterns []redact.Pattern
 	// RateLimit bounds each token's requests; the zero value is no limit.
 	RateLimit server.RateLimit
+	// AnonymousRateLimit bounds, per client address, the requests without
+	// a valid token (open routes, failed authentication); the zero value
+	// is no limit.
+	AnonymousRateLimit server.RateLimit
 	// MaxBodyBytes bounds the bytes all ingest request bodies in flight
 	// may hold at once (server.Config.MaxBodyBytes); 0 is the default.
 	MaxBodyBytes int64
@@ -91,6 +95,12 @@ const (
 const (
 	DefaultRate  = 1000 // requests a second
 	DefaultBurst = 2000 // requests at once
+
+	// Per client address, for requests without a valid token: above
+	// health probes and a console signing in, far below a token-guessing
+	// or flooding client.
+	DefaultAnonymousRate  = 20  // requests a second
+	DefaultAnonymousBurst = 100 // requests at once
 )
 
 // shutdownTimeout bounds how long the HTTP server waits, on the way out,
@@ -175,16 +185,17 @@ func Open(ctx context.Context, cfg Config) (_ *Main, err error) {
 	icfg.Redactor, icfg.Now, icfg.Logger, icfg.Registerer = redactor, time.Now, m.log, m.reg
 	m.pipeline = ingest.New(m.spool, icfg)
 	m.srv = server.New(server.Config{
-		Addr:      cfg.Addr,
-		Store:     m.store,
-		Ingest:    m.pipeline,
-		Spool:     m.spool,
-		Logger:    m.log,
-		Registry:  m.reg,
-		Auth:      m.auth,
-		Audit:     true,
-		RateLimit: cfg.RateLimit,
-		TLS:       tlsCfg,
+		Addr:               cfg.Addr,
+		Store:              m.store,
+		Ingest:             m.pipeline,
+		Spool:              m.spool,
+		Logger:             m.log,
+		Registry:           m.reg,
+		Auth:               m.auth,
+		Audit:              true,
+		RateLimit:          cfg.RateLimit,
+		AnonymousRateLimit: cfg.AnonymousRateLimit,
+		TLS:                tlsCfg,
 		// The bodies being read are bounded server-wide, so clients that
 		// declare large bodies and send slowly cost at most this.
 		MaxBodyBytes: cfg.MaxBodyBytes,
@@ -323,7 +334,7 @@ func loadTLS(cfg Config) (*tls.Config, error) {
 	if (cfg.TLSCert == "") != (cfg.TLSKey == "") {
 		return nil, errors.New("the TLS certificate and key (--tls-cert, --tls-key) go together")
 	}
-	if cfg.RateLimit.Rate < 0 || cfg.RateLimit.Burst < 0 {
+	if cfg.RateLimit.Rate < 0 || cfg.RateLimit.Burst < 0 || cfg.AnonymousRateLimit.Rate < 0 || cfg.AnonymousRateLimit.Burst < 0 {
 		return nil, errors.New("the rate limit and its burst (--rate-limit, --rate-burst) must not be negative")
 	}
 	if cfg.TLSCert == "" {

@@ -101,7 +101,7 @@ func (s *Server) authenticate(rt route, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		r.Body = http.MaxBytesReader(w, r.Body, int64(s.limits.MaxRequestBytes))
 		if rt.need == "" {
-			if checkQuery(w, r, s) {
+			if s.allowAnonymous(w, r) && checkQuery(w, r, s) {
 				next.ServeHTTP(w, r)
 			}
 			return
@@ -110,7 +110,9 @@ func (s *Server) authenticate(rt route, next http.Handler) http.Handler {
 		if s.auth != nil {
 			var err error
 			if p, err = s.auth.Authenticate(r); err != nil {
-				writeProblem(w, r, s.log, err)
+				if s.allowAnonymous(w, r) {
+					writeProblem(w, r, s.log, err)
+				}
 				return
 			}
 		}

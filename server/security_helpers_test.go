@@ -226,7 +226,8 @@ type secEnv struct {
 type secOptions struct {
 	backend backend
 	rate    RateLimit
-	maxBody int64 // Config.MaxBodyBytes
+	anon    RateLimit // Config.AnonymousRateLimit
+	maxBody int64     // Config.MaxBodyBytes
 }
 
 // secTokens are the tokens every secEnv has, by name.
@@ -284,7 +285,7 @@ func newSecEnv(t testing.TB, o secOptions) *secEnv {
 	}
 	srv := New(Config{
 		Addr: "127.0.0.1:0", Store: store, Ingest: p, Logger: logger, Registry: reg, Now: c.Now,
-		Auth: auth, Audit: true, RateLimit: o.rate, MaxBodyBytes: o.maxBody,
+		Auth: auth, Audit: true, RateLimit: o.rate, AnonymousRateLimit: o.anon, MaxBodyBytes: o.maxBody,
 	})
 	stop := serveTest(t, srv)
 	watchCtx, stopWatch := context.WithCancel(context.Background())

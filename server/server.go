@@ -63,6 +63,13 @@ type Config struct {
 	// RateLimit bounds each principal's requests; the zero value is no
 	// limit.
 	RateLimit RateLimit
+	// AnonymousRateLimit bounds, per client address, the requests that
+	// carry no valid credential: those of the open routes (health,
+	// metrics, the API description, sign-in) and those whose
+	// authentication failed, so guessing tokens or flooding the open
+	// routes is slow. Authenticated requests do not count. The zero value
+	// is no limit.
+	AnonymousRateLimit RateLimit
 	// TLS, when set, makes Open serve HTTPS with it.
 	TLS *tls.Config
 	// MaxBodyBytes bounds the bytes that the bodies of all ingest requests
@@ -92,12 +99,13 @@ type Server struct {
 	auth   Authenticator
 	addr   string
 
-	audit    *auditor // nil when not auditing
-	limiter  *rateLimiter
-	exports  *slots
-	inflight *inflight // requests in progress by token, ended on revocation
-	tls      *tls.Config
-	cursors  cursorSigner
+	audit       *auditor // nil when not auditing
+	limiter     *rateLimiter
+	anonLimiter *rateLimiter // by client address, for requests without a valid credential
+	exports     *slots
+	inflight    *inflight // requests in progress by token, ended on revocation
+	tls         *tls.Config
+	cursors     cursorSigner
 
 	routes  []route
 	mux     *http.ServeMux
@@ -145,7 +153,9 @@ func New(cfg Config) *Server {
 		s.addr = DefaultAddr
 	}
 	s.metrics = newHTTPMetrics(s.reg)
-	s.limiter = newRateLimiter(cfg.RateLimit, s.reg)
+	limited := newRateLimited(s.reg)
+	s.limiter = newRateLimiter(cfg.RateLimit, limited, "token")
+	s.anonLimiter = newRateLimiter(cfg.AnonymousRateLimit, limited, "address")
 	s.bodies = newBodyBudget(cfg.MaxBodyBytes, s.reg)
 	s.exports = newSlots("exports", exportCaps)
 	s.inflight = newInflight()
