@@ -132,4 +132,15 @@ func TestConsoleEventsMatchAPI(t *testing.T) {
 	if msgs := b.messages(); len(msgs) > 0 {
 		t.Errorf("console messages: %v", msgs)
 	}
+
+	// A filter the API refuses is explained in the API's words, and a
+	// filter matching nothing says so.
+	b.open(t, "/events?status_code=abc")
+	if msg := eval[string](t, b, `(document.querySelector('main .error') || {}).textContent || ''`); !strings.Contains(msg, "status_code") {
+		t.Errorf("a bad status_code shows %q, want the API's detail naming status_code", msg)
+	}
+	b.open(t, "/events?actor_id=nobody")
+	if msg := eval[string](t, b, `(document.querySelector('main .empty') || {}).textContent || ''`); !strings.Contains(msg, "No events match") {
+		t.Errorf("an empty result shows %q, want words saying nothing matched", msg)
+	}
 }
