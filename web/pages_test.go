@@ -16,21 +16,14 @@ import (
 	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/chromedp"
 
+	"github.com/agenttrail/agenttrail"
 	"github.com/agenttrail/agenttrail/server"
 	"github.com/agenttrail/agenttrail/servertest"
 	"github.com/agenttrail/agenttrail/storetest"
 )
 
 type aggregate struct {
-	Buckets []struct {
-		Key              string  `json:"key"`
-		Count            int64   `json:"count"`
-		InputTokens      int64   `json:"input_tokens"`
-		OutputTokens     int64   `json:"output_tokens"`
-		CacheReadTokens  int64   `json:"cache_read_tokens"`
-		CacheWriteTokens int64   `json:"cache_write_tokens"`
-		CostUSD          float64 `json:"cost_usd"`
-	} `json:"buckets"`
+	Buckets []agenttrail.Bucket `json:"buckets"`
 }
 
 type series struct {
