@@ -282,13 +282,20 @@ func EmptySeries(f Filter, iv Interval, by Dimension) ([]TimeBucket, error) {
 	return out, nil
 }
 
-// TimeBucket is one bucket of a time series. By holds the counts per key of
-// the series' dimension, when one was asked for.
+// TimeBucket is one bucket of a time series: the count of events and the
+// sums of their LLM usage (metadata.llm), as a Bucket of an aggregation
+// has them. By holds the counts per key of the series' dimension, when one
+// was asked for.
 type TimeBucket struct {
-	Start   time.Time        `json:"start"`
-	Count   int64            `json:"count"`
-	CostUSD float64          `json:"cost_usd"`
-	By      map[string]int64 `json:"by,omitempty"`
+	Start            time.Time        `json:"start"`
+	Count            int64            `json:"count"`
+	InputTokens      int64            `json:"input_tokens"`
+	OutputTokens     int64            `json:"output_tokens"`
+	CacheReadTokens  int64            `json:"cache_read_tokens"`
+	CacheWriteTokens int64            `json:"cache_write_tokens"`
+	ReasoningTokens  int64            `json:"reasoning_tokens"`
+	CostUSD          float64          `json:"cost_usd"`
+	By               map[string]int64 `json:"by,omitempty"`
 }
 
 // HeartbeatGap is a window in which an agent that sends heartbeats sent none

@@ -9,6 +9,9 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
+// usageCols are the usage columns a series sums, as the rollups name them.
+const usageCols = "input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, reasoning_tokens, cost_usd"
+
 // Series returns one bucket per interval from iv.Truncate(f.Since) up to
 // f.Until, empty ones included, with counts per key of by when by is set.
 // Buckets are UTC (sessions run in UTC); date_trunc('week') starts ISO
@@ -39,18 +42,18 @@ func (s *Store) Series(ctx context.Context, f agenttrail.Filter, iv agenttrail.I
 		if p.group != "" {
 			key = p.group
 		}
-		arms = rollupArms(p, f, "date_trunc("+unit+", start), "+key+", count, cost_usd", &a)
+		arms = rollupArms(p, f, "date_trunc("+unit+", start), "+key+", count, "+usageCols, &a)
 	}
 	key := "''"
 	if by != "" {
 		key = dimColumn(by)
 	}
 	for _, rf := range p.raw {
-		arms = append(arms, "SELECT date_trunc("+unit+", time), "+key+", count(*), coalesce(sum(cost_usd), 0) FROM events"+
+		arms = append(arms, "SELECT date_trunc("+unit+", time), "+key+", count(*), "+tokenSums("")+", coalesce(sum(cost_usd), 0) FROM events"+
 			whereClause(conditions(rf, &a))+" GROUP BY 1, 2")
 	}
-	sql := "SELECT b, key, " + satSum("count") + ", sum(cost_usd) FROM (" + strings.Join(arms, " UNION ALL ") +
-		") AS u (b, key, count, cost_usd) GROUP BY b, key"
+	sql := "SELECT b, key, " + satSum("count") + ", " + tokenSums("") + ", sum(cost_usd) FROM (" + strings.Join(arms, " UNION ALL ") +
+		") AS u (b, key, count, " + usageCols + ") GROUP BY b, key"
 	rows, err := s.pool.Query(ctx, sql, a...)
 	if err != nil {
 		return nil, formatError("postgres: series", err)
@@ -59,15 +62,22 @@ func (s *Store) Series(ctx context.Context, f agenttrail.Filter, iv agenttrail.I
 		start time.Time
 		k     string
 		count int64
-		cost  float64
+		u     agenttrail.TimeBucket // the usage sums of one row
 	)
-	_, err = pgx.ForEachRow(rows, []any{&start, &k, &count, &cost}, func() error {
+	_, err = pgx.ForEachRow(rows, []any{&start, &k, &count, &u.InputTokens, &u.OutputTokens,
+		&u.CacheReadTokens, &u.CacheWriteTokens, &u.ReasoningTokens, &u.CostUSD}, func() error {
 		i, ok := index[start.Unix()]
 		if !ok || count == 0 {
 			return nil
 		}
-		out[i].Count += count
-		out[i].CostUSD += cost
+		b := &out[i]
+		b.Count += count
+		b.CostUSD += u.CostUSD
+		b.InputTokens = agenttrail.AddSat(b.InputTokens, u.InputTokens)
+		b.OutputTokens = agenttrail.AddSat(b.OutputTokens, u.OutputTokens)
+		b.CacheReadTokens = agenttrail.AddSat(b.CacheReadTokens, u.CacheReadTokens)
+		b.CacheWriteTokens = agenttrail.AddSat(b.CacheWriteTokens, u.CacheWriteTokens)
+		b.ReasoningTokens = agenttrail.AddSat(b.ReasoningTokens, u.ReasoningTokens)
 		if by != "" {
 			out[i].By[k] += count
 		}

@@ -87,6 +87,11 @@ func (s *Store) Series(ctx context.Context, f agenttrail.Filter, iv agenttrail.I
 		}
 		b := &out[i]
 		b.Count += u.count
+		b.InputTokens = agenttrail.AddSat(b.InputTokens, u.input)
+		b.OutputTokens = agenttrail.AddSat(b.OutputTokens, u.output)
+		b.CacheReadTokens = agenttrail.AddSat(b.CacheReadTokens, u.cacheRead)
+		b.CacheWriteTokens = agenttrail.AddSat(b.CacheWriteTokens, u.cacheWrite)
+		b.ReasoningTokens = agenttrail.AddSat(b.ReasoningTokens, u.reasoning)
 		b.CostUSD += float64(u.costNUSD) / 1e9
 		if by != "" {
 			b.By[k.key] += u.count

@@ -142,9 +142,11 @@ func checkSeries(t *testing.T, call string, got, want []agenttrail.TimeBucket) {
 	}
 	for i := range got {
 		g, w := got[i], want[i]
-		if !g.Start.Equal(w.Start) || g.Count != w.Count || !closeEnough(g.CostUSD, w.CostUSD) || !sameCounts(g.By, w.By) {
-			t.Errorf("%s bucket %d = {%v %d %g %v}, want {%v %d %g %v}", call, i,
-				g.Start, g.Count, g.CostUSD, g.By, w.Start, w.Count, w.CostUSD, w.By)
+		gt := [5]int64{g.InputTokens, g.OutputTokens, g.CacheReadTokens, g.CacheWriteTokens, g.ReasoningTokens}
+		wt := [5]int64{w.InputTokens, w.OutputTokens, w.CacheReadTokens, w.CacheWriteTokens, w.ReasoningTokens}
+		if !g.Start.Equal(w.Start) || g.Count != w.Count || gt != wt || !closeEnough(g.CostUSD, w.CostUSD) || !sameCounts(g.By, w.By) {
+			t.Errorf("%s bucket %d = {%v %d %v %g %v}, want {%v %d %v %g %v}", call, i,
+				g.Start, g.Count, gt, g.CostUSD, g.By, w.Start, w.Count, wt, w.CostUSD, w.By)
 			return
 		}
 		if g.Start.Location() != time.UTC {

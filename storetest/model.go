@@ -122,6 +122,11 @@ func Series(events []agenttrail.Event, f agenttrail.Filter, iv agenttrail.Interv
 		b := &out[j]
 		b.Count++
 		if l, ok := e.LLM(); ok {
+			b.InputTokens += l.InputTokens
+			b.OutputTokens += l.OutputTokens
+			b.CacheReadTokens += l.CacheReadTokens
+			b.CacheWriteTokens += l.CacheWriteTokens
+			b.ReasoningTokens += l.ReasoningTokens
 			b.CostUSD += l.Cost()
 		}
 		if by != "" {

@@ -27,11 +27,7 @@ type aggregate struct {
 }
 
 type series struct {
-	Buckets []struct {
-		Start   time.Time `json:"start"`
-		Count   int64     `json:"count"`
-		CostUSD float64   `json:"cost_usd"`
-	} `json:"buckets"`
+	Buckets []agenttrail.TimeBucket `json:"buckets"`
 }
 
 // bar is one bar of a chart or a bar list as the page shows it.
@@ -156,7 +152,22 @@ func TestConsoleCostMatchesAPI(t *testing.T) {
 	}
 	var s series
 	api(t, srv, http.MethodGet, "/v1/timeseries?since=7d&interval=day", nil, &s)
-	got := b.bars(t, ".chart g.bar")
+	tokens := b.bars(t, "#tokens-over-time .chart g.bar")
+	if len(tokens) != len(s.Buckets) {
+		t.Fatalf("the token chart has %d bars, the API %d buckets", len(tokens), len(s.Buckets))
+	}
+	var allTokens int64
+	for i, x := range s.Buckets {
+		sum := x.InputTokens + x.OutputTokens + x.CacheReadTokens + x.CacheWriteTokens
+		allTokens += sum
+		if tokens[i].Value != fmt.Sprint(sum) {
+			t.Errorf("token bar %d = %s, the API %d", i, tokens[i].Value, sum)
+		}
+	}
+	if allTokens == 0 {
+		t.Errorf("the series has no tokens; the test needs some")
+	}
+	got := b.bars(t, ".chart g.bar:not(#tokens-over-time *)")
 	if len(got) != len(s.Buckets) {
 		t.Fatalf("the cost chart has %d bars, the API %d buckets", len(got), len(s.Buckets))
 	}

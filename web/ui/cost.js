@@ -22,12 +22,13 @@ export async function render(ctx) {
   const interval = q.get('interval') || defaultInterval(q);
   const tiles = h('div', { class: 'tiles' }, spinner());
   const chart = h('section', { 'aria-labelledby': 'cost-series' }, h('h2', { id: 'cost-series' }, 'Cost over time'), spinner());
+  const tokenChart = h('section', { 'aria-labelledby': 'token-series', id: 'tokens-over-time' }, h('h2', { id: 'token-series' }, 'Tokens over time'), spinner());
   const top = h('section', { 'aria-labelledby': 'top-title' }, h('h2', { id: 'top-title' }, 'Top spenders'), spinner());
   const tables = h('div', { class: 'cost-tables' });
   replace(main, h('h1', {}, 'Cost'), filterBar(q, session, ctx.go, { keep: ['interval'] }),
     h('div', { class: 'toolbar' }, h('label', { for: 'interval' }, 'Buckets '),
       choice('interval', [['hour', 'Hour'], ['day', 'Day'], ['week', 'Week']], interval, (v) => { const n = new URLSearchParams(q); n.set('interval', v); ctx.go(n); })),
-    tiles, chart, top, tables);
+    tiles, chart, tokenChart, top, tables);
 
   const agg = (by) => { const p = new URLSearchParams(filter); p.set('by', by); return get('/v1/aggregate', p, signal); };
   const ts = new URLSearchParams(filter);
@@ -39,7 +40,15 @@ export async function render(ctx) {
       caption: `Cost in USD per ${interval}, ${range(q).words}; bars start at UTC ${interval} boundaries.`,
       onPick: (b, start, end) => ctx.open('/events', withFilter(q, [['since', start.toISOString()], ['until', end.toISOString()]])),
     }));
-  }).catch((err) => { if (!signal.aborted) replace(chart, problem(err)); });
+    // The same buckets, stacked by kind of token.
+    const keys = TOKENS.map(([, l]) => l.replace(' tokens', '').toLowerCase());
+    const byKind = s.buckets.map((b) => ({ start: b.start, by: Object.fromEntries(TOKENS.map(([k], i) => [keys[i], b[k]])) }));
+    const tokens = byKind.reduce((t, b) => t + Object.values(b.by).reduce((x, y) => x + y, 0), 0);
+    replace(tokenChart, h('h2', { id: 'token-series' }, 'Tokens over time'), tokens === 0 ? empty(`No LLM tokens in ${range(q).words}.`) : stackedBars({
+      buckets: byKind, keys, interval, value: (b) => Object.values(b.by).reduce((x, y) => x + y, 0),
+      caption: `LLM tokens per ${interval} by kind, ${range(q).words}; bars start at UTC ${interval} boundaries.`,
+    }));
+  }).catch((err) => { if (!signal.aborted) { replace(chart, problem(err)); replace(tokenChart, problem(err)); } });
 
   const views = [['actor_id', 'By agent'], ['model', 'By model'], ['project', 'By project']];
   const results = await Promise.all(views.map(([by]) => agg(by).catch((err) => err)));
