@@ -51,7 +51,9 @@ func NewStdio(cfg Config) (*Stdio, error) {
 // asks a stdio server to exit. Relay returns when serverOut ends, recording
 // the requests still unanswered as errors; the copy from clientIn may still
 // be blocked in a Read until clientIn returns. The error is the first
-// failure to read serverOut or to write clientOut, nil at a clean end.
+// failure to read serverOut or to write clientOut, nil at a clean end. A
+// client that closed its end (a late answer to a cancelled call written
+// after the client hung up) is a clean end: the session is over.
 func (p *Stdio) Relay(clientIn io.Reader, clientOut io.Writer, serverIn io.WriteCloser, serverOut io.Reader) error {
 	go func() {
 		err := p.copyLines(serverIn, clientIn, false)
@@ -62,6 +64,9 @@ func (p *Stdio) Relay(clientIn io.Reader, clientOut io.Writer, serverIn io.Write
 	}()
 	err := p.copyLines(clientOut, serverOut, true)
 	p.obs.end(p.sess, "the server closed its output")
+	if isClosed(err) {
+		return nil
+	}
 	return err
 }
 

@@ -407,6 +407,20 @@ func TestStdioRelaysWhatItCannotParse(t *testing.T) {
 	}
 }
 
+// TestStdioRelayClientHungUp: a server's late answer (to a call the client
+// cancelled) written after the client closed its end ends the session
+// cleanly; it is not a relay failure.
+func TestStdioRelayClientHungUp(t *testing.T) {
+	rec := &memRecorder{}
+	p, _ := NewStdio(testConfig(rec))
+	toClientR, toClientW := io.Pipe()
+	toClientR.Close()
+	late := `{"jsonrpc":"2.0","id":1,"error":{"code":-32800,"message":"cancelled"}}` + "\n"
+	if err := p.Relay(strings.NewReader(""), toClientW, nopCloser{io.Discard}, strings.NewReader(late)); err != nil {
+		t.Fatalf("Relay after the client hung up = %v, want nil", err)
+	}
+}
+
 type nopCloser struct{ io.Writer }
 
 func (nopCloser) Close() error { return nil }
