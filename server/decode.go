@@ -120,6 +120,9 @@ func decodeStream(body []byte, lim agenttrail.Limits) (*decoded, error) {
 // unknown, is returned (the slot is left for the caller to reject); any
 // other problem rejects the event by index.
 func (d *decoded) decodeOne(body []byte, i int, lim agenttrail.Limits) (end int, syntax error) {
+	if i >= len(body) {
+		return 0, io.ErrUnexpectedEOF // "[" and nothing after it
+	}
 	n := len(d.events)
 	d.events = append(d.events, agenttrail.Event{})
 	ev := &d.events[n]

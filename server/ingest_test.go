@@ -295,3 +295,12 @@ func TestIngestDeepEventRejectedByIndex(t *testing.T) {
 		}
 	}
 }
+
+// TestIngestUnclosedArray: a body of "[" alone once panicked the handler
+// (the connection dropped); it is a 400 like any unparsable body.
+func TestIngestUnclosedArray(t *testing.T) {
+	e := newEnv(t, options{now: testNow})
+	for _, body := range []string{"[", "[ \n", "[" + validEvent("x") + ","} {
+		problemFrom(t, "POST "+body, e.post(t, "application/json", []byte(body)), http.StatusBadRequest)
+	}
+}
