@@ -141,7 +141,7 @@ func submitAsync(p *ingest.Pipeline, evs []agenttrail.Event) <-chan submitResult
 // waitDepth waits until p has n events queued.
 func waitDepth(t *testing.T, p *ingest.Pipeline, n int) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(2 * time.Minute)
 	for p.Depth() != n {
 		if time.Now().After(deadline) {
 			t.Fatalf("Depth() = %d, want %d", p.Depth(), n)

@@ -93,9 +93,12 @@ func storedInOrder(t *testing.T, s agenttrail.Store) []string {
 	}
 }
 
+// waitFor polls cond until it holds. The bound is generous: on a loaded
+// machine a replay of many segments takes long, and a passing wait returns
+// as soon as cond holds.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(2 * time.Minute)
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)

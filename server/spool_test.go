@@ -132,7 +132,7 @@ func TestIngestIntoSpool(t *testing.T) {
 	store.down.Store(false)
 	running++
 	go func() { ran <- sp.Run(ctx) }()
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(2 * time.Minute)
 	for {
 		if code, st := readyz(); code == http.StatusOK && st.Status == "ok" {
 			break
