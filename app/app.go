@@ -64,6 +64,9 @@ type Config struct {
 	// a valid token (open routes, failed authentication); the zero value
 	// is no limit.
 	AnonymousRateLimit server.RateLimit
+	// MetricsAuth is "auto" or "" (a token for /metrics unless Addr is
+	// loopback), "on" or "off".
+	MetricsAuth string
 	// MaxBodyBytes bounds the bytes all ingest request bodies in flight
 	// may hold at once (server.Config.MaxBodyBytes); 0 is the default.
 	MaxBodyBytes int64
@@ -184,6 +187,10 @@ func Open(ctx context.Context, cfg Config) (_ *Main, err error) {
 	icfg := cfg.Ingest
 	icfg.Redactor, icfg.Now, icfg.Logger, icfg.Registerer = redactor, time.Now, m.log, m.reg
 	m.pipeline = ingest.New(m.spool, icfg)
+	metricsAuth, err := metricsAuthOf(cfg.MetricsAuth, cfg.Addr)
+	if err != nil {
+		return nil, err
+	}
 	m.srv = server.New(server.Config{
 		Addr:               cfg.Addr,
 		Store:              m.store,
@@ -195,6 +202,7 @@ func Open(ctx context.Context, cfg Config) (_ *Main, err error) {
 		Audit:              true,
 		RateLimit:          cfg.RateLimit,
 		AnonymousRateLimit: cfg.AnonymousRateLimit,
+		MetricsAuth:        metricsAuth,
 		TLS:                tlsCfg,
 		// The bodies being read are bounded server-wide, so clients that
 		// declare large bodies and send slowly cost at most this.
@@ -348,4 +356,18 @@ func loadTLS(cfg Config) (*tls.Config, error) {
 		return nil, fmt.Errorf("TLS certificate (--tls-cert, --tls-key): %w", err)
 	}
 	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
+}
+
+// metricsAuthOf reports whether /metrics needs a token: mode "on", or
+// "auto" (or "") on an address other hosts can reach.
+func metricsAuthOf(mode, addr string) (bool, error) {
+	switch mode {
+	case "", "auto":
+		return !loopbackAddr(addr), nil
+	case "on":
+		return true, nil
+	case "off":
+		return false, nil
+	}
+	return false, fmt.Errorf("--metrics-auth: want auto, on or off, not %q", mode)
 }

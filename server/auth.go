@@ -27,6 +27,10 @@ const (
 // sign out). It is never a token's role.
 const roleAny Role = "any"
 
+// roleMetrics marks /metrics when Config.MetricsAuth is set: read or admin
+// tokens of every org may scrape it, since its counters cover every org.
+const roleMetrics Role = "metrics"
+
 // AllOrgs is the Org of a principal that is not scoped to one org.
 const AllOrgs = "*"
 
@@ -74,6 +78,9 @@ func principalOf(ctx context.Context) Principal {
 
 // allows reports whether p's role permits an operation needing need.
 func (p Principal) allows(need Role) bool {
+	if need == roleMetrics {
+		return (p.Role == RoleAdmin || p.Role == RoleRead) && p.Org == AllOrgs
+	}
 	return p.Role == RoleAdmin || p.Role == need || need == roleAny
 }
 

@@ -39,7 +39,7 @@ func (s *Server) routeTable() []route {
 		{http.MethodDelete, "/v1/tokens/{id}", RoleAdmin, s.wrap(s.revokeToken)},
 		{http.MethodGet, "/livez", "", s.wrap(s.livez)},
 		{http.MethodGet, "/readyz", "", s.wrap(s.readyz)},
-		{http.MethodGet, "/metrics", "", s.metricsHandler()},
+		{http.MethodGet, "/metrics", s.metricsNeed, s.metricsHandler()},
 		{http.MethodGet, "/openapi.json", "", http.HandlerFunc(serveOpenAPI)},
 	}
 }

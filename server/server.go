@@ -70,6 +70,10 @@ type Config struct {
 	// routes is slow. Authenticated requests do not count. The zero value
 	// is no limit.
 	AnonymousRateLimit RateLimit
+	// MetricsAuth makes /metrics need a read or admin token of every org:
+	// its counters and labels describe every org's traffic. Off, /metrics
+	// is open, for a scraper on a trusted network.
+	MetricsAuth bool
 	// TLS, when set, makes Open serve HTTPS with it.
 	TLS *tls.Config
 	// MaxBodyBytes bounds the bytes that the bodies of all ingest requests
@@ -102,6 +106,7 @@ type Server struct {
 	audit       *auditor // nil when not auditing
 	limiter     *rateLimiter
 	anonLimiter *rateLimiter // by client address, for requests without a valid credential
+	metricsNeed Role         // "" (open) or roleMetrics
 	exports     *slots
 	inflight    *inflight // requests in progress by token, ended on revocation
 	tls         *tls.Config
@@ -167,6 +172,9 @@ func New(cfg Config) *Server {
 		if ta, ok := s.auth.(*TokenAuth); ok {
 			ta.watch(s.audit.auditTokens)
 		}
+	}
+	if cfg.MetricsAuth {
+		s.metricsNeed = roleMetrics
 	}
 	s.routes = s.routeTable()
 	s.mux = http.NewServeMux()

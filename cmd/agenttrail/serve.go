@@ -53,6 +53,7 @@ func securityFlags(fs *flag.FlagSet, cfg *app.Config) *string {
 	fs.BoolVar(&cfg.AllowPlaintext, "allow-plaintext", false, "allow a non-loopback --addr without TLS (behind a TLS-terminating proxy)")
 	fs.Float64Var(&cfg.RateLimit.Rate, "rate-limit", app.DefaultRate, "requests per second each token may make on average; 0 for no limit")
 	fs.IntVar(&cfg.RateLimit.Burst, "rate-burst", app.DefaultBurst, "requests a token may make at once above --rate-limit")
+	fs.StringVar(&cfg.MetricsAuth, "metrics-auth", "auto", "whether /metrics needs a read or admin token of every org: on, off, or auto (on unless --addr is loopback)")
 	fs.Float64Var(&cfg.AnonymousRateLimit.Rate, "anon-rate-limit", app.DefaultAnonymousRate, "requests per second each client address may make without a valid token (health, metrics, sign-in, failed authentication); 0 for no limit")
 	fs.IntVar(&cfg.AnonymousRateLimit.Burst, "anon-rate-burst", app.DefaultAnonymousBurst, "requests a client address may make at once above --anon-rate-limit")
 	fs.Int64Var(&cfg.MaxBodyBytes, "max-body-bytes", server.DefaultMaxBodyBytes, "bytes the ingest request bodies being read may hold at once, server-wide; over it ingest answers 503 with Retry-After")
