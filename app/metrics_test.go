@@ -32,17 +32,7 @@ func TestMetricsNeedAToken(t *testing.T) {
 		return resp.StatusCode
 	}
 	dir := t.TempDir()
-	m, err := Open(t.Context(), Config{Addr: "127.0.0.1:0", MetricsAuth: "on", DataDir: dir})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(t.Context())
-	ran := make(chan error, 1)
-	go func() { ran <- m.Run(ctx) }()
-	defer func() {
-		cancel()
-		<-ran
-	}()
+	m := runMain(t, Config{Addr: "127.0.0.1:0", MetricsAuth: "on", DataDir: dir})
 	admin, err := os.ReadFile(filepath.Join(dir, AdminTokenFile))
 	if err != nil {
 		t.Fatal(err)
@@ -63,17 +53,7 @@ func TestMetricsNeedAToken(t *testing.T) {
 			t.Errorf("GET /metrics with --metrics-auth on and %s = %d, want %d", c.who, got, c.want)
 		}
 	}
-	local, err := Open(t.Context(), Config{Addr: "127.0.0.1:0", DataDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	lctx, lcancel := context.WithCancel(t.Context())
-	lran := make(chan error, 1)
-	go func() { lran <- local.Run(lctx) }()
-	defer func() {
-		lcancel()
-		<-lran
-	}()
+	local := runMain(t, Config{Addr: "127.0.0.1:0", DataDir: t.TempDir()})
 	if got := get(local.URL(), ""); got != http.StatusOK {
 		t.Errorf("GET /metrics on loopback without a token = %d, want 200", got)
 	}
@@ -95,4 +75,23 @@ func TestMetricsAuthDefault(t *testing.T) {
 	if _, err := metricsAuthOf("yes", "127.0.0.1:7311"); err == nil {
 		t.Errorf("metricsAuthOf(yes) = nil error, want one naming --metrics-auth")
 	}
+}
+
+// runMain opens a server of cfg and runs it until the test ends.
+func runMain(t *testing.T, cfg Config) *Main {
+	t.Helper()
+	m, err := Open(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	ran := make(chan error, 1)
+	go func() { ran <- m.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-ran; err != nil {
+			t.Errorf("Run = %v", err)
+		}
+	})
+	return m
 }
