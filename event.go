@@ -61,6 +61,7 @@ const (
 	SourceAgent       = "agent"
 	SourceAudit       = "audit"
 	ActionHeartbeat   = "heartbeat"
+	ActionStop        = "stop"
 	DefaultOrg        = "default"
 	ResourceTypeModel = "model"
 )

@@ -70,11 +70,12 @@ type Serieser interface {
 
 // GapFinder finds what producers failed to deliver.
 //
-// HeartbeatGaps returns, for each (org, actor_id) that sent heartbeats
-// (source "agent", action "heartbeat") matching f, the windows within
-// [f.Since, f.Until) in which consecutive heartbeats were more than
-// interval*1.5 apart, and an open window when the last one is older than
-// that at f.Until.
+// HeartbeatGaps returns the heartbeat gaps agenttrail.HeartbeatScan defines,
+// from the heartbeats (source "agent", action "heartbeat") and clean stops
+// (action "stop") matching f within [f.Since, f.Until): per (org, actor_id,
+// producer_id), each heartbeat judged by interval when it is positive, else
+// by the interval it states (metadata.interval_ms), else by
+// DefaultHeartbeatInterval. A negative interval is EINVALID.
 //
 // SequenceGaps returns, for each (org, producer_id) matching f, the ranges of
 // producer_seq missing between the lowest and highest seen (among events

@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"testing"
-	"time"
 
 	"github.com/agenttrail/agenttrail"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -54,15 +53,3 @@ func TestFormatError(t *testing.T) {
 		t.Errorf("formatError(canceled) = %v, want it to wrap context.Canceled", err)
 	}
 }
-
-func TestMissed(t *testing.T) {
-	const iv = 10
-	tests := []struct{ d, want int64 }{{16, 1}, {20, 1}, {25, 2}, {30, 2}, {31, 3}, {110, 10}}
-	for _, tc := range tests {
-		if got := missed(timeDuration(tc.d), timeDuration(iv)); got != tc.want {
-			t.Errorf("missed(%d, %d) = %d, want %d", tc.d, iv, got, tc.want)
-		}
-	}
-}
-
-func timeDuration(s int64) time.Duration { return time.Duration(s) * time.Second }

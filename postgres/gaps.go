@@ -8,72 +8,45 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// HeartbeatGaps returns, per (org, actor_id), the windows between
-// consecutive heartbeats matching f that are more than 1.5 intervals apart,
-// and an open window when the last heartbeat is that old at f.Until (now
-// when f.Until is zero). A window function pairs each heartbeat with the
-// next, so only the gaps leave the database.
+// HeartbeatGaps finds heartbeat gaps as agenttrail.HeartbeatScan defines
+// them, from the heartbeats and stops in f's range, read in producer and
+// time order. interval 0 judges each heartbeat by the interval it states.
 func (s *Store) HeartbeatGaps(ctx context.Context, f agenttrail.Filter, interval time.Duration) ([]agenttrail.HeartbeatGap, error) {
 	if err := f.Check(); err != nil {
 		return nil, err
 	}
-	if interval <= 0 {
-		return nil, agenttrail.Invalid("interval", "must be positive")
+	if interval < 0 {
+		return nil, agenttrail.Invalid("interval", "must not be negative")
 	}
 	until := f.Until
 	if until.IsZero() {
 		until = s.now()
 	}
 	until = until.UTC()
-	threshold := interval * 3 / 2
 	var a args
-	c := append(conditions(f, &a), "source = 'agent'", "action = 'heartbeat'")
-	sql := `SELECT org, actor_id, producer_id, time, next FROM (
-			SELECT org, actor_id, producer_id, time,
-				lead(time) OVER (PARTITION BY org, actor_id ORDER BY time, seq) AS next
-			FROM events` + whereClause(c) + `
-		) AS h
-		WHERE next IS NULL OR next - time > ` + a.add(threshold.Microseconds()) + ` * interval '1 microsecond'
-		ORDER BY org, actor_id, time`
-	rows, err := s.pool.Query(ctx, sql, a...)
+	c := append(conditions(f, &a), "source = 'agent'", "action IN ('heartbeat', 'stop')")
+	if f.Until.IsZero() {
+		c = append(c, "time < "+a.add(until))
+	}
+	rows, err := s.pool.Query(ctx, `SELECT org, actor_id, producer_id, time, action = 'stop', metadata FROM events`+
+		whereClause(c)+` ORDER BY org, actor_id, producer_id, time, seq`, a...)
 	if err != nil {
 		return nil, formatError("postgres: heartbeat gaps", err)
 	}
+	scan := agenttrail.HeartbeatScan{Until: until, Interval: interval}
 	var (
-		gaps []agenttrail.HeartbeatGap
-		g    agenttrail.HeartbeatGap
-		next *time.Time
+		b    agenttrail.Beat
+		meta []byte
 	)
-	// The last heartbeat of each agent comes back whatever its age: until
-	// may hold nanoseconds, so whether the window is open is decided here.
-	_, err = pgx.ForEachRow(rows, []any{&g.Org, &g.ActorID, &g.ProducerID, &g.From, &next}, func() error {
-		g.From, g.Open = g.From.UTC(), next == nil
-		if g.Open {
-			g.To = until
-			if g.To.Sub(g.From) <= threshold {
-				return nil
-			}
-		} else {
-			g.To = next.UTC()
-		}
-		g.Missed = missed(g.To.Sub(g.From), interval)
-		gaps = append(gaps, g)
+	_, err = pgx.ForEachRow(rows, []any{&b.Org, &b.ActorID, &b.ProducerID, &b.Time, &b.Stop, &meta}, func() error {
+		b.Interval = agenttrail.HeartbeatIntervalOf(meta)
+		scan.Add(b)
 		return nil
 	})
 	if err != nil {
 		return nil, formatError("postgres: heartbeat gaps", err)
 	}
-	return gaps, nil
-}
-
-// missed returns how many heartbeats were due strictly inside a window of
-// length d: those at From + k*interval before To.
-func missed(d, interval time.Duration) int64 {
-	n := int64(d / interval)
-	if d%interval == 0 {
-		n--
-	}
-	return n
+	return scan.Gaps(), nil
 }
 
 // SequenceGaps returns, per (org, producer_id), the ranges of producer_seq

@@ -2,20 +2,17 @@ package sqlite
 
 import (
 	"context"
-	"math"
 	"time"
 
 	"github.com/agenttrail/agenttrail"
 )
 
-// HeartbeatGaps finds, per (org, actor_id), consecutive heartbeats within
-// f's range more than 1.5 intervals apart, and an open gap when the last
-// heartbeat is that old at f.Until (now when f.Until is zero). Missed is the
-// number of whole intervals between the two heartbeats, rounded, minus the
-// one that ended the gap. Window functions keep the scan in SQLite.
+// HeartbeatGaps finds heartbeat gaps as agenttrail.HeartbeatScan defines
+// them, from the heartbeats and stops in f's range, read in producer and
+// time order. interval 0 judges each heartbeat by the interval it states.
 func (s *Store) HeartbeatGaps(ctx context.Context, f agenttrail.Filter, interval time.Duration) ([]agenttrail.HeartbeatGap, error) {
-	if interval <= 0 {
-		return nil, agenttrail.Invalid("interval", "must be positive")
+	if interval < 0 {
+		return nil, agenttrail.Invalid("interval", "must not be negative")
 	}
 	if err := checkFilter(&f); err != nil {
 		return nil, err
@@ -24,56 +21,34 @@ func (s *Store) HeartbeatGaps(ctx context.Context, f agenttrail.Filter, interval
 	if until.IsZero() {
 		until = s.now().UTC()
 	}
-	limit := int64(interval) * 3 / 2
 	w := filterWhere(&f)
 	w.timeRange(f.Since, until)
 	w.add("source = ?", agenttrail.SourceAgent)
-	w.add("action = ?", agenttrail.ActionHeartbeat)
-	args := append([]any{}, w.args...)
-	args = append(args, limit, until.UnixNano(), limit)
-	query := `SELECT org, actor_id, producer_id, prev, time, back = 1 FROM (
-		SELECT org, actor_id, producer_id, time,
-			lag(time) OVER win AS prev,
-			row_number() OVER (PARTITION BY org, actor_id ORDER BY time DESC, seq DESC) AS back
-		FROM events WHERE ` + w.String() + `
-		WINDOW win AS (PARTITION BY org, actor_id ORDER BY time, seq)
-	) WHERE (prev IS NOT NULL AND time - prev > ?) OR (back = 1 AND ? - time > ?)
-	ORDER BY org, actor_id, time`
-	rows, err := s.r.QueryContext(ctx, query, args...)
+	w.add("action IN (?, ?)", agenttrail.ActionHeartbeat, agenttrail.ActionStop)
+	rows, err := s.r.QueryContext(ctx, `SELECT org, actor_id, producer_id, time, action, metadata FROM events
+		WHERE `+w.String()+` ORDER BY org, actor_id, producer_id, time, seq`, w.args...)
 	if err != nil {
 		return nil, formatError("heartbeat gaps", err)
 	}
 	defer rows.Close()
-	var out []agenttrail.HeartbeatGap
+	scan := agenttrail.HeartbeatScan{Until: until, Interval: interval}
 	for rows.Next() {
 		var (
-			g    agenttrail.HeartbeatGap
-			prev *int64
-			t    int64
-			last bool
+			b      agenttrail.Beat
+			t      int64
+			action string
+			meta   []byte
 		)
-		if err := rows.Scan(&g.Org, &g.ActorID, &g.ProducerID, &prev, &t, &last); err != nil {
+		if err := rows.Scan(&b.Org, &b.ActorID, &b.ProducerID, &t, &action, &meta); err != nil {
 			return nil, formatError("heartbeat gaps", err)
 		}
-		if prev != nil && t-*prev > limit {
-			g.From, g.To = time.Unix(0, *prev).UTC(), time.Unix(0, t).UTC()
-			g.Missed = missed(t-*prev, interval)
-			out = append(out, g)
-		}
-		if end := until.UnixNano(); last && end-t > limit {
-			// The newest heartbeat, and none since: an open gap.
-			out = append(out, agenttrail.HeartbeatGap{Org: g.Org, ActorID: g.ActorID, ProducerID: g.ProducerID,
-				From: time.Unix(0, t).UTC(), To: until.UTC(), Missed: missed(end-t, interval), Open: true})
-		}
+		b.Time, b.Stop, b.Interval = time.Unix(0, t), action == agenttrail.ActionStop, agenttrail.HeartbeatIntervalOf(meta)
+		scan.Add(b)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, formatError("heartbeat gaps", err)
 	}
-	return out, nil
-}
-
-func missed(d int64, interval time.Duration) int64 {
-	return int64(math.Round(float64(d)/float64(interval))) - 1
+	return scan.Gaps(), nil
 }
 
 // SequenceGaps finds, per (org, producer_id), the producer_seq values

@@ -124,7 +124,7 @@ func TestErrors(t *testing.T) {
 			_, err := s.Series(ctx, f, agenttrail.Hour, "")
 			return err
 		}, agenttrail.EINVALID, "since"},
-		{"HeartbeatGaps no interval", func() error { _, err := s.HeartbeatGaps(ctx, week, 0); return err }, agenttrail.EINVALID, "interval"},
+		{"HeartbeatGaps negative interval", func() error { _, err := s.HeartbeatGaps(ctx, week, -time.Second); return err }, agenttrail.EINVALID, "interval"},
 		{"Get missing", func() error { _, err := s.Get(ctx, "nope", agenttrail.Filter{}); return err }, agenttrail.ENOTFOUND, ""},
 	}
 	for _, tc := range tests {

@@ -141,3 +141,78 @@ func testSequenceGaps(t *testing.T, s agenttrail.Store) {
 		}
 	}
 }
+
+// testHeartbeatProducers stores what two capture processes of one actor
+// (proxy-mcp@host) send, each with its own producer and stated interval,
+// and checks that the death of one is not hidden by the other, that a clean
+// stop is never a gap, and that interval 0 reads each heartbeat's own.
+func testHeartbeatProducers(t *testing.T, s agenttrail.Store) {
+	start := Base().Truncate(time.Minute)
+	at := func(sec int) time.Time { return start.Add(time.Duration(sec) * time.Second) }
+	var events []agenttrail.Event
+	beat := func(producer string, sec int, action string, meta string) {
+		e := agenttrail.Event{
+			ID: fmt.Sprintf("%s-%d-%s", producer, sec, action), Time: at(sec), ActorType: agenttrail.ActorSystem,
+			ActorID: "proxy-mcp@host", Source: agenttrail.SourceAgent, Action: action, Result: agenttrail.ResultSuccess,
+			Org: "acme", ProducerID: producer, ProducerSeq: int64(len(events) + 1), ReceivedAt: at(sec),
+		}
+		if meta != "" {
+			e.Metadata = []byte(meta)
+		}
+		events = append(events, e)
+	}
+	// p1 heartbeats every 10 s until 300 s, then dies (SIGKILL): open gap.
+	for sec := 0; sec <= 300; sec += 10 {
+		beat("p1", sec, agenttrail.ActionHeartbeat, `{"interval_ms":10000}`)
+	}
+	// p2, the same actor, every 10 s throughout: it must not hide p1's end.
+	for sec := 0; sec <= 600; sec += 10 {
+		beat("p2", sec, agenttrail.ActionHeartbeat, `{"interval_ms":10000}`)
+	}
+	// p3 every 10 s, stops cleanly at 205 s and starts again at 400 s.
+	for sec := 0; sec <= 200; sec += 10 {
+		beat("p3", sec, agenttrail.ActionHeartbeat, `{"interval_ms":10000}`)
+	}
+	beat("p3", 205, agenttrail.ActionStop, "")
+	for sec := 400; sec <= 600; sec += 10 {
+		beat("p3", sec, agenttrail.ActionHeartbeat, `{"interval_ms":10000}`)
+	}
+	// p4 stops cleanly at 100 s for good.
+	for sec := 0; sec <= 90; sec += 10 {
+		beat("p4", sec, agenttrail.ActionHeartbeat, `{"interval_ms":10000}`)
+	}
+	beat("p4", 100, agenttrail.ActionStop, "")
+	// p5 states a 60 s interval and keeps to it: not a gap by its own
+	// interval, though 6 of p1's.
+	for sec := 0; sec <= 600; sec += 60 {
+		beat("p5", sec, agenttrail.ActionHeartbeat, `{"interval_ms":60000}`)
+	}
+	// p6 states nothing: judged by the 30 s default, 40 s apart is none.
+	for sec := 0; sec <= 600; sec += 40 {
+		beat("p6", sec, agenttrail.ActionHeartbeat, "")
+	}
+	AppendAll(t, s, events, 50)
+
+	f := agenttrail.Filter{Since: start, Until: at(605)}
+	got, err := s.HeartbeatGaps(t.Context(), f, 0)
+	if err != nil {
+		t.Fatalf("HeartbeatGaps(%s, 0) error: %v", filterString(f), err)
+	}
+	want := []agenttrail.HeartbeatGap{{Org: "acme", ActorID: "proxy-mcp@host", ProducerID: "p1", From: at(300), To: at(605), Missed: 30, Open: true}}
+	if len(got) != 1 || got[0].ProducerID != want[0].ProducerID || !got[0].From.Equal(want[0].From) ||
+		!got[0].To.Equal(want[0].To) || got[0].Missed != want[0].Missed || !got[0].Open || got[0].ActorID != want[0].ActorID {
+		t.Errorf("HeartbeatGaps(%s, 0) = %+v, want %+v", filterString(f), got, want)
+	}
+	// Judged by 10 s, p5's and p6's heartbeats are late too.
+	got, err = s.HeartbeatGaps(t.Context(), f, 10*time.Second)
+	if err != nil {
+		t.Fatalf("HeartbeatGaps(%s, 10s) error: %v", filterString(f), err)
+	}
+	perProducer := map[string]int{}
+	for _, g := range got {
+		perProducer[g.ProducerID]++
+	}
+	if want := map[string]int{"p1": 1, "p5": 10, "p6": 15}; !reflect.DeepEqual(perProducer, want) {
+		t.Errorf("HeartbeatGaps(%s, 10s) gaps per producer = %v, want %v", filterString(f), perProducer, want)
+	}
+}

@@ -23,7 +23,10 @@
 //     than 1.5 intervals apart, From the one before, To the one after; an
 //     open gap runs from the last heartbeat to f.Until. Missed counts the
 //     intervals in which no heartbeat came: the suite uses exact multiples
-//     of the interval, where 4 intervals apart is 3 missed.
+//     of the interval, where 4 intervals apart is 3 missed. Producers of
+//     one actor are judged apart, each heartbeat by the interval its
+//     metadata states, and nothing after a stop is a gap
+//     (HeartbeatProducers).
 //   - LLM usage sums saturate at math.MaxInt64 instead of overflowing
 //     (UsageSaturates); usage within Validate's bounds sums exactly.
 //   - A call whose context was cancelled or is past its deadline fails with
@@ -68,6 +71,7 @@ func Run(t *testing.T, open func(t *testing.T) agenttrail.Store) {
 		{"Series", testSeries},
 		{"SeriesWeeks", testSeriesWeeks},
 		{"HeartbeatGaps", testHeartbeatGaps},
+		{"HeartbeatProducers", testHeartbeatProducers},
 		{"SequenceGaps", testSequenceGaps},
 		{"DeleteBefore", testDeleteBefore},
 		{"Concurrent", testConcurrent},
