@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/agenttrail/agenttrail"
+	"github.com/agenttrail/agenttrail/internal/spoollog"
 )
 
 // Reasons a Recorder drops events, the keys of RecorderStats.Dropped.
@@ -33,10 +34,12 @@ type RecorderConfig struct {
 	// UUIDv7, kept in SpoolDir when there is one so that a restart continues
 	// the same producer and its producer_seq.
 	ProducerID string
-	// SpoolDir holds the durable spool and the producer state. Empty means
-	// no spool: while the server is unreachable the Recorder holds one batch
-	// in memory, retries it, and drops what overflows the queue. One
-	// directory serves one Recorder at a time.
+	// SpoolDir holds the durable spool and the producer state; it is made
+	// (mode 0700) when missing. Empty means no spool: while the server is
+	// unreachable the Recorder holds one batch in memory, retries it, and
+	// drops what overflows the queue. One directory serves one Recorder at a
+	// time: the Recorder locks it, and NewRecorder fails with an error
+	// wrapping ErrSpoolInUse, touching nothing, while another holds it.
 	SpoolDir string
 	// QueueSize bounds the events waiting in memory (default 10,000).
 	QueueSize int
@@ -49,9 +52,18 @@ type RecorderConfig struct {
 	// batches are dropped with reason DropSpoolFull.
 	MaxSpoolBytes int64
 	// Heartbeat is the interval of heartbeat events (source "agent", action
-	// "heartbeat"); 0 means 30 s and HeartbeatOff none. Heartbeats need
-	// ActorID.
+	// "heartbeat"); 0 means 30 s and HeartbeatOff none. Heartbeats need an
+	// actor: HeartbeatActorID, else ActorID. A Recorder that heartbeats
+	// records a last event when it closes (action "stop"), so that the end
+	// of a clean run is never taken for a gap.
 	Heartbeat time.Duration
+	// HeartbeatActorID and HeartbeatActorType name who the heartbeats and
+	// the stop are about when that is not the default actor: a capture
+	// process records many agents' actions but heartbeats as itself
+	// (e.g. "proxy-mcp@host", a system actor). Empty means ActorID and
+	// ActorType.
+	HeartbeatActorID   string
+	HeartbeatActorType agenttrail.ActorType
 	// MaxBackoff caps the wait between retries, including a server's
 	// Retry-After (default 30 s).
 	MaxBackoff time.Duration
@@ -147,6 +159,7 @@ type Recorder struct {
 	queue    chan agenttrail.Event
 	overflow chan agenttrail.Event // to the spool while the queue is full; nil without a spool
 	spool    *spool
+	unlock   func() // releases SpoolDir; nil without a spool
 
 	closed   atomic.Bool
 	inflight atomic.Int64 // Record calls under way, which Close waits out
@@ -186,8 +199,11 @@ func NewRecorder(c *Client, cfg RecorderConfig) (*Recorder, error) {
 	}
 	cfg.setDefaults()
 	logger := cfg.Logger
-	if cfg.Heartbeat > 0 && cfg.ActorID == "" {
-		return nil, agenttrail.Invalid("ActorID", "is required for heartbeats; set it, or set Heartbeat to HeartbeatOff")
+	if cfg.HeartbeatActorID == "" {
+		cfg.HeartbeatActorID, cfg.HeartbeatActorType = cfg.ActorID, cfg.ActorType
+	}
+	if cfg.Heartbeat > 0 && cfg.HeartbeatActorID == "" {
+		return nil, agenttrail.Invalid("ActorID", "is required for heartbeats; set it or HeartbeatActorID, or set Heartbeat to HeartbeatOff")
 	}
 	r := &Recorder{
 		c:     c,
@@ -221,11 +237,29 @@ func NewRecorder(c *Client, cfg RecorderConfig) (*Recorder, error) {
 		r.done.Add(1)
 		go r.spill()
 	}
+	if cfg.Heartbeat > 0 {
+		r.done.Add(1)
+		go r.beat()
+	}
 	return r, nil
 }
 
-// openSpool opens the spool and continues the producer kept next to it.
-func (r *Recorder) openSpool(now time.Time) error {
+// ErrSpoolInUse is wrapped by the error of NewRecorder when another
+// Recorder, in this process or another, holds RecorderConfig.SpoolDir.
+var ErrSpoolInUse = spoollog.ErrLocked
+
+// openSpool locks the spool directory, opens the spool, and continues the
+// producer kept next to it. It leaves the directory locked on success only.
+func (r *Recorder) openSpool(now time.Time) (err error) {
+	unlock, err := spoollog.Lock(r.cfg.SpoolDir)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			unlock()
+		}
+	}()
 	st, crashed, err := loadProducer(r.cfg.SpoolDir, now)
 	if err != nil {
 		return err
@@ -252,6 +286,7 @@ func (r *Recorder) openSpool(now time.Time) error {
 	if n := r.spool.pending(); n > 0 {
 		r.log.Info("recorder: replaying the spool", "batches", n, "bytes", r.spool.bytes())
 	}
+	r.unlock = unlock
 	return nil
 }
 
@@ -266,12 +301,26 @@ func (r *Recorder) ProducerID() string { return r.producerID }
 // must not modify it afterwards. ctx is not used to cancel anything: an
 // event outlives the call that recorded it.
 func (r *Recorder) Record(ctx context.Context, e agenttrail.Event) {
+	if !r.recordOpen(e) {
+		r.dropped[dropClosed].Add(1)
+	}
+}
+
+// recordOpen records e unless the Recorder is closed, and reports whether it
+// did. Close waits for the calls under way.
+func (r *Recorder) recordOpen(e agenttrail.Event) bool {
 	r.inflight.Add(1)
 	defer r.inflight.Add(-1)
 	if r.closed.Load() {
-		r.dropped[dropClosed].Add(1)
-		return
+		return false
 	}
+	r.record(e)
+	return true
+}
+
+// record is Record without the closed check, for the stop event Close
+// records last.
+func (r *Recorder) record(e agenttrail.Event) {
 	if e.ActorID == "" {
 		e.ActorID = r.cfg.ActorID
 		if e.ActorName == "" {
@@ -352,6 +401,9 @@ func (r *Recorder) close(ctx context.Context) error {
 	for r.inflight.Load() > 0 {
 		runtime.Gosched() // Record never blocks, so this ends at once
 	}
+	if r.cfg.Heartbeat > 0 {
+		r.record(r.lifecycle(agenttrail.ActionStop))
+	}
 	stopCancel := context.AfterFunc(ctx, r.cancel)
 	defer stopCancel()
 	lostBefore := r.dropped[dropShutdown].Load()
@@ -362,6 +414,7 @@ func (r *Recorder) close(ctx context.Context) error {
 	if r.spool != nil {
 		st := producerState{ProducerID: r.producerID, Seq: r.seq.Load(), Clean: true}
 		err = errors.Join(saveProducer(r.cfg.SpoolDir, st, true), r.spool.close())
+		r.unlock()
 	}
 	if lost := r.dropped[dropShutdown].Load() - lostBefore; lost > 0 {
 		err = errors.Join(fmt.Errorf("close recorder: %d events could not be sent: %w", lost, context.Cause(ctx)), err)

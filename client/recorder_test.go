@@ -1,10 +1,14 @@
 package client
 
 import (
+	"bytes"
+	"cmp"
 	"context"
+	"errors"
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -467,5 +471,73 @@ func TestRecorderReplaysSpoolLeftDamaged(t *testing.T) {
 	checkSeqs(t, srv.stored(), "old-producer", 1, 8)
 	if segs := segments(t, dir); len(segs) != 0 {
 		t.Errorf("segments left: %v", segs)
+	}
+}
+
+// TestRecorderStopsCleanly: a capture process heartbeats as itself while
+// its events name other actors, and its last event is the stop.
+func TestRecorderStopsCleanly(t *testing.T) {
+	srv := newIngestServer(t)
+	r := newTestRecorder(t, srv.URL(), RecorderConfig{
+		Heartbeat: 20 * time.Millisecond, FlushInterval: 10 * time.Millisecond,
+		HeartbeatActorID: "proxy-mcp@host", HeartbeatActorType: agenttrail.ActorSystem,
+	})
+	e := testEvent(1)
+	e.ActorID = "agent-7"
+	r.Record(context.Background(), e)
+	waitFor(t, 30*time.Second, "two heartbeats", func() bool { return srv.count() >= 3 })
+	closeRecorder(t, r)
+	events := srv.stored()
+	checkSeqs(t, events, r.ProducerID(), 1, int64(len(events)))
+	last := slices.MaxFunc(events, func(a, b agenttrail.Event) int { return cmp.Compare(a.ProducerSeq, b.ProducerSeq) })
+	if last.Action != agenttrail.ActionStop || last.Source != agenttrail.SourceAgent || last.ActorID != "proxy-mcp@host" || last.ActorType != agenttrail.ActorSystem {
+		t.Errorf("last event = %+v, want the stop of proxy-mcp@host (system)", last)
+	}
+	stops := 0
+	for _, e := range events {
+		switch e.Action {
+		case agenttrail.ActionStop:
+			stops++
+		case agenttrail.ActionHeartbeat:
+			if e.ActorID != "proxy-mcp@host" || e.ActorType != agenttrail.ActorSystem {
+				t.Errorf("heartbeat = %+v, want actor proxy-mcp@host (system)", e)
+			}
+		default:
+			if e.ActorID != "agent-7" {
+				t.Errorf("event = %+v, want actor agent-7", e)
+			}
+		}
+	}
+	if stops != 1 {
+		t.Errorf("%d stop events, want 1", stops)
+	}
+}
+
+// TestRecorderSpoolInUse: a second Recorder on a spool directory in use
+// fails at once and leaves the first one's producer state alone.
+func TestRecorderSpoolInUse(t *testing.T) {
+	srv := newIngestServer(t)
+	dir := filepath.Join(t.TempDir(), "not", "there", "yet")
+	first := newTestRecorder(t, srv.URL(), RecorderConfig{SpoolDir: dir})
+	first.Record(context.Background(), testEvent(1))
+	state := filepath.Join(dir, producerFile)
+	before, err := os.ReadFile(state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := NewRecorder(New(srv.URL()), RecorderConfig{SpoolDir: dir, Heartbeat: HeartbeatOff})
+	if !errors.Is(err, ErrSpoolInUse) {
+		if second != nil {
+			second.Close(context.Background())
+		}
+		t.Fatalf("NewRecorder on a spool in use = %v, want ErrSpoolInUse", err)
+	}
+	if after, _ := os.ReadFile(state); !bytes.Equal(after, before) {
+		t.Errorf("producer state after the refused start = %s, want %s unchanged", after, before)
+	}
+	closeRecorder(t, first)
+	third := newTestRecorder(t, srv.URL(), RecorderConfig{SpoolDir: dir})
+	if third.ProducerID() != first.ProducerID() {
+		t.Errorf("producer after the first closed = %s, want %s continued", third.ProducerID(), first.ProducerID())
 	}
 }

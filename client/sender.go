@@ -45,13 +45,6 @@ func (r *Recorder) run() {
 	batch := make([]agenttrail.Event, 0, r.cfg.BatchSize)
 	flushT := time.NewTicker(r.cfg.FlushInterval)
 	defer flushT.Stop()
-	var heartbeatC <-chan time.Time
-	if r.cfg.Heartbeat > 0 {
-		t := time.NewTicker(r.cfg.Heartbeat)
-		defer t.Stop()
-		heartbeatC = t.C
-		r.heartbeat()
-	}
 	retryT := time.NewTimer(time.Hour)
 	defer retryT.Stop()
 	now := make(chan time.Time)
@@ -80,8 +73,6 @@ func (r *Recorder) run() {
 			}
 			r.saveState()
 			r.logDrops()
-		case <-heartbeatC:
-			r.heartbeat()
 		case <-replayC:
 			r.replayOne()
 		case <-r.stop:
@@ -306,21 +297,52 @@ func (r *Recorder) waitRetry() bool {
 	}
 }
 
-// heartbeat records a heartbeat event.
-func (r *Recorder) heartbeat() {
-	if r.closed.Load() {
-		return
+// beat records a heartbeat now and at every interval until the Recorder
+// closes. It runs apart from the sender, whose requests may take seconds:
+// a heartbeat is stamped when it is due, not when a busy sender gets to it,
+// so a slow server never makes a live producer look silent.
+func (r *Recorder) beat() {
+	defer r.done.Done()
+	t := time.NewTicker(r.cfg.Heartbeat)
+	defer t.Stop()
+	now := time.Now()
+	for {
+		e := r.lifecycle(agenttrail.ActionHeartbeat)
+		e.Time = now
+		if !r.recordOpen(e) {
+			return
+		}
+		select {
+		case now = <-t.C:
+		case <-r.stop:
+			return
+		}
 	}
+}
+
+// lifecycle is a heartbeat or the stop that ends a clean run: about the
+// heartbeat actor, stating the interval the next heartbeat is due within and
+// the last producer_seq assigned before it.
+func (r *Recorder) lifecycle(action string) agenttrail.Event {
 	meta, _ := json.Marshal(struct {
 		IntervalMS int64 `json:"interval_ms"`
 		LastSeq    int64 `json:"last_seq"`
 	}{r.cfg.Heartbeat.Milliseconds(), r.seq.Load()})
-	r.Record(r.ctx, agenttrail.Event{
-		Source:   agenttrail.SourceAgent,
-		Action:   agenttrail.ActionHeartbeat,
-		Result:   agenttrail.ResultSuccess,
-		Metadata: meta,
-	})
+	e := agenttrail.Event{
+		ActorType: r.cfg.HeartbeatActorType,
+		ActorID:   r.cfg.HeartbeatActorID,
+		Source:    agenttrail.SourceAgent,
+		Action:    action,
+		Result:    agenttrail.ResultSuccess,
+		Metadata:  meta,
+	}
+	if action == agenttrail.ActionStop {
+		e.Description = "stopped cleanly"
+	}
+	if e.ActorID == r.cfg.ActorID {
+		e.ActorName = r.cfg.ActorName
+	}
+	return e
 }
 
 // logDrops logs lost events, at most once a second.

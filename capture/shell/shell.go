@@ -217,7 +217,3 @@ func (x *Execution) Wait() (*Result, error) {
 	res.Event = x.record(x.ctx, end, result, m, desc)
 	return res, err
 }
-
-// MaxSpoolSlots bounds the spool slots SpoolSlot hands out under one base:
-// the most wrapped commands that can run at once with a spool.
-const MaxSpoolSlots = 64

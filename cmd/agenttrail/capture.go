@@ -2,10 +2,14 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/agenttrail/agenttrail"
@@ -18,10 +22,13 @@ import (
 // captureFlags are the flags every capture subcommand shares: where events
 // go (--server, --token, --spool), who is acting by default (--actor-id,
 // --actor-name, --org, --project), credential-to-actor mappings
-// (--identities) and extra redaction patterns (--redact).
+// (--identities), extra redaction patterns (--redact) and the process's own
+// heartbeat (--heartbeat).
 type captureFlags struct {
 	sf            serverFlags
+	self          string // the process's name, e.g. proxy-mcp: its heartbeats are from <self>@<host>
 	spool         string
+	heartbeat     time.Duration
 	actorID       string
 	actorName     string
 	actorType     string
@@ -32,9 +39,13 @@ type captureFlags struct {
 	redact        string
 }
 
-func (f *captureFlags) register(fs *flag.FlagSet, env *Env, surface string) {
+// register registers the flags of the capture process self: "proxy-mcp",
+// "exec", "watch", ….
+func (f *captureFlags) register(fs *flag.FlagSet, env *Env, self string) {
 	f.sf.register(fs, env)
-	fs.StringVar(&f.spool, "spool", "", "spool directory: events wait here while the server is unreachable (default: a directory per surface under the user cache dir)")
+	f.self = self
+	fs.StringVar(&f.spool, "spool", "", "spool directory: events wait here while the server is unreachable; each running process takes a free numbered slot in it (default: a directory per surface under the user cache dir)")
+	fs.DurationVar(&f.heartbeat, "heartbeat", 30*time.Second, "interval of this process's heartbeats, which `agenttrail gaps` watches; 0 turns them off")
 	fs.StringVar(&f.actorID, "actor-id", env.Getenv("AGENTTRAIL_ACTOR_ID"), "default actor id (env AGENTTRAIL_ACTOR_ID)")
 	fs.StringVar(&f.actorName, "actor-name", "", "default actor display name")
 	fs.StringVar(&f.actorType, "actor-type", string(agenttrail.ActorAgent), "default actor type: agent, user or system")
@@ -45,7 +56,7 @@ func (f *captureFlags) register(fs *flag.FlagSet, env *Env, surface string) {
 	fs.StringVar(&f.redact, "redact", "", `JSON file of extra redaction patterns: [{"kind": "...", "regexp": "..."}]`)
 	if f.spool == "" {
 		if dir, err := os.UserCacheDir(); err == nil {
-			f.spool = dir + "/agenttrail/spool-" + surface
+			f.spool = filepath.Join(dir, "agenttrail", "spool-"+strings.TrimPrefix(self, "proxy-"))
 		}
 	}
 }
@@ -96,20 +107,62 @@ func (f *captureFlags) open(env *Env) (*captureDeps, error) {
 			return nil, fmt.Errorf("--spool: %w", err)
 		}
 	}
-	heartbeat := time.Duration(0)
-	if f.actorID == "" {
-		heartbeat = client.HeartbeatOff // a heartbeat needs an actor to be about
+	if f.heartbeat < 0 {
+		return nil, errors.New("--heartbeat: must not be negative")
 	}
-	rec, err := client.NewRecorder(newClient(f.sf), client.RecorderConfig{
-		SpoolDir: f.spool, Heartbeat: heartbeat,
-		ActorType: agenttrail.ActorType(f.actorType), ActorID: f.actorID, ActorName: f.actorName,
-		Org: f.org, Project: f.project,
-		Logger: logger,
-	})
+	rec, err := f.openRecorder(env, logger)
 	if err != nil {
 		return nil, err
 	}
 	return &captureDeps{Recorder: rec, Identities: ids, Redactor: redactor, Logger: logger}, nil
+}
+
+// maxSpoolSlots bounds the numbered slots under one --spool directory: as
+// many capture processes of one kind as may run at once on a host.
+const maxSpoolSlots = 64
+
+// openRecorder starts the process's Recorder. Every capture process owns
+// its producer: it takes the first free slot under --spool (0, 1, …), which
+// the Recorder locks for as long as the process runs, so two processes never
+// share a producer and a process that fails to start never touches another's
+// state. The events a process left in its slot are replayed by the next one
+// that takes it. The process heartbeats as itself, <self>@<host>, a system
+// actor, whatever actors its events name.
+func (f *captureFlags) openRecorder(env *Env, logger *slog.Logger) (*client.Recorder, error) {
+	cfg := client.RecorderConfig{
+		Heartbeat: f.heartbeat, HeartbeatActorID: f.self + "@" + hostname(), HeartbeatActorType: agenttrail.ActorSystem,
+		ActorType: agenttrail.ActorType(f.actorType), ActorID: f.actorID, ActorName: f.actorName,
+		Org: f.org, Project: f.project,
+		Logger: logger,
+	}
+	if cfg.Heartbeat == 0 {
+		cfg.Heartbeat = client.HeartbeatOff
+	}
+	c := newClient(f.sf)
+	if f.spool == "" {
+		return client.NewRecorder(c, cfg)
+	}
+	for i := range maxSpoolSlots {
+		cfg.SpoolDir = filepath.Join(f.spool, strconv.Itoa(i))
+		rec, err := client.NewRecorder(c, cfg)
+		if !errors.Is(err, client.ErrSpoolInUse) {
+			if err != nil {
+				return nil, fmt.Errorf("--spool: %w", err)
+			}
+			return rec, nil
+		}
+	}
+	fmt.Fprintf(env.Stderr, "agenttrail %s: all %d spool slots under %s are in use; recording without a spool\n", f.self, maxSpoolSlots, f.spool)
+	cfg.SpoolDir = ""
+	return client.NewRecorder(c, cfg)
+}
+
+// hostname names this host in the heartbeat actor of a capture process.
+func hostname() string {
+	if h, err := os.Hostname(); err == nil && h != "" {
+		return h
+	}
+	return "localhost"
 }
 
 // Close flushes what was recorded: to the server when it answers within a

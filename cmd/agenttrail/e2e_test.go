@@ -24,6 +24,9 @@ import (
 var binary string
 
 func TestMain(m *testing.M) {
+	if os.Getenv(envMCPServer) == "1" {
+		os.Exit(runTestMCPServer())
+	}
 	dir, err := os.MkdirTemp("", "agenttrail-e2e-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

@@ -27,6 +27,11 @@ func runExec(ctx context.Context, args []string, env *Env) error {
 	fs := newFlagSet("exec", env)
 	var cf captureFlags
 	cf.register(fs, env, "exec")
+	// A wrapper that lives as long as one command heartbeats only when
+	// asked: a heartbeat and a stop around every command would triple the
+	// events. Its producer is its spool slot's, so an event a killed run
+	// lost shows as a sequence gap when the slot's next run records.
+	cf.heartbeat, fs.Lookup("heartbeat").DefValue = 0, "0s"
 	maxOutput := fs.Int("max-output", shell.DefaultMaxOutput, "bytes of each of stdout and stderr to record (the command's own output is never cut)")
 	noCapture := fs.Bool("no-capture", false, "leave the terminal to the command, for interactive programs; no output is recorded")
 	if err := fs.Parse(args); err != nil {
@@ -44,22 +49,6 @@ func runExec(ctx context.Context, args []string, env *Env) error {
 	actor := cf.defaultActor()
 	if actor.ID == "" {
 		actor.ID = userName()
-	}
-	// The event carries its actor itself. Without a default actor the
-	// Recorder sends no heartbeats: a wrapper that lives as long as one
-	// command would make its actor look like an agent that keeps dying.
-	cf.actorID = ""
-	// Agents run many commands at once and one spool serves one Recorder:
-	// each run takes a free slot of the spool directory.
-	if cf.spool != "" {
-		dir, release, err := shell.SpoolSlot(cf.spool)
-		if err != nil {
-			fmt.Fprintf(env.Stderr, "agenttrail exec: %v; recording without a spool\n", err)
-			cf.spool = ""
-		} else {
-			defer release()
-			cf.spool = dir
-		}
 	}
 	deps, err := cf.open(env)
 	if err != nil {

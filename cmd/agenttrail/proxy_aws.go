@@ -23,7 +23,7 @@ import (
 func runProxyAWS(ctx context.Context, args []string, env *Env) error {
 	fs := newFlagSet("proxy aws", env)
 	var cf captureFlags
-	cf.register(fs, env, "aws")
+	cf.register(fs, env, "proxy-aws")
 	listen := fs.String("listen", "127.0.0.1:7340", "address to serve the proxy on")
 	credentials := fs.String("credentials", "", `JSON file of proxy-issued keys (required): {"<access key id>": {"secret_access_key": "...", "actor": {"actor_id": "..."}, "session_tags": {"team": "..."}, "upstream": {"access_key_id": "...", "secret_access_key": "...", "session_token": "..."}}}`)
 	upstream := fs.String("upstream", "", "send every call here instead of the regional AWS endpoint (a VPC endpoint or an emulator)")
@@ -49,8 +49,13 @@ func runProxyAWS(ctx context.Context, args []string, env *Env) error {
 		cfg.Upstream = u
 	}
 
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
 	deps, err := cf.open(env)
 	if err != nil {
+		ln.Close()
 		return err
 	}
 	defer func() {
@@ -62,19 +67,15 @@ func runProxyAWS(ctx context.Context, args []string, env *Env) error {
 	cfg.Default = cf.defaultActor()
 	p, err := aws.New(cfg)
 	if err != nil {
+		ln.Close()
 		return err
 	}
 	defer p.Close()
-
-	ln, err := net.Listen("tcp", *listen)
-	if err != nil {
-		return fmt.Errorf("listen: %w", err)
-	}
 	srv := &http.Server{Handler: p, ReadHeaderTimeout: 30 * time.Second, ErrorLog: slog.NewLogLogger(deps.Logger.Handler(), slog.LevelWarn)}
 	to := "https://{service}.{region}.amazonaws.com"
 	if cfg.Upstream != nil {
 		to = cfg.Upstream.Redacted()
 	}
 	fmt.Fprintf(env.Stderr, "agenttrail proxy aws: http://%s → %s (%d keys)\n", advertised(ln.Addr()), to, len(creds))
-	return serveProxy(ctx, srv, ln, 10*time.Second)
+	return serveCapture(ctx, 10*time.Second, listening{srv, ln})
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -26,7 +25,7 @@ import (
 func runProxyDocker(ctx context.Context, args []string, env *Env) error {
 	fs := newFlagSet("proxy docker", env)
 	var cf captureFlags
-	cf.register(fs, env, "docker")
+	cf.register(fs, env, "proxy-docker")
 	listen := fs.String("listen", "", "where agents connect, in DOCKER_HOST form: unix:///path/docker.sock or tcp://127.0.0.1:PORT (required)")
 	upstream := fs.String("upstream", "unix:///var/run/docker.sock", "the Docker Engine API: unix:///path or tcp://host:port")
 	socketMode := fs.String("socket-mode", "0660", "permissions of a --listen unix socket (octal)")
@@ -58,8 +57,13 @@ func runProxyDocker(ctx context.Context, args []string, env *Env) error {
 		return errUsage
 	}
 
+	l, err := listenEndpoint(ln, os.FileMode(mode))
+	if err != nil {
+		return err
+	}
 	deps, err := cf.open(env)
 	if err != nil {
+		l.Close()
 		return err
 	}
 	defer func() {
@@ -72,34 +76,15 @@ func runProxyDocker(ctx context.Context, args []string, env *Env) error {
 		MaxRemembered: *remember, Logger: deps.Logger,
 	})
 	if err != nil {
+		l.Close()
 		return err
-	}
-	defer p.Close()
-	l, err := listenEndpoint(ln, os.FileMode(mode))
-	if err != nil {
-		return err
-	}
-	srv := &http.Server{Handler: p, ConnContext: p.ConnContext, ReadHeaderTimeout: 10 * time.Second}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(l) }()
-	fmt.Fprintf(env.Stderr, "agenttrail proxy docker: %s → %s\n  export DOCKER_HOST=%s\n", ln, up, ln)
-
-	select {
-	case err = <-served:
-	case <-ctx.Done():
 	}
 	// Shutdown waits for calls in flight; attach and exec streams are not
 	// among them (they left the server when hijacked) and p.Close ends them.
-	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if srv.Shutdown(sctx) != nil {
-		srv.Close()
-	}
-	p.Close()
-	if err == nil || errors.Is(err, http.ErrServerClosed) {
-		return nil
-	}
-	return fmt.Errorf("serve: %w", err)
+	defer p.Close()
+	srv := &http.Server{Handler: p, ConnContext: p.ConnContext, ReadHeaderTimeout: 10 * time.Second}
+	fmt.Fprintf(env.Stderr, "agenttrail proxy docker: %s → %s\n  export DOCKER_HOST=%s\n", ln, up, ln)
+	return serveCapture(ctx, 10*time.Second, listening{srv, l})
 }
 
 // listenEndpoint listens on e. A unix socket left behind by a proxy that

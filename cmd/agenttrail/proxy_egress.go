@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -23,7 +22,7 @@ import (
 func runProxyEgress(ctx context.Context, args []string, env *Env) error {
 	fs := newFlagSet("proxy egress", env)
 	var cf captureFlags
-	cf.register(fs, env, "egress")
+	cf.register(fs, env, "proxy-egress")
 	listen := fs.String("listen", "127.0.0.1:3128", "address to serve the proxy on")
 	var allow, deny stringsFlag
 	fs.Var(&allow, "allow", "destination that may be reached, repeatable: api.github.com, *.github.com (subdomains), *, an IP or a CIDR prefix; when set, nothing else may")
@@ -33,8 +32,13 @@ func runProxyEgress(ctx context.Context, args []string, env *Env) error {
 	if err := parse(fs, args); err != nil {
 		return err
 	}
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
 	deps, err := cf.open(env)
 	if err != nil {
+		ln.Close()
 		return err
 	}
 	defer func() {
@@ -51,38 +55,18 @@ func runProxyEgress(ctx context.Context, args []string, env *Env) error {
 		Logger:      deps.Logger,
 	})
 	if err != nil {
+		ln.Close()
 		fmt.Fprintln(fs.Output(), err)
 		return errUsage
 	}
+	// Plain requests get a moment to finish; tunnels are ended by p.Close,
+	// each recorded with what it carried.
 	defer p.Close()
-
-	ln, err := net.Listen("tcp", *listen)
-	if err != nil {
-		return fmt.Errorf("listen: %w", err)
-	}
 	srv := &http.Server{
 		Handler:           p,
 		ReadHeaderTimeout: 30 * time.Second,
 		ErrorLog:          slog.NewLogLogger(deps.Logger.Handler(), slog.LevelWarn),
 	}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
 	fmt.Fprintf(env.Stderr, "agenttrail proxy egress: http://%s\n", ln.Addr())
-
-	select {
-	case err = <-served:
-	case <-ctx.Done():
-	}
-	// Plain requests get a moment to finish; tunnels are ended by p.Close,
-	// each recorded with what it carried.
-	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if srv.Shutdown(sctx) != nil {
-		srv.Close()
-	}
-	p.Close()
-	if err == nil || errors.Is(err, http.ErrServerClosed) {
-		return nil
-	}
-	return fmt.Errorf("serve: %w", err)
+	return serveCapture(ctx, 5*time.Second, listening{srv, ln})
 }

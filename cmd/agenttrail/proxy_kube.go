@@ -35,7 +35,7 @@ import (
 func runProxyKube(ctx context.Context, args []string, env *Env) error {
 	fs := newFlagSet("proxy kube", env)
 	var cf captureFlags
-	cf.register(fs, env, "kube")
+	cf.register(fs, env, "proxy-kube")
 	listen := fs.String("listen", "127.0.0.1:7443", "address to serve the proxy on")
 	cluster := fs.String("cluster", "", "cluster name recorded with every event (required)")
 	upstream := fs.String("upstream", "", "API server URL, e.g. https://10.0.0.1:6443 (default: the kubeconfig's server)")
@@ -78,27 +78,10 @@ func runProxyKube(ctx context.Context, args []string, env *Env) error {
 		return errUsage
 	}
 
-	deps, err := cf.open(env)
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err := deps.Close(); err != nil {
-			deps.Logger.Warn("kube proxy: flush events", "err", err)
-		}
-	}()
-	cfg.Recorder, cfg.Identities, cfg.Redactor, cfg.Logger = deps.Recorder, deps.Identities, deps.Redactor, deps.Logger
-	p, err := kube.New(cfg)
-	if err != nil {
-		return err
-	}
-	defer p.Close()
-
 	ln, err := net.Listen("tcp", *listen)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
-	srv := &http.Server{Handler: p, ReadHeaderTimeout: 30 * time.Second, ErrorLog: slog.NewLogLogger(deps.Logger.Handler(), slog.LevelWarn)}
 	scheme, caPEM := "http", []byte(nil)
 	if !*plainHTTP {
 		scheme = "https"
@@ -118,6 +101,24 @@ func runProxyKube(ctx context.Context, args []string, env *Env) error {
 		}
 		ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: []string{"h2", "http/1.1"}, MinVersion: tls.VersionTLS12})
 	}
+	deps, err := cf.open(env)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer func() {
+		if err := deps.Close(); err != nil {
+			deps.Logger.Warn("kube proxy: flush events", "err", err)
+		}
+	}()
+	cfg.Recorder, cfg.Identities, cfg.Redactor, cfg.Logger = deps.Recorder, deps.Identities, deps.Redactor, deps.Logger
+	p, err := kube.New(cfg)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer p.Close()
+	srv := &http.Server{Handler: p, ReadHeaderTimeout: 30 * time.Second, ErrorLog: slog.NewLogLogger(deps.Logger.Handler(), slog.LevelWarn)}
 	proxyURL := scheme + "://" + advertised(ln.Addr())
 	if *printKubeconfig {
 		if err := kube.WriteKubeconfig(env.Stdout, kube.Kubeconfig{Server: proxyURL, Cluster: *cluster, Token: *agentToken, CAPEM: caPEM}); err != nil {
@@ -126,7 +127,7 @@ func runProxyKube(ctx context.Context, args []string, env *Env) error {
 		}
 	}
 	fmt.Fprintf(env.Stderr, "agenttrail proxy kube: %s → %s (cluster %s)\n", proxyURL, cfg.Upstream.Redacted(), *cluster)
-	return serveProxy(ctx, srv, ln, 10*time.Second)
+	return serveCapture(ctx, 10*time.Second, listening{srv, ln})
 }
 
 // kubeUpstream is the API server URL and the transport that authenticates
@@ -191,26 +192,4 @@ func advertised(a net.Addr) string {
 		host = "127.0.0.1"
 	}
 	return net.JoinHostPort(strings.Trim(host, "[]"), port)
-}
-
-// serveProxy serves srv on ln until ctx ends or serving fails, then gives
-// requests in flight grace to finish before cutting them; each is recorded
-// either way.
-func serveProxy(ctx context.Context, srv *http.Server, ln net.Listener, grace time.Duration) error {
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
-	var err error
-	select {
-	case err = <-served:
-	case <-ctx.Done():
-	}
-	sctx, cancel := context.WithTimeout(context.Background(), grace)
-	defer cancel()
-	if srv.Shutdown(sctx) != nil {
-		srv.Close()
-	}
-	if err == nil || errors.Is(err, http.ErrServerClosed) {
-		return nil
-	}
-	return fmt.Errorf("serve: %w", err)
 }

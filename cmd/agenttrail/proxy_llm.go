@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -28,7 +27,7 @@ import (
 func runProxyLLM(ctx context.Context, args []string, env *Env) error {
 	fs := newFlagSet("proxy llm", env)
 	var cf captureFlags
-	cf.register(fs, env, "llm")
+	cf.register(fs, env, "proxy-llm")
 	listen := fs.String("listen", "127.0.0.1:7330", "address to serve the proxy on")
 	upstream := fs.String("upstream", "", "LLM API base URL, e.g. https://api.openai.com or https://api.anthropic.com (required)")
 	provider := fs.String("provider", string(llm.ProviderAuto), "API of the upstream: openai, anthropic, or auto (by endpoint)")
@@ -68,29 +67,12 @@ func runProxyLLM(ctx context.Context, args []string, env *Env) error {
 			return fmt.Errorf("--upstream-keys: %s: %w", *upstreamKeys, err)
 		}
 	}
-	deps, err := cf.open(env)
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err := deps.Close(); err != nil {
-			deps.Logger.Warn("llm proxy: flush events", "err", err)
-		}
-	}()
-	reg := prometheus.NewRegistry()
-	cfg.Recorder, cfg.Identities, cfg.Redactor = deps.Recorder, deps.Identities, deps.Redactor
-	cfg.Logger, cfg.Registerer = deps.Logger, reg
-	p, err := llm.New(cfg)
-	if err != nil {
-		return err
-	}
-
 	ln, err := net.Listen("tcp", *listen)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
-	servers := []*http.Server{{Handler: p, ReadHeaderTimeout: 10 * time.Second}}
-	listeners := []net.Listener{ln}
+	reg := prometheus.NewRegistry()
+	servers := []listening{{&http.Server{ReadHeaderTimeout: 10 * time.Second}, ln}}
 	if *metricsAddr != "" {
 		mln, err := net.Listen("tcp", *metricsAddr)
 		if err != nil {
@@ -99,30 +81,28 @@ func runProxyLLM(ctx context.Context, args []string, env *Env) error {
 		}
 		mux := http.NewServeMux()
 		mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-		servers = append(servers, &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second})
-		listeners = append(listeners, mln)
+		servers = append(servers, listening{&http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}, mln})
 	}
-	served := make(chan error, len(servers))
-	for i, srv := range servers {
-		go func() { served <- srv.Serve(listeners[i]) }()
+	deps, err := cf.open(env)
+	if err != nil {
+		closeListeners(servers...)
+		return err
 	}
-	fmt.Fprintf(env.Stderr, "agenttrail proxy llm: http://%s → %s\n", ln.Addr(), up.Redacted())
-
-	select {
-	case err = <-served:
-	case <-ctx.Done():
-	}
-	// Streams in flight may run for minutes; give them a little time, then
-	// cut them: each is still recorded, as incomplete.
-	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	for _, srv := range servers {
-		if srv.Shutdown(sctx) != nil {
-			srv.Close()
+	defer func() {
+		if err := deps.Close(); err != nil {
+			deps.Logger.Warn("llm proxy: flush events", "err", err)
 		}
+	}()
+	cfg.Recorder, cfg.Identities, cfg.Redactor = deps.Recorder, deps.Identities, deps.Redactor
+	cfg.Logger, cfg.Registerer = deps.Logger, reg
+	p, err := llm.New(cfg)
+	if err != nil {
+		closeListeners(servers...)
+		return err
 	}
-	if err == nil || errors.Is(err, http.ErrServerClosed) {
-		return nil
-	}
-	return fmt.Errorf("serve: %w", err)
+	servers[0].srv.Handler = p
+	fmt.Fprintf(env.Stderr, "agenttrail proxy llm: http://%s → %s\n", ln.Addr(), up.Redacted())
+	// Streams in flight may run for minutes; they get a little time, then
+	// are cut: each is still recorded, as incomplete.
+	return serveCapture(ctx, 10*time.Second, servers...)
 }

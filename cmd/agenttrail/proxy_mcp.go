@@ -27,7 +27,7 @@ import (
 func runProxyMCP(ctx context.Context, args []string, env *Env) error {
 	fs := newFlagSet("proxy mcp", env)
 	var cf captureFlags
-	cf.register(fs, env, "mcp")
+	cf.register(fs, env, "proxy-mcp")
 	listen := fs.String("listen", "", "serve Streamable HTTP on this address, e.g. 127.0.0.1:7320 (needs --upstream)")
 	upstream := fs.String("upstream", "", "URL of the Streamable HTTP MCP server to proxy (needs --listen)")
 	serverName := fs.String("server-name", "", "name of the MCP server in events (default: the name the server reports)")
@@ -58,8 +58,18 @@ func runProxyMCP(ctx context.Context, args []string, env *Env) error {
 		return errUsage
 	}
 
+	var ln net.Listener
+	if httpMode {
+		var err error
+		if ln, err = net.Listen("tcp", *listen); err != nil {
+			return fmt.Errorf("listen: %w", err)
+		}
+	}
 	deps, err := cf.open(env)
 	if err != nil {
+		if ln != nil {
+			ln.Close()
+		}
 		return err
 	}
 	defer func() {
@@ -73,7 +83,7 @@ func runProxyMCP(ctx context.Context, args []string, env *Env) error {
 		Upstream: *upstream,
 	}
 	if httpMode {
-		return serveMCPProxy(ctx, cfg, *listen, env)
+		return serveMCPProxy(ctx, cfg, ln, env)
 	}
 	return runMCPStdio(ctx, cfg, command, env)
 }
@@ -112,35 +122,16 @@ func (e mcpServerExit) Error() string {
 // ExitCode is the code the process should exit with.
 func (e mcpServerExit) ExitCode() int { return int(e) }
 
-// serveMCPProxy serves the Streamable HTTP proxy until ctx ends.
-func serveMCPProxy(ctx context.Context, cfg mcp.Config, listen string, env *Env) error {
+// serveMCPProxy serves the Streamable HTTP proxy on ln until ctx ends. Event
+// streams stay open until the client leaves, so shutdown waits a little and
+// then closes them.
+func serveMCPProxy(ctx context.Context, cfg mcp.Config, ln net.Listener, env *Env) error {
 	p, err := mcp.NewHTTP(cfg)
 	if err != nil {
+		ln.Close()
 		return err
 	}
-	ln, err := net.Listen("tcp", listen)
-	if err != nil {
-		return fmt.Errorf("listen: %w", err)
-	}
-	srv := &http.Server{Handler: p, ReadHeaderTimeout: 10 * time.Second}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
+	defer p.Close()
 	fmt.Fprintf(env.Stderr, "agenttrail proxy mcp: http://%s → %s\n", ln.Addr(), cfg.Upstream)
-	select {
-	case err = <-served:
-	case <-ctx.Done():
-		// Event streams stay open until the client leaves, so shutdown
-		// waits a little and then closes them.
-		sctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-		defer cancel()
-		if srv.Shutdown(sctx) != nil {
-			srv.Close()
-		}
-		err = <-served
-	}
-	p.Close()
-	if errors.Is(err, http.ErrServerClosed) {
-		return nil
-	}
-	return fmt.Errorf("serve: %w", err)
+	return serveCapture(ctx, 3*time.Second, listening{&http.Server{Handler: p, ReadHeaderTimeout: 10 * time.Second}, ln})
 }

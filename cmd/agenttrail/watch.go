@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"os"
 	"time"
 
 	"github.com/agenttrail/agenttrail/capture/sandbox"
@@ -40,6 +41,13 @@ func runWatch(ctx context.Context, args []string, env *Env) error {
 	if *window <= 0 {
 		fmt.Fprintln(fs.Output(), "--window must be positive")
 		return errUsage
+	}
+	// A directory that cannot be watched fails the start before the process
+	// opens its Recorder: a failed start records nothing.
+	if fi, err := os.Stat(dirs[0]); err != nil {
+		return err
+	} else if !fi.IsDir() {
+		return fmt.Errorf("%s is not a directory", dirs[0])
 	}
 
 	deps, err := cf.open(env)

@@ -328,3 +328,6 @@ func SyncDir(dir string) error {
 	defer d.Close()
 	return d.Sync()
 }
+
+// ErrLocked is the error of Lock when another holder has the directory.
+var ErrLocked = errors.New("in use by another process or recorder")
