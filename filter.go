@@ -9,7 +9,11 @@ import (
 // Filter selects events. Each slice is OR within the field and AND across
 // fields; an empty slice does not constrain. Since is inclusive, Until
 // exclusive; zero means unbounded. Q is a case-insensitive substring matched
-// against action, description, resource_id and actor_name.
+// against action, description, resource_id and actor_name. NotSource and
+// NotAction exclude: an event whose source (action) is in the set does not
+// match, whatever the other fields say. They let a listing hide the trail's
+// own bookkeeping (heartbeats, audit reads) without naming every other
+// value.
 //
 // Org is also how callers are scoped: the server intersects it with the
 // caller's token before any store sees it, so a store applies it like any
@@ -26,6 +30,8 @@ type Filter struct {
 	Project      []string
 	StatusCode   []int
 	ProducerID   []string
+	NotSource    []string
+	NotAction    []string
 	Since        time.Time
 	Until        time.Time
 	Q            string
@@ -52,6 +58,7 @@ func (f *Filter) Check() error {
 		{"action", len(f.Action)}, {"resource_type", len(f.ResourceType)}, {"resource_id", len(f.ResourceID)},
 		{"result", len(f.Result)}, {"org", len(f.Org)}, {"project", len(f.Project)},
 		{"status_code", len(f.StatusCode)}, {"producer_id", len(f.ProducerID)},
+		{"not_source", len(f.NotSource)}, {"not_action", len(f.NotAction)},
 	}
 	total, most := 0, 0
 	for i, c := range fields {
@@ -80,6 +87,7 @@ func (f *Filter) Match(e *Event) bool {
 		in(f.ResourceType, e.ResourceType) && in(f.ResourceID, e.ResourceID) &&
 		in(f.Result, string(e.Result)) && in(f.Org, e.Org) && in(f.Project, e.Project) &&
 		in(f.StatusCode, e.StatusCode) && in(f.ProducerID, e.ProducerID) &&
+		!slices.Contains(f.NotSource, e.Source) && !slices.Contains(f.NotAction, e.Action) &&
 		(f.Since.IsZero() || !e.Time.Before(f.Since)) &&
 		(f.Until.IsZero() || e.Time.Before(f.Until)) &&
 		(f.Q == "" || containsFold(e.Action, f.Q) || containsFold(e.Description, f.Q) ||

@@ -29,7 +29,8 @@ type span struct{ from, to time.Time }
 // set. With days unset, whole days are read as hours (hourly series).
 func planRead(f agenttrail.Filter, by agenttrail.Dimension, days bool) readPlan {
 	p := readPlan{raw: []agenttrail.Filter{f}}
-	if f.Q != "" || len(f.ResourceID) > 0 || len(f.StatusCode) > 0 || len(f.ProducerID) > 0 {
+	if f.Q != "" || len(f.ResourceID) > 0 || len(f.StatusCode) > 0 || len(f.ProducerID) > 0 ||
+		len(f.NotSource) > 0 || len(f.NotAction) > 0 {
 		return p
 	}
 	group := ""

@@ -51,6 +51,12 @@ func conditions(f agenttrail.Filter, a *args) []string {
 	text("org", f.Org)
 	text("project", f.Project)
 	text("producer_id", f.ProducerID)
+	if keep := storableOnly(f.NotSource); len(keep) > 0 {
+		c = append(c, "source <> ALL("+a.add(keep)+"::text[])")
+	}
+	if keep := storableOnly(f.NotAction); len(keep) > 0 {
+		c = append(c, "action <> ALL("+a.add(keep)+"::text[])")
+	}
 	if len(f.StatusCode) > 0 {
 		codes := make([]int32, len(f.StatusCode))
 		for i, n := range f.StatusCode {
@@ -80,16 +86,23 @@ func conditions(f agenttrail.Filter, a *args) []string {
 // store (invalid UTF-8, NUL) matches no event; passing it would make the
 // statement fail instead, so it is left out.
 func anyText(col string, vals []string, a *args) string {
+	keep := storableOnly(vals)
+	if len(keep) == 0 {
+		return "false"
+	}
+	return col + " = ANY(" + a.add(keep) + "::text[])"
+}
+
+// storableOnly returns the values a text column can hold: one that cannot
+// (see storable) equals no stored value.
+func storableOnly(vals []string) []string {
 	keep := make([]string, 0, len(vals))
 	for _, v := range vals {
 		if storable(v) {
 			keep = append(keep, v)
 		}
 	}
-	if len(keep) == 0 {
-		return "false"
-	}
-	return col + " = ANY(" + a.add(keep) + "::text[])"
+	return keep
 }
 
 // timeRange returns the conditions since <= col < until; a zero bound does

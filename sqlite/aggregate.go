@@ -103,7 +103,8 @@ func (s *Store) Series(ctx context.Context, f agenttrail.Filter, iv agenttrail.I
 // rollupPlan returns the rollup dimension that can answer a grouping of f
 // by by (by "" meaning none), and false when only the events table can.
 func rollupPlan(f *agenttrail.Filter, by agenttrail.Dimension) (dim int, values []string, ok bool) {
-	if f.Q != "" || len(f.ResourceID) > 0 || len(f.StatusCode) > 0 || len(f.ProducerID) > 0 {
+	if f.Q != "" || len(f.ResourceID) > 0 || len(f.StatusCode) > 0 || len(f.ProducerID) > 0 ||
+		len(f.NotSource) > 0 || len(f.NotAction) > 0 {
 		return 0, nil, false
 	}
 	dim = dimCode(by)

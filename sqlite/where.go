@@ -35,6 +35,17 @@ func (w *where) in(col string, vals []string) {
 }
 
 // String returns the condition, "1" when there is none.
+// notIn adds "col NOT IN (?, …)"; an empty set does not constrain.
+func (w *where) notIn(col string, vals []string) {
+	if len(vals) == 0 {
+		return
+	}
+	w.conds = append(w.conds, col+" NOT IN ("+strings.TrimSuffix(strings.Repeat("?,", len(vals)), ",")+")")
+	for _, v := range vals {
+		w.args = append(w.args, v)
+	}
+}
+
 func (w *where) String() string {
 	if len(w.conds) == 0 {
 		return "1"
@@ -60,6 +71,8 @@ func filterWhere(f *agenttrail.Filter) *where {
 	w.in("org", f.Org)
 	w.in("project", f.Project)
 	w.in("producer_id", f.ProducerID)
+	w.notIn("source", f.NotSource)
+	w.notIn("action", f.NotAction)
 	if len(f.StatusCode) > 0 {
 		w.conds = append(w.conds, "status_code IN ("+strings.TrimSuffix(strings.Repeat("?,", len(f.StatusCode)), ",")+")")
 		for _, c := range f.StatusCode {

@@ -58,6 +58,8 @@ func aggregateFilters(stored []agenttrail.Event, start time.Time) []agenttrail.F
 		{ActorID: []string{"agent-01", "agent-04"}, Since: h.Add(3*time.Hour + 30*time.Minute)},
 		{Source: []string{agenttrail.SourceLLM}, Result: []string{"success"}},
 		{Result: []string{"denied", "failure"}},
+		{NotSource: []string{agenttrail.SourceLLM, agenttrail.SourceAudit}},
+		{Org: []string{"acme"}, NotAction: []string{"tools/call"}, Since: h.Add(5 * time.Hour)},
 	}
 }
 

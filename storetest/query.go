@@ -90,6 +90,11 @@ func testQueryFilters(t *testing.T, s agenttrail.Store) {
 		{Org: []string{"globex"}, Project: []string{"infra"}, ActorType: []string{"agent"}, StatusCode: []int{200, 403}},
 		{Source: []string{agenttrail.SourceKube}, ResourceType: []string{"secrets"}, Result: []string{"failure"}},
 		{Org: []string{"acme"}, Q: "github"},
+		{NotSource: []string{agenttrail.SourceLLM}},
+		{NotSource: []string{agenttrail.SourceShell, agenttrail.SourceAWS, "nothing"}, NotAction: []string{e.Action}},
+		{Source: []string{agenttrail.SourceShell, agenttrail.SourceLLM}, NotSource: []string{agenttrail.SourceShell}},
+		{Org: []string{"acme"}, NotAction: []string{"tools/call", "shell_exec"}, Since: Base().Add(24 * time.Hour)},
+		{Action: []string{e.Action}, NotAction: []string{e.Action}}, // nothing
 	}
 	for _, f := range tests {
 		for _, sort := range sorts() {

@@ -17,7 +17,7 @@ const maxParamBytes = 2048
 // filterParams are the query parameters every read endpoint accepts.
 var filterParams = []string{
 	"actor_id", "actor_type", "source", "action", "resource_type", "resource_id",
-	"result", "org", "project", "status_code", "producer_id", "since", "until", "q",
+	"result", "org", "project", "status_code", "producer_id", "not_source", "not_action", "since", "until", "q",
 }
 
 // ParseFilter reads the filter parameters every read endpoint accepts from
@@ -30,6 +30,7 @@ func ParseFilter(v url.Values, now time.Time) (agenttrail.Filter, error) {
 		ActorID: v["actor_id"], ActorType: v["actor_type"], Source: v["source"],
 		Action: v["action"], ResourceType: v["resource_type"], ResourceID: v["resource_id"],
 		Result: v["result"], Org: v["org"], Project: v["project"], ProducerID: v["producer_id"],
+		NotSource: v["not_source"], NotAction: v["not_action"],
 	}
 	for _, s := range f.ActorType {
 		if s != string(agenttrail.ActorUser) && s != string(agenttrail.ActorAgent) && s != string(agenttrail.ActorSystem) {
@@ -300,6 +301,8 @@ func EncodeFilter(f agenttrail.Filter) url.Values {
 	add("org", f.Org)
 	add("project", f.Project)
 	add("producer_id", f.ProducerID)
+	add("not_source", f.NotSource)
+	add("not_action", f.NotAction)
 	for _, n := range f.StatusCode {
 		v.Add("status_code", strconv.Itoa(n))
 	}
