@@ -70,7 +70,11 @@ func runDemo(ctx context.Context, args []string, env *Env) error {
 			return fmt.Errorf("live demo: %w", err)
 		}
 	}
-	fmt.Fprintf(env.Stdout, "try: agenttrail query --server %s --since 1h\n", sf.server)
+	hint, note := sf.repeat()
+	fmt.Fprintf(env.Stdout, "try: %s\n", strings.Join(append(append([]string{"agenttrail", "query"}, hint...), "--since", "1h"), " "))
+	if note != "" {
+		fmt.Fprintf(env.Stdout, "     (%s)\n", note)
+	}
 	return nil
 }
 

@@ -50,6 +50,8 @@ func commands() []command {
 		{"query", "search events: filters as flags, a table or --json", runQuery},
 		{"tail", "follow new events as they are recorded, until interrupted", runTail},
 		{"export", "export every matching event: --format ndjson, csv, ocsf or cef", runExport},
+		{"aggregate", "count events and LLM usage per source, actor, model, …: --by F", runAggregate},
+		{"timeseries", "events per hour, day or week, drawn as bars: --interval hour [--by F]", runTimeseries},
 		{"gaps", "heartbeat and sequence gaps: what agents failed to deliver", runGaps},
 		{"demo", "send realistic traffic from all seven surfaces to a server", runDemo},
 		{"proxy", "run a capture proxy: llm, mcp, egress, kube, aws, docker", runProxy},
@@ -108,7 +110,7 @@ func usage(w io.Writer) {
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "commands:")
 	for _, c := range commands() {
-		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.summary)
+		fmt.Fprintf(w, "  %-10s %s\n", c.name, c.summary)
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "Run 'agenttrail <command> -h' for the flags of a command.")
@@ -153,6 +155,9 @@ type serverFlags struct {
 
 	given string // --token or AGENTTRAIL_TOKEN
 	data  string
+
+	// What was given on the command line, for repeating it (demo's hint).
+	serverSet, tokenSet, dataSet bool
 }
 
 func (f *serverFlags) register(fs *flag.FlagSet, env *Env) {
@@ -163,12 +168,38 @@ func (f *serverFlags) register(fs *flag.FlagSet, env *Env) {
 	f.given = env.Getenv("AGENTTRAIL_TOKEN")
 	f.data = "./agenttrail-data"
 	f.resolve()
-	set := func(p *string) func(string) error {
-		return func(v string) error { *p = v; f.resolve(); return nil }
+	set := func(p *string, given *bool) func(string) error {
+		return func(v string) error { *p, *given = v, true; f.resolve(); return nil }
 	}
-	fs.Func("server", "agenttrail server URL (env AGENTTRAIL_SERVER; default "+f.server+")", set(&f.server))
-	fs.Func("token", "bearer token (env AGENTTRAIL_TOKEN; default for a local server: <data>/admin.token)", set(&f.given))
-	fs.Func("data", "data directory of a local server, whose admin.token is used when no token is given (default ./agenttrail-data)", set(&f.data))
+	fs.Func("server", "agenttrail server URL (env AGENTTRAIL_SERVER; default "+f.server+")", set(&f.server, &f.serverSet))
+	fs.Func("token", "bearer token (env AGENTTRAIL_TOKEN; default for a local server: <data>/admin.token)", set(&f.given, &f.tokenSet))
+	fs.Func("data", "data directory of a local server, whose admin.token is used when no token is given (default ./agenttrail-data)", set(&f.data, &f.dataSet))
+}
+
+// repeat returns the flags that reach the same server with the same token
+// as this command did, for a command line to suggest, and a note when the
+// token cannot be repeated (it was given with --token and is not printed).
+func (f *serverFlags) repeat() (args []string, note string) {
+	if f.serverSet {
+		args = append(args, "--server", shellQuote(f.server))
+	}
+	if f.dataSet {
+		args = append(args, "--data", shellQuote(f.data))
+	}
+	if f.tokenSet {
+		note = "add the --token you gave this command"
+	}
+	return args, note
+}
+
+// shellQuote quotes s for a POSIX shell when it needs quoting.
+func shellQuote(s string) string {
+	if s != "" && strings.IndexFunc(s, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_./:@%+=,", r))
+	}) < 0 {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
 func (f *serverFlags) resolve() {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 )
 
@@ -32,6 +33,11 @@ func runProxy(ctx context.Context, args []string, env *Env) error {
 	fmt.Fprintln(env.Stderr)
 	for _, p := range proxies() {
 		fmt.Fprintf(env.Stderr, "  %-8s %s\n", p.name, p.summary)
+	}
+	fmt.Fprintln(env.Stderr)
+	fmt.Fprintln(env.Stderr, "Run 'agenttrail proxy <surface> -h' for its flags.")
+	if len(args) > 0 && (args[0] == "-h" || args[0] == "-help" || args[0] == "--help") {
+		return flag.ErrHelp
 	}
 	return errUsage
 }

@@ -3,9 +3,11 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -73,26 +75,44 @@ func (f *filterFlags) filter(now time.Time) (agenttrail.Filter, error) {
 func runQuery(ctx context.Context, args []string, env *Env) error {
 	fs := newFlagSet("query", env)
 	var (
-		sf     serverFlags
-		ff     filterFlags
-		limit  = fs.Int("limit", agenttrail.DefaultLimit, "events per page (1-200)")
-		sortBy = fs.String("sort", string(agenttrail.SortTimeDesc), "-time, time or seq")
-		cursor = fs.String("cursor", "", "continue from this cursor")
-		all    = fs.Bool("all", false, "follow cursors to the last page")
-		asJSON = fs.Bool("json", false, "print NDJSON, one event per line")
+		sf         serverFlags
+		ff         filterFlags
+		limit      = fs.Int("limit", agenttrail.DefaultLimit, "events per page (1-200)")
+		sortBy     = fs.String("sort", string(agenttrail.SortTimeDesc), "-time, time or seq")
+		cursor     = fs.String("cursor", "", "continue from this cursor")
+		all        = fs.Bool("all", false, "follow cursors to the last page")
+		asJSON     = fs.Bool("json", false, "print NDJSON, one event per line")
+		allSources = fs.Bool("all-sources", false, "also list heartbeats and the trail's own audit events, which are hidden by default")
+		columns    = fs.String("columns", strings.Join(defaultColumns, ","), "table columns, comma-separated, from: "+strings.Join(columnNames(), ", "))
 	)
 	sf.register(fs, env)
 	ff.register(fs)
-	if err := parse(fs, args); err != nil {
-		return err
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return errUsage
+	}
+	if fs.NArg() > 0 {
+		// A word on its own is most likely a search: say how to ask for it.
+		fmt.Fprintf(fs.Output(), "unexpected argument %q; to search for text, use --q %q\n", fs.Arg(0), strings.Join(fs.Args(), " "))
+		return errUsage
+	}
+	cols, err := parseColumns(*columns)
+	if err != nil {
+		fmt.Fprintln(fs.Output(), err)
+		return errUsage
 	}
 	filter, err := ff.filter(time.Now())
 	if err != nil {
 		return err
 	}
+	if !*allSources {
+		hideBookkeeping(&filter)
+	}
 	c := newClient(sf)
 	opts := client.QueryOptions{Sort: agenttrail.Sort(*sortBy), Limit: *limit, Cursor: *cursor}
-	out := newEventPrinter(env.Stdout, *asJSON)
+	out := newEventPrinter(env.Stdout, *asJSON, cols)
 	for {
 		page, err := c.Query(ctx, filter, opts)
 		if err != nil {
@@ -104,12 +124,26 @@ func runQuery(ctx context.Context, args []string, env *Env) error {
 		// In seq order there is always a next cursor, for pollers; --all
 		// stops at the first empty page instead of polling forever.
 		if !*all || page.NextCursor == "" || len(page.Events) == 0 {
-			if !*all && page.NextCursor != "" && !*asJSON {
-				fmt.Fprintf(env.Stderr, "next page: --cursor %s\n", page.NextCursor)
+			if err := out.flush(); err != nil {
+				return err
 			}
-			return out.flush()
+			if !*all && page.NextCursor != "" && len(page.Events) > 0 && !*asJSON {
+				fmt.Fprintf(env.Stderr, "next page: agenttrail query [same flags] --cursor %s\n", page.NextCursor)
+			}
+			return nil
 		}
 		opts.Cursor = page.NextCursor
+	}
+}
+
+// hideBookkeeping leaves out of f what the trail records about itself —
+// heartbeats and its own audit events — unless f asks for them by name.
+func hideBookkeeping(f *agenttrail.Filter) {
+	if !slices.Contains(f.Source, agenttrail.SourceAudit) {
+		f.NotSource = append(f.NotSource, agenttrail.SourceAudit)
+	}
+	if !slices.Contains(f.Action, agenttrail.ActionHeartbeat) {
+		f.NotAction = append(f.NotAction, agenttrail.ActionHeartbeat)
 	}
 }
 
@@ -121,16 +155,18 @@ func newClient(sf serverFlags) *client.Client {
 	return client.New(sf.server, opts...)
 }
 
-// eventPrinter prints events as an aligned table or as NDJSON.
+// eventPrinter prints events as an aligned table of chosen columns or as
+// NDJSON.
 type eventPrinter struct {
 	json bool
+	cols []column
 	enc  *json.Encoder
 	tw   *tabwriter.Writer
 	rows int
 }
 
-func newEventPrinter(w io.Writer, asJSON bool) *eventPrinter {
-	p := &eventPrinter{json: asJSON}
+func newEventPrinter(w io.Writer, asJSON bool, cols []column) *eventPrinter {
+	p := &eventPrinter{json: asJSON, cols: cols}
 	if asJSON {
 		p.enc = json.NewEncoder(w)
 		p.enc.SetEscapeHTML(false)
@@ -150,22 +186,128 @@ func (p *eventPrinter) print(events []agenttrail.Event) error {
 			continue
 		}
 		if p.rows == 0 {
-			fmt.Fprintln(p.tw, "TIME\tACTOR\tSOURCE\tACTION\tRESOURCE\tRESULT")
+			for j, c := range p.cols {
+				if j > 0 {
+					fmt.Fprint(p.tw, "\t")
+				}
+				fmt.Fprint(p.tw, strings.ToUpper(c.name))
+			}
+			fmt.Fprintln(p.tw)
 		}
 		p.rows++
-		actor := e.ActorID
-		if e.ActorName != "" && e.ActorName != e.ActorID {
-			actor += " (" + e.ActorName + ")"
+		for j, c := range p.cols {
+			if j > 0 {
+				fmt.Fprint(p.tw, "\t")
+			}
+			fmt.Fprint(p.tw, c.value(e))
 		}
-		resource := e.ResourceID
-		if e.ResourceType != "" && resource != "" {
-			resource = e.ResourceType + "/" + resource
-		}
-		fmt.Fprintf(p.tw, "%s\t%s\t%s\t%s\t%s\t%s\n",
-			e.Time.UTC().Format("2006-01-02 15:04:05.000"), cell(actor, 32), e.Source,
-			cell(e.Action, 60), cell(resource, 48), result(e))
+		fmt.Fprintln(p.tw)
 	}
 	return nil
+}
+
+// column is one column of the query table.
+type column struct {
+	name  string
+	value func(e *agenttrail.Event) string
+}
+
+// defaultColumns are the columns of `agenttrail query` without --columns.
+var defaultColumns = []string{"time", "actor", "source", "action", "resource", "result", "duration", "cost"}
+
+func allColumns() []column {
+	return []column{
+		{"time", func(e *agenttrail.Event) string { return e.Time.UTC().Format("2006-01-02 15:04:05.000") }},
+		{"actor", func(e *agenttrail.Event) string {
+			actor := e.ActorID
+			if e.ActorName != "" && e.ActorName != e.ActorID {
+				actor += " (" + e.ActorName + ")"
+			}
+			return cell(actor, 32)
+		}},
+		{"source", func(e *agenttrail.Event) string { return e.Source }},
+		{"action", func(e *agenttrail.Event) string { return cell(e.Action, 60) }},
+		{"resource", func(e *agenttrail.Event) string {
+			resource := e.ResourceID
+			if e.ResourceType != "" && resource != "" {
+				resource = e.ResourceType + "/" + resource
+			}
+			return cell(resource, 48)
+		}},
+		{"result", func(e *agenttrail.Event) string { return result(e) }},
+		{"duration", func(e *agenttrail.Event) string {
+			if e.DurationMS == 0 {
+				return "-"
+			}
+			return formatMS(e.DurationMS)
+		}},
+		{"cost", func(e *agenttrail.Event) string {
+			l, ok := e.LLM()
+			if !ok || l.CostUSD == nil {
+				return "-"
+			}
+			return fmt.Sprintf("$%.4f", *l.CostUSD)
+		}},
+		{"tokens", func(e *agenttrail.Event) string {
+			l, ok := e.LLM()
+			if !ok {
+				return "-"
+			}
+			return fmt.Sprintf("%d/%d", l.InputTokens, l.OutputTokens)
+		}},
+		{"description", func(e *agenttrail.Event) string { return cell(e.Description, 80) }},
+		{"org", func(e *agenttrail.Event) string { return cell(e.Org, 32) }},
+		{"project", func(e *agenttrail.Event) string { return cell(e.Project, 32) }},
+		{"id", func(e *agenttrail.Event) string { return e.ID }},
+		{"seq", func(e *agenttrail.Event) string { return strconv.FormatInt(e.Seq, 10) }},
+		{"producer", func(e *agenttrail.Event) string {
+			if e.ProducerID == "" {
+				return "-"
+			}
+			return fmt.Sprintf("%s#%d", e.ProducerID, e.ProducerSeq)
+		}},
+	}
+}
+
+func columnNames() []string {
+	var names []string
+	for _, c := range allColumns() {
+		names = append(names, c.name)
+	}
+	return names
+}
+
+// parseColumns reads --columns.
+func parseColumns(s string) ([]column, error) {
+	byName := map[string]column{}
+	for _, c := range allColumns() {
+		byName[c.name] = c
+	}
+	var cols []column
+	for _, name := range strings.Split(s, ",") {
+		name = strings.ToLower(strings.TrimSpace(name))
+		c, ok := byName[name]
+		if !ok {
+			return nil, fmt.Errorf("--columns: unknown column %q; choose from %s", name, strings.Join(columnNames(), ", "))
+		}
+		cols = append(cols, c)
+	}
+	return cols, nil
+}
+
+// formatMS prints a duration in milliseconds the way people read one:
+// 850ms, 1.2s, 3m05s.
+func formatMS(ms float64) string {
+	switch {
+	case ms < 1:
+		return fmt.Sprintf("%.2fms", ms)
+	case ms < 1000:
+		return fmt.Sprintf("%.0fms", ms)
+	case ms < 60000:
+		return fmt.Sprintf("%.1fs", ms/1000)
+	}
+	d := time.Duration(ms * float64(time.Millisecond)).Round(time.Second)
+	return fmt.Sprintf("%dm%02ds", int(d.Minutes()), int(d.Seconds())%60)
 }
 
 func result(e *agenttrail.Event) string {

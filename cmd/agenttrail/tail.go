@@ -33,7 +33,7 @@ func runTail(ctx context.Context, args []string, env *Env) error {
 	c := newClient(sf)
 	var print func(e *agenttrail.Event) error
 	if *asJSON {
-		p := newEventPrinter(env.Stdout, true)
+		p := newEventPrinter(env.Stdout, true, nil)
 		print = func(e *agenttrail.Event) error { return p.print([]agenttrail.Event{*e}) }
 	} else {
 		p := &tailPrinter{w: env.Stdout}
