@@ -142,6 +142,7 @@ func TestOpenAPIParameters(t *testing.T) {
 		ActorID: []string{"a"}, ActorType: []string{"agent"}, Source: []string{"s"}, Action: []string{"a"},
 		ResourceType: []string{"r"}, ResourceID: []string{"r"}, Result: []string{"success"}, Org: []string{"o"},
 		Project: []string{"p"}, StatusCode: []int{200}, ProducerID: []string{"p"},
+		NotSource: []string{"audit"}, NotAction: []string{"heartbeat"},
 		Since: testNow.Add(-time.Hour), Until: testNow, Q: "q",
 	}
 	candidates := map[string]bool{}
