@@ -23,6 +23,9 @@ type producerState struct {
 	ProducerID string `json:"producer_id"`
 	Seq        int64  `json:"seq"`
 	Clean      bool   `json:"clean"`
+	// Boot is the OS boot the state was saved in: the counter mapped in
+	// producer.seq is exact after a process crash within the same boot.
+	Boot string `json:"boot,omitempty"`
 }
 
 // loadProducer reads the state in dir, or makes a new producer when there is

@@ -154,7 +154,8 @@ type Recorder struct {
 	log        *slog.Logger
 	producerID string
 	seqStart   int64
-	seq        atomic.Int64
+	seq        seqCounter
+	boot       string // the OS boot, saved with the producer state
 
 	queue    chan agenttrail.Event
 	overflow chan agenttrail.Event // to the spool while the queue is full; nil without a spool
@@ -257,6 +258,7 @@ func (r *Recorder) openSpool(now time.Time) (err error) {
 	}
 	defer func() {
 		if err != nil {
+			r.seq.unmap()
 			unlock()
 		}
 	}()
@@ -264,19 +266,32 @@ func (r *Recorder) openSpool(now time.Time) (err error) {
 	if err != nil {
 		return err
 	}
-	if r.producerID != "" && r.producerID != st.ProducerID {
+	r.boot = bootID()
+	mapped, mapErr := r.seq.mapSeq(r.cfg.SpoolDir)
+	if mapErr != nil {
+		r.log.Warn("recorder: producer_seq counter kept in memory; a crash will skip numbers", "err", mapErr)
+	}
+	switch {
+	case r.producerID != "" && r.producerID != st.ProducerID:
 		st = producerState{ProducerID: r.producerID}
-	} else if crashed {
-		// Events held in memory when the process died took sequence
-		// numbers after the last saved one; skip past them so their loss
-		// is visible as a gap.
+	case crashed && mapErr == nil && st.Boot != "" && st.Boot == r.boot && mapped >= st.Seq:
+		// The killed run's counter is exact: the numbers it took after
+		// the last event the server has are exactly the events it lost.
+		r.log.Warn("recorder: the previous run did not close; events it held in memory are lost and show as a producer_seq gap",
+			"producer_id", st.ProducerID, "last_seq", mapped)
+		st.Seq = mapped
+	case crashed:
+		// Events held in memory when the process (or the machine) died
+		// took sequence numbers after the last saved one; skip past them
+		// so their loss is visible as a gap.
 		skip := int64(r.cfg.QueueSize + 3*r.cfg.BatchSize)
 		r.log.Warn("recorder: the previous run did not close; skipping producer_seq numbers of events it may have lost",
 			"producer_id", st.ProducerID, "from", st.Seq+1, "to", st.Seq+skip)
 		st.Seq += skip
 	}
 	r.producerID, r.seqStart = st.ProducerID, st.Seq
-	st.Clean = false
+	r.seq.Store(st.Seq)
+	st.Clean, st.Boot = false, r.boot
 	if err := saveProducer(r.cfg.SpoolDir, st, true); err != nil {
 		return err
 	}
@@ -363,7 +378,7 @@ func (r *Recorder) record(e agenttrail.Event) {
 // also after Close.
 func (r *Recorder) Stats() RecorderStats {
 	s := RecorderStats{
-		Recorded:   r.seq.Load() - r.seqStart,
+		Recorded:   r.seq.loadLocked() - r.seqStart,
 		Queued:     int64(len(r.queue) + len(r.overflow)),
 		Sent:       r.sent.Load(),
 		Duplicates: r.duplicates.Load(),
@@ -412,8 +427,8 @@ func (r *Recorder) close(ctx context.Context) error {
 	r.cancel()
 	var err error
 	if r.spool != nil {
-		st := producerState{ProducerID: r.producerID, Seq: r.seq.Load(), Clean: true}
-		err = errors.Join(saveProducer(r.cfg.SpoolDir, st, true), r.spool.close())
+		st := producerState{ProducerID: r.producerID, Seq: r.seq.Load(), Clean: true, Boot: r.boot}
+		err = errors.Join(saveProducer(r.cfg.SpoolDir, st, true), r.spool.close(), r.seq.unmap())
 		r.unlock()
 	}
 	if lost := r.dropped[dropShutdown].Load() - lostBefore; lost > 0 {

@@ -213,8 +213,10 @@ func TestRecorderProducerContinuesAcrossRestart(t *testing.T) {
 	closeRecorder(t, r2)
 	checkSeqs(t, srv.stored(), r1.ProducerID(), 1, 15)
 
-	// A run that did not close (the state says so) skips the numbers the
-	// lost in-memory events may have taken.
+	// A run that did not close (the state says so) in this boot of the OS
+	// continues exactly after the last number it took: its counter is
+	// mapped from producer.seq. Here it had taken 3 more numbers whose
+	// events were lost in memory.
 	b, err := os.ReadFile(filepath.Join(dir, producerFile))
 	if err != nil {
 		t.Fatal(err)
@@ -223,17 +225,40 @@ func TestRecorderProducerContinuesAcrossRestart(t *testing.T) {
 	if err := json.Unmarshal(b, &st); err != nil || !st.Clean || st.Seq != 15 {
 		t.Fatalf("saved state = %s (%v), want clean at seq 15", b, err)
 	}
-	st.Clean = false
-	if err := saveProducer(dir, st, true); err != nil {
-		t.Fatal(err)
+	crash := func(boot string, taken int64) {
+		t.Helper()
+		st.Clean, st.Boot = false, boot
+		if err := saveProducer(dir, st, true); err != nil {
+			t.Fatal(err)
+		}
+		var c seqCounter
+		if _, err := c.mapSeq(dir); err != nil {
+			t.Fatal(err)
+		}
+		c.Store(st.Seq + taken)
+		c.unmap()
+	}
+	next := func(cfg RecorderConfig) int64 {
+		t.Helper()
+		r := newTestRecorder(t, srv.URL(), cfg)
+		r.Record(context.Background(), testEvent(0))
+		closeRecorder(t, r)
+		events := srv.stored()
+		return slices.MaxFunc(events, func(a, b agenttrail.Event) int { return cmp.Compare(a.ProducerSeq, b.ProducerSeq) }).ProducerSeq
 	}
 	cfg := RecorderConfig{SpoolDir: dir, QueueSize: 100, BatchSize: 10}
-	r3 := newTestRecorder(t, srv.URL(), cfg)
-	r3.Record(context.Background(), testEvent(0))
-	closeRecorder(t, r3)
-	events := srv.stored()
-	if want := int64(15 + cfg.QueueSize + 3*cfg.BatchSize + 1); events[len(events)-1].ProducerSeq != want {
-		t.Errorf("after a crash, next ProducerSeq = %d, want %d", events[len(events)-1].ProducerSeq, want)
+	if boot := bootID(); boot != "" {
+		crash(boot, 3)
+		if got, want := next(cfg), st.Seq+3+1; got != want {
+			t.Errorf("after a crash in this boot, next ProducerSeq = %d, want %d: exactly the 3 lost skipped", got, want)
+		}
+		st.Seq += 4
+	}
+	// After a reboot the mapped counter may have lost its last writes: the
+	// next run skips as many numbers as the lost run could have held.
+	crash("another-boot", 3)
+	if got, want := next(cfg), st.Seq+int64(cfg.QueueSize+3*cfg.BatchSize)+1; got != want {
+		t.Errorf("after a crash in another boot, next ProducerSeq = %d, want %d", got, want)
 	}
 }
 

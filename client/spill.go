@@ -63,7 +63,7 @@ func (r *Recorder) saveState() {
 	if seq == s.savedSeq {
 		return
 	}
-	st := producerState{ProducerID: r.producerID, Seq: seq}
+	st := producerState{ProducerID: r.producerID, Seq: seq, Boot: r.boot}
 	if err := saveProducer(r.cfg.SpoolDir, st, false); err != nil {
 		r.log.Error("recorder: cannot save the producer state", "err", err)
 		return

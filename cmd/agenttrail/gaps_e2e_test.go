@@ -137,11 +137,12 @@ func TestGapsExactAcrossProcesses(t *testing.T) {
 		t.Fatalf("tools/call events come from producers %v, want one for each proxy", producers)
 	}
 
-	// a stops cleanly; b is killed once all it recorded has arrived.
-	if err := a.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	// b stops cleanly; a, which took the first spool slot, is killed once
+	// all it recorded has arrived.
+	if err := b.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	a.cmd.Wait()
+	b.cmd.Wait()
 	stops := waitStored(t, c, agenttrail.Filter{Source: []string{agenttrail.SourceAgent}, Action: []string{agenttrail.ActionStop}}, 1)
 	if stops[0].ActorID != self || stops[0].ActorType != agenttrail.ActorSystem {
 		t.Errorf("stop event = %+v, want actor %s (system)", stops[0], self)
@@ -160,11 +161,11 @@ func TestGapsExactAcrossProcesses(t *testing.T) {
 		hb := eventsOf(t, c, agenttrail.Filter{ProducerID: []string{killed}, Action: []string{agenttrail.ActionHeartbeat}, Since: time.Now().Add(-time.Second)})
 		return len(hb) > 0
 	})
-	if err := b.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+	if err := a.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	b.cmd.Wait()
-	time.Sleep(2 * time.Second) // four of b's heartbeat intervals
+	a.cmd.Wait()
+	time.Sleep(2 * time.Second) // four of a's heartbeat intervals
 
 	gaps, err := c.Gaps(context.Background(), agenttrail.Filter{Since: time.Now().Add(-time.Hour)}, 0)
 	if err != nil {
@@ -180,6 +181,27 @@ func TestGapsExactAcrossProcesses(t *testing.T) {
 	if g.ProducerID != killed || g.ActorID != self || !g.Open || g.Missed < 2 {
 		t.Errorf("heartbeat gap = %+v, want an open gap of %s, producer %s, at least 2 missed", g, self, killed)
 	}
+	// The host starts the killed proxy again: it takes the first free slot,
+	// the killed one's, and continues the killed producer, right after the last number the killed
+	// run took (nothing was lost, so no sequence gap), and ends cleanly.
+	again := startMCPProxy(t, p, env)
+	again.call(t, 2, "again")
+	again.session.Close()
+	again.cmd.Wait()
+	waitFor(t, "the restarted proxy's stop", func() bool {
+		return len(eventsOf(t, c, agenttrail.Filter{ProducerID: []string{killed}, Action: []string{agenttrail.ActionStop}})) == 1
+	})
+	gaps, err = c.Gaps(context.Background(), agenttrail.Filter{Since: time.Now().Add(-time.Hour)}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(gaps.Sequences) != 0 {
+		t.Errorf("/v1/gaps sequences after the restart = %+v, want none: the restarted producer lost nothing", gaps.Sequences)
+	}
+	if len(gaps.Heartbeats) != 1 || gaps.Heartbeats[0].ProducerID != killed || gaps.Heartbeats[0].Open || !gaps.Heartbeats[0].From.Equal(g.From) {
+		t.Errorf("/v1/gaps heartbeats after the restart = %+v, want the killed producer's gap, closed by the restart", gaps.Heartbeats)
+	}
+
 	// The failed starts recorded nothing at all.
 	for _, actor := range []string{"watch@" + host, "proxy-egress@" + host} {
 		if evs := eventsOf(t, c, agenttrail.Filter{ActorID: []string{actor}}); len(evs) != 0 {

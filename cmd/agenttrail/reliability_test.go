@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	byteorder "encoding/binary"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -133,7 +134,9 @@ func countIDs(evs []agenttrail.Event) map[string]int {
 // (its server is down), restarts it on the same spool directory once the
 // server is back, and checks the SDK's promise: what was spooled arrives,
 // and what was lost in memory shows as exactly one sequence gap, from the
-// last delivered producer_seq to where the restarted producer skipped to.
+// last delivered producer_seq to the last one the killed run took (its
+// counter, mapped from producer.seq, survives the process): exactly the
+// events lost, no more.
 func TestAgentKilledMidStream(t *testing.T) {
 	const queueSize, batchSize = 1000, 100 // the agent's; the restart skips queueSize+3*batchSize
 	agent := buildAgent(t)
@@ -165,6 +168,14 @@ func TestAgentKilledMidStream(t *testing.T) {
 	if err != nil || json.Unmarshal(b, &state) != nil || state.Clean || state.ProducerID != before.ProducerID {
 		t.Fatalf("producer state after SIGKILL = %s (%v), want producer %s, not clean", b, err, before.ProducerID)
 	}
+	counter, err := os.ReadFile(filepath.Join(spool, "producer.seq"))
+	if err != nil || len(counter) != 8 {
+		t.Fatalf("producer.seq after SIGKILL = %x (%v), want the 8-byte counter", counter, err)
+	}
+	lastTaken := int64(byteorder.NativeEndian.Uint64(counter))
+	if lastTaken < state.Seq || lastTaken > state.Seq+queueSize+3*batchSize {
+		t.Fatalf("the killed run's counter = %d, want between its last saved %d and that plus what memory can hold", lastTaken, state.Seq)
+	}
 
 	p2 := startServe(t, addr, data)
 	const more = 300
@@ -189,7 +200,7 @@ func TestAgentKilledMidStream(t *testing.T) {
 	for _, e := range evs {
 		seqs[e.ProducerSeq]++
 	}
-	skipTo := state.Seq + queueSize + 3*batchSize // the restarted producer's last skipped seq
+	skipTo := lastTaken // the killed run's last producer_seq: the restarted one numbers after it
 	var lastBefore int64
 	for s := range seqs {
 		if s <= skipTo && s > lastBefore {
@@ -223,7 +234,7 @@ func TestAgentKilledMidStream(t *testing.T) {
 	if !slices.Equal(gaps.Sequences, want) {
 		t.Fatalf("/v1/gaps sequences = %+v, want exactly %+v", gaps.Sequences, want)
 	}
-	t.Logf("killed agent: %d events delivered, %d spooled before SIGKILL; stored 1..%d, gap %d-%d (%d events lost in memory or skipped), then %d after restart",
+	t.Logf("killed agent: %d events delivered, %d spooled before SIGKILL; stored 1..%d, gap %d-%d (%d events lost in memory), then %d after restart",
 		before.Sent, before.Spooled, lastBefore, lastBefore+1, skipTo, skipTo-lastBefore, more)
 
 	// The CLI shows the same gap.
