@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -163,6 +164,25 @@ func hostname() string {
 		return h
 	}
 	return "localhost"
+}
+
+// openBound is open for a process that bound its listeners first: when
+// open fails it closes them, so a failed start holds nothing.
+func (f *captureFlags) openBound(env *Env, bound ...io.Closer) (*captureDeps, error) {
+	deps, err := f.open(env)
+	if err != nil {
+		for _, c := range bound {
+			c.Close()
+		}
+	}
+	return deps, err
+}
+
+// closeLogged is Close for a defer: it logs what could not be flushed.
+func (d *captureDeps) closeLogged(what string) {
+	if err := d.Close(); err != nil {
+		d.Logger.Warn(what+": flush events", "err", err)
+	}
 }
 
 // Close flushes what was recorded: to the server when it answers within a

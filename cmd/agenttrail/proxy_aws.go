@@ -53,16 +53,11 @@ func runProxyAWS(ctx context.Context, args []string, env *Env) error {
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
-	deps, err := cf.open(env)
+	deps, err := cf.openBound(env, ln)
 	if err != nil {
-		ln.Close()
 		return err
 	}
-	defer func() {
-		if err := deps.Close(); err != nil {
-			deps.Logger.Warn("aws proxy: flush events", "err", err)
-		}
-	}()
+	defer deps.closeLogged("aws proxy")
 	cfg.Recorder, cfg.Redactor, cfg.Logger = deps.Recorder, deps.Redactor, deps.Logger
 	cfg.Default = cf.defaultActor()
 	p, err := aws.New(cfg)

@@ -61,16 +61,11 @@ func runProxyDocker(ctx context.Context, args []string, env *Env) error {
 	if err != nil {
 		return err
 	}
-	deps, err := cf.open(env)
+	deps, err := cf.openBound(env, l)
 	if err != nil {
-		l.Close()
 		return err
 	}
-	defer func() {
-		if err := deps.Close(); err != nil {
-			deps.Logger.Warn("docker proxy: flush events", "err", err)
-		}
-	}()
+	defer deps.closeLogged("docker proxy")
 	p, err := sandbox.NewDockerProxy(sandbox.DockerConfig{
 		Upstream: up, Recorder: deps.Recorder, Identities: deps.Identities, Redactor: deps.Redactor,
 		MaxRemembered: *remember, Logger: deps.Logger,

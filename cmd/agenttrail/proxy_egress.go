@@ -36,16 +36,11 @@ func runProxyEgress(ctx context.Context, args []string, env *Env) error {
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
-	deps, err := cf.open(env)
+	deps, err := cf.openBound(env, ln)
 	if err != nil {
-		ln.Close()
 		return err
 	}
-	defer func() {
-		if err := deps.Close(); err != nil {
-			deps.Logger.Warn("egress proxy: flush events", "err", err)
-		}
-	}()
+	defer deps.closeLogged("egress proxy")
 	p, err := egress.New(egress.Config{
 		Recorder:    deps.Recorder,
 		Identities:  deps.Identities,

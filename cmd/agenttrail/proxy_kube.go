@@ -101,16 +101,11 @@ func runProxyKube(ctx context.Context, args []string, env *Env) error {
 		}
 		ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: []string{"h2", "http/1.1"}, MinVersion: tls.VersionTLS12})
 	}
-	deps, err := cf.open(env)
+	deps, err := cf.openBound(env, ln)
 	if err != nil {
-		ln.Close()
 		return err
 	}
-	defer func() {
-		if err := deps.Close(); err != nil {
-			deps.Logger.Warn("kube proxy: flush events", "err", err)
-		}
-	}()
+	defer deps.closeLogged("kube proxy")
 	cfg.Recorder, cfg.Identities, cfg.Redactor, cfg.Logger = deps.Recorder, deps.Identities, deps.Redactor, deps.Logger
 	p, err := kube.New(cfg)
 	if err != nil {

@@ -88,11 +88,7 @@ func runProxyLLM(ctx context.Context, args []string, env *Env) error {
 		closeListeners(servers...)
 		return err
 	}
-	defer func() {
-		if err := deps.Close(); err != nil {
-			deps.Logger.Warn("llm proxy: flush events", "err", err)
-		}
-	}()
+	defer deps.closeLogged("llm proxy")
 	cfg.Recorder, cfg.Identities, cfg.Redactor = deps.Recorder, deps.Identities, deps.Redactor
 	cfg.Logger, cfg.Registerer = deps.Logger, reg
 	p, err := llm.New(cfg)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -65,18 +66,15 @@ func runProxyMCP(ctx context.Context, args []string, env *Env) error {
 			return fmt.Errorf("listen: %w", err)
 		}
 	}
-	deps, err := cf.open(env)
+	var bound []io.Closer
+	if ln != nil {
+		bound = append(bound, ln)
+	}
+	deps, err := cf.openBound(env, bound...)
 	if err != nil {
-		if ln != nil {
-			ln.Close()
-		}
 		return err
 	}
-	defer func() {
-		if err := deps.Close(); err != nil {
-			deps.Logger.Warn("mcp proxy: flush events", "err", err)
-		}
-	}()
+	defer deps.closeLogged("mcp proxy")
 	cfg := mcp.Config{
 		Recorder: deps.Recorder, Identities: deps.Identities, Redactor: deps.Redactor,
 		ServerName: *serverName, Logger: deps.Logger, PreviewBytes: *preview, Timeout: *timeout,

@@ -54,11 +54,7 @@ func runWatch(ctx context.Context, args []string, env *Env) error {
 	if err != nil {
 		return err
 	}
-	defer func() {
-		if err := deps.Close(); err != nil {
-			deps.Logger.Warn("watch: flush events", "err", err)
-		}
-	}()
+	defer deps.closeLogged("watch")
 	w, err := sandbox.NewWatcher(sandbox.WatchConfig{
 		Dir: dirs[0], Recursive: *recursive, ContainerID: *container, Name: *name, Window: *window,
 		Recorder: deps.Recorder, Actor: deps.Identities.Default, Redactor: deps.Redactor, Logger: deps.Logger,
