@@ -3,10 +3,13 @@ package main
 import (
 	"bytes"
 	"context"
+	byteorder "encoding/binary"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -68,13 +71,20 @@ func startMCPProxy(t *testing.T, p *process, env []string, extra ...string) *mcp
 		t.Fatalf("connect through agenttrail proxy mcp: %v\n%s", err, h.stderr)
 	}
 	t.Cleanup(func() {
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) // the proxy and its server child, if still there
 		h.session.Close()
-		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) // the proxy and its server child
-		if cmd.ProcessState == nil {
-			cmd.Wait()
-		}
 	})
 	return h
+}
+
+// stop sends sig to the proxy and waits until it has exited. The SDK's
+// transport owns the process: it waits for it when the session closes.
+func (h *mcpHost) stop(t *testing.T, sig syscall.Signal) {
+	t.Helper()
+	if err := h.cmd.Process.Signal(sig); err != nil {
+		t.Fatal(err)
+	}
+	h.session.Close()
 }
 
 func (h *mcpHost) call(t *testing.T, n int, tag string) {
@@ -139,10 +149,7 @@ func TestGapsExactAcrossProcesses(t *testing.T) {
 
 	// b stops cleanly; a, which took the first spool slot, is killed once
 	// all it recorded has arrived.
-	if err := b.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	b.cmd.Wait()
+	b.stop(t, syscall.SIGTERM)
 	stops := waitStored(t, c, agenttrail.Filter{Source: []string{agenttrail.SourceAgent}, Action: []string{agenttrail.ActionStop}}, 1)
 	if stops[0].ActorID != self || stops[0].ActorType != agenttrail.ActorSystem {
 		t.Errorf("stop event = %+v, want actor %s (system)", stops[0], self)
@@ -161,11 +168,20 @@ func TestGapsExactAcrossProcesses(t *testing.T) {
 		hb := eventsOf(t, c, agenttrail.Filter{ProducerID: []string{killed}, Action: []string{agenttrail.ActionHeartbeat}, Since: time.Now().Add(-time.Second)})
 		return len(hb) > 0
 	})
-	if err := a.cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	a.cmd.Wait()
+	a.stop(t, syscall.SIGKILL)
 	time.Sleep(2 * time.Second) // four of a's heartbeat intervals
+	// a took the first slot of the default spool; its counter there is the
+	// last producer_seq it took, which the server may or may not have.
+	slot := filepath.Join(cache, "agenttrail", "spool-mcp", "0")
+	counter, err := os.ReadFile(filepath.Join(slot, "producer.seq"))
+	if err != nil || len(counter) != 8 {
+		t.Fatalf("producer.seq of the killed proxy: %x, %v", counter, err)
+	}
+	lastTaken := int64(byteorder.NativeEndian.Uint64(counter))
+	var lastStored int64
+	for _, e := range eventsOf(t, c, agenttrail.Filter{ProducerID: []string{killed}}) {
+		lastStored = max(lastStored, e.ProducerSeq)
+	}
 
 	gaps, err := c.Gaps(context.Background(), agenttrail.Filter{Since: time.Now().Add(-time.Hour)}, 0)
 	if err != nil {
@@ -186,8 +202,7 @@ func TestGapsExactAcrossProcesses(t *testing.T) {
 	// run took (nothing was lost, so no sequence gap), and ends cleanly.
 	again := startMCPProxy(t, p, env)
 	again.call(t, 2, "again")
-	again.session.Close()
-	again.cmd.Wait()
+	again.session.Close() // the MCP session ends: a clean stop
 	waitFor(t, "the restarted proxy's stop", func() bool {
 		return len(eventsOf(t, c, agenttrail.Filter{ProducerID: []string{killed}, Action: []string{agenttrail.ActionStop}})) == 1
 	})
@@ -195,8 +210,15 @@ func TestGapsExactAcrossProcesses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(gaps.Sequences) != 0 {
-		t.Errorf("/v1/gaps sequences after the restart = %+v, want none: the restarted producer lost nothing", gaps.Sequences)
+	// What the killed run lost is exactly what it had numbered (its counter
+	// in the slot, read after the kill) and not delivered: heartbeats, a
+	// few at most, taken in its last second.
+	var wantSeq []agenttrail.SequenceGap
+	if lastTaken > lastStored {
+		wantSeq = append(wantSeq, agenttrail.SequenceGap{Org: agenttrail.DefaultOrg, ProducerID: killed, From: lastStored + 1, To: lastTaken})
+	}
+	if !slices.Equal(gaps.Sequences, wantSeq) || lastTaken-lastStored > 4 {
+		t.Errorf("/v1/gaps sequences after the restart = %+v, want exactly %+v (the killed run took up to %d, the server had up to %d)", gaps.Sequences, wantSeq, lastTaken, lastStored)
 	}
 	if len(gaps.Heartbeats) != 1 || gaps.Heartbeats[0].ProducerID != killed || gaps.Heartbeats[0].Open || !gaps.Heartbeats[0].From.Equal(g.From) {
 		t.Errorf("/v1/gaps heartbeats after the restart = %+v, want the killed producer's gap, closed by the restart", gaps.Heartbeats)
@@ -208,16 +230,19 @@ func TestGapsExactAcrossProcesses(t *testing.T) {
 			t.Errorf("a failed start recorded %d events as %s: %+v", len(evs), actor, evs)
 		}
 	}
-	// Each proxy's producer numbers from 1 without a hole.
+	// Each proxy's producer numbers from 1, the restarted one right after
+	// the last number the killed run took.
 	for id := range producers {
 		evs := eventsOf(t, c, agenttrail.Filter{ProducerID: []string{id}})
 		seen := map[int64]bool{}
+		var top int64
 		for _, e := range evs {
 			seen[e.ProducerSeq] = true
+			top = max(top, e.ProducerSeq)
 		}
-		for n := int64(1); n <= int64(len(evs)); n++ {
-			if !seen[n] {
-				t.Errorf("producer %s: %d events but producer_seq %d missing", id, len(evs), n)
+		for n := int64(1); n <= top; n++ {
+			if !seen[n] && (id != killed || n <= lastStored || n > lastTaken) {
+				t.Errorf("producer %s: producer_seq %d missing of 1-%d", id, n, top)
 				break
 			}
 		}
