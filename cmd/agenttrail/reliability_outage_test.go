@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"os/exec"
@@ -223,9 +224,11 @@ func metric(t *testing.T, url, name string) float64 {
 	return 0
 }
 
-// TestHeartbeatGap stops an agent's heartbeats (200 ms apart) for more than
-// three intervals and finds the gap in /v1/gaps and `agenttrail gaps`,
-// between exactly the last heartbeat before and the first after.
+// TestHeartbeatGap runs two Recorders of one agent, one after the other
+// with a pause between them: each closes cleanly, so the pause is no gap.
+// Then one producer's heartbeats skip three of their intervals, which
+// /v1/gaps and `agenttrail gaps` report between exactly the heartbeat
+// before and the one after.
 func TestHeartbeatGap(t *testing.T) {
 	defer goleak.VerifyNone(t, ignoreServeHelpers()...)
 	const iv = 200 * time.Millisecond
@@ -244,47 +247,54 @@ func TestHeartbeatGap(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	start := time.Now()
 	beat()
 	time.Sleep(4 * iv)
 	beat()
 	c.CloseIdleConnections()
+	if stops := eventsOf(t, c, agenttrail.Filter{ActorID: []string{"hb-agent"}, Action: []string{agenttrail.ActionStop}}); len(stops) != 2 {
+		t.Fatalf("%d stop events, want one per Recorder", len(stops))
+	}
+	g, err := c.Gaps(context.Background(), agenttrail.Filter{ActorID: []string{"hb-agent"}, Since: start.Add(-time.Minute)}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(g.Heartbeats) != 0 {
+		t.Errorf("/v1/gaps heartbeats after two clean runs = %+v, want none", g.Heartbeats)
+	}
 
-	hbs := eventsOf(t, c, agenttrail.Filter{ActorID: []string{"hb-agent"}, Source: []string{agenttrail.SourceAgent}, Action: []string{agenttrail.ActionHeartbeat}})
-	slices.SortFunc(hbs, func(a, b agenttrail.Event) int { return a.Time.Compare(b.Time) })
-	// The pause is the largest distance between heartbeats of different
-	// producers (each Recorder is one).
-	var last, first agenttrail.Event
-	for i := 1; i < len(hbs); i++ {
-		if hbs[i].ProducerID != hbs[i-1].ProducerID {
-			last, first = hbs[i-1], hbs[i]
+	// One producer, heartbeats every 200 ms stating so, the 4th to 6th
+	// missing, and a clean stop at the end.
+	t0 := time.Now().Add(-time.Minute).Truncate(time.Millisecond)
+	var hbs []agenttrail.Event
+	for _, i := range []int{0, 1, 2, 3, 7, 8, 9, 10} {
+		action := agenttrail.ActionHeartbeat
+		if i == 10 {
+			action = agenttrail.ActionStop
 		}
+		hbs = append(hbs, agenttrail.Event{
+			ID: fmt.Sprintf("hb-gap-%d", i), Time: t0.Add(time.Duration(i) * iv), ActorType: agenttrail.ActorAgent,
+			ActorID: "hb-agent", Source: agenttrail.SourceAgent, Action: action, Result: agenttrail.ResultSuccess,
+			ProducerID: "hb-producer", ProducerSeq: int64(len(hbs) + 1), Metadata: []byte(`{"interval_ms":200}`),
+		})
 	}
-	if first.ID == "" {
-		t.Fatalf("heartbeats of two producers expected, got %d heartbeats", len(hbs))
+	if res, err := c.Ingest(context.Background(), hbs); err != nil || res.Accepted != len(hbs) {
+		t.Fatalf("Ingest heartbeats = %+v, %v", res, err)
 	}
-	want := agenttrail.HeartbeatGap{Org: agenttrail.DefaultOrg, ActorID: "hb-agent", From: last.Time, To: first.Time,
-		Missed: int64((first.Time.Sub(last.Time)+iv/2)/iv - 1)}
-	if want.Missed < 3 {
-		t.Fatalf("the pause was only %v", first.Time.Sub(last.Time))
-	}
+	want := agenttrail.HeartbeatGap{Org: agenttrail.DefaultOrg, ActorID: "hb-agent", ProducerID: "hb-producer",
+		From: t0.Add(3 * iv), To: t0.Add(7 * iv), Missed: 3}
 
 	// Exactly this gap in a range holding just the two heartbeats around
-	// it; and among the gaps of the whole range, whatever a loaded machine
-	// did to the others.
-	narrow := agenttrail.Filter{ActorID: []string{"hb-agent"}, Since: last.Time, Until: first.Time.Add(time.Millisecond)}
-	for _, f := range []agenttrail.Filter{narrow, {ActorID: []string{"hb-agent"}, Since: last.Time.Add(-time.Hour)}} {
+	// it, and in the whole range.
+	narrow := agenttrail.Filter{ActorID: []string{"hb-agent"}, Since: want.From, Until: want.To.Add(time.Millisecond)}
+	for _, f := range []agenttrail.Filter{narrow, {ActorID: []string{"hb-agent"}, Since: start.Add(-time.Hour)}} {
 		g, err := c.Gaps(context.Background(), f, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
-		found := false
-		for _, h := range g.Heartbeats {
-			if h.Org == want.Org && h.ActorID == want.ActorID && h.From.Equal(want.From) && h.To.Equal(want.To) && h.Missed == want.Missed && !h.Open {
-				found = true
-			}
-		}
-		if !found || (f.Until.Equal(narrow.Until) && len(g.Heartbeats) != 1) {
-			t.Errorf("/v1/gaps?%s heartbeats = %+v, want %+v among them", wire.EncodeFilter(f).Encode(), g.Heartbeats, want)
+		if len(g.Heartbeats) != 1 || g.Heartbeats[0].ProducerID != want.ProducerID || !g.Heartbeats[0].From.Equal(want.From) ||
+			!g.Heartbeats[0].To.Equal(want.To) || g.Heartbeats[0].Missed != want.Missed || g.Heartbeats[0].Open {
+			t.Errorf("/v1/gaps?%s heartbeats = %+v, want exactly %+v", wire.EncodeFilter(f).Encode(), g.Heartbeats, want)
 		}
 	}
 
