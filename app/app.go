@@ -27,8 +27,52 @@ import (
 	"github.com/agenttrail/agenttrail/postgres"
 	"github.com/agenttrail/agenttrail/redact"
 	"github.com/agenttrail/agenttrail/server"
+	"github.com/agenttrail/agenttrail/sink"
 	"github.com/agenttrail/agenttrail/sqlite"
 )
+
+// RetentionRule keeps the events it matches for Keep. Source, Org and
+// Project match as the API's filters do: any of the values of one, all of
+// those given.
+type RetentionRule struct {
+	Source, Org, Project []string
+	Keep                 time.Duration
+}
+
+// Check reports what is wrong with cfg without opening anything: the
+// checks Open makes before it touches the data directory, the TLS files
+// included.
+func Check(cfg Config) error {
+	if cfg.DataDir == "" {
+		return errors.New("app: no data directory")
+	}
+	if cfg.Addr == "" {
+		cfg.Addr = server.DefaultAddr
+	}
+	if _, err := loadTLS(cfg); err != nil {
+		return err
+	}
+	if _, err := redact.New(cfg.RedactPatterns...); err != nil {
+		return fmt.Errorf("redaction patterns (--redact): %w", err)
+	}
+	if _, err := metricsAuthOf(cfg.MetricsAuth, cfg.Addr); err != nil {
+		return err
+	}
+	switch storeKind(cfg.Store) {
+	case "sqlite", "postgres", "postgresql":
+	default:
+		return fmt.Errorf("--store: unknown store %q (want sqlite or a postgres:// URL)", cfg.Store)
+	}
+	if err := sink.Check(cfg.Sinks); err != nil {
+		return err
+	}
+	for i, r := range cfg.RetentionRules {
+		if r.Keep <= 0 {
+			return fmt.Errorf("retention rule %d: keep must be positive", i)
+		}
+	}
+	return nil
+}
 
 // Config is what a server is made of. DataDir is required; the zero value
 // of every other field is the server `agenttrail serve` runs without flags.
@@ -74,6 +118,13 @@ type Config struct {
 	// one-transaction-per-event baseline of agenttrail bench). Its
 	// Redactor, Now, Logger and Registerer are the assembly's own.
 	Ingest ingest.Config
+
+	// Sinks are the destinations the trail is delivered to (package sink);
+	// each must have passed sink.Check.
+	Sinks []sink.Config
+	// RetentionRules keep the events they match for their own period: the
+	// first rule that matches an event decides, else Retain.
+	RetentionRules []RetentionRule
 
 	// Logger logs the server's life; nil discards.
 	Logger *slog.Logger
@@ -139,6 +190,12 @@ func Open(ctx context.Context, cfg Config) (_ *Main, err error) {
 	}
 	if cfg.Addr == "" {
 		cfg.Addr = server.DefaultAddr
+	}
+	if err := Check(cfg); err != nil {
+		return nil, err
+	}
+	if len(cfg.Sinks) > 0 || len(cfg.RetentionRules) > 0 {
+		return nil, errors.New("sinks and retention rules are not delivered by this build yet")
 	}
 	m := &Main{cfg: cfg, log: cfg.Logger, reg: cfg.Registry}
 	if m.log == nil {

@@ -7,10 +7,10 @@ import (
 	"log/slog"
 
 	"github.com/agenttrail/agenttrail/app"
+	"github.com/agenttrail/agenttrail/config"
 	"github.com/agenttrail/agenttrail/ingest"
 	"github.com/agenttrail/agenttrail/redact"
 	"github.com/agenttrail/agenttrail/server"
-	"github.com/agenttrail/agenttrail/wire"
 )
 
 // serveFlags reads the flags of `agenttrail serve` into the app.Config of
@@ -21,14 +21,20 @@ func serveFlags(args []string, env *Env) (app.Config, error) {
 	fs.StringVar(&cfg.Addr, "addr", "127.0.0.1:7311", "listen address")
 	fs.StringVar(&cfg.DataDir, "data", "./agenttrail-data", "data directory (embedded store, spool, tokens)")
 	fs.StringVar(&cfg.Store, "store", "sqlite", "store: sqlite (embedded, in --data) or postgres://user@host:port/db")
-	retain := fs.String("retain", "", "delete events older than this (e.g. 400d); default: keep everything")
+	retain := fs.String("retain", "", "delete events older than this (e.g. 400d or 7y); default: keep everything")
 	fs.Int64Var(&cfg.SpoolMaxBytes, "spool-max-bytes", ingest.DefaultSpoolMaxBytes, "bound of the spool in <data>/spool that keeps ingest going while the store is down; past it ingest answers 503")
 	redactFile := securityFlags(fs, &cfg)
+	configFile := fs.String("config", "", "YAML configuration file: every flag has a key there (a flag given here wins), and sinks and retention rules live only there")
 	if err := parse(fs, args); err != nil {
 		return cfg, err
 	}
+	if *configFile != "" {
+		if err := applyConfig(fs, *configFile, &cfg); err != nil {
+			return cfg, err
+		}
+	}
 	if *retain != "" {
-		d, err := wire.ParseDuration(*retain)
+		d, err := config.ParseKeep(*retain)
 		if err != nil {
 			fmt.Fprintf(env.Stderr, "--retain: %v\n", err)
 			return cfg, errUsage
@@ -42,6 +48,35 @@ func serveFlags(args []string, env *Env) (app.Config, error) {
 		}
 	}
 	return cfg, nil
+}
+
+// applyConfig sets every flag the configuration file sets and the command
+// line did not, through the flag's own parser, and takes the sinks and
+// retention rules, which only the file has.
+func applyConfig(fs *flag.FlagSet, path string, cfg *app.Config) error {
+	file, err := config.Load(path)
+	if err != nil {
+		return err
+	}
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	for _, s := range file.Settings() {
+		if given[s.Flag] {
+			continue // the command line wins
+		}
+		if err := fs.Set(s.Flag, s.Value); err != nil {
+			return fmt.Errorf("config %s: line %d: %s: %v", path, s.Line, s.Key, err)
+		}
+	}
+	cfg.Sinks = file.Sinks
+	for i, r := range file.Retention.Rules {
+		keep, _ := config.ParseKeep(r.Keep) // checked by Load
+		if len(r.Source)+len(r.Org)+len(r.Project) == 0 {
+			return fmt.Errorf("config %s: retention.rules[%d]: give source, org or project (retention.default is the rule for every other event)", path, i)
+		}
+		cfg.RetentionRules = append(cfg.RetentionRules, app.RetentionRule{Source: r.Source, Org: r.Org, Project: r.Project, Keep: keep})
+	}
+	return nil
 }
 
 // securityFlags registers the flags of the server's transport, redaction
