@@ -70,6 +70,10 @@ const (
 // (docs/architecture.md, "The event"): flat, snake_case. Seq and ReceivedAt are
 // assigned by the server; values a client sends for them are ignored.
 //
+// TraceID, SpanID and ParentSpanID are the W3C Trace Context of the action
+// (lowercase hex of 32, 16 and 16 digits); SessionID is the agent's task or
+// conversation. Together they let one task be followed across surfaces.
+//
 // Metadata holds surface-specific detail as a raw JSON object; the LLM usage
 // under metadata.llm is also available typed through LLM. Validate caches
 // that decoding against the Metadata slice it read, so code that changes
@@ -94,6 +98,10 @@ type Event struct {
 	Project      string          `json:"project,omitempty"`
 	ProducerID   string          `json:"producer_id,omitempty"`
 	ProducerSeq  int64           `json:"producer_seq,omitempty"`
+	TraceID      string          `json:"trace_id,omitempty"`
+	SpanID       string          `json:"span_id,omitempty"`
+	ParentSpanID string          `json:"parent_span_id,omitempty"`
+	SessionID    string          `json:"session_id,omitempty"`
 	Seq          int64           `json:"seq,omitempty"`
 	ReceivedAt   time.Time       `json:"received_at,omitzero"`
 

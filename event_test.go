@@ -28,8 +28,8 @@ func TestEventWireFormat(t *testing.T) {
 	}
 	sort.Strings(keys)
 	want := []string{"action", "actor_id", "actor_name", "actor_type", "description", "duration_ms", "id", "metadata",
-		"org", "producer_id", "producer_seq", "project", "received_at", "resource_id", "resource_type", "result",
-		"seq", "source", "status_code", "time"}
+		"org", "parent_span_id", "producer_id", "producer_seq", "project", "received_at", "resource_id", "resource_type", "result",
+		"seq", "session_id", "source", "span_id", "status_code", "time", "trace_id"}
 	if !reflect.DeepEqual(keys, want) {
 		t.Errorf("Marshal(event) keys = %v, want %v", keys, want)
 	}

@@ -46,7 +46,9 @@ const (
 // Normalize fills the defaults a server applies on receipt: a time-sortable
 // ID when none was given, Time = now when absent, Org = defaultOrg (then
 // DefaultOrg) when absent, ReceivedAt = now. It clears the read-only Seq.
-// Times are kept in UTC.
+// Times are kept in UTC. Trace and span ids are lowercased: W3C Trace
+// Context writes them in lowercase, and an id that differs only in case is
+// the same id, so a filter finds it whichever case its producer used.
 func (e *Event) Normalize(now time.Time, defaultOrg string) {
 	if e.ID == "" {
 		e.ID = NewID(now)
@@ -63,6 +65,9 @@ func (e *Event) Normalize(now time.Time, defaultOrg string) {
 	}
 	e.ReceivedAt = now.UTC()
 	e.Seq = 0
+	e.TraceID = lowerHex(e.TraceID)
+	e.SpanID = lowerHex(e.SpanID)
+	e.ParentSpanID = lowerHex(e.ParentSpanID)
 }
 
 // Validate checks every field of a normalized event (docs/architecture.md, "The
@@ -153,7 +158,80 @@ func (e *Event) Validate(now time.Time) error {
 	if e.ProducerSeq > 0 && e.ProducerID == "" {
 		return Invalid("producer_id", "is required when producer_seq is set")
 	}
+	if err := e.validateTrace(); err != nil {
+		return err
+	}
 	return e.validateMetadata()
+}
+
+// Lengths of the W3C Trace Context ids, in hex digits.
+const (
+	TraceIDLen = 32
+	SpanIDLen  = 16
+)
+
+// validateTrace checks the trace context and the session: lowercase hex
+// ids of their W3C lengths, none all zeros (W3C's invalid id), a span only
+// within a trace, and a session of at most 256 bytes of text.
+func (e *Event) validateTrace() error {
+	if err := checkHexID("trace_id", e.TraceID, TraceIDLen); err != nil {
+		return err
+	}
+	if err := checkHexID("span_id", e.SpanID, SpanIDLen); err != nil {
+		return err
+	}
+	if err := checkHexID("parent_span_id", e.ParentSpanID, SpanIDLen); err != nil {
+		return err
+	}
+	if e.TraceID == "" && e.SpanID != "" {
+		return Invalid("trace_id", "is required when span_id is set")
+	}
+	if e.TraceID == "" && e.ParentSpanID != "" {
+		return Invalid("trace_id", "is required when parent_span_id is set")
+	}
+	if e.ParentSpanID != "" && e.ParentSpanID == e.SpanID {
+		return Invalid("parent_span_id", "must differ from span_id: a span is not its own parent")
+	}
+	return checkText("session_id", e.SessionID, maxNameLen, false)
+}
+
+// checkHexID checks that s is empty or n lowercase hex digits, not all zeros.
+func checkHexID(field, s string, n int) error {
+	if s == "" {
+		return nil
+	}
+	if len(s) != n {
+		return Invalid(field, "must be %d lowercase hex digits, not %d characters", n, len(s))
+	}
+	zero := true
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return Invalid(field, "must be %d lowercase hex digits, not %q", n, s)
+		}
+		zero = zero && c == '0'
+	}
+	if zero {
+		return Invalid(field, "must not be all zeros (an invalid id in W3C Trace Context)")
+	}
+	return nil
+}
+
+// lowerHex returns s with ASCII upper case letters lowered, and every
+// other byte kept, without allocating when it has none.
+func lowerHex(s string) string {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c >= 'A' && c <= 'Z' {
+			b := []byte(s)
+			for j := i; j < len(b); j++ {
+				if b[j] >= 'A' && b[j] <= 'Z' {
+					b[j] += 'a' - 'A'
+				}
+			}
+			return string(b)
+		}
+	}
+	return s
 }
 
 func (e *Event) validateMetadata() error {

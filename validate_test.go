@@ -34,6 +34,10 @@ func validEvent() agenttrail.Event {
 		Project:      "release.v2_x-1",
 		ProducerID:   "producer-1",
 		ProducerSeq:  3,
+		TraceID:      "4bf92f3577b34da6a3ce929d0e0e4736",
+		SpanID:       "00f067aa0ba902b7",
+		ParentSpanID: "53995c3f42cd8ad8",
+		SessionID:    "conversation 42: release notes",
 		ReceivedAt:   testNow,
 	}
 }
@@ -117,6 +121,29 @@ func TestValidate(t *testing.T) {
 		{"llm stream a string", llmMeta(`{"stream":"yes"}`), "metadata.llm.stream"},
 		{"llm model too long", llmMeta(`{"model":"` + strings.Repeat("m", 257) + `"}`), "metadata.llm.model"},
 		{"llm zero counters", llmMeta(`{"input_tokens":0,"cost_usd":0}`), ""},
+		{"no trace context", func(e *agenttrail.Event) { e.TraceID, e.SpanID, e.ParentSpanID, e.SessionID = "", "", "", "" }, ""},
+		{"trace without spans", func(e *agenttrail.Event) { e.SpanID, e.ParentSpanID = "", "" }, ""},
+		{"trace_id short", func(e *agenttrail.Event) { e.TraceID = e.TraceID[:31] }, "trace_id"},
+		{"trace_id long", func(e *agenttrail.Event) { e.TraceID += "0" }, "trace_id"},
+		{"trace_id upper case", func(e *agenttrail.Event) { e.TraceID = strings.ToUpper(e.TraceID) }, "trace_id"},
+		{"trace_id not hex", func(e *agenttrail.Event) { e.TraceID = "4bf92f3577b34da6a3ce929d0e0e473g" }, "trace_id"},
+		{"trace_id all zeros", func(e *agenttrail.Event) { e.TraceID = strings.Repeat("0", 32) }, "trace_id"},
+		{"trace_id UUID", func(e *agenttrail.Event) { e.TraceID = "4bf92f35-77b3-4da6-a3ce-929d0e0e4736" }, "trace_id"},
+		{"span_id short", func(e *agenttrail.Event) { e.SpanID = "00f067aa0ba902b" }, "span_id"},
+		{"span_id all zeros", func(e *agenttrail.Event) { e.SpanID = "0000000000000000" }, "span_id"},
+		{"span_id not hex", func(e *agenttrail.Event) { e.SpanID = "00f067aa0ba902bz" }, "span_id"},
+		{"span_id without trace_id", func(e *agenttrail.Event) { e.TraceID, e.ParentSpanID = "", "" }, "trace_id"},
+		{"parent_span_id without trace_id", func(e *agenttrail.Event) { e.TraceID, e.SpanID = "", "" }, "trace_id"},
+		{"parent_span_id long", func(e *agenttrail.Event) { e.ParentSpanID += "00" }, "parent_span_id"},
+		{"parent_span_id all zeros", func(e *agenttrail.Event) { e.ParentSpanID = "0000000000000000" }, "parent_span_id"},
+		{"parent_span_id is span_id", func(e *agenttrail.Event) { e.ParentSpanID = e.SpanID }, "parent_span_id"},
+		{"parent without span", func(e *agenttrail.Event) { e.SpanID = "" }, ""},
+		{"session_id at the limit", func(e *agenttrail.Event) { e.SessionID = strings.Repeat("s", 256) }, ""},
+		{"session_id too long", func(e *agenttrail.Event) { e.SessionID = strings.Repeat("s", 257) }, "session_id"},
+		{"session_id with a newline", func(e *agenttrail.Event) { e.SessionID = "a\nb" }, "session_id"},
+		{"session_id with NUL", func(e *agenttrail.Event) { e.SessionID = "a\x00b" }, "session_id"},
+		{"session_id not UTF-8", func(e *agenttrail.Event) { e.SessionID = "a\xffb" }, "session_id"},
+		{"session_id in Japanese", func(e *agenttrail.Event) { e.SessionID = "会話-7" }, ""},
 	} {
 		e := validEvent()
 		c.change(&e)
@@ -188,6 +215,22 @@ func TestNormalize(t *testing.T) {
 		if e.Seq != 0 {
 			t.Errorf("Normalize(%s).Seq = %d, want 0", c.name, e.Seq)
 		}
+	}
+}
+
+func TestNormalizeLowersTraceContext(t *testing.T) {
+	e := validEvent()
+	e.TraceID, e.SpanID, e.ParentSpanID = "4BF92F3577B34DA6A3CE929D0E0E4736", "00F067AA0BA902B7", "53995c3f42CD8AD8"
+	e.SessionID = "Task-A"
+	e.Normalize(testNow, "acme")
+	if e.TraceID != "4bf92f3577b34da6a3ce929d0e0e4736" || e.SpanID != "00f067aa0ba902b7" || e.ParentSpanID != "53995c3f42cd8ad8" {
+		t.Errorf("Normalize trace context = %q %q %q, want lowercase", e.TraceID, e.SpanID, e.ParentSpanID)
+	}
+	if e.SessionID != "Task-A" {
+		t.Errorf("Normalize(session_id Task-A) = %q, want it kept as sent", e.SessionID)
+	}
+	if err := e.Validate(testNow); err != nil {
+		t.Errorf("Validate(normalized upper-case trace context) error = %v", err)
 	}
 }
 

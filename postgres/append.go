@@ -22,7 +22,7 @@ func eventColumns() []string {
 		"source", "action", "resource_type", "resource_id", "result", "status_code",
 		"duration_ms", "description", "metadata", "producer_id", "producer_seq", "received_at",
 		"model", "input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens",
-		"reasoning_tokens", "cost_usd",
+		"reasoning_tokens", "cost_usd", "trace_id", "span_id", "parent_span_id", "session_id",
 	}
 }
 
@@ -38,7 +38,7 @@ func eventRow(e *agenttrail.Event) []any {
 		e.Source, e.Action, e.ResourceType, e.ResourceID, string(e.Result), int32(e.StatusCode),
 		e.DurationMS, e.Description, metadata, e.ProducerID, e.ProducerSeq, e.ReceivedAt,
 		l.Model, l.InputTokens, l.OutputTokens, l.CacheReadTokens, l.CacheWriteTokens,
-		l.ReasoningTokens, l.CostUSD,
+		l.ReasoningTokens, l.CostUSD, e.TraceID, e.SpanID, e.ParentSpanID, e.SessionID,
 	}
 }
 

@@ -219,15 +219,18 @@ func (r *Redactor) Event(e *agenttrail.Event) {
 }
 
 // Identifiers returns an EINVALID error naming the first of the event's
-// keys — id, producer_id, org, project and source — that holds a secret.
-// Those are refused rather than redacted: a marker in their place would
-// make two events one (id), merge producers' sequences (producer_id), or
-// file the event under a scope nobody chose (org, project). The error
+// keys — id, producer_id, org, project, source and session_id — that holds
+// a secret. Those are refused rather than redacted: a marker in their place
+// would make two events one (id), merge producers' sequences (producer_id),
+// file the event under a scope nobody chose (org, project), or join tasks
+// that were apart (session_id). Trace and span ids are neither: Validate
+// lets them hold nothing but hex digits of a fixed length. The error
 // names the kind of secret, never the secret. Event redacts every other
 // string the event carries, actor_id and resource_type included.
 func (r *Redactor) Identifiers(e *agenttrail.Event) error {
 	for _, f := range [...]struct{ name, v string }{
 		{"id", e.ID}, {"producer_id", e.ProducerID}, {"org", e.Org}, {"project", e.Project}, {"source", e.Source},
+		{"session_id", e.SessionID},
 	} {
 		if f.v == "" {
 			continue

@@ -129,6 +129,14 @@ func decodeField(b []byte, i int, key []byte, ev *agenttrail.Event) (int, bool) 
 		ev.ProducerID, i, ok = str(b, i)
 	case "producer_seq":
 		ev.ProducerSeq, i, ok = integer(b, i, 64)
+	case "trace_id":
+		ev.TraceID, i, ok = str(b, i)
+	case "span_id":
+		ev.SpanID, i, ok = str(b, i)
+	case "parent_span_id":
+		ev.ParentSpanID, i, ok = str(b, i)
+	case "session_id":
+		ev.SessionID, i, ok = str(b, i)
 	case "seq":
 		ev.Seq, i, ok = integer(b, i, 64)
 	case "received_at":
@@ -142,7 +150,8 @@ func isField(key []byte) bool {
 	switch string(key) {
 	case "id", "time", "duration_ms", "actor_type", "actor_id", "actor_name", "source", "action",
 		"resource_type", "resource_id", "result", "status_code", "description", "metadata", "org",
-		"project", "producer_id", "producer_seq", "seq", "received_at":
+		"project", "producer_id", "producer_seq", "trace_id", "span_id", "parent_span_id", "session_id",
+		"seq", "received_at":
 		return true
 	}
 	return false

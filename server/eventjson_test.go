@@ -15,7 +15,7 @@ import (
 // leave to it.
 var fastSeeds = []string{
 	`{}`,
-	`{"id":"a","time":"2025-03-12T11:00:00.123456789Z","duration_ms":12.5,"actor_type":"agent","actor_id":"x","actor_name":"Ågent ☃","source":"shell","action":"ls","resource_type":"t","resource_id":"r","result":"success","status_code":200,"description":"d","metadata":{"a":[1,2.5e3,-0,true,false,null,"s\"\\\/\b\f\n\r\t\u00e9"],"b":{}},"org":"o","project":"p","producer_id":"p","producer_seq":3,"seq":9,"received_at":"2025-03-12T11:00:00+02:00"}`,
+	`{"id":"a","time":"2025-03-12T11:00:00.123456789Z","duration_ms":12.5,"actor_type":"agent","actor_id":"x","actor_name":"Ågent ☃","source":"shell","action":"ls","resource_type":"t","resource_id":"r","result":"success","status_code":200,"description":"d","metadata":{"a":[1,2.5e3,-0,true,false,null,"s\"\\\/\b\f\n\r\t\u00e9"],"b":{}},"org":"o","project":"p","producer_id":"p","producer_seq":3,"trace_id":"4bf92f3577b34da6a3ce929d0e0e4736","span_id":"00f067aa0ba902b7","parent_span_id":"53995c3f42cd8ad8","session_id":"task 7","seq":9,"received_at":"2025-03-12T11:00:00+02:00"}`,
 	` { "id" : "a" , "status_code" : null , "metadata" : null } `,
 	`{"id":"a","id":"b"}`,
 	`{"ID":"a"}`,
@@ -52,6 +52,8 @@ var fastSeeds = []string{
 	`[]`,
 	`null`,
 	`{"seq":-5,"producer_seq":9223372036854775807}`,
+	`{"trace_id":7}`,
+	`{"span_id":null,"session_id":"a\u0062"}`,
 }
 
 // checkFastMatchesStd fails unless decoding b with the fast path either

@@ -12,7 +12,7 @@ import (
 // secrets wherever the redactor once did not look: in identifiers, scope
 // names, resource_type, metadata keys, and under metadata keys named pwd,
 // pass, auth, session and ssh_key. Descriptive strings are redacted; the
-// identifiers that key an event (id, producer_id, org, project) are
+// identifiers that key an event (id, producer_id, org, project, session_id) are
 // refused by index, naming the field and the kind of secret but not the
 // secret. Nothing of any secret reaches any table of the database.
 func TestEverySecretIsRedactedOrRefused(t *testing.T) {
@@ -36,14 +36,15 @@ func TestEverySecretIsRedactedOrRefused(t *testing.T) {
 				eventJSON(map[string]any{"id": "key-" + secret(9)}),
 				eventJSON(map[string]any{"producer_id": secret(10), "producer_seq": 1}),
 				eventJSON(map[string]any{"project": secret(11)}),
+				eventJSON(map[string]any{"session_id": "task " + secret(12)}),
 				eventJSON(map[string]any{"id": "neighbour"}),
 			}
 			r := se.do(t, http.MethodPost, "/v1/events", se.as("acme-ingest"), []byte(strings.Join(events, "\n")))
 			got := decodeIngest(t, "POST of secrets everywhere", r)
-			if got.Accepted != 2 || len(got.Rejected) != 3 {
-				t.Fatalf("POST = %+v, want 2 accepted and 3 rejected", got)
+			if got.Accepted != 2 || len(got.Rejected) != 4 {
+				t.Fatalf("POST = %+v, want 2 accepted and 4 rejected", got)
 			}
-			for i, field := range []string{"id", "producer_id", "project"} {
+			for i, field := range []string{"id", "producer_id", "project", "session_id"} {
 				if rj := got.Rejected[i]; rj.Index != i+1 || !strings.HasPrefix(rj.Error, field+": holds what looks like a secret (github_token)") {
 					t.Errorf("rejection %d = %+v, want index %d naming %s and the kind of secret", i, rj, i+1, field)
 				}
@@ -53,7 +54,7 @@ func TestEverySecretIsRedactedOrRefused(t *testing.T) {
 			}
 
 			stored := strings.Join(se.dump(t), "\n")
-			for i := 1; i <= 11; i++ {
+			for i := 1; i <= 12; i++ {
 				if strings.Contains(stored, secret(i)) || strings.Contains(stored, "R4nd0mT0k3n") {
 					t.Errorf("secret %d reached the database", i)
 				}

@@ -9,7 +9,7 @@ import (
 
 const eventColumns = "seq, id, org, time, received_at, duration_ms, actor_type, actor_id, actor_name, source, action, " +
 	"resource_type, resource_id, result, status_code, description, project, producer_id, producer_seq, " +
-	"model, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, reasoning_tokens, cost_usd, metadata"
+	"trace_id, span_id, parent_span_id, session_id, model, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, reasoning_tokens, cost_usd, metadata"
 
 type orgID struct{ org, id string }
 
@@ -109,7 +109,7 @@ func (s *Store) undo(batch []agenttrail.Event, err error) error {
 }
 
 const insertSQL = "INSERT INTO events (" + eventColumns + ") VALUES (" +
-	"?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT (id, org) DO NOTHING"
+	"?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT (id, org) DO NOTHING"
 
 func appendEventArgs(args []any, e *agenttrail.Event) []any {
 	l, _ := e.LLM()
@@ -124,5 +124,5 @@ func appendEventArgs(args []any, e *agenttrail.Event) []any {
 	return append(args, e.Seq, e.ID, e.Org, e.Time.UnixNano(), nanos(e.ReceivedAt), e.DurationMS,
 		string(e.ActorType), e.ActorID, e.ActorName, e.Source, e.Action, e.ResourceType, e.ResourceID,
 		string(e.Result), e.StatusCode, e.Description, e.Project, e.ProducerID, e.ProducerSeq,
-		l.Model, l.InputTokens, l.OutputTokens, l.CacheReadTokens, l.CacheWriteTokens, l.ReasoningTokens, cost, meta)
+		e.TraceID, e.SpanID, e.ParentSpanID, e.SessionID, l.Model, l.InputTokens, l.OutputTokens, l.CacheReadTokens, l.CacheWriteTokens, l.ReasoningTokens, cost, meta)
 }

@@ -11,7 +11,8 @@ import (
 )
 
 const selectColumns = "seq, id, org, time, received_at, duration_ms, actor_type, actor_id, actor_name, source, action, " +
-	"resource_type, resource_id, result, status_code, description, project, producer_id, producer_seq, metadata"
+	"resource_type, resource_id, result, status_code, description, project, producer_id, producer_seq, " +
+	"trace_id, span_id, parent_span_id, session_id, metadata"
 
 // Query returns one page of events matching q.Filter in q.Sort order, after
 // q.After. It reads one row more than the limit to know whether a next page
@@ -128,7 +129,8 @@ func scanEvents(rows *sql.Rows, capHint int) ([]agenttrail.Event, error) {
 		)
 		if err := rows.Scan(&e.Seq, &e.ID, &e.Org, &t, &received, &e.DurationMS, &actorType, &e.ActorID,
 			&e.ActorName, &e.Source, &e.Action, &e.ResourceType, &e.ResourceID, &result, &status,
-			&e.Description, &e.Project, &e.ProducerID, &e.ProducerSeq, &meta); err != nil {
+			&e.Description, &e.Project, &e.ProducerID, &e.ProducerSeq,
+			&e.TraceID, &e.SpanID, &e.ParentSpanID, &e.SessionID, &meta); err != nil {
 			return nil, err
 		}
 		e.Time = time.Unix(0, t).UTC()

@@ -182,6 +182,8 @@ func testRoundTrip(t *testing.T, s agenttrail.Store) {
 		ResourceID: "claude/ñ/ß/∑", Result: agenttrail.ResultFailure, StatusCode: 429,
 		Description: "multi\nline\ttext with emoji 🚀 and RTL עברית and NUL-free", Org: "org.with-dots_1",
 		Project: "proj_1", ProducerID: "producer-1", ProducerSeq: 9007199254740993,
+		TraceID: "ffffffffffffffffffffffffffffffff", SpanID: "0000000000000001", ParentSpanID: "ffffffffffffffff",
+		SessionID:  strings.Repeat("セ", 85) + "s", // 256 bytes, the limit
 		ReceivedAt: now.Add(time.Second + 987654*time.Nanosecond),
 	}
 	if err := full.SetLLM(agenttrail.LLM{Provider: "anthropic", Model: "claude-sonnet-4", InputTokens: agenttrail.MaxLLMTokens,

@@ -42,6 +42,10 @@ func DiffEvent(got, want *agenttrail.Event) string {
 	check("project", got.Project, want.Project)
 	check("producer_id", got.ProducerID, want.ProducerID)
 	check("producer_seq", got.ProducerSeq, want.ProducerSeq)
+	check("trace_id", got.TraceID, want.TraceID)
+	check("span_id", got.SpanID, want.SpanID)
+	check("parent_span_id", got.ParentSpanID, want.ParentSpanID)
+	check("session_id", got.SessionID, want.SessionID)
 	check("seq", got.Seq, want.Seq)
 	check("received_at", micro(got.ReceivedAt), micro(want.ReceivedAt))
 	if got.Time.Location() != time.UTC {

@@ -37,9 +37,13 @@ func actorNames() [6]string {
 // llm-proxy events carry metadata.llm usage; one in five has no known price.
 // The same seed always gives the same events, ids included, so a test can
 // append them twice to check deduplication. Producers (one per actor) count
-// producer_seq without holes in generation order.
+// producer_seq without holes in generation order. About two events in three
+// belong to one of a few traces and sessions per org (see traced).
 func Events(seed int64, n int, start time.Time, span time.Duration) []agenttrail.Event {
 	r := rand.New(rand.NewPCG(uint64(seed), 0x5eed))
+	// The trace context comes from a stream of its own, so the other
+	// fields are what they were before events had one.
+	tr := tracer{r: rand.New(rand.NewPCG(uint64(seed), 0x7ace)), spans: map[string][]string{}}
 	start = start.UTC()
 	end := start.Add(span)
 	producerSeq := map[string]int64{}
@@ -58,6 +62,7 @@ func Events(seed int64, n int, start time.Time, span time.Duration) []agenttrail
 		producerSeq[e.ProducerID]++
 		e.ProducerSeq = producerSeq[e.ProducerID]
 		e.ReceivedAt = t.Add(time.Duration(r.IntN(2_000_000)) * time.Microsecond)
+		tr.traced(&e)
 		if err := e.Validate(end); err != nil {
 			panic(fmt.Sprintf("storetest: generated an invalid event: %v", err))
 		}
@@ -176,6 +181,34 @@ func event(r *rand.Rand, t time.Time, source string) agenttrail.Event {
 	}
 	e.Metadata = b
 	return e
+}
+
+// tracer gives generated events trace context: a third of them none, the
+// others one of six traces per org, each span a child of an earlier span
+// of its trace (or a root, or a child of a span never stored, as when a
+// proxy's caller records nothing), and a session of the trace's number
+// modulo four, so that sessions span several traces.
+type tracer struct {
+	r     *rand.Rand
+	spans map[string][]string // trace id -> its spans so far
+}
+
+func (tr *tracer) traced(e *agenttrail.Event) {
+	n := tr.r.IntN(9)
+	if n >= 6 {
+		return
+	}
+	e.TraceID = fmt.Sprintf("%s%029x", map[string]string{"acme": "ac3", "globex": "91b"}[e.Org], n+1)
+	e.SessionID = fmt.Sprintf("%s task %d", e.Org, n%4)
+	spans := tr.spans[e.TraceID]
+	e.SpanID = fmt.Sprintf("%016x", tr.r.Uint64()|1)
+	switch x := tr.r.IntN(8); {
+	case len(spans) > 0 && x < 6:
+		e.ParentSpanID = spans[tr.r.IntN(len(spans))]
+	case x == 6:
+		e.ParentSpanID = fmt.Sprintf("%016x", tr.r.Uint64()|1)
+	}
+	tr.spans[e.TraceID] = append(spans, e.SpanID)
 }
 
 func pick(r *rand.Rand, s ...string) string { return s[r.IntN(len(s))] }
