@@ -43,30 +43,45 @@ func decodeEventFast(b []byte, i int, ev *agenttrail.Event) (end int, ok bool) {
 			return 0, false
 		}
 		key := b[ks:ke]
-		i = skipWS(b, ke+1)
-		if i >= len(b) || b[i] != ':' {
-			return 0, false
-		}
-		i = skipWS(b, i+1)
-		if i >= len(b) {
+		if i, ok = afterKey(b, ke+1); !ok {
 			return 0, false
 		}
 		if i, ok = decodeField(b, i, key, ev); !ok {
 			return 0, false
 		}
-		i = skipWS(b, i)
-		if i >= len(b) {
-			return 0, false
-		}
-		switch b[i] {
-		case ',':
-			i = skipWS(b, i+1)
-		case '}':
-			return i + 1, true
-		default:
-			return 0, false
+		var done bool
+		if i, done, ok = afterValue(b, i, '}'); !ok || done {
+			return i, ok
 		}
 	}
+}
+
+// afterKey skips the colon after an object's key, and the space around it,
+// to the start of the member's value.
+func afterKey(b []byte, i int) (int, bool) {
+	i = skipWS(b, i)
+	if i >= len(b) || b[i] != ':' {
+		return 0, false
+	}
+	i = skipWS(b, i+1)
+	return i, i < len(b)
+}
+
+// afterValue reads what follows a member of an object or an element of an
+// array: a comma (next is the start of the next one) or the closing
+// bracket (done, next is the offset after it).
+func afterValue(b []byte, i int, closing byte) (next int, done, ok bool) {
+	i = skipWS(b, i)
+	if i >= len(b) {
+		return 0, false, false
+	}
+	switch b[i] {
+	case ',':
+		return skipWS(b, i+1), false, true
+	case closing:
+		return i + 1, true, true
+	}
+	return 0, false, false
 }
 
 // decodeField decodes the value at b[i] into ev's field named key.
@@ -187,42 +202,23 @@ func str(b []byte, i int) (string, int, bool) {
 // intern returns the frequent values of low-cardinality fields without
 // allocating.
 func intern(b []byte) string {
-	switch string(b) {
-	case "":
-		return ""
-	case "agent":
-		return "agent"
-	case "user":
-		return "user"
-	case "system":
-		return "system"
-	case "success":
-		return "success"
-	case "failure":
-		return "failure"
-	case "denied":
-		return "denied"
-	case "error":
-		return "error"
-	case agenttrail.SourceMCP:
-		return agenttrail.SourceMCP
-	case agenttrail.SourceKube:
-		return agenttrail.SourceKube
-	case agenttrail.SourceShell:
-		return agenttrail.SourceShell
-	case agenttrail.SourceEgress:
-		return agenttrail.SourceEgress
-	case agenttrail.SourceSandbox:
-		return agenttrail.SourceSandbox
-	case agenttrail.SourceAWS:
-		return agenttrail.SourceAWS
-	case agenttrail.SourceLLM:
-		return agenttrail.SourceLLM
-	case agenttrail.DefaultOrg:
-		return agenttrail.DefaultOrg
+	if s, ok := interned[string(b)]; ok { // the lookup does not allocate
+		return s
 	}
 	return string(b)
 }
+
+// interned holds the values most events repeat: actor types, results, the
+// built-in sources and the default org.
+var interned = func() map[string]string {
+	m := map[string]string{}
+	for _, s := range []string{"", "agent", "user", "system", "success", "failure", "denied", "error",
+		agenttrail.SourceMCP, agenttrail.SourceKube, agenttrail.SourceShell, agenttrail.SourceEgress,
+		agenttrail.SourceSandbox, agenttrail.SourceAWS, agenttrail.SourceLLM, agenttrail.DefaultOrg} {
+		m[s] = s
+	}
+	return m
+}()
 
 // timeValue decodes the JSON string at b[i] as time.Time does.
 func timeValue(b []byte, i int, t interface{ UnmarshalJSON([]byte) error }) (int, bool) {
@@ -322,26 +318,16 @@ func scanValue(b []byte, i, depth int) (int, bool) {
 				if i, ok = scanString(b, i); !ok {
 					return 0, false
 				}
-				i = skipWS(b, i)
-				if i >= len(b) || b[i] != ':' {
+				if i, ok = afterKey(b, i); !ok {
 					return 0, false
 				}
-				i = skipWS(b, i+1)
 			}
 			if i, ok = scanValue(b, i, depth+1); !ok {
 				return 0, false
 			}
-			i = skipWS(b, i)
-			if i >= len(b) {
-				return 0, false
-			}
-			switch b[i] {
-			case ',':
-				i = skipWS(b, i+1)
-			case closing:
-				return i + 1, true
-			default:
-				return 0, false
+			var done bool
+			if i, done, ok = afterValue(b, i, closing); !ok || done {
+				return i, ok
 			}
 		}
 	case 't':
