@@ -85,6 +85,25 @@ func ContextError(op string, err error) *Error {
 	return nil
 }
 
+// Translated is where every store's translation of its driver's errors
+// starts: nil, an error that already is an *Error (from the store's own
+// checks) and the end of a context (ContextError) need no knowledge of the
+// driver. It reports false when err is a driver error the store must
+// translate itself.
+func Translated(op string, err error) (error, bool) {
+	if err == nil {
+		return nil, true
+	}
+	var e *Error
+	if errors.As(err, &e) {
+		return err, true
+	}
+	if ce := ContextError(op, err); ce != nil {
+		return ce, true
+	}
+	return nil, false
+}
+
 // ErrorCode returns the code of the first *Error in err's chain, "" for a nil
 // error and EINTERNAL for any other error.
 func ErrorCode(err error) string {

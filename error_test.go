@@ -85,3 +85,19 @@ func TestContextError(t *testing.T) {
 		}
 	}
 }
+
+func TestTranslated(t *testing.T) {
+	if err, ok := agenttrail.Translated("op", nil); err != nil || !ok {
+		t.Errorf("nil: got %v, %v; want nil, true", err, ok)
+	}
+	own := &agenttrail.Error{Code: agenttrail.EINVALID, Message: "x"}
+	if err, ok := agenttrail.Translated("op", fmt.Errorf("wrapped: %w", own)); !ok || agenttrail.ErrorCode(err) != agenttrail.EINVALID {
+		t.Errorf("an *Error: got %v, %v; want it passed through", err, ok)
+	}
+	if err, ok := agenttrail.Translated("op", fmt.Errorf("q: %w", context.Canceled)); !ok || agenttrail.ErrorCode(err) != agenttrail.EUNAVAILABLE || !errors.Is(err, context.Canceled) {
+		t.Errorf("cancelled: got %v, %v; want agenttrail.EUNAVAILABLE caused by context.Canceled", err, ok)
+	}
+	if err, ok := agenttrail.Translated("op", errors.New("driver")); ok || err != nil {
+		t.Errorf("a driver error: got %v, %v; want nil, false", err, ok)
+	}
+}

@@ -206,7 +206,14 @@ func (d Dimension) Valid() bool {
 // Bucket is one group of an aggregation: how many events, and the sums of the
 // LLM usage of those that were LLM calls.
 type Bucket struct {
-	Key              string  `json:"key"`
+	Key string `json:"key"`
+	Usage
+}
+
+// Usage is a count of events and the sums of the LLM usage (metadata.llm)
+// of those that were LLM calls, as aggregations and time series report
+// them. Its fields are inline in a bucket's JSON.
+type Usage struct {
 	Count            int64   `json:"count"`
 	InputTokens      int64   `json:"input_tokens"`
 	OutputTokens     int64   `json:"output_tokens"`
@@ -214,6 +221,27 @@ type Bucket struct {
 	CacheWriteTokens int64   `json:"cache_write_tokens"`
 	ReasoningTokens  int64   `json:"reasoning_tokens"`
 	CostUSD          float64 `json:"cost_usd"`
+}
+
+// Add adds o to u; counts saturate at the int64 limit rather than wrap
+// around (AddSat).
+func (u *Usage) Add(o Usage) {
+	u.Count = AddSat(u.Count, o.Count)
+	u.InputTokens = AddSat(u.InputTokens, o.InputTokens)
+	u.OutputTokens = AddSat(u.OutputTokens, o.OutputTokens)
+	u.CacheReadTokens = AddSat(u.CacheReadTokens, o.CacheReadTokens)
+	u.CacheWriteTokens = AddSat(u.CacheWriteTokens, o.CacheWriteTokens)
+	u.ReasoningTokens = AddSat(u.ReasoningTokens, o.ReasoningTokens)
+	u.CostUSD += o.CostUSD
+}
+
+// AddEvent counts e in u and adds its LLM usage, if it has any.
+func (u *Usage) AddEvent(e *Event) {
+	o := Usage{Count: 1}
+	if l, ok := e.LLM(); ok {
+		o = Usage{1, l.InputTokens, l.OutputTokens, l.CacheReadTokens, l.CacheWriteTokens, l.ReasoningTokens, l.Cost()}
+	}
+	u.Add(o)
 }
 
 // Interval is the width of a time-series bucket: UTC hours, UTC days, or ISO
@@ -295,15 +323,9 @@ func EmptySeries(f Filter, iv Interval, by Dimension) ([]TimeBucket, error) {
 // has them. By holds the counts per key of the series' dimension, when one
 // was asked for.
 type TimeBucket struct {
-	Start            time.Time        `json:"start"`
-	Count            int64            `json:"count"`
-	InputTokens      int64            `json:"input_tokens"`
-	OutputTokens     int64            `json:"output_tokens"`
-	CacheReadTokens  int64            `json:"cache_read_tokens"`
-	CacheWriteTokens int64            `json:"cache_write_tokens"`
-	ReasoningTokens  int64            `json:"reasoning_tokens"`
-	CostUSD          float64          `json:"cost_usd"`
-	By               map[string]int64 `json:"by,omitempty"`
+	Start time.Time `json:"start"`
+	Usage
+	By map[string]int64 `json:"by,omitempty"`
 }
 
 // HeartbeatGap is a window in which an agent that sends heartbeats sent none

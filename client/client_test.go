@@ -113,7 +113,7 @@ func TestClientCalls(t *testing.T) {
 			call: func(ctx context.Context, c *Client) (any, error) {
 				return c.Aggregate(ctx, f, agenttrail.DimSource)
 			},
-			want:   []agenttrail.Bucket{{Key: "shell", Count: 3, InputTokens: 5, CostUSD: 0.5}},
+			want:   []agenttrail.Bucket{{Key: "shell", Usage: agenttrail.Usage{Count: 3, InputTokens: 5, CostUSD: 0.5}}},
 			method: "GET",
 			path:   "/v1/aggregate",
 			query:  url.Values{"actor_id": {"a1", "a2"}, "source": {"shell"}, "since": {"2026-03-01T12:00:00Z"}, "by": {"source"}},
@@ -124,7 +124,7 @@ func TestClientCalls(t *testing.T) {
 			call: func(ctx context.Context, c *Client) (any, error) {
 				return c.Series(ctx, agenttrail.Filter{}, agenttrail.Hour, agenttrail.DimResult)
 			},
-			want:   []agenttrail.TimeBucket{{Start: ts, Count: 2, By: map[string]int64{"success": 2}}},
+			want:   []agenttrail.TimeBucket{{Start: ts, Usage: agenttrail.Usage{Count: 2}, By: map[string]int64{"success": 2}}},
 			method: "GET",
 			path:   "/v1/timeseries",
 			query:  url.Values{"interval": {"hour"}, "by": {"result"}},

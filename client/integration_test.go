@@ -81,7 +81,7 @@ func TestClientAgainstServer(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Aggregate: %v", err)
 	}
-	want := []agenttrail.Bucket{{Key: agenttrail.SourceShell, Count: 4}, {Key: agenttrail.SourceLLM, Count: 1}}
+	want := []agenttrail.Bucket{{Key: agenttrail.SourceShell, Usage: agenttrail.Usage{Count: 4}}, {Key: agenttrail.SourceLLM, Usage: agenttrail.Usage{Count: 1}}}
 	if len(buckets) != 2 || buckets[0].Key != want[0].Key || buckets[0].Count != 4 || buckets[1].Key != want[1].Key || buckets[1].Count != 1 {
 		t.Errorf("Aggregate = %+v, want %+v", buckets, want)
 	}

@@ -18,15 +18,8 @@ import (
 // on every store (agenttrail.ContextError). Other errors keep the driver
 // error as their cause, for logs.
 func formatError(op string, err error) error {
-	if err == nil {
-		return nil
-	}
-	var ae *agenttrail.Error
-	if errors.As(err, &ae) {
-		return err
-	}
-	if ce := agenttrail.ContextError(op, err); ce != nil {
-		return ce
+	if e, ok := agenttrail.Translated(op, err); ok {
+		return e
 	}
 	var pg *pgconn.PgError
 	if errors.As(err, &pg) {

@@ -61,25 +61,17 @@ func (s *Store) Series(ctx context.Context, f agenttrail.Filter, iv agenttrail.I
 	var (
 		start time.Time
 		k     string
-		count int64
-		u     agenttrail.TimeBucket // the usage sums of one row
+		u     agenttrail.Usage // the sums of one row
 	)
-	_, err = pgx.ForEachRow(rows, []any{&start, &k, &count, &u.InputTokens, &u.OutputTokens,
+	_, err = pgx.ForEachRow(rows, []any{&start, &k, &u.Count, &u.InputTokens, &u.OutputTokens,
 		&u.CacheReadTokens, &u.CacheWriteTokens, &u.ReasoningTokens, &u.CostUSD}, func() error {
 		i, ok := index[start.Unix()]
-		if !ok || count == 0 {
+		if !ok || u.Count == 0 {
 			return nil
 		}
-		b := &out[i]
-		b.Count += count
-		b.CostUSD += u.CostUSD
-		b.InputTokens = agenttrail.AddSat(b.InputTokens, u.InputTokens)
-		b.OutputTokens = agenttrail.AddSat(b.OutputTokens, u.OutputTokens)
-		b.CacheReadTokens = agenttrail.AddSat(b.CacheReadTokens, u.CacheReadTokens)
-		b.CacheWriteTokens = agenttrail.AddSat(b.CacheWriteTokens, u.CacheWriteTokens)
-		b.ReasoningTokens = agenttrail.AddSat(b.ReasoningTokens, u.ReasoningTokens)
+		out[i].Add(u)
 		if by != "" {
-			out[i].By[k] += count
+			out[i].By[k] += u.Count
 		}
 		return nil
 	})

@@ -220,9 +220,9 @@ func TestOpenAPISchemas(t *testing.T) {
 		}
 		var want, got []string
 		rt := reflect.TypeOf(v)
-		for i := 0; i < rt.NumField(); i++ {
-			tag, _, _ := strings.Cut(rt.Field(i).Tag.Get("json"), ",")
-			if tag != "" && tag != "-" && rt.Field(i).IsExported() {
+		for _, f := range reflect.VisibleFields(rt) { // an embedded struct's fields are inline
+			tag, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+			if tag != "" && tag != "-" && f.IsExported() {
 				want = append(want, tag)
 			}
 		}

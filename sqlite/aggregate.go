@@ -39,7 +39,7 @@ func (s *Store) Aggregate(ctx context.Context, f agenttrail.Filter, by agenttrai
 	out := make([]agenttrail.Bucket, 0, len(groups))
 	for k, u := range groups {
 		if u.count > 0 {
-			out = append(out, u.bucket(k.key))
+			out = append(out, agenttrail.Bucket{Key: k.key, Usage: u.totals()})
 		}
 	}
 	sort.Slice(out, func(i, j int) bool {
@@ -86,13 +86,7 @@ func (s *Store) Series(ctx context.Context, f agenttrail.Filter, iv agenttrail.I
 			continue
 		}
 		b := &out[i]
-		b.Count += u.count
-		b.InputTokens = agenttrail.AddSat(b.InputTokens, u.input)
-		b.OutputTokens = agenttrail.AddSat(b.OutputTokens, u.output)
-		b.CacheReadTokens = agenttrail.AddSat(b.CacheReadTokens, u.cacheRead)
-		b.CacheWriteTokens = agenttrail.AddSat(b.CacheWriteTokens, u.cacheWrite)
-		b.ReasoningTokens = agenttrail.AddSat(b.ReasoningTokens, u.reasoning)
-		b.CostUSD += float64(u.costNUSD) / 1e9
+		b.Add(u.totals())
 		if by != "" {
 			b.By[k.key] += u.count
 		}

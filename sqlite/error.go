@@ -15,15 +15,8 @@ import (
 // as its cause, as on every store (agenttrail.ContextError); anything else
 // is EINTERNAL. The driver error is kept as the cause, for logs.
 func formatError(op string, err error) error {
-	if err == nil {
-		return nil
-	}
-	var ae *agenttrail.Error
-	if errors.As(err, &ae) {
-		return err
-	}
-	if ce := agenttrail.ContextError("sqlite: "+op, err); ce != nil {
-		return ce
+	if e, ok := agenttrail.Translated("sqlite: "+op, err); ok {
+		return e
 	}
 	code := agenttrail.EINTERNAL
 	var se *sqlite.Error

@@ -95,12 +95,10 @@ func (u usage) neg() usage {
 
 func nanoUSD(c float64) int64 { return agenttrail.Saturate(math.Round(c * 1e9)) }
 
-func (u usage) bucket(key string) agenttrail.Bucket {
-	return agenttrail.Bucket{
-		Key: key, Count: u.count, InputTokens: u.input, OutputTokens: u.output,
+func (u usage) totals() agenttrail.Usage {
+	return agenttrail.Usage{Count: u.count, InputTokens: u.input, OutputTokens: u.output,
 		CacheReadTokens: u.cacheRead, CacheWriteTokens: u.cacheWrite, ReasoningTokens: u.reasoning,
-		CostUSD: float64(u.costNUSD) / 1e9,
-	}
+		CostUSD: float64(u.costNUSD) / 1e9}
 }
 
 // row is the part of an event the rollups need: its scope, hour, the

@@ -63,7 +63,7 @@ func testConcurrent(t *testing.T, s agenttrail.Store) {
 					var tb []agenttrail.TimeBucket
 					tb, err = s.Series(ctx, whole, agenttrail.Hour, "")
 					for _, x := range tb {
-						b = append(b, agenttrail.Bucket{Count: x.Count})
+						b = append(b, agenttrail.Bucket{Usage: agenttrail.Usage{Count: x.Count}})
 					}
 				}
 				if err != nil {

@@ -62,7 +62,7 @@ func Aggregate(events []agenttrail.Event, f agenttrail.Filter, by agenttrail.Dim
 			b = &agenttrail.Bucket{Key: k}
 			m[k] = b
 		}
-		AddUsage(b, e)
+		b.AddEvent(e)
 	}
 	out := make([]agenttrail.Bucket, 0, len(m))
 	for _, b := range m {
@@ -70,19 +70,6 @@ func Aggregate(events []agenttrail.Event, f agenttrail.Filter, by agenttrail.Dim
 	}
 	SortBuckets(out)
 	return out
-}
-
-// AddUsage counts e in b and adds its LLM usage, if any.
-func AddUsage(b *agenttrail.Bucket, e *agenttrail.Event) {
-	b.Count++
-	if l, ok := e.LLM(); ok {
-		b.InputTokens += l.InputTokens
-		b.OutputTokens += l.OutputTokens
-		b.CacheReadTokens += l.CacheReadTokens
-		b.CacheWriteTokens += l.CacheWriteTokens
-		b.ReasoningTokens += l.ReasoningTokens
-		b.CostUSD += l.Cost()
-	}
 }
 
 // SortBuckets orders buckets as Aggregate returns them: largest count
@@ -120,15 +107,7 @@ func Series(events []agenttrail.Event, f agenttrail.Filter, iv agenttrail.Interv
 			continue
 		}
 		b := &out[j]
-		b.Count++
-		if l, ok := e.LLM(); ok {
-			b.InputTokens += l.InputTokens
-			b.OutputTokens += l.OutputTokens
-			b.CacheReadTokens += l.CacheReadTokens
-			b.CacheWriteTokens += l.CacheWriteTokens
-			b.ReasoningTokens += l.ReasoningTokens
-			b.CostUSD += l.Cost()
-		}
+		b.AddEvent(e)
 		if by != "" {
 			b.By[e.DimensionValue(by)]++
 		}
