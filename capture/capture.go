@@ -4,6 +4,7 @@
 package capture
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/json"
@@ -129,15 +130,15 @@ func (ids *Identities) Resolve(credential string, h http.Header) Actor {
 	if a.ID == "" {
 		a = ids.Default
 	}
-	if a.Type == "" {
-		a.Type = ids.Default.Type
-	}
-	if a.Org == "" {
-		a.Org = ids.Default.Org
-	}
-	if a.Project == "" {
-		a.Project = ids.Default.Project
-	}
+	return a.Or(ids.Default)
+}
+
+// Or completes a with def: the type, org and project a leaves empty come
+// from def.
+func (a Actor) Or(def Actor) Actor {
+	a.Type = cmp.Or(a.Type, def.Type)
+	a.Org = cmp.Or(a.Org, def.Org)
+	a.Project = cmp.Or(a.Project, def.Project)
 	return a
 }
 

@@ -1,6 +1,7 @@
 package client
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -342,18 +343,9 @@ func (r *Recorder) record(e agenttrail.Event) {
 			e.ActorName = r.cfg.ActorName
 		}
 	}
-	if e.ActorType == "" {
-		e.ActorType = r.cfg.ActorType
-		if e.ActorType == "" {
-			e.ActorType = agenttrail.ActorAgent
-		}
-	}
-	if e.Org == "" {
-		e.Org = r.cfg.Org
-	}
-	if e.Project == "" {
-		e.Project = r.cfg.Project
-	}
+	e.ActorType = cmp.Or(e.ActorType, r.cfg.ActorType, agenttrail.ActorAgent)
+	e.Org = cmp.Or(e.Org, r.cfg.Org)
+	e.Project = cmp.Or(e.Project, r.cfg.Project)
 	e.ProducerID = r.producerID
 	e.ProducerSeq = r.seq.Add(1)
 	if e.Time.IsZero() {

@@ -210,8 +210,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	// Only a verified signature attributes the call to the key's actor:
 	// anyone may send a request naming a key id.
-	x.actor, x.tags, x.upstream = cred.Actor, cred.SessionTags, cred.Upstream
-	p.fillActor(&x.actor)
+	x.actor, x.tags, x.upstream = cred.Actor.Or(p.def), cred.SessionTags, cred.Upstream
 	x.call = identify(r, auth.Service, auth.Region, x.upstream.AccountID, body)
 	if x.target, err = p.endpoint(auth.Service, auth.Region); err != nil {
 		p.refuse(w, r, x, proto, http.StatusBadRequest, "InvalidRequest", err.Error())
@@ -219,19 +218,6 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	r = r.WithContext(context.WithValue(r.Context(), exchangeKey{}, x))
 	p.rp.ServeHTTP(w, r)
-}
-
-// fillActor completes a credential's actor with the defaults.
-func (p *Proxy) fillActor(a *capture.Actor) {
-	if a.Type == "" {
-		a.Type = p.def.Type
-	}
-	if a.Org == "" {
-		a.Org = p.def.Org
-	}
-	if a.Project == "" {
-		a.Project = p.def.Project
-	}
 }
 
 // refuse answers a request the proxy will not forward. Its operation is

@@ -131,12 +131,9 @@ func (d *liveDemo) llm(ctx context.Context, ids *capture.Identities, rounds int)
 		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, proxyURL+"/v1/chat/completions", bytes.NewBufferString(body))
 		req.Header.Set("Authorization", "Bearer "+agent.credential)
 		req.Header.Set("Content-Type", "application/json")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
+		if err := call(http.DefaultClient, req); err != nil {
 			return n, err
 		}
-		io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
 		n++
 	}
 	return n, nil
@@ -252,12 +249,9 @@ func (d *liveDemo) egress(ctx context.Context, ids *capture.Identities, rounds i
 			target = "http://pastebin.com/raw/exfil"
 		}
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
-		resp, err := hc.Do(req)
-		if err != nil {
+		if err := call(hc, req); err != nil {
 			return n, err
 		}
-		io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
 		n++
 	}
 	return n, nil
@@ -280,4 +274,15 @@ func (d *liveDemo) shell(ctx context.Context, ids *capture.Identities, rounds in
 		n++
 	}
 	return n, nil
+}
+
+// call sends req and reads the answer to its end, whatever its status: the
+// demo drives traffic for the proxies to record, denials included.
+func call(hc *http.Client, req *http.Request) error {
+	resp, err := hc.Do(req)
+	if err != nil {
+		return err
+	}
+	io.Copy(io.Discard, resp.Body)
+	return resp.Body.Close()
 }
