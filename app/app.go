@@ -174,6 +174,7 @@ type Main struct {
 	srv      *server.Server
 	auth     *server.TokenAuth
 	ret      *retention // nil without Config.Retain
+	sinks    *sink.Set  // nil without Config.Sinks
 	signIn   string     // a one-time console link when Open created the admin token
 
 	closeOnce sync.Once
@@ -194,8 +195,8 @@ func Open(ctx context.Context, cfg Config) (_ *Main, err error) {
 	if err := Check(cfg); err != nil {
 		return nil, err
 	}
-	if len(cfg.Sinks) > 0 || len(cfg.RetentionRules) > 0 {
-		return nil, errors.New("sinks and retention rules are not delivered by this build yet")
+	if len(cfg.RetentionRules) > 0 {
+		return nil, errors.New("retention rules are not applied by this build yet")
 	}
 	m := &Main{cfg: cfg, log: cfg.Logger, reg: cfg.Registry}
 	if m.log == nil {
@@ -248,7 +249,19 @@ func Open(ctx context.Context, cfg Config) (_ *Main, err error) {
 	if err != nil {
 		return nil, err
 	}
+	var sinks server.Sinks
+	if len(cfg.Sinks) > 0 {
+		st, ok := m.store.(sink.Store)
+		if !ok {
+			return nil, fmt.Errorf("sinks: the %s store keeps no checkpoints", storeKind(cfg.Store))
+		}
+		if m.sinks, err = sink.New(cfg.Sinks, st, m.log, m.reg); err != nil {
+			return nil, err
+		}
+		sinks = m.sinks
+	}
 	m.srv = server.New(server.Config{
+		Sinks:              sinks,
 		Addr:               cfg.Addr,
 		Store:              m.store,
 		Ingest:             m.pipeline,
@@ -288,7 +301,7 @@ func Open(ctx context.Context, cfg Config) (_ *Main, err error) {
 // which interrupts them one after another in the order they are added
 // below, so that order is the order of shutdown: the HTTP server stops
 // taking requests and answers those in flight; the audit writer records
-// the last reads; retention stops; the writer commits everything queued;
+// the last reads; retention stops; the sinks save their checkpoints; the writer commits everything queued;
 // the spool's replay stops. Then the spool and the store are closed. Run
 // is called once; Main is closed when it returns.
 func (m *Main) Run(ctx context.Context) error {
@@ -314,6 +327,14 @@ func (m *Main) Run(ctx context.Context) error {
 	addActor(&g, m.srv.RunAudit)
 	if m.ret != nil {
 		addActor(&g, m.ret.run)
+	}
+	// Each sink follows the store on its own: a receiver that is down
+	// slows nothing else. They stop before the writer, and save their
+	// checkpoints on the way out.
+	if m.sinks != nil {
+		for _, r := range m.sinks.Runners() {
+			addActor(&g, r.Run)
+		}
 	}
 	addActor(&g, m.pipeline.Run)
 	addActor(&g, m.spool.Run)

@@ -152,7 +152,7 @@ func TestOpenAPIParameters(t *testing.T) {
 	if len(candidates) != reflect.TypeOf(all).NumField() {
 		t.Fatalf("Filter has %d fields but Values encodes %d; set every field above", reflect.TypeOf(all).NumField(), len(candidates))
 	}
-	for _, k := range []string{"limit", "sort", "cursor", "by", "interval", "id", "timeout", "format", "fields", "offset"} {
+	for _, k := range []string{"limit", "sort", "cursor", "by", "interval", "id", "timeout", "format", "fields", "offset", "after"} {
 		candidates[k] = true
 	}
 
@@ -212,6 +212,12 @@ func TestOpenAPISchemas(t *testing.T) {
 		"Token":              wire.Token{},
 		"Tokens":             wire.Tokens{},
 		"TokenRequest":       wire.TokenRequest{},
+		"SinkStatus":         wire.SinkStatus{},
+		"Sinks":              wire.Sinks{},
+		"SinkReplay":         wire.SinkReplay{},
+		"SinkReplayResult":   wire.SinkReplayResult{},
+		"DeadLetter":         wire.DeadLetter{},
+		"DeadLetters":        wire.DeadLetters{},
 	} {
 		schema, ok := doc.Components.Schemas[name]
 		if !ok {

@@ -84,6 +84,8 @@ type Config struct {
 	// Empty means a random key: cursors then expire when the process
 	// restarts. app.LoadCursorKey keeps one in the data directory.
 	CursorKey []byte
+	// Sinks answers GET /v1/sinks and its requests; nil: no sinks.
+	Sinks Sinks
 }
 
 // Server serves the HTTP API. New builds it; Open binds its listener, so a
@@ -96,6 +98,7 @@ type Server struct {
 	store  Reader
 	ingest Writer
 	spool  Degrader
+	sinks  Sinks
 	limits agenttrail.Limits
 	log    *slog.Logger
 	reg    *prometheus.Registry
@@ -135,6 +138,7 @@ func New(cfg Config) *Server {
 		store:  cfg.Store,
 		ingest: cfg.Ingest,
 		spool:  cfg.Spool,
+		sinks:  cfg.Sinks,
 		limits: limitsOf(cfg.Limits),
 		log:    cfg.Logger,
 		reg:    cfg.Registry,

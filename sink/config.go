@@ -49,7 +49,7 @@ type Config struct {
 	// (source, result, org, …; since and until are not allowed).
 	Filter map[string][]string `yaml:"filter"`
 	// Batch bounds one delivery.
-	Batch Batch `yaml:"batch"`
+	Batch BatchLimits `yaml:"batch"`
 	// Retry bounds the wait between attempts (exponential backoff with
 	// full jitter; a Retry-After answer is honoured up to Max).
 	Retry Retry `yaml:"retry"`
@@ -93,10 +93,10 @@ type Config struct {
 	Region string `yaml:"region"`
 }
 
-// Batch bounds one delivery: at most MaxEvents events (default 500) and
+// BatchLimits bound one delivery: at most MaxEvents events (default 500) and
 // MaxBytes encoded bytes (default 1 MiB), and a batch that is not full is
 // held at most MaxWait (default 1s) for more events.
-type Batch struct {
+type BatchLimits struct {
 	MaxEvents int      `yaml:"max_events"`
 	MaxBytes  ByteSize `yaml:"max_bytes"`
 	MaxWait   Duration `yaml:"max_wait"`

@@ -76,6 +76,7 @@ func Run(t *testing.T, open func(t *testing.T) agenttrail.Store) {
 		{"DeleteBefore", testDeleteBefore},
 		{"Concurrent", testConcurrent},
 		{"ContextEnded", testContextEnded},
+		{"SinkLedger", testSinkLedger},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

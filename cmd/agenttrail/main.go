@@ -59,6 +59,7 @@ func commands() []command {
 		{"watch", "record file operations under a sandbox directory", runWatch},
 		{"load", "send synthetic events to a server as fast as it takes them; report the rate", runLoad},
 		{"bench", "measure ingest and query performance against the targets", runBench},
+		{"sinks", "push sinks: state, replay NAME --since T, dead-letters NAME [--retry]", runSinks},
 		{"config", "check a configuration file without starting anything: config check FILE", runConfig},
 		{"token", "create, list and revoke the server's bearer tokens", runToken},
 	}
