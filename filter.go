@@ -193,6 +193,35 @@ const (
 // Dimensions lists every Dimension, in the order stores keep rollups for them.
 var Dimensions = []Dimension{DimSource, DimActorType, DimActorID, DimResult, DimAction, DimResourceType, DimOrg, DimProject, DimModel}
 
+// RolledDimensions are the dimensions both stores keep a rollup per value
+// of, besides org and project, which every rollup row carries: a filter on
+// one of them (and on org, project and time) is answered from rollups.
+var RolledDimensions = []Dimension{DimSource, DimActorType, DimActorID, DimResult, DimAction, DimResourceType}
+
+// DimensionValues returns the field of f that filters on dimension d, and
+// nil for a dimension no filter field matches (model).
+func (f *Filter) DimensionValues(d Dimension) *[]string {
+	switch d {
+	case DimSource:
+		return &f.Source
+	case DimActorType:
+		return &f.ActorType
+	case DimActorID:
+		return &f.ActorID
+	case DimResult:
+		return &f.Result
+	case DimAction:
+		return &f.Action
+	case DimResourceType:
+		return &f.ResourceType
+	case DimOrg:
+		return &f.Org
+	case DimProject:
+		return &f.Project
+	}
+	return nil
+}
+
 // Valid reports whether d is one of Dimensions.
 func (d Dimension) Valid() bool {
 	for _, x := range Dimensions {

@@ -42,21 +42,15 @@ func planRead(f agenttrail.Filter, by agenttrail.Dimension, days bool) readPlan 
 		group = "key"
 	}
 	dim, keys := string(by), []string(nil)
-	for _, c := range []struct {
-		dim  agenttrail.Dimension
-		vals []string
-	}{
-		{agenttrail.DimActorID, f.ActorID}, {agenttrail.DimActorType, f.ActorType},
-		{agenttrail.DimSource, f.Source}, {agenttrail.DimAction, f.Action},
-		{agenttrail.DimResourceType, f.ResourceType}, {agenttrail.DimResult, f.Result},
-	} {
-		if len(c.vals) == 0 {
+	for _, d := range agenttrail.RolledDimensions {
+		vals := *f.DimensionValues(d)
+		if len(vals) == 0 {
 			continue
 		}
-		if dim != "" && dim != string(c.dim) {
+		if dim != "" && dim != string(d) {
 			return p
 		}
-		dim, keys = string(c.dim), c.vals
+		dim, keys = string(d), vals
 	}
 	if dim == "" {
 		dim = dimTotal

@@ -102,20 +102,15 @@ func rollupPlan(f *agenttrail.Filter, by agenttrail.Dimension) (dim int, values 
 		return 0, nil, false
 	}
 	dim = dimCode(by)
-	for _, c := range []struct {
-		d    agenttrail.Dimension
-		vals []string
-	}{
-		{agenttrail.DimSource, f.Source}, {agenttrail.DimActorType, f.ActorType}, {agenttrail.DimActorID, f.ActorID},
-		{agenttrail.DimResult, f.Result}, {agenttrail.DimAction, f.Action}, {agenttrail.DimResourceType, f.ResourceType},
-	} {
-		if len(c.vals) == 0 {
+	for _, d := range agenttrail.RolledDimensions {
+		vals := *f.DimensionValues(d)
+		if len(vals) == 0 {
 			continue
 		}
-		if dim != 0 && dim != dimCode(c.d) {
+		if dim != 0 && dim != dimCode(d) {
 			return 0, nil, false // two dimensions: no single rollup has both
 		}
-		dim, values = dimCode(c.d), c.vals
+		dim, values = dimCode(d), vals
 	}
 	if dim == 0 {
 		dim = dimTotal

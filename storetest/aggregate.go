@@ -12,26 +12,11 @@ import (
 // for a dimension that has no filter field (model).
 func dimFilter(by agenttrail.Dimension, vals ...string) (agenttrail.Filter, bool) {
 	var f agenttrail.Filter
-	switch by {
-	case agenttrail.DimSource:
-		f.Source = vals
-	case agenttrail.DimActorType:
-		f.ActorType = vals
-	case agenttrail.DimActorID:
-		f.ActorID = vals
-	case agenttrail.DimResult:
-		f.Result = vals
-	case agenttrail.DimAction:
-		f.Action = vals
-	case agenttrail.DimResourceType:
-		f.ResourceType = vals
-	case agenttrail.DimOrg:
-		f.Org = vals
-	case agenttrail.DimProject:
-		f.Project = vals
-	default:
+	p := f.DimensionValues(by)
+	if p == nil {
 		return f, false
 	}
+	*p = vals
 	return f, true
 }
 
