@@ -42,6 +42,45 @@ func seedVaried(t *testing.T, srv *servertest.Server, n int) {
 	ingest(t, srv, evs...)
 }
 
+// TestConsoleHidesBookkeeping: as `agenttrail query` does, the Events page
+// leaves out the trail's audit of its own reads (which every page load
+// adds) and heartbeats, until the checkbox asks for them; the page then
+// lists them and says so in its URL.
+func TestConsoleHidesBookkeeping(t *testing.T) {
+	srv := servertest.Start(t)
+	seedVaried(t, srv, 12)
+	ingest(t, srv, event(map[string]any{"id": "hb-1", "time": ago(time.Minute), "actor_id": "agent-0", "source": "agent", "action": "heartbeat", "result": "success"}))
+	b := newBrowser(t, srv)
+	b.signIn(t, server.RoleRead, server.AllOrgs)
+
+	b.open(t, "/events?since=1h")
+	var audit, hidden apiPage
+	api(t, srv, http.MethodGet, "/v1/events?since=1h&source=audit&limit=5", nil, &audit)
+	if len(audit.ids()) == 0 {
+		t.Fatal("the console's reads left no audit events; the test needs some")
+	}
+	b.open(t, "/events?since=1h")
+	api(t, srv, http.MethodGet, "/v1/events?since=1h&not_source=audit&not_action=heartbeat&limit=50", nil, &hidden)
+	got := b.pageIDs(t)
+	if !slices.Equal(got, hidden.ids()) || len(got) != 12 {
+		t.Fatalf("by default the page shows %v, want the 12 seeded events %v", got, hidden.ids())
+	}
+
+	b.do(t, chromedp.Click(chromedp.CSS("#all-sources")), ready())
+	if p := b.path(t); !strings.Contains(p, "all=1") {
+		t.Errorf("after ticking the box the URL is %s, want all=1", p)
+	}
+	got = b.pageIDs(t)
+	var sawAudit, sawHeartbeat bool
+	for _, id := range got {
+		sawAudit = sawAudit || strings.HasPrefix(id, "agenttrail:")
+		sawHeartbeat = sawHeartbeat || id == "hb-1"
+	}
+	if !sawAudit || !sawHeartbeat {
+		t.Errorf("with the box ticked the page shows %v, want audit events and the heartbeat hb-1 among them", got)
+	}
+}
+
 func TestConsoleEventsMatchAPI(t *testing.T) {
 	srv := servertest.Start(t)
 	seedVaried(t, srv, 130)

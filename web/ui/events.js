@@ -2,15 +2,18 @@
 // paging, a detail panel with pivots, live following, and downloads.
 import { h, replace, when, int, usd, ms, spinner, problem, empty, copyButton } from './dom.js';
 import { get, stream, download } from './api.js';
-import { filterBar, apiFilter, withFilter, range } from './filters.js';
+import { filterBar, apiFilter, withFilter, range, hideBookkeeping } from './filters.js';
 
 // PAGE_KEYS are the events page's own state beside the filters.
-const PAGE_KEYS = ['cursor', 'limit', 'event', 'event_org', 'live'];
+const PAGE_KEYS = ['cursor', 'limit', 'event', 'event_org', 'live', 'all'];
 const LIVE_MAX = 200;
 
 export async function render(ctx) {
   const { q, session, main, signal } = ctx;
-  const filter = apiFilter(q);
+  // As `agenttrail query` does, the list leaves out what the trail records
+  // about itself (its audit of these very reads, heartbeats) unless asked.
+  const all = q.get('all') === '1';
+  const filter = all ? apiFilter(q) : hideBookkeeping(apiFilter(q));
   const params = new URLSearchParams(filter);
   const limit = Math.min(200, Math.max(1, Number(q.get('limit')) || 50));
   params.set('limit', String(limit));
@@ -27,6 +30,8 @@ export async function render(ctx) {
   const count = h('span', { class: 'count', id: 'match-count' }, '');
   const liveBox = h('input', { type: 'checkbox', id: 'live', checked: live });
   liveBox.addEventListener('change', () => setQ({ live: liveBox.checked ? '1' : null, cursor: null }));
+  const allBox = h('input', { type: 'checkbox', id: 'all-sources', checked: all });
+  allBox.addEventListener('change', () => setQ({ all: allBox.checked ? '1' : null, cursor: null }));
   const dlStatus = h('span', { role: 'status', class: 'dl-status' });
   const downloads = h('div', { class: 'downloads', role: 'group', 'aria-label': 'Download the events of this filter' }, 'Download: ',
     ['ndjson', 'csv', 'ocsf', 'cef'].map((f) => h('button', {
@@ -42,9 +47,11 @@ export async function render(ctx) {
   const panel = h('aside', { class: 'panel', id: 'detail', 'aria-label': 'Event detail', hidden: true });
   replace(main,
     h('h1', {}, 'Events'),
-    filterBar(q, session, ctx.go, { keep: ['limit', 'live'] }),
+    filterBar(q, session, ctx.go, { keep: ['limit', 'live', 'all'] }),
     h('div', { class: 'toolbar' }, count,
-      h('label', { class: 'live', for: 'live' }, liveBox, ' Live'), downloads),
+      h('label', { class: 'live', for: 'live' }, liveBox, ' Live'),
+      h('label', { class: 'all-sources', for: 'all-sources', title: "the trail's audit of its own reads and writes, and agents' heartbeats" }, allBox, ' Include audit and heartbeats'),
+      downloads),
     tableWrap, pager, panel);
 
   // The count of matching events, from the same filter (not the page).

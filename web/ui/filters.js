@@ -32,6 +32,15 @@ export function apiFilter(q) {
   return p;
 }
 
+// hideBookkeeping adds to filter p the exclusion of what the trail records
+// about itself — its audit events and heartbeats — unless p asks for them
+// by name, and returns p.
+export function hideBookkeeping(p) {
+  if (!p.getAll('source').includes('audit')) p.append('not_source', 'audit');
+  if (!p.getAll('action').includes('heartbeat')) p.append('not_action', 'heartbeat');
+  return p;
+}
+
 // range describes the query's time range in words and as absolute times.
 export function range(q) {
   const since = q.get('since') || DEFAULT_RANGE;
