@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
@@ -66,11 +65,10 @@ func runProxyAWS(ctx context.Context, args []string, env *Env) error {
 		return err
 	}
 	defer p.Close()
-	srv := &http.Server{Handler: p, ReadHeaderTimeout: 30 * time.Second, ErrorLog: slog.NewLogLogger(deps.Logger.Handler(), slog.LevelWarn)}
 	to := "https://{service}.{region}.amazonaws.com"
 	if cfg.Upstream != nil {
 		to = cfg.Upstream.Redacted()
 	}
 	fmt.Fprintf(env.Stderr, "agenttrail proxy aws: http://%s → %s (%d keys)\n", advertised(ln.Addr()), to, len(creds))
-	return serveCapture(ctx, 10*time.Second, listening{srv, ln})
+	return serveCapture(ctx, deps.Logger, 10*time.Second, listening{&http.Server{Handler: p}, ln})
 }

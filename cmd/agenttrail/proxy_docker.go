@@ -77,9 +77,9 @@ func runProxyDocker(ctx context.Context, args []string, env *Env) error {
 	// Shutdown waits for calls in flight; attach and exec streams are not
 	// among them (they left the server when hijacked) and p.Close ends them.
 	defer p.Close()
-	srv := &http.Server{Handler: p, ConnContext: p.ConnContext, ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: p, ConnContext: p.ConnContext}
 	fmt.Fprintf(env.Stderr, "agenttrail proxy docker: %s → %s\n  export DOCKER_HOST=%s\n", ln, up, ln)
-	return serveCapture(ctx, 10*time.Second, listening{srv, l})
+	return serveCapture(ctx, deps.Logger, 10*time.Second, listening{srv, l})
 }
 
 // listenEndpoint listens on e. A unix socket left behind by a proxy that

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"net"
 	"net/http"
 	"time"
@@ -57,11 +56,6 @@ func runProxyEgress(ctx context.Context, args []string, env *Env) error {
 	// Plain requests get a moment to finish; tunnels are ended by p.Close,
 	// each recorded with what it carried.
 	defer p.Close()
-	srv := &http.Server{
-		Handler:           p,
-		ReadHeaderTimeout: 30 * time.Second,
-		ErrorLog:          slog.NewLogLogger(deps.Logger.Handler(), slog.LevelWarn),
-	}
 	fmt.Fprintf(env.Stderr, "agenttrail proxy egress: http://%s\n", ln.Addr())
-	return serveCapture(ctx, 5*time.Second, listening{srv, ln})
+	return serveCapture(ctx, deps.Logger, 5*time.Second, listening{&http.Server{Handler: p}, ln})
 }

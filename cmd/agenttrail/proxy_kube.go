@@ -6,7 +6,6 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
@@ -113,7 +112,6 @@ func runProxyKube(ctx context.Context, args []string, env *Env) error {
 		return err
 	}
 	defer p.Close()
-	srv := &http.Server{Handler: p, ReadHeaderTimeout: 30 * time.Second, ErrorLog: slog.NewLogLogger(deps.Logger.Handler(), slog.LevelWarn)}
 	proxyURL := scheme + "://" + advertised(ln.Addr())
 	if *printKubeconfig {
 		if err := kube.WriteKubeconfig(env.Stdout, kube.Kubeconfig{Server: proxyURL, Cluster: *cluster, Token: *agentToken, CAPEM: caPEM}); err != nil {
@@ -122,7 +120,7 @@ func runProxyKube(ctx context.Context, args []string, env *Env) error {
 		}
 	}
 	fmt.Fprintf(env.Stderr, "agenttrail proxy kube: %s → %s (cluster %s)\n", proxyURL, cfg.Upstream.Redacted(), *cluster)
-	return serveCapture(ctx, 10*time.Second, listening{srv, ln})
+	return serveCapture(ctx, deps.Logger, 10*time.Second, listening{&http.Server{Handler: p}, ln})
 }
 
 // kubeUpstream is the API server URL and the transport that authenticates

@@ -72,7 +72,7 @@ func runProxyLLM(ctx context.Context, args []string, env *Env) error {
 		return fmt.Errorf("listen: %w", err)
 	}
 	reg := prometheus.NewRegistry()
-	servers := []listening{{&http.Server{ReadHeaderTimeout: 10 * time.Second}, ln}}
+	servers := []listening{{&http.Server{}, ln}}
 	if *metricsAddr != "" {
 		mln, err := net.Listen("tcp", *metricsAddr)
 		if err != nil {
@@ -81,7 +81,7 @@ func runProxyLLM(ctx context.Context, args []string, env *Env) error {
 		}
 		mux := http.NewServeMux()
 		mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-		servers = append(servers, listening{&http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}, mln})
+		servers = append(servers, listening{&http.Server{Handler: mux}, mln})
 	}
 	deps, err := cf.open(env)
 	if err != nil {
@@ -100,5 +100,5 @@ func runProxyLLM(ctx context.Context, args []string, env *Env) error {
 	fmt.Fprintf(env.Stderr, "agenttrail proxy llm: http://%s → %s\n", ln.Addr(), up.Redacted())
 	// Streams in flight may run for minutes; they get a little time, then
 	// are cut: each is still recorded, as incomplete.
-	return serveCapture(ctx, 10*time.Second, servers...)
+	return serveCapture(ctx, deps.Logger, 10*time.Second, servers...)
 }

@@ -131,5 +131,5 @@ func serveMCPProxy(ctx context.Context, cfg mcp.Config, ln net.Listener, env *En
 	}
 	defer p.Close()
 	fmt.Fprintf(env.Stderr, "agenttrail proxy mcp: http://%s → %s\n", ln.Addr(), cfg.Upstream)
-	return serveCapture(ctx, 3*time.Second, listening{&http.Server{Handler: p, ReadHeaderTimeout: 10 * time.Second}, ln})
+	return serveCapture(ctx, cfg.Logger, 3*time.Second, listening{&http.Server{Handler: p}, ln})
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"time"
@@ -25,7 +26,19 @@ type listening struct {
 // each server stops accepting and gives requests in flight grace to finish
 // before cutting them (each is recorded either way). The caller then closes
 // its proxy and its Recorder, whose stop event is the process's last.
-func serveCapture(ctx context.Context, grace time.Duration, servers ...listening) error {
+//
+// Every server logs its connection errors to logger as warnings and allows
+// a client 30 seconds to send its request's headers, unless it says
+// otherwise.
+func serveCapture(ctx context.Context, logger *slog.Logger, grace time.Duration, servers ...listening) error {
+	for _, s := range servers {
+		if s.srv.ErrorLog == nil {
+			s.srv.ErrorLog = slog.NewLogLogger(logger.Handler(), slog.LevelWarn)
+		}
+		if s.srv.ReadHeaderTimeout == 0 {
+			s.srv.ReadHeaderTimeout = 30 * time.Second
+		}
+	}
 	var g run.Group
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
