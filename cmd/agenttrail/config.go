@@ -14,7 +14,12 @@ import (
 // files, retention rules, TLS files), then says what it would run.
 func runConfig(ctx context.Context, args []string, env *Env) error {
 	if len(args) == 0 || args[0] != "check" {
-		fmt.Fprintln(env.Stderr, "usage: agenttrail config check FILE")
+		fs := newFlagSet("config", env)
+		fs.Usage = func() { fmt.Fprintln(env.Stderr, "usage: agenttrail config check FILE") }
+		if err := parse(fs, args); err != nil {
+			return err // -h: the usage, and exit 0
+		}
+		fs.Usage()
 		return errUsage
 	}
 	fs := newFlagSet("config check", env)
