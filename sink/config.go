@@ -27,7 +27,7 @@ const (
 
 // Types lists the sink types this build delivers to.
 func Types() []string {
-	return []string{TypeFile, TypeWebhook}
+	return []string{TypeFile, TypeWebhook, TypeSyslog}
 }
 
 // FormatNative is the API's event JSON, one object a line: export.NDJSON.

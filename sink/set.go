@@ -52,6 +52,8 @@ func newDeliverer(c Config, log *slog.Logger) (Deliverer, error) {
 		return newFile(c)
 	case TypeWebhook:
 		return newWebhook(c)
+	case TypeSyslog:
+		return newSyslog(c)
 	}
 	return nil, fmt.Errorf("type %q: not in this build", c.Type)
 }
