@@ -44,6 +44,9 @@ type Store struct {
 	// so Append issues DDL only for days it has not seen. Only the holder
 	// of writer touches it (and open, before s is shared).
 	days map[time.Time]bool
+
+	// reserving bounds the Reserve calls in progress (see Open).
+	reserving chan struct{}
 }
 
 // Config configures a Store. The zero value is usable.
@@ -89,6 +92,10 @@ func Open(ctx context.Context, dsn string, cfg Config) (*Store, error) {
 		now:    time.Now,
 		writer: make(chan struct{}, 1),
 		days:   map[time.Time]bool{},
+		// Each Reserve holds a connection for its transaction and takes
+		// a second for the rollup read; bounding them to half the pool
+		// leaves the rollup reads a connection whatever the load.
+		reserving: make(chan struct{}, max(1, pcfg.MaxConns/2)),
 	}
 	if err := s.open(ctx); err != nil {
 		pool.Close()

@@ -218,6 +218,13 @@ func TestOpenAPISchemas(t *testing.T) {
 		"SinkReplayResult":   wire.SinkReplayResult{},
 		"DeadLetter":         wire.DeadLetter{},
 		"DeadLetters":        wire.DeadLetters{},
+		"Budget":             wire.Budget{},
+		"Budgets":            wire.Budgets{},
+		"BudgetRequest":      wire.BudgetRequest{},
+		"BudgetStatuses":     wire.BudgetStatuses{},
+		"ReserveRequest":     wire.ReserveRequest{},
+		"ReserveResult":      wire.ReserveResult{},
+		"SettleRequest":      wire.SettleRequest{},
 	} {
 		schema, ok := doc.Components.Schemas[name]
 		if !ok {

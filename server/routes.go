@@ -21,7 +21,7 @@ type route struct {
 // routeTable lists every endpoint the server serves. The OpenAPI test
 // checks the document against it.
 func (s *Server) routeTable() []route {
-	return []route{
+	return append([]route{
 		{http.MethodPost, "/v1/events", RoleIngest, s.wrap(s.postEvents)},
 		{http.MethodGet, "/v1/events", RoleRead, s.wrap(s.listEvents)},
 		{http.MethodGet, "/v1/events/{id}", RoleRead, s.wrap(s.getEvent)},
@@ -45,7 +45,7 @@ func (s *Server) routeTable() []route {
 		{http.MethodGet, "/readyz", "", s.wrap(s.readyz)},
 		{http.MethodGet, "/metrics", s.metricsNeed, s.metricsHandler()},
 		{http.MethodGet, "/openapi.json", "", http.HandlerFunc(serveOpenAPI)},
-	}
+	}, s.budgetRoutes()...)
 }
 
 // serveHTTP routes r. Requests no route matches are answered here, so that

@@ -86,6 +86,9 @@ type Config struct {
 	CursorKey []byte
 	// Sinks answers GET /v1/sinks and its requests; nil: no sinks.
 	Sinks Sinks
+	// Budgets keeps budgets and decides reservations; nil means Store's
+	// when it implements agenttrail.Budgets (both stores do).
+	Budgets agenttrail.Budgets
 }
 
 // Server serves the HTTP API. New builds it; Open binds its listener, so a
@@ -106,14 +109,16 @@ type Server struct {
 	auth   Authenticator
 	addr   string
 
-	audit       *auditor // nil when not auditing
-	limiter     *rateLimiter
-	anonLimiter *rateLimiter // by client address, for requests without a valid credential
-	metricsNeed Role         // "" (open) or roleMetrics
-	exports     *slots
-	inflight    *inflight // requests in progress by token, ended on revocation
-	tls         *tls.Config
-	cursors     cursorSigner
+	audit        *auditor // nil when not auditing
+	limiter      *rateLimiter
+	anonLimiter  *rateLimiter // by client address, for requests without a valid credential
+	metricsNeed  Role         // "" (open) or roleMetrics
+	exports      *slots
+	inflight     *inflight // requests in progress by token, ended on revocation
+	tls          *tls.Config
+	cursors      cursorSigner
+	budgets      agenttrail.Budgets // nil when the store keeps none
+	budgetAlerts alertSet
 
 	routes  []route
 	mux     *http.ServeMux
@@ -148,6 +153,10 @@ func New(cfg Config) *Server {
 
 		tls:     cfg.TLS,
 		cursors: newCursorSigner(cfg.CursorKey),
+		budgets: cfg.Budgets,
+	}
+	if s.budgets == nil {
+		s.budgets, _ = cfg.Store.(agenttrail.Budgets)
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)

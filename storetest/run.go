@@ -77,6 +77,10 @@ func Run(t *testing.T, open func(t *testing.T) agenttrail.Store) {
 		{"Concurrent", testConcurrent},
 		{"ContextEnded", testContextEnded},
 		{"SinkLedger", testSinkLedger},
+		{"BudgetCRUD", testBudgetCRUD},
+		{"BudgetPeriods", testBudgetPeriods},
+		{"BudgetReserve", testBudgetReserve},
+		{"BudgetConcurrent", testBudgetConcurrent},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -62,6 +62,7 @@ func commands() []command {
 		{"sinks", "push sinks: state, replay NAME --since T, dead-letters NAME [--retry]", runSinks},
 		{"config", "check a configuration file without starting anything: config check FILE", runConfig},
 		{"token", "create, list and revoke the server's bearer tokens", runToken},
+		{"budget", "set, list and remove spending limits; see what each has spent", runBudget},
 	}
 }
 

@@ -1,0 +1,164 @@
+package postgres
+
+import (
+	"context"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/agenttrail/agenttrail"
+)
+
+var _ agenttrail.Budgets = (*Store)(nil)
+
+const budgetCols = "org, name, project, actor_id, model, limit_nusd, period, timezone, warn_at, updated_at, updated_by"
+
+// pgq is what pgxpool.Pool and pgx.Tx have in common for budgets.
+type pgq interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+}
+
+// PutBudget creates or replaces the budget (b.Org, b.Name).
+func (s *Store) PutBudget(ctx context.Context, b agenttrail.Budget) (agenttrail.Budget, error) {
+	if err := b.Validate(); err != nil {
+		return b, err
+	}
+	_, err := s.pool.Exec(ctx, `INSERT INTO budgets (`+budgetCols+`) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11)
+		ON CONFLICT (org, name) DO UPDATE SET project=excluded.project, actor_id=excluded.actor_id,
+		model=excluded.model, limit_nusd=excluded.limit_nusd, period=excluded.period, timezone=excluded.timezone,
+		warn_at=excluded.warn_at, updated_at=excluded.updated_at, updated_by=excluded.updated_by`,
+		b.Org, b.Name, b.Project, b.ActorID, b.Model, b.LimitNUSD, string(b.Period), b.Timezone, b.WarnAt,
+		b.UpdatedAt, b.UpdatedBy)
+	return b, formatError("postgres: put budget", err)
+}
+
+// ListBudgets returns the budgets of org, or of every org when org is "".
+func (s *Store) ListBudgets(ctx context.Context, org string) ([]agenttrail.Budget, error) {
+	return queryBudgets(ctx, s.pool, `SELECT `+budgetCols+` FROM budgets WHERE $1 = '' OR org = $1 ORDER BY org, name`, org)
+}
+
+// DeleteBudget removes the budget (org, name) and its reservations.
+func (s *Store) DeleteBudget(ctx context.Context, org, name string) (agenttrail.Budget, error) {
+	var out agenttrail.Budget
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		bs, err := queryBudgets(ctx, tx, `DELETE FROM budgets WHERE org = $1 AND name = $2 RETURNING `+budgetCols, org, name)
+		if err != nil {
+			return err
+		}
+		if len(bs) == 0 {
+			return agenttrail.Errorf(agenttrail.ENOTFOUND, "no budget %q in org %s", name, org)
+		}
+		out = bs[0]
+		_, err = tx.Exec(ctx, `DELETE FROM budget_reservations WHERE org = $1 AND budget = $2`, org, name)
+		return err
+	})
+	return out, formatError("postgres: delete budget", err)
+}
+
+// BudgetStates returns the state at now of every budget of org ("" for
+// all). It reads without locking: a snapshot, not a decision.
+func (s *Store) BudgetStates(ctx context.Context, org string, now time.Time) ([]agenttrail.BudgetState, error) {
+	bs, err := s.ListBudgets(ctx, org)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]agenttrail.BudgetState, 0, len(bs))
+	for _, b := range bs {
+		st, err := agenttrail.StateIn(ctx, budgetTx{q: s.pool}, s, b, now)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, st)
+	}
+	return out, nil
+}
+
+// Reserve decides r in one transaction that locks the rows of the budgets
+// that apply (FOR UPDATE, in name order, so two servers never deadlock):
+// a second Reserve on any of them, from this process or another sharing the
+// database, waits until this one commits, and then, at READ COMMITTED,
+// its statements see this one's reservation.
+func (s *Store) Reserve(ctx context.Context, r agenttrail.Reservation, now time.Time) (agenttrail.ReserveResult, error) {
+	var res agenttrail.ReserveResult
+	select {
+	case s.reserving <- struct{}{}:
+		defer func() { <-s.reserving }()
+	case <-ctx.Done():
+		return res, formatError("postgres: reserve", ctx.Err())
+	}
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		var err error
+		res, err = agenttrail.ReserveIn(ctx, budgetTx{q: tx, lock: true}, s, r, now)
+		if err != nil || !res.Allowed {
+			return err
+		}
+		_, err = tx.Exec(ctx, `DELETE FROM budget_reservations WHERE org = $1 AND expires_at <= $2`, r.Org, now)
+		return err
+	})
+	return res, formatError("postgres: reserve", err)
+}
+
+// Settle replaces the reservations (org, id) with cost, kept for
+// agenttrail.SettledTTL.
+func (s *Store) Settle(ctx context.Context, org, id string, costNUSD int64, now time.Time) error {
+	_, err := s.pool.Exec(ctx, `UPDATE budget_reservations SET amount_nusd = $1, expires_at = $2
+		WHERE org = $3 AND id = $4 AND expires_at > $5`,
+		max(costNUSD, 0), now.Add(agenttrail.SettledTTL), org, id, now)
+	return formatError("postgres: settle", err)
+}
+
+// budgetTx is agenttrail.BudgetTx in PostgreSQL; lock makes LockBudgets
+// take row locks (it must then run in a transaction).
+type budgetTx struct {
+	q    pgq
+	lock bool
+}
+
+func (t budgetTx) LockBudgets(ctx context.Context, r *agenttrail.Reservation) ([]agenttrail.Budget, error) {
+	q := `SELECT ` + budgetCols + ` FROM budgets WHERE org = $1
+		AND project IN ('', $2) AND actor_id IN ('', $3) AND model IN ('', $4) ORDER BY name`
+	if t.lock {
+		q += ` FOR UPDATE`
+	}
+	return queryBudgets(ctx, t.q, q, r.Org, r.Project, r.ActorID, r.Model)
+}
+
+func (t budgetTx) ReservedNUSD(ctx context.Context, b *agenttrail.Budget, since, now time.Time) (int64, error) {
+	var sum int64
+	err := t.q.QueryRow(ctx, `SELECT coalesce(sum(amount_nusd), 0)::bigint FROM budget_reservations r
+		WHERE r.org = $1 AND r.budget = $2 AND r.expires_at > $3 AND r.created_at >= $4
+		AND NOT EXISTS (SELECT 1 FROM event_ids e WHERE e.id = r.id AND e.org = r.org)`,
+		b.Org, b.Name, now, since).Scan(&sum)
+	return sum, formatError("postgres: sum reservations", err)
+}
+
+func (t budgetTx) Hold(ctx context.Context, r *agenttrail.Reservation, budgets []string, now time.Time) error {
+	for _, name := range budgets {
+		if _, err := t.q.Exec(ctx, `INSERT INTO budget_reservations (org, budget, id, amount_nusd, created_at, expires_at)
+			VALUES ($1,$2,$3,$4,$5,$6) ON CONFLICT (org, budget, id) DO UPDATE SET amount_nusd = excluded.amount_nusd,
+			created_at = excluded.created_at, expires_at = excluded.expires_at`,
+			r.Org, name, r.ID, r.AmountNUSD, now, now.Add(r.TTL)); err != nil {
+			return formatError("postgres: hold reservation", err)
+		}
+	}
+	return nil
+}
+
+func queryBudgets(ctx context.Context, q pgq, query string, args ...any) ([]agenttrail.Budget, error) {
+	rows, err := q.Query(ctx, query, args...)
+	if err != nil {
+		return nil, formatError("postgres: read budgets", err)
+	}
+	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (agenttrail.Budget, error) {
+		var b agenttrail.Budget
+		var period string
+		err := row.Scan(&b.Org, &b.Name, &b.Project, &b.ActorID, &b.Model, &b.LimitNUSD, &period,
+			&b.Timezone, &b.WarnAt, &b.UpdatedAt, &b.UpdatedBy)
+		b.Period, b.UpdatedAt = agenttrail.Period(period), b.UpdatedAt.UTC()
+		return b, err
+	})
+	return out, formatError("postgres: read budgets", err)
+}
