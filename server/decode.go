@@ -92,9 +92,13 @@ func checkEnd(body []byte, i int) error {
 
 // decodeStream decodes one object or NDJSON: values separated by white
 // space. A line that is not valid JSON is rejected by index and decoding
-// resumes on the next line.
+// resumes on the next line. A body with a syntax error and no JSON object in
+// it (`{not json`, a pretty-printed object with a syntax error) cannot be
+// parsed at all: that is the body's error, not an event's.
 func decodeStream(body []byte, lim agenttrail.Limits) (*decoded, error) {
 	d := &decoded{events: make([]agenttrail.Event, 0, bytes.Count(body, []byte{'\n'})+1)}
+	var objects, syntax int // values that are JSON objects; values that are not JSON
+	var first error
 	for i := skipWS(body, 0); i < len(body); i = skipWS(body, i) {
 		n := len(d.events)
 		if n >= lim.MaxBatchEvents {
@@ -102,17 +106,29 @@ func decodeStream(body []byte, lim agenttrail.Limits) (*decoded, error) {
 		}
 		end, err := d.decodeOne(body, i, lim)
 		if err == nil {
+			if body[i] == '{' {
+				objects++
+			}
 			i = end
 			continue
 		}
 		d.reject(n, rejectInvalid, "event", "is not valid JSON: %v", err)
+		if syntax++; first == nil {
+			first = err
+		}
 		nl := bytes.IndexByte(body[i:], '\n')
 		if nl < 0 {
 			break
 		}
 		i += nl + 1
 	}
-	return d, nil
+	switch {
+	case syntax == 0 || objects > 0:
+		return d, nil
+	case len(d.events) == 1:
+		return nil, agenttrail.Invalid("body", "is not valid JSON: %v", first)
+	}
+	return nil, agenttrail.Invalid("body", "holds no JSON object: it is not valid JSON, nor NDJSON (first error: %v)", first)
 }
 
 // decodeOne decodes the value at body[i] as the next event and returns the

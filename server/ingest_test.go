@@ -187,6 +187,9 @@ func testIngestUnparsable(t *testing.T, o options) {
 		{"unterminated array", "[" + validEvent("x")},
 		{"data after array", "[" + validEvent("x") + "] {}"},
 		{"a string", `"event"`},
+		{"not JSON after a brace", "{not json"},
+		{"a pretty-printed object with a syntax error", "{\n  \"id\": x,\n  \"action\": \"a\"\n}\n"},
+		{"NDJSON of which no line parses", "{\"id\": \n{nope}\n"},
 	}
 	for _, tc := range tests {
 		p := problemFrom(t, "POST "+tc.name, e.post(t, "application/json", []byte(tc.body)), http.StatusBadRequest)
