@@ -27,7 +27,7 @@ const (
 
 // Types lists the sink types this build delivers to.
 func Types() []string {
-	return []string{TypeFile, TypeWebhook, TypeSyslog}
+	return []string{TypeFile, TypeWebhook, TypeSyslog, TypeSplunkHEC, TypeElasticsearch}
 }
 
 // FormatNative is the API's event JSON, one object a line: export.NDJSON.
@@ -201,6 +201,9 @@ func (c *Config) Check() error {
 	}
 	if c.Format == export.CSV && c.Type != TypeFile && c.Type != TypeS3 {
 		return bad("format", "csv is for the file and s3 sinks")
+	}
+	if c.Type == TypeElasticsearch && c.Format != FormatNative && c.Format != export.OCSF {
+		return bad("format", "elasticsearch indexes JSON documents: native or ocsf")
 	}
 	if _, err := c.filter(); err != nil {
 		return bad("filter", "%v", err)

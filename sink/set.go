@@ -54,6 +54,10 @@ func newDeliverer(c Config, log *slog.Logger) (Deliverer, error) {
 		return newWebhook(c)
 	case TypeSyslog:
 		return newSyslog(c)
+	case TypeSplunkHEC:
+		return newHEC(c)
+	case TypeElasticsearch:
+		return newElasticsearch(c)
 	}
 	return nil, fmt.Errorf("type %q: not in this build", c.Type)
 }
