@@ -31,6 +31,10 @@ const roleAny Role = "any"
 // tokens of every org may scrape it, since its counters cover every org.
 const roleMetrics Role = "metrics"
 
+// roleOperator marks the profiling endpoints: only an admin of every org,
+// the server's operator, may profile a process that serves every org.
+const roleOperator Role = "operator"
+
 // AllOrgs is the Org of a principal that is not scoped to one org.
 const AllOrgs = "*"
 
@@ -78,8 +82,11 @@ func principalOf(ctx context.Context) Principal {
 
 // allows reports whether p's role permits an operation needing need.
 func (p Principal) allows(need Role) bool {
-	if need == roleMetrics {
+	switch need {
+	case roleMetrics:
 		return (p.Role == RoleAdmin || p.Role == RoleRead) && p.Org == AllOrgs
+	case roleOperator:
+		return p.Role == RoleAdmin && p.Org == AllOrgs
 	}
 	return p.Role == RoleAdmin || p.Role == need || need == roleAny
 }

@@ -45,6 +45,7 @@ func (s *Server) routeTable() []route {
 		{http.MethodGet, "/readyz", "", s.wrap(s.readyz)},
 		{http.MethodGet, "/metrics", s.metricsNeed, s.metricsHandler()},
 		{http.MethodGet, "/openapi.json", "", http.HandlerFunc(serveOpenAPI)},
+		{http.MethodGet, "/debug/pprof/{profile}", roleOperator, http.HandlerFunc(serveProfile)},
 	}, s.budgetRoutes()...)
 }
 
