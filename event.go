@@ -222,6 +222,10 @@ func (e *Event) DimensionValue(d Dimension) string {
 	case DimModel:
 		l, _ := e.LLM()
 		return l.Model
+	case DimTraceID:
+		return e.TraceID
+	case DimSessionID:
+		return e.SessionID
 	}
 	return ""
 }

@@ -13,7 +13,8 @@ import (
 // NotAction exclude: an event whose source (action) is in the set does not
 // match, whatever the other fields say. They let a listing hide the trail's
 // own bookkeeping (heartbeats, audit reads) without naming every other
-// value.
+// value. TraceID and SessionID select one task: stores read them through
+// indexes of their own.
 //
 // Org is also how callers are scoped: the server intersects it with the
 // caller's token before any store sees it, so a store applies it like any
@@ -30,6 +31,8 @@ type Filter struct {
 	Project      []string
 	StatusCode   []int
 	ProducerID   []string
+	TraceID      []string
+	SessionID    []string
 	NotSource    []string
 	NotAction    []string
 	Since        time.Time
@@ -58,6 +61,7 @@ func (f *Filter) Check() error {
 		{"action", len(f.Action)}, {"resource_type", len(f.ResourceType)}, {"resource_id", len(f.ResourceID)},
 		{"result", len(f.Result)}, {"org", len(f.Org)}, {"project", len(f.Project)},
 		{"status_code", len(f.StatusCode)}, {"producer_id", len(f.ProducerID)},
+		{"trace_id", len(f.TraceID)}, {"session_id", len(f.SessionID)},
 		{"not_source", len(f.NotSource)}, {"not_action", len(f.NotAction)},
 	}
 	total, most := 0, 0
@@ -87,6 +91,7 @@ func (f *Filter) Match(e *Event) bool {
 		in(f.ResourceType, e.ResourceType) && in(f.ResourceID, e.ResourceID) &&
 		in(f.Result, string(e.Result)) && in(f.Org, e.Org) && in(f.Project, e.Project) &&
 		in(f.StatusCode, e.StatusCode) && in(f.ProducerID, e.ProducerID) &&
+		in(f.TraceID, e.TraceID) && in(f.SessionID, e.SessionID) &&
 		!slices.Contains(f.NotSource, e.Source) && !slices.Contains(f.NotAction, e.Action) &&
 		(f.Since.IsZero() || !e.Time.Before(f.Since)) &&
 		(f.Until.IsZero() || e.Time.Before(f.Until)) &&
@@ -173,7 +178,9 @@ type Page struct {
 	Next   *Position
 }
 
-// Dimension is a field events are grouped by.
+// Dimension is a field events are grouped by. DimTraceID and DimSessionID
+// have as many values as there are tasks: stores group them from the
+// events, never from rollups.
 type Dimension string
 
 // The dimensions of GET /v1/aggregate and /v1/timeseries. DimModel groups by
@@ -188,10 +195,14 @@ const (
 	DimOrg          Dimension = "org"
 	DimProject      Dimension = "project"
 	DimModel        Dimension = "model"
+	DimTraceID      Dimension = "trace_id"
+	DimSessionID    Dimension = "session_id"
 )
 
-// Dimensions lists every Dimension, in the order stores keep rollups for them.
-var Dimensions = []Dimension{DimSource, DimActorType, DimActorID, DimResult, DimAction, DimResourceType, DimOrg, DimProject, DimModel}
+// Dimensions lists every Dimension: those stores keep rollups for, in that
+// order, then the two of one task.
+var Dimensions = []Dimension{DimSource, DimActorType, DimActorID, DimResult, DimAction, DimResourceType, DimOrg, DimProject, DimModel,
+	DimTraceID, DimSessionID}
 
 // RolledDimensions are the dimensions both stores keep a rollup per value
 // of, besides org and project, which every rollup row carries: a filter on
@@ -218,6 +229,10 @@ func (f *Filter) DimensionValues(d Dimension) *[]string {
 		return &f.Org
 	case DimProject:
 		return &f.Project
+	case DimTraceID:
+		return &f.TraceID
+	case DimSessionID:
+		return &f.SessionID
 	}
 	return nil
 }
@@ -230,6 +245,16 @@ func (d Dimension) Valid() bool {
 		}
 	}
 	return false
+}
+
+// InvalidDimension returns the EINVALID error, naming the parameter by, for
+// a dimension that is not one of Dimensions.
+func InvalidDimension(d Dimension) *Error {
+	names := make([]string, len(Dimensions))
+	for i, x := range Dimensions {
+		names[i] = string(x)
+	}
+	return Invalid("by", "must be one of %s, not %q", strings.Join(names, ", "), d)
 }
 
 // Bucket is one group of an aggregation: how many events, and the sums of the
@@ -328,7 +353,7 @@ func EmptySeries(f Filter, iv Interval, by Dimension) ([]TimeBucket, error) {
 		return nil, Invalid("interval", "must be hour, day or week, not %q", iv)
 	}
 	if by != "" && !by.Valid() {
-		return nil, Invalid("by", "must be one of source, actor_type, actor_id, result, action, resource_type, org, project, model, not %q", by)
+		return nil, InvalidDimension(by)
 	}
 	if f.Since.IsZero() || f.Until.IsZero() {
 		return nil, Invalid("since", "a series needs both since and until")

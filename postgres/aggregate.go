@@ -47,7 +47,7 @@ func (s *Store) Aggregate(ctx context.Context, f agenttrail.Filter, by agenttrai
 		return nil, err
 	}
 	if !by.Valid() {
-		return nil, agenttrail.Invalid("by", "must be one of source, actor_type, actor_id, result, action, resource_type, org, project, model, not %q", by)
+		return nil, agenttrail.InvalidDimension(by)
 	}
 	p := planRead(f, by, true)
 	var a args

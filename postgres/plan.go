@@ -30,7 +30,8 @@ type span struct{ from, to time.Time }
 func planRead(f agenttrail.Filter, by agenttrail.Dimension, days bool) readPlan {
 	p := readPlan{raw: []agenttrail.Filter{f}}
 	if f.Q != "" || len(f.ResourceID) > 0 || len(f.StatusCode) > 0 || len(f.ProducerID) > 0 ||
-		len(f.NotSource) > 0 || len(f.NotAction) > 0 {
+		len(f.NotSource) > 0 || len(f.NotAction) > 0 || len(f.TraceID) > 0 || len(f.SessionID) > 0 ||
+		by == agenttrail.DimTraceID || by == agenttrail.DimSessionID {
 		return p
 	}
 	group := ""

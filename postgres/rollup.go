@@ -23,7 +23,8 @@ import (
 const dimTotal = "all"
 
 // rolledUp lists the dimensions that have rollup rows of their own: all but
-// org and project, which are columns of every row.
+// org and project, which are columns of every row, and trace_id and
+// session_id, which have a value per task and are grouped from the events.
 func rolledUp() []agenttrail.Dimension {
 	return []agenttrail.Dimension{
 		agenttrail.DimSource, agenttrail.DimActorType, agenttrail.DimActorID, agenttrail.DimResult,

@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -25,7 +26,7 @@ func dimColumn(d agenttrail.Dimension) string {
 	switch d {
 	case agenttrail.DimSource, agenttrail.DimActorType, agenttrail.DimActorID, agenttrail.DimResult,
 		agenttrail.DimAction, agenttrail.DimResourceType, agenttrail.DimOrg, agenttrail.DimProject,
-		agenttrail.DimModel:
+		agenttrail.DimModel, agenttrail.DimTraceID, agenttrail.DimSessionID:
 		return string(d)
 	}
 	panic("postgres: unknown dimension " + strconv.Quote(string(d)))
@@ -51,6 +52,17 @@ func conditions(f agenttrail.Filter, a *args) []string {
 	text("org", f.Org)
 	text("project", f.Project)
 	text("producer_id", f.ProducerID)
+	task := func(col string, vals []string) {
+		// The condition of the column's partial index, stated so that
+		// the planner can use it whatever the parameters' values.
+		if len(vals) > 0 && !slices.Contains(vals, "") {
+			c = append(c, col+" <> ''")
+		}
+	}
+	text("trace_id", f.TraceID)
+	task("trace_id", f.TraceID)
+	text("session_id", f.SessionID)
+	task("session_id", f.SessionID)
 	if keep := storableOnly(f.NotSource); len(keep) > 0 {
 		c = append(c, "source <> ALL("+a.add(keep)+"::text[])")
 	}

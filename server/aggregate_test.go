@@ -119,6 +119,10 @@ func dimension(ev *agenttrail.Event, by agenttrail.Dimension) string {
 	case agenttrail.DimModel:
 		l, _ := ev.LLM()
 		return l.Model
+	case agenttrail.DimTraceID:
+		return ev.TraceID
+	case agenttrail.DimSessionID:
+		return ev.SessionID
 	}
 	panic("unknown dimension " + by)
 }

@@ -142,6 +142,7 @@ func TestOpenAPIParameters(t *testing.T) {
 		ActorID: []string{"a"}, ActorType: []string{"agent"}, Source: []string{"s"}, Action: []string{"a"},
 		ResourceType: []string{"r"}, ResourceID: []string{"r"}, Result: []string{"success"}, Org: []string{"o"},
 		Project: []string{"p"}, StatusCode: []int{200}, ProducerID: []string{"p"},
+		TraceID: []string{"4bf92f3577b34da6a3ce929d0e0e4736"}, SessionID: []string{"task"},
 		NotSource: []string{"audit"}, NotAction: []string{"heartbeat"},
 		Since: testNow.Add(-time.Hour), Until: testNow, Q: "q",
 	}

@@ -27,7 +27,7 @@ type groupKey struct {
 // either way.
 func (s *Store) Aggregate(ctx context.Context, f agenttrail.Filter, by agenttrail.Dimension) ([]agenttrail.Bucket, error) {
 	if !by.Valid() {
-		return nil, agenttrail.Invalid("by", "must be one of source, actor_type, actor_id, result, action, resource_type, org, project, model, not %q", by)
+		return nil, agenttrail.InvalidDimension(by)
 	}
 	if err := checkFilter(&f); err != nil {
 		return nil, err
@@ -98,7 +98,8 @@ func (s *Store) Series(ctx context.Context, f agenttrail.Filter, iv agenttrail.I
 // by by (by "" meaning none), and false when only the events table can.
 func rollupPlan(f *agenttrail.Filter, by agenttrail.Dimension) (dim int, values []string, ok bool) {
 	if f.Q != "" || len(f.ResourceID) > 0 || len(f.StatusCode) > 0 || len(f.ProducerID) > 0 ||
-		len(f.NotSource) > 0 || len(f.NotAction) > 0 {
+		len(f.NotSource) > 0 || len(f.NotAction) > 0 || len(f.TraceID) > 0 || len(f.SessionID) > 0 ||
+		by == agenttrail.DimTraceID || by == agenttrail.DimSessionID {
 		return 0, nil, false
 	}
 	dim = dimCode(by)

@@ -1,6 +1,7 @@
 package sqlite
 
 import (
+	"slices"
 	"strings"
 	"time"
 
@@ -34,7 +35,19 @@ func (w *where) in(col string, vals []string) {
 	}
 }
 
-// String returns the condition, "1" when there is none.
+// task adds "col IN (…)" for trace_id or session_id, and the condition
+// "col <> ”" of their partial indexes when no value is ”: SQLite uses a
+// partial index only for a query that states its condition.
+func (w *where) task(col string, vals []string) {
+	if len(vals) == 0 {
+		return
+	}
+	w.in(col, vals)
+	if !slices.Contains(vals, "") {
+		w.conds = append(w.conds, col+" <> ''")
+	}
+}
+
 // notIn adds "col NOT IN (?, …)"; an empty set does not constrain.
 func (w *where) notIn(col string, vals []string) {
 	if len(vals) == 0 {
@@ -46,6 +59,7 @@ func (w *where) notIn(col string, vals []string) {
 	}
 }
 
+// String returns the condition, "1" when there is none.
 func (w *where) String() string {
 	if len(w.conds) == 0 {
 		return "1"
@@ -71,6 +85,8 @@ func filterWhere(f *agenttrail.Filter) *where {
 	w.in("org", f.Org)
 	w.in("project", f.Project)
 	w.in("producer_id", f.ProducerID)
+	w.task("trace_id", f.TraceID)
+	w.task("session_id", f.SessionID)
 	w.notIn("source", f.NotSource)
 	w.notIn("action", f.NotAction)
 	if len(f.StatusCode) > 0 {

@@ -22,7 +22,8 @@ func dimFilter(by agenttrail.Dimension, vals ...string) (agenttrail.Filter, bool
 
 // aggregateFilters are filters a rollup can serve (org, project, time,
 // hour-aligned or not) and filters it cannot (q, resource_id, status_code,
-// producer_id, another dimension), over data starting at start.
+// producer_id, trace_id, session_id, another dimension), over data
+// starting at start.
 func aggregateFilters(stored []agenttrail.Event, start time.Time) []agenttrail.Filter {
 	h := start.Truncate(time.Hour)
 	e := stored[3]
@@ -45,6 +46,9 @@ func aggregateFilters(stored []agenttrail.Event, start time.Time) []agenttrail.F
 		{Result: []string{"denied", "failure"}},
 		{NotSource: []string{agenttrail.SourceLLM, agenttrail.SourceAudit}},
 		{Org: []string{"acme"}, NotAction: []string{"tools/call"}, Since: h.Add(5 * time.Hour)},
+		{TraceID: []string{traced(stored).TraceID}},
+		{SessionID: []string{traced(stored).SessionID, "no such task"}, Source: []string{agenttrail.SourceLLM}},
+		{SessionID: []string{""}, Since: h.Add(5 * time.Hour)},
 	}
 }
 

@@ -95,6 +95,13 @@ func testQueryFilters(t *testing.T, s agenttrail.Store) {
 		{Source: []string{agenttrail.SourceShell, agenttrail.SourceLLM}, NotSource: []string{agenttrail.SourceShell}},
 		{Org: []string{"acme"}, NotAction: []string{"tools/call", "shell_exec"}, Since: Base().Add(24 * time.Hour)},
 		{Action: []string{e.Action}, NotAction: []string{e.Action}}, // nothing
+		{TraceID: []string{traced(stored).TraceID}},
+		{TraceID: []string{traced(stored).TraceID, "ac3" + strings.Repeat("0", 28) + "2", "ffffffffffffffffffffffffffffffff"}},
+		{TraceID: []string{traced(stored).TraceID}, Org: []string{"globex"}},
+		{TraceID: []string{""}}, // the events of no trace
+		{SessionID: []string{traced(stored).SessionID}},
+		{SessionID: []string{"acme task 1", "globex task 3", "no such task"}, Since: Base().Add(24 * time.Hour)},
+		{SessionID: []string{traced(stored).SessionID}, TraceID: []string{traced(stored).TraceID}, NotSource: []string{agenttrail.SourceShell}},
 	}
 	for _, f := range tests {
 		for _, sort := range sorts() {
@@ -103,6 +110,16 @@ func testQueryFilters(t *testing.T, s agenttrail.Store) {
 		got := all(t, s, f)
 		checkSeqs(t, "Query("+filterString(f)+", every page)", got, Select(stored, agenttrail.Query{Filter: f, Sort: agenttrail.SortSeq}))
 	}
+}
+
+// traced returns the first of events that has a trace and a session.
+func traced(events []agenttrail.Event) *agenttrail.Event {
+	for i := range events {
+		if events[i].TraceID != "" && events[i].SessionID != "" {
+			return &events[i]
+		}
+	}
+	panic("storetest: no generated event has a trace")
 }
 
 func testQueryTimeRange(t *testing.T, s agenttrail.Store) {
@@ -213,7 +230,7 @@ func RandomFilter(r *rand.Rand, events []agenttrail.Event) agenttrail.Filter {
 		return out
 	}
 	for n := 1 + r.IntN(3); n > 0; n-- {
-		switch r.IntN(13) {
+		switch r.IntN(15) {
 		case 0:
 			f.ActorID = vals(func(e *agenttrail.Event) string { return e.ActorID })
 		case 1:
@@ -250,6 +267,10 @@ func RandomFilter(r *rand.Rand, events []agenttrail.Event) agenttrail.Filter {
 			f.Since, f.Until = a, b
 		case 12:
 			f.Q = randomSubstring(r, ev())
+		case 13:
+			f.TraceID = vals(func(e *agenttrail.Event) string { return e.TraceID })
+		case 14:
+			f.SessionID = vals(func(e *agenttrail.Event) string { return e.SessionID })
 		}
 	}
 	return f

@@ -17,7 +17,8 @@ const maxParamBytes = 2048
 // filterParams are the query parameters every read endpoint accepts.
 var filterParams = []string{
 	"actor_id", "actor_type", "source", "action", "resource_type", "resource_id",
-	"result", "org", "project", "status_code", "producer_id", "not_source", "not_action", "since", "until", "q",
+	"result", "org", "project", "status_code", "producer_id", "trace_id", "session_id",
+	"not_source", "not_action", "since", "until", "q",
 }
 
 // ParseFilter reads the filter parameters every read endpoint accepts from
@@ -30,7 +31,16 @@ func ParseFilter(v url.Values, now time.Time) (agenttrail.Filter, error) {
 		ActorID: v["actor_id"], ActorType: v["actor_type"], Source: v["source"],
 		Action: v["action"], ResourceType: v["resource_type"], ResourceID: v["resource_id"],
 		Result: v["result"], Org: v["org"], Project: v["project"], ProducerID: v["producer_id"],
-		NotSource: v["not_source"], NotAction: v["not_action"],
+		SessionID: v["session_id"], NotSource: v["not_source"], NotAction: v["not_action"],
+	}
+	for _, s := range v["trace_id"] {
+		// Stored ids are lowercase (Event.Normalize); one pasted from a
+		// tool that prints upper case must find them all the same.
+		id := strings.ToLower(s)
+		if !isHex(id, agenttrail.TraceIDLen) {
+			return agenttrail.Filter{}, agenttrail.Invalid("trace_id", "must be %d hex digits, not %q", agenttrail.TraceIDLen, s)
+		}
+		f.TraceID = append(f.TraceID, id)
 	}
 	for _, s := range f.ActorType {
 		if s != string(agenttrail.ActorUser) && s != string(agenttrail.ActorAgent) && s != string(agenttrail.ActorSystem) {
@@ -77,6 +87,19 @@ func ParseFilter(v url.Values, now time.Time) (agenttrail.Filter, error) {
 		return agenttrail.Filter{}, err
 	}
 	return f, nil
+}
+
+// isHex reports whether s is n lowercase hex digits.
+func isHex(s string, n int) bool {
+	if len(s) != n {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 func parseTimeParam(v url.Values, name string, now time.Time) (time.Time, error) {
@@ -277,7 +300,7 @@ func parseDimension(v url.Values, required bool) (agenttrail.Dimension, error) {
 		return "", nil
 	}
 	if !by.Valid() {
-		return "", agenttrail.Invalid("by", "must be one of source, actor_type, actor_id, result, action, resource_type, org, project, model, not %q", by)
+		return "", agenttrail.InvalidDimension(by)
 	}
 	return by, nil
 }
@@ -301,6 +324,8 @@ func EncodeFilter(f agenttrail.Filter) url.Values {
 	add("org", f.Org)
 	add("project", f.Project)
 	add("producer_id", f.ProducerID)
+	add("trace_id", f.TraceID)
+	add("session_id", f.SessionID)
 	add("not_source", f.NotSource)
 	add("not_action", f.NotAction)
 	for _, n := range f.StatusCode {

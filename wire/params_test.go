@@ -57,6 +57,9 @@ func TestParseFilter(t *testing.T) {
 		{"since=2025-05-01T10:00:00%2B02:00&until=2025-05-02T00:00:00.5Z", agenttrail.Filter{
 			Since: time.Date(2025, 5, 1, 8, 0, 0, 0, time.UTC), Until: time.Date(2025, 5, 2, 0, 0, 0, 5e8, time.UTC)}},
 		{"limit=5&sort=seq&cursor=x&by=y&interval=z", agenttrail.Filter{}}, // not filters: the callers check them
+		{"trace_id=4BF92F3577B34DA6A3CE929D0E0E4736&trace_id=00000000000000000000000000000001&session_id=task+7&session_id=T%C3%A2che",
+			agenttrail.Filter{TraceID: []string{"4bf92f3577b34da6a3ce929d0e0e4736", "00000000000000000000000000000001"},
+				SessionID: []string{"task 7", "Tâche"}}},
 	} {
 		got, err := wire.ParseFilter(query(t, c.raw), testNow)
 		if err != nil {
@@ -90,6 +93,11 @@ func TestParseFilterErrors(t *testing.T) {
 		{"actor_id=", "actor_id"},
 		{"source=shell&source=", "source"},
 		{"resource_id=" + strings.Repeat("r", 2049), "resource_id"},
+		{"trace_id=4bf92f3577b34da6a3ce929d0e0e473", "trace_id"},
+		{"trace_id=4bf92f3577b34da6a3ce929d0e0e4736&trace_id=4bf92f35-77b3-4da6-a3ce-929d0e0e4736", "trace_id"},
+		{"trace_id=", "trace_id"},
+		{"session_id=", "session_id"},
+		{"session_id=" + strings.Repeat("s", 2049), "session_id"},
 	} {
 		_, err := wire.ParseFilter(query(t, c.raw), testNow)
 		wantField(t, "ParseFilter("+c.raw+")", err, c.field)

@@ -23,6 +23,7 @@ import (
 type filterFlags struct {
 	actorID, actorType, source, action, resourceType, resourceID stringsFlag
 	result, org, project, statusCode, producerID                 stringsFlag
+	traceID, sessionID                                           stringsFlag
 	since, until, q                                              string
 }
 
@@ -38,6 +39,8 @@ func (f *filterFlags) register(fs *flag.FlagSet) {
 	fs.Var(&f.project, "project", "project (repeatable)")
 	fs.Var(&f.statusCode, "status-code", "HTTP status code (repeatable)")
 	fs.Var(&f.producerID, "producer-id", "producer id (repeatable)")
+	fs.Var(&f.traceID, "trace-id", "W3C trace id, 32 hex digits: one task across surfaces (repeatable)")
+	fs.Var(&f.sessionID, "session-id", "the agent's task or conversation id (repeatable)")
 	fs.StringVar(&f.since, "since", "", "RFC 3339 time or a duration back from now (15m, 1h, 7d)")
 	fs.StringVar(&f.until, "until", "", "RFC 3339 time or a duration back from now")
 	fs.StringVar(&f.q, "q", "", "case-insensitive text in action, description, resource id, actor name")
@@ -50,6 +53,7 @@ func (f *filterFlags) filter(now time.Time) (agenttrail.Filter, error) {
 		ActorID: f.actorID, ActorType: f.actorType, Source: f.source, Action: f.action,
 		ResourceType: f.resourceType, ResourceID: f.resourceID, Result: f.result,
 		Org: f.org, Project: f.project, ProducerID: f.producerID, Q: f.q,
+		TraceID: f.traceID, SessionID: f.sessionID,
 	}
 	for _, s := range f.statusCode {
 		n, err := strconv.Atoi(s)
@@ -266,7 +270,18 @@ func allColumns() []column {
 			}
 			return fmt.Sprintf("%s#%d", e.ProducerID, e.ProducerSeq)
 		}},
+		{"trace", func(e *agenttrail.Event) string { return orDash(e.TraceID) }},
+		{"span", func(e *agenttrail.Event) string { return orDash(e.SpanID) }},
+		{"parent", func(e *agenttrail.Event) string { return orDash(e.ParentSpanID) }},
+		{"session", func(e *agenttrail.Event) string { return orDash(cell(e.SessionID, 40)) }},
 	}
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }
 
 func columnNames() []string {
