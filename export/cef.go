@@ -20,9 +20,14 @@ import (
 //	act=action outcome=result msg=description
 //	cs1=resource_type cs2=resource_id cs3=actor_type cs4=source cs5=org cs6=project
 //	cn1=status_code cn2=seq cfp1=duration_ms flexString1=model cfp2=cost_usd
+//	flexString2=session_id agenttrailTraceId=trace_id agenttrailSpanId=span_id
+//	agenttrailParentSpanId=parent_span_id
 //
-// each custom field with its csNLabel/cnNLabel/cfpNLabel naming the
-// agenttrail field. Header fields escape \ and |; extension values escape
+// each custom field with its csNLabel/cnNLabel/cfpNLabel/flexStringNLabel
+// naming the agenttrail field. The six custom strings were taken before
+// events had a trace, so the trace context uses custom keys named as CEF
+// asks of vendor keys (vendor, product, name; letters only): SIEMs keep
+// them as additional extensions, searchable by name. Header fields escape \ and |; extension values escape
 // \ and = and encode CR and LF as \r and \n, so no value can end a field,
 // forge an extension or start a new line. Header fields cannot hold line
 // breaks in CEF at all: there they become spaces.
@@ -83,6 +88,10 @@ func (w *cefWriter) Write(e *agenttrail.Event) error {
 			ext.label("cfp2", "cost_usd", strconv.FormatFloat(*l.CostUSD, 'f', -1, 64))
 		}
 	}
+	ext.label("flexString2", "session_id", e.SessionID)
+	ext.add("agenttrailTraceId", e.TraceID)
+	ext.add("agenttrailSpanId", e.SpanID)
+	ext.add("agenttrailParentSpanId", e.ParentSpanID)
 	b = append(ext.b, '\n')
 	w.line = b
 	_, err := w.bw.Write(b)

@@ -17,7 +17,7 @@ func CSVHeader() []string {
 		"id", "time", "actor_type", "actor_id", "actor_name", "source", "action",
 		"resource_type", "resource_id", "result", "status_code", "duration_ms",
 		"description", "org", "project", "producer_id", "producer_seq", "seq",
-		"received_at", "model", "input_tokens", "output_tokens", "cache_read_tokens",
+		"received_at", "trace_id", "span_id", "parent_span_id", "session_id", "model", "input_tokens", "output_tokens", "cache_read_tokens",
 		"cache_write_tokens", "reasoning_tokens", "cost_usd", "metadata",
 	}
 }
@@ -65,7 +65,7 @@ func (w *csvWriter) Write(e *agenttrail.Event) error {
 		text(e.Source), text(e.Action), text(e.ResourceType), text(e.ResourceID), text(string(e.Result)),
 		intCell(int64(e.StatusCode)), floatCell(e.DurationMS), text(e.Description), text(e.Org),
 		text(e.Project), text(e.ProducerID), intCell(e.ProducerSeq), intCell(e.Seq), timeCell(e.ReceivedAt),
-		text(l.Model), intCell(l.InputTokens), intCell(l.OutputTokens), intCell(l.CacheReadTokens),
+		e.TraceID, e.SpanID, e.ParentSpanID, text(e.SessionID), text(l.Model), intCell(l.InputTokens), intCell(l.OutputTokens), intCell(l.CacheReadTokens),
 		intCell(l.CacheWriteTokens), intCell(l.ReasoningTokens), cost, text(meta),
 	)
 	return w.cw.Write(r)

@@ -33,6 +33,8 @@ func sample(t testing.TB) []agenttrail.Event {
 		ActorName: "Coder", Source: agenttrail.SourceLLM, Action: "chat.completions", ResourceType: "model",
 		ResourceID: "gpt-x", Result: agenttrail.ResultSuccess, StatusCode: 200, Description: "one call",
 		Org: "acme", Project: "p1", ProducerID: "prod-1", ProducerSeq: 42, Seq: 1001, ReceivedAt: t0.Add(time.Second),
+		TraceID: "4bf92f3577b34da6a3ce929d0e0e4736", SpanID: "00f067aa0ba902b7", ParentSpanID: "53995c3f42cd8ad8",
+		SessionID: "task 7",
 	}
 	if err := llm.SetLLM(agenttrail.LLM{Provider: "openai", Model: "gpt-x", InputTokens: 100, OutputTokens: 20,
 		CacheReadTokens: 5, CacheWriteTokens: 6, ReasoningTokens: 7, CostUSD: &cost}); err != nil {
@@ -42,7 +44,9 @@ func sample(t testing.TB) []agenttrail.Event {
 		ID: "k8s-1", Time: t0.Add(time.Minute), ActorType: agenttrail.ActorUser, ActorID: "alice",
 		Source: agenttrail.SourceKube, Action: "DELETE /api/v1/namespaces/default/pods/x", Result: agenttrail.ResultFailure,
 		StatusCode: 403, Org: "acme", Seq: 1002, ReceivedAt: t0.Add(time.Minute),
-		Metadata: json.RawMessage(`{"k8s":{"verb":"delete"}}`),
+		Metadata:     json.RawMessage(`{"k8s":{"verb":"delete"}}`),
+		TraceID:      "4bf92f3577b34da6a3ce929d0e0e4736",
+		ParentSpanID: "00f067aa0ba902b7", // a span it did not name itself
 	}, {
 		ID: "egress-1", Time: t0.Add(2 * time.Minute), ActorType: agenttrail.ActorSystem, ActorID: "proxy",
 		Source: agenttrail.SourceEgress, Action: "CONNECT api.github.com:443", Result: agenttrail.ResultError,
@@ -53,7 +57,7 @@ func sample(t testing.TB) []agenttrail.Event {
 		events = append(events, agenttrail.Event{
 			ID: h, Time: t0.Add(time.Duration(i) * time.Second), ActorType: agenttrail.ActorAgent, ActorID: h,
 			ActorName: h, Source: "shell", Action: h, ResourceType: h, ResourceID: h, Result: agenttrail.ResultSuccess,
-			Description: h, Org: h, Project: h, ProducerID: h, Seq: int64(2000 + i), ReceivedAt: t0,
+			Description: h, Org: h, Project: h, ProducerID: h, Seq: int64(2000 + i), ReceivedAt: t0, SessionID: h,
 			Metadata: json.RawMessage(`{"shell":{"command":` + strconv.Quote(h) + `}}`),
 		})
 	}
@@ -142,6 +146,7 @@ func TestCSVRoundTrip(t *testing.T) {
 			"result": string(e.Result), "description": e.Description, "org": e.Org, "project": e.Project,
 			"producer_id": e.ProducerID, "time": e.Time.Format(time.RFC3339Nano),
 			"received_at": e.ReceivedAt.Format(time.RFC3339Nano), "seq": strconv.FormatInt(e.Seq, 10),
+			"trace_id": e.TraceID, "span_id": e.SpanID, "parent_span_id": e.ParentSpanID, "session_id": e.SessionID,
 		} {
 			// encoding/csv's reader turns a CR LF inside a quoted cell into
 			// LF; the bytes written hold the CR (see TestCSVKeepsCR).

@@ -67,12 +67,40 @@ func TestOCSF(t *testing.T) {
 				t.Errorf("line %d unmapped.metadata = %s, want %s", i, b, e.Metadata)
 			}
 		}
+		if o.Metadata.CorrelationUID != e.SessionID {
+			t.Errorf("line %d metadata.correlation_uid = %q, want the session %q", i, o.Metadata.CorrelationUID, e.SessionID)
+		}
+		if (o.Trace != nil) != (e.TraceID != "") || o.Trace != nil && o.Trace.UID != e.TraceID {
+			t.Errorf("line %d trace = %+v, want uid %q", i, o.Trace, e.TraceID)
+		}
+		if e.TraceID != "" && !reflect.DeepEqual(o.Metadata.Profiles, []string{"trace"}) {
+			t.Errorf("line %d metadata.profiles = %v, want the trace profile", i, o.Metadata.Profiles)
+		}
 		if e.Project != "" && o.Unmapped["project"] != e.Project {
 			t.Errorf("line %d unmapped = %v, want project %q", i, o.Unmapped, e.Project)
 		}
 	}
 	if i != len(events) {
 		t.Fatalf("OCSF has %d lines, want %d", i, len(events))
+	}
+	// The trace of the sample's first two events, as OCSF 1.8's trace
+	// profile has it: a span with its parent, then a parent without a span.
+	lines := bytes.Split(out, []byte("\n"))
+	var llm, k8s map[string]any
+	if err := json.Unmarshal(lines[0], &llm); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(lines[1], &k8s); err != nil {
+		t.Fatal(err)
+	}
+	wantSpan := map[string]any{"uid": "00f067aa0ba902b7", "parent_uid": "53995c3f42cd8ad8",
+		"start_time": float64(t0.UnixMilli()), "end_time": float64(t0.UnixMilli() + 813),
+		"operation": "chat.completions", "service": map[string]any{"name": "llm-proxy"}}
+	if tr, _ := llm["trace"].(map[string]any); tr["uid"] != "4bf92f3577b34da6a3ce929d0e0e4736" || !reflect.DeepEqual(tr["span"], wantSpan) {
+		t.Errorf("llm trace = %v, want uid and span %v", llm["trace"], wantSpan)
+	}
+	if tr, _ := k8s["trace"].(map[string]any); tr["span"] != nil || k8s["unmapped"].(map[string]any)["parent_span_id"] != "00f067aa0ba902b7" {
+		t.Errorf("k8s trace = %v, unmapped %v; want no span and the parent in unmapped", k8s["trace"], k8s["unmapped"])
 	}
 	// The activities of the sample's first three events.
 	var first []OCSFEvent
@@ -229,6 +257,13 @@ func TestCEF(t *testing.T) {
 		}
 		if i == 0 && (ext["flexString1"] != "gpt-x" || ext["cfp2"] != "0.0125" || ext["cn1"] != "200" || ext["suser"] != "Coder") {
 			t.Errorf("llm line extensions = %v", ext)
+		}
+		if ext["flexString2"] != e.SessionID || e.SessionID != "" && ext["flexString2Label"] != "session_id" {
+			t.Errorf("line %d flexString2 = %q (label %q), want the session %q", i, ext["flexString2"], ext["flexString2Label"], e.SessionID)
+		}
+		if ext["agenttrailTraceId"] != e.TraceID || ext["agenttrailSpanId"] != e.SpanID || ext["agenttrailParentSpanId"] != e.ParentSpanID {
+			t.Errorf("line %d trace extensions = %q %q %q, want %q %q %q", i, ext["agenttrailTraceId"], ext["agenttrailSpanId"],
+				ext["agenttrailParentSpanId"], e.TraceID, e.SpanID, e.ParentSpanID)
 		}
 	}
 }

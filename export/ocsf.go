@@ -3,6 +3,7 @@ package export
 import (
 	"bufio"
 	"encoding/json"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -11,7 +12,7 @@ import (
 )
 
 // OCSFVersion is the OCSF schema version the ocsf format follows.
-const OCSFVersion = "1.1.0"
+const OCSFVersion = "1.8.0"
 
 // The OCSF class every event maps to: API Activity (6003) in the
 // Application Activity category (6).
@@ -42,7 +43,13 @@ const (
 //	producer_id           src_endpoint.uid: the SDK instance or proxy that
 //	                      observed the action (events carry no source address)
 //	metadata.http         dst_endpoint.hostname/port for the forward proxy
+//	trace_id              trace.uid, with the trace profile in metadata.profiles
+//	span_id, parent_span_id  trace.span.uid/parent_uid; span.start_time and
+//	                      end_time are time and time + duration_ms,
+//	                      span.operation the action, span.service.name the source
+//	session_id            metadata.correlation_uid: what ties a task's events
 //	everything else       unmapped: project, producer_seq, the raw metadata
+//	                      (and parent_span_id when there is no span_id)
 //
 // activity_id is Create (1), Read (2), Update (3) or Delete (4) when the
 // action's verb says so — an HTTP method, a Kubernetes verb, an AWS
@@ -88,8 +95,25 @@ type OCSFEvent struct {
 	Resources    []ocsfResource `json:"resources,omitempty"`
 	SrcEndpoint  *ocsfEndpoint  `json:"src_endpoint,omitempty"`
 	DstEndpoint  *ocsfEndpoint  `json:"dst_endpoint,omitempty"`
+	Trace        *ocsfTrace     `json:"trace,omitempty"`
 	Metadata     ocsfMetadata   `json:"metadata"`
 	Unmapped     map[string]any `json:"unmapped,omitempty"`
+}
+
+// ocsfTrace is the OCSF trace object (the trace profile).
+type ocsfTrace struct {
+	UID  string    `json:"uid"`
+	Span *ocsfSpan `json:"span,omitempty"`
+}
+
+// ocsfSpan is the OCSF span object; start_time and end_time are required.
+type ocsfSpan struct {
+	UID       string       `json:"uid"`
+	ParentUID string       `json:"parent_uid,omitempty"`
+	StartTime int64        `json:"start_time"`
+	EndTime   int64        `json:"end_time"`
+	Operation string       `json:"operation,omitempty"`
+	Service   *ocsfService `json:"service,omitempty"`
 }
 
 type ocsfActor struct {
@@ -124,13 +148,15 @@ type ocsfEndpoint struct {
 }
 
 type ocsfMetadata struct {
-	Product      ocsfProduct `json:"product"`
-	Version      string      `json:"version"`
-	UID          string      `json:"uid"`
-	OriginalTime string      `json:"original_time,omitempty"`
-	LoggedTime   int64       `json:"logged_time,omitempty"`
-	Sequence     int64       `json:"sequence,omitempty"`
-	TenantUID    string      `json:"tenant_uid,omitempty"`
+	Product        ocsfProduct `json:"product"`
+	Version        string      `json:"version"`
+	UID            string      `json:"uid"`
+	OriginalTime   string      `json:"original_time,omitempty"`
+	LoggedTime     int64       `json:"logged_time,omitempty"`
+	Sequence       int64       `json:"sequence,omitempty"`
+	TenantUID      string      `json:"tenant_uid,omitempty"`
+	CorrelationUID string      `json:"correlation_uid,omitempty"`
+	Profiles       []string    `json:"profiles,omitempty"`
 }
 
 type ocsfProduct struct {
@@ -162,7 +188,7 @@ func ocsfEventOf(e *agenttrail.Event, product ocsfProduct) OCSFEvent {
 		API:          ocsfAPI{Operation: e.Action, Service: ocsfService{Name: e.Source}},
 		Metadata: ocsfMetadata{
 			Product: product, Version: OCSFVersion, UID: e.ID,
-			Sequence: e.Seq, TenantUID: e.Org,
+			Sequence: e.Seq, TenantUID: e.Org, CorrelationUID: e.SessionID,
 		},
 	}
 	switch e.Result {
@@ -192,6 +218,17 @@ func ocsfEventOf(e *agenttrail.Event, product ocsfProduct) OCSFEvent {
 		o.DstEndpoint = destinationOf(e)
 	}
 	u := map[string]any{}
+	if e.TraceID != "" {
+		o.Trace = &ocsfTrace{UID: e.TraceID}
+		o.Metadata.Profiles = []string{"trace"}
+		if e.SpanID != "" {
+			start := e.Time.UnixMilli()
+			o.Trace.Span = &ocsfSpan{UID: e.SpanID, ParentUID: e.ParentSpanID, StartTime: start,
+				EndTime: start + int64(math.Ceil(e.DurationMS)), Operation: e.Action, Service: &ocsfService{Name: e.Source}}
+		} else if e.ParentSpanID != "" {
+			u["parent_span_id"] = e.ParentSpanID
+		}
+	}
 	if e.Project != "" {
 		u["project"] = e.Project
 	}
