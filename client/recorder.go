@@ -309,14 +309,17 @@ func (r *Recorder) openSpool(now time.Time) (err error) {
 // ProducerID returns the producer_id stamped on every event.
 func (r *Recorder) ProducerID() string { return r.producerID }
 
-// Record stamps e — actor defaults where e leaves them empty, ProducerID, the
-// next ProducerSeq, and Time = now when zero — and queues it for sending. It
+// Record stamps e — actor defaults where e leaves them empty, the trace and
+// span of the OpenTelemetry span in ctx when e has no trace_id (see
+// FromContext), ProducerID, the next ProducerSeq, and Time = now when zero —
+// and queues it for sending. It
 // never blocks and never fails: when the queue is full the event goes to the
 // spool writer if that has room, and is otherwise dropped and counted
 // (Stats().Dropped["queue_full"]). The Recorder keeps e.Metadata; the caller
 // must not modify it afterwards. ctx is not used to cancel anything: an
 // event outlives the call that recorded it.
 func (r *Recorder) Record(ctx context.Context, e agenttrail.Event) {
+	FromContext(ctx, &e)
 	if !r.recordOpen(e) {
 		r.dropped[dropClosed].Add(1)
 	}
