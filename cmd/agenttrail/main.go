@@ -50,6 +50,7 @@ func commands() []command {
 		{"query", "search events: filters as flags, a table or --json", runQuery},
 		{"tail", "follow new events as they are recorded, until interrupted", runTail},
 		{"export", "export every matching event: --format ndjson, csv, ocsf or cef", runExport},
+		{"trace", "one task across every surface: the events of a trace as a tree by parent span", runTrace},
 		{"aggregate", "count events and LLM usage per source, actor, model, …: --by F", runAggregate},
 		{"timeseries", "events per hour, day or week, drawn as bars: --interval hour [--by F]", runTimeseries},
 		{"gaps", "heartbeat and sequence gaps: what agents failed to deliver", runGaps},

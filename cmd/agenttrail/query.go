@@ -231,27 +231,10 @@ func allColumns() []column {
 		}},
 		{"source", func(e *agenttrail.Event) string { return e.Source }},
 		{"action", func(e *agenttrail.Event) string { return cell(e.Action, 60) }},
-		{"resource", func(e *agenttrail.Event) string {
-			resource := e.ResourceID
-			if e.ResourceType != "" && resource != "" {
-				resource = e.ResourceType + "/" + resource
-			}
-			return cell(resource, 48)
-		}},
+		{"resource", func(e *agenttrail.Event) string { return cell(resourceOf(e), 48) }},
 		{"result", func(e *agenttrail.Event) string { return result(e) }},
-		{"duration", func(e *agenttrail.Event) string {
-			if e.DurationMS == 0 {
-				return "-"
-			}
-			return formatMS(e.DurationMS)
-		}},
-		{"cost", func(e *agenttrail.Event) string {
-			l, ok := e.LLM()
-			if !ok || l.CostUSD == nil {
-				return "-"
-			}
-			return fmt.Sprintf("$%.4f", *l.CostUSD)
-		}},
+		{"duration", durationOf},
+		{"cost", costOf},
 		{"tokens", func(e *agenttrail.Event) string {
 			l, ok := e.LLM()
 			if !ok {
