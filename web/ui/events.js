@@ -5,7 +5,7 @@ import { get, stream, download } from './api.js';
 import { filterBar, apiFilter, withFilter, range, hideBookkeeping } from './filters.js';
 
 // PAGE_KEYS are the events page's own state beside the filters.
-const PAGE_KEYS = ['cursor', 'limit', 'event', 'event_org', 'live', 'all'];
+const PAGE_KEYS = ['cursor', 'limit', 'event', 'event_org', 'live', 'all', 'sort'];
 const LIVE_MAX = 200;
 
 export async function render(ctx) {
@@ -17,7 +17,13 @@ export async function render(ctx) {
   const params = new URLSearchParams(filter);
   const limit = Math.min(200, Math.max(1, Number(q.get('limit')) || 50));
   params.set('limit', String(limit));
+  // One task reads in the order it happened: a pivot to a trace or a
+  // session asks for sort=time; any other listing is newest first.
+  const sort = q.get('sort') === 'time' ? 'time' : null;
+  if (sort) params.set('sort', sort);
   if (q.get('cursor')) params.set('cursor', q.get('cursor'));
+  // A listing of one task shows which trace and session each event is in.
+  const task = filter.has('trace_id') || filter.has('session_id');
   const live = q.get('live') === '1';
 
   const nav = (changes) => {
@@ -30,6 +36,8 @@ export async function render(ctx) {
   const count = h('span', { class: 'count', id: 'match-count' }, '');
   const liveBox = h('input', { type: 'checkbox', id: 'live', checked: live });
   liveBox.addEventListener('change', () => setQ({ live: liveBox.checked ? '1' : null, cursor: null }));
+  const oldestBox = h('input', { type: 'checkbox', id: 'oldest-first', checked: sort === 'time' });
+  oldestBox.addEventListener('change', () => setQ({ sort: oldestBox.checked ? 'time' : null, cursor: null }));
   const allBox = h('input', { type: 'checkbox', id: 'all-sources', checked: all });
   allBox.addEventListener('change', () => setQ({ all: allBox.checked ? '1' : null, cursor: null }));
   const dlStatus = h('span', { role: 'status', class: 'dl-status' });
@@ -47,9 +55,10 @@ export async function render(ctx) {
   const panel = h('aside', { class: 'panel', id: 'detail', 'aria-label': 'Event detail', hidden: true });
   replace(main,
     h('h1', {}, 'Events'),
-    filterBar(q, session, ctx.go, { keep: ['limit', 'live', 'all'] }),
+    filterBar(q, session, ctx.go, { keep: ['limit', 'live', 'all', 'sort'] }),
     h('div', { class: 'toolbar' }, count,
       h('label', { class: 'live', for: 'live' }, liveBox, ' Live'),
+      h('label', { class: 'oldest-first', for: 'oldest-first' }, oldestBox, ' Oldest first'),
       h('label', { class: 'all-sources', for: 'all-sources', title: "the trail's audit of its own reads and writes, and agents' heartbeats" }, allBox, ' Include audit and heartbeats'),
       downloads),
     tableWrap, pager, panel);
@@ -77,14 +86,14 @@ export async function render(ctx) {
   };
   const openRow = (ev) => setQ({ event: ev.id, event_org: ev.org || null });
   const addRow = (ev, atTop) => {
-    const tr = row(ev, openRow);
+    const tr = row(ev, openRow, task);
     if (atTop) tbody.prepend(tr); else tbody.append(tr);
   };
   rows.forEach((ev) => addRow(ev, false));
   if (!rows.length && !live) {
     replace(tableWrap, empty(`No events match these filters in ${range(q).words}.`));
   } else {
-    replace(tableWrap, table(tbody));
+    replace(tableWrap, table(tbody, task));
   }
   replace(pager,
     q.get('cursor') ? h('a', { href: `?${nav({ cursor: null, event: null, event_org: null })}`, 'data-nav': true }, '« First page') : null,
@@ -106,15 +115,16 @@ export async function render(ctx) {
   const detail = q.get('event') ? showDetail(ctx, panel, q, () => setQ({ event: null, event_org: null })) : null;
 
   if (live) {
-    if (!rows.length) replace(tableWrap, table(tbody));
+    if (!rows.length) replace(tableWrap, table(tbody, task));
     const sp = new URLSearchParams(filter);
     sp.delete('since');
     sp.delete('until');
     const status = h('span', { class: 'live-status', role: 'status' }, 'Following new events…');
     count.after(status);
     stream(sp, (ev) => {
-      addRow(ev, true);
-      while (tbody.children.length > LIVE_MAX) tbody.lastChild.remove();
+      // New events join at the newest end of the list.
+      addRow(ev, sort !== 'time');
+      while (tbody.children.length > LIVE_MAX) (sort === 'time' ? tbody.firstChild : tbody.lastChild).remove();
     }, signal).catch((err) => {
       if (!signal.aborted) status.textContent = `Live stopped: ${err.message}`;
     });
@@ -129,10 +139,18 @@ function withBy(filter, by) {
 }
 
 const COLUMNS = ['Time', 'Actor', 'Source', 'Action', 'Resource', 'Result', 'Status', 'Duration', 'Cost'];
+const TASK_COLUMNS = ['Session', 'Trace', 'Span', 'Parent'];
 
-function table(tbody) {
-  return h('table', { class: 'events', 'aria-label': 'Events' },
-    h('thead', {}, h('tr', {}, COLUMNS.map((c) => h('th', { scope: 'col' }, c)))), tbody);
+function table(tbody, task) {
+  const cols = task ? [...COLUMNS, ...TASK_COLUMNS] : COLUMNS;
+  return h('table', { class: task ? 'events task' : 'events', 'aria-label': 'Events' },
+    h('thead', {}, h('tr', {}, cols.map((c) => h('th', { scope: 'col' }, c)))), tbody);
+}
+
+// shortID shows the first 8 digits of a trace or span id, the whole id in
+// its tooltip.
+function shortID(id) {
+  return id ? h('span', { class: 'id', title: id }, id.slice(0, 8)) : '';
 }
 
 function costOf(ev) {
@@ -144,7 +162,7 @@ function resourceOf(ev) {
   return [ev.resource_type, ev.resource_id].filter(Boolean).join(' ');
 }
 
-function row(ev, open) {
+function row(ev, open, task) {
   const tr = h('tr', { tabindex: 0, class: `r-${ev.result}`, dataset: { id: ev.id }, 'aria-selected': 'false' },
     h('td', {}, when(ev.time)),
     h('td', { class: 'actor' }, ev.actor_name || ev.actor_id, ev.actor_name ? h('span', { class: 'sub' }, ev.actor_id) : null),
@@ -154,7 +172,9 @@ function row(ev, open) {
     h('td', {}, h('span', { class: `result ${ev.result}` }, ev.result)),
     h('td', { class: 'num' }, ev.status_code ? String(ev.status_code) : ''),
     h('td', { class: 'num' }, ms(ev.duration_ms)),
-    h('td', { class: 'num' }, costOf(ev)));
+    h('td', { class: 'num' }, costOf(ev)),
+    task ? [h('td', { class: 'session' }, ev.session_id || ''), h('td', { class: 'trace' }, shortID(ev.trace_id)),
+      h('td', { class: 'span' }, shortID(ev.span_id)), h('td', { class: 'span' }, shortID(ev.parent_span_id))] : null);
   tr.addEventListener('click', () => open(ev));
   return tr;
 }
@@ -178,7 +198,14 @@ async function showDetail(ctx, panel, q, close) {
   }
   const t = Date.parse(ev.time);
   const around = [['since', new Date(t - 5 * 60e3).toISOString()], ['until', new Date(t + 5 * 60e3).toISOString()]];
-  const pivot = (label, pairs) => h('li', {}, h('a', { href: `/events?${withFilter(new URLSearchParams(), pairs)}`, 'data-nav': true }, label));
+  const pivot = (label, pairs, { id, inOrder } = {}) => {
+    const p = withFilter(new URLSearchParams(), pairs);
+    if (inOrder) p.set('sort', 'time');
+    return h('li', {}, h('a', { href: `/events?${p}`, 'data-nav': true, id }, label));
+  };
+  // A task's events lie around this one: a trace within a day of it, a
+  // session (a conversation may go on for days) within a week.
+  const within = (days) => [['since', new Date(t - days * 864e5).toISOString()], ['until', new Date(t + days * 864e5).toISOString()]];
   const dl = h('dl', { class: 'fields' });
   for (const f of FIELDS) {
     if (ev[f] === undefined || ev[f] === null || ev[f] === '') continue;
@@ -192,6 +219,8 @@ async function showDetail(ctx, panel, q, close) {
     h('ul', { class: 'pivots', 'aria-label': 'Pivots' },
       pivot('This actor', [['actor_id', ev.actor_id], ['since', '7d']]),
       ev.resource_id ? pivot('This resource', [['resource_type', ev.resource_type || null], ['resource_id', ev.resource_id], ['since', '7d']]) : null,
+      ev.trace_id ? pivot('This trace', [['trace_id', ev.trace_id], ...within(1)], { id: 'pivot-trace', inOrder: true }) : null,
+      ev.session_id ? pivot('This session', [['session_id', ev.session_id], ...within(7)], { id: 'pivot-session', inOrder: true }) : null,
       pivot('± 5 minutes around this event', around)),
     dl,
     ev.metadata ? [h('h3', {}, 'Metadata ', copyButton(JSON.stringify(ev.metadata, null, 2), 'Copy metadata')),

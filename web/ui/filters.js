@@ -15,6 +15,8 @@ export const FILTERS = [
   { key: 'result', label: 'Result', options: ['success', 'failure', 'denied', 'error'] },
   { key: 'status_code', label: 'Status' },
   { key: 'project', label: 'Project' },
+  { key: 'session_id', label: 'Session', placeholder: 'one task or conversation' },
+  { key: 'trace_id', label: 'Trace', placeholder: '32 hex digits' },
   { key: 'org', label: 'Org', allOrgs: true },
 ];
 
