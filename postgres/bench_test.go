@@ -36,6 +36,42 @@ func BenchmarkAppend(b *testing.B) {
 	}
 }
 
+// BenchmarkAppendTaskIndexes measures what the partial trace and session
+// indexes cost Append, in one run: the same batches (two events in three
+// in a trace and a session) into a store with the indexes and into one
+// without them.
+func BenchmarkAppendTaskIndexes(b *testing.B) {
+	for _, indexes := range []string{"on", "off"} {
+		b.Run("indexes="+indexes, func(b *testing.B) {
+			s, dsn := openStore(b)
+			ctx := context.Background()
+			if indexes == "off" {
+				conn, err := pgx.Connect(ctx, dsn)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, err := conn.Exec(ctx, "DROP INDEX events_trace; DROP INDEX events_session"); err != nil {
+					b.Fatal(err)
+				}
+				conn.Close(ctx)
+			}
+			start := time.Now().Add(-2 * time.Hour)
+			storetest.AppendAll(b, s, storetest.Events(-1, 20000, start, time.Hour), 5000)
+			batches := make([][]agenttrail.Event, b.N)
+			for i := range batches {
+				batches[i] = storetest.Events(int64(i), 5000, start, 2*time.Hour)
+			}
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if res, err := s.Append(ctx, batches[i]); err != nil || res.Inserted != 5000 {
+					b.Fatalf("Append = %+v, %v", res, err)
+				}
+			}
+			b.ReportMetric(float64(b.N*5000)/b.Elapsed().Seconds(), "events/s")
+		})
+	}
+}
+
 // BenchmarkAppendNaive is the design Append is measured against: one
 // transaction per event, with the same schema, dedup, seq and rollups.
 func BenchmarkAppendNaive(b *testing.B) {
@@ -74,12 +110,13 @@ func insertNaive(ctx context.Context, conn *pgx.Conn, e *agenttrail.Event) error
 		if _, err := tx.Exec(ctx, `INSERT INTO events (time, seq, id, org, project, actor_type, actor_id, actor_name,
 			source, action, resource_type, resource_id, result, status_code, duration_ms, description, metadata,
 			producer_id, producer_seq, received_at, model, input_tokens, output_tokens, cache_read_tokens,
-			cache_write_tokens, reasoning_tokens, cost_usd) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11,
-			$12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27)`,
+			cache_write_tokens, reasoning_tokens, cost_usd, trace_id, span_id, parent_span_id, session_id)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21,
+			$22, $23, $24, $25, $26, $27, $28, $29, $30, $31)`,
 			e.Time, seq, e.ID, e.Org, e.Project, string(e.ActorType), e.ActorID, e.ActorName, e.Source, e.Action,
 			e.ResourceType, e.ResourceID, string(e.Result), e.StatusCode, e.DurationMS, e.Description, metadata,
 			e.ProducerID, e.ProducerSeq, e.ReceivedAt, l.Model, l.InputTokens, l.OutputTokens, l.CacheReadTokens,
-			l.CacheWriteTokens, l.ReasoningTokens, l.CostUSD); err != nil {
+			l.CacheWriteTokens, l.ReasoningTokens, l.CostUSD, e.TraceID, e.SpanID, e.ParentSpanID, e.SessionID); err != nil {
 			return err
 		}
 		// The rollup rows of one event, one upsert per table: the totals

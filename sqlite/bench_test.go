@@ -64,22 +64,45 @@ func BenchmarkAppend(b *testing.B) {
 	for _, sync := range []string{"FULL", "NORMAL"} {
 		for _, size := range []int{1000, 5000} {
 			b.Run(fmt.Sprintf("sync=%s/batch=%d", sync, size), func(b *testing.B) {
-				s := benchOpen(b, sync)
-				f := newFresh()
-				b.ResetTimer()
-				cpu0 := cpuTime()
-				for range b.N {
-					b.StopTimer()
-					batch := f.batch(size)
-					b.StartTimer()
-					if _, err := s.Append(b.Context(), batch); err != nil {
-						b.Fatal(err)
-					}
-				}
-				reportRate(b, b.N*size, cpu0)
+				appendFresh(b, benchOpen(b, sync), size)
 			})
 		}
 	}
+}
+
+// BenchmarkAppendTaskIndexes measures what the partial trace and session
+// indexes cost Append, in one run: the same batches (two events in three
+// in a trace and a session) into a store with the indexes and into one
+// without them.
+func BenchmarkAppendTaskIndexes(b *testing.B) {
+	for _, indexes := range []string{"on", "off"} {
+		b.Run("indexes="+indexes, func(b *testing.B) {
+			s := benchOpen(b, "NORMAL")
+			if indexes == "off" {
+				if _, err := s.w.Exec("DROP INDEX events_trace; DROP INDEX events_session"); err != nil {
+					b.Fatal(err)
+				}
+			}
+			appendFresh(b, s, 5000)
+		})
+	}
+}
+
+// appendFresh appends b.N fresh batches of size events to s and reports
+// the rate.
+func appendFresh(b *testing.B, s *Store, size int) {
+	f := newFresh()
+	b.ResetTimer()
+	cpu0 := cpuTime()
+	for range b.N {
+		b.StopTimer()
+		batch := f.batch(size)
+		b.StartTimer()
+		if _, err := s.Append(b.Context(), batch); err != nil {
+			b.Fatal(err)
+		}
+	}
+	reportRate(b, b.N*size, cpu0)
 }
 
 // BenchmarkAppendNaive is the design the ingest target is compared against
