@@ -193,7 +193,7 @@ func (r *Redactor) String(s string) string {
 }
 
 // Event redacts e in place: Description, Action, ResourceID, ResourceType,
-// ActorID, ActorName, and every string in Metadata, keys included; a metadata value whose key names a secret
+// ActorID, ActorName, SessionID, and every string in Metadata, keys included; a metadata value whose key names a secret
 // (password, token, api_key, authorization, cookie, credentials, …) is
 // replaced whole, unless it is null, a boolean or empty. Metadata in which
 // nothing can match keeps its bytes; otherwise it is replaced by a new
@@ -213,24 +213,25 @@ func (r *Redactor) Event(e *agenttrail.Event) {
 	e.ResourceType = r.String(e.ResourceType)
 	e.ActorID = r.String(e.ActorID)
 	e.ActorName = r.String(e.ActorName)
+	e.SessionID = r.String(e.SessionID)
 	if m, ok := r.metadata(e.Metadata); ok {
 		e.Metadata = m
 	}
 }
 
 // Identifiers returns an EINVALID error naming the first of the event's
-// keys — id, producer_id, org, project, source and session_id — that holds
-// a secret. Those are refused rather than redacted: a marker in their place
-// would make two events one (id), merge producers' sequences (producer_id),
-// file the event under a scope nobody chose (org, project), or join tasks
-// that were apart (session_id). Trace and span ids are neither: Validate
-// lets them hold nothing but hex digits of a fixed length. The error
+// keys — id, producer_id, org, project and source — that holds a secret.
+// Those are refused rather than redacted: a marker in their place would
+// make two events one (id), merge producers' sequences (producer_id), or
+// file the event under a scope nobody chose (org, project). session_id is
+// redacted instead (see Event): it comes from what an agent sends at run
+// time, and refusing it would lose the action itself. Trace and span ids
+// need neither: Validate lets them hold nothing but hex digits. The error
 // names the kind of secret, never the secret. Event redacts every other
 // string the event carries, actor_id and resource_type included.
 func (r *Redactor) Identifiers(e *agenttrail.Event) error {
 	for _, f := range [...]struct{ name, v string }{
 		{"id", e.ID}, {"producer_id", e.ProducerID}, {"org", e.Org}, {"project", e.Project}, {"source", e.Source},
-		{"session_id", e.SessionID},
 	} {
 		if f.v == "" {
 			continue
