@@ -94,7 +94,38 @@ func (b *Budget) Validate() error {
 // counts against b.
 func (b *Budget) Applies(org, project, actor, model string) bool {
 	return b.Org == org && (b.Project == "" || b.Project == project) &&
-		(b.ActorID == "" || b.ActorID == actor) && (b.Model == "" || b.Model == model)
+		(b.ActorID == "" || b.ActorID == actor) && (b.Model == "" || ModelMatches(b.Model, model))
+}
+
+// ModelMatches reports whether model, as a call asked for it or an answer
+// named it, is the model scope names: the same name, or the same name with
+// a snapshot date ("gpt-4o-2024-08-06" is gpt-4o, "claude-sonnet-4-5-20250929"
+// is claude-sonnet-4-5). APIs answer with the dated snapshot of the model
+// asked for, and the trail records what they answer.
+func ModelMatches(scope, model string) bool {
+	return model == scope || ModelWithoutDate(model) == scope
+}
+
+// ModelWithoutDate removes a trailing snapshot date, -YYYY-MM-DD (OpenAI)
+// or -YYYYMMDD (Anthropic), and returns name unchanged when it has none.
+func ModelWithoutDate(name string) string {
+	digits := func(s string) bool {
+		for i := 0; i < len(s); i++ {
+			if s[i] < '0' || s[i] > '9' {
+				return false
+			}
+		}
+		return true
+	}
+	n := len(name)
+	if n > 11 && name[n-11] == '-' && name[n-6] == '-' && name[n-3] == '-' &&
+		digits(name[n-10:n-6]) && digits(name[n-5:n-3]) && digits(name[n-2:]) {
+		return name[:n-11]
+	}
+	if n > 9 && name[n-9] == '-' && digits(name[n-8:]) {
+		return name[:n-9]
+	}
+	return name
 }
 
 // Window returns the period of b that holds now: [start, end) in b's time
@@ -146,7 +177,7 @@ func SpentNUSD(ctx context.Context, a Aggregator, b *Budget, start, end time.Tim
 	}
 	var sum int64
 	for _, k := range buckets {
-		if b.Model == "" || k.Key == b.Model {
+		if b.Model == "" || ModelMatches(b.Model, k.Key) {
 			sum = AddSat(sum, USDToNano(k.CostUSD))
 		}
 	}
@@ -293,8 +324,8 @@ type Budgets interface {
 // ReserveIn decides a reservation: the one algorithm both stores run, each
 // with its own SQL.
 type BudgetTx interface {
-	// LockBudgets returns the budgets of r.Org that apply to r, ordered by
-	// name, locked until the transaction ends so that no other Reserve on
+	// LockBudgets returns the budgets of r.Org that may apply to r (at
+	// least those that do; ReserveIn checks Applies), ordered by name, locked until the transaction ends so that no other Reserve on
 	// them runs in between.
 	LockBudgets(ctx context.Context, r *Reservation) ([]Budget, error)
 	// ReservedNUSD sums the reservations that count against b (see

@@ -138,6 +138,16 @@ type LLM struct {
 	CostUnknown bool `json:"cost_unknown,omitempty"`
 	Stream      bool `json:"stream,omitempty"`
 	Incomplete  bool `json:"incomplete,omitempty"`
+	// Estimated is set when the provider reported no usage (or a stream
+	// was cut before it did) and the LLM proxy, enforcing budgets,
+	// recorded its own high estimate of the tokens instead, so the call's
+	// cost still counts against the budgets.
+	Estimated bool `json:"estimated,omitempty"`
+	// Budget names the budget that refused the call.
+	Budget string `json:"budget,omitempty"`
+	// BudgetUnchecked is set on a call the proxy let through without a
+	// budget check because the trail was unreachable (fail-open).
+	BudgetUnchecked bool `json:"budget_unchecked,omitempty"`
 }
 
 // Cost returns CostUSD, or 0 when it is unknown.

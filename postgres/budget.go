@@ -119,11 +119,11 @@ type budgetTx struct {
 
 func (t budgetTx) LockBudgets(ctx context.Context, r *agenttrail.Reservation) ([]agenttrail.Budget, error) {
 	q := `SELECT ` + budgetCols + ` FROM budgets WHERE org = $1
-		AND project IN ('', $2) AND actor_id IN ('', $3) AND model IN ('', $4) ORDER BY name`
+		AND project IN ('', $2) AND actor_id IN ('', $3) ORDER BY name`
 	if t.lock {
 		q += ` FOR UPDATE`
 	}
-	return queryBudgets(ctx, t.q, q, r.Org, r.Project, r.ActorID, r.Model)
+	return queryBudgets(ctx, t.q, q, r.Org, r.Project, r.ActorID)
 }
 
 func (t budgetTx) ReservedNUSD(ctx context.Context, b *agenttrail.Budget, since, now time.Time) (int64, error) {

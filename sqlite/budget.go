@@ -125,8 +125,8 @@ type budgetTx struct{ q querier }
 
 func (t budgetTx) LockBudgets(ctx context.Context, r *agenttrail.Reservation) ([]agenttrail.Budget, error) {
 	return queryBudgets(ctx, t.q, `SELECT `+budgetCols+` FROM budgets WHERE org = ?
-		AND project IN ('', ?) AND actor_id IN ('', ?) AND model IN ('', ?) ORDER BY name`,
-		r.Org, r.Project, r.ActorID, r.Model)
+		AND project IN ('', ?) AND actor_id IN ('', ?) ORDER BY name`,
+		r.Org, r.Project, r.ActorID)
 }
 
 func (t budgetTx) ReservedNUSD(ctx context.Context, b *agenttrail.Budget, since, now time.Time) (int64, error) {

@@ -36,6 +36,15 @@ type call struct {
 	denied      bool   // the proxy refused the call: an unmapped credential
 	errMsg      string // why the proxy answered itself
 
+	// What budget enforcement needs: the request's size and output cap,
+	// the generated text seen (for a call that reports no usage), and
+	// the reservation (nil when budgets are off or the call is not
+	// metered).
+	reqBytes int
+	maxOut   int64
+	seenText int
+	budget   *budgetCall
+
 	keepBodies bool
 	request    []byte
 	completion []byte
@@ -44,6 +53,7 @@ type call struct {
 
 // addCompletion appends generated text, up to maxBodyRecord bytes.
 func (c *call) addCompletion(s string) {
+	c.seenText += len(s)
 	if !c.keepBodies || s == "" {
 		return
 	}

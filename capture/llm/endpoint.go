@@ -60,9 +60,15 @@ func classify(r *http.Request, configured Provider) endpoint {
 
 // requestInfo is what the proxy reads from a metered request body.
 type requestInfo struct {
-	Model         string `json:"model"`
-	Stream        bool   `json:"stream"`
-	StreamOptions *struct {
+	Model  string `json:"model"`
+	Stream bool   `json:"stream"`
+	// The output caps of Chat Completions (max_tokens, or
+	// max_completion_tokens), Responses and Messages: the worst case a
+	// budget reserves for.
+	MaxTokens           int64 `json:"max_tokens"`
+	MaxCompletionTokens int64 `json:"max_completion_tokens"`
+	MaxOutputTokens     int64 `json:"max_output_tokens"`
+	StreamOptions       *struct {
 		IncludeUsage *bool `json:"include_usage"`
 	} `json:"stream_options"`
 }

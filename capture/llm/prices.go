@@ -169,24 +169,5 @@ func (p *Prices) Lookup(model string) (entry string, price Price, ok bool) {
 	return "", Price{}, false
 }
 
-// stripDate removes a trailing snapshot date, -YYYY-MM-DD (OpenAI) or
-// -YYYYMMDD (Anthropic), and returns name unchanged when it has none.
-func stripDate(name string) string {
-	digits := func(s string) bool {
-		for i := 0; i < len(s); i++ {
-			if s[i] < '0' || s[i] > '9' {
-				return false
-			}
-		}
-		return true
-	}
-	n := len(name)
-	if n > 11 && name[n-11] == '-' && name[n-6] == '-' && name[n-3] == '-' &&
-		digits(name[n-10:n-6]) && digits(name[n-5:n-3]) && digits(name[n-2:]) {
-		return name[:n-11]
-	}
-	if n > 9 && name[n-9] == '-' && digits(name[n-8:]) {
-		return name[:n-9]
-	}
-	return name
-}
+// stripDate removes a trailing snapshot date (agenttrail.ModelWithoutDate).
+func stripDate(name string) string { return agenttrail.ModelWithoutDate(name) }

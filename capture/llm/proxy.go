@@ -73,6 +73,9 @@ type Config struct {
 	Registerer prometheus.Registerer
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Budget, when set, enforces the trail's budgets on metered calls
+	// (see BudgetConfig).
+	Budget *BudgetConfig
 }
 
 // Proxy is the LLM reverse proxy: an http.Handler that forwards every
@@ -93,6 +96,7 @@ type Proxy struct {
 	metrics    *metrics
 	bufs       sync.Pool // *[]byte of copyBufSize
 	maxRequest int64
+	budget     *budgeter // nil: budgets are not enforced
 }
 
 const (
@@ -159,6 +163,11 @@ func New(cfg Config) (*Proxy, error) {
 		return nil, err
 	}
 	p.bufs.New = func() any { b := make([]byte, copyBufSize); return &b }
+	if cfg.Budget != nil {
+		if p.budget, err = newBudgeter(*cfg.Budget, p.logger); err != nil {
+			return nil, err
+		}
+	}
 	return p, nil
 }
 
@@ -184,6 +193,9 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		c.status, c.errMsg = status, err.Error()
 		http.Error(w, "agenttrail llm proxy: "+err.Error(), status)
 		return
+	}
+	if !p.admit(r.Context(), w, c) {
+		return // refused by a budget: answered and recorded
 	}
 	resp, err := p.transport.RoundTrip(out)
 	if err != nil {
@@ -257,6 +269,7 @@ func (p *Proxy) outRequest(r *http.Request, c *call, cred, credHeader string) (*
 		}
 		info, fwd, injected := inspectRequest(c.ep.action, b)
 		c.reqModel, c.injected, c.stream = info.Model, injected, info.Stream
+		c.reqBytes, c.maxOut = len(b), max(info.MaxTokens, info.MaxCompletionTokens, info.MaxOutputTokens)
 		if c.keepBodies {
 			c.request = b
 		}

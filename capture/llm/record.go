@@ -84,6 +84,7 @@ func (p *Proxy) record(ctx context.Context, c *call, cred string) {
 	} else if c.ep.meter != nil && model != "" {
 		e.Description = model + ": " + e.Description
 	}
+	p.settle(ctx, c, &e, &l)
 	if err := e.SetLLM(l); err != nil {
 		p.logger.Error("llm proxy: encode usage", "err", err)
 	}

@@ -19,7 +19,8 @@ import (
 // runProxyLLM runs the LLM API proxy:
 //
 //	agenttrail proxy llm --listen ADDR --upstream URL [--provider openai|anthropic|auto]
-//	                     [--prices FILE] [--record-bodies] [--upstream-keys FILE] [capture flags]
+//	                     [--prices FILE] [--record-bodies] [--upstream-keys FILE]
+//	                     [--budgets=false] [--budget-unreachable allow|deny] [--max-output-tokens N] [capture flags]
 //
 // Agents point their SDK's base URL at --listen (OpenAI: http://ADDR/v1,
 // Anthropic: http://ADDR); every call is forwarded to --upstream and recorded
@@ -35,6 +36,9 @@ func runProxyLLM(ctx context.Context, args []string, env *Env) error {
 	recordBodies := fs.Bool("record-bodies", false, "also record request bodies and completion text, redacted and capped at 64 KiB each")
 	upstreamKeys := fs.String("upstream-keys", "", `JSON file mapping actor ids (from --identities) to the real upstream API key sent in place of the agent's credential: {"<actor_id>": "<key>", "*": "<key for every other mapped actor>"}`)
 	metricsAddr := fs.String("metrics-listen", "", "serve Prometheus /metrics on this address (e.g. 127.0.0.1:9330)")
+	budgets := fs.Bool("budgets", true, "enforce the trail's budgets: reserve each call's worst-case cost with the server before it goes upstream, refuse it (429) at a limit")
+	unreachable := fs.String("budget-unreachable", "allow", "when the server cannot be asked about budgets: allow (let calls through, recorded as budget_unchecked) or deny (refuse them, 503)")
+	maxOutput := fs.Int64("max-output-tokens", 32768, "output tokens a request that sets no max_tokens is assumed to produce at worst, for its budget reservation")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -45,6 +49,10 @@ func runProxyLLM(ctx context.Context, args []string, env *Env) error {
 	up, err := url.Parse(*upstream)
 	if err != nil || (up.Scheme != "http" && up.Scheme != "https") || up.Host == "" {
 		fmt.Fprintf(fs.Output(), "--upstream: want an http(s) URL, not %q\n", *upstream)
+		return errUsage
+	}
+	if *unreachable != "allow" && *unreachable != "deny" {
+		fmt.Fprintf(fs.Output(), "--budget-unreachable: want allow or deny, not %q\n", *unreachable)
 		return errUsage
 	}
 	if *upstreamKeys != "" && cf.identities == "" {
@@ -91,6 +99,9 @@ func runProxyLLM(ctx context.Context, args []string, env *Env) error {
 	defer deps.closeLogged("llm proxy")
 	cfg.Recorder, cfg.Identities, cfg.Redactor = deps.Recorder, deps.Identities, deps.Redactor
 	cfg.Logger, cfg.Registerer = deps.Logger, reg
+	if *budgets {
+		cfg.Budget = &llm.BudgetConfig{Trail: newClient(cf.sf), DenyUnreachable: *unreachable == "deny", MaxOutputTokens: *maxOutput}
+	}
 	p, err := llm.New(cfg)
 	if err != nil {
 		closeListeners(servers...)
@@ -100,5 +111,7 @@ func runProxyLLM(ctx context.Context, args []string, env *Env) error {
 	fmt.Fprintf(env.Stderr, "agenttrail proxy llm: http://%s → %s\n", ln.Addr(), up.Redacted())
 	// Streams in flight may run for minutes; they get a little time, then
 	// are cut: each is still recorded, as incomplete.
-	return serveCapture(ctx, deps.Logger, 10*time.Second, servers...)
+	err = serveCapture(ctx, deps.Logger, 10*time.Second, servers...)
+	p.WaitSettled() // before the Recorder closes
+	return err
 }

@@ -1,0 +1,270 @@
+package llm
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/agenttrail/agenttrail"
+	"github.com/agenttrail/agenttrail/wire"
+)
+
+// Budget enforcement (docs/architecture.md, "Budgets"): before a metered
+// call goes upstream the proxy reserves its worst-case cost with the trail,
+// which decides atomically against every budget that applies; a refused
+// call never reaches the provider. When the call ends the proxy settles the
+// reservation to the real cost, and the call's event carries the
+// reservation's id, so the trail counts the cost once.
+
+// BudgetChecker is what the proxy needs of the trail to enforce budgets;
+// *client.Client implements it.
+type BudgetChecker interface {
+	Reserve(ctx context.Context, req wire.ReserveRequest) (wire.ReserveResult, error)
+	Settle(ctx context.Context, req wire.SettleRequest) error
+}
+
+// BudgetConfig configures budget enforcement. Trail is required.
+type BudgetConfig struct {
+	// Trail reserves and settles.
+	Trail BudgetChecker
+	// DenyUnreachable refuses calls (503) while the trail cannot be
+	// asked. By default they go through (fail-open) and their events say
+	// budget_unchecked; the Recorder delivers those events, and with them
+	// their cost, once the trail is back.
+	DenyUnreachable bool
+	// Timeout bounds one reservation request; 0 means 2 s.
+	Timeout time.Duration
+	// TTL is how long a reservation holds if it is never settled (a proxy
+	// that died); 0 means 15 minutes. Calls that run longer keep going,
+	// but their reservation no longer counts.
+	TTL time.Duration
+	// MaxOutputTokens is the output a request that sets no cap is assumed
+	// to produce at worst; 0 means 32,768.
+	MaxOutputTokens int64
+
+	// checkOnly reserves nothing (an amount of 0), so the trail only
+	// checks spend against the limit: the check-then-spend design that
+	// concurrent calls overrun. Tests set it to show the overshoot.
+	checkOnly bool
+}
+
+// Defaults of BudgetConfig.
+const (
+	defaultBudgetTimeout   = 2 * time.Second
+	defaultBudgetTTL       = 15 * time.Minute
+	defaultMaxOutputTokens = 32768
+	settleTimeout          = 10 * time.Second
+)
+
+// budgeter enforces budgets for a Proxy.
+type budgeter struct {
+	cfg    BudgetConfig
+	logger *slog.Logger
+	// settling counts the settle requests in flight (Proxy.WaitSettled).
+	settling sync.WaitGroup
+}
+
+func newBudgeter(cfg BudgetConfig, logger *slog.Logger) (*budgeter, error) {
+	if cfg.Trail == nil {
+		return nil, errors.New("llm proxy: budgets need a Trail to reserve with")
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = defaultBudgetTimeout
+	}
+	if cfg.TTL <= 0 {
+		cfg.TTL = defaultBudgetTTL
+	}
+	if cfg.MaxOutputTokens <= 0 {
+		cfg.MaxOutputTokens = defaultMaxOutputTokens
+	}
+	return &budgeter{cfg: cfg, logger: logger}, nil
+}
+
+// budgetCall is what the proxy knows of one call's reservation.
+type budgetCall struct {
+	id        string // the reservation's id and the event's
+	inTokens  int64  // the input estimate
+	price     Price
+	priced    bool
+	reserved  bool
+	unchecked bool
+	refused   string // the refusing budget's name
+}
+
+// estimateTokens is a count of tokens that errs high: about one per three
+// bytes of the request, where English text runs near four characters a
+// token and the JSON around it adds bytes no model bills.
+func estimateTokens(bytes int) int64 { return int64(bytes+2) / 3 }
+
+// worstCase is the most a call of in input tokens and out output tokens
+// can cost at p: every input token at the dearest input price.
+func (p Price) worstCase(in, out int64) float64 {
+	inPrice := max(p.Input, p.CacheWrite, p.CacheRead)
+	return (float64(in)*inPrice + float64(out)*p.Output) / 1e6
+}
+
+// admit reserves c's worst case before it goes upstream. It answers the
+// client itself and returns false when the call may not go ahead.
+func (p *Proxy) admit(ctx context.Context, w http.ResponseWriter, c *call) bool {
+	b := p.budget
+	if b == nil || c.ep.meter == nil {
+		return true
+	}
+	bc := &budgetCall{id: agenttrail.NewID(c.start), inTokens: estimateTokens(c.reqBytes)}
+	c.budget = bc
+	_, bc.price, bc.priced = p.prices.Lookup(c.reqModel)
+	out := c.maxOut
+	if out <= 0 {
+		out = b.cfg.MaxOutputTokens
+	}
+	var amount float64
+	if bc.priced && !b.cfg.checkOnly {
+		amount = min(bc.price.worstCase(bc.inTokens, out), agenttrail.MaxLLMCostUSD)
+	}
+	rctx, cancel := context.WithTimeout(ctx, b.cfg.Timeout)
+	defer cancel()
+	res, err := b.cfg.Trail.Reserve(rctx, wire.ReserveRequest{
+		ID: bc.id, Org: c.actor.Org, Project: c.actor.Project, ActorID: c.actor.ID, Model: c.reqModel,
+		AmountUSD: amount, TTLSeconds: int(b.cfg.TTL.Seconds()),
+	})
+	switch {
+	case err != nil && ctx.Err() != nil:
+		c.clientGone = true
+		return false
+	case err != nil && b.cfg.DenyUnreachable:
+		b.logger.Warn("llm proxy: budget check failed; refusing the call", "err", err)
+		c.status, c.denied = http.StatusServiceUnavailable, true
+		c.errMsg = "refused by the proxy: the trail cannot be asked about budgets and the proxy is set to deny then (--budget-unreachable deny)"
+		writeBudgetError(w, c.ep.provider, http.StatusServiceUnavailable, "budget_unavailable", "agenttrail llm proxy: "+c.errMsg, -1)
+		return false
+	case err != nil:
+		b.logger.Warn("llm proxy: budget check failed; letting the call through unchecked", "err", err)
+		bc.unchecked = true
+		return true
+	case !res.Allowed && res.Denied != nil:
+		d := res.Denied
+		bc.refused = d.Name
+		c.status, c.denied = http.StatusTooManyRequests, true
+		c.errMsg = refusal(d, amount)
+		retry := res.RetryAfterSeconds
+		if d.ResetsAt.IsZero() {
+			retry = -1 // a total budget never resets
+		}
+		writeBudgetError(w, c.ep.provider, http.StatusTooManyRequests, "budget_exceeded", "agenttrail llm proxy: "+c.errMsg, retry)
+		return false
+	}
+	bc.reserved = res.Allowed
+	return true
+}
+
+// refusal says why budget d refused a call of up to amount dollars.
+func refusal(d *wire.BudgetStatus, amount float64) string {
+	per := "per " + d.Period
+	if d.Period == string(agenttrail.PeriodTotal) {
+		per = "in total"
+	}
+	usd := func(v float64) string { return agenttrail.FormatUSD(agenttrail.USDToNano(v)) }
+	msg := fmt.Sprintf("budget_exceeded: budget '%s' of %s %s exceeded (spent %s, reserved by calls in flight %s, this call may cost up to %s)",
+		d.Name, usd(d.LimitUSD), per, usd(d.SpentUSD), usd(d.ReservedUSD), usd(amount))
+	if !d.ResetsAt.IsZero() {
+		msg += "; it resets at " + d.ResetsAt.UTC().Format(time.RFC3339)
+	}
+	return msg
+}
+
+// writeBudgetError answers in the provider's error shape, so the SDK
+// raises its typed error: for OpenAI an error whose type and code are
+// code; for Anthropic a rate_limit_error (429) or api_error whose message
+// starts with code. retryAfter < 0 sends no Retry-After. x-should-retry:
+// false keeps the official SDKs from retrying a refusal that no retry
+// within seconds can turn around.
+func writeBudgetError(w http.ResponseWriter, provider Provider, status int, code, msg string, retryAfter int64) {
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	if retryAfter >= 0 {
+		h.Set("Retry-After", strconv.FormatInt(retryAfter, 10))
+	}
+	if status == http.StatusTooManyRequests {
+		h.Set("X-Should-Retry", "false")
+	}
+	w.WriteHeader(status)
+	var body any
+	if provider == ProviderAnthropic {
+		typ := "rate_limit_error"
+		if status != http.StatusTooManyRequests {
+			typ = "api_error"
+		}
+		body = map[string]any{"type": "error", "error": map[string]string{"type": typ, "message": msg}}
+	} else {
+		body = map[string]any{"error": map[string]any{"message": msg, "type": code, "code": code, "param": nil}}
+	}
+	_ = json.NewEncoder(w).Encode(body)
+}
+
+// settle completes the event of a call under budgets (its id, the budget
+// that refused it, an estimate of usage the provider did not report) and
+// settles the reservation to the call's cost, in the background: the
+// client has its answer already.
+func (p *Proxy) settle(ctx context.Context, c *call, e *agenttrail.Event, l *agenttrail.LLM) {
+	bc := c.budget
+	if bc == nil {
+		return
+	}
+	if bc.refused != "" {
+		l.Budget = bc.refused
+		return
+	}
+	e.ID = bc.id
+	l.BudgetUnchecked = bc.unchecked
+	// The provider bills what it generated: a call that reached it and did
+	// not fail, or a stream cut short. Usage it did not report (a stream
+	// cut before its usage, an answer without one) is estimated high.
+	billed := c.status > 0 && c.status < 400 && !c.unreachable
+	seen := estimateTokens(c.seenText)
+	switch {
+	case billed && !c.usageSeen:
+		l.InputTokens, l.OutputTokens, l.Estimated = bc.inTokens, seen, true
+	case billed && l.Incomplete && seen > l.OutputTokens:
+		l.OutputTokens, l.Estimated = seen, true
+	}
+	if l.Estimated {
+		// Priced as the answer names the model, else as the request did.
+		price, priced := bc.price, bc.priced
+		if _, pr, ok := p.prices.Lookup(c.modelName()); ok {
+			price, priced = pr, true
+		}
+		if priced {
+			cost := price.Cost(*l)
+			l.CostUSD, l.CostUnknown = &cost, false
+		}
+	}
+	if !bc.reserved {
+		return
+	}
+	b, org, cost := p.budget, c.actor.Org, l.Cost()
+	b.settling.Add(1)
+	go func() {
+		defer b.settling.Done()
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), settleTimeout)
+		defer cancel()
+		if err := b.cfg.Trail.Settle(sctx, wire.SettleRequest{ID: bc.id, Org: org, CostUSD: cost}); err != nil {
+			// The reservation still ends when the event is stored, or
+			// when it expires.
+			b.logger.Warn("llm proxy: settling a budget reservation failed", "id", bc.id, "err", err)
+		}
+	}()
+}
+
+// WaitSettled waits for the budget settlements in flight, for a clean
+// shutdown.
+func (p *Proxy) WaitSettled() {
+	if p.budget != nil {
+		p.budget.settling.Wait()
+	}
+}
