@@ -27,7 +27,7 @@ const (
 
 // Types lists the sink types this build delivers to.
 func Types() []string {
-	return []string{TypeFile, TypeWebhook, TypeSyslog, TypeSplunkHEC, TypeElasticsearch}
+	return []string{TypeFile, TypeWebhook, TypeSyslog, TypeSplunkHEC, TypeElasticsearch, TypeOTLP}
 }
 
 // FormatNative is the API's event JSON, one object a line: export.NDJSON.

@@ -58,6 +58,8 @@ func newDeliverer(c Config, log *slog.Logger) (Deliverer, error) {
 		return newHEC(c)
 	case TypeElasticsearch:
 		return newElasticsearch(c)
+	case TypeOTLP:
+		return newOTLP(c)
 	}
 	return nil, fmt.Errorf("type %q: not in this build", c.Type)
 }

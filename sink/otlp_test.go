@@ -1,0 +1,129 @@
+package sink
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/consumer"
+	"go.opentelemetry.io/collector/pdata/plog"
+	"go.opentelemetry.io/collector/receiver"
+	"go.opentelemetry.io/collector/receiver/otlpreceiver"
+	metricnoop "go.opentelemetry.io/otel/metric/noop"
+	tracenoop "go.opentelemetry.io/otel/trace/noop"
+	"go.uber.org/zap"
+
+	"github.com/agenttrail/agenttrail"
+	"github.com/agenttrail/agenttrail/storetest"
+)
+
+// collector runs the OpenTelemetry Collector's own OTLP receiver
+// (otlpreceiver) in this process, HTTP only, and keeps the log records it
+// takes. While down, its consumer refuses with an error, which the
+// receiver answers as 503 (retryable).
+type collector struct {
+	url string
+
+	mu      sync.Mutex
+	down    bool
+	records []plog.LogRecord
+}
+
+type nopHost struct{}
+
+func (nopHost) GetExtensions() map[component.ID]component.Component { return nil }
+
+func startCollector(t *testing.T) *collector {
+	t.Helper()
+	c := &collector{}
+	f := otlpreceiver.NewFactory()
+	cfg := f.CreateDefaultConfig().(*otlpreceiver.Config)
+	port := freePort(t)
+	cfg.Protocols.HTTP.GetOrInsertDefault().ServerConfig.NetAddr.Endpoint = fmt.Sprintf("127.0.0.1:%d", port)
+	c.url = fmt.Sprintf("http://127.0.0.1:%d", port)
+	next, err := consumer.NewLogs(func(ctx context.Context, ld plog.Logs) error {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if c.down {
+			return fmt.Errorf("pipeline down")
+		}
+		for i := range ld.ResourceLogs().Len() {
+			sls := ld.ResourceLogs().At(i).ScopeLogs()
+			for j := range sls.Len() {
+				lrs := sls.At(j).LogRecords()
+				for k := range lrs.Len() {
+					r := plog.NewLogRecord()
+					lrs.At(k).CopyTo(r)
+					c.records = append(c.records, r)
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	set := receiver.Settings{ID: component.NewID(f.Type()), BuildInfo: component.NewDefaultBuildInfo()}
+	set.TelemetrySettings = component.TelemetrySettings{Logger: zap.NewNop(), TracerProvider: tracenoop.NewTracerProvider(), MeterProvider: metricnoop.NewMeterProvider()}
+	r, err := f.CreateLogs(t.Context(), set, cfg, next)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Start(context.Background(), nopHost{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Shutdown(context.Background()) })
+	return c
+}
+
+func (c *collector) seqs(t *testing.T, events map[string]agenttrail.Event) []int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []int64
+	for _, r := range c.records {
+		id, _ := r.Attributes().Get("agenttrail.id")
+		seq, _ := r.Attributes().Get("agenttrail.seq")
+		e, ok := events[id.Str()]
+		if !ok || e.Seq != seq.Int() {
+			t.Fatalf("log record id %q seq %d matches no stored event", id.Str(), seq.Int())
+		}
+		if !r.Timestamp().AsTime().Equal(e.Time) || r.Body().Str() == "" {
+			t.Fatalf("log record of seq %d: time %v body %q, want time %v and the payload", e.Seq, r.Timestamp().AsTime(), r.Body().Str(), e.Time)
+		}
+		actor, _ := r.Attributes().Get("agenttrail.actor_id")
+		if actor.Str() != e.ActorID {
+			t.Fatalf("agenttrail.actor_id = %q, want %q", actor.Str(), e.ActorID)
+		}
+		out = append(out, e.Seq)
+	}
+	return out
+}
+
+// TestOTLPCollector: the collector's OTLP receiver takes every event as a
+// log record, through a spell where its pipeline refuses (503).
+func TestOTLPCollector(t *testing.T) {
+	store, _ := openStore(t, 0)
+	col := startCollector(t)
+	set := start(t, store, testConfig(t, Config{Type: TypeOTLP, URL: col.url, Format: "ocsf", Batch: BatchLimits{MaxEvents: 100}}))
+	gen := storetest.Events(6, 1500, storetest.Base(), time.Hour)
+	var all []agenttrail.Event
+	for i := 0; i < len(gen); i += 50 {
+		col.mu.Lock()
+		col.down = i >= 400 && i < 900
+		col.mu.Unlock()
+		all = append(all, storetest.AppendAll(t, store, gen[i:i+50], 50)...)
+		time.Sleep(3 * time.Millisecond)
+	}
+	col.mu.Lock()
+	col.down = false
+	col.mu.Unlock()
+	waitCaughtUp(t, set, "test")
+	checkSeqs(t, col.seqs(t, byID(all)), all, false)
+	st, _ := set.Status(t.Context())
+	if st[0].Retried == 0 {
+		t.Errorf("status = %+v, want retries during the refusal", st[0])
+	}
+}
