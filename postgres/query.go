@@ -74,31 +74,10 @@ func (s *Store) Query(ctx context.Context, q agenttrail.Query) (agenttrail.Page,
 	if limit < 1 {
 		limit = agenttrail.DefaultLimit
 	}
-	var a args
-	c := conditions(q.Filter, &a)
-	var order string
-	switch q.Sort {
-	case agenttrail.SortTimeDesc, "":
-		order = "time DESC, seq DESC"
-		if q.After != nil {
-			c = append(c, "(time, seq) < ("+a.add(q.After.Time)+", "+a.add(q.After.Seq)+")")
-		}
-	case agenttrail.SortTimeAsc:
-		order = "time, seq"
-		if q.After != nil {
-			c = append(c, "(time, seq) > ("+a.add(q.After.Time)+", "+a.add(q.After.Seq)+")")
-		}
-	case agenttrail.SortSeq:
-		order = "seq"
-		if q.After != nil {
-			c = append(c, "seq > "+a.add(q.After.Seq))
-		}
-	default:
-		return agenttrail.Page{}, agenttrail.Invalid("sort", "must be -time, time or seq, not %q", q.Sort)
+	sql, a, err := pageSQL(q, limit)
+	if err != nil {
+		return agenttrail.Page{}, err
 	}
-	// One row more than asked tells whether there is a next page.
-	sql := "SELECT " + selectColumns + " FROM events" + whereClause(c) +
-		" ORDER BY " + order + " LIMIT " + strconv.Itoa(limit+1)
 	rows, err := s.pool.Query(ctx, sql, a...)
 	if err != nil {
 		return agenttrail.Page{}, formatError("postgres: query", err)
@@ -123,4 +102,33 @@ func (s *Store) Query(ctx context.Context, q agenttrail.Query) (agenttrail.Page,
 		page.Next = &agenttrail.Position{}
 	}
 	return page, nil
+}
+
+// pageSQL returns the statement of one page of q, of limit events and one
+// more, which tells whether there is a next page.
+func pageSQL(q agenttrail.Query, limit int) (string, args, error) {
+	var a args
+	c := conditions(q.Filter, &a)
+	var order string
+	switch q.Sort {
+	case agenttrail.SortTimeDesc, "":
+		order = "time DESC, seq DESC"
+		if q.After != nil {
+			c = append(c, "(time, seq) < ("+a.add(q.After.Time)+", "+a.add(q.After.Seq)+")")
+		}
+	case agenttrail.SortTimeAsc:
+		order = "time, seq"
+		if q.After != nil {
+			c = append(c, "(time, seq) > ("+a.add(q.After.Time)+", "+a.add(q.After.Seq)+")")
+		}
+	case agenttrail.SortSeq:
+		order = "seq"
+		if q.After != nil {
+			c = append(c, "seq > "+a.add(q.After.Seq))
+		}
+	default:
+		return "", nil, agenttrail.Invalid("sort", "must be -time, time or seq, not %q", q.Sort)
+	}
+	return "SELECT " + selectColumns + " FROM events" + whereClause(c) +
+		" ORDER BY " + order + " LIMIT " + strconv.Itoa(limit+1), a, nil
 }

@@ -204,6 +204,12 @@ func TestPlans(t *testing.T) {
 		{"one agent, 24h", agenttrail.Query{Limit: 200, Filter: agenttrail.Filter{Org: []string{"acme"}, ActorID: []string{"agent-03"}, Since: day}}, "events_time"},
 		{"source and result", agenttrail.Query{Limit: 200, Filter: agenttrail.Filter{Source: []string{"shell"}, Result: []string{"failure"}}}, "events_time"},
 		{"seq feed", agenttrail.Query{Limit: 200, Sort: agenttrail.SortSeq, After: &agenttrail.Position{Seq: 100}}, "INTEGER PRIMARY KEY"},
+		{"one trace in order", agenttrail.Query{Limit: 50, Sort: agenttrail.SortTimeAsc, Filter: agenttrail.Filter{
+			Org: []string{"acme"}, TraceID: []string{"ac300000000000000000000000000001"}}}, "events_trace"},
+		{"one trace, next page", agenttrail.Query{Limit: 50, Filter: agenttrail.Filter{TraceID: []string{"ac300000000000000000000000000001"}},
+			After: &agenttrail.Position{Time: storetest.Base(), Seq: 7}}, "events_trace"},
+		{"one session, 24h", agenttrail.Query{Limit: 50, Sort: agenttrail.SortTimeAsc, Filter: agenttrail.Filter{
+			SessionID: []string{"acme task 1"}, Since: day}}, "events_session"},
 	}
 	for _, tc := range tests {
 		query, args, err := pageSQL(&tc.query)
@@ -216,6 +222,13 @@ func TestPlans(t *testing.T) {
 		if !strings.Contains(plan, tc.index) || strings.Contains(plan, "TEMP B-TREE FOR ORDER BY") {
 			t.Errorf("plan of %s = %q, want it to use %s without sorting every match", tc.name, plan, tc.index)
 		}
+	}
+	// Several tasks at once are several ranges of the index, whose events
+	// (few: those of a handful of tasks) are then sorted.
+	several := agenttrail.Query{Limit: 50, Filter: agenttrail.Filter{SessionID: []string{"acme task 1", "acme task 2"}, TraceID: []string{"ac300000000000000000000000000001", "ac300000000000000000000000000002"}}}
+	if query, args, err := pageSQL(&several); err != nil || !strings.Contains(explain(t, s, query, args...), "USING INDEX events_session") &&
+		!strings.Contains(explain(t, s, query, args...), "USING INDEX events_trace") {
+		t.Errorf("plan of two sessions and traces = %q (%v), want it to use the trace or session index", explain(t, s, query, args...), err)
 	}
 	if plan := explain(t, s, "SELECT seq FROM events WHERE id = ? ORDER BY seq LIMIT 1", "x"); !strings.Contains(plan, "events_id_org") {
 		t.Errorf("plan of Get = %q, want it to use events_id_org", plan)

@@ -14,10 +14,22 @@ func testPaging(t *testing.T, s agenttrail.Store) {
 	for i := 190; i < 220; i++ {
 		events[i].Time = events[190].Time
 	}
+	// One task, read as an investigator does: the run of ties among its
+	// events spans pages of 7.
+	task := traced(events[190:220])
 	stored := AppendAll(t, s, events, 250)
-	for _, f := range []agenttrail.Filter{{}, {Org: []string{"acme"}}, {Source: []string{agenttrail.SourceLLM, agenttrail.SourceMCP}}} {
+	for _, c := range []struct {
+		f     agenttrail.Filter
+		limit int
+	}{
+		{agenttrail.Filter{}, 200}, {agenttrail.Filter{Org: []string{"acme"}}, 200},
+		{agenttrail.Filter{Source: []string{agenttrail.SourceLLM, agenttrail.SourceMCP}}, 200},
+		{agenttrail.Filter{TraceID: []string{task.TraceID}}, 7},
+		{agenttrail.Filter{SessionID: []string{task.SessionID}, Org: []string{task.Org}}, 7},
+	} {
+		f := c.f
 		for _, sort := range sorts() {
-			q := agenttrail.Query{Filter: f, Sort: sort, Limit: 200}
+			q := agenttrail.Query{Filter: f, Sort: sort, Limit: c.limit}
 			want := Select(stored, q)
 			var got []agenttrail.Event
 			pages := 0
@@ -32,7 +44,7 @@ func testPaging(t *testing.T, s agenttrail.Store) {
 				checkNext(t, call, q, p, len(got)+len(p.Events) < len(want))
 				got = append(got, p.Events...)
 				pages++
-				if p.Next == nil || len(p.Events) == 0 || pages > 20 {
+				if p.Next == nil || len(p.Events) == 0 || pages > 100 {
 					break
 				}
 				q.After = p.Next
