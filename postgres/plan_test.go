@@ -16,8 +16,9 @@ import (
 // TestTaskPlans checks that a page of one trace or one session can use its
 // partial index under a generic plan, the plan PostgreSQL settles on for a
 // statement it has seen a few times with other values: the planner must
-// prove the index's condition (col <> ”) from the query alone. Sequential
-// scans are off so that the small test table does not hide the answer.
+// prove the index's condition (the column is not empty) from the query
+// alone. Sequential scans are off so that the small test table does not
+// hide the answer.
 func TestTaskPlans(t *testing.T) {
 	s, dsn := openStore(t)
 	ctx := context.Background()

@@ -35,9 +35,9 @@ func (w *where) in(col string, vals []string) {
 	}
 }
 
-// task adds "col IN (…)" for trace_id or session_id, and the condition
-// "col <> ”" of their partial indexes when no value is ”: SQLite uses a
-// partial index only for a query that states its condition.
+// task adds "col IN (…)" for trace_id or session_id, and the condition of
+// their partial indexes (the column is not empty) when no value is empty:
+// SQLite uses a partial index only for a query that states its condition.
 func (w *where) task(col string, vals []string) {
 	if len(vals) == 0 {
 		return
