@@ -36,11 +36,15 @@ func TestConsolePivotsToOneTask(t *testing.T) {
 		if i >= 6 { // the conversation's second task
 			ev["trace_id"] = other
 		}
+		if i%4 == 0 { // the LLM calls
+			ev["metadata"] = map[string]any{"llm": map[string]any{"model": "gpt-5", "input_tokens": 100, "output_tokens": 10, "cost_usd": 0.25}}
+		}
 		evs = append(evs, ev)
 	}
 	// Noise: another session, and events of no task at all.
 	evs = append(evs, event(map[string]any{"id": "elsewhere", "time": ago(30 * time.Minute), "trace_id": "00000000000000000000000000000003",
-		"span_id": "0000000000000001", "session_id": "conversation 8"}))
+		"span_id": "0000000000000001", "session_id": "conversation 8", "source": "llm-proxy",
+		"metadata": map[string]any{"llm": map[string]any{"model": "gpt-5", "input_tokens": 5, "output_tokens": 1, "cost_usd": 0.75}}}))
 	for i := range 5 {
 		evs = append(evs, event(map[string]any{"id": fmt.Sprintf("plain-%d", i), "time": ago(time.Duration(i+1) * 7 * time.Minute)}))
 	}
@@ -100,6 +104,16 @@ func TestConsolePivotsToOneTask(t *testing.T) {
 	b.do(t, chromedp.SendKeys(chromedp.CSS("#f-session_id"), "conversation 8"), chromedp.Click(chromedp.CSS(".filters button[type=submit]")), ready())
 	if got := b.pageIDs(t); !slices.Equal(got, []string{"elsewhere"}) {
 		t.Errorf("session_id=conversation 8 typed in the bar shows %v, want [elsewhere]", got)
+	}
+
+	// The Cost page ranks sessions by what they cost: the two LLM calls of
+	// conversation 7, the one of conversation 8, and no row for events of
+	// no session.
+	b.open(t, "/cost?since=1h")
+	b.do(t, chromedp.WaitReady(chromedp.CSS(`table.usage[data-by="session_id"]`)))
+	rows := eval[[]string](t, b, `[...document.querySelectorAll('table.usage[data-by="session_id"] tbody tr')].map((r) => r.dataset.key + '=' + r.querySelector('[data-cost]').dataset.cost)`)
+	if !slices.Equal(rows, []string{"conversation 8=0.75", "conversation 7=0.5"}) {
+		t.Errorf("the Cost page's sessions are %v, want conversation 8 at $0.75, then conversation 7 at $0.50", rows)
 	}
 	if msgs := b.messages(); len(msgs) > 0 {
 		t.Errorf("console messages: %v", msgs)

@@ -1,5 +1,5 @@
-// Cost: LLM tokens and cost over time, by agent, by model and by project,
-// the cache hit ratio and the top spenders, from the counters the stores
+// Cost: LLM tokens and cost over time, by agent, by model, by project and
+// by session (one task), the cache hit ratio and the top spenders, from the counters the stores
 // keep as columns (metadata.llm).
 import { h, replace, int, usd, pct, spinner, problem, empty, choice } from './dom.js';
 import { get } from './api.js';
@@ -25,10 +25,11 @@ export async function render(ctx) {
   const tokenChart = h('section', { 'aria-labelledby': 'token-series', id: 'tokens-over-time' }, h('h2', { id: 'token-series' }, 'Tokens over time'), spinner());
   const top = h('section', { 'aria-labelledby': 'top-title' }, h('h2', { id: 'top-title' }, 'Top spenders'), spinner());
   const tables = h('div', { class: 'cost-tables' });
+  const sessions = h('section', { class: 'cost-table', 'aria-labelledby': 'c-session_id' }, h('h2', { id: 'c-session_id' }, 'By session'), spinner());
   replace(main, h('h1', {}, 'Cost'), filterBar(q, session, ctx.go, { keep: ['interval'] }),
     h('div', { class: 'toolbar' }, h('label', { for: 'interval' }, 'Buckets '),
       choice('interval', [['hour', 'Hour'], ['day', 'Day'], ['week', 'Week']], interval, (v) => { const n = new URLSearchParams(q); n.set('interval', v); ctx.go(n); })),
-    tiles, chart, tokenChart, top, tables);
+    tiles, chart, tokenChart, top, tables, sessions);
 
   const agg = (by) => { const p = new URLSearchParams(filter); p.set('by', by); return get('/v1/aggregate', p, signal); };
   const ts = new URLSearchParams(filter);
@@ -50,6 +51,12 @@ export async function render(ctx) {
     }));
   }).catch((err) => { if (!signal.aborted) { replace(chart, problem(err)); replace(tokenChart, problem(err)); } });
 
+  // Sessions are grouped from the events, not rollups: on a large store
+  // that takes longer, so the table fills in on its own.
+  agg('session_id').then((a) => {
+    const spent = a.buckets.filter((b) => b.key !== '' && usage(b)).sort((x, y) => y.cost_usd - x.cost_usd).slice(0, 20);
+    replace(sessions, h('h2', { id: 'c-session_id' }, 'By session (the 20 costliest)'), usageTable(spent, 'session_id', q));
+  }).catch((err) => { if (!signal.aborted) replace(sessions, h('h2', { id: 'c-session_id' }, 'By session'), problem(err)); });
   const views = [['actor_id', 'By agent'], ['model', 'By model'], ['project', 'By project']];
   const results = await Promise.all(views.map(([by]) => agg(by).catch((err) => err)));
   views.forEach(([by, title], i) => {
@@ -84,7 +91,7 @@ function usageTable(buckets, by, q) {
   if (!buckets.length) return empty('No LLM usage.');
   buckets.sort((a, b) => b.cost_usd - a.cost_usd);
   return h('div', { class: 'table-wrap' }, h('table', { class: 'usage', dataset: { by } },
-    h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, by === 'actor_id' ? 'Agent' : by === 'model' ? 'Model' : 'Project'),
+    h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, { actor_id: 'Agent', model: 'Model', project: 'Project', session_id: 'Session' }[by]),
       h('th', { scope: 'col', class: 'num' }, 'Calls'), TOKENS.map(([, l]) => h('th', { scope: 'col', class: 'num' }, l.replace(' tokens', ''))),
       h('th', { scope: 'col', class: 'num' }, 'Cache hit'), h('th', { scope: 'col', class: 'num' }, 'Cost'))),
     h('tbody', {}, buckets.map((b) => h('tr', { dataset: { key: b.key } },
