@@ -27,7 +27,7 @@ const (
 
 // Types lists the sink types this build delivers to.
 func Types() []string {
-	return []string{TypeFile, TypeWebhook, TypeSyslog, TypeSplunkHEC, TypeElasticsearch, TypeOTLP}
+	return []string{TypeFile, TypeWebhook, TypeSyslog, TypeSplunkHEC, TypeElasticsearch, TypeOTLP, TypeS3}
 }
 
 // FormatNative is the API's event JSON, one object a line: export.NDJSON.
@@ -213,12 +213,18 @@ func (c *Config) Check() error {
 	}
 	if c.Batch.MaxEvents == 0 {
 		c.Batch.MaxEvents = DefaultMaxEvents
+		if c.Type == TypeS3 {
+			c.Batch.MaxEvents = s3MaxEvents
+		}
 	}
 	if c.Batch.MaxEvents > 10000 {
 		return bad("batch.max_events", "at most 10000")
 	}
 	if c.Batch.MaxBytes == 0 {
 		c.Batch.MaxBytes = DefaultMaxBytes
+		if c.Type == TypeS3 {
+			c.Batch.MaxBytes = s3MaxBytes
+		}
 	}
 	if c.Batch.MaxWait == 0 {
 		c.Batch.MaxWait = Duration(DefaultMaxWait)
@@ -249,6 +255,15 @@ func (c *Config) Check() error {
 	case TypeSyslog:
 		if _, _, err := syslogAddress(c.Address); err != nil {
 			return bad("address", "%v", err)
+		}
+	case TypeS3:
+		if c.Bucket == "" {
+			return bad("bucket", "required for an s3 sink")
+		}
+		if c.URL != "" {
+			if u, err := url.Parse(c.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+				return bad("url", "the endpoint of an S3-compatible store: an http:// or https:// URL, not %q", c.URL)
+			}
 		}
 	case TypeWebhook, TypeSplunkHEC, TypeElasticsearch, TypeOTLP:
 		u, err := url.Parse(c.URL)

@@ -60,6 +60,8 @@ func newDeliverer(c Config, log *slog.Logger) (Deliverer, error) {
 		return newElasticsearch(c)
 	case TypeOTLP:
 		return newOTLP(c)
+	case TypeS3:
+		return newS3(c)
 	}
 	return nil, fmt.Errorf("type %q: not in this build", c.Type)
 }
