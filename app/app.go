@@ -280,7 +280,13 @@ func Open(ctx context.Context, cfg Config) (_ *Main, err error) {
 		CursorKey:    cursorKey,
 	})
 	if cfg.Retain > 0 {
-		m.ret = &retention{store: m.store, writer: m.pipeline, horizon: cfg.Retain, interval: time.Hour, logger: m.log, now: time.Now}
+		m.ret = &retention{store: m.store, reader: m.store, writer: m.pipeline, horizon: cfg.Retain, interval: time.Hour, logger: m.log, now: time.Now}
+		if m.sinks != nil {
+			m.ret.required = m.sinks.LowestRequired
+			m.ret.held = prometheus.NewGauge(prometheus.GaugeOpts{Name: "agenttrail_retention_held_by_sinks",
+				Help: "1 while retention keeps events past its horizon because a required sink has not delivered them."})
+			m.reg.MustRegister(m.ret.held)
+		}
 	}
 	if err := m.srv.Open(); err != nil {
 		return nil, err

@@ -1,0 +1,128 @@
+package app
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/agenttrail/agenttrail"
+	"github.com/agenttrail/agenttrail/sink"
+	"github.com/agenttrail/agenttrail/storetest"
+)
+
+// TestRetentionWaitsForRequiredSink: with a required sink that is down,
+// retention deletes nothing the sink has not delivered, and says so in its
+// audit event and on /metrics; once the sink delivered, the next run
+// deletes what is past the horizon.
+func TestRetentionWaitsForRequiredSink(t *testing.T) {
+	var up atomic.Bool
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		if !up.Load() {
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+	}))
+	defer hook.Close()
+	sc := sink.Config{Name: "soc", Type: sink.TypeWebhook, URL: hook.URL, Required: true,
+		Retry: sink.Retry{Min: sink.Duration(10 * time.Millisecond), Max: sink.Duration(100 * time.Millisecond)},
+		Batch: sink.BatchLimits{MaxWait: sink.Duration(10 * time.Millisecond)}}
+	if err := sc.Check(); err != nil {
+		t.Fatal(err)
+	}
+	m, err := Open(t.Context(), Config{Addr: "127.0.0.1:0", DataDir: t.TempDir(), Retain: 24 * time.Hour, Sinks: []sink.Config{sc}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A year-old trail, all past the 24-hour horizon.
+	old := storetest.AppendAll(t, m.Store(), storetest.Events(7, 300, time.Now().Add(-365*24*time.Hour), time.Hour), 300)
+	ctx, cancel := context.WithCancel(context.Background())
+	ran := make(chan error, 1)
+	go func() { ran <- m.Run(ctx) }()
+	defer func() { cancel(); <-ran }()
+
+	// The run at start keeps every event and says why.
+	run := waitRetentionRun(t, m, 1)
+	if !strings.Contains(run.Description, "deleted 0 events") || !strings.Contains(run.Description, "required sink") || !strings.Contains(string(run.Metadata), `"held_by_required_sinks":true`) {
+		t.Fatalf("retention run with the required sink down = %q %s", run.Description, run.Metadata)
+	}
+	if n := countEvents(t, m, agenttrail.Filter{NotSource: []string{agenttrail.SourceAudit}}); n != len(old) {
+		t.Fatalf("after retention with the required sink down: %d events, want all %d", n, len(old))
+	}
+	if !strings.Contains(scrape(t, m), "agenttrail_retention_held_by_sinks 1") {
+		t.Error("/metrics does not say retention is held by sinks")
+	}
+
+	// The sink comes back and delivers; the next run deletes the old trail.
+	up.Store(true)
+	deadline := time.Now().Add(time.Minute)
+	for {
+		st, _ := m.sinks.Status(t.Context())
+		if st[0].Checkpoint >= old[len(old)-1].Seq {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("sink did not deliver: %+v", st)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := m.ret.once(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if n := countEvents(t, m, agenttrail.Filter{NotSource: []string{agenttrail.SourceAudit}}); n != 0 {
+		t.Errorf("after the sink delivered, retention left %d old events", n)
+	}
+	if !strings.Contains(scrape(t, m), "agenttrail_retention_held_by_sinks 0") {
+		t.Error("/metrics still says retention is held")
+	}
+}
+
+func waitRetentionRun(t *testing.T, m *Main, n int) agenttrail.Event {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		p, err := m.Store().Query(t.Context(), agenttrail.Query{Filter: agenttrail.Filter{Action: []string{"retention.run"}}, Sort: agenttrail.SortSeq, Limit: 100})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(p.Events) >= n {
+			return p.Events[n-1]
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no retention run recorded")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func countEvents(t *testing.T, m *Main, f agenttrail.Filter) int {
+	t.Helper()
+	n := 0
+	q := agenttrail.Query{Filter: f, Sort: agenttrail.SortSeq, Limit: 1000}
+	for {
+		p, err := m.Store().Query(t.Context(), q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n += len(p.Events)
+		if len(p.Events) < q.Limit {
+			return n
+		}
+		q.After = p.Next
+	}
+}
+
+func scrape(t *testing.T, m *Main) string {
+	t.Helper()
+	resp, err := http.Get(m.URL() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
