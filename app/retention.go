@@ -18,15 +18,15 @@ import (
 // write path like every other event, so that what the trail forgot is
 // itself in the trail.
 type retention struct {
-	store    agenttrail.Retainer
-	reader   agenttrail.Querier
-	writer   *ingest.Pipeline
+	store  agenttrail.Retainer
+	reader agenttrail.Querier
+	writer *ingest.Pipeline
 	// required returns the lowest checkpoint of the sinks retention waits
 	// for (sink.Set.LowestRequired), ok false when there are none; nil
 	// when there are no sinks.
 	required func(ctx context.Context) (seq int64, ok bool, err error)
 	// held is 1 while a required sink holds retention back, for /metrics.
-	held prometheus.Gauge
+	held     prometheus.Gauge
 	horizon  time.Duration
 	interval time.Duration
 	logger   *slog.Logger
