@@ -92,12 +92,17 @@ func (s *Store) Reserve(ctx context.Context, r agenttrail.Reservation, now time.
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		var err error
 		res, err = agenttrail.ReserveIn(ctx, budgetTx{q: tx, lock: true}, s, r, now)
-		if err != nil || !res.Allowed {
-			return err
-		}
-		_, err = tx.Exec(ctx, `DELETE FROM budget_reservations WHERE org = $1 AND expires_at <= $2`, r.Org, now)
 		return err
 	})
+	if last := s.prunedAt.Load(); now.UnixNano()-last >= int64(100*time.Millisecond) && s.prunedAt.CompareAndSwap(last, now.UnixNano()) {
+		// Expired reservations, and those whose event is stored, only
+		// lengthen the sums; another process pruning at once may make
+		// this one wait or fail, which costs nothing.
+		if _, perr := s.pool.Exec(ctx, `DELETE FROM budget_reservations r WHERE r.expires_at <= $1
+			OR EXISTS (SELECT 1 FROM event_ids e WHERE e.id = r.id AND e.org = r.org)`, now); perr != nil {
+			s.logger.Warn("postgres: pruning budget reservations", "err", perr)
+		}
+	}
 	return res, formatError("postgres: reserve", err)
 }
 

@@ -19,6 +19,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/agenttrail/agenttrail"
@@ -47,6 +48,9 @@ type Store struct {
 
 	// reserving bounds the Reserve calls in progress (see Open).
 	reserving chan struct{}
+	// prunedAt is when Reserve last removed the reservations that no
+	// longer count (unix ns).
+	prunedAt atomic.Int64
 }
 
 // Config configures a Store. The zero value is usable.

@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"errors"
 	"math"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/agenttrail/agenttrail"
@@ -54,23 +56,31 @@ func (s *Store) DeleteBudget(ctx context.Context, org, name string) (agenttrail.
 	if _, err := tx.ExecContext(ctx, `DELETE FROM budgets WHERE org = ? AND name = ?`, org, name); err != nil {
 		return agenttrail.Budget{}, formatError("delete budget", err)
 	}
-	if _, err := tx.ExecContext(ctx, `DELETE FROM budget_reservations WHERE org = ? AND budget = ?`, org, name); err != nil {
+	if err := tx.Commit(); err != nil {
 		return agenttrail.Budget{}, formatError("delete budget", err)
 	}
-	return bs[0], formatError("delete budget", tx.Commit())
+	s.ledger.mu.Lock()
+	for k := range s.ledger.held {
+		if k.org == org && k.budget == name {
+			delete(s.ledger.held, k)
+		}
+	}
+	s.ledger.mu.Unlock()
+	return bs[0], nil
 }
 
 // BudgetStates returns the state at now of every budget of org ("" for
-// all). It reads without locking: a snapshot, not a decision.
+// all). It reads without deciding anything: a snapshot.
 func (s *Store) BudgetStates(ctx context.Context, org string, now time.Time) ([]agenttrail.BudgetState, error) {
 	bs, err := s.ListBudgets(ctx, org)
 	if err != nil {
 		return nil, err
 	}
-	tx := budgetTx{q: s.r}
+	s.ledger.mu.Lock()
+	defer s.ledger.mu.Unlock()
 	out := make([]agenttrail.BudgetState, 0, len(bs))
 	for _, b := range bs {
-		st, err := agenttrail.StateIn(ctx, tx, s, b, now)
+		st, err := agenttrail.StateIn(ctx, ledgerTx{s}, s, b, now)
 		if err != nil {
 			return nil, err
 		}
@@ -79,79 +89,165 @@ func (s *Store) BudgetStates(ctx context.Context, org string, now time.Time) ([]
 	return out, nil
 }
 
-// Reserve decides r on the writer connection: the writer lock and an
-// IMMEDIATE transaction serialize it with every other write, in this
-// process and any other on the file, so no event lands and no other
-// reservation is taken while it decides.
+// Reservations live in memory, in the ledger: the embedded store is one
+// process's (see Open), so one mutex makes every decision atomic, and no
+// reservation waits for the writer or an fsync behind an ingest commit
+// (that wait was most of a budget check's latency, BenchmarkBudgetCheck in
+// capture/llm). Spend and the events that end reservations are read
+// through the read pool, after the mutex is held. A restart forgets
+// reservations: the calls in flight then count once their events are
+// stored, as calls let through while the trail was down do.
+type ledger struct {
+	mu       sync.Mutex
+	held     map[heldKey]*held
+	prunedAt int64 // unix ns
+}
+
+type heldKey struct{ org, budget, id string }
+
+type held struct {
+	amount, created, expires int64 // nano-dollars, unix ns
+}
+
+// pruneInterval is how often Reserve forgets the reservations that no
+// longer count: expired, or whose event is stored.
+const pruneInterval = 100 * time.Millisecond
+
+// Reserve decides r under the ledger's mutex.
 func (s *Store) Reserve(ctx context.Context, r agenttrail.Reservation, now time.Time) (agenttrail.ReserveResult, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	tx, err := s.w.BeginTx(ctx, nil)
-	if err != nil {
-		return agenttrail.ReserveResult{}, formatError("reserve", err)
+	s.ledger.mu.Lock()
+	defer s.ledger.mu.Unlock()
+	if now.UnixNano()-s.ledger.prunedAt >= int64(pruneInterval) {
+		s.ledger.prunedAt = now.UnixNano()
+		if err := s.prune(ctx, now); err != nil {
+			return agenttrail.ReserveResult{}, err
+		}
 	}
-	defer tx.Rollback()
-	if _, err := tx.ExecContext(ctx, `DELETE FROM budget_reservations WHERE org = ? AND expires_at <= ?`, r.Org, now.UnixNano()); err != nil {
-		return agenttrail.ReserveResult{}, formatError("reserve", err)
-	}
-	res, err := agenttrail.ReserveIn(ctx, budgetTx{q: tx}, s, r, now)
-	if err != nil {
-		return res, err
-	}
-	return res, formatError("reserve", tx.Commit())
+	return agenttrail.ReserveIn(ctx, ledgerTx{s}, s, r, now)
 }
 
 // Settle replaces the reservations (org, id) with cost, kept for
 // agenttrail.SettledTTL.
 func (s *Store) Settle(ctx context.Context, org, id string, costNUSD int64, now time.Time) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	_, err := s.w.ExecContext(ctx, `UPDATE budget_reservations SET amount_nusd = ?, expires_at = ?
-		WHERE org = ? AND id = ? AND expires_at > ?`,
-		max(costNUSD, 0), now.Add(agenttrail.SettledTTL).UnixNano(), org, id, now.UnixNano())
-	return formatError("settle", err)
+	if err := ctx.Err(); err != nil {
+		return agenttrail.ContextError("sqlite: settle", err)
+	}
+	s.ledger.mu.Lock()
+	defer s.ledger.mu.Unlock()
+	for k, h := range s.ledger.held {
+		if k.org == org && k.id == id && h.expires > now.UnixNano() {
+			h.amount, h.expires = max(costNUSD, 0), now.Add(agenttrail.SettledTTL).UnixNano()
+		}
+	}
+	return nil
+}
+
+// prune forgets expired reservations and those whose event is stored. It
+// must be called with the ledger's mutex held.
+func (s *Store) prune(ctx context.Context, now time.Time) error {
+	byOrg := map[string][]string{}
+	for k, h := range s.ledger.held {
+		if h.expires <= now.UnixNano() {
+			delete(s.ledger.held, k)
+			continue
+		}
+		byOrg[k.org] = append(byOrg[k.org], k.id)
+	}
+	for org, ids := range byOrg {
+		stored, err := s.storedIDs(ctx, org, ids)
+		if err != nil {
+			return err
+		}
+		for k := range s.ledger.held {
+			if k.org == org && stored[k.id] {
+				delete(s.ledger.held, k)
+			}
+		}
+	}
+	return nil
+}
+
+// storedIDs returns which of ids are the ids of stored events of org.
+func (s *Store) storedIDs(ctx context.Context, org string, ids []string) (map[string]bool, error) {
+	out := map[string]bool{}
+	const chunk = 500 // below SQLite's bound on parameters
+	for len(ids) > 0 {
+		n := min(len(ids), chunk)
+		args := make([]any, 0, n+1)
+		args = append(args, org)
+		for _, id := range ids[:n] {
+			args = append(args, id)
+		}
+		rows, err := s.r.QueryContext(ctx, `SELECT id FROM events WHERE org = ? AND id IN (?`+strings.Repeat(",?", n-1)+`)`, args...)
+		if err != nil {
+			return nil, formatError("read reserved events", err)
+		}
+		for rows.Next() {
+			var id string
+			if err := rows.Scan(&id); err != nil {
+				rows.Close()
+				return nil, formatError("read reserved events", err)
+			}
+			out[id] = true
+		}
+		if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+			return nil, formatError("read reserved events", err)
+		}
+		ids = ids[n:]
+	}
+	return out, nil
+}
+
+// ledgerTx is agenttrail.BudgetTx on the ledger; its methods run with the
+// ledger's mutex held, which is the lock LockBudgets stands for.
+type ledgerTx struct{ s *Store }
+
+func (t ledgerTx) LockBudgets(ctx context.Context, r *agenttrail.Reservation) ([]agenttrail.Budget, error) {
+	return queryBudgets(ctx, t.s.r, `SELECT `+budgetCols+` FROM budgets WHERE org = ?
+		AND project IN ('', ?) AND actor_id IN ('', ?) ORDER BY name`,
+		r.Org, r.Project, r.ActorID)
+}
+
+func (t ledgerTx) ReservedNUSD(ctx context.Context, b *agenttrail.Budget, since, now time.Time) (int64, error) {
+	from := int64(math.MinInt64)
+	if !since.IsZero() {
+		from = since.UnixNano()
+	}
+	var ids []string
+	for k, h := range t.s.ledger.held {
+		if k.org == b.Org && k.budget == b.Name && h.expires > now.UnixNano() && h.created >= from {
+			ids = append(ids, k.id)
+		}
+	}
+	if len(ids) == 0 {
+		return 0, nil
+	}
+	stored, err := t.s.storedIDs(ctx, b.Org, ids)
+	if err != nil {
+		return 0, err
+	}
+	var sum int64
+	for _, id := range ids {
+		if !stored[id] {
+			sum = agenttrail.AddSat(sum, t.s.ledger.held[heldKey{b.Org, b.Name, id}].amount)
+		}
+	}
+	return sum, nil
+}
+
+func (t ledgerTx) Hold(ctx context.Context, r *agenttrail.Reservation, budgets []string, now time.Time) error {
+	if t.s.ledger.held == nil {
+		t.s.ledger.held = map[heldKey]*held{}
+	}
+	for _, name := range budgets {
+		t.s.ledger.held[heldKey{r.Org, name, r.ID}] = &held{amount: r.AmountNUSD, created: now.UnixNano(), expires: now.Add(r.TTL).UnixNano()}
+	}
+	return nil
 }
 
 // querier is what a *sql.DB and a *sql.Tx share.
 type querier interface {
 	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
-	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
-	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
-}
-
-// budgetTx is agenttrail.BudgetTx in SQLite. Locking is the writer's:
-// LockBudgets only reads.
-type budgetTx struct{ q querier }
-
-func (t budgetTx) LockBudgets(ctx context.Context, r *agenttrail.Reservation) ([]agenttrail.Budget, error) {
-	return queryBudgets(ctx, t.q, `SELECT `+budgetCols+` FROM budgets WHERE org = ?
-		AND project IN ('', ?) AND actor_id IN ('', ?) ORDER BY name`,
-		r.Org, r.Project, r.ActorID)
-}
-
-func (t budgetTx) ReservedNUSD(ctx context.Context, b *agenttrail.Budget, since, now time.Time) (int64, error) {
-	from := int64(math.MinInt64)
-	if !since.IsZero() {
-		from = since.UnixNano()
-	}
-	var sum int64
-	err := t.q.QueryRowContext(ctx, `SELECT coalesce(sum(amount_nusd), 0) FROM budget_reservations r
-		WHERE r.org = ? AND r.budget = ? AND r.expires_at > ? AND r.created_at >= ?
-		AND NOT EXISTS (SELECT 1 FROM events e WHERE e.id = r.id AND e.org = r.org)`,
-		b.Org, b.Name, now.UnixNano(), from).Scan(&sum)
-	return sum, formatError("sum reservations", err)
-}
-
-func (t budgetTx) Hold(ctx context.Context, r *agenttrail.Reservation, budgets []string, now time.Time) error {
-	for _, name := range budgets {
-		if _, err := t.q.ExecContext(ctx, `INSERT INTO budget_reservations (org, budget, id, amount_nusd, created_at, expires_at)
-			VALUES (?,?,?,?,?,?) ON CONFLICT (org, budget, id) DO UPDATE SET amount_nusd = excluded.amount_nusd,
-			created_at = excluded.created_at, expires_at = excluded.expires_at`,
-			r.Org, name, r.ID, r.AmountNUSD, now.UnixNano(), now.Add(r.TTL).UnixNano()); err != nil {
-			return formatError("hold reservation", err)
-		}
-	}
-	return nil
 }
 
 func queryBudgets(ctx context.Context, q querier, query string, args ...any) ([]agenttrail.Budget, error) {

@@ -51,6 +51,9 @@ type Store struct {
 
 	// now is the clock that decides which days are over.
 	now func() time.Time
+
+	// ledger holds the budget reservations (see budget.go).
+	ledger ledger
 }
 
 // Durability: synchronous=FULL fsyncs the WAL at every commit, so an

@@ -15,17 +15,5 @@ CREATE TABLE budgets (
 	PRIMARY KEY (org, name)
 ) WITHOUT ROWID;
 
--- Reservations: the worst-case cost of a call in flight (then its real cost
--- once settled) held against one budget, keyed by the id the call's event
--- will carry. A reservation stops counting when it expires or when that
--- event is stored (its cost is then in the rollups).
-CREATE TABLE budget_reservations (
-	org         TEXT    NOT NULL,
-	budget      TEXT    NOT NULL,
-	id          TEXT    NOT NULL,
-	amount_nusd INTEGER NOT NULL,
-	created_at  INTEGER NOT NULL,
-	expires_at  INTEGER NOT NULL,
-	PRIMARY KEY (org, budget, id)
-) WITHOUT ROWID;
-CREATE INDEX budget_reservations_id ON budget_reservations (org, id);
+-- Reservations are held in memory (sqlite/budget.go): this store is one
+-- process's, and a reservation lives minutes.
