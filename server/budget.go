@@ -191,18 +191,25 @@ func writeOrg(p Principal, org, what string) (string, error) {
 	return org, nil
 }
 
+// budgetWrite starts a reservation or settlement: the store, the body, and
+// the org named in it (orgOf), which the caller must be allowed to write.
+func budgetWrite[T any](s *Server, r *http.Request, orgOf func(*T) string, what string) (agenttrail.Budgets, *T, string, error) {
+	bs, err := s.budgetStore()
+	if err != nil {
+		return nil, nil, "", err
+	}
+	req := new(T)
+	if err := decodeSmall(r, req); err != nil {
+		return nil, nil, "", err
+	}
+	org, err := writeOrg(principalOf(r.Context()), orgOf(req), what)
+	return bs, req, org, err
+}
+
 // reserveBudget is POST /v1/budgets/reserve: the LLM proxy asks before a
 // call. A token of one org reserves in that org only.
 func (s *Server) reserveBudget(r *http.Request) (any, error) {
-	bs, err := s.budgetStore()
-	if err != nil {
-		return nil, err
-	}
-	var req wire.ReserveRequest
-	if err := decodeSmall(r, &req); err != nil {
-		return nil, err
-	}
-	org, err := writeOrg(principalOf(r.Context()), req.Org, "reserve budget")
+	bs, req, org, err := budgetWrite(s, r, func(q *wire.ReserveRequest) string { return q.Org }, "reserve budget")
 	if err != nil {
 		return nil, err
 	}
@@ -247,15 +254,7 @@ func (s *Server) reserveBudget(r *http.Request) (any, error) {
 
 // settleBudget is POST /v1/budgets/settle.
 func (s *Server) settleBudget(r *http.Request) (any, error) {
-	bs, err := s.budgetStore()
-	if err != nil {
-		return nil, err
-	}
-	var req wire.SettleRequest
-	if err := decodeSmall(r, &req); err != nil {
-		return nil, err
-	}
-	org, err := writeOrg(principalOf(r.Context()), req.Org, "settle budget")
+	bs, req, org, err := budgetWrite(s, r, func(q *wire.SettleRequest) string { return q.Org }, "settle budget")
 	if err != nil {
 		return nil, err
 	}

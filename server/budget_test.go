@@ -102,10 +102,21 @@ func TestBudgetsAPI(t *testing.T) {
 		!b.ResetsAt.Equal(time.Date(2026, 3, 6, 0, 0, 0, 0, kol)) {
 		t.Fatalf("status after settling c2 to $0.01 = %+v, want $40.00 reserved, $10.00 left, reset at Kolkata midnight", b)
 	}
+	// At Kolkata midnight the day budget starts again from nothing; the
+	// total budget of globex a month later still refuses.
+	se.clock.Set(time.Date(2026, 3, 6, 0, 0, 0, 0, kol))
+	if r := reserve("acme-ingest", "c4", 49.99); !r.Allowed || r.Budgets[0].ReservedUSD != 0 || r.Budgets[0].SpentUSD != 0 {
+		t.Fatalf("reserve $49.99 at the next Kolkata midnight = %+v, want allowed in a fresh period", r)
+	}
+	se.clock.Set(time.Date(2026, 4, 6, 0, 0, 0, 0, kol))
+	if r := reserve("globex-ingest", "g3", 0.2); r.Allowed {
+		t.Fatalf("a month later, reserve $0.20 of globex's $0.10 total = allowed: a total budget reset")
+	}
 	call("acme-admin", "DELETE", "/v1/budgets/daily", nil, 200)
 	call("acme-admin", "DELETE", "/v1/budgets/daily", nil, 404)
 
-	// Every change and each alert is an audit event, alerts once.
+	// Every change and each alert is an audit event, alerts once a period
+	// (the day budget warned in two periods).
 	reserve("globex-ingest", "g2", 0.2)
 	waitFor(t, func() bool {
 		p, err := se.store.Query(t.Context(), agenttrail.Query{Filter: agenttrail.Filter{Source: []string{"audit"}, Action: []string{"budget.set", "budget.delete", "budget.warning", "budget.exhausted"}}, Limit: 100})
@@ -117,6 +128,6 @@ func TestBudgetsAPI(t *testing.T) {
 			n[e.Org+" "+e.Action]++
 		}
 		return n["acme budget.set"] == 1 && n["globex budget.set"] == 1 && n["acme budget.delete"] == 1 &&
-			n["acme budget.warning"] == 1 && n["acme budget.exhausted"] == 1 && n["globex budget.exhausted"] == 1
+			n["acme budget.warning"] == 2 && n["acme budget.exhausted"] == 1 && n["globex budget.exhausted"] == 1
 	})
 }
