@@ -113,14 +113,16 @@ func (s *Server) endOnRevoke(p Principal, w http.ResponseWriter, r *http.Request
 		stop()
 		expire()
 	})
-	ctx = context.WithValue(ctx, keepKey{}, keep)
+	// A new variable, not ctx: the AfterFunc above reads ctx from another
+	// goroutine when a revocation ends it.
+	kept := context.WithValue(ctx, keepKey{}, keep)
 	// A revocation loaded between Authenticate and add found nothing to
 	// end; the set it stored says so here (TokenAuth.reload stores the
 	// set before it tells inflight).
 	if !ta.live(p.TokenID) {
 		cancel(errTokenRevoked)
 	}
-	return r.WithContext(ctx), func() {
+	return r.WithContext(kept), func() {
 		keep()
 		cancel(nil)
 	}
