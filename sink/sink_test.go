@@ -21,14 +21,23 @@ import (
 	"github.com/agenttrail/agenttrail/storetest"
 )
 
+// openSQLite returns a new, empty embedded store, closed when tb ends.
+func openSQLite(tb testing.TB) (*sqlite.Store, error) {
+	s, err := sqlite.Open(context.Background(), filepath.Join(tb.TempDir(), "at.db"), sqlite.Config{})
+	if err != nil {
+		return nil, err
+	}
+	tb.Cleanup(func() { s.Close() })
+	return s, nil
+}
+
 // openStore returns a new embedded store holding n generated events.
 func openStore(t *testing.T, n int) (*sqlite.Store, []agenttrail.Event) {
 	t.Helper()
-	s, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "at.db"), sqlite.Config{})
+	s, err := openSQLite(t)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { s.Close() })
 	if n == 0 {
 		return s, nil
 	}
