@@ -184,4 +184,3 @@ func openStoreB(b *testing.B, n int) (*sqlite.Store, []agenttrail.Event) {
 	}
 	return st, storetest.AppendAll(b, st, storetest.Events(10, n, storetest.Base(), 24*time.Hour), 5000)
 }
-
