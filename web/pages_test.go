@@ -419,3 +419,52 @@ func TestConsoleScreenshots(t *testing.T) {
 	}
 	t.Logf("screenshots in %s", dir)
 }
+
+// TestConsoleCostBudgets: the Cost page lists each budget in its current
+// period with what the API says is spent, reserved and remaining.
+func TestConsoleCostBudgets(t *testing.T) {
+	srv := servertest.Start(t)
+	seedVaried(t, srv, 40)
+	api(t, srv, http.MethodPut, "/v1/budgets/all-llm", []byte(`{"org":"default","limit_usd":5,"period":"total"}`), nil)
+	api(t, srv, http.MethodPut, "/v1/budgets/gpt5-daily", []byte(`{"org":"default","model":"gpt-5","limit_usd":1.5,"period":"day","timezone":"Asia/Tokyo"}`), nil)
+	api(t, srv, http.MethodPost, "/v1/budgets/reserve", []byte(`{"id":"call-1","org":"default","model":"gpt-5","amount_usd":0.25,"ttl_seconds":600}`), nil)
+	b := newBrowser(t, srv)
+	b.signIn(t, server.RoleRead, server.AllOrgs)
+	b.open(t, "/cost?since=7d")
+
+	var st struct {
+		Budgets []struct {
+			Name         string
+			SpentUSD     float64 `json:"spent_usd"`
+			ReservedUSD  float64 `json:"reserved_usd"`
+			RemainingUSD float64 `json:"remaining_usd"`
+			ResetsAt     string  `json:"resets_at"`
+		}
+	}
+	api(t, srv, http.MethodGet, "/v1/budgets/status", nil, &st)
+	rows := eval[map[string][]string](t, b, `Object.fromEntries([...document.querySelectorAll('#budgets table.budgets tbody tr')].map((r) => [r.dataset.name,
+		[r.querySelector('[data-spent]').dataset.spent, r.querySelector('[data-reserved]').dataset.reserved, r.querySelector('[data-remaining]').dataset.remaining, r.lastChild.textContent]]))`)
+	if len(rows) != len(st.Budgets) || len(rows) != 2 {
+		t.Fatalf("the Cost page lists budgets %v, the API %+v", rows, st.Budgets)
+	}
+	for _, x := range st.Budgets {
+		r := rows[x.Name]
+		if len(r) != 4 {
+			t.Errorf("budget %s is not on the page", x.Name)
+			continue
+		}
+		var spent, reserved, remaining float64
+		fmt.Sscan(r[0], &spent)
+		fmt.Sscan(r[1], &reserved)
+		fmt.Sscan(r[2], &remaining)
+		if !close(spent, x.SpentUSD) || !close(reserved, x.ReservedUSD) || !close(remaining, x.RemainingUSD) {
+			t.Errorf("budget %s shows spent %s reserved %s remaining %s, the API %+v", x.Name, r[0], r[1], r[2], x)
+		}
+		if x.SpentUSD == 0 || x.ReservedUSD != 0.25 {
+			t.Errorf("budget %s: spent $%g reserved $%g; the test needs both", x.Name, x.SpentUSD, x.ReservedUSD)
+		}
+		if (x.ResetsAt == "") != (r[3] == "never") {
+			t.Errorf("budget %s resets %q on the page, at %q in the API", x.Name, r[3], x.ResetsAt)
+		}
+	}
+}

@@ -21,6 +21,7 @@ export async function render(ctx) {
   const filter = apiFilter(q);
   const interval = q.get('interval') || defaultInterval(q);
   const tiles = h('div', { class: 'tiles' }, spinner());
+  const budgets = h('section', { 'aria-labelledby': 'budgets-title', id: 'budgets' }, h('h2', { id: 'budgets-title' }, 'Budgets'), spinner());
   const chart = h('section', { 'aria-labelledby': 'cost-series' }, h('h2', { id: 'cost-series' }, 'Cost over time'), spinner());
   const tokenChart = h('section', { 'aria-labelledby': 'token-series', id: 'tokens-over-time' }, h('h2', { id: 'token-series' }, 'Tokens over time'), spinner());
   const top = h('section', { 'aria-labelledby': 'top-title' }, h('h2', { id: 'top-title' }, 'Top spenders'), spinner());
@@ -29,7 +30,14 @@ export async function render(ctx) {
   replace(main, h('h1', {}, 'Cost'), filterBar(q, session, ctx.go, { keep: ['interval'] }),
     h('div', { class: 'toolbar' }, h('label', { for: 'interval' }, 'Buckets '),
       choice('interval', [['hour', 'Hour'], ['day', 'Day'], ['week', 'Week']], interval, (v) => { const n = new URLSearchParams(q); n.set('interval', v); ctx.go(n); })),
-    tiles, chart, tokenChart, top, tables, sessions);
+    tiles, budgets, chart, tokenChart, top, tables, sessions);
+
+  // Budgets are in their current period whatever the page's range: what is
+  // spent, what calls in flight hold, what is left.
+  const orgs = filter.getAll('org');
+  get('/v1/budgets/status', orgs.length === 1 ? new URLSearchParams({ org: orgs[0] }) : undefined, signal)
+    .then((st) => replace(budgets, h('h2', { id: 'budgets-title' }, 'Budgets, this period'), budgetTable(st.budgets)))
+    .catch((err) => { if (!signal.aborted) replace(budgets, h('h2', { id: 'budgets-title' }, 'Budgets'), problem(err)); });
 
   const agg = (by) => { const p = new URLSearchParams(filter); p.set('by', by); return get('/v1/aggregate', p, signal); };
   const ts = new URLSearchParams(filter);
@@ -85,6 +93,19 @@ export async function render(ctx) {
       spenders.map((b) => ({ key: b.key, value: b.cost_usd, href: `/events?${withFilter(q, [['actor_id', b.key]])}` })), { format: usd }) : empty('No spending in this range.'));
   }
   await series;
+}
+
+function budgetTable(list) {
+  if (!list.length) return empty('No budgets. An admin sets them with agenttrail budget set.');
+  const scope = (b) => [['project', b.project], ['agent', b.actor_id], ['model', b.model]].filter(([, v]) => v).map(([k, v]) => `${k} ${v}`).join(', ') || 'every call';
+  const resets = (b) => (b.resets_at ? `${b.resets_at.slice(0, 16).replace('T', ' ')} ${b.timezone}` : 'never');
+  const money = (k, b) => h('td', { class: 'num', dataset: { [k]: String(b[`${k}_usd`]) } }, usd(b[`${k}_usd`]));
+  return h('div', { class: 'table-wrap' }, h('table', { class: 'budgets' },
+    h('thead', {}, h('tr', {}, ['Budget', 'Org', 'Scope', 'Period'].map((l) => h('th', { scope: 'col' }, l)),
+      ['Limit', 'Spent', 'Reserved', 'Remaining'].map((l) => h('th', { scope: 'col', class: 'num' }, l)), h('th', { scope: 'col' }, 'Resets'))),
+    h('tbody', {}, list.map((b) => h('tr', { dataset: { name: b.name, org: b.org } },
+      h('th', { scope: 'row' }, b.name), h('td', {}, b.org), h('td', {}, scope(b)), h('td', {}, b.period),
+      money('limit', b), money('spent', b), money('reserved', b), money('remaining', b), h('td', {}, resets(b)))))));
 }
 
 function usageTable(buckets, by, q) {
