@@ -97,6 +97,8 @@ type options struct {
 	// store opens the store the server runs on; nil is SQLite in
 	// t.TempDir(). newEnv closes the store when the test ends.
 	store func(t testing.TB) agenttrail.Store
+	// sinks is the server's Sinks; nil: none.
+	sinks Sinks
 }
 
 // forEachStore runs test once per store, as subtests "sqlite" and
@@ -160,6 +162,7 @@ func newEnv(t testing.TB, o options) *env {
 		Registry: reg,
 		Now:      c.Now,
 		Auth:     o.auth,
+		Sinks:    o.sinks,
 	})
 	stop := serveTest(t, srv)
 	transport := &http.Transport{MaxIdleConnsPerHost: 16}
