@@ -104,6 +104,10 @@ type Event struct {
 	SessionID    string          `json:"session_id,omitempty"`
 	Seq          int64           `json:"seq,omitempty"`
 	ReceivedAt   time.Time       `json:"received_at,omitzero"`
+	// LogIndex is the event's leaf index in its org's Merkle tree (package
+	// integrity), set by the store like Seq; nil before the event is
+	// stored. The tree proves the index itself, so the leaf does not hold it.
+	LogIndex *int64 `json:"log_index,omitempty"`
 
 	// llm is metadata.llm as Validate decoded it (nil for none) from
 	// llmOf, the Metadata it read. It holds only while Metadata is still

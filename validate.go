@@ -45,7 +45,7 @@ const (
 
 // Normalize fills the defaults a server applies on receipt: a time-sortable
 // ID when none was given, Time = now when absent, Org = defaultOrg (then
-// DefaultOrg) when absent, ReceivedAt = now. It clears the read-only Seq.
+// DefaultOrg) when absent, ReceivedAt = now. It clears the read-only Seq and LogIndex.
 // Times are kept in UTC. Trace and span ids are lowercased: W3C Trace
 // Context writes them in lowercase, and an id that differs only in case is
 // the same id, so a filter finds it whichever case its producer used.
@@ -64,7 +64,7 @@ func (e *Event) Normalize(now time.Time, defaultOrg string) {
 		}
 	}
 	e.ReceivedAt = now.UTC()
-	e.Seq = 0
+	e.Seq, e.LogIndex = 0, nil
 	e.TraceID = lowerHex(e.TraceID)
 	e.SpanID = lowerHex(e.SpanID)
 	e.ParentSpanID = lowerHex(e.ParentSpanID)

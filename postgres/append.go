@@ -23,6 +23,7 @@ func eventColumns() []string {
 		"duration_ms", "description", "metadata", "producer_id", "producer_seq", "received_at",
 		"model", "input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens",
 		"reasoning_tokens", "cost_usd", "trace_id", "span_id", "parent_span_id", "session_id",
+		"log_index",
 	}
 }
 
@@ -39,6 +40,7 @@ func eventRow(e *agenttrail.Event) []any {
 		e.DurationMS, e.Description, metadata, e.ProducerID, e.ProducerSeq, e.ReceivedAt,
 		l.Model, l.InputTokens, l.OutputTokens, l.CacheReadTokens, l.CacheWriteTokens,
 		l.ReasoningTokens, l.CostUSD, e.TraceID, e.SpanID, e.ParentSpanID, e.SessionID,
+		e.LogIndex,
 	}
 }
 
@@ -64,7 +66,7 @@ func (s *Store) Append(ctx context.Context, batch []agenttrail.Event) (agenttrai
 	var days []time.Time
 	seenDay := map[time.Time]bool{}
 	for i := range batch {
-		batch[i].Seq = 0
+		batch[i].Seq, batch[i].LogIndex = 0, nil
 		k := idKey{batch[i].Org, batch[i].ID}
 		if _, dup := seen[k]; dup {
 			continue
@@ -95,7 +97,7 @@ func (s *Store) Append(ctx context.Context, batch []agenttrail.Event) (agenttrai
 	}
 	if err != nil {
 		for i := range batch {
-			batch[i].Seq = 0
+			batch[i].Seq, batch[i].LogIndex = 0, nil
 		}
 		return agenttrail.AppendResult{}, formatError("postgres: append", err)
 	}
@@ -138,10 +140,22 @@ func (s *Store) appendTx(ctx context.Context, batch []agenttrail.Event, fresh []
 		}
 		last++
 		e.Seq = last
+		// The leaf is of the event as stored: PostgreSQL keeps microseconds.
+		e.Time, e.ReceivedAt = e.Time.Truncate(time.Microsecond), e.ReceivedAt.Truncate(time.Microsecond)
 		events = append(events, e)
 	}
 	if len(events) == 0 {
 		return 0, nil
+	}
+	// The leaves, in the same transaction: an event is never stored
+	// without its leaf.
+	leaves, err := leafRows(ctx, tx, events)
+	if err != nil {
+		return 0, err
+	}
+	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"tree_hashes"}, []string{"org", "first", "size", "hashes"},
+		pgx.CopyFromRows(leaves)); err != nil {
+		return 0, fmt.Errorf("copy tree hashes: %w", err)
 	}
 	// The rollups are summed while PostgreSQL takes the COPYs.
 	type sums struct{ hourly, daily rollupRows }

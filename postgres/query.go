@@ -12,7 +12,8 @@ import (
 // columns are not among them because metadata holds the same values.
 const selectColumns = `time, seq, id, org, project, actor_type, actor_id, actor_name, source, action,
 	resource_type, resource_id, result, status_code, duration_ms, description, metadata,
-	producer_id, producer_seq, received_at, trace_id, span_id, parent_span_id, session_id`
+	producer_id, producer_seq, received_at, trace_id, span_id, parent_span_id, session_id,
+	log_index`
 
 // scanEvent reads one row of selectColumns.
 func scanEvent(row pgx.CollectableRow) (agenttrail.Event, error) {
@@ -25,7 +26,7 @@ func scanEvent(row pgx.CollectableRow) (agenttrail.Event, error) {
 	err := row.Scan(&e.Time, &e.Seq, &e.ID, &e.Org, &e.Project, &actorType, &e.ActorID, &e.ActorName,
 		&e.Source, &e.Action, &e.ResourceType, &e.ResourceID, &result, &statusCode, &e.DurationMS,
 		&e.Description, &metadata, &e.ProducerID, &e.ProducerSeq, &e.ReceivedAt,
-		&e.TraceID, &e.SpanID, &e.ParentSpanID, &e.SessionID)
+		&e.TraceID, &e.SpanID, &e.ParentSpanID, &e.SessionID, &e.LogIndex)
 	if err != nil {
 		return e, err
 	}

@@ -156,6 +156,10 @@ func decodeField(b []byte, i int, key []byte, ev *agenttrail.Event) (int, bool) 
 		ev.Seq, i, ok = integer(b, i, 64)
 	case "received_at":
 		i, ok = timeValue(b, i, &ev.ReceivedAt)
+	case "log_index":
+		var n int64
+		n, i, ok = integer(b, i, 64)
+		ev.LogIndex = &n
 	}
 	return i, ok
 }
@@ -166,7 +170,7 @@ func isField(key []byte) bool {
 	case "id", "time", "duration_ms", "actor_type", "actor_id", "actor_name", "source", "action",
 		"resource_type", "resource_id", "result", "status_code", "description", "metadata", "org",
 		"project", "producer_id", "producer_seq", "trace_id", "span_id", "parent_span_id", "session_id",
-		"seq", "received_at":
+		"seq", "received_at", "log_index":
 		return true
 	}
 	return false

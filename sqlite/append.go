@@ -9,7 +9,7 @@ import (
 
 const eventColumns = "seq, id, org, time, received_at, duration_ms, actor_type, actor_id, actor_name, source, action, " +
 	"resource_type, resource_id, result, status_code, description, project, producer_id, producer_seq, " +
-	"trace_id, span_id, parent_span_id, session_id, model, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, reasoning_tokens, cost_usd, metadata"
+	"trace_id, span_id, parent_span_id, session_id, model, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, reasoning_tokens, cost_usd, metadata, log_index"
 
 type orgID struct{ org, id string }
 
@@ -57,6 +57,7 @@ func (s *Store) Append(ctx context.Context, batch []agenttrail.Event) (agenttrai
 	rowCtx := context.WithoutCancel(ctx)
 	seen := make(map[orgID]struct{}, len(batch))
 	delta := make(rollupDelta, 64)
+	tree := newTrees(rowCtx, tx)
 	for i := range batch {
 		if i%256 == 255 && ctx.Err() != nil {
 			return agenttrail.AppendResult{}, s.undo(batch, formatError("append", ctx.Err()))
@@ -69,14 +70,28 @@ func (s *Store) Append(ctx context.Context, batch []agenttrail.Event) (agenttrai
 		}
 		seen[k] = struct{}{}
 		e.Seq = last + 1
+		if !s.noTree {
+			t, err := tree.of(e.Org)
+			if err != nil {
+				return agenttrail.AppendResult{}, s.undo(batch, formatError("append: tree", err))
+			}
+			e.LogIndex = new(t.Size())
+		}
 		s.args = appendEventArgs(s.args[:0], e)
 		r, err := ins.ExecContext(rowCtx, s.args...)
 		if err != nil {
 			return agenttrail.AppendResult{}, s.undo(batch, formatError("append: insert", err))
 		}
 		if n, err := r.RowsAffected(); err != nil || n == 0 {
-			e.Seq = 0 // stored by an earlier batch
+			e.Seq, e.LogIndex = 0, nil // stored by an earlier batch
 			continue
+		}
+		// The leaf, in the same transaction: an event is never stored
+		// without it.
+		if e.LogIndex != nil {
+			if err := tree.add(e); err != nil {
+				return agenttrail.AppendResult{}, s.undo(batch, formatError("append: tree", err))
+			}
 		}
 		last++
 		res.Inserted++
@@ -85,6 +100,13 @@ func (s *Store) Append(ctx context.Context, batch []agenttrail.Event) (agenttrai
 	}
 	if err := delta.write(rowCtx, s, tx); err != nil {
 		return agenttrail.AppendResult{}, s.undo(batch, formatError("append: rollups", err))
+	}
+	insHashes, err := s.stmt(ctx, tx, insertHashesSQL)
+	if err != nil {
+		return agenttrail.AppendResult{}, s.undo(batch, formatError("append: prepare", err))
+	}
+	if err := tree.write(insHashes); err != nil {
+		return agenttrail.AppendResult{}, s.undo(batch, formatError("append: tree", err))
 	}
 	if err := tx.Commit(); err != nil {
 		return agenttrail.AppendResult{}, s.undo(batch, formatError("append: commit", err))
@@ -100,16 +122,17 @@ func (s *Store) readState(ctx context.Context, tx *sql.Tx) (last int64, err erro
 	return last, err
 }
 
-// undo clears the seqs of a batch whose transaction did not commit.
+// undo clears the seqs and leaf indexes of a batch whose transaction did
+// not commit.
 func (s *Store) undo(batch []agenttrail.Event, err error) error {
 	for i := range batch {
-		batch[i].Seq = 0
+		batch[i].Seq, batch[i].LogIndex = 0, nil
 	}
 	return err
 }
 
 const insertSQL = "INSERT INTO events (" + eventColumns + ") VALUES (" +
-	"?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT (id, org) DO NOTHING"
+	"?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT (id, org) DO NOTHING"
 
 func appendEventArgs(args []any, e *agenttrail.Event) []any {
 	l, _ := e.LLM()
@@ -124,5 +147,6 @@ func appendEventArgs(args []any, e *agenttrail.Event) []any {
 	return append(args, e.Seq, e.ID, e.Org, e.Time.UnixNano(), nanos(e.ReceivedAt), e.DurationMS,
 		string(e.ActorType), e.ActorID, e.ActorName, e.Source, e.Action, e.ResourceType, e.ResourceID,
 		string(e.Result), e.StatusCode, e.Description, e.Project, e.ProducerID, e.ProducerSeq,
-		e.TraceID, e.SpanID, e.ParentSpanID, e.SessionID, l.Model, l.InputTokens, l.OutputTokens, l.CacheReadTokens, l.CacheWriteTokens, l.ReasoningTokens, cost, meta)
+		e.TraceID, e.SpanID, e.ParentSpanID, e.SessionID, l.Model, l.InputTokens, l.OutputTokens, l.CacheReadTokens, l.CacheWriteTokens, l.ReasoningTokens, cost, meta,
+		e.LogIndex)
 }

@@ -12,7 +12,7 @@ import (
 
 const selectColumns = "seq, id, org, time, received_at, duration_ms, actor_type, actor_id, actor_name, source, action, " +
 	"resource_type, resource_id, result, status_code, description, project, producer_id, producer_seq, " +
-	"trace_id, span_id, parent_span_id, session_id, metadata"
+	"trace_id, span_id, parent_span_id, session_id, metadata, log_index"
 
 // Query returns one page of events matching q.Filter in q.Sort order, after
 // q.After. It reads one row more than the limit to know whether a next page
@@ -126,11 +126,12 @@ func scanEvents(rows *sql.Rows, capHint int) ([]agenttrail.Event, error) {
 			actorType, result string
 			status            int64
 			meta              []byte
+			logIndex          sql.NullInt64
 		)
 		if err := rows.Scan(&e.Seq, &e.ID, &e.Org, &t, &received, &e.DurationMS, &actorType, &e.ActorID,
 			&e.ActorName, &e.Source, &e.Action, &e.ResourceType, &e.ResourceID, &result, &status,
 			&e.Description, &e.Project, &e.ProducerID, &e.ProducerSeq,
-			&e.TraceID, &e.SpanID, &e.ParentSpanID, &e.SessionID, &meta); err != nil {
+			&e.TraceID, &e.SpanID, &e.ParentSpanID, &e.SessionID, &meta, &logIndex); err != nil {
 			return nil, err
 		}
 		e.Time = time.Unix(0, t).UTC()
@@ -138,6 +139,9 @@ func scanEvents(rows *sql.Rows, capHint int) ([]agenttrail.Event, error) {
 		e.ActorType, e.Result, e.StatusCode = agenttrail.ActorType(actorType), agenttrail.Result(result), int(status)
 		if len(meta) > 0 {
 			e.Metadata = meta
+		}
+		if logIndex.Valid {
+			e.LogIndex = &logIndex.Int64
 		}
 		out = append(out, e)
 	}

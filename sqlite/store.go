@@ -54,6 +54,10 @@ type Store struct {
 
 	// ledger holds the budget reservations (see budget.go).
 	ledger ledger
+
+	// noTree leaves the integrity tree out of Append: only
+	// BenchmarkAppendTree sets it, to measure what the tree costs.
+	noTree bool
 }
 
 // Durability: synchronous=FULL fsyncs the WAL at every commit, so an
@@ -209,7 +213,7 @@ func initFile(ctx context.Context, db *sql.DB) error {
 // any transaction holds the writer's one connection (preparing through the
 // pool then would wait for that connection forever).
 func (s *Store) prepare(ctx context.Context) error {
-	queries := []string{insertSQL, upsertSQL, upsertDaySQL}
+	queries := []string{insertSQL, insertHashesSQL, upsertSQL, upsertDaySQL}
 	for _, q := range queries {
 		st, err := s.w.PrepareContext(ctx, q)
 		if err != nil {

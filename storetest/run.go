@@ -81,6 +81,8 @@ func Run(t *testing.T, open func(t *testing.T) agenttrail.Store) {
 		{"BudgetPeriods", testBudgetPeriods},
 		{"BudgetReserve", testBudgetReserve},
 		{"BudgetConcurrent", testBudgetConcurrent},
+		{"Tree", testTree},
+		{"Checkpoints", testCheckpoints},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -1,0 +1,173 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/agenttrail/agenttrail"
+	"github.com/agenttrail/agenttrail/integrity"
+	"github.com/jackc/pgx/v5"
+	"golang.org/x/mod/sumdb/tlog"
+)
+
+var _ integrity.Log = (*Store)(nil)
+
+// treeSizes returns the tree size of each org.
+func treeSizes(ctx context.Context, q querier, orgs []string) (map[string]int64, error) {
+	rows, err := q.Query(ctx, `SELECT o, coalesce((SELECT size FROM tree_hashes WHERE org = o ORDER BY first DESC LIMIT 1), 0)
+		FROM unnest($1::text[]) AS o`, orgs)
+	if err != nil {
+		return nil, fmt.Errorf("tree size: %w", err)
+	}
+	sizes := make(map[string]int64, len(orgs))
+	var org string
+	var n int64
+	if _, err := pgx.ForEachRow(rows, []any{&org, &n}, func() error {
+		sizes[org] = n
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("tree size: %w", err)
+	}
+	return sizes, nil
+}
+
+// readHashes reads each hash from the chunk holding it, in one statement.
+func readHashes(ctx context.Context, q querier, org string, indexes []int64) ([]tlog.Hash, error) {
+	rows, err := q.Query(ctx, `SELECT (SELECT substring(hashes FROM (x - first)::int * 32 + 1 FOR 32) FROM tree_hashes
+			WHERE org = $1 AND first <= x ORDER BY first DESC LIMIT 1)
+		FROM unnest($2::bigint[]) WITH ORDINALITY AS u (x, i) ORDER BY i`, org, indexes)
+	if err != nil {
+		return nil, fmt.Errorf("read tree hashes: %w", err)
+	}
+	raw, err := pgx.CollectRows(rows, pgx.RowTo[[]byte])
+	if err != nil {
+		return nil, fmt.Errorf("read tree hashes: %w", err)
+	}
+	return integrity.ParseHashes(indexes, raw)
+}
+
+// leafRows numbers events (stored in this order) in their orgs' trees,
+// setting LogIndex, and returns the tree_hashes rows to COPY.
+func leafRows(ctx context.Context, tx pgx.Tx, events []*agenttrail.Event) ([][]any, error) {
+	var orgs []string
+	seen := map[string]bool{}
+	for _, e := range events {
+		if !seen[e.Org] {
+			seen[e.Org] = true
+			orgs = append(orgs, e.Org)
+		}
+	}
+	sizes, err := treeSizes(ctx, tx, orgs)
+	if err != nil {
+		return nil, err
+	}
+	trees := make(map[string]*integrity.TreeAppender, len(orgs))
+	for _, org := range orgs {
+		trees[org] = integrity.NewTreeAppender(sizes[org], func(indexes []int64) ([]tlog.Hash, error) {
+			return readHashes(ctx, tx, org, indexes)
+		})
+	}
+	var buf []byte
+	for _, e := range events {
+		var leaf tlog.Hash
+		leaf, buf = integrity.LeafHash(e, buf)
+		n, err := trees[e.Org].Append(leaf)
+		if err != nil {
+			return nil, err
+		}
+		e.LogIndex = &n
+	}
+	var rows [][]any
+	for _, org := range orgs {
+		for _, c := range trees[org].Chunks() {
+			rows = append(rows, []any{org, c.First, c.Size, c.Hashes})
+		}
+	}
+	return rows, nil
+}
+
+// TreeSize returns the number of leaves of org's tree.
+func (s *Store) TreeSize(ctx context.Context, org string) (int64, error) {
+	sizes, err := treeSizes(ctx, s.pool, []string{org})
+	if err != nil {
+		return 0, formatError("postgres", err)
+	}
+	return sizes[org], nil
+}
+
+// ReadHashes returns org's stored hashes at indexes.
+func (s *Store) ReadHashes(ctx context.Context, org string, indexes []int64) ([]tlog.Hash, error) {
+	if len(indexes) == 0 {
+		return nil, nil
+	}
+	hs, err := readHashes(ctx, s.pool, org, indexes)
+	if err != nil {
+		return nil, formatError("postgres", err)
+	}
+	return hs, nil
+}
+
+// TreeOrgs returns the orgs that have a tree.
+func (s *Store) TreeOrgs(ctx context.Context) ([]string, error) {
+	// A skip scan: one probe of the primary key per org.
+	rows, err := s.pool.Query(ctx, `WITH RECURSIVE o(org) AS (
+			SELECT min(org) FROM tree_hashes
+			UNION ALL SELECT (SELECT min(org) FROM tree_hashes WHERE org > o.org) FROM o WHERE o.org IS NOT NULL)
+		SELECT org FROM o WHERE org IS NOT NULL`)
+	if err != nil {
+		return nil, formatError("postgres: tree orgs", err)
+	}
+	orgs, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, formatError("postgres: tree orgs", err)
+	}
+	return orgs, nil
+}
+
+// AddCheckpoint stores c; one of the same org and size is kept as it is.
+func (s *Store) AddCheckpoint(ctx context.Context, c integrity.Checkpoint) error {
+	if _, err := s.pool.Exec(ctx, `INSERT INTO checkpoints (org, size, root, signed_at, note)
+		VALUES ($1, $2, $3, $4, $5) ON CONFLICT (org, size) DO NOTHING`,
+		c.Org, c.Size, c.Root[:], c.Time, c.Note); err != nil {
+		return formatError("postgres: add checkpoint", err)
+	}
+	return nil
+}
+
+// Checkpoints returns up to limit of org's checkpoints signed at or after
+// since, oldest first.
+func (s *Store) Checkpoints(ctx context.Context, org string, since time.Time, limit int) ([]integrity.Checkpoint, error) {
+	return s.checkpoints(ctx, "WHERE org = $1 AND signed_at >= $2 ORDER BY size LIMIT $3", org, since, limit)
+}
+
+// LatestCheckpoint returns org's largest checkpoint.
+func (s *Store) LatestCheckpoint(ctx context.Context, org string) (integrity.Checkpoint, error) {
+	cs, err := s.checkpoints(ctx, "WHERE org = $1 ORDER BY size DESC LIMIT 1", org)
+	if err != nil {
+		return integrity.Checkpoint{}, err
+	}
+	if len(cs) == 0 {
+		return integrity.Checkpoint{}, agenttrail.Errorf(agenttrail.ENOTFOUND, "no checkpoint of org %q yet", org)
+	}
+	return cs[0], nil
+}
+
+func (s *Store) checkpoints(ctx context.Context, where string, args ...any) ([]integrity.Checkpoint, error) {
+	rows, err := s.pool.Query(ctx, "SELECT org, size, root, signed_at, note FROM checkpoints "+where, args...)
+	if err != nil {
+		return nil, formatError("postgres: checkpoints", err)
+	}
+	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (integrity.Checkpoint, error) {
+		var c integrity.Checkpoint
+		var root []byte
+		err := row.Scan(&c.Org, &c.Size, &root, &c.Time, &c.Note)
+		copy(c.Root[:], root)
+		c.Time = c.Time.UTC()
+		return c, err
+	})
+	if err != nil {
+		return nil, formatError("postgres: checkpoints", err)
+	}
+	return out, nil
+}

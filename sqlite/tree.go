@@ -1,0 +1,211 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"strings"
+	"time"
+
+	"github.com/agenttrail/agenttrail"
+	"github.com/agenttrail/agenttrail/integrity"
+	"golang.org/x/mod/sumdb/tlog"
+)
+
+var _ integrity.Log = (*Store)(nil)
+
+// queryer is what both a transaction and the reader pool offer.
+type queryer interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// trees grows the org trees of one write transaction.
+type trees struct {
+	ctx context.Context
+	tx  *sql.Tx
+	m   map[string]*integrity.TreeAppender
+	buf []byte
+}
+
+func newTrees(ctx context.Context, tx *sql.Tx) *trees {
+	return &trees{ctx: ctx, tx: tx, m: map[string]*integrity.TreeAppender{}}
+}
+
+// of returns org's appender, reading its size on first use.
+func (t *trees) of(org string) (*integrity.TreeAppender, error) {
+	if a, ok := t.m[org]; ok {
+		return a, nil
+	}
+	size, err := treeSize(t.ctx, t.tx, org)
+	if err != nil {
+		return nil, err
+	}
+	a := integrity.NewTreeAppender(size, func(indexes []int64) ([]tlog.Hash, error) {
+		return readHashes(t.ctx, t.tx, org, indexes)
+	})
+	t.m[org] = a
+	return a, nil
+}
+
+// add appends the stored event e as its org's next leaf.
+func (t *trees) add(e *agenttrail.Event) error {
+	a, err := t.of(e.Org)
+	if err != nil {
+		return err
+	}
+	var leaf tlog.Hash
+	leaf, t.buf = integrity.LeafHash(e, t.buf)
+	_, err = a.Append(leaf)
+	return err
+}
+
+// write inserts the hashes the batch added, one row per org and chunk.
+func (t *trees) write(ins *sql.Stmt) error {
+	for org, a := range t.m {
+		for _, c := range a.Chunks() {
+			if _, err := ins.ExecContext(t.ctx, org, c.First, c.Size, c.Hashes); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func treeSize(ctx context.Context, q queryer, org string) (int64, error) {
+	var n int64
+	err := q.QueryRowContext(ctx, "SELECT coalesce((SELECT size FROM tree_hashes WHERE org = ? ORDER BY first DESC LIMIT 1), 0)", org).Scan(&n)
+	return n, err
+}
+
+// readHashes reads each hash from the chunk holding it, in one statement.
+func readHashes(ctx context.Context, q queryer, org string, indexes []int64) ([]tlog.Hash, error) {
+	args := make([]any, 0, len(indexes)+1)
+	args = append(args, org)
+	for _, x := range indexes {
+		args = append(args, x)
+	}
+	rows, err := q.QueryContext(ctx, `SELECT (SELECT substr(hashes, (x.column1 - first) * 32 + 1, 32) FROM tree_hashes
+			WHERE org = ?1 AND first <= x.column1 ORDER BY first DESC LIMIT 1)
+		FROM (VALUES (?2)`+strings.Repeat(", (?)", len(indexes)-1)+`) AS x`, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	raw := make([][]byte, 0, len(indexes))
+	for rows.Next() {
+		var b []byte
+		if err := rows.Scan(&b); err != nil {
+			return nil, err
+		}
+		raw = append(raw, b)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return integrity.ParseHashes(indexes, raw)
+}
+
+const insertHashesSQL = "INSERT INTO tree_hashes (org, first, size, hashes) VALUES (?, ?, ?, ?)"
+
+// TreeSize returns the number of leaves of org's tree.
+func (s *Store) TreeSize(ctx context.Context, org string) (int64, error) {
+	n, err := treeSize(ctx, s.r, org)
+	if err != nil {
+		return 0, formatError("tree size", err)
+	}
+	return n, nil
+}
+
+// ReadHashes returns org's stored hashes at indexes.
+func (s *Store) ReadHashes(ctx context.Context, org string, indexes []int64) ([]tlog.Hash, error) {
+	if len(indexes) == 0 {
+		return nil, nil
+	}
+	hs, err := readHashes(ctx, s.r, org, indexes)
+	if err != nil {
+		return nil, formatError("read tree hashes", err)
+	}
+	return hs, nil
+}
+
+// TreeOrgs returns the orgs that have a tree.
+func (s *Store) TreeOrgs(ctx context.Context) ([]string, error) {
+	// A skip scan: one probe of the primary key per org.
+	rows, err := s.r.QueryContext(ctx, `WITH RECURSIVE o(org) AS (
+			SELECT min(org) FROM tree_hashes
+			UNION ALL SELECT (SELECT min(org) FROM tree_hashes WHERE org > o.org) FROM o WHERE o.org IS NOT NULL)
+		SELECT org FROM o WHERE org IS NOT NULL`)
+	if err != nil {
+		return nil, formatError("tree orgs", err)
+	}
+	defer rows.Close()
+	var orgs []string
+	for rows.Next() {
+		var o string
+		if err := rows.Scan(&o); err != nil {
+			return nil, formatError("tree orgs", err)
+		}
+		orgs = append(orgs, o)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, formatError("tree orgs", err)
+	}
+	return orgs, nil
+}
+
+// AddCheckpoint stores c; one of the same org and size is kept as it is.
+func (s *Store) AddCheckpoint(ctx context.Context, c integrity.Checkpoint) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stmts == nil {
+		return agenttrail.Errorf(agenttrail.EUNAVAILABLE, "sqlite: store is closed")
+	}
+	if _, err := s.w.ExecContext(ctx, `INSERT INTO checkpoints (org, size, root, signed_at, note)
+		VALUES (?, ?, ?, ?, ?) ON CONFLICT (org, size) DO NOTHING`,
+		c.Org, c.Size, c.Root[:], c.Time.UnixNano(), c.Note); err != nil {
+		return formatError("add checkpoint", err)
+	}
+	return nil
+}
+
+// Checkpoints returns up to limit of org's checkpoints signed at or after
+// since, oldest first.
+func (s *Store) Checkpoints(ctx context.Context, org string, since time.Time, limit int) ([]integrity.Checkpoint, error) {
+	return s.checkpoints(ctx, "WHERE org = ? AND signed_at >= ? ORDER BY size LIMIT ?", org, nanos(since), limit)
+}
+
+// LatestCheckpoint returns org's largest checkpoint.
+func (s *Store) LatestCheckpoint(ctx context.Context, org string) (integrity.Checkpoint, error) {
+	cs, err := s.checkpoints(ctx, "WHERE org = ? ORDER BY size DESC LIMIT 1", org)
+	if err != nil {
+		return integrity.Checkpoint{}, err
+	}
+	if len(cs) == 0 {
+		return integrity.Checkpoint{}, agenttrail.Errorf(agenttrail.ENOTFOUND, "no checkpoint of org %q yet", org)
+	}
+	return cs[0], nil
+}
+
+func (s *Store) checkpoints(ctx context.Context, where string, args ...any) ([]integrity.Checkpoint, error) {
+	rows, err := s.r.QueryContext(ctx, "SELECT org, size, root, signed_at, note FROM checkpoints "+where, args...)
+	if err != nil {
+		return nil, formatError("checkpoints", err)
+	}
+	defer rows.Close()
+	var out []integrity.Checkpoint
+	for rows.Next() {
+		var c integrity.Checkpoint
+		var root []byte
+		var at int64
+		if err := rows.Scan(&c.Org, &c.Size, &root, &at, &c.Note); err != nil {
+			return nil, formatError("checkpoints", err)
+		}
+		copy(c.Root[:], root)
+		c.Time = time.Unix(0, at).UTC()
+		out = append(out, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, formatError("checkpoints", err)
+	}
+	return out, nil
+}
