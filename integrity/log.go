@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/agenttrail/agenttrail"
 	"golang.org/x/mod/sumdb/tlog"
 )
 
@@ -48,3 +49,5 @@ func HashReader(ctx context.Context, l Log, org string) tlog.HashReader {
 		return l.ReadHashes(ctx, org, indexes)
 	})
 }
+
+func isNotFound(err error) bool { return agenttrail.ErrorCode(err) == agenttrail.ENOTFOUND }
