@@ -128,6 +128,9 @@ func (s *Store) open(ctx context.Context) error {
 	if err := s.loadPartitions(ctx); err != nil {
 		return err
 	}
+	if err := s.backfill(ctx); err != nil {
+		return err
+	}
 	today := day(s.now())
 	return s.ensurePartitions(ctx, []time.Time{today.AddDate(0, 0, -1), today, today.AddDate(0, 0, 1), today.AddDate(0, 0, 2)})
 }

@@ -141,6 +141,10 @@ func open(ctx context.Context, path string, logger *slog.Logger, synchronous str
 		s.w.Close()
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
+	if err := s.backfill(ctx); err != nil {
+		s.w.Close()
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
 	if s.r, err = sql.Open("sqlite", dsn+readerPragmas); err != nil {
 		s.w.Close()
 		return nil, fmt.Errorf("open %s: %w", path, err)

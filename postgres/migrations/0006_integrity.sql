@@ -3,6 +3,9 @@
 -- only on events stored before this migration, until the store's first
 -- start numbers them (backfill.go).
 ALTER TABLE events ADD COLUMN log_index bigint;
+-- Finds the events to number; empty, and never touched by an insert, once
+-- they are.
+CREATE INDEX events_unlogged ON events (seq) WHERE log_index IS NULL;
 
 -- The trees' stored hashes (tlog.StoredHashes), in chunks: a row holds
 -- the hashes from stored hash index first on, 32 bytes each, and size is

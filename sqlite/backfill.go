@@ -1,0 +1,84 @@
+package sqlite
+
+import (
+	"context"
+)
+
+// backfillChunk bounds the events one backfill transaction numbers.
+const backfillChunk = 5000
+
+// backfill gives the events stored before the integrity migration their
+// leaves, oldest first, in transactions of backfillChunk events, before the
+// store takes any Append: they come first in their orgs' trees, in commit
+// order, as if the tree had always been kept. The partial index
+// events_unlogged finds them, and is empty (so this costs one probe)
+// once they are done.
+func (s *Store) backfill(ctx context.Context) error {
+	total := 0
+	for {
+		n, err := s.backfillChunk(ctx)
+		total += n
+		if err != nil {
+			return err
+		}
+		if n < backfillChunk {
+			if total > 0 {
+				s.logger.Info("gave the events stored before integrity their tree leaves", "events", total)
+			}
+			return nil
+		}
+	}
+}
+
+func (s *Store) backfillChunk(ctx context.Context) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, formatError("backfill: begin", err)
+	}
+	defer tx.Rollback()
+	rows, err := tx.QueryContext(ctx, "SELECT "+selectColumns+" FROM events WHERE log_index IS NULL ORDER BY seq LIMIT ?", backfillChunk)
+	if err != nil {
+		return 0, formatError("backfill", err)
+	}
+	events, err := scanEvents(rows, backfillChunk)
+	if err != nil {
+		return 0, formatError("backfill", err)
+	}
+	if len(events) == 0 {
+		return 0, nil
+	}
+	tree := newTrees(ctx, tx)
+	set, err := tx.PrepareContext(ctx, "UPDATE events SET log_index = ? WHERE seq = ?")
+	if err != nil {
+		return 0, formatError("backfill", err)
+	}
+	defer set.Close()
+	for i := range events {
+		e := &events[i]
+		a, err := tree.of(e.Org)
+		if err != nil {
+			return 0, formatError("backfill: tree", err)
+		}
+		e.LogIndex = new(a.Size())
+		if err := tree.add(e); err != nil {
+			return 0, formatError("backfill: tree", err)
+		}
+		if _, err := set.ExecContext(ctx, *e.LogIndex, e.Seq); err != nil {
+			return 0, formatError("backfill", err)
+		}
+	}
+	ins, err := tx.PrepareContext(ctx, insertHashesSQL)
+	if err != nil {
+		return 0, formatError("backfill", err)
+	}
+	defer ins.Close()
+	if err := tree.write(ins); err != nil {
+		return 0, formatError("backfill: tree", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return 0, formatError("backfill: commit", err)
+	}
+	return len(events), nil
+}
