@@ -73,6 +73,11 @@ func (s *Store) Append(ctx context.Context, batch []agenttrail.Event) (agenttrai
 		}
 		seen[k] = struct{}{}
 		fresh = append(fresh, i)
+		// The tree's leaf is of the event as stored, and PostgreSQL keeps
+		// microseconds (pgx truncates). Done here, before appendTx's
+		// goroutines read the batch.
+		e := &batch[i]
+		e.Time, e.ReceivedAt = e.Time.Truncate(time.Microsecond), e.ReceivedAt.Truncate(time.Microsecond)
 		if d := day(batch[i].Time); !seenDay[d] {
 			seenDay[d] = true
 			days = append(days, d)
@@ -140,8 +145,6 @@ func (s *Store) appendTx(ctx context.Context, batch []agenttrail.Event, fresh []
 		}
 		last++
 		e.Seq = last
-		// The leaf is of the event as stored: PostgreSQL keeps microseconds.
-		e.Time, e.ReceivedAt = e.Time.Truncate(time.Microsecond), e.ReceivedAt.Truncate(time.Microsecond)
 		events = append(events, e)
 	}
 	if len(events) == 0 {
