@@ -23,6 +23,7 @@ import (
 
 	"github.com/agenttrail/agenttrail"
 	"github.com/agenttrail/agenttrail/ingest"
+	"github.com/agenttrail/agenttrail/integrity"
 	"github.com/agenttrail/agenttrail/internal/private"
 	"github.com/agenttrail/agenttrail/postgres"
 	"github.com/agenttrail/agenttrail/redact"
@@ -114,6 +115,20 @@ type Config struct {
 	// MaxBodyBytes bounds the bytes all ingest request bodies in flight
 	// may hold at once (server.Config.MaxBodyBytes); 0 is the default.
 	MaxBodyBytes int64
+	// SigningKey is the file of the Ed25519 key that signs checkpoints
+	// (integrity); "" means SigningKeyFile in DataDir, created on first
+	// start. A file given here must exist.
+	SigningKey string
+	// CheckpointEvery and CheckpointInterval say when each org's tree gets
+	// a new signed checkpoint: after this many new events, or this long
+	// after its first unsigned one, whichever comes first; 0 means 10,000
+	// and 10 s.
+	CheckpointEvery    int64
+	CheckpointInterval time.Duration
+	// CheckpointDir, when set, receives a copy of every checkpoint signed,
+	// one file each (<dir>/<org>/<size>.checkpoint).
+	CheckpointDir string
+
 	// Ingest tunes the write path (queue, batch size, linger, and the naive
 	// one-transaction-per-event baseline of agenttrail bench). Its
 	// Redactor, Now, Logger and Registerer are the assembly's own.
@@ -141,6 +156,7 @@ const (
 	TokensFile     = "tokens.json"   // the token store
 	AdminTokenFile = "admin.token"   // the first admin token, written on first start
 	CursorKeyFile  = "cursor.key"    // the key that signs cursors
+	SigningKeyFile = "signing.key"   // the key that signs checkpoints, written on first start
 )
 
 // The rate limit of `agenttrail serve` without flags, per token: far above
@@ -175,7 +191,8 @@ type Main struct {
 	auth     *server.TokenAuth
 	ret      *retention // nil without Config.Retain
 	sinks    *sink.Set  // nil without Config.Sinks
-	signIn   string     // a one-time console link when Open created the admin token
+	signer   *integrity.Signer
+	signIn   string // a one-time console link when Open created the admin token
 
 	closeOnce sync.Once
 	closeErr  error
@@ -260,7 +277,12 @@ func Open(ctx context.Context, cfg Config) (_ *Main, err error) {
 		}
 		sinks = m.sinks
 	}
+	integ, err := m.openIntegrity(cfg)
+	if err != nil {
+		return nil, err
+	}
 	m.srv = server.New(server.Config{
+		Integrity:          integ,
 		Sinks:              sinks,
 		Addr:               cfg.Addr,
 		Store:              m.store,
@@ -331,6 +353,7 @@ func (m *Main) Run(ctx context.Context) error {
 	// in progress even while no new request comes to notice it.
 	addActor(&g, m.auth.Run)
 	addActor(&g, m.srv.RunAudit)
+	addActor(&g, m.signer.Run)
 	if m.ret != nil {
 		addActor(&g, m.ret.run)
 	}
@@ -419,6 +442,26 @@ func openStore(ctx context.Context, cfg Config, logger *slog.Logger, reg prometh
 	default:
 		return nil, fmt.Errorf("--store: unknown store %q (want sqlite or a postgres:// URL)", cfg.Store)
 	}
+}
+
+// openIntegrity loads the signing key (creating the data directory's on
+// first start) and makes the checkpoint signer.
+func (m *Main) openIntegrity(cfg Config) (*server.Integrity, error) {
+	log, ok := m.store.(integrity.Log)
+	if !ok {
+		return nil, fmt.Errorf("store %T keeps no integrity log", m.store)
+	}
+	file, create := cfg.SigningKey, false
+	if file == "" {
+		file, create = filepath.Join(cfg.DataDir, SigningKeyFile), true
+	}
+	key, err := integrity.LoadKey(file, create)
+	if err != nil {
+		return nil, fmt.Errorf("--signing-key: %w", err)
+	}
+	m.signer = &integrity.Signer{Log: log, Key: key, Every: cfg.CheckpointEvery, Interval: cfg.CheckpointInterval,
+		Dir: cfg.CheckpointDir, Logger: m.log}
+	return &server.Integrity{Log: log, Signer: m.signer, Key: key.VerifierKey()}, nil
 }
 
 // loadTLS checks the transport settings and loads the certificate.

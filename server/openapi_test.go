@@ -153,7 +153,7 @@ func TestOpenAPIParameters(t *testing.T) {
 	if len(candidates) != reflect.TypeOf(all).NumField() {
 		t.Fatalf("Filter has %d fields but Values encodes %d; set every field above", reflect.TypeOf(all).NumField(), len(candidates))
 	}
-	for _, k := range []string{"limit", "sort", "cursor", "by", "interval", "id", "timeout", "format", "fields", "offset", "after"} {
+	for _, k := range []string{"limit", "sort", "cursor", "by", "interval", "id", "timeout", "format", "fields", "offset", "after", "from", "to"} {
 		candidates[k] = true
 	}
 
@@ -226,6 +226,11 @@ func TestOpenAPISchemas(t *testing.T) {
 		"ReserveRequest":     wire.ReserveRequest{},
 		"ReserveResult":      wire.ReserveResult{},
 		"SettleRequest":      wire.SettleRequest{},
+		"IntegrityKey":       wire.IntegrityKey{},
+		"Checkpoint":         wire.Checkpoint{},
+		"Checkpoints":        wire.Checkpoints{},
+		"InclusionProof":     wire.InclusionProof{},
+		"ConsistencyProof":   wire.ConsistencyProof{},
 	} {
 		schema, ok := doc.Components.Schemas[name]
 		if !ok {

@@ -31,6 +31,12 @@ func (s *Server) routeTable() []route {
 		// Export and stream write their own answers: they are streams.
 		{http.MethodGet, "/v1/export", RoleRead, http.HandlerFunc(s.exportEvents)},
 		{http.MethodGet, "/v1/stream", RoleRead, s.newStreams(streamCaps, streamPoll, streamHeartbeat)},
+		{http.MethodGet, "/v1/integrity/key", RoleRead, s.wrap(s.integrityKey)},
+		{http.MethodGet, "/v1/integrity/checkpoint", RoleRead, s.wrap(s.integrityCheckpoint)},
+		{http.MethodGet, "/v1/integrity/checkpoints", RoleRead, s.wrap(s.integrityCheckpoints)},
+		{http.MethodGet, "/v1/integrity/proof/{id}", RoleRead, s.wrap(s.integrityProof)},
+		{http.MethodGet, "/v1/integrity/consistency", RoleRead, s.wrap(s.integrityConsistency)},
+		{http.MethodGet, "/v1/integrity/bundle", RoleRead, http.HandlerFunc(s.integrityBundle)},
 		{http.MethodPost, "/v1/session", "", s.wrap(s.postSession)},
 		{http.MethodGet, "/v1/session", roleAny, s.wrap(s.getSession)},
 		{http.MethodDelete, "/v1/session", roleAny, s.wrap(s.deleteSession)},

@@ -80,6 +80,8 @@ type Config struct {
 	// in flight may hold at once; over it a request is answered 503 with
 	// Retry-After. 0 means DefaultMaxBodyBytes.
 	MaxBodyBytes int64
+	// Integrity serves /v1/integrity/*; nil answers them 404.
+	Integrity *Integrity
 	// CursorKey authenticates the cursors of GET /v1/events (HMAC-SHA256).
 	// Empty means a random key: cursors then expire when the process
 	// restarts. app.LoadCursorKey keeps one in the data directory.
@@ -98,16 +100,17 @@ type Config struct {
 // example with httptest). All methods are safe for concurrent use; Open,
 // Serve and RunAudit are called at most once.
 type Server struct {
-	store  Reader
-	ingest Writer
-	spool  Degrader
-	sinks  Sinks
-	limits agenttrail.Limits
-	log    *slog.Logger
-	reg    *prometheus.Registry
-	now    func() time.Time
-	auth   Authenticator
-	addr   string
+	store     Reader
+	ingest    Writer
+	spool     Degrader
+	sinks     Sinks
+	integrity *Integrity
+	limits    agenttrail.Limits
+	log       *slog.Logger
+	reg       *prometheus.Registry
+	now       func() time.Time
+	auth      Authenticator
+	addr      string
 
 	audit        *auditor // nil when not auditing
 	limiter      *rateLimiter
@@ -140,16 +143,17 @@ func New(cfg Config) *Server {
 		panic("server: Config.Store and Config.Ingest are required")
 	}
 	s := &Server{
-		store:  cfg.Store,
-		ingest: cfg.Ingest,
-		spool:  cfg.Spool,
-		sinks:  cfg.Sinks,
-		limits: limitsOf(cfg.Limits),
-		log:    cfg.Logger,
-		reg:    cfg.Registry,
-		now:    cfg.Now,
-		auth:   cfg.Auth,
-		addr:   cfg.Addr,
+		store:     cfg.Store,
+		ingest:    cfg.Ingest,
+		spool:     cfg.Spool,
+		sinks:     cfg.Sinks,
+		integrity: cfg.Integrity,
+		limits:    limitsOf(cfg.Limits),
+		log:       cfg.Logger,
+		reg:       cfg.Registry,
+		now:       cfg.Now,
+		auth:      cfg.Auth,
+		addr:      cfg.Addr,
 
 		tls:     cfg.TLS,
 		cursors: newCursorSigner(cfg.CursorKey),

@@ -1,0 +1,263 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"net/http"
+	"time"
+
+	"github.com/agenttrail/agenttrail"
+	"github.com/agenttrail/agenttrail/integrity"
+	"github.com/agenttrail/agenttrail/wire"
+	"golang.org/x/mod/sumdb/tlog"
+)
+
+// Integrity is what the /v1/integrity routes serve: the store's trees and
+// checkpoints, the signer that signs them (on demand too, when a proof or
+// bundle needs a checkpoint newer than the latest), and the verifier key.
+type Integrity struct {
+	Log    integrity.Log
+	Signer *integrity.Signer
+	Key    string // the verifier key, note format
+}
+
+// integrityOrg returns the one org an integrity request is about: the org
+// parameter, already scoped to the caller (scopeRequest), or the caller's
+// own org when it has one and gave none.
+func (s *Server) integrityOrg(r *http.Request, org string) (string, error) {
+	if s.integrity == nil {
+		return "", agenttrail.Errorf(agenttrail.ENOTFOUND, "integrity is not enabled on this server")
+	}
+	var in []string
+	if org != "" {
+		in = []string{org}
+	}
+	f := scope(principalOf(r.Context()), agenttrail.Filter{Org: in})
+	if len(f.Org) != 1 {
+		return "", agenttrail.Invalid("org", "is required: each org has its own tree")
+	}
+	return f.Org[0], nil
+}
+
+func checkpointOf(c integrity.Checkpoint) wire.Checkpoint {
+	return wire.Checkpoint{Org: c.Org, TreeSize: c.Size, Root: bytes.Clone(c.Root[:]), SignedAt: c.Time, Note: string(c.Note)}
+}
+
+// integrityKey is GET /v1/integrity/key.
+func (s *Server) integrityKey(r *http.Request) (any, error) {
+	for k := range r.URL.Query() {
+		return nil, agenttrail.Invalid(k, "unknown query parameter")
+	}
+	if s.integrity == nil {
+		return nil, agenttrail.Errorf(agenttrail.ENOTFOUND, "integrity is not enabled on this server")
+	}
+	return wire.IntegrityKey{Key: s.integrity.Key}, nil
+}
+
+// integrityCheckpoint is GET /v1/integrity/checkpoint: the org's latest.
+func (s *Server) integrityCheckpoint(r *http.Request) (any, error) {
+	o, err := wire.ParseOrgQuery(r.URL.Query())
+	if err != nil {
+		return nil, err
+	}
+	org, err := s.integrityOrg(r, o)
+	if err != nil {
+		return nil, err
+	}
+	c, err := s.integrity.Log.LatestCheckpoint(r.Context(), org)
+	if err != nil {
+		return nil, err
+	}
+	return checkpointOf(c), nil
+}
+
+// integrityCheckpoints is GET /v1/integrity/checkpoints.
+func (s *Server) integrityCheckpoints(r *http.Request) (any, error) {
+	o, since, limit, err := wire.ParseCheckpointsQuery(r.URL.Query(), s.now())
+	if err != nil {
+		return nil, err
+	}
+	org, err := s.integrityOrg(r, o)
+	if err != nil {
+		return nil, err
+	}
+	cs, err := s.integrity.Log.Checkpoints(r.Context(), org, since, limit)
+	if err != nil {
+		return nil, err
+	}
+	out := wire.Checkpoints{Checkpoints: make([]wire.Checkpoint, len(cs))}
+	for i, c := range cs {
+		out.Checkpoints[i] = checkpointOf(c)
+	}
+	return out, nil
+}
+
+// covering returns a checkpoint of org covering size leaves: the latest,
+// or a new one signed now.
+func (s *Server) covering(ctx context.Context, org string, size int64) (integrity.Checkpoint, error) {
+	if size == 0 {
+		return integrity.Checkpoint{}, agenttrail.Errorf(agenttrail.ENOTFOUND, "org %q has no events", org)
+	}
+	c, err := s.integrity.Log.LatestCheckpoint(ctx, org)
+	if err == nil && c.Size >= size {
+		return c, nil
+	}
+	if err != nil && agenttrail.ErrorCode(err) != agenttrail.ENOTFOUND {
+		return c, err
+	}
+	if s.integrity.Signer == nil {
+		return c, agenttrail.Errorf(agenttrail.EUNAVAILABLE, "no checkpoint covers leaf %d of org %q yet", size-1, org)
+	}
+	return s.integrity.Signer.SignOrg(ctx, org)
+}
+
+// integrityProof is GET /v1/integrity/proof/{id}: the event's inclusion
+// proof against the latest checkpoint (signed now if the latest does not
+// cover the event yet).
+func (s *Server) integrityProof(r *http.Request) (any, error) {
+	o, err := wire.ParseOrgQuery(r.URL.Query())
+	if err != nil {
+		return nil, err
+	}
+	if s.integrity == nil {
+		return nil, agenttrail.Errorf(agenttrail.ENOTFOUND, "integrity is not enabled on this server")
+	}
+	ctx := r.Context()
+	var in []string
+	if o != "" {
+		in = []string{o}
+	}
+	e, err := s.store.Get(ctx, r.PathValue("id"), scope(principalOf(ctx), agenttrail.Filter{Org: in}))
+	if err != nil {
+		return nil, err
+	}
+	if e.LogIndex == nil {
+		return nil, agenttrail.Errorf(agenttrail.ENOTFOUND, "event %q has no leaf in its org's tree", e.ID)
+	}
+	c, err := s.covering(ctx, e.Org, *e.LogIndex+1)
+	if err != nil {
+		return nil, err
+	}
+	p, err := tlog.ProveRecord(c.Size, *e.LogIndex, integrity.HashReader(ctx, s.integrity.Log, e.Org))
+	if err != nil {
+		return nil, err
+	}
+	leaf, err := s.integrity.Log.ReadHashes(ctx, e.Org, []int64{tlog.StoredHashIndex(0, *e.LogIndex)})
+	if err != nil {
+		return nil, err
+	}
+	return wire.InclusionProof{ID: e.ID, Org: e.Org, LogIndex: *e.LogIndex, LeafHash: bytes.Clone(leaf[0][:]),
+		TreeSize: c.Size, Proof: hashBytes(p), Checkpoint: checkpointOf(c)}, nil
+}
+
+// integrityConsistency is GET /v1/integrity/consistency.
+func (s *Server) integrityConsistency(r *http.Request) (any, error) {
+	o, from, to, err := wire.ParseConsistencyQuery(r.URL.Query())
+	if err != nil {
+		return nil, err
+	}
+	org, err := s.integrityOrg(r, o)
+	if err != nil {
+		return nil, err
+	}
+	ctx := r.Context()
+	if to == 0 {
+		c, err := s.integrity.Log.LatestCheckpoint(ctx, org)
+		if err != nil {
+			return nil, err
+		}
+		to = c.Size
+	}
+	size, err := s.integrity.Log.TreeSize(ctx, org)
+	if err != nil {
+		return nil, err
+	}
+	if to > size {
+		return nil, agenttrail.Invalid("to", "is %d, larger than the tree of %d leaves", to, size)
+	}
+	if from > to {
+		return nil, agenttrail.Invalid("from", "is %d, larger than the tree of %d leaves", from, to)
+	}
+	out := wire.ConsistencyProof{Org: org, From: from, To: to, Proof: [][]byte{}}
+	if from > 0 && from < to {
+		p, err := tlog.ProveTree(to, from, integrity.HashReader(ctx, s.integrity.Log, org))
+		if err != nil {
+			return nil, err
+		}
+		out.Proof = hashBytes(p)
+	}
+	return out, nil
+}
+
+func hashBytes(hs []tlog.Hash) [][]byte {
+	out := make([][]byte, len(hs))
+	for i, h := range hs {
+		out[i] = bytes.Clone(h[:])
+	}
+	return out
+}
+
+// bundleSource is a store's events and its trees, for WriteBundle.
+type bundleSource struct {
+	agenttrail.Querier
+	integrity.Log
+}
+
+// integrityBundle is GET /v1/integrity/bundle: the bundle (package
+// integrity) of the events export's filters match in one org, against a
+// checkpoint signed for it, for agenttrail verify. It is built in memory
+// first, so a failure is a problem document and never a truncated file.
+func (s *Server) integrityBundle(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	now := s.now()
+	v := r.URL.Query()
+	err := wire.CheckParams(v)
+	var f agenttrail.Filter
+	if err == nil {
+		f, err = wire.ParseFilter(v, now)
+	}
+	if err == nil && s.integrity == nil {
+		err = agenttrail.Errorf(agenttrail.ENOTFOUND, "integrity is not enabled on this server")
+	}
+	if err != nil {
+		writeProblem(w, r, s.log, err)
+		return
+	}
+	f = scope(principalOf(ctx), f)
+	if len(f.Org) != 1 {
+		writeProblem(w, r, s.log, agenttrail.Invalid("org", "is required: a bundle holds one org"))
+		return
+	}
+	release, err := s.exports.take(principalOf(ctx))
+	if err != nil {
+		writeProblem(w, r, s.log, err)
+		return
+	}
+	defer release()
+	size, err := s.integrity.Log.TreeSize(ctx, f.Org[0])
+	if err != nil {
+		writeProblem(w, r, s.log, err)
+		return
+	}
+	c, err := s.covering(ctx, f.Org[0], size)
+	if err != nil {
+		writeProblem(w, r, s.log, err)
+		return
+	}
+	var buf bytes.Buffer
+	if _, err := integrity.WriteBundle(ctx, &buf, bundleSource{s.store, s.integrity.Log}, f, c, s.integrity.Key); err != nil {
+		writeProblem(w, r, s.log, err)
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/zip")
+	h.Set("Content-Disposition", `attachment; filename="agenttrail-`+f.Org[0]+"-"+now.UTC().Format("20060102T150405Z")+`.bundle.zip"`)
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusOK)
+	rc := http.NewResponseController(w)
+	_ = rc.SetWriteDeadline(time.Now().Add(10 * streamWriteGrace))
+	if _, err := buf.WriteTo(w); err != nil {
+		s.log.Debug("writing bundle", "err", err)
+	}
+}
