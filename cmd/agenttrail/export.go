@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"time"
@@ -19,6 +20,7 @@ func runExport(ctx context.Context, args []string, env *Env) error {
 		ff     filterFlags
 		format = fs.String("format", export.NDJSON, "ndjson, csv, ocsf or cef")
 		out    = fs.String("out", "", "write to this file instead of stdout")
+		bundle = fs.String("bundle", "", "write a verifiable bundle of one org's events to this file (zip) instead, for `agenttrail verify`")
 	)
 	sf.register(fs, env)
 	ff.register(fs)
@@ -34,8 +36,17 @@ func runExport(ctx context.Context, args []string, env *Env) error {
 		return err
 	}
 	c := newClient(sf)
+	write := func(w io.Writer) error { return c.Export(ctx, filter, *format, w) }
+	if *bundle != "" {
+		if *out != "" {
+			fmt.Fprintln(env.Stderr, "--bundle and --out both name the output file: give one")
+			return errUsage
+		}
+		*out = *bundle
+		write = func(w io.Writer) error { return c.Bundle(ctx, filter, w) }
+	}
 	if *out == "" {
-		return c.Export(ctx, filter, *format, env.Stdout)
+		return write(env.Stdout)
 	}
 	// A cut export must not leave a file that looks complete: write to a
 	// temporary file beside the target and rename it only at the end.
@@ -44,7 +55,7 @@ func runExport(ctx context.Context, args []string, env *Env) error {
 		return fmt.Errorf("create output: %w", err)
 	}
 	defer os.Remove(tmp.Name()) // after a successful rename, nothing to remove
-	if err := c.Export(ctx, filter, *format, tmp); err != nil {
+	if err := write(tmp); err != nil {
 		tmp.Close()
 		return err
 	}

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/agenttrail/agenttrail/app"
 	"github.com/agenttrail/agenttrail/config"
@@ -23,6 +24,10 @@ func serveFlags(args []string, env *Env) (app.Config, error) {
 	fs.StringVar(&cfg.Store, "store", "sqlite", "store: sqlite (embedded, in --data) or postgres://user@host:port/db")
 	retain := fs.String("retain", "", "delete events older than this (e.g. 400d or 7y); default: keep everything")
 	fs.Int64Var(&cfg.SpoolMaxBytes, "spool-max-bytes", ingest.DefaultSpoolMaxBytes, "bound of the spool in <data>/spool that keeps ingest going while the store is down; past it ingest answers 503")
+	fs.StringVar(&cfg.SigningKey, "signing-key", "", "file of the Ed25519 key that signs checkpoints; default: <data>/signing.key, created on first start")
+	fs.Int64Var(&cfg.CheckpointEvery, "checkpoint-every", 10000, "sign a checkpoint of an org's tree after this many new events…")
+	fs.DurationVar(&cfg.CheckpointInterval, "checkpoint-interval", 10*time.Second, "…or this long after its first unsigned event, whichever comes first")
+	fs.StringVar(&cfg.CheckpointDir, "checkpoint-dir", "", "also write every signed checkpoint to a file in this directory (<dir>/<org>/<size>.checkpoint)")
 	redactFile := securityFlags(fs, &cfg)
 	configFile := fs.String("config", "", "YAML configuration file: every flag has a key there (a flag given here wins), and sinks and retention rules live only there")
 	if err := parse(fs, args); err != nil {
