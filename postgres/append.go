@@ -12,6 +12,7 @@ import (
 	"github.com/agenttrail/agenttrail"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"golang.org/x/mod/sumdb/tlog"
 )
 
 // eventColumns are the columns of events, in the order COPY writes them and
@@ -150,22 +151,27 @@ func (s *Store) appendTx(ctx context.Context, batch []agenttrail.Event, fresh []
 	if len(events) == 0 {
 		return 0, nil
 	}
-	// The leaves, in the same transaction: an event is never stored
-	// without its leaf.
-	leaves, err := leafRows(ctx, tx, events)
-	if err != nil {
-		return 0, err
-	}
-	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"tree_hashes"}, []string{"org", "first", "size", "hashes"},
-		pgx.CopyFromRows(leaves)); err != nil {
-		return 0, fmt.Errorf("copy tree hashes: %w", err)
-	}
-	// The rollups are summed while PostgreSQL takes the COPYs.
+	// The rollups are summed, and the leaves hashed, while PostgreSQL
+	// takes the COPYs. Both goroutines are waited for before returning, so
+	// a retry never writes the batch while one still reads it.
 	type sums struct{ hourly, daily rollupRows }
 	rollups := make(chan sums, 1)
 	go func() {
 		h, d := rollupsOf(events)
 		rollups <- sums{h, d}
+	}()
+	var hashed chan []tlog.Hash
+	if !s.noTree {
+		hashed = make(chan []tlog.Hash, 1)
+		go func() { hashed <- leafHashes(events) }()
+	}
+	defer func() {
+		if rollups != nil {
+			<-rollups
+		}
+		if hashed != nil {
+			<-hashed
+		}
 	}()
 	// Rows go in index order: ids sorted, and events by time, so the heap
 	// of a day partition is in time order (the order pages are read in)
@@ -181,6 +187,26 @@ func (s *Store) appendTx(ctx context.Context, batch []agenttrail.Event, fresh []
 		})); err != nil {
 		return 0, fmt.Errorf("copy ids: %w", err)
 	}
+	// The leaves, in the same transaction: an event is never stored
+	// without its leaf. They number the events (log_index), so they come
+	// before the events' COPY.
+	if hashed != nil {
+		orgs := orgsOf(events)
+		trees, err := openTrees(ctx, tx, orgs)
+		if err != nil {
+			return 0, err
+		}
+		leaves := <-hashed
+		hashed = nil
+		rows, err := appendLeaves(trees, orgs, events, leaves)
+		if err != nil {
+			return 0, err
+		}
+		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"tree_hashes"}, []string{"org", "first", "size", "hashes"},
+			pgx.CopyFromRows(rows)); err != nil {
+			return 0, fmt.Errorf("copy tree hashes: %w", err)
+		}
+	}
 	byTime := byID
 	slices.SortFunc(byTime, func(a, b *agenttrail.Event) int {
 		return cmp.Or(a.Time.Compare(b.Time), cmp.Compare(a.Seq, b.Seq))
@@ -190,6 +216,7 @@ func (s *Store) appendTx(ctx context.Context, batch []agenttrail.Event, fresh []
 		return 0, fmt.Errorf("copy events: %w", err)
 	}
 	r := <-rollups
+	rollups = nil
 	hourly, daily := r.hourly, r.daily
 	if err := addRollups(ctx, tx, "rollups_hourly", hourly); err != nil {
 		return 0, err

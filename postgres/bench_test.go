@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/agenttrail/agenttrail"
+	"github.com/agenttrail/agenttrail/postgres"
 	"github.com/agenttrail/agenttrail/storetest"
 	"github.com/jackc/pgx/v5"
 )
@@ -141,4 +142,43 @@ func insertNaive(ctx context.Context, conn *pgx.Conn, e *agenttrail.Event) error
 		}
 		return nil
 	})
+}
+
+// BenchmarkAppendTree measures what the integrity tree costs the write
+// path: two stores, one keeping the tree and one not, take the same batches
+// in turn, so both see the same load; it reports each one's events per
+// second of its own Append time and the ratio (the target is ≥ 0.9).
+//
+//	AGENTTRAIL_TEST_POSTGRES=… go test -run '^$' -bench AppendTree -benchtime 60x ./postgres/
+func BenchmarkAppendTree(b *testing.B) {
+	const size = 5000
+	with, _ := openStore(b)
+	without, _ := openStore(b)
+	postgres.NoTree(without)
+	ctx := context.Background()
+	start := time.Now().Add(-2 * time.Hour)
+	var tWith, tWithout time.Duration
+	for i := range b.N {
+		stores := []*postgres.Store{with, without}
+		if i%2 == 1 {
+			stores[0], stores[1] = without, with
+		}
+		batch := storetest.Events(int64(i), size, start, 2*time.Hour)
+		for _, s := range stores {
+			c := append([]agenttrail.Event(nil), batch...)
+			t0 := time.Now()
+			if res, err := s.Append(ctx, c); err != nil || res.Inserted != size {
+				b.Fatalf("Append(%d) = %+v, %v", size, res, err)
+			}
+			if s == with {
+				tWith += time.Since(t0)
+			} else {
+				tWithout += time.Since(t0)
+			}
+		}
+	}
+	n := float64(b.N * size)
+	b.ReportMetric(n/tWith.Seconds(), "events/s-tree")
+	b.ReportMetric(n/tWithout.Seconds(), "events/s-no-tree")
+	b.ReportMetric(tWithout.Seconds()/tWith.Seconds(), "ratio")
 }

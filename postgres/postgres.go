@@ -51,6 +51,10 @@ type Store struct {
 	// prunedAt is when Reserve last removed the reservations that no
 	// longer count (unix ns).
 	prunedAt atomic.Int64
+
+	// noTree leaves the integrity tree out of Append: only
+	// BenchmarkAppendTree sets it, to measure what the tree costs.
+	noTree bool
 }
 
 // Config configures a Store. The zero value is usable.

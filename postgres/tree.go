@@ -47,9 +47,55 @@ func readHashes(ctx context.Context, q querier, org string, indexes []int64) ([]
 	return integrity.ParseHashes(indexes, raw)
 }
 
-// leafRows numbers events (stored in this order) in their orgs' trees,
-// setting LogIndex, and returns the tree_hashes rows to COPY.
-func leafRows(ctx context.Context, tx pgx.Tx, events []*agenttrail.Event) ([][]any, error) {
+// openTrees returns an appender for each org's tree, with the hashes
+// appending will read already loaded: two round trips, whatever the batch.
+func openTrees(ctx context.Context, tx pgx.Tx, orgs []string) (map[string]*integrity.TreeAppender, error) {
+	sizes, err := treeSizes(ctx, tx, orgs)
+	if err != nil {
+		return nil, err
+	}
+	trees := make(map[string]*integrity.TreeAppender, len(orgs))
+	var edgeOrgs []string
+	var edge []int64
+	for _, org := range orgs {
+		a := integrity.NewTreeAppender(sizes[org], func(indexes []int64) ([]tlog.Hash, error) {
+			return readHashes(ctx, tx, org, indexes)
+		})
+		trees[org] = a
+		for _, x := range a.Edge() {
+			edgeOrgs, edge = append(edgeOrgs, org), append(edge, x)
+		}
+	}
+	if len(edge) == 0 {
+		return trees, nil
+	}
+	rows, err := tx.Query(ctx, `SELECT (SELECT substring(hashes FROM (u.x - first)::int * 32 + 1 FOR 32) FROM tree_hashes
+			WHERE org = u.org AND first <= u.x ORDER BY first DESC LIMIT 1)
+		FROM unnest($1::text[], $2::bigint[]) WITH ORDINALITY AS u (org, x, i) ORDER BY i`, edgeOrgs, edge)
+	if err != nil {
+		return nil, fmt.Errorf("read tree edge: %w", err)
+	}
+	raw, err := pgx.CollectRows(rows, pgx.RowTo[[]byte])
+	if err != nil {
+		return nil, fmt.Errorf("read tree edge: %w", err)
+	}
+	hs, err := integrity.ParseHashes(edge, raw)
+	if err != nil {
+		return nil, err
+	}
+	for i := 0; i < len(edge); {
+		j := i
+		for j < len(edge) && edgeOrgs[j] == edgeOrgs[i] {
+			j++
+		}
+		trees[edgeOrgs[i]].Preload(edge[i:j], hs[i:j])
+		i = j
+	}
+	return trees, nil
+}
+
+// orgsOf returns the distinct orgs of events, in first-seen order.
+func orgsOf(events []*agenttrail.Event) []string {
 	var orgs []string
 	seen := map[string]bool{}
 	for _, e := range events {
@@ -58,21 +104,25 @@ func leafRows(ctx context.Context, tx pgx.Tx, events []*agenttrail.Event) ([][]a
 			orgs = append(orgs, e.Org)
 		}
 	}
-	sizes, err := treeSizes(ctx, tx, orgs)
-	if err != nil {
-		return nil, err
-	}
-	trees := make(map[string]*integrity.TreeAppender, len(orgs))
-	for _, org := range orgs {
-		trees[org] = integrity.NewTreeAppender(sizes[org], func(indexes []int64) ([]tlog.Hash, error) {
-			return readHashes(ctx, tx, org, indexes)
-		})
-	}
+	return orgs
+}
+
+// leafHashes returns the leaf hash of each event.
+func leafHashes(events []*agenttrail.Event) []tlog.Hash {
+	hs := make([]tlog.Hash, len(events))
 	var buf []byte
-	for _, e := range events {
-		var leaf tlog.Hash
-		leaf, buf = integrity.LeafHash(e, buf)
-		n, err := trees[e.Org].Append(leaf)
+	for i, e := range events {
+		hs[i], buf = integrity.LeafHash(e, buf)
+	}
+	return hs
+}
+
+// appendLeaves numbers events (stored in this order) in their orgs'
+// trees, setting LogIndex, from their leaf hashes, and returns the
+// tree_hashes rows to COPY.
+func appendLeaves(trees map[string]*integrity.TreeAppender, orgs []string, events []*agenttrail.Event, leaves []tlog.Hash) ([][]any, error) {
+	for i, e := range events {
+		n, err := trees[e.Org].Append(leaves[i])
 		if err != nil {
 			return nil, err
 		}
@@ -85,6 +135,17 @@ func leafRows(ctx context.Context, tx pgx.Tx, events []*agenttrail.Event) ([][]a
 		}
 	}
 	return rows, nil
+}
+
+// leafRows numbers events (stored in this order) in their orgs' trees,
+// setting LogIndex, and returns the tree_hashes rows to COPY.
+func leafRows(ctx context.Context, tx pgx.Tx, events []*agenttrail.Event) ([][]any, error) {
+	orgs := orgsOf(events)
+	trees, err := openTrees(ctx, tx, orgs)
+	if err != nil {
+		return nil, err
+	}
+	return appendLeaves(trees, orgs, events, leafHashes(events))
 }
 
 // TreeSize returns the number of leaves of org's tree.
