@@ -3,7 +3,10 @@ package server
 import (
 	"bytes"
 	"context"
+	"io"
 	"net/http"
+	"os"
+	"strconv"
 	"time"
 
 	"github.com/agenttrail/agenttrail"
@@ -205,8 +208,7 @@ type bundleSource struct {
 
 // integrityBundle is GET /v1/integrity/bundle: the bundle (package
 // integrity) of the events export's filters match in one org, against a
-// checkpoint signed for it, for agenttrail verify. It is built in memory
-// first, so a failure is a problem document and never a truncated file.
+// checkpoint signed for it, for agenttrail verify.
 func (s *Server) integrityBundle(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	now := s.now()
@@ -244,20 +246,43 @@ func (s *Server) integrityBundle(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, s.log, err)
 		return
 	}
-	var buf bytes.Buffer
-	if _, err := integrity.WriteBundle(ctx, &buf, bundleSource{s.store, s.integrity.Log}, f, c, s.integrity.Key); err != nil {
+	// Built in a temporary file first: a failure is then a problem
+	// document, never a truncated bundle, and a bundle of millions of
+	// events does not sit in memory.
+	tmp, err := os.CreateTemp("", "agenttrail-bundle-*.zip")
+	if err != nil {
+		writeProblem(w, r, s.log, err)
+		return
+	}
+	defer os.Remove(tmp.Name())
+	defer tmp.Close()
+	if _, err := integrity.WriteBundle(ctx, tmp, bundleSource{s.store, s.integrity.Log}, f, c, s.integrity.Key); err != nil {
+		writeProblem(w, r, s.log, err)
+		return
+	}
+	size, err = tmp.Seek(0, io.SeekCurrent)
+	if err == nil {
+		_, err = tmp.Seek(0, io.SeekStart)
+	}
+	if err != nil {
 		writeProblem(w, r, s.log, err)
 		return
 	}
 	h := w.Header()
 	h.Set("Content-Type", "application/zip")
+	h.Set("Content-Length", strconv.FormatInt(size, 10))
 	h.Set("Content-Disposition", `attachment; filename="agenttrail-`+f.Org[0]+"-"+now.UTC().Format("20060102T150405Z")+`.bundle.zip"`)
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Cache-Control", "no-store")
 	w.WriteHeader(http.StatusOK)
 	rc := http.NewResponseController(w)
-	_ = rc.SetWriteDeadline(time.Now().Add(10 * streamWriteGrace))
-	if _, err := buf.WriteTo(w); err != nil {
-		s.log.Debug("writing bundle", "err", err)
+	for {
+		_ = rc.SetWriteDeadline(time.Now().Add(streamWriteGrace))
+		if _, err := io.CopyN(w, tmp, 1<<20); err != nil {
+			if err != io.EOF {
+				s.log.Debug("writing bundle", "err", err)
+			}
+			return
+		}
 	}
 }
