@@ -48,8 +48,10 @@ func checkpointOf(c integrity.Checkpoint) wire.Checkpoint {
 
 // integrityKey is GET /v1/integrity/key.
 func (s *Server) integrityKey(r *http.Request) (any, error) {
-	for k := range r.URL.Query() {
-		return nil, agenttrail.Invalid(k, "unknown query parameter")
+	// org is accepted, as on every read route (a token of one org has it
+	// set for it), and changes nothing: one key signs every org's trees.
+	if _, err := wire.ParseOrgQuery(r.URL.Query()); err != nil {
+		return nil, err
 	}
 	if s.integrity == nil {
 		return nil, agenttrail.Errorf(agenttrail.ENOTFOUND, "integrity is not enabled on this server")

@@ -22,6 +22,7 @@ import (
 
 	"github.com/agenttrail/agenttrail"
 	"github.com/agenttrail/agenttrail/ingest"
+	"github.com/agenttrail/agenttrail/integrity"
 	"github.com/agenttrail/agenttrail/postgres"
 	"github.com/agenttrail/agenttrail/redact"
 	"github.com/agenttrail/agenttrail/sqlite"
@@ -283,9 +284,15 @@ func newSecEnv(t testing.TB, o secOptions) *secEnv {
 			}
 		})
 	}
+	key, err := integrity.LoadKey(filepath.Join(t.TempDir(), "signing.key"), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := store.(integrity.Log)
 	srv := New(Config{
 		Addr: "127.0.0.1:0", Store: store, Ingest: p, Logger: logger, Registry: reg, Now: c.Now,
 		Auth: auth, Audit: true, RateLimit: o.rate, AnonymousRateLimit: o.anon, MaxBodyBytes: o.maxBody,
+		Integrity: &Integrity{Log: log, Signer: &integrity.Signer{Log: log, Key: key}, Key: key.VerifierKey()},
 	})
 	stop := serveTest(t, srv)
 	watchCtx, stopWatch := context.WithCancel(context.Background())

@@ -4,8 +4,9 @@ import (
 	"context"
 )
 
-// backfillChunk bounds the events one backfill transaction numbers.
-const backfillChunk = 5000
+// backfillChunk bounds the events one backfill transaction numbers (a
+// variable so TestBackfill can cross chunks with few events).
+var backfillChunk = 5000
 
 // backfill gives the events stored before the integrity migration their
 // leaves, oldest first, in transactions of backfillChunk events, before the

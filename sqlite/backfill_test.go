@@ -15,9 +15,11 @@ import (
 // them their leaves in commit order, the trees are the ones Append would
 // have grown, and new events follow them.
 func TestBackfill(t *testing.T) {
+	defer func(n int) { backfillChunk = n }(backfillChunk)
+	backfillChunk = 100
 	path := filepath.Join(t.TempDir(), "trail.db")
 	s := openAt(t, path)
-	storetest.AppendAll(t, s, storetest.Events(1, 2*backfillChunk+123, storetest.Base(), time.Hour), 1000)
+	storetest.AppendAll(t, s, storetest.Events(1, 2*backfillChunk+23, storetest.Base(), time.Hour), 100)
 	ctx := t.Context()
 	roots := map[string]tlog.Hash{}
 	sizes := map[string]int64{}
