@@ -12,7 +12,7 @@ import (
 )
 
 // TestBackfill opens a store whose events predate the integrity migration
-// (no log_index, no tree, as migration 4 leaves an older database): Open
+// (no log_index, no tree, as migration 6 leaves an older database): Open
 // gives them their leaves in commit order, the trees are the ones Append
 // would have grown, and new events follow them.
 func TestBackfill(t *testing.T) {

@@ -11,7 +11,7 @@ import (
 )
 
 // TestBackfill opens a store whose events predate the integrity migration
-// (no log_index, no tree, as migration 6 leaves an older file): Open gives
+// (no log_index, no tree, as migration 8 leaves an older file): Open gives
 // them their leaves in commit order, the trees are the ones Append would
 // have grown, and new events follow them.
 func TestBackfill(t *testing.T) {
