@@ -460,7 +460,16 @@ func (m *Main) openIntegrity(cfg Config) (*server.Integrity, error) {
 		return nil, fmt.Errorf("--signing-key: %w", err)
 	}
 	m.signer = &integrity.Signer{Log: log, Key: key, Every: cfg.CheckpointEvery, Interval: cfg.CheckpointInterval,
-		Dir: cfg.CheckpointDir, Logger: m.log}
+		Dir: cfg.CheckpointDir, Logger: m.log, Events: m.store,
+		// Each checkpoint is an audit event of its org too, through the
+		// one write path, so every delivery sink carries it away.
+		Record: func(ctx context.Context, e agenttrail.Event) error {
+			res, err := m.pipeline.Write(ctx, []agenttrail.Event{e}, ingest.Scope{Server: true})
+			if err == nil && len(res.Rejected) > 0 {
+				err = res.Rejected[0].Err
+			}
+			return err
+		}}
 	return &server.Integrity{Log: log, Signer: m.signer, Key: key.VerifierKey()}, nil
 }
 

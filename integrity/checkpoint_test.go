@@ -1,6 +1,7 @@
 package integrity_test
 
 import (
+	"context"
 	"database/sql"
 	"errors"
 	"os"
@@ -137,5 +138,49 @@ func TestSignerConsistent(t *testing.T) {
 	execSQL(t, path, "UPDATE tree_hashes SET hashes = zeroblob(length(hashes)) WHERE org = ?", org)
 	if _, err := sg.SignOrg(ctx, org); agenttrail.ErrorCode(err) != agenttrail.ECONFLICT {
 		t.Fatalf("SignOrg(rewritten tree) = %v, want a conflict", err)
+	}
+}
+
+// TestSignerRecords records each checkpoint as an audit event of its org
+// (which sinks then deliver): the record grows the tree by one leaf, which
+// alone calls for no new checkpoint, while one more event does.
+func TestSignerRecords(t *testing.T) {
+	s, _ := openStore(t)
+	ctx := t.Context()
+	now := storetest.Base()
+	var recorded []agenttrail.Event
+	sg := &integrity.Signer{Log: s, Key: newKey(t), Interval: time.Minute, Events: s,
+		Now: func() time.Time { return now },
+		Record: func(ctx context.Context, e agenttrail.Event) error {
+			recorded = append(recorded, e)
+			_, err := s.Append(ctx, []agenttrail.Event{e})
+			return err
+		}}
+	events := storetest.Events(1, 40, storetest.Base(), time.Hour)
+	for i := range events {
+		events[i].Org = "acme"
+	}
+	storetest.AppendAll(t, s, events[:30], 30)
+	c, err := sg.SignOrg(ctx, "acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recorded) != 1 || recorded[0].Action != "integrity.checkpoint" || !strings.Contains(string(recorded[0].Metadata), "agenttrail/acme\\n30\\n") {
+		t.Fatalf("recorded %+v, want the checkpoint of acme at 30", recorded)
+	}
+	if err := recorded[0].Validate(now); err != nil {
+		t.Fatalf("checkpoint record does not validate: %v", err)
+	}
+	for range 3 {
+		now = now.Add(2 * time.Minute)
+		if cs, err := sg.SignAll(ctx); err != nil || len(cs) != 0 {
+			t.Fatalf("SignAll(only the record is new) = %+v, %v, want nothing signed", cs, err)
+		}
+	}
+	storetest.AppendAll(t, s, events[30:31], 1)
+	now = now.Add(2 * time.Minute)
+	cs, err := sg.SignAll(ctx)
+	if err != nil || len(cs) != 1 || cs[0].Size != c.Size+2 {
+		t.Fatalf("SignAll(one event after the record) = %+v, %v, want a checkpoint at %d", cs, err, c.Size+2)
 	}
 }

@@ -2,6 +2,7 @@ package integrity
 
 import (
 	"context"
+	"encoding/base64"
 	"fmt"
 	"log/slog"
 	"net/url"
@@ -10,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/agenttrail/agenttrail"
 	"golang.org/x/mod/sumdb/tlog"
 )
 
@@ -28,7 +30,15 @@ type Signer struct {
 	Interval time.Duration // 0 means 10 s
 	// Dir, when set, receives every checkpoint signed as a file
 	// <Dir>/<org>/<size>.checkpoint, besides the store.
-	Dir    string
+	Dir string
+	// Record, when set, records every checkpoint signed as an audit event
+	// of its org (CheckpointEvent) through the server's write path, so the
+	// delivery sinks carry checkpoints to receivers out of an attacker's
+	// reach like any other event. Events, then, must be set too: the
+	// signer reads the record back so that a record alone, which grows the
+	// tree by one leaf, does not call for another checkpoint.
+	Record func(ctx context.Context, e agenttrail.Event) error
+	Events agenttrail.Getter
 	Logger *slog.Logger     // nil discards
 	Now    func() time.Time // nil means time.Now
 
@@ -104,7 +114,7 @@ func (s *Signer) SignAll(ctx context.Context) ([]Checkpoint, error) {
 		if err != nil && !isNotFound(err) {
 			return out, err
 		}
-		if size <= latest.Size {
+		if size <= latest.Size || s.onlyRecord(ctx, latest, size) {
 			continue
 		}
 		last, ok := s.last[org]
@@ -175,8 +185,46 @@ func (s *Signer) sign(ctx context.Context, org string, size int64, latest Checkp
 			return c, err
 		}
 	}
+	if s.Record != nil {
+		if err := s.Record(ctx, CheckpointEvent(c)); err != nil {
+			return c, fmt.Errorf("record checkpoint of %s at %d: %w", org, size, err)
+		}
+	}
 	s.logger().Debug("checkpoint signed", "org", org, "size", size)
 	return c, nil
+}
+
+// onlyRecord reports whether the one leaf org's tree grew by since latest
+// is latest's own record (CheckpointEvent), which calls for no new
+// checkpoint: signing one would record another, for ever.
+func (s *Signer) onlyRecord(ctx context.Context, latest Checkpoint, size int64) bool {
+	if s.Record == nil || s.Events == nil || size != latest.Size+1 {
+		return false
+	}
+	e, err := s.Events.Get(ctx, checkpointEventID(latest.Org, latest.Size), agenttrail.Filter{Org: []string{latest.Org}})
+	return err == nil && e.LogIndex != nil && *e.LogIndex == latest.Size
+}
+
+// checkpointEventID is the id of the record of org's checkpoint at size:
+// fixed, so processes that sign the same checkpoint record it once.
+func checkpointEventID(org string, size int64) string {
+	return fmt.Sprintf("agenttrail:checkpoint:%s:%d", org, size)
+}
+
+// CheckpointEvent returns the audit event that records c: source audit,
+// action integrity.checkpoint, the note under metadata.integrity.
+func CheckpointEvent(c Checkpoint) agenttrail.Event {
+	e := agenttrail.Event{
+		ID: checkpointEventID(c.Org, c.Size), Time: c.Time, Org: c.Org,
+		ActorType: agenttrail.ActorSystem, ActorID: "agenttrail-integrity", ActorName: "integrity",
+		Source: agenttrail.SourceAudit, Action: "integrity.checkpoint", Result: agenttrail.ResultSuccess,
+		ResourceType: "checkpoint", ResourceID: fmt.Sprintf("%s@%d", Origin(c.Org), c.Size),
+		Description: fmt.Sprintf("signed checkpoint of %s's tree at %d leaves", c.Org, c.Size),
+	}
+	_ = e.SetMetadata("integrity", map[string]any{
+		"origin": Origin(c.Org), "tree_size": c.Size, "root": base64.StdEncoding.EncodeToString(c.Root[:]), "note": string(c.Note),
+	})
+	return e
 }
 
 // writeCheckpointFile writes c to <dir>/<org>/<size>.checkpoint, through a
