@@ -40,6 +40,11 @@ type File struct {
 	MaxBodyBytes   *Scalar `yaml:"max_body_bytes"`
 	Redact         *Scalar `yaml:"redact"`
 
+	SigningKey         *Scalar `yaml:"signing_key"`
+	CheckpointEvery    *Scalar `yaml:"checkpoint_every"`
+	CheckpointInterval *Scalar `yaml:"checkpoint_interval"`
+	CheckpointDir      *Scalar `yaml:"checkpoint_dir"`
+
 	// Sinks are the destinations the trail is delivered to.
 	Sinks []sink.Config `yaml:"sinks"`
 	// Retention is how long events are kept; its default is the serve

@@ -93,7 +93,10 @@ func verdict(ok bool) string {
 // readKey returns the verifier key k names: the key itself, or a file
 // holding it.
 func readKey(k string) (string, error) {
-	if k == "" || strings.Count(k, "+") >= 2 && !strings.ContainsAny(k, "/\\") {
+	if k == "" {
+		return k, nil
+	}
+	if _, err := note.NewVerifier(k); err == nil {
 		return k, nil
 	}
 	b, err := os.ReadFile(k)
