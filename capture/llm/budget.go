@@ -159,7 +159,7 @@ func (p *Proxy) admit(ctx context.Context, w http.ResponseWriter, c *call) bool 
 		writeBudgetError(w, c.ep.provider, http.StatusTooManyRequests, "budget_exceeded", "agenttrail llm proxy: "+c.errMsg, retry)
 		return false
 	}
-	bc.reserved = res.Allowed
+	bc.reserved = len(res.Budgets) > 0 // nothing to settle when no budget applies
 	return true
 }
 
