@@ -185,18 +185,11 @@ func TestHEC(t *testing.T) {
 			h, srv := newHECStandIn(t, "00000000-1111-2222-3333-444444444444", ack)
 			c := testConfig(t, Config{Type: TypeSplunkHEC, URL: srv.URL, TokenFile: tok, Ack: ack, Format: "ocsf", Batch: BatchLimits{MaxEvents: 100}})
 			set := start(t, store, c)
-			gen := storetest.Events(4, 1500, storetest.Base(), time.Hour)
-			var all []agenttrail.Event
-			for i := 0; i < len(gen); i += 50 {
+			all := ingestThroughOutage(t, store, 4, 30, 2*time.Millisecond, func(batch int) bool { return batch >= 8 && batch < 16 }, func(down bool) {
 				h.mu.Lock()
-				h.busy = i >= 400 && i < 800
+				h.busy = down
 				h.mu.Unlock()
-				all = append(all, storetest.AppendAll(t, store, gen[i:i+50], 50)...)
-				time.Sleep(2 * time.Millisecond)
-			}
-			h.mu.Lock()
-			h.busy = false
-			h.mu.Unlock()
+			})
 			waitCaughtUp(t, set, "test")
 			// Now one event is refused.
 			h.mu.Lock()

@@ -17,7 +17,6 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/agenttrail/agenttrail"
-	"github.com/agenttrail/agenttrail/storetest"
 )
 
 // collector runs the OpenTelemetry Collector's own OTLP receiver
@@ -108,18 +107,11 @@ func TestOTLPCollector(t *testing.T) {
 	store, _ := openStore(t, 0)
 	col := startCollector(t)
 	set := start(t, store, testConfig(t, Config{Type: TypeOTLP, URL: col.url, Format: "ocsf", Batch: BatchLimits{MaxEvents: 100}}))
-	gen := storetest.Events(6, 1500, storetest.Base(), time.Hour)
-	var all []agenttrail.Event
-	for i := 0; i < len(gen); i += 50 {
+	all := ingestThroughOutage(t, store, 6, 30, 3*time.Millisecond, func(batch int) bool { return batch >= 8 && batch < 18 }, func(down bool) {
 		col.mu.Lock()
-		col.down = i >= 400 && i < 900
+		col.down = down
 		col.mu.Unlock()
-		all = append(all, storetest.AppendAll(t, store, gen[i:i+50], 50)...)
-		time.Sleep(3 * time.Millisecond)
-	}
-	col.mu.Lock()
-	col.down = false
-	col.mu.Unlock()
+	})
 	waitCaughtUp(t, set, "test")
 	checkSeqs(t, col.seqs(t, byID(all)), all, false)
 	st, _ := set.Status(t.Context())

@@ -295,22 +295,11 @@ func TestWebhookOutage(t *testing.T) {
 	rc, srv := newWebhookReceiver(t, "s3cret")
 	set := start(t, store, testConfig(t, Config{Name: "hook", Type: TypeWebhook, URL: srv.URL, SecretFile: secretFile, Batch: BatchLimits{MaxEvents: 100}}))
 
-	var all []agenttrail.Event
-	gen := storetest.Events(2, 3000, storetest.Base(), time.Hour)
-	for i := 0; i < len(gen); i += 50 {
-		if i == 1000 {
-			rc.mu.Lock()
-			rc.down = true
-			rc.mu.Unlock()
-		}
-		if i == 2000 {
-			rc.mu.Lock()
-			rc.down = false
-			rc.mu.Unlock()
-		}
-		all = append(all, storetest.AppendAll(t, store, gen[i:i+50], 50)...)
-		time.Sleep(2 * time.Millisecond)
-	}
+	all := ingestThroughOutage(t, store, 2, 60, 2*time.Millisecond, func(batch int) bool { return batch >= 20 && batch < 40 }, func(down bool) {
+		rc.mu.Lock()
+		rc.down = down
+		rc.mu.Unlock()
+	})
 	waitCaughtUp(t, set, "hook")
 	seqs, dups := rc.got()
 	checkSeqs(t, seqs, all, true)
@@ -460,6 +449,55 @@ func TestResumesFromCheckpoint(t *testing.T) {
 	checkSeqs(t, seqs, append(events, more...), false)
 	if dups != 0 {
 		t.Errorf("a clean restart resent %d events", dups)
+	}
+}
+
+// ingestThroughOutage appends batches of 50 generated events, one every
+// pace, telling setDown whether the receiver is down before each (isDown of
+// the batch's index) and setting it up at the end: sustained ingest while
+// a receiver is down for a while. It returns the events stored.
+func ingestThroughOutage(t *testing.T, store *sqlite.Store, seed int64, batches int, pace time.Duration, isDown func(batch int) bool, setDown func(bool)) []agenttrail.Event {
+	t.Helper()
+	gen := storetest.Events(seed, 50*batches, storetest.Base(), time.Hour)
+	var all []agenttrail.Event
+	for i := range batches {
+		setDown(isDown(i))
+		all = append(all, storetest.AppendAll(t, store, gen[50*i:50*i+50], 50)...)
+		time.Sleep(pace)
+	}
+	setDown(false)
+	return all
+}
+
+// TestWebhookOutage30s is the fault: the receiver is down for 30
+// seconds during sustained ingest (500 events a second); afterwards it has
+// every event, first seen in seq order, and none twice.
+func TestWebhookOutage30s(t *testing.T) {
+	store, _ := openStore(t, 0)
+	rc, srv := newWebhookReceiver(t, "")
+	c := testConfig(t, Config{Name: "hook", Type: TypeWebhook, URL: srv.URL})
+	c.Retry.Max = Duration(2 * time.Second)
+	set := start(t, store, c)
+	var downSince, upAt time.Time
+	all := ingestThroughOutage(t, store, 12, 400, 100*time.Millisecond, func(batch int) bool { return batch >= 50 && batch < 350 }, func(down bool) {
+		rc.mu.Lock()
+		defer rc.mu.Unlock()
+		switch {
+		case down && !rc.down:
+			downSince = time.Now()
+		case !down && rc.down:
+			upAt = time.Now()
+		}
+		rc.down = down
+	})
+	if upAt.Sub(downSince) < 30*time.Second {
+		t.Fatalf("the receiver was down %v, want at least 30s", upAt.Sub(downSince))
+	}
+	waitCaughtUp(t, set, "hook")
+	seqs, dups := rc.got()
+	checkSeqs(t, seqs, all, false)
+	if dups != 0 {
+		t.Errorf("the receiver saw %d events twice", dups)
 	}
 }
 
