@@ -39,10 +39,14 @@ type Actor struct {
 	// without it the proxy refuses them, since they would otherwise act
 	// under the proxy's own credential.
 	Impersonate bool `json:"impersonate,omitempty"`
+	// Session is the session recorded for this actor's actions when the
+	// request names none (no X-Agenttrail-Session-Id header or baggage
+	// entry), and for CONNECT tunnels, which cannot carry one.
+	Session string `json:"session,omitempty"`
 }
 
-// Apply sets e's actor, org and project from a where e leaves them empty.
-// An actor without a type is an agent.
+// Apply sets e's actor, org, project and session from a where e leaves them
+// empty. An actor without a type is an agent.
 func (a Actor) Apply(e *agenttrail.Event) {
 	if e.ActorID == "" {
 		e.ActorID, e.ActorName = a.ID, a.Name
@@ -56,6 +60,9 @@ func (a Actor) Apply(e *agenttrail.Event) {
 	}
 	if e.Project == "" {
 		e.Project = a.Project
+	}
+	if e.SessionID == "" {
+		e.SessionID = a.Session
 	}
 }
 
@@ -144,7 +151,10 @@ func (a Actor) Or(def Actor) Actor {
 
 // LoadIdentities reads a JSON file mapping credentials to actors:
 //
-//	{"sk-proxy-1234": {"actor_id": "agent-ci", "actor_name": "CI agent", "org": "acme", "project": "payments"}}
+//	{"sk-proxy-1234": {"actor_id": "agent-ci", "actor_name": "CI agent", "org": "acme", "project": "payments", "session": "nightly-ci"}}
+//
+// session is the default session of the credential's actions: the one
+// recorded when a request names none, and for CONNECT tunnels.
 func LoadIdentities(path string, def Actor) (*Identities, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {

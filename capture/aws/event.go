@@ -47,6 +47,7 @@ func (p *Proxy) record(r *http.Request, x *exchange) {
 		e.ResourceType = service
 	}
 	x.actor.Apply(&e)
+	x.span.Apply(&e)
 	switch {
 	case x.broken:
 		e.Result = agenttrail.ResultError

@@ -145,6 +145,7 @@ func New(cfg Config) (*Proxy, error) {
 type exchange struct {
 	start       time.Time
 	actor       capture.Actor
+	span        capture.Span
 	accessKeyID string
 	known       bool // accessKeyID is one the proxy issued
 	tags        map[string]string
@@ -166,7 +167,7 @@ type exchangeKey struct{}
 
 // ServeHTTP verifies, re-signs and forwards one API call, and records it.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	x := &exchange{start: p.now(), actor: p.def}
+	x := &exchange{start: p.now(), actor: p.def, span: capture.SpanFromRequest(r.Header)}
 	defer func() { p.record(r, x) }()
 
 	auth, err := parseAuthorization(r.Header.Get("Authorization"))
@@ -279,6 +280,7 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	for _, k := range []string{"Authorization", "X-Amz-Security-Token", "X-Amz-Date", capture.HeaderActorID} {
 		h.Del(k)
 	}
+	x.span.Forward(h) // before signing: the signature covers traceparent
 	creds := sdkaws.Credentials{AccessKeyID: x.upstream.AccessKeyID, SecretAccessKey: x.upstream.SecretAccessKey, SessionToken: x.upstream.SessionToken}
 	if err := p.signer.SignHTTP(pr.Out.Context(), creds, pr.Out, x.payloadHash, x.service, x.region, p.now(), signerOptions(x.service)); err != nil {
 		// The signer fails on nothing it is given here; an unsigned request

@@ -41,6 +41,7 @@ type HTTP struct {
 type exchange struct {
 	start    time.Time
 	actor    capture.Actor
+	span     capture.Span // a CONNECT's from its own headers, which seldom carry any
 	method   string
 	host     string
 	port     int
@@ -77,6 +78,7 @@ func (p *Proxy) record(ctx context.Context, x *exchange) {
 		Description:  x.errMsg,
 	}
 	x.actor.Apply(&e)
+	x.span.Apply(&e)
 	switch {
 	case x.broken:
 		e.Result = agenttrail.ResultError

@@ -75,6 +75,7 @@ func (p *Proxy) serveForward(w http.ResponseWriter, r *http.Request, x *exchange
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.Out.URL.User = nil
 			pr.Out.Header.Del(capture.HeaderActorID)
+			x.span.Forward(pr.Out.Header)
 		},
 		Transport:     p.forward,
 		FlushInterval: -1, // relay as it arrives: long polls and streams must not stall

@@ -136,7 +136,7 @@ func New(cfg Config) (*Proxy, error) {
 // ServeHTTP serves one proxy request: a CONNECT tunnel or a plain-HTTP
 // request in absolute form. Anything else is answered 400 and not recorded.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	x := &exchange{start: p.now(), method: r.Method}
+	x := &exchange{start: p.now(), method: r.Method, span: capture.SpanFromRequest(r.Header)}
 	var admitted bool
 	x.actor, admitted = p.actor(r)
 	r.Header.Del("Proxy-Authorization")

@@ -85,6 +85,7 @@ func (p *Proxy) record(r *http.Request, x *exchange, imp *Impersonation) {
 		}
 	}
 	x.actor.Apply(&e)
+	x.span.Apply(&e)
 	switch {
 	case x.broken:
 		e.Result = agenttrail.ResultError

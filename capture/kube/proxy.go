@@ -137,6 +137,7 @@ func New(cfg Config) (*Proxy, error) {
 type exchange struct {
 	start  time.Time
 	actor  capture.Actor
+	span   capture.Span
 	info   RequestInfo
 	path   string // normalised
 	status int
@@ -152,7 +153,7 @@ type exchangeKey struct{}
 // ServeHTTP forwards one request to the API server and records it when the
 // response, however long it streams, has ended.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	x := &exchange{start: p.now()}
+	x := &exchange{start: p.now(), span: capture.SpanFromRequest(r.Header)}
 	clean, inAPI := normalisePath(r.URL.Path)
 	if clean != r.URL.Path {
 		r.URL.Path, r.URL.RawPath = clean, ""
@@ -211,6 +212,9 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	h := pr.Out.Header
 	h.Del("Authorization")
 	h.Del(capture.HeaderActorID)
+	if x, ok := pr.In.Context().Value(exchangeKey{}).(*exchange); ok {
+		x.span.Forward(h)
+	}
 	if p.token != "" {
 		h.Set("Authorization", "Bearer "+p.token)
 	}

@@ -19,6 +19,7 @@ type call struct {
 	start    time.Time
 	ep       endpoint
 	actor    capture.Actor
+	span     capture.Span
 	reqModel string
 	model    string // as the response names it: usually a dated snapshot
 	stream   bool

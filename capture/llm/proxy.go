@@ -173,7 +173,7 @@ func New(cfg Config) (*Proxy, error) {
 
 // ServeHTTP forwards r upstream, relays the response and records the call.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	c := &call{start: p.now(), ep: classify(r, p.provider), keepBodies: p.bodies}
+	c := &call{start: p.now(), ep: classify(r, p.provider), keepBodies: p.bodies, span: capture.SpanFromRequest(r.Header)}
 	cred, credHeader := credential(r.Header)
 	var admitted bool
 	c.actor, admitted = p.ids.Admit(cred, r.Header)
@@ -295,6 +295,7 @@ func (p *Proxy) outRequest(r *http.Request, c *call, cred, credHeader string) (*
 		}
 	}
 	out.Header.Del(capture.HeaderActorID)
+	c.span.Forward(out.Header)
 	if c.ep.meter != nil {
 		// Let the transport negotiate compression and decode it, so the
 		// proxy can read usage from the body.

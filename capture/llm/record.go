@@ -40,6 +40,7 @@ func (p *Proxy) record(ctx context.Context, c *call, cred string) {
 		StatusCode: c.status,
 	}
 	c.actor.Apply(&e)
+	c.span.Apply(&e)
 
 	switch {
 	case c.unreachable:

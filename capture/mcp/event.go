@@ -121,6 +121,7 @@ func (o *observer) record(oc outcome) {
 		o.cfg.Logger.Error("mcp proxy: cannot encode metadata", "method", c.method, "err", err)
 		return
 	}
+	c.span.Apply(&e)
 	o.cfg.Recorder.Record(context.Background(), e)
 }
 

@@ -44,6 +44,7 @@ type exchange struct {
 	sessionID string // the Mcp-Session-Id the client sent
 	adopted   bool   // the response assigned the session its id
 	agent     capture.Actor
+	span      capture.Span // of this HTTP request, forwarded
 	keys      []callKey // the requests a POST carried
 	status    int
 	sse       *sseObserver
@@ -90,7 +91,7 @@ func NewHTTP(cfg Config) (*HTTPProxy, error) {
 func (p *HTTPProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	cfg := &p.obs.cfg
 	agent, admitted := cfg.Identities.Admit(bearer(r.Header), r.Header)
-	ex := &exchange{sessionID: r.Header.Get(HeaderSessionID), agent: agent}
+	ex := &exchange{sessionID: r.Header.Get(HeaderSessionID), agent: agent, span: capture.SpanFromRequest(r.Header)}
 	ex.sess = p.obs.session(ex.sessionID)
 	if r.Method == http.MethodPost && mediaType(r.Header.Get("Content-Type")) == "application/json" {
 		body, err := io.ReadAll(io.LimitReader(r.Body, cfg.MaxBodyBytes+1))
@@ -99,7 +100,7 @@ func (p *HTTPProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		if int64(len(body)) <= cfg.MaxBodyBytes {
-			ex.keys = p.obs.observe(ex.sess, false, body, ex.agent, 0)
+			ex.keys = p.obs.observe(ex.sess, false, body, ex.agent, 0, ex.span)
 			r.Body = io.NopCloser(bytes.NewReader(body))
 		} else {
 			cfg.Logger.Warn("mcp proxy: request body too large to observe", "limit", cfg.MaxBodyBytes)
@@ -133,6 +134,9 @@ func (p *HTTPProxy) rewrite(pr *httputil.ProxyRequest) {
 	}
 	pr.Out.Host = ""
 	pr.Out.Header.Del(capture.HeaderActorID)
+	if ex, ok := pr.In.Context().Value(exchangeKey{}).(*exchange); ok {
+		ex.span.Forward(pr.Out.Header)
+	}
 }
 
 // modifyResponse notes the session the server assigned and wraps the body
@@ -148,7 +152,7 @@ func (p *HTTPProxy) modifyResponse(resp *http.Response) error {
 		ex.adopted = true
 	}
 	limit := p.obs.cfg.MaxBodyBytes
-	onMessage := func(b []byte) { p.obs.observe(ex.sess, true, b, ex.agent, ex.status) }
+	onMessage := func(b []byte) { p.obs.observe(ex.sess, true, b, ex.agent, ex.status, capture.Span{}) }
 	switch mediaType(resp.Header.Get("Content-Type")) {
 	case "text/event-stream":
 		ex.sse = newSSEObserver(resp.Body, int(min(limit, 1<<30)), onMessage)

@@ -4,6 +4,10 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+
+	"go.opentelemetry.io/otel/propagation"
+
+	"github.com/agenttrail/agenttrail/capture"
 )
 
 // message is the part of one JSON-RPC 2.0 message the observer reads. The
@@ -102,6 +106,26 @@ func parseParams(raw json.RawMessage) requestParams {
 		p.ClientInfo = metaImplementation(p.Meta, metaClientInfo)
 	}
 	return p
+}
+
+// callSpan returns the span of one request: a child of the traceparent the
+// HTTP request carried (reqSpan) when that was valid, else of the MCP
+// convention's params._meta.traceparent (and tracestate), which is all a
+// stdio message can carry, else the root of a new trace. A malformed
+// traceparent in either place is ignored.
+func callSpan(meta map[string]json.RawMessage, reqSpan capture.Span) capture.Span {
+	if reqSpan.ParentSpanID.IsValid() {
+		return reqSpan
+	}
+	var tp, ts string
+	_ = json.Unmarshal(meta["traceparent"], &tp)
+	_ = json.Unmarshal(meta["tracestate"], &ts)
+	if tp == "" && reqSpan.TraceID.IsValid() {
+		return reqSpan
+	}
+	s := capture.NewSpan(propagation.MapCarrier{"traceparent": tp, "tracestate": ts})
+	s.SessionID = reqSpan.SessionID
+	return s
 }
 
 // metaImplementation decodes an Implementation from _meta[key].

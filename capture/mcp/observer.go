@@ -60,6 +60,7 @@ type call struct {
 	params requestParams
 	start  time.Time
 	actor  capture.Actor
+	span   capture.Span
 	timer  *time.Timer
 }
 
@@ -142,7 +143,10 @@ func (o *observer) sweepLocked() {
 // stdio). It returns the keys of the requests it registered. Requests must be
 // observed before they are relayed, so that their response cannot overtake
 // them.
-func (o *observer) observe(s *session, fromServer bool, payload []byte, agent capture.Actor, status int) []callKey {
+//
+// span is the span of the HTTP request that carried payload (the zero Span
+// on stdio and for responses): see callSpan.
+func (o *observer) observe(s *session, fromServer bool, payload []byte, agent capture.Actor, status int, span capture.Span) []callKey {
 	msgs, err := parseMessages(payload)
 	if err != nil {
 		o.cfg.Logger.Debug("mcp proxy: relayed a message it cannot parse", "transport", o.transport, "err", err)
@@ -160,7 +164,7 @@ func (o *observer) observe(s *session, fromServer bool, payload []byte, agent ca
 		m := &msgs[i]
 		switch {
 		case m.isRequest():
-			if k, ok := o.requestLocked(s, fromServer, m, now, &done); ok {
+			if k, ok := o.requestLocked(s, fromServer, m, now, span, &done); ok {
 				keys = append(keys, k)
 			}
 		case m.isResponse():
@@ -192,7 +196,7 @@ func (o *observer) observe(s *session, fromServer bool, payload []byte, agent ca
 
 // requestLocked registers a request, unless it is one the trail skips. A
 // request pending under the same id is closed into done.
-func (o *observer) requestLocked(s *session, fromServer bool, m *message, now time.Time, done *[]outcome) (callKey, bool) {
+func (o *observer) requestLocked(s *session, fromServer bool, m *message, now time.Time, span capture.Span, done *[]outcome) (callKey, bool) {
 	if m.Method == methodPing {
 		return callKey{}, false
 	}
@@ -207,7 +211,7 @@ func (o *observer) requestLocked(s *session, fromServer bool, m *message, now ti
 		o.cfg.Logger.Warn("mcp proxy: request id reused while pending", "method", old.method, "id", k.id)
 		*done = append(*done, o.outcomeLocked(s, old, nil, 0, "request id reused before a response", now))
 	}
-	c := &call{key: k, id: m.ID, method: m.Method, params: p, start: now, actor: s.agent}
+	c := &call{key: k, id: m.ID, method: m.Method, params: p, start: now, actor: s.agent, span: callSpan(p.Meta, span)}
 	c.timer = time.AfterFunc(o.cfg.Timeout, func() { o.expire(s, c) })
 	s.pending[k] = c
 	return k, true

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/agenttrail/agenttrail"
+	"github.com/agenttrail/agenttrail/capture"
 )
 
 // observeLines feeds lines to a stdio observer: ">" lines come from the
@@ -32,7 +33,7 @@ func newFeed(t *testing.T, cfg Config) func(lines ...string) {
 	agent := cfg.Identities.Resolve("", nil)
 	return func(lines ...string) {
 		for _, l := range lines {
-			o.observe(s, strings.HasPrefix(l, "<"), []byte(l[1:]), agent, 0)
+			o.observe(s, strings.HasPrefix(l, "<"), []byte(l[1:]), agent, 0, capture.Span{})
 		}
 	}
 }

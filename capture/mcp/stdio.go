@@ -77,7 +77,7 @@ func (p *Stdio) copyLines(w io.Writer, r io.Reader, fromServer bool) error {
 	for {
 		line, err := readLine(br)
 		if len(line) > 0 {
-			p.obs.observe(p.sess, fromServer, line, p.agent, 0)
+			p.obs.observe(p.sess, fromServer, line, p.agent, 0, capture.Span{})
 			if _, werr := w.Write(line); werr != nil {
 				return fmt.Errorf("relay: %w", werr)
 			}

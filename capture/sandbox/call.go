@@ -21,6 +21,7 @@ import (
 type call struct {
 	start      time.Time
 	actor      capture.Actor
+	span       capture.Span
 	route      route
 	apiPath    string
 	image      string
@@ -234,6 +235,7 @@ func (p *DockerProxy) record(ctx context.Context, c *call) {
 	if e.Description == "" {
 		e.Description = describeCall(c)
 	}
+	c.span.Apply(&e)
 	execID := c.route.exec
 	if c.route.op == OpExecCreate {
 		execID = c.created

@@ -170,7 +170,7 @@ func (p *DockerProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	actor, admitted := p.ids.Admit(peer, r.Header)
 	var c *call
 	if rt.op != "" {
-		c = &call{start: start, route: rt, apiPath: r.URL.Path}
+		c = &call{start: start, route: rt, apiPath: r.URL.Path, span: capture.SpanFromRequest(r.Header)}
 		c.actor = actor
 		if c.actor.ID == "" {
 			c.actor.ID = "anonymous"
@@ -178,6 +178,13 @@ func (p *DockerProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.readRequest(r, c)
 	}
 	r.Header.Del(capture.HeaderActorID)
+	if c != nil {
+		// The Engine's own traces (dockerd reads traceparent) join the
+		// span recorded for the call; unrecorded requests pass as they are.
+		c.span.Forward(r.Header)
+	} else {
+		r.Header.Del(capture.HeaderSessionID)
+	}
 	if !admitted {
 		// Once peers are mapped, only they may drive the Engine.
 		w.Header().Set("Content-Type", "application/json")

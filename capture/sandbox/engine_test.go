@@ -35,6 +35,7 @@ type fakeEngine struct {
 	execs      map[string]*fakeExec
 	requests   []string // "METHOD PATH" of every request, in order
 	actorSeen  int      // requests that arrived still naming an actor
+	lastHeader http.Header
 }
 
 type fakeContainer struct {
@@ -135,6 +136,7 @@ func (e *fakeEngine) serve(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Ostype", "linux")
 	e.mu.Lock()
 	e.requests = append(e.requests, r.Method+" "+r.URL.Path)
+	e.lastHeader = r.Header.Clone()
 	if r.Header.Get(capture.HeaderActorID) != "" {
 		e.actorSeen++
 	}

@@ -61,6 +61,7 @@ func (x *Execution) record(ctx context.Context, end time.Time, res agenttrail.Re
 		Description:  desc,
 	}
 	x.actor.Apply(&e)
+	x.span.Apply(&e)
 	if err := e.SetMetadata("shell", m); err != nil {
 		x.opts.Logger.Error("shell: encode metadata", "err", err)
 	}

@@ -20,6 +20,7 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
+	"strings"
 	"syscall"
 	"time"
 
@@ -92,6 +93,7 @@ type Execution struct {
 	rec            *capture.Redacting
 	ctx            context.Context
 	actor          capture.Actor
+	span           capture.Span
 	opts           Options
 	argv           []string // redacted
 	cwd, host      string
@@ -119,6 +121,12 @@ func Run(ctx context.Context, rec capture.Recorder, actor capture.Actor, cmd *ex
 
 // Start starts cmd as Run does, without waiting for it. When the command
 // cannot be started it records the failure and returns a *StartError.
+//
+// The event's trace comes from the command's environment (cmd.Env, or this
+// process's when nil): TRACEPARENT and TRACESTATE name its parent span and
+// AGENTTRAIL_SESSION_ID its session; a missing or malformed TRACEPARENT
+// starts a new trace. The command runs with TRACEPARENT naming the span
+// recorded for it.
 func Start(ctx context.Context, rec capture.Recorder, actor capture.Actor, cmd *exec.Cmd, opts Options) (*Execution, error) {
 	if cmd.Process != nil {
 		return nil, errors.New("shell: command already started")
@@ -144,6 +152,15 @@ func Start(ctx context.Context, rec capture.Recorder, actor capture.Actor, cmd *
 		x.cwd, _ = os.Getwd()
 	}
 	x.host, _ = os.Hostname()
+	// The trace context travels in the environment (the OpenTelemetry
+	// convention): the command's own TRACEPARENT is its parent, and the
+	// command gets one naming the span recorded for it.
+	env := cmd.Env
+	if env == nil {
+		env = os.Environ()
+	}
+	x.span = capture.SpanFromEnv(func(k string) string { return lookupEnv(env, k) })
+	cmd.Env = x.span.Environ(env)
 	if !opts.NoCapture {
 		x.stdout, x.stderr = newCapBuffer(opts.MaxOutput), newCapBuffer(opts.MaxOutput)
 		cmd.Stdout, cmd.Stderr = tee(cmd.Stdout, x.stdout), tee(cmd.Stderr, x.stderr)
@@ -216,4 +233,15 @@ func (x *Execution) Wait() (*Result, error) {
 	}
 	res.Event = x.record(x.ctx, end, result, m, desc)
 	return res, err
+}
+
+// lookupEnv returns the value of the last k=… entry of env, as the process
+// started with env would see it (os/exec keeps the last duplicate).
+func lookupEnv(env []string, k string) string {
+	for i := len(env) - 1; i >= 0; i-- {
+		if v, ok := strings.CutPrefix(env[i], k+"="); ok {
+			return v
+		}
+	}
+	return ""
 }
