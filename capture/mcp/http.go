@@ -45,7 +45,7 @@ type exchange struct {
 	adopted   bool   // the response assigned the session its id
 	agent     capture.Actor
 	span      capture.Span // of this HTTP request, forwarded
-	keys      []callKey // the requests a POST carried
+	keys      []callKey    // the requests a POST carried
 	status    int
 	sse       *sseObserver
 	json      *jsonObserver
