@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"net/http"
 	"strings"
+	"unicode/utf8"
 
 	"go.opentelemetry.io/otel/baggage"
 	"go.opentelemetry.io/otel/propagation"
@@ -190,8 +191,16 @@ func (s Span) Apply(e *agenttrail.Event) {
 	}
 }
 
-// clampSession cuts v to MaxSessionID bytes at a rune boundary.
+// clampSession makes v a session id every event accepts: control
+// characters and invalid UTF-8 dropped (a percent-decoded baggage value may
+// hold any byte), then cut to MaxSessionID bytes at a rune boundary.
 func clampSession(v string) string {
+	v = strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f || r == utf8.RuneError {
+			return -1
+		}
+		return r
+	}, v)
 	if len(v) <= MaxSessionID {
 		return v
 	}

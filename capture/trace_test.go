@@ -99,6 +99,7 @@ func TestSession(t *testing.T) {
 		{"baggage over two headers", http.Header{"Baggage": {"userId=alice", "agenttrail.session_id=t9"}}, "t9"},
 		{"baggage with a malformed member", http.Header{"Baggage": {"=bad,agenttrail.session_id=t10"}}, "t10"},
 		{"header wins over baggage", http.Header{"X-Agenttrail-Session-Id": {"h"}, "Baggage": {"agenttrail.session_id=b"}}, "h"},
+		{"control characters dropped", http.Header{"Baggage": {"agenttrail.session_id=a%0Ab%00c%7F"}}, "abc"},
 		{"over the bound, cut at a rune", http.Header{"X-Agenttrail-Session-Id": {long}}, long[:MaxSessionID]},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
