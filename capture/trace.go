@@ -105,12 +105,12 @@ func SpanFromRequest(h http.Header) Span {
 // header, else the baggage entry agenttrail.session_id, else "".
 func SessionFromRequest(h http.Header) string {
 	if v := strings.TrimSpace(h.Get(HeaderSessionID)); v != "" {
-		return clampSession(v)
+		return CleanSessionID(v)
 	}
 	if vv := h.Values(HeaderBaggage); len(vv) > 0 {
 		// Parse keeps the members it can read when others are malformed.
 		b, _ := baggage.Parse(strings.Join(vv, ","))
-		return clampSession(b.Member(BaggageSessionID).Value())
+		return CleanSessionID(b.Member(BaggageSessionID).Value())
 	}
 	return ""
 }
@@ -123,7 +123,7 @@ func SpanFromEnv(getenv func(string) string) Span {
 		"traceparent": getenv(EnvTraceparent),
 		"tracestate":  getenv(EnvTracestate),
 	})
-	s.SessionID = clampSession(strings.TrimSpace(getenv(EnvSessionID)))
+	s.SessionID = CleanSessionID(strings.TrimSpace(getenv(EnvSessionID)))
 	return s
 }
 
@@ -191,10 +191,10 @@ func (s Span) Apply(e *agenttrail.Event) {
 	}
 }
 
-// clampSession makes v a session id every event accepts: control
+// CleanSessionID makes v a session id every event accepts: control
 // characters and invalid UTF-8 dropped (a percent-decoded baggage value may
 // hold any byte), then cut to MaxSessionID bytes at a rune boundary.
-func clampSession(v string) string {
+func CleanSessionID(v string) string {
 	v = strings.Map(func(r rune) rune {
 		if r < 0x20 || r == 0x7f || r == utf8.RuneError {
 			return -1

@@ -24,6 +24,9 @@ func (s *Server) routeTable() []route {
 	return append([]route{
 		{http.MethodPost, "/v1/events", RoleIngest, s.wrap(s.postEvents)},
 		{http.MethodGet, "/v1/events", RoleRead, s.wrap(s.listEvents)},
+		// OTLP/HTTP answers in the request's encoding, not as JSON.
+		{http.MethodPost, "/v1/otlp/v1/traces", RoleIngest, http.HandlerFunc(s.postOTLPTraces)},
+		{http.MethodPost, "/v1/otlp/v1/logs", RoleIngest, http.HandlerFunc(s.postOTLPLogs)},
 		{http.MethodGet, "/v1/events/{id}", RoleRead, s.wrap(s.getEvent)},
 		{http.MethodGet, "/v1/aggregate", RoleRead, s.wrap(s.aggregate)},
 		{http.MethodGet, "/v1/timeseries", RoleRead, s.wrap(s.timeseries)},

@@ -16,7 +16,9 @@ import (
 	"time"
 
 	"github.com/agenttrail/agenttrail"
+	"github.com/agenttrail/agenttrail/capture/llm"
 	"github.com/agenttrail/agenttrail/ingest"
+	"github.com/agenttrail/agenttrail/otlp"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -82,6 +84,9 @@ type Config struct {
 	MaxBodyBytes int64
 	// Integrity serves /v1/integrity/*; nil answers them 404.
 	Integrity *Integrity
+	// Prices prices the GenAI usage that arrives over OTLP; nil means the
+	// LLM proxy's built-in table (llm.DefaultPrices).
+	Prices *llm.Prices
 	// CursorKey authenticates the cursors of GET /v1/events (HMAC-SHA256).
 	// Empty means a random key: cursors then expire when the process
 	// restarts. app.LoadCursorKey keeps one in the data directory.
@@ -111,6 +116,7 @@ type Server struct {
 	now       func() time.Time
 	auth      Authenticator
 	addr      string
+	otlp      *otlp.Mapper
 
 	audit        *auditor // nil when not auditing
 	limiter      *rateLimiter
@@ -175,6 +181,7 @@ func New(cfg Config) *Server {
 		s.addr = DefaultAddr
 	}
 	s.metrics = newHTTPMetrics(s.reg)
+	s.otlp = newOTLPMapper(cfg.Prices, s.log)
 	limited := newRateLimited(s.reg)
 	s.limiter = newRateLimiter(cfg.RateLimit, limited, "token")
 	s.anonLimiter = newRateLimiter(cfg.AnonymousRateLimit, limited, "address")
