@@ -72,7 +72,7 @@ func TestTracesFromSDK(t *testing.T) {
 		name string
 		opt  otlptracehttp.Option
 	}{
-		{"protobuf", otlptracehttp.WithEncoding(otlptracehttp.EncodingProto)},
+		{"protobuf", otlptracehttp.WithEncoding(otlptracehttp.EncodingProtobuf)},
 		{"json", otlptracehttp.WithEncoding(otlptracehttp.EncodingJSON)},
 	} {
 		t.Run(enc.name, func(t *testing.T) {
@@ -180,10 +180,10 @@ func TestLogsFromSDK(t *testing.T) {
 	r.SetTimestamp(time.Now())
 	r.SetSeverity(otellog.SeverityInfo)
 	r.AddAttributes(
-		otellog.String("gen_ai.operation.name", "chat"), otellog.String("gen_ai.provider.name", "anthropic"),
-		otellog.String("gen_ai.request.model", "claude-sonnet-4-5"), otellog.String("gen_ai.agent.id", "agent-review"),
-		otellog.Int("gen_ai.usage.input_tokens", 5000), otellog.Int("gen_ai.usage.output_tokens", 700),
-		otellog.Int("gen_ai.usage.cache_read.input_tokens", 3000), otellog.Int("gen_ai.usage.cache_creation.input_tokens", 1000))
+		attribute.String("gen_ai.operation.name", "chat"), attribute.String("gen_ai.provider.name", "anthropic"),
+		attribute.String("gen_ai.request.model", "claude-sonnet-4-5"), attribute.String("gen_ai.agent.id", "agent-review"),
+		attribute.Int("gen_ai.usage.input_tokens", 5000), attribute.Int("gen_ai.usage.output_tokens", 700),
+		attribute.Int("gen_ai.usage.cache_read.input_tokens", 3000), attribute.Int("gen_ai.usage.cache_creation.input_tokens", 1000))
 	lp.Logger("agent").Emit(sctx, r)
 	span.End()
 	if err := lp.Shutdown(ctx); err != nil {
