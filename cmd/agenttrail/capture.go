@@ -52,7 +52,7 @@ func (f *captureFlags) register(fs *flag.FlagSet, env *Env, self string) {
 	fs.StringVar(&f.actorType, "actor-type", string(agenttrail.ActorAgent), "default actor type: agent, user or system")
 	fs.StringVar(&f.org, "org", "", "org to record under (default: the token's org)")
 	fs.StringVar(&f.project, "project", "", "project to record under")
-	fs.StringVar(&f.identities, "identities", "", `JSON file mapping credentials agents present to actors: {"<credential>": {"actor_id": "...", "org": "...", "project": "..."}}`)
+	fs.StringVar(&f.identities, "identities", "", `JSON file mapping credentials agents present to actors: {"<credential>": {"actor_id": "...", "org": "...", "project": "...", "session": "default session of its actions"}}`)
 	fs.BoolVar(&f.allowUnmapped, "allow-unmapped", false, "with --identities, also let through requests whose credential is not mapped, as the actor the X-Agenttrail-Actor-Id header names or the default actor (otherwise they are refused)")
 	fs.StringVar(&f.redact, "redact", "", `JSON file of extra redaction patterns: [{"kind": "...", "regexp": "..."}]`)
 	if f.spool == "" {
