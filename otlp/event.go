@@ -149,7 +149,7 @@ func mcpEvent(e *agenttrail.Event, a attributes, op string) error {
 		e.Action = "tools/call"
 	}
 	if tool != "" {
-		e.ResourceType, e.ResourceID = "tool", tool
+		e.ResourceType, e.ResourceID = "mcp_tool", tool
 	}
 	md := map[string]any{
 		"server": a.str("rpc.service", "server.address"),
