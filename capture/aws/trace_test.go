@@ -20,17 +20,11 @@ func TestTraceContext(t *testing.T) {
 	srv := httptest.NewServer(up)
 	defer srv.Close()
 	proxy, rec := startProxy(t, srv.URL, Config{})
-	for i, tc := range []struct {
-		name, traceparent, session string
-	}{
-		{"valid", capturetest.Traceparent, "task-7"},
-		{"malformed", capturetest.BadTraceparent, ""},
-		{"none", "", ""},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
+	for i, tc := range capturetest.TraceCases {
+		t.Run(tc.Name, func(t *testing.T) {
 			cl := newClients(proxy, agentKeyID, agentSecret)
 			_, err := cl.sts.GetCallerIdentity(context.Background(), &sts.GetCallerIdentityInput{}, func(o *sts.Options) {
-				for k, vv := range capturetest.TraceHeaders(tc.traceparent, tc.session) {
+				for k, vv := range capturetest.TraceHeaders(tc.Traceparent, tc.Session) {
 					o.APIOptions = append(o.APIOptions, smithyhttp.AddHeaderValue(k, vv[0]))
 				}
 			})
@@ -38,9 +32,9 @@ func TestTraceContext(t *testing.T) {
 				t.Fatalf("GetCallerIdentity: %v", err)
 			}
 			e := rec.Wait(t, i+1)[i]
-			capturetest.CheckTrace(t, e, tc.traceparent, up.Last())
-			if e.SessionID != tc.session {
-				t.Errorf("session_id = %q, want %q", e.SessionID, tc.session)
+			capturetest.CheckTrace(t, e, tc.Traceparent, up.Last())
+			if e.SessionID != tc.WantSession("") {
+				t.Errorf("session_id = %q, want %q", e.SessionID, tc.Session)
 			}
 		})
 	}

@@ -1,6 +1,7 @@
 package capturetest
 
 import (
+	"cmp"
 	"net/http"
 	"regexp"
 	"sync"
@@ -99,3 +100,18 @@ func (h *Headers) Last() http.Header {
 	}
 	return h.seen[len(h.seen)-1]
 }
+
+// TraceCase is one way an agent sends trace context: a traceparent (valid,
+// malformed or none) and the session it names ("" for none).
+type TraceCase struct{ Name, Traceparent, Session string }
+
+// TraceCases are the cases every surface is tested with.
+var TraceCases = []TraceCase{
+	{"valid", Traceparent, "task-7"},
+	{"malformed", BadTraceparent, ""},
+	{"none", "", ""},
+}
+
+// WantSession is the session an event of tc records when the credential's
+// default session is def: the one the request names wins.
+func (tc TraceCase) WantSession(def string) string { return cmp.Or(tc.Session, def) }

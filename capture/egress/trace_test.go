@@ -21,25 +21,19 @@ func TestTraceContext(t *testing.T) {
 		Identities: ids,
 		Policy:     Policy{AllowPrivate: true},
 	})
-	for i, tc := range []struct {
-		name, traceparent, session, wantSession string
-	}{
-		{"valid", capturetest.Traceparent, "task-7", "task-7"},
-		{"malformed", capturetest.BadTraceparent, "", "nightly-run"},
-		{"none", "", "", "nightly-run"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
+	for i, tc := range capturetest.TraceCases {
+		t.Run(tc.Name, func(t *testing.T) {
 			args := []string{"-x", proxy, "--proxy-user", "x:sk-proxy-2"}
-			for k, vv := range capturetest.TraceHeaders(tc.traceparent, tc.session) {
+			for k, vv := range capturetest.TraceHeaders(tc.Traceparent, tc.Session) {
 				args = append(args, "-H", k+": "+vv[0])
 			}
 			if out, errOut, code := curl(t, append(args, "http://example.com:"+p+"/items")...); code != 0 {
 				t.Fatalf("curl = %q, exit %d (%s)", out, code, errOut)
 			}
 			e := rec.Wait(t, i+1)[i]
-			capturetest.CheckTrace(t, e, tc.traceparent, seen()[i].header)
-			if e.SessionID != tc.wantSession {
-				t.Errorf("session_id = %q, want %q", e.SessionID, tc.wantSession)
+			capturetest.CheckTrace(t, e, tc.Traceparent, seen()[i].header)
+			if e.SessionID != tc.WantSession("nightly-run") {
+				t.Errorf("session_id = %q, want %q", e.SessionID, tc.WantSession("nightly-run"))
 			}
 		})
 	}

@@ -19,16 +19,10 @@ func TestTraceContext(t *testing.T) {
 	ids := &capture.Identities{Default: capture.Actor{ID: "default-agent"}}
 	ids.Add(agentToken, capture.Actor{ID: "agent-ops", Session: "ops-default"})
 	proxy, rec := startProxy(t, srv.URL, Config{Identities: ids})
-	for i, tc := range []struct {
-		name, traceparent, session, wantSession string
-	}{
-		{"valid", capturetest.Traceparent, "task-7", "task-7"},
-		{"malformed", capturetest.BadTraceparent, "", "ops-default"},
-		{"none", "", "", "ops-default"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
+	for i, tc := range capturetest.TraceCases {
+		t.Run(tc.Name, func(t *testing.T) {
 			req, _ := http.NewRequest(http.MethodGet, proxy+"/api/v1/namespaces/default/pods/web", nil)
-			req.Header = capturetest.TraceHeaders(tc.traceparent, tc.session)
+			req.Header = capturetest.TraceHeaders(tc.Traceparent, tc.Session)
 			req.Header.Set("Authorization", "Bearer "+agentToken)
 			resp, err := http.DefaultClient.Do(req)
 			if err != nil {
@@ -39,9 +33,9 @@ func TestTraceContext(t *testing.T) {
 				t.Fatalf("status %d, want 200", resp.StatusCode)
 			}
 			e := rec.Wait(t, i+1)[i]
-			capturetest.CheckTrace(t, e, tc.traceparent, up.Last())
-			if e.SessionID != tc.wantSession {
-				t.Errorf("session_id = %q, want %q", e.SessionID, tc.wantSession)
+			capturetest.CheckTrace(t, e, tc.Traceparent, up.Last())
+			if e.SessionID != tc.WantSession("ops-default") {
+				t.Errorf("session_id = %q, want %q", e.SessionID, tc.WantSession("ops-default"))
 			}
 		})
 	}

@@ -19,26 +19,20 @@ func TestTraceContext(t *testing.T) {
 	ids := testIdentities()
 	ids.Add("sk-proxy-nightly-0123456789", capture.Actor{ID: "agent-nightly", Session: "nightly-run"})
 	env := startProxy(t, llm.Config{Identities: ids})
-	for i, tc := range []struct {
-		name, traceparent, session, key, wantSession string
-	}{
-		{"valid", capturetest.Traceparent, "task-7", ciKey, "task-7"},
-		{"malformed", capturetest.BadTraceparent, "", ciKey, ""},
-		{"none, the credential's session", "", "", "sk-proxy-nightly-0123456789", "nightly-run"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
+	for i, tc := range capturetest.TraceCases {
+		t.Run(tc.Name, func(t *testing.T) {
 			var opts []option.RequestOption
-			for k, vv := range capturetest.TraceHeaders(tc.traceparent, tc.session) {
+			for k, vv := range capturetest.TraceHeaders(tc.Traceparent, tc.Session) {
 				opts = append(opts, option.WithHeader(k, vv[0]))
 			}
-			client := openaiClient(env, tc.key)
+			client := openaiClient(env, "sk-proxy-nightly-0123456789")
 			if _, err := client.Chat.Completions.New(context.Background(), chatParams("gpt-4o-mini"), opts...); err != nil {
 				t.Fatal(err)
 			}
 			e := env.rec.wait(t, i+1)[i]
-			capturetest.CheckTrace(t, e, tc.traceparent, env.up.last().Header)
-			if e.SessionID != tc.wantSession {
-				t.Errorf("session_id = %q, want %q", e.SessionID, tc.wantSession)
+			capturetest.CheckTrace(t, e, tc.Traceparent, env.up.last().Header)
+			if e.SessionID != tc.WantSession("nightly-run") {
+				t.Errorf("session_id = %q, want %q", e.SessionID, tc.WantSession("nightly-run"))
 			}
 		})
 	}

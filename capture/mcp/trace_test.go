@@ -15,14 +15,8 @@ import (
 // trace with a span of its own and forwards a traceparent naming that span;
 // a malformed traceparent starts a new trace.
 func TestHTTPTraceContext(t *testing.T) {
-	for _, tc := range []struct {
-		name, traceparent, session string
-	}{
-		{"valid", capturetest.Traceparent, "task-7"},
-		{"malformed", capturetest.BadTraceparent, ""},
-		{"none", "", ""},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
+	for _, tc := range capturetest.TraceCases {
+		t.Run(tc.Name, func(t *testing.T) {
 			srv := newTestServer()
 			up := &capturetest.Headers{Next: sdk.NewStreamableHTTPHandler(func(*http.Request) *sdk.Server { return srv },
 				&sdk.StreamableHTTPOptions{Stateless: true, JSONResponse: true})}
@@ -38,7 +32,7 @@ func TestHTTPTraceContext(t *testing.T) {
 			front := httptest.NewServer(p)
 			defer func() { front.Close(); p.Close() }()
 
-			h := capturetest.TraceHeaders(tc.traceparent, tc.session)
+			h := capturetest.TraceHeaders(tc.Traceparent, tc.Session)
 			h.Set("Authorization", "Bearer tok-ci")
 			cs := connectHTTP(t, front.URL+"/mcp", h, "accept", nil)
 			defer cs.Close()
@@ -47,9 +41,9 @@ func TestHTTPTraceContext(t *testing.T) {
 			}
 			forwarded := up.Last() // the tools/call POST: stateless JSON opens no GET stream
 			e := rec.call(t, "tools/call", "echo")
-			capturetest.CheckTrace(t, e, tc.traceparent, forwarded)
-			if e.SessionID != tc.session {
-				t.Errorf("session_id = %q, want %q", e.SessionID, tc.session)
+			capturetest.CheckTrace(t, e, tc.Traceparent, forwarded)
+			if e.SessionID != tc.WantSession("") {
+				t.Errorf("session_id = %q, want %q", e.SessionID, tc.Session)
 			}
 		})
 	}

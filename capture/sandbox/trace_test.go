@@ -18,16 +18,10 @@ func TestDockerTraceContext(t *testing.T) {
 	ids := &capture.Identities{Default: capture.Actor{ID: "default-agent", Session: "sandbox-default"}}
 	host, _, mem := startDockerProxy(t, "tcp", DockerConfig{Upstream: eng.endpoint(), Identities: ids})
 	base := "http://" + strings.TrimPrefix(host, "tcp://")
-	for i, tc := range []struct {
-		name, traceparent, session, wantSession string
-	}{
-		{"valid", capturetest.Traceparent, "task-7", "task-7"},
-		{"malformed", capturetest.BadTraceparent, "", "sandbox-default"},
-		{"none", "", "", "sandbox-default"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			req, _ := http.NewRequest(http.MethodPost, base+"/v1.47/containers/create?name=c"+tc.name, bytes.NewReader([]byte(`{"Image":"alpine"}`)))
-			req.Header = capturetest.TraceHeaders(tc.traceparent, tc.session)
+	for i, tc := range capturetest.TraceCases {
+		t.Run(tc.Name, func(t *testing.T) {
+			req, _ := http.NewRequest(http.MethodPost, base+"/v1.47/containers/create?name=c"+tc.Name, bytes.NewReader([]byte(`{"Image":"alpine"}`)))
+			req.Header = capturetest.TraceHeaders(tc.Traceparent, tc.Session)
 			req.Header.Set("Content-Type", "application/json")
 			resp, err := http.DefaultClient.Do(req)
 			if err != nil {
@@ -41,9 +35,9 @@ func TestDockerTraceContext(t *testing.T) {
 			forwarded := eng.lastHeader
 			eng.mu.Unlock()
 			e := mem.Wait(t, i+1)[i]
-			capturetest.CheckTrace(t, e, tc.traceparent, forwarded)
-			if e.SessionID != tc.wantSession {
-				t.Errorf("session_id = %q, want %q", e.SessionID, tc.wantSession)
+			capturetest.CheckTrace(t, e, tc.Traceparent, forwarded)
+			if e.SessionID != tc.WantSession("sandbox-default") {
+				t.Errorf("session_id = %q, want %q", e.SessionID, tc.WantSession("sandbox-default"))
 			}
 		})
 	}
