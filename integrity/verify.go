@@ -8,7 +8,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
 	"strings"
+	"sync"
 
 	"github.com/agenttrail/agenttrail"
 	"golang.org/x/mod/sumdb/note"
@@ -164,53 +166,69 @@ func Verify(r io.ReaderAt, size int64, vkey string) (*Report, error) {
 	defer f.Close()
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 0, 1<<16), 4<<20)
-	var buf []byte
 	prevIdx, prevSeq := int64(-1), int64(0)
+	// Lines are decoded and hashed in parallel, a slice at a time, and
+	// checked in file order: order is what the checks are about.
+	check := func(lines []decoded) {
+		for i := range lines {
+			d := &lines[i]
+			if len(rep.Problems) >= maxProblems {
+				return
+			}
+			if d.err != nil {
+				rep.add("", -1, "%s line %d: not an event: %v", bundleEvents, d.line, d.err)
+				continue
+			}
+			e := &d.event
+			rep.Events++
+			if e.LogIndex == nil {
+				rep.add(e.ID, -1, "no log_index")
+				continue
+			}
+			x := *e.LogIndex
+			if x < tree.First || x >= tree.End {
+				rep.add(e.ID, x, "log_index outside the bundle's range %d..%d", tree.First, tree.End-1)
+				continue
+			}
+			ok := true
+			if x <= prevIdx || e.Seq <= prevSeq {
+				rep.add(e.ID, x, "out of order (after leaf %d, seq %d; this event has seq %d)", prevIdx, prevSeq, e.Seq)
+				ok = false
+			}
+			prevIdx, prevSeq = max(prevIdx, x), max(prevSeq, e.Seq)
+			if seen[x-tree.First] {
+				rep.add(e.ID, x, "duplicate leaf")
+				continue
+			}
+			seen[x-tree.First] = true
+			if d.leaf != leafAt(x) {
+				rep.add(e.ID, x, "content altered")
+				ok = false
+			}
+			if ok {
+				rep.Verified++
+			}
+		}
+	}
+	const slice = 4096
+	var raw [][]byte
+	var lineNo []int
 	line := 0
-	for sc.Scan() {
+	flush := func() {
+		check(decodeLines(raw, lineNo))
+		raw, lineNo = raw[:0], lineNo[:0]
+	}
+	for sc.Scan() && len(rep.Problems) < maxProblems {
 		line++
 		if len(bytes.TrimSpace(sc.Bytes())) == 0 {
 			continue
 		}
-		if len(rep.Problems) >= maxProblems {
-			break
-		}
-		var e agenttrail.Event
-		if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
-			rep.add("", -1, "%s line %d: not an event: %v", bundleEvents, line, err)
-			continue
-		}
-		rep.Events++
-		if e.LogIndex == nil {
-			rep.add(e.ID, -1, "no log_index")
-			continue
-		}
-		x := *e.LogIndex
-		if x < tree.First || x >= tree.End {
-			rep.add(e.ID, x, "log_index outside the bundle's range %d..%d", tree.First, tree.End-1)
-			continue
-		}
-		ok := true
-		if x <= prevIdx || e.Seq <= prevSeq {
-			rep.add(e.ID, x, "out of order (after leaf %d, seq %d; this event has seq %d)", prevIdx, prevSeq, e.Seq)
-			ok = false
-		}
-		prevIdx, prevSeq = max(prevIdx, x), max(prevSeq, e.Seq)
-		if seen[x-tree.First] {
-			rep.add(e.ID, x, "duplicate leaf")
-			continue
-		}
-		seen[x-tree.First] = true
-		var h tlog.Hash
-		h, buf = LeafHash(&e, buf)
-		if h != leafAt(x) {
-			rep.add(e.ID, x, "content altered")
-			ok = false
-		}
-		if ok {
-			rep.Verified++
+		raw, lineNo = append(raw, bytes.Clone(sc.Bytes())), append(lineNo, line)
+		if len(raw) == slice {
+			flush()
 		}
 	}
+	flush()
 	if err := sc.Err(); err != nil {
 		rep.add("", -1, "%s: %v", bundleEvents, err)
 	}
@@ -230,6 +248,35 @@ func Verify(r io.ReaderAt, size int64, vkey string) (*Report, error) {
 		i = j
 	}
 	return rep, nil
+}
+
+// decoded is one line of events.ndjson, decoded and hashed.
+type decoded struct {
+	line  int
+	event agenttrail.Event
+	leaf  tlog.Hash
+	err   error
+}
+
+// decodeLines decodes and hashes lines on every core.
+func decodeLines(lines [][]byte, lineNo []int) []decoded {
+	out := make([]decoded, len(lines))
+	workers := min(runtime.GOMAXPROCS(0), max(1, len(lines)/64))
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			var buf []byte
+			for i := w; i < len(lines); i += workers {
+				d := &out[i]
+				d.line = lineNo[i]
+				if d.err = json.Unmarshal(lines[i], &d.event); d.err == nil {
+					d.leaf, buf = LeafHash(&d.event, buf)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return out
 }
 
 // rangeRoot computes the root of the tree from the leaves [First, End) and
