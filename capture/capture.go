@@ -140,12 +140,13 @@ func (ids *Identities) Resolve(credential string, h http.Header) Actor {
 	return a.Or(ids.Default)
 }
 
-// Or completes a with def: the type, org and project a leaves empty come
-// from def.
+// Or completes a with def: the type, org, project and session a leaves
+// empty come from def.
 func (a Actor) Or(def Actor) Actor {
 	a.Type = cmp.Or(a.Type, def.Type)
 	a.Org = cmp.Or(a.Org, def.Org)
 	a.Project = cmp.Or(a.Project, def.Project)
+	a.Session = cmp.Or(a.Session, def.Session)
 	return a
 }
 

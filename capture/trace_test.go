@@ -142,3 +142,30 @@ func TestSpanApply(t *testing.T) {
 		t.Errorf("the zero Span changed the event: %+v", e)
 	}
 }
+
+// TestDefaultSession: a credential's own session wins over the proxy's
+// default (--session), which fills in for credentials without one and for
+// requests that present none.
+func TestDefaultSession(t *testing.T) {
+	ids := &Identities{Default: Actor{ID: "default-agent", Session: "run-1"}}
+	ids.Add("own", Actor{ID: "a", Session: "nightly"})
+	ids.Add("none", Actor{ID: "b"})
+	for cred, want := range map[string]string{"own": "nightly", "none": "run-1", "": "run-1"} {
+		if got := ids.Resolve(cred, nil).Session; got != want {
+			t.Errorf("Resolve(%q).Session = %q, want %q", cred, got, want)
+		}
+	}
+}
+
+// BenchmarkSpan is what trace context adds to one proxied request: reading
+// the agent's traceparent, tracestate and baggage, and setting the
+// forwarded headers.
+func BenchmarkSpan(b *testing.B) {
+	in := http.Header{"Traceparent": {tpValid}, "Tracestate": {"congo=t61rcWkgMzE"}, "Baggage": {"userId=alice,agenttrail.session_id=task-7"}}
+	out := http.Header{}
+	b.ReportAllocs()
+	for b.Loop() {
+		s := SpanFromRequest(in)
+		s.Forward(out)
+	}
+}

@@ -35,6 +35,7 @@ type captureFlags struct {
 	actorType     string
 	org           string
 	project       string
+	session       string
 	identities    string
 	allowUnmapped bool
 	redact        string
@@ -52,6 +53,7 @@ func (f *captureFlags) register(fs *flag.FlagSet, env *Env, self string) {
 	fs.StringVar(&f.actorType, "actor-type", string(agenttrail.ActorAgent), "default actor type: agent, user or system")
 	fs.StringVar(&f.org, "org", "", "org to record under (default: the token's org)")
 	fs.StringVar(&f.project, "project", "", "project to record under")
+	fs.StringVar(&f.session, "session", env.Getenv(capture.EnvSessionID), "default session (the agent's task or conversation) of what a request names none for (env AGENTTRAIL_SESSION_ID)")
 	fs.StringVar(&f.identities, "identities", "", `JSON file mapping credentials agents present to actors: {"<credential>": {"actor_id": "...", "org": "...", "project": "...", "session": "default session of its actions"}}`)
 	fs.BoolVar(&f.allowUnmapped, "allow-unmapped", false, "with --identities, also let through requests whose credential is not mapped, as the actor the X-Agenttrail-Actor-Id header names or the default actor (otherwise they are refused)")
 	fs.StringVar(&f.redact, "redact", "", `JSON file of extra redaction patterns: [{"kind": "...", "regexp": "..."}]`)
@@ -64,7 +66,8 @@ func (f *captureFlags) register(fs *flag.FlagSet, env *Env, self string) {
 
 // defaultActor is the actor recorded when a request names no other.
 func (f *captureFlags) defaultActor() capture.Actor {
-	return capture.Actor{Type: agenttrail.ActorType(f.actorType), ID: f.actorID, Name: f.actorName, Org: f.org, Project: f.project}
+	return capture.Actor{Type: agenttrail.ActorType(f.actorType), ID: f.actorID, Name: f.actorName, Org: f.org, Project: f.project,
+		Session: capture.CleanSessionID(f.session)}
 }
 
 // captureDeps is what a capture subcommand records with. Close flushes the
