@@ -36,7 +36,10 @@ func TestWebhookOnPostgres(t *testing.T) {
 	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { conn.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE"); conn.Close(context.Background()) })
+	t.Cleanup(func() {
+		conn.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
+		conn.Close(context.Background())
+	})
 	u, _ := url.Parse(base)
 	q := u.Query()
 	q.Set("search_path", schema)
