@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/agenttrail/agenttrail"
+	"github.com/agenttrail/agenttrail/cluster"
 	"github.com/agenttrail/agenttrail/ingest"
 	"github.com/agenttrail/agenttrail/integrity"
 	"github.com/agenttrail/agenttrail/internal/private"
@@ -65,6 +66,9 @@ func Check(cfg Config) error {
 		return fmt.Errorf("--store: unknown store %q (want sqlite or a postgres:// URL)", cfg.Store)
 	}
 	if err := sink.Check(cfg.Sinks); err != nil {
+		return err
+	}
+	if err := checkRole(cfg); err != nil {
 		return err
 	}
 	for i, r := range cfg.RetentionRules {
@@ -141,6 +145,15 @@ type Config struct {
 	// first rule that matches an event decides, else Retain.
 	RetentionRules []RetentionRule
 
+	// Role is this node's part in a cluster (RoleAll, RoleIngest,
+	// RoleWriter, RoleQuery); "" is RoleAll. Every role but RoleAll needs
+	// NATS.
+	Role string
+	// NATS, when its URL is set, puts a JetStream stream between ingest
+	// and the store (package cluster): ingest publishes to it and a writer
+	// commits from it. Without it the server is one process.
+	NATS cluster.Config
+
 	// Logger logs the server's life; nil discards.
 	Logger *slog.Logger
 	// Registry is served on /metrics and every part's metrics are
@@ -190,9 +203,13 @@ type Main struct {
 	srv      *server.Server
 	auth     *server.TokenAuth
 	ret      *retention // nil without Config.Retain
-	sinks    *sink.Set  // nil without Config.Sinks
-	signer   *integrity.Signer
-	signIn   string // a one-time console link when Open created the admin token
+	role     string
+	nats     *cluster.Conn     // nil without Config.NATS
+	writer   *cluster.Writer   // the stream's writer, on a node that commits with NATS
+	commit   *ingest.Pipeline  // the writer's pipeline into the store, when it is not pipeline
+	sinks    *sink.Set         // nil without Config.Sinks
+	signer   *integrity.Signer // nil on an ingest node, which has no store
+	signIn   string            // a one-time console link when Open created the admin token
 
 	closeOnce sync.Once
 	closeErr  error
@@ -248,20 +265,63 @@ func Open(ctx context.Context, cfg Config) (_ *Main, err error) {
 	if err != nil {
 		return nil, err
 	}
-	if m.store, err = openStore(ctx, cfg, m.log, m.reg); err != nil {
-		return nil, err
+	m.role = roleOf(cfg)
+	clustered := cfg.NATS.URL != ""
+	if clustered {
+		ncfg := cfg.NATS
+		ncfg.Logger = m.log
+		if ncfg.Name == "" {
+			ncfg.Name = "agenttrail " + m.role
+		}
+		cctx, cancel := context.WithTimeout(ctx, natsConnectTimeout)
+		m.nats, err = cluster.Connect(cctx, ncfg)
+		if err == nil {
+			err = m.nats.EnsureStream(cctx)
+		}
+		cancel()
+		if err != nil {
+			return nil, err
+		}
 	}
-	// The spool takes what the store cannot while it is down; its Run puts
-	// it back, in order, when the store returns.
-	m.spool, err = ingest.OpenSpool(m.store, ingest.SpoolConfig{
-		Dir: filepath.Join(cfg.DataDir, SpoolDir), MaxBytes: cfg.SpoolMaxBytes, Logger: m.log, Registerer: m.reg,
-	})
-	if err != nil {
-		return nil, err
+	if m.role != RoleIngest {
+		if m.store, err = openStore(ctx, cfg, m.log, m.reg); err != nil {
+			return nil, err
+		}
 	}
 	icfg := cfg.Ingest
 	icfg.Redactor, icfg.Now, icfg.Logger, icfg.Registerer = redactor, time.Now, m.log, m.reg
-	m.pipeline = ingest.New(m.spool, icfg)
+	// Where accepted events go: the store, or with NATS the stream (a
+	// writer role's own audit goes to its store directly).
+	var target agenttrail.Appender = m.store
+	if clustered && m.role != RoleWriter {
+		target = cluster.NewPublisher(m.nats)
+	}
+	if !clustered || m.role != RoleWriter {
+		// The spool takes what the store (or the stream) cannot while it
+		// is down; its Run puts it back, in order, when it returns.
+		m.spool, err = ingest.OpenSpool(target, ingest.SpoolConfig{
+			Dir: filepath.Join(cfg.DataDir, SpoolDir), MaxBytes: cfg.SpoolMaxBytes, Logger: m.log, Registerer: m.reg,
+		})
+		if err != nil {
+			return nil, err
+		}
+		target = m.spool
+	}
+	m.pipeline = ingest.New(target, icfg)
+	if clustered && commits(m.role) {
+		m.commit = m.pipeline
+		if m.role == RoleAll {
+			// A second pipeline, into the store; the first one's
+			// metrics are the node's.
+			wcfg := icfg
+			wcfg.Registerer = nil
+			m.commit = ingest.New(m.store, wcfg)
+		}
+		m.writer = cluster.NewWriter(m.nats, m.commit, cluster.NewPGLock(cfg.Store), cluster.WriterConfig{Logger: m.log})
+	}
+	if clustered {
+		m.reg.MustRegister(cluster.NewCollector(m.nats, m.writer))
+	}
 	metricsAuth, err := metricsAuthOf(cfg.MetricsAuth, cfg.Addr)
 	if err != nil {
 		return nil, err
@@ -277,17 +337,32 @@ func Open(ctx context.Context, cfg Config) (_ *Main, err error) {
 		}
 		sinks = m.sinks
 	}
-	integ, err := m.openIntegrity(cfg)
-	if err != nil {
-		return nil, err
+	var integ *server.Integrity
+	if m.store != nil {
+		if integ, err = m.openIntegrity(cfg); err != nil {
+			return nil, err
+		}
+	}
+	var reader server.Reader = m.store
+	if m.store == nil {
+		reader = noReads{m.nats}
+	}
+	var spool server.Degrader
+	if m.spool != nil {
+		spool = m.spool
+	}
+	noIngest := ""
+	if clustered && (m.role == RoleWriter || m.role == RoleQuery) {
+		noIngest = fmt.Sprintf("this node (--role %s) does not ingest; send events to an ingest node", m.role)
 	}
 	m.srv = server.New(server.Config{
 		Integrity:          integ,
 		Sinks:              sinks,
 		Addr:               cfg.Addr,
-		Store:              m.store,
+		Store:              reader,
 		Ingest:             m.pipeline,
-		Spool:              m.spool,
+		Spool:              spool,
+		NoIngest:           noIngest,
 		Logger:             m.log,
 		Registry:           m.reg,
 		Auth:               m.auth,
@@ -301,7 +376,9 @@ func Open(ctx context.Context, cfg Config) (_ *Main, err error) {
 		MaxBodyBytes: cfg.MaxBodyBytes,
 		CursorKey:    cursorKey,
 	})
-	if cfg.Retain > 0 {
+	// Retention deletes from the store: on a cluster, where the stream is
+	// committed (writer nodes), not on every query node.
+	if cfg.Retain > 0 && (!clustered || commits(m.role)) {
 		m.ret = &retention{store: m.store, reader: m.store, writer: m.pipeline, horizon: cfg.Retain, interval: time.Hour, logger: m.log, now: time.Now}
 		if m.sinks != nil {
 			m.ret.required = m.sinks.LowestRequired
@@ -313,7 +390,7 @@ func Open(ctx context.Context, cfg Config) (_ *Main, err error) {
 	if err := m.srv.Open(); err != nil {
 		return nil, err
 	}
-	m.log.Info("agenttrail serving", "url", m.srv.URL(), "store", storeKind(cfg.Store), "data", cfg.DataDir)
+	m.log.Info("agenttrail serving", "url", m.srv.URL(), "role", m.role, "nats", cfg.NATS.URL != "", "store", storeKind(cfg.Store), "data", cfg.DataDir)
 	if createdAdmin {
 		// Whoever started a fresh server gets into its console with one
 		// click; the link works once, for ten minutes.
@@ -353,7 +430,11 @@ func (m *Main) Run(ctx context.Context) error {
 	// in progress even while no new request comes to notice it.
 	addActor(&g, m.auth.Run)
 	addActor(&g, m.srv.RunAudit)
-	addActor(&g, m.signer.Run)
+	// The periodic checkpoints are signed where the stream is committed
+	// (on a cluster, writer nodes); any node with a store signs on demand.
+	if m.signer != nil && (m.nats == nil || commits(m.role)) {
+		addActor(&g, m.signer.Run)
+	}
 	if m.ret != nil {
 		addActor(&g, m.ret.run)
 	}
@@ -365,8 +446,18 @@ func (m *Main) Run(ctx context.Context) error {
 			addActor(&g, r.Run)
 		}
 	}
+	// The stream's writer stops before the pipeline it commits through,
+	// so the batch it is committing completes and is acknowledged.
+	if m.writer != nil {
+		addActor(&g, m.writer.Run)
+	}
 	addActor(&g, m.pipeline.Run)
-	addActor(&g, m.spool.Run)
+	if m.commit != nil && m.commit != m.pipeline {
+		addActor(&g, m.commit.Run)
+	}
+	if m.spool != nil {
+		addActor(&g, m.spool.Run)
+	}
 	err := g.Run()
 	m.log.Info("agenttrail stopped", "err", err)
 	return err
@@ -401,6 +492,9 @@ func (m *Main) Close() error {
 		}
 		if m.store != nil {
 			errs = append(errs, m.store.Close())
+		}
+		if m.nats != nil {
+			m.nats.Close()
 		}
 		m.closeErr = errors.Join(errs...)
 	})

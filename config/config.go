@@ -39,6 +39,13 @@ type File struct {
 	AnonRateBurst  *Scalar `yaml:"anon_rate_burst"`
 	MaxBodyBytes   *Scalar `yaml:"max_body_bytes"`
 	Redact         *Scalar `yaml:"redact"`
+	Role           *Scalar `yaml:"role"`
+	NATS           *Scalar `yaml:"nats"`
+	NATSStream     *Scalar `yaml:"nats_stream"`
+	NATSSubject    *Scalar `yaml:"nats_subject"`
+	NATSMaxBytes   *Scalar `yaml:"nats_max_bytes"`
+	NATSMaxAge     *Scalar `yaml:"nats_max_age"`
+	NATSReplicas   *Scalar `yaml:"nats_replicas"`
 
 	SigningKey         *Scalar `yaml:"signing_key"`
 	CheckpointEvery    *Scalar `yaml:"checkpoint_every"`

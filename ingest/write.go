@@ -129,3 +129,13 @@ func (p *Pipeline) check(ev *agenttrail.Event, sc Scope, now time.Time) error {
 	}
 	return p.cfg.Redactor.Identifiers(ev)
 }
+
+// Commit commits events that an ingest node already passed through Write's
+// checks and redaction (they come from the cluster's stream, see package
+// cluster): they are queued for the writer as they are, without being
+// checked again, and Commit answers once they are committed. Their store
+// deduplicates them on org and id, so events delivered twice are stored
+// once. refused lists, by index into events, the ones the store refused.
+func (p *Pipeline) Commit(ctx context.Context, events []agenttrail.Event) (agenttrail.AppendResult, []Rejection, error) {
+	return p.submit(ctx, events)
+}

@@ -15,6 +15,9 @@ import (
 // not its Content-Type: '[' starts an array, '{' one object or NDJSON, so
 // curl's default form type and application/x-ndjson both work.
 func (s *Server) postEvents(r *http.Request) (any, error) {
+	if s.noIngest != "" {
+		return nil, agenttrail.Errorf(agenttrail.EUNAVAILABLE, "%s", s.noIngest)
+	}
 	buf, held, err := s.readBody(r)
 	if err != nil {
 		return nil, err

@@ -49,10 +49,14 @@ const DefaultAddr = "127.0.0.1:7311"
 // Config is what a Server needs. Store and Ingest are required; every other
 // field has a default.
 type Config struct {
-	Addr     string               // listen address, e.g. "127.0.0.1:7311" or "127.0.0.1:0"; "" means DefaultAddr
-	Store    Reader               // reads and readiness; writes go through Ingest
-	Ingest   Writer               // the write path of POST /v1/events and of the audit
-	Spool    Degrader             // the server-side spool behind Ingest, for /readyz; nil when there is none
+	Addr   string   // listen address, e.g. "127.0.0.1:7311" or "127.0.0.1:0"; "" means DefaultAddr
+	Store  Reader   // reads and readiness; writes go through Ingest
+	Ingest Writer   // the write path of POST /v1/events and of the audit
+	Spool  Degrader // the server-side spool behind Ingest, for /readyz; nil when there is none
+	// NoIngest, when set, is why this node takes no events over HTTP (a
+	// query or writer node of a cluster): POST /v1/events answers 503 with
+	// it, after authentication. Ingest still takes the server's own audit.
+	NoIngest string
 	Limits   agenttrail.Limits    // zero fields take agenttrail.DefaultLimits'
 	Logger   *slog.Logger         // nil discards
 	Registry *prometheus.Registry // served on /metrics, and the server's own metrics are registered on it; nil means a private one
@@ -108,6 +112,7 @@ type Server struct {
 	store     Reader
 	ingest    Writer
 	spool     Degrader
+	noIngest  string
 	sinks     Sinks
 	integrity *Integrity
 	limits    agenttrail.Limits
@@ -152,6 +157,7 @@ func New(cfg Config) *Server {
 		store:     cfg.Store,
 		ingest:    cfg.Ingest,
 		spool:     cfg.Spool,
+		noIngest:  cfg.NoIngest,
 		sinks:     cfg.Sinks,
 		integrity: cfg.Integrity,
 		limits:    limitsOf(cfg.Limits),

@@ -8,10 +8,12 @@ import (
 	"time"
 
 	"github.com/agenttrail/agenttrail/app"
+	"github.com/agenttrail/agenttrail/cluster"
 	"github.com/agenttrail/agenttrail/config"
 	"github.com/agenttrail/agenttrail/ingest"
 	"github.com/agenttrail/agenttrail/redact"
 	"github.com/agenttrail/agenttrail/server"
+	"github.com/agenttrail/agenttrail/wire"
 )
 
 // serveFlags reads the flags of `agenttrail serve` into the app.Config of
@@ -29,6 +31,7 @@ func serveFlags(args []string, env *Env) (app.Config, error) {
 	fs.DurationVar(&cfg.CheckpointInterval, "checkpoint-interval", 10*time.Second, "…or this long after its first unsigned event, whichever comes first")
 	fs.StringVar(&cfg.CheckpointDir, "checkpoint-dir", "", "also write every signed checkpoint to a file in this directory (<dir>/<org>/<size>.checkpoint)")
 	redactFile := securityFlags(fs, &cfg)
+	natsMaxAge := clusterFlags(fs, &cfg)
 	configFile := fs.String("config", "", "YAML configuration file: every flag has a key there (a flag given here wins), and sinks and retention rules live only there")
 	if err := parse(fs, args); err != nil {
 		return cfg, err
@@ -45,6 +48,14 @@ func serveFlags(args []string, env *Env) (app.Config, error) {
 			return cfg, errUsage
 		}
 		cfg.Retain = d
+	}
+	if *natsMaxAge != "" {
+		d, err := wire.ParseDuration(*natsMaxAge)
+		if err != nil || d <= 0 {
+			fmt.Fprintf(env.Stderr, "--nats-max-age: bad duration %q (want e.g. 7d or 36h)\n", *natsMaxAge)
+			return cfg, errUsage
+		}
+		cfg.NATS.MaxAge = d
 	}
 	if *redactFile != "" {
 		var err error
@@ -82,6 +93,18 @@ func applyConfig(fs *flag.FlagSet, path string, cfg *app.Config) error {
 		cfg.RetentionRules = append(cfg.RetentionRules, app.RetentionRule{Source: r.Source, Org: r.Org, Project: r.Project, Keep: keep})
 	}
 	return nil
+}
+
+// clusterFlags registers the flags of a node of a cluster on NATS
+// JetStream, and returns where the --nats-max-age text goes.
+func clusterFlags(fs *flag.FlagSet, cfg *app.Config) *string {
+	fs.StringVar(&cfg.Role, "role", app.RoleAll, "this node's part: all (one process; with --nats, all parts in one), ingest, writer or query (each needs --nats)")
+	fs.StringVar(&cfg.NATS.URL, "nats", "", "NATS server URL(s), comma-separated (nats://host:4222): ingest publishes to a JetStream stream and a writer commits it into the store")
+	fs.StringVar(&cfg.NATS.Stream, "nats-stream", cluster.DefaultStream, "name of the JetStream stream")
+	fs.StringVar(&cfg.NATS.Subject, "nats-subject", cluster.DefaultSubject, "subject prefix of the stream; an event of org O goes to PREFIX.O")
+	fs.Int64Var(&cfg.NATS.MaxBytes, "nats-max-bytes", cluster.DefaultMaxBytes, "bytes the stream may hold; past it ingest nodes spool")
+	fs.IntVar(&cfg.NATS.Replicas, "nats-replicas", 1, "replicas of the stream (3 on a 3-node NATS cluster)")
+	return fs.String("nats-max-age", "7d", "age past which the stream drops events (committed or not)")
 }
 
 // securityFlags registers the flags of the server's transport, redaction

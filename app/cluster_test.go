@@ -1,0 +1,104 @@
+package app
+
+import (
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/agenttrail/agenttrail/cluster"
+	"github.com/agenttrail/agenttrail/internal/clustertest"
+)
+
+// TestClusterRoles runs an ingest node, a writer and a query node on one
+// NATS server and one PostgreSQL store: events posted to the ingest node
+// are read back on the query node; the query node refuses ingest and the
+// ingest node reads; /metrics tells the active writer and the lag.
+func TestClusterRoles(t *testing.T) {
+	dsn := clustertest.Postgres(t)
+	nats := cluster.Config{URL: clustertest.StartNATS(t).URL(), Stream: clustertest.Unique("T")}
+	node := func(role string) (*Main, string) {
+		dir := t.TempDir()
+		m := runMain(t, Config{Addr: "127.0.0.1:0", DataDir: dir, Store: dsn, Role: role, NATS: nats})
+		token, err := os.ReadFile(filepath.Join(dir, AdminTokenFile))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m, strings.TrimSpace(string(token))
+	}
+	in, inToken := node(RoleIngest)
+	writer, _ := node(RoleWriter)
+	query, queryToken := node(RoleQuery)
+	if in.Store() != nil {
+		t.Error("the ingest node opened a store")
+	}
+
+	do := func(method, url, token, body string) (int, string) {
+		t.Helper()
+		req, _ := http.NewRequest(method, url, strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	const ev = `{"id":"c1","actor_type":"agent","actor_id":"a","source":"shell","action":"ls","result":"success"}`
+	if code, body := do("POST", in.URL()+"/v1/events", inToken, ev); code != http.StatusOK || !strings.Contains(body, `"accepted":1`) {
+		t.Fatalf("POST to the ingest node = %d %s", code, body)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		code, body := do("GET", query.URL()+"/v1/events/c1", queryToken, "")
+		if code == http.StatusOK {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("GET c1 on the query node = %d %s after 30 s", code, body)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if code, body := do("POST", query.URL()+"/v1/events", queryToken, ev); code != http.StatusServiceUnavailable || !strings.Contains(body, "does not ingest") {
+		t.Errorf("POST to the query node = %d %s, want 503 saying it does not ingest", code, body)
+	}
+	if code, body := do("GET", in.URL()+"/v1/events", inToken, ""); code != http.StatusServiceUnavailable || !strings.Contains(body, "serves no reads") {
+		t.Errorf("GET /v1/events on the ingest node = %d %s, want 503 saying it serves no reads", code, body)
+	}
+	if code, body := do("GET", in.URL()+"/readyz", "", ""); code != http.StatusOK {
+		t.Errorf("/readyz of the ingest node = %d %s", code, body)
+	}
+	code, metrics := do("GET", writer.URL()+"/metrics", "", "")
+	for _, want := range []string{"agenttrail_writer_active 1", "agenttrail_nats_connected 1", "agenttrail_nats_consumer_pending 0", "agenttrail_nats_stream_max_bytes"} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics of the writer (%d) has no %q", code, want)
+		}
+	}
+}
+
+// TestRoleChecks: a role of a cluster needs NATS, a writer needs
+// PostgreSQL, and an unknown role is named.
+func TestRoleChecks(t *testing.T) {
+	for _, tc := range []struct {
+		cfg  Config
+		want string
+	}{
+		{Config{DataDir: "d", Role: "ingest"}, "needs --nats"},
+		{Config{DataDir: "d", Role: "leader"}, `not "leader"`},
+		{Config{DataDir: "d", Role: "writer", NATS: cluster.Config{URL: "nats://127.0.0.1:1"}}, "PostgreSQL store"},
+		{Config{DataDir: "d", NATS: cluster.Config{URL: "nats://127.0.0.1:1"}}, "PostgreSQL store"},
+		{Config{DataDir: "d", Role: "ingest", NATS: cluster.Config{URL: "127.0.0.1:4222"}}, "not a URL"},
+	} {
+		err := Check(tc.cfg)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("Check(role %q, nats %q) = %v, want an error with %q", tc.cfg.Role, tc.cfg.NATS.URL, err, tc.want)
+		}
+	}
+	if err := Check(Config{DataDir: "d", Role: "ingest", NATS: cluster.Config{URL: "nats://127.0.0.1:1"}}); err != nil {
+		t.Errorf("Check(ingest on SQLite) = %v; an ingest node has no store", err)
+	}
+}

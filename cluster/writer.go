@@ -1,0 +1,241 @@
+package cluster
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/agenttrail/agenttrail"
+	"github.com/agenttrail/agenttrail/ingest"
+)
+
+// Committer commits events already checked and redacted by an ingest node;
+// *ingest.Pipeline is one (Commit).
+type Committer interface {
+	Commit(ctx context.Context, events []agenttrail.Event) (agenttrail.AppendResult, []ingest.Rejection, error)
+}
+
+// WriterConfig tunes a Writer; zero fields take their defaults.
+type WriterConfig struct {
+	// Batch is the most messages fetched and committed at once (default
+	// 1,000).
+	Batch int
+	// FetchWait is how long one fetch waits for messages (default 1 s).
+	FetchWait time.Duration
+	// LockPoll is how often a standby tries the lock, and an active
+	// writer checks it still holds it (default 2 s). A standby takes over
+	// within about LockPoll of the active writer's death.
+	LockPoll time.Duration
+	// AckWait is how long JetStream waits for a commit's acknowledgement
+	// before redelivering (default 30 s).
+	AckWait time.Duration
+	// Logger logs the writer's life; nil discards.
+	Logger *slog.Logger
+}
+
+func (c WriterConfig) withDefaults() WriterConfig {
+	if c.Batch <= 0 {
+		c.Batch = 1000
+	}
+	if c.FetchWait <= 0 {
+		c.FetchWait = time.Second
+	}
+	if c.LockPoll <= 0 {
+		c.LockPoll = 2 * time.Second
+	}
+	if c.AckWait <= 0 {
+		c.AckWait = 30 * time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return c
+}
+
+// Writer consumes the stream with a durable pull consumer and commits what
+// it fetches through a Committer, acknowledging messages only after their
+// commit: a writer that dies between the two leaves them to be redelivered,
+// and the store deduplicates them on org and id. Only the writer holding
+// the Lock consumes; the others wait as standbys.
+type Writer struct {
+	c      *Conn
+	commit Committer
+	lock   Lock
+	cfg    WriterConfig
+	log    *slog.Logger
+
+	active    atomic.Bool
+	committed atomic.Int64 // events stored
+	dups      atomic.Int64 // events found stored already
+	refused   atomic.Int64 // events the store refused (acknowledged, logged)
+}
+
+// NewWriter returns a writer of c's stream into commit, guarded by lock.
+func NewWriter(c *Conn, commit Committer, lock Lock, cfg WriterConfig) *Writer {
+	cfg = cfg.withDefaults()
+	return &Writer{c: c, commit: commit, lock: lock, cfg: cfg, log: cfg.Logger}
+}
+
+// Active reports whether this writer holds the lock and consumes.
+func (w *Writer) Active() bool { return w.active.Load() }
+
+// Run waits for the lock, consumes while it holds it, and waits again if
+// it loses it, until ctx ends; then it releases the lock and returns nil.
+// A batch being committed when ctx ends is committed and acknowledged.
+func (w *Writer) Run(ctx context.Context) error {
+	defer w.lock.Release()
+	standbyLogged := false
+	for {
+		ok, err := w.lock.TryAcquire(ctx)
+		switch {
+		case ctx.Err() != nil:
+			return nil
+		case err != nil:
+			w.log.Warn("writer lock unavailable", "err", err)
+		case ok:
+			standbyLogged = false
+			w.active.Store(true)
+			w.log.Info("this writer is active")
+			err := w.consume(ctx)
+			w.active.Store(false)
+			w.lock.Release()
+			if ctx.Err() != nil {
+				return nil
+			}
+			w.log.Warn("this writer stopped being active", "err", err)
+		case !standbyLogged:
+			standbyLogged = true
+			w.log.Info("another writer is active; standing by")
+		}
+		if !sleep(ctx, w.cfg.LockPoll) {
+			return nil
+		}
+	}
+}
+
+// consume fetches and commits batches until ctx ends or the lock is lost.
+func (w *Writer) consume(ctx context.Context) error {
+	cons, err := w.c.js.CreateOrUpdateConsumer(ctx, w.c.cfg.Stream, jetstream.ConsumerConfig{
+		Durable:       w.c.cfg.Durable,
+		Description:   "agenttrail writers: the active one commits events into the store",
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       w.cfg.AckWait,
+		MaxAckPending: 4 * w.cfg.Batch,
+		FilterSubject: w.c.cfg.Subject + ".>",
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+	})
+	if err != nil {
+		return err
+	}
+	checked := time.Now()
+	for ctx.Err() == nil {
+		if time.Since(checked) >= w.cfg.LockPoll {
+			if err := w.held(ctx); err != nil {
+				return err
+			}
+			checked = time.Now()
+		}
+		batch, err := cons.Fetch(w.cfg.Batch, jetstream.FetchMaxWait(w.cfg.FetchWait))
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			w.log.Warn("fetch from the stream failed", "err", err)
+			if !sleep(ctx, time.Second) {
+				return nil
+			}
+			continue
+		}
+		var msgs []jetstream.Msg
+		for m := range batch.Messages() {
+			msgs = append(msgs, m)
+		}
+		if err := batch.Error(); err != nil && ctx.Err() == nil {
+			w.log.Debug("fetch ended early", "err", err)
+		}
+		if len(msgs) == 0 {
+			continue
+		}
+		// The lock may have gone while the fetch waited: a writer that is
+		// no longer active must not commit (the new one will).
+		if err := w.held(ctx); err != nil {
+			nakAll(msgs)
+			return err
+		}
+		checked = time.Now()
+		if err := w.commitBatch(ctx, msgs); err != nil {
+			w.log.Warn("commit failed; the stream keeps the events", "events", len(msgs), "err", err)
+			nakAll(msgs)
+			if !sleep(ctx, time.Second) {
+				return nil
+			}
+		}
+	}
+	return nil
+}
+
+func (w *Writer) held(ctx context.Context) error {
+	hctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	return w.lock.Held(hctx)
+}
+
+// commitBatch commits msgs and acknowledges them. Messages that do not
+// decode are terminated: nobody could ever commit them.
+func (w *Writer) commitBatch(ctx context.Context, msgs []jetstream.Msg) error {
+	events := make([]agenttrail.Event, 0, len(msgs))
+	kept := msgs[:0:0]
+	for _, m := range msgs {
+		var ev agenttrail.Event
+		if err := json.Unmarshal(m.Data(), &ev); err != nil {
+			w.log.Error("a message of the stream is not an event; dropping it", "subject", m.Subject(), "err", err)
+			_ = m.Term()
+			continue
+		}
+		events = append(events, ev)
+		kept = append(kept, m)
+	}
+	if len(events) == 0 {
+		return nil
+	}
+	// A batch being committed completes even when ctx ends.
+	res, refused, err := w.commit.Commit(context.WithoutCancel(ctx), events)
+	if err != nil {
+		return err
+	}
+	for _, r := range refused {
+		w.log.Error("the store refused an event of the stream; dropping it", "id", events[r.Index].ID, "org", events[r.Index].Org, "err", r.Err)
+	}
+	w.committed.Add(int64(res.Inserted))
+	w.dups.Add(int64(res.Duplicates))
+	w.refused.Add(int64(len(refused)))
+	for _, m := range kept {
+		if err := m.Ack(); err != nil {
+			// Redelivered later and deduplicated by the store.
+			w.log.Warn("acknowledging a committed event failed", "err", err)
+		}
+	}
+	return nil
+}
+
+func nakAll(msgs []jetstream.Msg) {
+	for _, m := range msgs {
+		_ = m.NakWithDelay(time.Second)
+	}
+}
+
+// sleep waits d or until ctx ends, and reports whether ctx is still live.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
