@@ -63,6 +63,7 @@ func commands() []command {
 		{"bench", "measure ingest and query performance against the targets", runBench},
 		{"sinks", "push sinks: state, replay NAME --since T, dead-letters NAME [--retry]", runSinks},
 		{"config", "check a configuration file without starting anything: config check FILE", runConfig},
+		{"health", "exit 0 when a server answers its readiness check: the health check of a container", runHealth},
 		{"token", "create, list and revoke the server's bearer tokens", runToken},
 		{"budget", "set, list and remove spending limits; see what each has spent", runBudget},
 	}
