@@ -141,17 +141,26 @@ func (b *Budget) Window(now time.Time) (start, end time.Time) {
 	y, m, d := t.Date()
 	switch b.Period {
 	case PeriodDay:
-		start = time.Date(y, m, d, 0, 0, 0, 0, loc)
-		end = time.Date(y, m, d+1, 0, 0, 0, 0, loc)
+		start, end = midnight(y, m, d, loc), midnight(y, m, d+1, loc)
 	case PeriodWeek:
 		back := (int(t.Weekday()) + 6) % 7 // days since Monday
-		start = time.Date(y, m, d-back, 0, 0, 0, 0, loc)
-		end = time.Date(y, m, d-back+7, 0, 0, 0, 0, loc)
+		start, end = midnight(y, m, d-back, loc), midnight(y, m, d-back+7, loc)
 	case PeriodMonth:
-		start = time.Date(y, m, 1, 0, 0, 0, 0, loc)
-		end = time.Date(y, m+1, 1, 0, 0, 0, 0, loc)
+		start, end = midnight(y, m, 1, loc), midnight(y, m+1, 1, loc)
 	}
 	return start, end
+}
+
+// midnight returns the first instant of the day y-m-d (normalized as
+// time.Date does) in loc. Where a DST change skips midnight itself
+// (America/Havana, America/Santiago), time.Date answers an instant of the
+// day before; the day then starts at the change.
+func midnight(y int, m time.Month, d int, loc *time.Location) time.Time {
+	t := time.Date(y, m, d, 0, 0, 0, 0, loc)
+	if _, _, want := time.Date(y, m, d, 0, 0, 0, 0, time.UTC).Date(); t.Day() != want {
+		_, t = t.ZoneBounds()
+	}
+	return t
 }
 
 // Filter returns the filter of the events whose cost counts against b in
@@ -305,8 +314,11 @@ type ReserveResult struct {
 // to it: across concurrent callers, and across processes sharing the
 // database, no two reservations see the same remaining amount. It takes the
 // reservation only if every budget admits it (BudgetState.Admits). Settle
-// replaces the amount of the reservation (org, id) with the call's real cost
-// and keeps it for SettledTTL; an unknown or expired reservation is no error.
+// lowers the amount of the reservation (org, id) to the call's real cost and
+// keeps it for at most SettledTTL more; it never raises the amount nor holds
+// it longer than the reservation would have, so a caller cannot pass the
+// admission check with a small reservation and then settle a large one to
+// block others. An unknown or expired reservation is no error.
 //
 // A reservation counts in ReservedNUSD while it is not expired, was made in
 // the budget's current period, and no event (org, id) is stored: once the

@@ -106,11 +106,12 @@ func (s *Store) Reserve(ctx context.Context, r agenttrail.Reservation, now time.
 	return res, formatError("postgres: reserve", err)
 }
 
-// Settle replaces the reservations (org, id) with cost, kept for
-// agenttrail.SettledTTL.
+// Settle lowers the reservations (org, id) to cost and keeps them for at
+// most agenttrail.SettledTTL more: a settlement never raises what a
+// reservation holds, nor holds it longer (see agenttrail.Budgets).
 func (s *Store) Settle(ctx context.Context, org, id string, costNUSD int64, now time.Time) error {
-	_, err := s.pool.Exec(ctx, `UPDATE budget_reservations SET amount_nusd = $1, expires_at = $2
-		WHERE org = $3 AND id = $4 AND expires_at > $5`,
+	_, err := s.pool.Exec(ctx, `UPDATE budget_reservations SET amount_nusd = least(amount_nusd, $1),
+		expires_at = least(expires_at, $2) WHERE org = $3 AND id = $4 AND expires_at > $5`,
 		max(costNUSD, 0), now.Add(agenttrail.SettledTTL), org, id, now)
 	return formatError("postgres: settle", err)
 }
@@ -133,7 +134,7 @@ func (t budgetTx) LockBudgets(ctx context.Context, r *agenttrail.Reservation) ([
 
 func (t budgetTx) ReservedNUSD(ctx context.Context, b *agenttrail.Budget, since, now time.Time) (int64, error) {
 	var sum int64
-	err := t.q.QueryRow(ctx, `SELECT coalesce(sum(amount_nusd), 0)::bigint FROM budget_reservations r
+	err := t.q.QueryRow(ctx, `SELECT least(coalesce(sum(amount_nusd), 0), 9223372036854775807)::bigint FROM budget_reservations r
 		WHERE r.org = $1 AND r.budget = $2 AND r.expires_at > $3 AND r.created_at >= $4
 		AND NOT EXISTS (SELECT 1 FROM event_ids e WHERE e.id = r.id AND e.org = r.org)`,
 		b.Org, b.Name, now, since).Scan(&sum)

@@ -126,8 +126,9 @@ func (s *Store) Reserve(ctx context.Context, r agenttrail.Reservation, now time.
 	return agenttrail.ReserveIn(ctx, ledgerTx{s}, s, r, now)
 }
 
-// Settle replaces the reservations (org, id) with cost, kept for
-// agenttrail.SettledTTL.
+// Settle lowers the reservations (org, id) to cost and keeps them for at
+// most agenttrail.SettledTTL more: a settlement never raises what a
+// reservation holds, nor holds it longer (see agenttrail.Budgets).
 func (s *Store) Settle(ctx context.Context, org, id string, costNUSD int64, now time.Time) error {
 	if err := ctx.Err(); err != nil {
 		return agenttrail.ContextError("sqlite: settle", err)
@@ -136,7 +137,8 @@ func (s *Store) Settle(ctx context.Context, org, id string, costNUSD int64, now 
 	defer s.ledger.mu.Unlock()
 	for k, h := range s.ledger.held {
 		if k.org == org && k.id == id && h.expires > now.UnixNano() {
-			h.amount, h.expires = max(costNUSD, 0), now.Add(agenttrail.SettledTTL).UnixNano()
+			h.amount = min(h.amount, max(costNUSD, 0))
+			h.expires = min(h.expires, now.Add(agenttrail.SettledTTL).UnixNano())
 		}
 	}
 	return nil
