@@ -137,6 +137,19 @@ func (p *Proxy) admit(ctx context.Context, w http.ResponseWriter, c *call) bool 
 	case err != nil && ctx.Err() != nil:
 		c.clientGone = true
 		return false
+	case err != nil && !unreachable(err):
+		// The trail answered and refused the check itself: the agent sent
+		// what it cannot take (an actor id or model over its bounds), or
+		// the proxy's token may not reserve. Letting such a call through
+		// would let any agent skip every budget by sending one long header.
+		status, msg := http.StatusServiceUnavailable, "refused by the proxy: the trail refused its budget check: "+err.Error()
+		if agenttrail.ErrorCode(err) == agenttrail.EINVALID {
+			status = http.StatusBadRequest
+		}
+		b.logger.Warn("llm proxy: the trail refused a budget check; refusing the call", "err", err)
+		c.status, c.denied, c.errMsg = status, true, msg
+		writeBudgetError(w, c.ep.provider, status, "budget_check_refused", "agenttrail llm proxy: "+msg, -1)
+		return false
 	case err != nil && b.cfg.DenyUnreachable:
 		b.logger.Warn("llm proxy: budget check failed; refusing the call", "err", err)
 		c.status, c.denied = http.StatusServiceUnavailable, true
@@ -159,8 +172,34 @@ func (p *Proxy) admit(ctx context.Context, w http.ResponseWriter, c *call) bool 
 		writeBudgetError(w, c.ep.provider, http.StatusTooManyRequests, "budget_exceeded", "agenttrail llm proxy: "+c.errMsg, retry)
 		return false
 	}
+	if !bc.priced && !b.cfg.checkOnly && len(res.Budgets) > 0 {
+		// Nothing can hold a call of a model without a price to a limit:
+		// it would reserve nothing and record no cost. Refuse it where a
+		// budget applies; the reservation holds $0 and expires.
+		c.status, c.denied = http.StatusForbidden, true
+		c.errMsg = fmt.Sprintf("refused by the proxy: model %q has no price, and budget '%s' applies to this call (add the model to the proxy's --prices table)", c.reqModel, res.Budgets[0].Name)
+		writeBudgetError(w, c.ep.provider, http.StatusForbidden, "budget_model_unpriced", "agenttrail llm proxy: "+c.errMsg, -1)
+		return false
+	}
 	bc.reserved = len(res.Budgets) > 0 // nothing to settle when no budget applies
 	return true
+}
+
+// unreachable reports whether a failed budget check means the trail could
+// not be asked — no answer, a broken one, or an answer that it is down or
+// broken (EUNAVAILABLE, EINTERNAL: 5xx, a gateway's 502/504) — as opposed
+// to an answer refusing the check. Only the first lets a call through
+// under --budget-unreachable allow.
+func unreachable(err error) bool {
+	var ae *agenttrail.Error
+	if !errors.As(err, &ae) {
+		return true
+	}
+	switch ae.Code {
+	case agenttrail.EUNAVAILABLE, agenttrail.EINTERNAL:
+		return true
+	}
+	return false
 }
 
 // refusal says why budget d refused a call of up to amount dollars.

@@ -29,8 +29,9 @@ import (
 )
 
 // budgetProxy starts a proxy in front of up that records to, and reserves
-// with, the test server at url; mod adjusts its budget settings.
-func budgetProxy(t testing.TB, url_ string, up *upstream, mod func(*llm.BudgetConfig)) *proxyEnv {
+// with, the test server at url; mod adjusts its budget settings, and each
+// of more the proxy's.
+func budgetProxy(t testing.TB, url_ string, up *upstream, mod func(*llm.BudgetConfig), more ...func(*llm.Config)) *proxyEnv {
 	t.Helper()
 	u, err := url.Parse(up.URL)
 	if err != nil {
@@ -42,10 +43,14 @@ func budgetProxy(t testing.TB, url_ string, up *upstream, mod func(*llm.BudgetCo
 	if mod != nil {
 		mod(bc)
 	}
-	p, err := llm.New(llm.Config{
+	cfg := llm.Config{
 		Upstream: u, Recorder: capturetest.Recorder(t, url_), Identities: testIdentities(), Budget: bc,
 		Logger: slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelError})),
-	})
+	}
+	for _, f := range more {
+		f(&cfg)
+	}
+	p, err := llm.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -242,7 +247,18 @@ func TestBudgetSettle(t *testing.T) {
 	ctx := context.Background()
 	t.Run("interrupted stream", func(t *testing.T) {
 		srv := servertest.Start(t)
-		env := budgetProxy(t, srv.URL, newUpstream(t), nil)
+		// The stand-in cuts streams of a model named cut-…, which the
+		// price table must know: a model without a price is refused
+		// under a budget.
+		base, err := llm.DefaultPrices()
+		if err != nil {
+			t.Fatal(err)
+		}
+		prices, err := llm.ParsePrices([]byte(`{"aliases": {"cut-o4-mini": "o4-mini"}}`), base)
+		if err != nil {
+			t.Fatal(err)
+		}
+		env := budgetProxy(t, srv.URL, newUpstream(t), nil, func(c *llm.Config) { c.Prices = prices })
 		putBudget(t, srv, "cap", wire.BudgetRequest{Org: "acme", LimitUSD: 10, Period: "month"})
 		params := chatParams("cut-o4-mini")
 		params.MaxCompletionTokens = openai.Int(500)
