@@ -99,6 +99,8 @@ type options struct {
 	store func(t testing.TB) agenttrail.Store
 	// sinks is the server's Sinks; nil: none.
 	sinks Sinks
+	// audit records the server's own actions (Config.Audit).
+	audit bool
 }
 
 // forEachStore runs test once per store, as subtests "sqlite" and
@@ -163,6 +165,7 @@ func newEnv(t testing.TB, o options) *env {
 		Now:      c.Now,
 		Auth:     o.auth,
 		Sinks:    o.sinks,
+		Audit:    o.audit,
 	})
 	stop := serveTest(t, srv)
 	transport := &http.Transport{MaxIdleConnsPerHost: 16}

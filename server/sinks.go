@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"strconv"
 	"time"
@@ -68,6 +69,7 @@ func (s *Server) replaySink(r *http.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	s.auditSink(r, "sink.replay", fmt.Sprintf("moved sink %s back to seq %d: what follows is delivered again", r.PathValue("name"), cp))
 	return wire.SinkReplayResult{Checkpoint: cp}, nil
 }
 
@@ -121,7 +123,22 @@ func (s *Server) retryDeadLetters(r *http.Request) (any, error) {
 	if err := s.sinks.RetryDeadLetters(r.PathValue("name")); err != nil {
 		return nil, err
 	}
+	s.auditSink(r, "sink.retry", fmt.Sprintf("asked sink %s to resend its dead letters", r.PathValue("name")))
 	return struct {
 		Retrying bool `json:"retrying"`
 	}{true}, nil
+}
+
+// auditSink records an operator's action on a sink: a replay resends part
+// of the trail to a receiver, so who asked for it is part of the trail.
+func (s *Server) auditSink(r *http.Request, action, description string) {
+	if s.audit == nil {
+		return
+	}
+	p := principalOf(r.Context())
+	s.audit.record(agenttrail.Event{
+		Time: s.now(), ActorType: agenttrail.ActorUser, ActorID: p.Name, Source: agenttrail.SourceAudit,
+		Action: action, ResourceType: "sink", ResourceID: r.PathValue("name"), Result: agenttrail.ResultSuccess,
+		Description: description, Org: auditOrg(p.Org),
+	})
 }

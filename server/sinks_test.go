@@ -55,7 +55,7 @@ func (f *fakeSinks) RetryDeadLetters(name string) error {
 // requests name their field.
 func TestSinksAPI(t *testing.T) {
 	fs := &fakeSinks{}
-	e := newEnv(t, options{sinks: fs, auth: tokens{
+	e := newEnv(t, options{sinks: fs, audit: true, auth: tokens{
 		"root":  {Name: "root", Role: RoleAdmin, Org: AllOrgs},
 		"acme":  {Name: "acme-admin", Role: RoleAdmin, Org: "acme"},
 		"read":  {Name: "reader", Role: RoleRead, Org: AllOrgs},
@@ -112,5 +112,21 @@ func TestSinksAPI(t *testing.T) {
 	defer fs.mu.Unlock()
 	if len(fs.replayed) != 1 || fs.replayed[0] != 7 || fs.retried != 1 {
 		t.Errorf("sinks were asked %+v", fs)
+	}
+	fs.mu.Unlock()
+	defer fs.mu.Lock()
+	// Both are in the trail: who replayed which sink, who asked for a resend.
+	for _, action := range []string{"sink.replay", "sink.retry"} {
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			r := as("root", "GET", "/v1/events?source=audit&action="+action, "")
+			if r.status == 200 && strings.Contains(string(r.body), `"actor_id":"root"`) && strings.Contains(string(r.body), `"resource_id":"soc"`) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("no %s audit event by root on sink soc: %d %s", action, r.status, r.body)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
 	}
 }
