@@ -13,12 +13,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/agenttrail/agenttrail"
@@ -37,7 +39,8 @@ const maxErrorBody = 64 << 10
 // keeps the status and Retry-After), or the transport error when it could not
 // be reached. IsRetryable and RetryAfter classify both.
 type Client struct {
-	base  string // without a trailing slash
+	bases []string     // without trailing slashes; more than one to fail over
+	cur   atomic.Int64 // index into bases of the server last answered
 	token string
 	hc    *http.Client
 }
@@ -63,10 +66,23 @@ func WithHTTPClient(hc *http.Client) Option {
 // New returns a Client for the server at baseURL, e.g.
 // "http://127.0.0.1:8080". It does not contact the server; a malformed
 // baseURL surfaces as an error from the first call.
+//
+// baseURL may name several servers, comma-separated (the ingest nodes of a
+// cluster): a request that cannot reach one, or that it answers 502, 503
+// or 504, goes to the next, and the Client stays with the one that
+// answered. A request whose body cannot be read again (IngestNDJSON) is
+// not sent twice.
 func New(baseURL string, opts ...Option) *Client {
 	c := &Client{
-		base: strings.TrimRight(baseURL, "/"),
-		hc:   &http.Client{Timeout: 30 * time.Second, Transport: newTransport()},
+		hc: &http.Client{Timeout: 30 * time.Second, Transport: newTransport()},
+	}
+	for _, b := range strings.Split(baseURL, ",") {
+		if b = strings.TrimRight(strings.TrimSpace(b), "/"); b != "" {
+			c.bases = append(c.bases, b)
+		}
+	}
+	if len(c.bases) == 0 {
+		c.bases = []string{""}
 	}
 	for _, o := range opts {
 		o(c)
@@ -194,7 +210,56 @@ func (c *Client) Ready(ctx context.Context) error {
 // do sends one request and decodes a 2xx JSON answer into out (unless nil).
 // Other answers become a *StatusError.
 func (c *Client) do(ctx context.Context, method, path string, query url.Values, contentType string, body io.Reader, out any) error {
-	u := c.base + path
+	start := c.cur.Load()
+	n := int64(len(c.bases))
+	for i := int64(0); ; i++ {
+		k := (start + i) % n
+		err := c.doAt(ctx, c.bases[k], method, path, query, contentType, body, out)
+		if err == nil || i+1 >= n || ctx.Err() != nil || !failsOver(err) || !rewind(body) {
+			if err == nil && k != start {
+				c.cur.Store(k)
+			}
+			return err
+		}
+	}
+}
+
+// base is the server the Client sends to now.
+func (c *Client) base() string { return c.bases[c.cur.Load()%int64(len(c.bases))] }
+
+// failsOver reports whether another server may take a request that failed
+// with err: this one could not be reached, or answered that it cannot
+// serve it now.
+func failsOver(err error) bool {
+	var se *StatusError
+	if errors.As(err, &se) {
+		switch se.StatusCode {
+		case http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+			return true
+		}
+		return false
+	}
+	var de *decodeError
+	return !errors.As(err, &de)
+}
+
+// rewind makes body readable from its start again, and reports whether it
+// could.
+func rewind(body io.Reader) bool {
+	if body == nil {
+		return true
+	}
+	s, ok := body.(io.Seeker)
+	if !ok {
+		return false
+	}
+	_, err := s.Seek(0, io.SeekStart)
+	return err == nil
+}
+
+// doAt is do against one server.
+func (c *Client) doAt(ctx context.Context, base, method, path string, query url.Values, contentType string, body io.Reader, out any) error {
+	u := base + path
 	if len(query) > 0 {
 		u += "?" + query.Encode()
 	}

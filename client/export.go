@@ -30,7 +30,7 @@ func (c *Client) open(ctx context.Context, path string, f agenttrail.Filter, ext
 	for k, s := range extra {
 		v.Set(k, s)
 	}
-	u := c.base + path
+	u := c.base() + path
 	if len(v) > 0 {
 		u += "?" + v.Encode()
 	}

@@ -177,7 +177,7 @@ func (f *serverFlags) register(fs *flag.FlagSet, env *Env) {
 	set := func(p *string, given *bool) func(string) error {
 		return func(v string) error { *p, *given = v, true; f.resolve(); return nil }
 	}
-	fs.Func("server", "agenttrail server URL (env AGENTTRAIL_SERVER; default "+f.server+")", set(&f.server, &f.serverSet))
+	fs.Func("server", "agenttrail server URL, or several comma-separated to fail over between (env AGENTTRAIL_SERVER; default "+f.server+")", set(&f.server, &f.serverSet))
 	fs.Func("token", "bearer token (env AGENTTRAIL_TOKEN; default for a local server: <data>/admin.token)", set(&f.given, &f.tokenSet))
 	fs.Func("data", "data directory of a local server, whose admin.token is used when no token is given (default ./agenttrail-data)", set(&f.data, &f.dataSet))
 }
