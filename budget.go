@@ -258,6 +258,13 @@ type Reservation struct {
 // MaxReservationTTL bounds how long a reservation may hold budget.
 const MaxReservationTTL = 24 * time.Hour
 
+// MaxHeldReservations bounds the reservations (one per budget a call
+// reserves against) one org may hold at once, so that one org's tokens
+// cannot fill the store's ledger and slow every other org's checks. A
+// reservation beyond it is refused (ERATELIMIT), which the LLM proxy
+// turns into a refused call.
+const MaxHeldReservations = 10000
+
 // SettledTTL is how long a settled reservation keeps counting while its
 // event is on its way to the store.
 const SettledTTL = 15 * time.Minute

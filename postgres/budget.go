@@ -142,6 +142,15 @@ func (t budgetTx) ReservedNUSD(ctx context.Context, b *agenttrail.Budget, since,
 }
 
 func (t budgetTx) Hold(ctx context.Context, r *agenttrail.Reservation, budgets []string, now time.Time) error {
+	var held int64
+	if err := t.q.QueryRow(ctx, `SELECT count(*) FROM budget_reservations WHERE org = $1 AND expires_at > $2`,
+		r.Org, now).Scan(&held); err != nil {
+		return formatError("postgres: count reservations", err)
+	}
+	if held+int64(len(budgets)) > agenttrail.MaxHeldReservations {
+		return agenttrail.Errorf(agenttrail.ERATELIMIT, "org %s holds %d budget reservations, the most one org may hold; they end when their calls settle and are recorded, or expire",
+			r.Org, held)
+	}
 	for _, name := range budgets {
 		if _, err := t.q.Exec(ctx, `INSERT INTO budget_reservations (org, budget, id, amount_nusd, created_at, expires_at)
 			VALUES ($1,$2,$3,$4,$5,$6) ON CONFLICT (org, budget, id) DO UPDATE SET amount_nusd = excluded.amount_nusd,

@@ -1,6 +1,7 @@
 package sqlite
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
@@ -62,7 +63,7 @@ func (s *Store) DeleteBudget(ctx context.Context, org, name string) (agenttrail.
 	s.ledger.mu.Lock()
 	for k := range s.ledger.held {
 		if k.org == org && k.budget == name {
-			delete(s.ledger.held, k)
+			s.ledger.drop(k)
 		}
 	}
 	s.ledger.mu.Unlock()
@@ -100,7 +101,9 @@ func (s *Store) BudgetStates(ctx context.Context, org string, now time.Time) ([]
 type ledger struct {
 	mu       sync.Mutex
 	held     map[heldKey]*held
-	prunedAt int64 // unix ns
+	perOrg   map[string]int // entries of held per org
+	max      int            // of an org's entries; 0 is agenttrail.MaxHeldReservations
+	prunedAt int64          // unix ns
 }
 
 type heldKey struct{ org, budget, id string }
@@ -150,7 +153,7 @@ func (s *Store) prune(ctx context.Context, now time.Time) error {
 	byOrg := map[string][]string{}
 	for k, h := range s.ledger.held {
 		if h.expires <= now.UnixNano() {
-			delete(s.ledger.held, k)
+			s.ledger.drop(k)
 			continue
 		}
 		byOrg[k.org] = append(byOrg[k.org], k.id)
@@ -162,7 +165,7 @@ func (s *Store) prune(ctx context.Context, now time.Time) error {
 		}
 		for k := range s.ledger.held {
 			if k.org == org && stored[k.id] {
-				delete(s.ledger.held, k)
+				s.ledger.drop(k)
 			}
 		}
 	}
@@ -238,13 +241,32 @@ func (t ledgerTx) ReservedNUSD(ctx context.Context, b *agenttrail.Budget, since,
 }
 
 func (t ledgerTx) Hold(ctx context.Context, r *agenttrail.Reservation, budgets []string, now time.Time) error {
-	if t.s.ledger.held == nil {
-		t.s.ledger.held = map[heldKey]*held{}
+	l := &t.s.ledger
+	if l.held == nil {
+		l.held, l.perOrg = map[heldKey]*held{}, map[string]int{}
+	}
+	if l.perOrg[r.Org]+len(budgets) > cmp.Or(l.max, agenttrail.MaxHeldReservations) {
+		return agenttrail.Errorf(agenttrail.ERATELIMIT, "org %s holds %d budget reservations, the most one org may hold; they end when their calls settle and are recorded, or expire",
+			r.Org, l.perOrg[r.Org])
 	}
 	for _, name := range budgets {
-		t.s.ledger.held[heldKey{r.Org, name, r.ID}] = &held{amount: r.AmountNUSD, created: now.UnixNano(), expires: now.Add(r.TTL).UnixNano()}
+		k := heldKey{r.Org, name, r.ID}
+		if _, ok := l.held[k]; !ok {
+			l.perOrg[r.Org]++
+		}
+		l.held[k] = &held{amount: r.AmountNUSD, created: now.UnixNano(), expires: now.Add(r.TTL).UnixNano()}
 	}
 	return nil
+}
+
+// drop forgets the reservation k.
+func (l *ledger) drop(k heldKey) {
+	if _, ok := l.held[k]; ok {
+		delete(l.held, k)
+		if l.perOrg[k.org]--; l.perOrg[k.org] <= 0 {
+			delete(l.perOrg, k.org)
+		}
+	}
 }
 
 // querier is what a *sql.DB and a *sql.Tx share.

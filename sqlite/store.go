@@ -85,6 +85,9 @@ type Config struct {
 	// (database/sql's go_sql_*, db_name agenttrail_sqlite_writer and
 	// agenttrail_sqlite_reader); nil leaves them unregistered.
 	Registerer prometheus.Registerer
+	// MaxHeldReservations bounds the budget reservations one org holds at
+	// once; 0 is agenttrail.MaxHeldReservations.
+	MaxHeldReservations int
 }
 
 // Open opens (creating if needed) the store in the SQLite file at path and
@@ -96,6 +99,7 @@ func Open(ctx context.Context, path string, cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
+	s.ledger.max = cfg.MaxHeldReservations
 	if cfg.Registerer != nil {
 		if err := errors.Join(
 			cfg.Registerer.Register(collectors.NewDBStatsCollector(s.w, "agenttrail_sqlite_writer")),
