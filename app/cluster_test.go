@@ -73,7 +73,7 @@ func TestClusterRoles(t *testing.T) {
 		t.Errorf("/readyz of the ingest node = %d %s", code, body)
 	}
 	code, metrics := do("GET", writer.URL()+"/metrics", "", "")
-	for _, want := range []string{"agenttrail_writer_active 1", "agenttrail_nats_connected 1", "agenttrail_nats_consumer_pending 0", "agenttrail_nats_stream_max_bytes"} {
+	for _, want := range []string{"\nagenttrail_writer_active 1\n", "\nagenttrail_nats_connected 1\n", "\nagenttrail_nats_consumer_pending 0\n", "\nagenttrail_nats_stream_max_bytes "} {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("/metrics of the writer (%d) has no %q", code, want)
 		}

@@ -70,7 +70,7 @@ func NewCollector(c *Conn, w *Writer) *Collector {
 	}
 	return &Collector{
 		c: c, w: w,
-		connected:      d("nats_connected", "1 when this node is connected to NATS."),
+		connected:      d("nats_connected", "Whether this node is connected to NATS (1) or not (0)."),
 		streamMsgs:     d("nats_stream_messages", "Events in the stream (committed ones stay until the stream's limits remove them)."),
 		streamBytes:    d("nats_stream_bytes", "Bytes the stream holds."),
 		streamMaxBytes: d("nats_stream_max_bytes", "The stream's byte limit; past it ingest spools."),
@@ -78,7 +78,7 @@ func NewCollector(c *Conn, w *Writer) *Collector {
 		pending:        d("nats_consumer_pending", "Events in the stream no writer has fetched yet: the writers' lag."),
 		ackPending:     d("nats_consumer_ack_pending", "Events fetched by a writer and not yet acknowledged (being committed)."),
 		redelivered:    d("nats_consumer_redelivered", "Events delivered to a writer more than once and not yet acknowledged."),
-		active:         d("writer_active", "1 when this writer holds the lock and commits the stream; 0 on a standby."),
+		active:         d("writer_active", "Whether this writer holds the lock and commits the stream (1), or stands by (0)."),
 		committed:      d("writer_committed_events_total", "Events of the stream this writer stored."),
 		duplicates:     d("writer_duplicate_events_total", "Events of the stream this writer found stored already (redeliveries)."),
 		refused:        d("writer_refused_events_total", "Events of the stream the store refused; dropped and logged."),

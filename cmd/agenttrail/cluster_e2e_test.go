@@ -55,7 +55,7 @@ func TestClusterSurvivesKills(t *testing.T) {
 		}
 		defer resp.Body.Close()
 		b, _ := io.ReadAll(resp.Body)
-		return strings.Contains(string(b), "agenttrail_writer_active 1")
+		return strings.Contains(string(b), "\nagenttrail_writer_active 1\n")
 	}
 	waitUntil(t, "a writer is active", 20*time.Second, func() bool { return active(w1) || active(w2) })
 	act, standby := w1, w2
@@ -93,9 +93,14 @@ func TestClusterSurvivesKills(t *testing.T) {
 	}()
 	count := func() int { mu.Lock(); defer mu.Unlock(); return len(acked) }
 	waitUntil(t, "events acknowledged", 30*time.Second, func() bool { return count() >= 500 })
+	if active(standby) {
+		t.Fatal("both writers are active")
+	}
+	killed := time.Now()
 	act.cmd.Process.Kill() // SIGKILL: no shutdown, its lock connection just dies
 	act.cmd.Wait()
 	waitUntil(t, "the standby takes over", 15*time.Second, func() bool { return active(standby) })
+	t.Logf("the standby was active %v after the active writer was killed", time.Since(killed).Round(10*time.Millisecond))
 	waitUntil(t, "more events acknowledged", 30*time.Second, func() bool { return count() >= 1500 })
 	in1.cmd.Process.Kill() // the ingest node the SDK uses
 	in1.cmd.Wait()
