@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/agenttrail/agenttrail"
 	"github.com/agenttrail/agenttrail/cluster"
 	"github.com/agenttrail/agenttrail/internal/clustertest"
 )
@@ -100,5 +101,37 @@ func TestRoleChecks(t *testing.T) {
 	}
 	if err := Check(Config{DataDir: "d", Role: "ingest", NATS: cluster.Config{URL: "nats://127.0.0.1:1"}}); err != nil {
 		t.Errorf("Check(ingest on SQLite) = %v; an ingest node has no store", err)
+	}
+}
+
+// TestAllRolesInOneProcess runs --role all with --nats: one process that
+// publishes what it ingests to the stream, commits the stream into its
+// store, and reads it back.
+func TestAllRolesInOneProcess(t *testing.T) {
+	dsn := clustertest.Postgres(t)
+	dir := t.TempDir()
+	m := runMain(t, Config{Addr: "127.0.0.1:0", DataDir: dir, Store: dsn, NATS: cluster.Config{URL: clustertest.StartNATS(t).URL(), Stream: clustertest.Unique("T")}})
+	token, err := os.ReadFile(filepath.Join(dir, AdminTokenFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest("POST", m.URL()+"/v1/events", strings.NewReader(`{"id":"one","actor_type":"agent","actor_id":"a","source":"shell","action":"ls","result":"success"}`))
+	req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(token)))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("POST = %d", resp.StatusCode)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if _, err := m.Store().Get(t.Context(), "one", agenttrail.Filter{}); err == nil {
+			return
+		} else if time.Now().After(deadline) {
+			t.Fatalf("the event never reached the store through the stream: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
