@@ -24,33 +24,14 @@ import (
 //	agenttrail budget list|status [--org O] [--json]
 //	agenttrail budget rm NAME [--org O]
 func runBudget(ctx context.Context, args []string, env *Env) error {
-	usage := func() {
-		fmt.Fprintln(env.Stderr, "usage: agenttrail budget set|list|status|rm [flags]")
-		fmt.Fprintln(env.Stderr)
-		fmt.Fprintln(env.Stderr, "  set NAME  create or replace a budget: --limit-usd N --period day|week|month|total [--org O] [--project P] [--actor-id A] [--model M] [--timezone Z] [--warn-at 80%]")
-		fmt.Fprintln(env.Stderr, "  list      list the budgets")
-		fmt.Fprintln(env.Stderr, "  status    each budget in its current period: spent, reserved, remaining, reset time")
-		fmt.Fprintln(env.Stderr, "  rm NAME   delete a budget")
-		fmt.Fprintln(env.Stderr)
-		fmt.Fprintln(env.Stderr, "Run 'agenttrail budget <subcommand> -h' for its flags.")
-	}
-	if len(args) == 0 {
-		usage()
-		return errUsage
-	}
-	switch args[0] {
-	case "-h", "-help", "--help", "help":
-		usage()
-		return flag.ErrHelp
-	case "set":
-		return budgetSet(ctx, args[1:], env)
-	case "list", "status":
-		return budgetList(ctx, args[0], args[1:], env)
-	case "rm":
-		return budgetRm(ctx, args[1:], env)
-	}
-	fmt.Fprintf(env.Stderr, "agenttrail budget: unknown subcommand %q (want set, list, status or rm)\n", args[0])
-	return errUsage
+	return runSubcommand("budget", args, env, []subcommand{
+		{"set", "NAME  create or replace a budget: --limit-usd N --period day|week|month|total [--org O] [--project P] [--actor-id A] [--model M] [--timezone Z] [--warn-at 80%]",
+			func(args []string) error { return budgetSet(ctx, args, env) }},
+		{"list", "list the budgets", func(args []string) error { return budgetList(ctx, "list", args, env) }},
+		{"status", "each budget in its current period: spent, reserved, remaining, reset time",
+			func(args []string) error { return budgetList(ctx, "status", args, env) }},
+		{"rm", "NAME  delete a budget", func(args []string) error { return budgetRm(ctx, args, env) }},
+	})
 }
 
 // parseNamed parses args whose one positional argument, the budget's name,

@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+	"text/tabwriter"
 
 	"github.com/agenttrail/agenttrail/app"
 )
@@ -223,4 +224,55 @@ func (f *serverFlags) resolve() {
 	if b, err := os.ReadFile(filepath.Join(f.data, app.AdminTokenFile)); err == nil {
 		f.token = strings.TrimSpace(string(b))
 	}
+}
+
+// subcommand is one subcommand of a command that has several: its name,
+// its one line of help ("ARGS  what it does", or just what it does) and what runs
+// it with the arguments after its name.
+type subcommand struct {
+	name, help string
+	run        func(args []string) error
+}
+
+// subcommandHelp aligns the help of subs in columns.
+func subcommandHelp(w io.Writer, subs []subcommand) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	for _, s := range subs {
+		args, help, _ := strings.Cut(s.help, "  ")
+		if help == "" {
+			args, help = "", args
+		}
+		fmt.Fprintf(tw, "  %s\t%s\n", strings.TrimSpace(s.name+" "+args), help)
+	}
+	tw.Flush()
+}
+
+// runSubcommand runs the subcommand of cmd that args name. Without one,
+// or with -h, it prints the usage listing every subcommand.
+func runSubcommand(cmd string, args []string, env *Env, subs []subcommand) error {
+	names := make([]string, len(subs))
+	for i, s := range subs {
+		names[i] = s.name
+	}
+	usage := func() {
+		fmt.Fprintf(env.Stderr, "usage: agenttrail %s %s [flags]\n\n", cmd, strings.Join(names, "|"))
+		subcommandHelp(env.Stderr, subs)
+		fmt.Fprintf(env.Stderr, "\nRun 'agenttrail %s <subcommand> -h' for its flags.\n", cmd)
+	}
+	if len(args) == 0 {
+		usage()
+		return errUsage
+	}
+	switch args[0] {
+	case "-h", "-help", "--help", "help":
+		usage()
+		return flag.ErrHelp
+	}
+	for _, s := range subs {
+		if s.name == args[0] {
+			return s.run(args[1:])
+		}
+	}
+	fmt.Fprintf(env.Stderr, "agenttrail %s: unknown subcommand %q (want %s)\n", cmd, args[0], strings.Join(names, ", "))
+	return errUsage
 }

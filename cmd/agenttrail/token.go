@@ -23,33 +23,12 @@ import (
 // (source audit, action token.create or token.revoke) when it next reads the
 // file.
 func runToken(ctx context.Context, args []string, env *Env) error {
-	usage := func() {
-		fmt.Fprintln(env.Stderr, "usage: agenttrail token create|list|revoke [flags]")
-		fmt.Fprintln(env.Stderr)
-		fmt.Fprintln(env.Stderr, "  create   make a token: --role ingest|read|admin [--org O] [--name N]; prints it once")
-		fmt.Fprintln(env.Stderr, "  list     list the tokens (never their secrets)")
-		fmt.Fprintln(env.Stderr, "  revoke   revoke a token by name or id")
-		fmt.Fprintln(env.Stderr)
-		fmt.Fprintln(env.Stderr, "Run 'agenttrail token <subcommand> -h' for its flags.")
-	}
-	if len(args) == 0 {
-		usage()
-		return errUsage
-	}
-	switch args[0] {
-	case "-h", "-help", "--help", "help":
-		usage()
-		return flag.ErrHelp
-	case "create":
-		return tokenCreate(args[1:], env)
-	case "list":
-		return tokenList(args[1:], env)
-	case "revoke":
-		return tokenRevoke(args[1:], env)
-	default:
-		fmt.Fprintf(env.Stderr, "agenttrail token: unknown subcommand %q (want create, list or revoke)\n", args[0])
-		return errUsage
-	}
+	return runSubcommand("token", args, env, []subcommand{
+		{"create", "make a token: --role ingest|read|admin [--org O] [--name N]; prints it once",
+			func(args []string) error { return tokenCreate(args, env) }},
+		{"list", "list the tokens (never their secrets)", func(args []string) error { return tokenList(args, env) }},
+		{"revoke", "revoke a token by name or id", func(args []string) error { return tokenRevoke(args, env) }},
+	})
 }
 
 func tokenFileOf(data string) *server.TokenFile {
