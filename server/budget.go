@@ -26,6 +26,17 @@ func (s *Server) budgetStore() (agenttrail.Budgets, error) {
 	return s.budgets, nil
 }
 
+// budgetScope starts a budget route: the store's budgets and the one org
+// the request is about (budgetOrg).
+func (s *Server) budgetScope(r *http.Request, all bool) (agenttrail.Budgets, string, error) {
+	bs, err := s.budgetStore()
+	if err != nil {
+		return nil, "", err
+	}
+	org, err := budgetOrg(r, principalOf(r.Context()), all)
+	return bs, org, err
+}
+
 // budgetOrg returns the one org a budget request is about: the org query
 // parameter (already scoped to the caller for read routes), or the caller's
 // own org. all says whether "" (every org) is acceptable.
@@ -55,11 +66,7 @@ func budgetOrg(r *http.Request, p Principal, all bool) (string, error) {
 
 // listBudgets is GET /v1/budgets.
 func (s *Server) listBudgets(r *http.Request) (any, error) {
-	bs, err := s.budgetStore()
-	if err != nil {
-		return nil, err
-	}
-	org, err := budgetOrg(r, principalOf(r.Context()), true)
+	bs, org, err := s.budgetScope(r, true)
 	if err != nil {
 		return nil, err
 	}
@@ -76,11 +83,7 @@ func (s *Server) listBudgets(r *http.Request) (any, error) {
 
 // getBudget is GET /v1/budgets/{name}.
 func (s *Server) getBudget(r *http.Request) (any, error) {
-	bs, err := s.budgetStore()
-	if err != nil {
-		return nil, err
-	}
-	org, err := budgetOrg(r, principalOf(r.Context()), false)
+	bs, org, err := s.budgetScope(r, false)
 	if err != nil {
 		return nil, err
 	}
@@ -98,11 +101,7 @@ func (s *Server) getBudget(r *http.Request) (any, error) {
 
 // budgetStatus is GET /v1/budgets/status.
 func (s *Server) budgetStatus(r *http.Request) (any, error) {
-	bs, err := s.budgetStore()
-	if err != nil {
-		return nil, err
-	}
-	org, err := budgetOrg(r, principalOf(r.Context()), true)
+	bs, org, err := s.budgetScope(r, true)
 	if err != nil {
 		return nil, err
 	}
@@ -157,12 +156,8 @@ func (s *Server) putBudget(r *http.Request) (any, error) {
 
 // deleteBudget is DELETE /v1/budgets/{name}.
 func (s *Server) deleteBudget(r *http.Request) (any, error) {
-	bs, err := s.budgetStore()
-	if err != nil {
-		return nil, err
-	}
 	p := principalOf(r.Context())
-	org, err := budgetOrg(r, p, false)
+	bs, org, err := s.budgetScope(r, false)
 	if err != nil {
 		return nil, err
 	}
