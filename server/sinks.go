@@ -106,7 +106,8 @@ func (s *Server) listDeadLetters(r *http.Request) (any, error) {
 	}
 	out := wire.DeadLetters{DeadLetters: []wire.DeadLetter{}}
 	for _, l := range letters {
-		out.DeadLetters = append(out.DeadLetters, wire.DeadLetter{ID: l.ID, Seq: l.Seq, EventID: l.EventID, Org: l.Org, Reason: l.Reason, Time: l.Time})
+		l.Event = nil // not part of the answer
+		out.DeadLetters = append(out.DeadLetters, l)
 	}
 	return out, nil
 }

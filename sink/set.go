@@ -51,7 +51,11 @@ func newDeliverer(c Config, log *slog.Logger) (Deliverer, error) {
 	case TypeFile:
 		return newFile(c)
 	case TypeWebhook:
-		return newWebhook(c)
+		w, err := newWebhook(c)
+		if err == nil && len(w.secret) == 0 && log != nil {
+			log.Warn("webhook sink has no secret_file or secret_env: its batches are sent unsigned, and the receiver cannot tell them from forgeries", "sink", c.Name)
+		}
+		return w, err
 	case TypeSyslog:
 		return newSyslog(c)
 	case TypeSplunkHEC:

@@ -1,6 +1,10 @@
 package wire
 
-import "time"
+import (
+	"time"
+
+	"github.com/agenttrail/agenttrail"
+)
 
 // SinkStatus is one push sink's state, as GET /v1/sinks shows it (package
 // sink, docs/architecture.md "Delivery"). Lag in events counts every event
@@ -43,15 +47,9 @@ type SinkReplayResult struct {
 	Checkpoint int64 `json:"checkpoint"`
 }
 
-// DeadLetter is one event a sink's receiver refused for good.
-type DeadLetter struct {
-	ID      int64     `json:"id"`
-	Seq     int64     `json:"seq"`
-	EventID string    `json:"event_id"`
-	Org     string    `json:"org"`
-	Reason  string    `json:"reason"`
-	Time    time.Time `json:"time"`
-}
+// DeadLetter is one event a sink's receiver refused for good, as the API
+// shows it (the refused event's JSON itself is not part of it).
+type DeadLetter = agenttrail.DeadLetter
 
 // DeadLetters is the answer of GET /v1/sinks/{name}/dead-letters.
 type DeadLetters struct {
