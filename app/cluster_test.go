@@ -73,10 +73,24 @@ func TestClusterRoles(t *testing.T) {
 	if code, body := do("GET", in.URL()+"/readyz", "", ""); code != http.StatusOK {
 		t.Errorf("/readyz of the ingest node = %d %s", code, body)
 	}
-	code, metrics := do("GET", writer.URL()+"/metrics", "", "")
-	for _, want := range []string{"\nagenttrail_writer_active 1\n", "\nagenttrail_nats_connected 1\n", "\nagenttrail_nats_consumer_pending 0\n", "\nagenttrail_nats_stream_max_bytes "} {
-		if !strings.Contains(metrics, want) {
-			t.Errorf("/metrics of the writer (%d) has no %q", code, want)
+	// The writer's gauges are read from NATS at each scrape, and the
+	// consumer's pending count settles once the writer has fetched: scrape
+	// until they hold, as a monitor would.
+	wants := []string{"\nagenttrail_writer_active 1\n", "\nagenttrail_nats_connected 1\n", "\nagenttrail_nats_consumer_pending 0\n", "\nagenttrail_nats_stream_max_bytes "}
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		code, metrics := do("GET", writer.URL()+"/metrics", "", "")
+		var missing []string
+		for _, want := range wants {
+			if !strings.Contains(metrics, want) {
+				missing = append(missing, want)
+			}
+		}
+		if len(missing) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("/metrics of the writer (%d) has no %q after 30 s", code, missing)
+			break
 		}
 	}
 }

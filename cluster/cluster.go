@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"time"
 
@@ -145,10 +146,12 @@ func Connect(ctx context.Context, cfg Config) (*Conn, error) {
 	return &Conn{cfg: cfg, nc: nc, js: js, log: log}, nil
 }
 
-// EnsureStream creates the stream, or updates its limits to the
-// configuration's.
+// EnsureStream creates the stream, or updates it when its limits differ
+// from the configuration's. A stream that already matches is left alone, so
+// nodes starting side by side do not rewrite its configuration under one
+// another.
 func (c *Conn) EnsureStream(ctx context.Context) error {
-	_, err := c.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+	want := jetstream.StreamConfig{
 		Name:        c.cfg.Stream,
 		Description: "agenttrail events accepted by ingest nodes, until a writer commits them",
 		Subjects:    []string{c.cfg.Subject + ".>"},
@@ -159,7 +162,22 @@ func (c *Conn) EnsureStream(ctx context.Context) error {
 		MaxAge:      c.cfg.MaxAge,
 		Replicas:    c.cfg.Replicas,
 		Duplicates:  2 * time.Minute,
-	})
+	}
+	s, err := c.js.Stream(ctx, want.Name)
+	switch {
+	case errors.Is(err, jetstream.ErrStreamNotFound):
+		_, err = c.js.CreateStream(ctx, want)
+		if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+			return c.EnsureStream(ctx) // another node created it first
+		}
+	case err == nil:
+		have := s.CachedInfo().Config
+		if have.Description != want.Description || !slices.Equal(have.Subjects, want.Subjects) ||
+			have.Discard != want.Discard || have.MaxBytes != want.MaxBytes || have.MaxAge != want.MaxAge ||
+			have.Replicas != want.Replicas || have.Duplicates != want.Duplicates {
+			_, err = c.js.UpdateStream(ctx, want)
+		}
+	}
 	if err != nil {
 		return fmt.Errorf("stream %s: %w", c.cfg.Stream, err)
 	}
