@@ -21,15 +21,6 @@ import (
 //   - Concurrent Reserve calls never admit more than the limit
 //     (BudgetConcurrent).
 
-func budgets(t *testing.T, s agenttrail.Store) agenttrail.Budgets {
-	t.Helper()
-	b, ok := s.(agenttrail.Budgets)
-	if !ok {
-		t.Fatalf("%T does not implement agenttrail.Budgets", s)
-	}
-	return b
-}
-
 // costEvent is an llm-proxy event of org with the given id, time, scope and
 // cost, ready to append.
 func costEvent(t testing.TB, org, id string, at time.Time, actor, model string, usd float64) agenttrail.Event {
@@ -51,7 +42,7 @@ func costEvent(t testing.TB, org, id string, at time.Time, actor, model string, 
 func usd(v float64) int64 { return agenttrail.USDToNano(v) }
 
 func testBudgetCRUD(t *testing.T, s agenttrail.Store) {
-	bs, ctx := budgets(t, s), t.Context()
+	bs, ctx := as[agenttrail.Budgets](t, s), t.Context()
 	at := Base().Truncate(time.Microsecond)
 	put := func(b agenttrail.Budget) {
 		t.Helper()
@@ -106,7 +97,7 @@ func testBudgetCRUD(t *testing.T, s agenttrail.Store) {
 }
 
 func testBudgetPeriods(t *testing.T, s agenttrail.Store) {
-	bs, ctx := budgets(t, s), t.Context()
+	bs, ctx := as[agenttrail.Budgets](t, s), t.Context()
 	// Kolkata is UTC+5:30: its days start on a half hour of UTC, inside an
 	// hourly rollup bucket.
 	kol, _ := time.LoadLocation("Asia/Kolkata")
@@ -155,7 +146,7 @@ func testBudgetPeriods(t *testing.T, s agenttrail.Store) {
 }
 
 func testBudgetReserve(t *testing.T, s agenttrail.Store) {
-	bs, ctx := budgets(t, s), t.Context()
+	bs, ctx := as[agenttrail.Budgets](t, s), t.Context()
 	now := Base().Truncate(time.Microsecond)
 	if _, err := bs.PutBudget(ctx, agenttrail.Budget{Name: "cap", Org: "o", LimitNUSD: usd(1), Period: agenttrail.PeriodDay}); err != nil {
 		t.Fatal(err)
@@ -247,7 +238,7 @@ func testBudgetReserve(t *testing.T, s agenttrail.Store) {
 }
 
 func testBudgetConcurrent(t *testing.T, s agenttrail.Store) {
-	bs, ctx := budgets(t, s), t.Context()
+	bs, ctx := as[agenttrail.Budgets](t, s), t.Context()
 	now := Base()
 	if _, err := bs.PutBudget(ctx, agenttrail.Budget{Name: "cap", Org: "o", LimitNUSD: usd(0.1), Period: agenttrail.PeriodTotal}); err != nil {
 		t.Fatal(err)

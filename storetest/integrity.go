@@ -10,16 +10,6 @@ import (
 	"golang.org/x/mod/sumdb/tlog"
 )
 
-// logOf returns s as an integrity.Log; every store is one.
-func logOf(t *testing.T, s agenttrail.Store) integrity.Log {
-	t.Helper()
-	l, ok := s.(integrity.Log)
-	if !ok {
-		t.Fatalf("%T does not implement integrity.Log", s)
-	}
-	return l
-}
-
 // refTree is the reference model of one org's tree: stored hashes in
 // memory, built with tlog from the events as the store returns them.
 type refTree struct {
@@ -52,7 +42,7 @@ func (r *refTree) add(t *testing.T, e *agenttrail.Event) {
 func checkTrees(t *testing.T, s agenttrail.Store, stored []agenttrail.Event) map[string]tlog.Hash {
 	t.Helper()
 	ctx := t.Context()
-	l := logOf(t, s)
+	l := as[integrity.Log](t, s)
 	roots := map[string]tlog.Hash{}
 	for _, org := range orgs() {
 		var ref refTree
@@ -107,7 +97,7 @@ func testTree(t *testing.T, s agenttrail.Store) {
 			events[i].ReceivedAt = events[i].ReceivedAt.Add(123 * time.Nanosecond)
 		}
 	}
-	l := logOf(t, s)
+	l := as[integrity.Log](t, s)
 	for _, org := range orgs() {
 		if n, err := l.TreeSize(ctx, org); err != nil || n != 0 {
 			t.Fatalf("TreeSize(%s) of an empty store = %d, %v, want 0", org, n, err)
@@ -159,7 +149,7 @@ func testTree(t *testing.T, s agenttrail.Store) {
 // size, read back whole, and listed oldest first.
 func testCheckpoints(t *testing.T, s agenttrail.Store) {
 	ctx := t.Context()
-	l := logOf(t, s)
+	l := as[integrity.Log](t, s)
 	if _, err := l.LatestCheckpoint(ctx, "acme"); agenttrail.ErrorCode(err) != agenttrail.ENOTFOUND {
 		t.Fatalf("LatestCheckpoint(no checkpoint) = %v, want ENOTFOUND", err)
 	}

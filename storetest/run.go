@@ -35,6 +35,7 @@
 package storetest
 
 import (
+	"reflect"
 	"testing"
 	"time"
 
@@ -89,6 +90,18 @@ func Run(t *testing.T, open func(t *testing.T) agenttrail.Store) {
 			tc.fn(t, open(t))
 		})
 	}
+}
+
+// as returns s as the interface T every store implements beside
+// agenttrail.Store (agenttrail.Budgets, integrity.Log, ...), and fails the
+// test when it does not.
+func as[T any](t *testing.T, s agenttrail.Store) T {
+	t.Helper()
+	v, ok := s.(T)
+	if !ok {
+		t.Fatalf("%T does not implement %v", s, reflect.TypeFor[T]())
+	}
+	return v
 }
 
 // Base is the start of the generated data of most tests: a Wednesday, not

@@ -12,10 +12,7 @@ import (
 // HeadSeq follows Append; dead letters keep their bytes, page by ID and are
 // deleted by ID within their own sink only.
 func testSinkLedger(t *testing.T, s agenttrail.Store) {
-	l, ok := s.(agenttrail.SinkLedger)
-	if !ok {
-		t.Fatalf("%T does not implement agenttrail.SinkLedger", s)
-	}
+	l := as[agenttrail.SinkLedger](t, s)
 	ctx := t.Context()
 	if h, err := l.HeadSeq(ctx); err != nil || h != 0 {
 		t.Fatalf("HeadSeq(empty) = %d, %v, want 0", h, err)
