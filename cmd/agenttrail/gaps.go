@@ -20,7 +20,6 @@ func runGaps(ctx context.Context, args []string, env *Env) error {
 	)
 	sf.register(fs, env)
 	ff.register(fs)
-	ff.since = "24h"
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -28,6 +27,7 @@ func runGaps(ctx context.Context, args []string, env *Env) error {
 		fmt.Fprintln(env.Stderr, "--interval: must not be negative")
 		return errUsage
 	}
+	ff.setDefault("since", "24h")
 	filter, err := ff.filter(time.Now())
 	if err != nil {
 		return err

@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -18,62 +19,65 @@ import (
 	"github.com/agenttrail/agenttrail/wire"
 )
 
-// filterFlags are the event filters as command-line flags, each repeatable
-// like the query parameters they become.
+// filterFlags are the event filters as command-line flags: each is the
+// query parameter of the same name (--actor-id is actor_id), repeatable
+// like it, and resolved by the server's own parser, so the CLI accepts and
+// refuses exactly what the API does.
 type filterFlags struct {
-	actorID, actorType, source, action, resourceType, resourceID stringsFlag
-	result, org, project, statusCode, producerID                 stringsFlag
-	traceID, sessionID                                           stringsFlag
-	since, until, q                                              string
+	values url.Values
+}
+
+// filterFlagHelp is each filter flag's help, in the order -help lists them.
+var filterFlagHelp = []struct{ param, help string }{
+	{"actor_id", "actor id (repeatable)"},
+	{"actor_type", "user, agent or system (repeatable)"},
+	{"source", "source, e.g. llm-proxy (repeatable)"},
+	{"action", "action (repeatable)"},
+	{"resource_type", "resource type (repeatable)"},
+	{"resource_id", "resource id (repeatable)"},
+	{"result", "success, failure, denied or error (repeatable)"},
+	{"org", "org (repeatable)"},
+	{"project", "project (repeatable)"},
+	{"status_code", "HTTP status code (repeatable)"},
+	{"producer_id", "producer id (repeatable)"},
+	{"trace_id", "W3C trace id, 32 hex digits: one task across surfaces (repeatable)"},
+	{"session_id", "the agent's task or conversation id (repeatable)"},
+	{"since", "RFC 3339 time or a duration back from now (15m, 1h, 7d)"},
+	{"until", "RFC 3339 time or a duration back from now"},
+	{"q", "case-insensitive text in action, description, resource id, actor name"},
 }
 
 func (f *filterFlags) register(fs *flag.FlagSet) {
-	fs.Var(&f.actorID, "actor-id", "actor id (repeatable)")
-	fs.Var(&f.actorType, "actor-type", "user, agent or system (repeatable)")
-	fs.Var(&f.source, "source", "source, e.g. llm-proxy (repeatable)")
-	fs.Var(&f.action, "action", "action (repeatable)")
-	fs.Var(&f.resourceType, "resource-type", "resource type (repeatable)")
-	fs.Var(&f.resourceID, "resource-id", "resource id (repeatable)")
-	fs.Var(&f.result, "result", "success, failure, denied or error (repeatable)")
-	fs.Var(&f.org, "org", "org (repeatable)")
-	fs.Var(&f.project, "project", "project (repeatable)")
-	fs.Var(&f.statusCode, "status-code", "HTTP status code (repeatable)")
-	fs.Var(&f.producerID, "producer-id", "producer id (repeatable)")
-	fs.Var(&f.traceID, "trace-id", "W3C trace id, 32 hex digits: one task across surfaces (repeatable)")
-	fs.Var(&f.sessionID, "session-id", "the agent's task or conversation id (repeatable)")
-	fs.StringVar(&f.since, "since", "", "RFC 3339 time or a duration back from now (15m, 1h, 7d)")
-	fs.StringVar(&f.until, "until", "", "RFC 3339 time or a duration back from now")
-	fs.StringVar(&f.q, "q", "", "case-insensitive text in action, description, resource id, actor name")
+	f.values = url.Values{}
+	for _, p := range filterFlagHelp {
+		fs.Func(flagName(p.param), p.help, func(s string) error {
+			f.values[p.param] = append(f.values[p.param], s)
+			return nil
+		})
+	}
 }
 
-// filter resolves the flags into a Filter, with the same parser and errors as
-// the server's query parameters.
+// setDefault gives the filter param a value when no flag set it.
+func (f *filterFlags) setDefault(param, value string) {
+	if _, ok := f.values[param]; !ok {
+		f.values.Set(param, value)
+	}
+}
+
+// flagName is the flag of query parameter param: actor_id is actor-id.
+func flagName(param string) string { return strings.ReplaceAll(param, "_", "-") }
+
+// filter resolves the flags into a Filter with the server's parser; an
+// error names the flag.
 func (f *filterFlags) filter(now time.Time) (agenttrail.Filter, error) {
-	filter := agenttrail.Filter{
-		ActorID: f.actorID, ActorType: f.actorType, Source: f.source, Action: f.action,
-		ResourceType: f.resourceType, ResourceID: f.resourceID, Result: f.result,
-		Org: f.org, Project: f.project, ProducerID: f.producerID, Q: f.q,
-		TraceID: f.traceID, SessionID: f.sessionID,
-	}
-	for _, s := range f.statusCode {
-		n, err := strconv.Atoi(s)
-		if err != nil {
-			return filter, fmt.Errorf("--status-code: %q is not a number", s)
-		}
-		filter.StatusCode = append(filter.StatusCode, n)
-	}
-	var err error
-	if f.since != "" {
-		if filter.Since, err = wire.ParseTime(f.since, now); err != nil {
-			return filter, fmt.Errorf("--since: %w", err)
+	filter, err := wire.ParseFilter(f.values, now)
+	if field := agenttrail.ErrorField(err); field != "" {
+		var e *agenttrail.Error
+		if errors.As(err, &e) {
+			return filter, fmt.Errorf("--%s: %s", flagName(field), e.Message)
 		}
 	}
-	if f.until != "" {
-		if filter.Until, err = wire.ParseTime(f.until, now); err != nil {
-			return filter, fmt.Errorf("--until: %w", err)
-		}
-	}
-	return filter, nil
+	return filter, err
 }
 
 func runQuery(ctx context.Context, args []string, env *Env) error {
