@@ -36,6 +36,7 @@ type liveDemo struct {
 	logger   *slog.Logger
 	out      io.Writer
 	servers  []*http.Server
+	closers  []io.Closer // the capture proxies, closed after the servers
 }
 
 // The demo's agents, known to the proxies by the credentials they present.
@@ -101,9 +102,24 @@ func (d *liveDemo) serve(h http.Handler) (string, error) {
 	return "http://" + l.Addr().String(), nil
 }
 
+// serveProxy serves a capture proxy that newProxy returned with err, and
+// closes it with the demo.
+func (d *liveDemo) serveProxy(proxy http.Handler, err error) (string, error) {
+	if err != nil {
+		return "", err
+	}
+	if c, ok := proxy.(io.Closer); ok {
+		d.closers = append(d.closers, c)
+	}
+	return d.serve(proxy)
+}
+
 func (d *liveDemo) close() {
 	for _, s := range d.servers {
 		s.Close()
+	}
+	for _, c := range d.closers {
+		c.Close()
 	}
 }
 
@@ -115,11 +131,7 @@ func (d *liveDemo) llm(ctx context.Context, ids *capture.Identities, rounds int)
 		return 0, err
 	}
 	up, _ := url.Parse(upstream)
-	proxy, err := llm.New(llm.Config{Upstream: up, Recorder: d.rec, Identities: ids, Redactor: d.redactor, Logger: d.logger})
-	if err != nil {
-		return 0, err
-	}
-	proxyURL, err := d.serve(proxy)
+	proxyURL, err := d.serveProxy(llm.New(llm.Config{Upstream: up, Recorder: d.rec, Identities: ids, Redactor: d.redactor, Logger: d.logger}))
 	if err != nil {
 		return 0, err
 	}
@@ -175,12 +187,7 @@ func (d *liveDemo) mcp(ctx context.Context, ids *capture.Identities, rounds int)
 	if err != nil {
 		return 0, err
 	}
-	proxy, err := mcp.NewHTTP(mcp.Config{Recorder: d.rec, Identities: ids, Redactor: d.redactor, Logger: d.logger, Upstream: upstream})
-	if err != nil {
-		return 0, err
-	}
-	defer proxy.Close()
-	proxyURL, err := d.serve(proxy)
+	proxyURL, err := d.serveProxy(mcp.NewHTTP(mcp.Config{Recorder: d.rec, Identities: ids, Redactor: d.redactor, Logger: d.logger, Upstream: upstream}))
 	if err != nil {
 		return 0, err
 	}
@@ -225,15 +232,10 @@ func (d *liveDemo) egress(ctx context.Context, ids *capture.Identities, rounds i
 	if err != nil {
 		return 0, err
 	}
-	proxy, err := egress.New(egress.Config{
+	proxyURL, err := d.serveProxy(egress.New(egress.Config{
 		Recorder: d.rec, Identities: ids, Redactor: d.redactor, Logger: d.logger,
 		Policy: egress.Policy{Allow: []string{"127.0.0.1"}, Deny: []string{"*.pastebin.com", "pastebin.com"}},
-	})
-	if err != nil {
-		return 0, err
-	}
-	defer proxy.Close()
-	proxyURL, err := d.serve(proxy)
+	}))
 	if err != nil {
 		return 0, err
 	}
