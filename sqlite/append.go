@@ -13,6 +13,47 @@ const eventColumns = "seq, id, org, time, received_at, duration_ms, actor_type, 
 
 type orgID struct{ org, id string }
 
+// writer is the connection Append writes through (see rawConn) and its
+// prepared statements. It is owned by Store.mu.
+type writer struct {
+	c                                    *rawConn
+	begin, commit, rollback              *rawStmt
+	state, treeSize, readHash            *rawStmt
+	insert, insertHashes, upsert, upDays *rawStmt
+}
+
+func openWriter(path, synchronous string) (*writer, error) {
+	c, err := openRaw(path,
+		"PRAGMA busy_timeout = 10000", "PRAGMA cache_size = -32000", "PRAGMA temp_store = MEMORY",
+		"PRAGMA synchronous = "+synchronous)
+	if err != nil {
+		return nil, err
+	}
+	w := &writer{c: c}
+	for _, p := range []struct {
+		st **rawStmt
+		q  string
+	}{
+		{&w.begin, "BEGIN IMMEDIATE"}, {&w.commit, "COMMIT"}, {&w.rollback, "ROLLBACK"},
+		{&w.state, stateSQL}, {&w.treeSize, treeSizeSQL}, {&w.readHash, readHashSQL},
+		{&w.insert, insertSQL}, {&w.insertHashes, insertHashesSQL}, {&w.upsert, upsertSQL}, {&w.upDays, upsertDaySQL},
+	} {
+		if *p.st, err = c.prepare(p.q); err != nil {
+			w.close()
+			return nil, err
+		}
+	}
+	return w, nil
+}
+
+func (w *writer) close() {
+	for _, st := range []*rawStmt{w.begin, w.commit, w.rollback, w.state, w.treeSize, w.readHash,
+		w.insert, w.insertHashes, w.upsert, w.upDays} {
+		st.close()
+	}
+	w.c.close()
+}
+
 // Append stores the new events of batch in one transaction and updates the
 // rollups in the same transaction. It assigns seq in batch order and leaves
 // Seq at 0 for events already stored or repeated in the batch.
@@ -38,26 +79,26 @@ func (s *Store) Append(ctx context.Context, batch []agenttrail.Event) (agenttrai
 		// Only reads get slower until the next batch retries.
 		s.logger.Warn("cannot fold hourly rollups into days", "err", err)
 	}
-	tx, err := s.w.BeginTx(ctx, nil)
-	if err != nil {
+	if err := ctx.Err(); err != nil {
+		return res, formatError("append", err)
+	}
+	w := s.wr
+	if _, err := w.begin.exec(); err != nil {
 		return res, formatError("append: begin", err)
 	}
-	defer tx.Rollback()
-	last, err := s.readState(ctx, tx)
+	committed := false
+	defer func() {
+		if !committed {
+			w.rollback.exec()
+		}
+	}()
+	last, err := s.readStateRaw(w)
 	if err != nil {
 		return res, formatError("append: read state", err)
 	}
-	ins, err := s.stmt(ctx, tx, insertSQL)
-	if err != nil {
-		return res, formatError("append: prepare", err)
-	}
-	// The driver starts a goroutine to watch a cancellable context on every
-	// statement; per row that would cost more than the insert. Rows run
-	// without it and the loop checks ctx itself.
-	rowCtx := context.WithoutCancel(ctx)
 	seen := make(map[orgID]struct{}, len(batch))
 	delta := make(rollupDelta, 64)
-	tree := newTrees(rowCtx, tx)
+	tree := newTrees(w)
 	for i := range batch {
 		if i%256 == 255 && ctx.Err() != nil {
 			return agenttrail.AppendResult{}, s.undo(batch, formatError("append", ctx.Err()))
@@ -77,12 +118,12 @@ func (s *Store) Append(ctx context.Context, batch []agenttrail.Event) (agenttrai
 			}
 			e.LogIndex = new(t.Size())
 		}
-		s.args = appendEventArgs(s.args[:0], e)
-		r, err := ins.ExecContext(rowCtx, s.args...)
+		bindEvent(w.insert, e)
+		n, err := w.insert.exec()
 		if err != nil {
 			return agenttrail.AppendResult{}, s.undo(batch, formatError("append: insert", err))
 		}
-		if n, err := r.RowsAffected(); err != nil || n == 0 {
+		if n == 0 {
 			e.Seq, e.LogIndex = 0, nil // stored by an earlier batch
 			continue
 		}
@@ -98,28 +139,41 @@ func (s *Store) Append(ctx context.Context, batch []agenttrail.Event) (agenttrai
 		row := rowOf(e)
 		delta.add(&row, 1)
 	}
-	if err := delta.write(rowCtx, s, tx); err != nil {
+	if err := delta.writeRaw(w, s.daysUntil); err != nil {
 		return agenttrail.AppendResult{}, s.undo(batch, formatError("append: rollups", err))
 	}
-	insHashes, err := s.stmt(ctx, tx, insertHashesSQL)
-	if err != nil {
-		return agenttrail.AppendResult{}, s.undo(batch, formatError("append: prepare", err))
-	}
-	if err := tree.write(insHashes); err != nil {
+	if err := tree.write(); err != nil {
 		return agenttrail.AppendResult{}, s.undo(batch, formatError("append: tree", err))
 	}
-	if err := tx.Commit(); err != nil {
+	if _, err := w.commit.exec(); err != nil {
 		return agenttrail.AppendResult{}, s.undo(batch, formatError("append: commit", err))
 	}
+	committed = true
 	res.Duplicates = len(batch) - res.Inserted
 	return res, nil
 }
 
-// readState reads, in a write transaction, the last seq and days_until.
+const stateSQL = `SELECT coalesce(max(seq), 0),
+	coalesce((SELECT value FROM meta WHERE name = 'days_until'), 0) FROM events`
+
+// readState reads, in a write transaction of s.w, the last seq and
+// days_until.
 func (s *Store) readState(ctx context.Context, tx *sql.Tx) (last int64, err error) {
-	err = tx.QueryRowContext(ctx, `SELECT coalesce(max(seq), 0),
-		coalesce((SELECT value FROM meta WHERE name = 'days_until'), 0) FROM events`).Scan(&last, &s.daysUntil)
+	err = tx.QueryRowContext(ctx, stateSQL).Scan(&last, &s.daysUntil)
 	return last, err
+}
+
+// readStateRaw is readState in w's write transaction.
+func (s *Store) readStateRaw(w *writer) (last int64, err error) {
+	ok, err := w.state.next()
+	if err != nil {
+		return 0, err
+	}
+	if ok {
+		last, s.daysUntil = w.state.colInt64(0), w.state.colInt64(1)
+		w.state.reset()
+	}
+	return last, nil
 }
 
 // undo clears the seqs and leaf indexes of a batch whose transaction did
@@ -134,19 +188,54 @@ func (s *Store) undo(batch []agenttrail.Event, err error) error {
 const insertSQL = "INSERT INTO events (" + eventColumns + ") VALUES (" +
 	"?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT (id, org) DO NOTHING"
 
-func appendEventArgs(args []any, e *agenttrail.Event) []any {
+// bindEvent binds e's columns, in eventColumns order, to st.
+func bindEvent(st *rawStmt, e *agenttrail.Event) {
 	l, _ := e.LLM()
-	var cost any
+	st.reserve(len(e.ID) + len(e.Org) + len(e.ActorType) + len(e.ActorID) + len(e.ActorName) + len(e.Source) +
+		len(e.Action) + len(e.ResourceType) + len(e.ResourceID) + len(e.Result) + len(e.Description) + len(e.Project) +
+		len(e.ProducerID) + len(e.TraceID) + len(e.SpanID) + len(e.ParentSpanID) + len(e.SessionID) + len(l.Model) + len(e.Metadata))
+	st.int64(1, e.Seq)
+	st.text(2, e.ID)
+	st.text(3, e.Org)
+	st.int64(4, e.Time.UnixNano())
+	st.int64(5, nanos(e.ReceivedAt))
+	st.float(6, e.DurationMS)
+	st.text(7, string(e.ActorType))
+	st.text(8, e.ActorID)
+	st.text(9, e.ActorName)
+	st.text(10, e.Source)
+	st.text(11, e.Action)
+	st.text(12, e.ResourceType)
+	st.text(13, e.ResourceID)
+	st.text(14, string(e.Result))
+	st.int64(15, int64(e.StatusCode))
+	st.text(16, e.Description)
+	st.text(17, e.Project)
+	st.text(18, e.ProducerID)
+	st.int64(19, e.ProducerSeq)
+	st.text(20, e.TraceID)
+	st.text(21, e.SpanID)
+	st.text(22, e.ParentSpanID)
+	st.text(23, e.SessionID)
+	st.text(24, l.Model)
+	st.int64(25, l.InputTokens)
+	st.int64(26, l.OutputTokens)
+	st.int64(27, l.CacheReadTokens)
+	st.int64(28, l.CacheWriteTokens)
+	st.int64(29, l.ReasoningTokens)
 	if l.CostUSD != nil {
-		cost = *l.CostUSD
+		st.float(30, *l.CostUSD)
+	} else {
+		st.null(30)
 	}
-	var meta any
 	if len(e.Metadata) > 0 {
-		meta = string(e.Metadata)
+		st.textBytes(31, e.Metadata)
+	} else {
+		st.null(31)
 	}
-	return append(args, e.Seq, e.ID, e.Org, e.Time.UnixNano(), nanos(e.ReceivedAt), e.DurationMS,
-		string(e.ActorType), e.ActorID, e.ActorName, e.Source, e.Action, e.ResourceType, e.ResourceID,
-		string(e.Result), e.StatusCode, e.Description, e.Project, e.ProducerID, e.ProducerSeq,
-		e.TraceID, e.SpanID, e.ParentSpanID, e.SessionID, l.Model, l.InputTokens, l.OutputTokens, l.CacheReadTokens, l.CacheWriteTokens, l.ReasoningTokens, cost, meta,
-		e.LogIndex)
+	if e.LogIndex != nil {
+		st.int64(32, *e.LogIndex)
+	} else {
+		st.null(32)
+	}
 }

@@ -34,12 +34,19 @@ func (s *Store) backfill(ctx context.Context) error {
 func (s *Store) backfillChunk(ctx context.Context) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	tx, err := s.w.BeginTx(ctx, nil)
-	if err != nil {
+	w := s.wr
+	if _, err := w.begin.exec(); err != nil {
 		return 0, formatError("backfill: begin", err)
 	}
-	defer tx.Rollback()
-	rows, err := tx.QueryContext(ctx, "SELECT "+selectColumns+" FROM events WHERE log_index IS NULL ORDER BY seq LIMIT ?", backfillChunk)
+	committed := false
+	defer func() {
+		if !committed {
+			w.rollback.exec()
+		}
+	}()
+	// Read through s.w, which sees what w's transaction sees: w has
+	// written nothing yet, and holds the write lock.
+	rows, err := s.w.QueryContext(ctx, "SELECT "+selectColumns+" FROM events WHERE log_index IS NULL ORDER BY seq LIMIT ?", backfillChunk)
 	if err != nil {
 		return 0, formatError("backfill", err)
 	}
@@ -50,12 +57,12 @@ func (s *Store) backfillChunk(ctx context.Context) (int, error) {
 	if len(events) == 0 {
 		return 0, nil
 	}
-	tree := newTrees(ctx, tx)
-	set, err := tx.PrepareContext(ctx, "UPDATE events SET log_index = ? WHERE seq = ?")
+	tree := newTrees(w)
+	set, err := w.c.prepare("UPDATE events SET log_index = ? WHERE seq = ?")
 	if err != nil {
 		return 0, formatError("backfill", err)
 	}
-	defer set.Close()
+	defer set.close()
 	for i := range events {
 		e := &events[i]
 		a, err := tree.of(e.Org)
@@ -66,20 +73,18 @@ func (s *Store) backfillChunk(ctx context.Context) (int, error) {
 		if err := tree.add(e); err != nil {
 			return 0, formatError("backfill: tree", err)
 		}
-		if _, err := set.ExecContext(ctx, *e.LogIndex, e.Seq); err != nil {
+		set.int64(1, *e.LogIndex)
+		set.int64(2, e.Seq)
+		if _, err := set.exec(); err != nil {
 			return 0, formatError("backfill", err)
 		}
 	}
-	ins, err := tx.PrepareContext(ctx, insertHashesSQL)
-	if err != nil {
-		return 0, formatError("backfill", err)
-	}
-	defer ins.Close()
-	if err := tree.write(ins); err != nil {
+	if err := tree.write(); err != nil {
 		return 0, formatError("backfill: tree", err)
 	}
-	if err := tx.Commit(); err != nil {
+	if _, err := w.commit.exec(); err != nil {
 		return 0, formatError("backfill: commit", err)
 	}
+	committed = true
 	return len(events), nil
 }

@@ -4,7 +4,6 @@ import (
 	"errors"
 
 	"github.com/agenttrail/agenttrail"
-	sqlite "modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
 )
 
@@ -19,7 +18,7 @@ func formatError(op string, err error) error {
 		return e
 	}
 	code := agenttrail.EINTERNAL
-	var se *sqlite.Error
+	var se interface{ Code() int } // *sqlite.Error, *rawError
 	if errors.As(err, &se) {
 		switch se.Code() & 0xff {
 		case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_CANTOPEN:

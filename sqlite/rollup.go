@@ -166,9 +166,44 @@ func (d rollupDelta) write(ctx context.Context, s *Store, tx *sql.Tx) error {
 	if len(d) == 0 {
 		return nil
 	}
+	if err := d.upsert(ctx, s, tx, upsertSQL, "rollups", "hour"); err != nil {
+		return err
+	}
+	return d.days(s.daysUntil).upsert(ctx, s, tx, upsertDaySQL, "rollup_days", "day")
+}
+
+// writeRaw is write for Append, through its writer: an append only adds,
+// so no row's count falls to zero.
+func (d rollupDelta) writeRaw(w *writer, daysUntil int64) error {
+	for _, u := range []struct {
+		d  rollupDelta
+		st *rawStmt
+	}{{d, w.upsert}, {d.days(daysUntil), w.upDays}} {
+		for _, k := range u.d.sortedKeys() {
+			v := u.d[k]
+			u.st.reserve(len(k.org) + len(k.project) + len(k.key))
+			u.st.int64(1, int64(k.dim))
+			u.st.int64(2, k.hour)
+			u.st.text(3, k.org)
+			u.st.text(4, k.project)
+			u.st.text(5, k.key)
+			for i, n := range [...]int64{v.count, v.input, v.output, v.cacheRead, v.cacheWrite, v.reasoning, v.costNUSD} {
+				u.st.int64(6+i, n)
+			}
+			if _, err := u.st.exec(); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// days returns the deltas of the hours of days before daysUntil (those
+// folded into day rows already), summed per day.
+func (d rollupDelta) days(daysUntil int64) rollupDelta {
 	days := rollupDelta{}
 	for k, u := range d {
-		if k.hour < s.daysUntil {
+		if k.hour < daysUntil {
 			dk := k
 			dk.hour = dayOf(k.hour)
 			if x := days[dk]; x != nil {
@@ -179,35 +214,40 @@ func (d rollupDelta) write(ctx context.Context, s *Store, tx *sql.Tx) error {
 			}
 		}
 	}
-	if err := d.upsert(ctx, s, tx, upsertSQL, "rollups", "hour"); err != nil {
-		return err
+	return days
+}
+
+// sortedKeys returns the keys of d in the order of the rollups' primary key,
+// for locality.
+func (d rollupDelta) sortedKeys() []rollupKey {
+	keys := make([]rollupKey, 0, len(d))
+	for k := range d {
+		keys = append(keys, k)
 	}
-	return days.upsert(ctx, s, tx, upsertDaySQL, "rollup_days", "day")
+	slices.SortFunc(keys, func(a, b rollupKey) int {
+		return cmp.Or(cmp.Compare(a.dim, b.dim), cmp.Compare(a.hour, b.hour), strings.Compare(a.key, b.key),
+			strings.Compare(a.org, b.org), strings.Compare(a.project, b.project))
+	})
+	return keys
 }
 
 func (d rollupDelta) upsert(ctx context.Context, s *Store, tx *sql.Tx, query, table, timeCol string) error {
 	if len(d) == 0 {
 		return nil
 	}
-	keys := make([]rollupKey, 0, len(d))
 	anyNeg := false
 	minT, maxT := int64(math.MaxInt64), int64(math.MinInt64)
 	for k, u := range d {
-		keys = append(keys, k)
 		if u.count < 0 {
 			anyNeg = true
 			minT, maxT = min(minT, k.hour), max(maxT, k.hour)
 		}
 	}
-	slices.SortFunc(keys, func(a, b rollupKey) int {
-		return cmp.Or(cmp.Compare(a.dim, b.dim), cmp.Compare(a.hour, b.hour), strings.Compare(a.key, b.key),
-			strings.Compare(a.org, b.org), strings.Compare(a.project, b.project))
-	})
 	st, err := s.stmt(ctx, tx, query)
 	if err != nil {
 		return err
 	}
-	for _, k := range keys {
+	for _, k := range d.sortedKeys() {
 		u := d[k]
 		if _, err := st.ExecContext(ctx, k.dim, k.hour, k.org, k.project, k.key,
 			u.count, u.input, u.output, u.cacheRead, u.cacheWrite, u.reasoning, u.costNUSD); err != nil {

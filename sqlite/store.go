@@ -38,7 +38,8 @@ type Store struct {
 	mu    sync.Mutex
 	w     *sql.DB // exactly one connection
 	stmts map[string]*sql.Stmt
-	args  []any
+	// wr is the connection Append writes through, beside w: see rawConn.
+	wr *writer
 
 	r *sql.DB // read-only pool
 
@@ -145,11 +146,17 @@ func open(ctx context.Context, path string, logger *slog.Logger, synchronous str
 		s.w.Close()
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
+	if s.wr, err = openWriter(path, synchronous); err != nil {
+		s.w.Close()
+		return nil, fmt.Errorf("open %s: %w", path, formatError("open writer", err))
+	}
 	if err := s.backfill(ctx); err != nil {
+		s.wr.close()
 		s.w.Close()
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
 	if s.r, err = sql.Open("sqlite", dsn+readerPragmas); err != nil {
+		s.wr.close()
 		s.w.Close()
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
@@ -182,6 +189,10 @@ func (s *Store) Close() error {
 		st.Close()
 	}
 	s.stmts = nil
+	if s.wr != nil {
+		s.wr.close()
+		s.wr = nil
+	}
 	var errs []error
 	if s.r != nil {
 		errs = append(errs, s.r.Close())
@@ -221,7 +232,7 @@ func initFile(ctx context.Context, db *sql.DB) error {
 // any transaction holds the writer's one connection (preparing through the
 // pool then would wait for that connection forever).
 func (s *Store) prepare(ctx context.Context) error {
-	queries := []string{insertSQL, insertHashesSQL, upsertSQL, upsertDaySQL}
+	queries := []string{upsertSQL, upsertDaySQL}
 	for _, q := range queries {
 		st, err := s.w.PrepareContext(ctx, q)
 		if err != nil {

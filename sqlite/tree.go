@@ -21,30 +21,64 @@ type queryer interface {
 
 // trees grows the org trees of one write transaction.
 type trees struct {
-	ctx context.Context
-	tx  *sql.Tx
+	w   *writer
 	m   map[string]*integrity.TreeAppender
 	buf []byte
 }
 
-func newTrees(ctx context.Context, tx *sql.Tx) *trees {
-	return &trees{ctx: ctx, tx: tx, m: map[string]*integrity.TreeAppender{}}
+func newTrees(w *writer) *trees {
+	return &trees{w: w, m: map[string]*integrity.TreeAppender{}}
 }
 
-// of returns org's appender, reading its size on first use.
+// of returns org's appender, reading its size and the hashes of its right
+// edge (all the older hashes appending reads) on first use.
 func (t *trees) of(org string) (*integrity.TreeAppender, error) {
 	if a, ok := t.m[org]; ok {
 		return a, nil
 	}
-	size, err := treeSize(t.ctx, t.tx, org)
+	st := t.w.treeSize
+	st.reserve(len(org))
+	st.text(1, org)
+	var size int64
+	ok, err := st.next()
 	if err != nil {
 		return nil, err
 	}
-	a := integrity.NewTreeAppender(size, func(indexes []int64) ([]tlog.Hash, error) {
-		return readHashes(t.ctx, t.tx, org, indexes)
-	})
+	if ok {
+		size = st.colInt64(0)
+		st.reset()
+	}
+	read := func(indexes []int64) ([]tlog.Hash, error) { return t.readHashes(org, indexes) }
+	a := integrity.NewTreeAppender(size, read)
+	edge := a.Edge()
+	hs, err := read(edge)
+	if err != nil {
+		return nil, err
+	}
+	a.Preload(edge, hs)
 	t.m[org] = a
 	return a, nil
+}
+
+// readHashes reads org's stored hashes at indexes, each from the chunk
+// holding it.
+func (t *trees) readHashes(org string, indexes []int64) ([]tlog.Hash, error) {
+	st := t.w.readHash
+	raw := make([][]byte, len(indexes))
+	for i, x := range indexes {
+		st.reserve(len(org))
+		st.text(1, org)
+		st.int64(2, x)
+		ok, err := st.next()
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			raw[i] = st.colBlob(0)
+			st.reset()
+		}
+	}
+	return integrity.ParseHashes(indexes, raw)
 }
 
 // add appends the stored event e as its org's next leaf.
@@ -60,10 +94,16 @@ func (t *trees) add(e *agenttrail.Event) error {
 }
 
 // write inserts the hashes the batch added, one row per org and chunk.
-func (t *trees) write(ins *sql.Stmt) error {
+func (t *trees) write() error {
+	st := t.w.insertHashes
 	for org, a := range t.m {
 		for _, c := range a.Chunks() {
-			if _, err := ins.ExecContext(t.ctx, org, c.First, c.Size, c.Hashes); err != nil {
+			st.reserve(len(org) + len(c.Hashes))
+			st.text(1, org)
+			st.int64(2, c.First)
+			st.int64(3, c.Size)
+			st.blob(4, c.Hashes)
+			if _, err := st.exec(); err != nil {
 				return err
 			}
 		}
@@ -71,9 +111,15 @@ func (t *trees) write(ins *sql.Stmt) error {
 	return nil
 }
 
+const (
+	treeSizeSQL = "SELECT coalesce((SELECT size FROM tree_hashes WHERE org = ? ORDER BY first DESC LIMIT 1), 0)"
+	readHashSQL = `SELECT substr(hashes, (?2 - first) * 32 + 1, 32) FROM tree_hashes
+		WHERE org = ?1 AND first <= ?2 ORDER BY first DESC LIMIT 1`
+)
+
 func treeSize(ctx context.Context, q queryer, org string) (int64, error) {
 	var n int64
-	err := q.QueryRowContext(ctx, "SELECT coalesce((SELECT size FROM tree_hashes WHERE org = ? ORDER BY first DESC LIMIT 1), 0)", org).Scan(&n)
+	err := q.QueryRowContext(ctx, treeSizeSQL, org).Scan(&n)
 	return n, err
 }
 
