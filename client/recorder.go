@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/agenttrail/agenttrail"
+	"github.com/agenttrail/agenttrail/internal/defaults"
 	"github.com/agenttrail/agenttrail/internal/spoollog"
 )
 
@@ -85,30 +86,16 @@ type RecorderConfig struct {
 }
 
 func (c *RecorderConfig) setDefaults() {
-	if c.QueueSize <= 0 {
-		c.QueueSize = 10000
-	}
-	if c.BatchSize <= 0 {
-		c.BatchSize = 500
-	}
-	if c.FlushInterval <= 0 {
-		c.FlushInterval = time.Second
-	}
-	if c.MaxSpoolBytes <= 0 {
-		c.MaxSpoolBytes = 256 << 20
-	}
+	defaults.Positive(&c.QueueSize, 10000)
+	defaults.Positive(&c.BatchSize, 500)
+	defaults.Positive(&c.FlushInterval, time.Second)
+	defaults.Positive(&c.MaxSpoolBytes, 256<<20)
 	if c.Heartbeat == 0 {
 		c.Heartbeat = 30 * time.Second
 	}
-	if c.MaxBackoff <= 0 {
-		c.MaxBackoff = 30 * time.Second
-	}
-	if c.RequestTimeout <= 0 {
-		c.RequestTimeout = 10 * time.Second
-	}
-	if c.Logger == nil {
-		c.Logger = slog.New(slog.DiscardHandler)
-	}
+	defaults.Positive(&c.MaxBackoff, 30*time.Second)
+	defaults.Positive(&c.RequestTimeout, 10*time.Second)
+	defaults.Logger(&c.Logger)
 }
 
 // RecorderStats counts what a Recorder did since it was made.

@@ -16,6 +16,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/agenttrail/agenttrail/internal/defaults"
 )
 
 // Config is how a node reaches the stream. URL is required; every other
@@ -59,21 +61,13 @@ func (c Config) withDefaults() Config {
 	if c.Subject == "" {
 		c.Subject = DefaultSubject
 	}
-	if c.MaxBytes <= 0 {
-		c.MaxBytes = DefaultMaxBytes
-	}
-	if c.MaxAge <= 0 {
-		c.MaxAge = DefaultMaxAge
-	}
-	if c.Replicas <= 0 {
-		c.Replicas = 1
-	}
+	defaults.Positive(&c.MaxBytes, DefaultMaxBytes)
+	defaults.Positive(&c.MaxAge, DefaultMaxAge)
+	defaults.Positive(&c.Replicas, 1)
 	if c.Durable == "" {
 		c.Durable = DefaultDurable
 	}
-	if c.Logger == nil {
-		c.Logger = slog.New(slog.DiscardHandler)
-	}
+	defaults.Logger(&c.Logger)
 	return c
 }
 

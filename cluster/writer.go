@@ -11,6 +11,7 @@ import (
 
 	"github.com/agenttrail/agenttrail"
 	"github.com/agenttrail/agenttrail/ingest"
+	"github.com/agenttrail/agenttrail/internal/defaults"
 )
 
 // Committer commits events already checked and redacted by an ingest node;
@@ -38,21 +39,11 @@ type WriterConfig struct {
 }
 
 func (c WriterConfig) withDefaults() WriterConfig {
-	if c.Batch <= 0 {
-		c.Batch = 1000
-	}
-	if c.FetchWait <= 0 {
-		c.FetchWait = time.Second
-	}
-	if c.LockPoll <= 0 {
-		c.LockPoll = 2 * time.Second
-	}
-	if c.AckWait <= 0 {
-		c.AckWait = 30 * time.Second
-	}
-	if c.Logger == nil {
-		c.Logger = slog.New(slog.DiscardHandler)
-	}
+	defaults.Positive(&c.Batch, 1000)
+	defaults.Positive(&c.FetchWait, time.Second)
+	defaults.Positive(&c.LockPoll, 2*time.Second)
+	defaults.Positive(&c.AckWait, 30*time.Second)
+	defaults.Logger(&c.Logger)
 	return c
 }
 

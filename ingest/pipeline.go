@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/agenttrail/agenttrail"
+	"github.com/agenttrail/agenttrail/internal/defaults"
 	"github.com/agenttrail/agenttrail/redact"
 )
 
@@ -63,12 +64,8 @@ const (
 )
 
 func (c Config) withDefaults() Config {
-	if c.QueueEvents <= 0 {
-		c.QueueEvents = DefaultQueueEvents
-	}
-	if c.MaxBatch <= 0 {
-		c.MaxBatch = DefaultMaxBatch
-	}
+	defaults.Positive(&c.QueueEvents, DefaultQueueEvents)
+	defaults.Positive(&c.MaxBatch, DefaultMaxBatch)
 	if c.Linger < 0 {
 		c.Linger = 0
 	}
@@ -78,9 +75,7 @@ func (c Config) withDefaults() Config {
 	if c.Now == nil {
 		c.Now = time.Now
 	}
-	if c.Logger == nil {
-		c.Logger = slog.New(slog.DiscardHandler)
-	}
+	defaults.Logger(&c.Logger)
 	return c
 }
 

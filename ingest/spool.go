@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/agenttrail/agenttrail"
+	"github.com/agenttrail/agenttrail/internal/defaults"
 	"github.com/agenttrail/agenttrail/internal/spoollog"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -44,18 +45,10 @@ type SpoolConfig struct {
 const DefaultSpoolMaxBytes int64 = 1 << 30
 
 func (c SpoolConfig) withDefaults() SpoolConfig {
-	if c.MaxBytes <= 0 {
-		c.MaxBytes = DefaultSpoolMaxBytes
-	}
-	if c.StoreTimeout <= 0 {
-		c.StoreTimeout = 10 * time.Second
-	}
-	if c.MaxBackoff <= 0 {
-		c.MaxBackoff = 5 * time.Second
-	}
-	if c.Logger == nil {
-		c.Logger = slog.New(slog.DiscardHandler)
-	}
+	defaults.Positive(&c.MaxBytes, DefaultSpoolMaxBytes)
+	defaults.Positive(&c.StoreTimeout, 10*time.Second)
+	defaults.Positive(&c.MaxBackoff, 5*time.Second)
+	defaults.Logger(&c.Logger)
 	return c
 }
 

@@ -18,6 +18,7 @@ import (
 	"github.com/agenttrail/agenttrail"
 	"github.com/agenttrail/agenttrail/capture/llm"
 	"github.com/agenttrail/agenttrail/ingest"
+	"github.com/agenttrail/agenttrail/internal/defaults"
 	"github.com/agenttrail/agenttrail/otlp"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -174,9 +175,7 @@ func New(cfg Config) *Server {
 	if s.budgets == nil {
 		s.budgets, _ = cfg.Store.(agenttrail.Budgets)
 	}
-	if s.log == nil {
-		s.log = slog.New(slog.DiscardHandler)
-	}
+	defaults.Logger(&s.log)
 	if s.reg == nil {
 		s.reg = prometheus.NewRegistry()
 	}
@@ -219,15 +218,9 @@ func New(cfg Config) *Server {
 // limitsOf fills the zero fields of l from agenttrail.DefaultLimits.
 func limitsOf(l agenttrail.Limits) agenttrail.Limits {
 	d := agenttrail.DefaultLimits
-	if l.MaxEventBytes <= 0 {
-		l.MaxEventBytes = d.MaxEventBytes
-	}
-	if l.MaxRequestBytes <= 0 {
-		l.MaxRequestBytes = d.MaxRequestBytes
-	}
-	if l.MaxBatchEvents <= 0 {
-		l.MaxBatchEvents = d.MaxBatchEvents
-	}
+	defaults.Positive(&l.MaxEventBytes, d.MaxEventBytes)
+	defaults.Positive(&l.MaxRequestBytes, d.MaxRequestBytes)
+	defaults.Positive(&l.MaxBatchEvents, d.MaxBatchEvents)
 	return l
 }
 

@@ -40,6 +40,7 @@ import (
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 
 	"github.com/agenttrail/agenttrail/capture"
+	"github.com/agenttrail/agenttrail/internal/defaults"
 	"github.com/agenttrail/agenttrail/redact"
 )
 
@@ -113,20 +114,14 @@ func New(cfg Config) (*Proxy, error) {
 	if p.def.ID == "" {
 		p.def.ID = "anonymous"
 	}
-	if p.skew <= 0 {
-		p.skew = 15 * time.Minute
-	}
-	if p.maxBody <= 0 {
-		p.maxBody = 64 << 20
-	}
+	defaults.Positive(&p.skew, 15*time.Minute)
+	defaults.Positive(&p.maxBody, 64<<20)
 	if p.transport == nil {
 		t := http.DefaultTransport.(*http.Transport).Clone()
 		t.MaxIdleConnsPerHost = 64
 		p.transport = t
 	}
-	if p.log == nil {
-		p.log = slog.New(slog.DiscardHandler)
-	}
+	defaults.Logger(&p.log)
 	if p.now == nil {
 		p.now = time.Now
 	}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/agenttrail/agenttrail"
+	"github.com/agenttrail/agenttrail/internal/defaults"
 	"github.com/agenttrail/agenttrail/wire"
 )
 
@@ -74,15 +75,9 @@ func newBudgeter(cfg BudgetConfig, logger *slog.Logger) (*budgeter, error) {
 	if cfg.Trail == nil {
 		return nil, errors.New("llm proxy: budgets need a Trail to reserve with")
 	}
-	if cfg.Timeout <= 0 {
-		cfg.Timeout = defaultBudgetTimeout
-	}
-	if cfg.TTL <= 0 {
-		cfg.TTL = defaultBudgetTTL
-	}
-	if cfg.MaxOutputTokens <= 0 {
-		cfg.MaxOutputTokens = defaultMaxOutputTokens
-	}
+	defaults.Positive(&cfg.Timeout, defaultBudgetTimeout)
+	defaults.Positive(&cfg.TTL, defaultBudgetTTL)
+	defaults.Positive(&cfg.MaxOutputTokens, defaultMaxOutputTokens)
 	return &budgeter{cfg: cfg, logger: logger}, nil
 }
 
@@ -120,9 +115,7 @@ func (p *Proxy) admit(ctx context.Context, w http.ResponseWriter, c *call) bool 
 	c.budget = bc
 	_, bc.price, bc.priced = p.prices.Lookup(c.reqModel)
 	out := c.maxOut
-	if out <= 0 {
-		out = b.cfg.MaxOutputTokens
-	}
+	defaults.Positive(&out, b.cfg.MaxOutputTokens)
 	var amount float64
 	if bc.priced && !b.cfg.checkOnly {
 		amount = min(bc.price.worstCase(bc.inTokens, out), agenttrail.MaxLLMCostUSD)

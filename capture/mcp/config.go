@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/agenttrail/agenttrail/capture"
+	"github.com/agenttrail/agenttrail/internal/defaults"
 	"github.com/agenttrail/agenttrail/redact"
 )
 
@@ -72,21 +73,11 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	rec := capture.NewRedacting(c.Recorder, c.Redactor)
 	c.Recorder, c.Redactor = rec, rec.Redactor()
-	if c.Logger == nil {
-		c.Logger = slog.New(slog.DiscardHandler)
-	}
-	if c.PreviewBytes <= 0 {
-		c.PreviewBytes = DefaultPreviewBytes
-	}
-	if c.ArgumentsBytes <= 0 {
-		c.ArgumentsBytes = DefaultArgumentsBytes
-	}
-	if c.Timeout <= 0 {
-		c.Timeout = DefaultTimeout
-	}
-	if c.MaxBodyBytes <= 0 {
-		c.MaxBodyBytes = DefaultMaxBodyBytes
-	}
+	defaults.Logger(&c.Logger)
+	defaults.Positive(&c.PreviewBytes, DefaultPreviewBytes)
+	defaults.Positive(&c.ArgumentsBytes, DefaultArgumentsBytes)
+	defaults.Positive(&c.Timeout, DefaultTimeout)
+	defaults.Positive(&c.MaxBodyBytes, DefaultMaxBodyBytes)
 	if c.Now == nil {
 		c.Now = time.Now
 	}

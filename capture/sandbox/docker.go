@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/agenttrail/agenttrail/capture"
+	"github.com/agenttrail/agenttrail/internal/defaults"
 	"github.com/agenttrail/agenttrail/redact"
 )
 
@@ -95,21 +96,15 @@ func NewDockerProxy(cfg DockerConfig) (*DockerProxy, error) {
 	if p.ids == nil {
 		p.ids = &capture.Identities{Default: capture.Actor{ID: "anonymous"}}
 	}
-	if p.log == nil {
-		p.log = slog.New(slog.DiscardHandler)
-	}
+	defaults.Logger(&p.log)
 	if p.now == nil {
 		p.now = time.Now
 	}
 	max := cfg.MaxRemembered
-	if max <= 0 {
-		max = defaultMaxRemembered
-	}
+	defaults.Positive(&max, defaultMaxRemembered)
 	p.memo = newMemo(max)
 	timeout := cfg.DialTimeout
-	if timeout <= 0 {
-		timeout = defaultDialTimeout
-	}
+	defaults.Positive(&timeout, defaultDialTimeout)
 	p.dialer = &net.Dialer{Timeout: timeout, KeepAlive: 30 * time.Second}
 	p.tr = &http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {

@@ -1,0 +1,20 @@
+// Package defaults fills the unset fields of a configuration, by the
+// convention every agenttrail Config follows: a zero (or negative) size,
+// count or duration means the default, and a nil logger discards.
+package defaults
+
+import "log/slog"
+
+// Positive sets *v to d unless *v is positive.
+func Positive[T ~int | ~int64 | ~float64](v *T, d T) {
+	if *v <= 0 {
+		*v = d
+	}
+}
+
+// Logger sets *l to a logger that discards when it is nil.
+func Logger(l **slog.Logger) {
+	if *l == nil {
+		*l = slog.New(slog.DiscardHandler)
+	}
+}
