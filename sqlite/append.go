@@ -14,12 +14,16 @@ const eventColumns = "seq, id, org, time, received_at, duration_ms, actor_type, 
 type orgID struct{ org, id string }
 
 // writer is the connection Append writes through (see rawConn) and its
-// prepared statements. It is owned by Store.mu.
+// prepared statements. It is owned by Store.mu. Whatever is written often
+// goes through it too (checkpoints): a write on another connection makes
+// this one drop its whole page cache at its next transaction, and reread
+// the right edges of every index.
 type writer struct {
 	c                                    *rawConn
 	begin, commit, rollback              *rawStmt
 	state, treeSize, readHash            *rawStmt
 	insert, insertHashes, upsert, upDays *rawStmt
+	addCheckpoint                        *rawStmt
 }
 
 func openWriter(path, synchronous string) (*writer, error) {
@@ -37,6 +41,7 @@ func openWriter(path, synchronous string) (*writer, error) {
 		{&w.begin, "BEGIN IMMEDIATE"}, {&w.commit, "COMMIT"}, {&w.rollback, "ROLLBACK"},
 		{&w.state, stateSQL}, {&w.treeSize, treeSizeSQL}, {&w.readHash, readHashSQL},
 		{&w.insert, insertSQL}, {&w.insertHashes, insertHashesSQL}, {&w.upsert, upsertSQL}, {&w.upDays, upsertDaySQL},
+		{&w.addCheckpoint, addCheckpointSQL},
 	} {
 		if *p.st, err = c.prepare(p.q); err != nil {
 			w.close()
@@ -48,7 +53,7 @@ func openWriter(path, synchronous string) (*writer, error) {
 
 func (w *writer) close() {
 	for _, st := range []*rawStmt{w.begin, w.commit, w.rollback, w.state, w.treeSize, w.readHash,
-		w.insert, w.insertHashes, w.upsert, w.upDays} {
+		w.insert, w.insertHashes, w.upsert, w.upDays, w.addCheckpoint} {
 		st.close()
 	}
 	w.c.close()

@@ -16,6 +16,11 @@ const maxCompactDays = 31
 // update both tables from then on.
 func (s *Store) compact(ctx context.Context) error {
 	today := dayOf(s.now().UnixNano())
+	if s.daysUntil >= today {
+		// days_until never goes back, and every write transaction reads
+		// it afresh: no need to ask.
+		return nil
+	}
 	if err := s.w.QueryRowContext(ctx, "SELECT coalesce((SELECT value FROM meta WHERE name = 'days_until'), 0)").Scan(&s.daysUntil); err != nil {
 		return formatError("compact", err)
 	}

@@ -206,13 +206,26 @@ func (s *Store) AddCheckpoint(ctx context.Context, c integrity.Checkpoint) error
 	if s.stmts == nil {
 		return agenttrail.Errorf(agenttrail.EUNAVAILABLE, "sqlite: store is closed")
 	}
-	if _, err := s.w.ExecContext(ctx, `INSERT INTO checkpoints (org, size, root, signed_at, note)
-		VALUES (?, ?, ?, ?, ?) ON CONFLICT (org, size) DO NOTHING`,
-		c.Org, c.Size, c.Root[:], c.Time.UnixNano(), c.Note); err != nil {
+	if err := ctx.Err(); err != nil {
+		return formatError("add checkpoint", err)
+	}
+	// Through Append's connection: a write by another connection would
+	// make it drop its page cache at its next transaction.
+	st := s.wr.addCheckpoint
+	st.reserve(len(c.Org) + len(c.Root) + len(c.Note))
+	st.text(1, c.Org)
+	st.int64(2, c.Size)
+	st.blob(3, c.Root[:])
+	st.int64(4, c.Time.UnixNano())
+	st.blob(5, c.Note)
+	if _, err := st.exec(); err != nil {
 		return formatError("add checkpoint", err)
 	}
 	return nil
 }
+
+const addCheckpointSQL = `INSERT INTO checkpoints (org, size, root, signed_at, note)
+	VALUES (?, ?, ?, ?, ?) ON CONFLICT (org, size) DO NOTHING`
 
 // Checkpoints returns up to limit of org's checkpoints signed at or after
 // since, oldest first.
