@@ -59,37 +59,28 @@ func parseExport(v url.Values, now time.Time) (string, agenttrail.Filter, error)
 // and the only way left to tell the client is to cut the connection
 // without ending the body: an HTTP/1.1 client sees an unexpected EOF (no
 // terminating chunk), never a complete-looking partial export.
-func (s *Server) exportEvents(w http.ResponseWriter, r *http.Request) {
+func (s *Server) exportEvents(w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
 	now := s.now()
 	format, f, err := parseExport(r.URL.Query(), now)
 	if err != nil {
-		writeProblem(w, r, s.log, err)
-		return
+		return err
 	}
 	release, err := s.exports.take(principalOf(ctx))
 	if err != nil {
-		writeProblem(w, r, s.log, err)
-		return
+		return err
 	}
 	defer release()
 	head, err := s.headSeq(ctx)
 	if err != nil {
-		writeProblem(w, r, s.log, err)
-		return
+		return err
 	}
 	q := agenttrail.Query{Filter: scope(principalOf(ctx), f), Sort: agenttrail.SortSeq, Limit: exportPage}
 	page, err := s.store.Query(ctx, q)
 	if err != nil {
-		writeProblem(w, r, s.log, err)
-		return
+		return err
 	}
-	h := w.Header()
-	h.Set("Content-Type", export.ContentType(format))
-	h.Set("Content-Disposition", `attachment; filename="agenttrail-`+now.UTC().Format("20060102T150405Z")+"."+export.Extension(format)+`"`)
-	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("Cache-Control", "no-store")
-	w.WriteHeader(http.StatusOK)
+	attachment(w, export.ContentType(format), "agenttrail-"+now.UTC().Format("20060102T150405Z")+"."+export.Extension(format))
 
 	// Each page sets its own write deadline: the server's WriteTimeout
 	// would cut a long export.
@@ -127,6 +118,28 @@ func (s *Server) exportEvents(w http.ResponseWriter, r *http.Request) {
 	if err := ew.Close(); err != nil {
 		s.cutExport(ctx, "writing export", err, n)
 	}
+	return nil
+}
+
+// download is the handler of an answer that is a file: f answers an error
+// only before it sent its status (with attachment), and the error becomes
+// the problem document; after it, f ends the body itself.
+func (s *Server) download(f func(http.ResponseWriter, *http.Request) error) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := f(w, r); err != nil {
+			writeProblem(w, r, s.log, err)
+		}
+	})
+}
+
+// attachment sends the status and headers of a download named filename.
+func attachment(w http.ResponseWriter, contentType, filename string) {
+	h := w.Header()
+	h.Set("Content-Type", contentType)
+	h.Set("Content-Disposition", `attachment; filename="`+filename+`"`)
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusOK)
 }
 
 // cutExport ends an export that failed after its status was sent: it aborts

@@ -211,72 +211,57 @@ type bundleSource struct {
 // integrityBundle is GET /v1/integrity/bundle: the bundle (package
 // integrity) of the events export's filters match in one org, against a
 // checkpoint signed for it, for agenttrail verify.
-func (s *Server) integrityBundle(w http.ResponseWriter, r *http.Request) {
+func (s *Server) integrityBundle(w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
 	now := s.now()
 	v := r.URL.Query()
-	err := wire.CheckParams(v)
-	var f agenttrail.Filter
-	if err == nil {
-		f, err = wire.ParseFilter(v, now)
+	if err := wire.CheckParams(v); err != nil {
+		return err
 	}
-	if err == nil && s.integrity == nil {
-		err = agenttrail.Errorf(agenttrail.ENOTFOUND, "integrity is not enabled on this server")
-	}
+	f, err := wire.ParseFilter(v, now)
 	if err != nil {
-		writeProblem(w, r, s.log, err)
-		return
+		return err
+	}
+	if s.integrity == nil {
+		return agenttrail.Errorf(agenttrail.ENOTFOUND, "integrity is not enabled on this server")
 	}
 	f = scope(principalOf(ctx), f)
 	if len(f.Org) != 1 {
-		writeProblem(w, r, s.log, agenttrail.Invalid("org", "is required: a bundle holds one org"))
-		return
+		return agenttrail.Invalid("org", "is required: a bundle holds one org")
 	}
 	release, err := s.exports.take(principalOf(ctx))
 	if err != nil {
-		writeProblem(w, r, s.log, err)
-		return
+		return err
 	}
 	defer release()
 	size, err := s.integrity.Log.TreeSize(ctx, f.Org[0])
 	if err != nil {
-		writeProblem(w, r, s.log, err)
-		return
+		return err
 	}
 	c, err := s.covering(ctx, f.Org[0], size)
 	if err != nil {
-		writeProblem(w, r, s.log, err)
-		return
+		return err
 	}
 	// Built in a temporary file first: a failure is then a problem
 	// document, never a truncated bundle, and a bundle of millions of
 	// events does not sit in memory.
 	tmp, err := os.CreateTemp("", "agenttrail-bundle-*.zip")
 	if err != nil {
-		writeProblem(w, r, s.log, err)
-		return
+		return err
 	}
 	defer os.Remove(tmp.Name())
 	defer tmp.Close()
 	if _, err := integrity.WriteBundle(ctx, tmp, bundleSource{s.store, s.integrity.Log}, f, c, s.integrity.Key); err != nil {
-		writeProblem(w, r, s.log, err)
-		return
+		return err
 	}
-	size, err = tmp.Seek(0, io.SeekCurrent)
-	if err == nil {
-		_, err = tmp.Seek(0, io.SeekStart)
+	if size, err = tmp.Seek(0, io.SeekCurrent); err != nil {
+		return err
 	}
-	if err != nil {
-		writeProblem(w, r, s.log, err)
-		return
+	if _, err = tmp.Seek(0, io.SeekStart); err != nil {
+		return err
 	}
-	h := w.Header()
-	h.Set("Content-Type", "application/zip")
-	h.Set("Content-Length", strconv.FormatInt(size, 10))
-	h.Set("Content-Disposition", `attachment; filename="agenttrail-`+f.Org[0]+"-"+now.UTC().Format("20060102T150405Z")+`.bundle.zip"`)
-	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("Cache-Control", "no-store")
-	w.WriteHeader(http.StatusOK)
+	w.Header().Set("Content-Length", strconv.FormatInt(size, 10))
+	attachment(w, "application/zip", "agenttrail-"+f.Org[0]+"-"+now.UTC().Format("20060102T150405Z")+".bundle.zip")
 	rc := http.NewResponseController(w)
 	for {
 		_ = rc.SetWriteDeadline(time.Now().Add(streamWriteGrace))
@@ -284,7 +269,7 @@ func (s *Server) integrityBundle(w http.ResponseWriter, r *http.Request) {
 			if err != io.EOF {
 				s.log.Debug("writing bundle", "err", err)
 			}
-			return
+			return nil
 		}
 	}
 }
