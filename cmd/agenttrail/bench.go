@@ -23,15 +23,16 @@ import (
 
 // benchConfig is what `agenttrail bench` measures and how much.
 type benchConfig struct {
-	store        string // "sqlite" or a postgres:// URL
-	dir          string // where SQLite files go; a temporary directory by default
-	events       int    // events for the group-commit ingest run
-	naiveEvents  int    // events for the naive run
-	batch        int    // events per HTTP request
-	senders      int    // concurrent HTTP senders
-	storeEvents  int    // size of the store the queries run on
-	runs         int    // runs per query (percentiles)
-	baselineRuns int    // runs per plain GROUP BY
+	store        string        // "sqlite" or a postgres:// URL
+	dir          string        // where SQLite files go; a temporary directory by default
+	duration     time.Duration // how long the group-commit ingest run sends
+	events       int           // events for the group-commit ingest run, when duration is 0
+	naiveEvents  int           // events for the naive run
+	batch        int           // events per HTTP request
+	senders      int           // concurrent HTTP senders
+	storeEvents  int           // size of the store the queries run on
+	runs         int           // runs per query (percentiles)
+	baselineRuns int           // runs per plain GROUP BY
 	skipQueries  bool
 	json         bool
 }
@@ -72,7 +73,8 @@ func runBench(ctx context.Context, args []string, env *Env) error {
 	var c benchConfig
 	fs.StringVar(&c.store, "store", "sqlite", "store to measure: sqlite, or a postgres:// URL")
 	fs.StringVar(&c.dir, "dir", "", "directory for the SQLite files (default: a temporary one, removed after)")
-	fs.IntVar(&c.events, "events", 300000, "events sent through the ingest pipeline")
+	fs.DurationVar(&c.duration, "duration", 10*time.Second, "how long events are sent through the ingest pipeline, as the outside load generator's -d (0: send --events)")
+	fs.IntVar(&c.events, "events", 300000, "events sent through the ingest pipeline when --duration is 0")
 	fs.IntVar(&c.naiveEvents, "naive-events", 5000, "events sent through the naive design")
 	fs.IntVar(&c.batch, "batch", 1000, "events per HTTP request")
 	fs.IntVar(&c.senders, "senders", 4, "concurrent HTTP senders")
@@ -84,8 +86,8 @@ func runBench(ctx context.Context, args []string, env *Env) error {
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	if c.events < c.batch || c.naiveEvents < 1 || c.senders < 1 || c.runs < 1 {
-		return fmt.Errorf("--events must be at least --batch, and counts positive")
+	if (c.duration == 0 && c.events < c.batch) || c.duration < 0 || c.naiveEvents < 1 || c.senders < 1 || c.runs < 1 {
+		return fmt.Errorf("--events must be at least --batch, and counts and --duration positive")
 	}
 	if c.dir == "" {
 		dir, err := os.MkdirTemp("", "agenttrail-bench-")
@@ -101,12 +103,16 @@ func runBench(ctx context.Context, args []string, env *Env) error {
 	}
 	rep := benchReport{Store: storeKind(c.store), CPUs: runtime.GOMAXPROCS(0)}
 	var err error
-	fmt.Fprintf(progress, "ingest: %d events over HTTP, %d senders, %d events/request, group commit...\n", c.events, c.senders, c.batch)
-	if rep.Ingest, err = benchIngest(ctx, c, "group", false, c.events); err != nil {
+	if c.duration > 0 {
+		fmt.Fprintf(progress, "ingest: %v of events over HTTP, %d senders, %d events/request, group commit...\n", c.duration, c.senders, c.batch)
+	} else {
+		fmt.Fprintf(progress, "ingest: %d events over HTTP, %d senders, %d events/request, group commit...\n", c.events, c.senders, c.batch)
+	}
+	if rep.Ingest, err = benchIngest(ctx, c, "group", false, c.events, c.duration); err != nil {
 		return fmt.Errorf("ingest: %w", err)
 	}
 	fmt.Fprintf(progress, "naive: %d events, one transaction per event...\n", c.naiveEvents)
-	if rep.Naive, err = benchIngest(ctx, c, "naive", true, c.naiveEvents); err != nil {
+	if rep.Naive, err = benchIngest(ctx, c, "naive", true, c.naiveEvents, 0); err != nil {
 		return fmt.Errorf("naive ingest: %w", err)
 	}
 	rep.IngestRatio = rep.Ingest.EventsPerSec / rep.Naive.EventsPerSec
@@ -135,14 +141,17 @@ func storeKind(s string) string {
 // benchIngest runs a server as `agenttrail serve` runs it (package app:
 // tokens, rate limit, redaction, the spool) on a fresh store, and measures
 // its ingest from outside its process, as an outside load generator would:
-// `agenttrail load` in a child process sends n events over HTTP from
-// c.senders senders, c.batch events a request, with the admin token. A
+// `agenttrail load` in a child process sends events over HTTP for d (n
+// events when d is 0) from c.senders senders, c.batch events a request,
+// with the admin token. Sending for a time, as the outside generator
+// does, makes the store as large as it makes it: a fixed count ends on a
+// smaller store the faster the server is, and measures more. A
 // load generator inside the server's process would share its Go scheduler
 // and its share of a busy machine's CPU, and measure something else. naive
 // makes the writer commit each event in its own transaction: the design
 // agenttrail replaces, measured with the same server, schema and engine.
 // It also returns the server's peak RSS.
-func benchIngest(ctx context.Context, c benchConfig, name string, naive bool, n int) (ingestResult, error) {
+func benchIngest(ctx context.Context, c benchConfig, name string, naive bool, n int, d time.Duration) (ingestResult, error) {
 	dataDir, store, cleanup, err := benchStore(ctx, c, name)
 	if err != nil {
 		return ingestResult{}, err
@@ -171,8 +180,13 @@ func benchIngest(ctx context.Context, c benchConfig, name string, naive bool, n 
 		return ingestResult{}, err
 	}
 	var out, errOut bytes.Buffer
-	load := exec.CommandContext(ctx, self, "load", "--json", "--server", m.URL(),
-		"--events", strconv.Itoa(n), "--senders", strconv.Itoa(c.senders), "--batch", strconv.Itoa(min(c.batch, n)))
+	args := []string{"load", "--json", "--server", m.URL(), "--senders", strconv.Itoa(c.senders)}
+	if d > 0 {
+		args = append(args, "--duration", d.String(), "--batch", strconv.Itoa(c.batch))
+	} else {
+		args = append(args, "--events", strconv.Itoa(n), "--batch", strconv.Itoa(min(c.batch, n)))
+	}
+	load := exec.CommandContext(ctx, self, args...)
 	load.Env = append(os.Environ(), "AGENTTRAIL_TOKEN="+strings.TrimSpace(string(token)))
 	load.Stdout, load.Stderr = &out, &errOut
 	if err := load.Run(); err != nil {

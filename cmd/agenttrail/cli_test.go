@@ -185,3 +185,22 @@ func TestCLIReadsWhatTheAPIAnswers(t *testing.T) {
 		t.Errorf("timeseries --interval day --json: interval %s, %d buckets, %d events; want day, 8 or 9 buckets, at least the 600 sent", series.Interval, len(series.Buckets), total)
 	}
 }
+
+// TestLoadSendsForADuration: with --duration, load sends until the time is
+// up, whatever --events says (bench measures so, as the outside load
+// generator does), and every sender's request counts.
+func TestLoadSendsForADuration(t *testing.T) {
+	p := startServe(t, freeAddr(t), t.TempDir())
+	out := runBinary(t, "load", "--server", p.url, "--token", p.token, "--json",
+		"--events", "100", "--batch", "100", "--senders", "2", "--duration", "1s")
+	var res ingestResult
+	if err := json.Unmarshal([]byte(out), &res); err != nil {
+		t.Fatalf("load printed %q: %v", out, err)
+	}
+	if res.Events < 200 || res.Events%100 != 0 {
+		t.Errorf("load --duration 1s with 2 senders sent %d events, want whole requests of 100 from both senders", res.Events)
+	}
+	if res.Seconds < 1 {
+		t.Errorf("load --duration 1s stopped after %.2f s", res.Seconds)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"strconv"
 	"sync"
@@ -16,26 +17,35 @@ import (
 // runLoad sends synthetic events to a server as fast as it takes them and
 // reports its ingest rate, measured from outside the server's process:
 //
-//	agenttrail load [--server URL --token T] [--events N] [--senders 4] [--batch 1000] [--json]
+//	agenttrail load [--server URL --token T] [--events N | --duration 10s] [--senders 4] [--batch 1000] [--json]
 //
-// agenttrail bench runs it against the server it starts.
+// agenttrail bench runs it against the server it starts. With --duration it
+// sends for that long, as the outside load generator does (-d), so that
+// the store grows as much as it does under that generator: a fixed number of
+// events ends sooner on a fast server, on a smaller store.
 func runLoad(ctx context.Context, args []string, env *Env) error {
 	fs := newFlagSet("load", env)
 	var sf serverFlags
 	sf.register(fs, env)
 	events := fs.Int("events", 300000, "events to send (rounded down to whole requests)")
+	duration := fs.Duration("duration", 0, "send for this long instead of --events (requests under way at the end complete)")
 	senders := fs.Int("senders", 4, "concurrent senders")
 	batch := fs.Int("batch", 1000, "events per request")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	if *events < *batch || *batch < 1 || *senders < 1 {
-		return fmt.Errorf("--events must be at least --batch, and counts positive")
+	if (*duration <= 0 && *events < *batch) || *batch < 1 || *senders < 1 || *duration < 0 {
+		return fmt.Errorf("--events must be at least --batch, and counts and --duration positive")
 	}
 	l := newLoad(sf.server, sf.token, *batch)
 	start := time.Now()
-	n, err := l.send(ctx, *senders, *events)
+	requests := int64(*events / *batch)
+	var until time.Time
+	if *duration > 0 {
+		requests, until = math.MaxInt64, start.Add(*duration)
+	}
+	n, err := l.send(ctx, *senders, requests, until)
 	elapsed := time.Since(start)
 	if err != nil {
 		return err
@@ -74,13 +84,12 @@ func newLoad(url, token string, batch int) *load {
 	}
 }
 
-// send posts n events (rounded down to whole requests) from senders
-// goroutines and returns how many the server accepted. A 503 or 429 is
-// retried after a short pause, as the SDK backs off; anything else stops
-// the run.
-func (l *load) send(ctx context.Context, senders, n int) (int, error) {
+// send posts requests requests from senders goroutines, stopping early
+// at until when it is set, and returns how many events the server
+// accepted. A 503 or 429 is retried after a short pause, as the SDK backs
+// off; anything else stops the run.
+func (l *load) send(ctx context.Context, senders int, requests int64, until time.Time) (int, error) {
 	defer l.hc.CloseIdleConnections()
-	requests := int64(n / l.batch)
 	var next, accepted atomic.Int64
 	var wg sync.WaitGroup
 	errs := make(chan error, senders)
@@ -88,7 +97,7 @@ func (l *load) send(ctx context.Context, senders, n int) (int, error) {
 		wg.Go(func() {
 			var buf []byte
 			seq := int64(0)
-			for i := next.Add(1) - 1; i < requests && ctx.Err() == nil; i = next.Add(1) - 1 {
+			for i := next.Add(1) - 1; i < requests && ctx.Err() == nil && (until.IsZero() || time.Now().Before(until)); i = next.Add(1) - 1 {
 				buf = l.body(buf[:0], w, &seq)
 				got, err := l.post(ctx, buf)
 				if err != nil {
