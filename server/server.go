@@ -58,6 +58,10 @@ type Config struct {
 	// query or writer node of a cluster): POST /v1/events answers 503 with
 	// it, after authentication. Ingest still takes the server's own audit.
 	NoIngest string
+	// Cluster, on a node run with NATS, adds the node's view of its
+	// cluster to /readyz, and makes it 503 when the node cannot do its
+	// part; nil on a single server.
+	Cluster  ClusterReporter
 	Limits   agenttrail.Limits    // zero fields take agenttrail.DefaultLimits'
 	Logger   *slog.Logger         // nil discards
 	Registry *prometheus.Registry // served on /metrics, and the server's own metrics are registered on it; nil means a private one
@@ -114,6 +118,7 @@ type Server struct {
 	ingest    Writer
 	spool     Degrader
 	noIngest  string
+	cluster   ClusterReporter
 	sinks     Sinks
 	integrity *Integrity
 	limits    agenttrail.Limits
@@ -159,6 +164,7 @@ func New(cfg Config) *Server {
 		ingest:    cfg.Ingest,
 		spool:     cfg.Spool,
 		noIngest:  cfg.NoIngest,
+		cluster:   cfg.Cluster,
 		sinks:     cfg.Sinks,
 		integrity: cfg.Integrity,
 		limits:    limitsOf(cfg.Limits),

@@ -63,4 +63,37 @@ type Gaps struct {
 type Status struct {
 	Status string `json:"status"`
 	Reason string `json:"reason,omitempty"`
+	// Cluster is the node's view of its cluster, on a node run with NATS.
+	Cluster *ClusterStatus `json:"cluster,omitempty"`
+}
+
+// ClusterStatus is what /readyz of a cluster node reports: its role, its
+// NATS connection, the stream's fill against its limits, the writers' lag,
+// and on a writer node whether it is the active writer.
+type ClusterStatus struct {
+	Role          string `json:"role"`
+	NATSConnected bool   `json:"nats_connected"`
+	// Stream is nil when the stream could not be read.
+	Stream *StreamStatus `json:"stream,omitempty"`
+	// Consumer is nil before a writer first consumed the stream.
+	Consumer *ConsumerStatus `json:"consumer,omitempty"`
+	// WriterActive is set on a writer node.
+	WriterActive *bool `json:"writer_active,omitempty"`
+}
+
+// StreamStatus is the stream's fill: past MaxBytes ingest spools.
+type StreamStatus struct {
+	Messages      uint64  `json:"messages"`
+	Bytes         uint64  `json:"bytes"`
+	MaxBytes      int64   `json:"max_bytes"`
+	MaxAgeSeconds float64 `json:"max_age_seconds"`
+}
+
+// ConsumerStatus is the writers' lag: events no writer has fetched yet
+// (Pending), fetched and not yet committed (AckPending), and delivered
+// more than once (Redelivered).
+type ConsumerStatus struct {
+	Pending     uint64 `json:"pending"`
+	AckPending  int    `json:"ack_pending"`
+	Redelivered int    `json:"redelivered"`
 }
