@@ -8,10 +8,13 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"io"
 	"net"
 	"net/url"
 	"os"
 	"strconv"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -26,6 +29,7 @@ type NATS struct {
 	dir  string
 	port int
 	srv  *natsserver.Server
+	opts func(*natsserver.Options) // a cluster node's settings
 }
 
 // StartNATS starts a NATS server with JetStream on a free loopback port,
@@ -41,6 +45,14 @@ func StartNATS(t testing.TB) *NATS {
 // Start starts the server (again, on the same port and store after Stop).
 func (n *NATS) Start() {
 	n.t.Helper()
+	if !n.start() {
+		n.t.FailNow()
+	}
+}
+
+// start starts the server, reporting failures with Errorf, so that it
+// may run outside the test's goroutine.
+func (n *NATS) start() bool {
 	opts := &natsserver.Options{
 		Host:      "127.0.0.1",
 		Port:      n.port,
@@ -49,16 +61,23 @@ func (n *NATS) Start() {
 		NoLog:     true,
 		NoSigs:    true,
 	}
+	if n.opts != nil {
+		n.opts(opts)
+	}
 	srv, err := natsserver.NewServer(opts)
 	if err != nil {
-		n.t.Fatalf("nats server: %v", err)
+		n.t.Errorf("nats server: %v", err)
+		return false
 	}
 	go srv.Start()
-	if !srv.ReadyForConnections(10 * time.Second) {
-		n.t.Fatalf("nats server not ready")
+	if !srv.ReadyForConnections(30 * time.Second) {
+		n.t.Errorf("nats server not ready")
+		srv.Shutdown()
+		return false
 	}
 	n.srv = srv
 	n.port = srv.Addr().(*net.TCPAddr).Port
+	return true
 }
 
 // Stop shuts the server down; it is safe to call twice.
@@ -151,3 +170,207 @@ func DeleteStreamAtEnd(t testing.TB, url, stream string) {
 		}
 	})
 }
+
+// Proxy is a loopback TCP proxy in front of a server, which a test cuts to
+// make the server unreachable for the clients that go through it (and only
+// for them), without stopping a server others use.
+type Proxy struct {
+	t      testing.TB
+	ln     net.Listener
+	target string
+
+	mu    sync.Mutex
+	up    bool
+	conns map[net.Conn]bool
+}
+
+// StartProxy starts a proxy to target (host:port) on a free loopback
+// port; it is closed when the test ends.
+func StartProxy(t testing.TB, target string) *Proxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &Proxy{t: t, ln: ln, target: target, up: true, conns: map[net.Conn]bool{}}
+	go p.accept()
+	t.Cleanup(func() { ln.Close(); p.Cut() })
+	return p
+}
+
+// Addr is the proxy's host:port.
+func (p *Proxy) Addr() string { return p.ln.Addr().String() }
+
+// Cut closes every connection through the proxy and refuses new ones
+// until Restore: to its clients the server is down.
+func (p *Proxy) Cut() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.up = false
+	for c := range p.conns {
+		c.Close()
+	}
+	clear(p.conns)
+}
+
+// Restore lets connections through again.
+func (p *Proxy) Restore() {
+	p.mu.Lock()
+	p.up = true
+	p.mu.Unlock()
+}
+
+func (p *Proxy) accept() {
+	for {
+		c, err := p.ln.Accept()
+		if err != nil {
+			return
+		}
+		go p.serve(c)
+	}
+}
+
+func (p *Proxy) serve(c net.Conn) {
+	p.mu.Lock()
+	up := p.up
+	p.mu.Unlock()
+	if !up {
+		c.Close()
+		return
+	}
+	s, err := net.DialTimeout("tcp", p.target, 5*time.Second)
+	if err != nil {
+		c.Close()
+		return
+	}
+	p.mu.Lock()
+	if !p.up {
+		p.mu.Unlock()
+		c.Close()
+		s.Close()
+		return
+	}
+	p.conns[c], p.conns[s] = true, true
+	p.mu.Unlock()
+	done := make(chan struct{}, 2)
+	pipe := func(dst, src net.Conn) {
+		io.Copy(dst, src)
+		dst.Close()
+		src.Close()
+		done <- struct{}{}
+	}
+	go pipe(c, s)
+	go pipe(s, c)
+	<-done
+	<-done
+	p.mu.Lock()
+	delete(p.conns, c)
+	delete(p.conns, s)
+	p.mu.Unlock()
+}
+
+// Through returns dsn (a postgres:// URL) with its host and port replaced
+// by the proxy's.
+func (p *Proxy) Through(dsn string) string {
+	p.t.Helper()
+	u, err := url.Parse(dsn)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	u.Host = p.Addr()
+	return u.String()
+}
+
+// PostgresAddr returns the host:port of a postgres:// URL.
+func PostgresAddr(t testing.TB, dsn string) string {
+	t.Helper()
+	u, err := url.Parse(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u.Port() == "" {
+		return u.Hostname() + ":5432"
+	}
+	return u.Host
+}
+
+// NATSCluster is a cluster of NATS servers with JetStream in the test's
+// process, routed on loopback.
+type NATSCluster struct {
+	Nodes []*NATS
+}
+
+// StartNATSCluster starts n NATS servers with JetStream that form one
+// cluster; they are shut down when the test ends. It returns once the
+// cluster has a JetStream meta leader, so streams of n replicas can be
+// created.
+func StartNATSCluster(t testing.TB, n int) *NATSCluster {
+	t.Helper()
+	name := Unique("c")
+	routes := make([]*url.URL, n)
+	clusterPorts := make([]int, n)
+	for i := range n {
+		clusterPorts[i] = freePort(t)
+		routes[i] = &url.URL{Scheme: "nats", Host: "127.0.0.1:" + strconv.Itoa(clusterPorts[i])}
+	}
+	c := &NATSCluster{}
+	for i := range n {
+		node := &NATS{t: t, dir: t.TempDir(), port: freePort(t)}
+		node.opts = func(o *natsserver.Options) {
+			o.ServerName = name + "-" + strconv.Itoa(i)
+			o.Cluster = natsserver.ClusterOpts{Name: name, Host: "127.0.0.1", Port: clusterPorts[i]}
+			o.Routes = routes
+		}
+		c.Nodes = append(c.Nodes, node)
+	}
+	// Each server waits for its routes before it is ready, so they start
+	// side by side.
+	var wg sync.WaitGroup
+	for _, node := range c.Nodes {
+		wg.Add(1)
+		go func() { defer wg.Done(); node.start() }()
+	}
+	wg.Wait()
+	for _, node := range c.Nodes {
+		if node.srv == nil {
+			t.FailNow()
+		}
+		t.Cleanup(node.Stop)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		leader := false
+		for _, node := range c.Nodes {
+			leader = leader || node.srv.JetStreamIsLeader()
+		}
+		if leader {
+			return c
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the NATS cluster elected no JetStream leader in 30 s")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// URL is every node's client URL, comma-separated, as --nats takes them.
+func (c *NATSCluster) URL() string {
+	var urls []string
+	for _, n := range c.Nodes {
+		urls = append(urls, n.URL())
+	}
+	return strings.Join(urls, ",")
+}
+
+func freePort(t testing.TB) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// Name is the server's name in its cluster.
+func (n *NATS) Name() string { return n.srv.Name() }
