@@ -209,7 +209,16 @@ type Main struct {
 	commit   *ingest.Pipeline  // the writer's pipeline into the store, when it is not pipeline
 	sinks    *sink.Set         // nil without Config.Sinks
 	signer   *integrity.Signer // nil on an ingest node, which has no store
-	signIn   string            // a one-time console link when Open created the admin token
+	tokens   *server.TokenFile // the data directory's, or on a cluster the store's
+	shared   *postgres.Shared  // the state a cluster's nodes share; nil without NATS
+	// ownShared is set when shared has connections of its own (an ingest
+	// node's), which Close closes.
+	ownShared bool
+	// singleSigner and singleSinks run, on a cluster, the work one node
+	// does at a time: the periodic checkpoints, the sinks. nil on a single
+	// server.
+	singleSigner, singleSinks *cluster.Exclusive
+	signIn                    string // a one-time console link when Open created the admin token
 
 	closeOnce sync.Once
 	closeErr  error
@@ -256,17 +265,39 @@ func Open(ctx context.Context, cfg Config) (_ *Main, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("redaction patterns (--redact): %w", err)
 	}
-	auth, createdAdmin, err := openTokens(cfg.DataDir, m.log)
+	m.role = roleOf(cfg)
+	clustered := cfg.NATS.URL != ""
+	if m.role != RoleIngest {
+		if m.store, err = openStore(ctx, cfg, m.log, m.reg); err != nil {
+			return nil, err
+		}
+	}
+	// On a cluster the tokens and keys live in the store, shared by every
+	// node; an ingest node, which has no store, opens its shared state
+	// alone.
+	if clustered {
+		if pg, ok := m.store.(*postgres.Store); ok {
+			m.shared = pg.Shared()
+		} else {
+			if m.shared, err = postgres.OpenShared(ctx, cfg.Store, m.log); err != nil {
+				return nil, err
+			}
+			m.ownShared = true
+		}
+	}
+	m.tokens = server.NewTokenFile(filepath.Join(cfg.DataDir, TokensFile))
+	if m.shared != nil {
+		m.tokens = server.NewSharedTokens(sharedDoc{m.shared, sharedTokens}, "the store's shared tokens")
+	}
+	auth, createdAdmin, err := openTokens(m.tokens, cfg.DataDir, m.log)
 	if err != nil {
 		return nil, err
 	}
 	m.auth = auth
-	cursorKey, err := LoadCursorKey(filepath.Join(cfg.DataDir, CursorKeyFile))
+	cursorKey, err := m.cursorKey(ctx)
 	if err != nil {
 		return nil, err
 	}
-	m.role = roleOf(cfg)
-	clustered := cfg.NATS.URL != ""
 	if clustered {
 		ncfg := cfg.NATS
 		ncfg.Logger = m.log
@@ -280,11 +311,6 @@ func Open(ctx context.Context, cfg Config) (_ *Main, err error) {
 		}
 		cancel()
 		if err != nil {
-			return nil, err
-		}
-	}
-	if m.role != RoleIngest {
-		if m.store, err = openStore(ctx, cfg, m.log, m.reg); err != nil {
 			return nil, err
 		}
 	}
@@ -321,6 +347,10 @@ func Open(ctx context.Context, cfg Config) (_ *Main, err error) {
 	}
 	if clustered {
 		m.reg.MustRegister(cluster.NewCollector(m.nats, m.writer))
+		if m.store != nil {
+			m.singleSigner = &cluster.Exclusive{Lock: cluster.NewPGLockNamed(cfg.Store, "checkpoints"), What: "periodic checkpoints", Log: m.log}
+			m.singleSinks = &cluster.Exclusive{Lock: cluster.NewPGLockNamed(cfg.Store, "sinks"), What: "sinks", Log: m.log}
+		}
 	}
 	metricsAuth, err := metricsAuthOf(cfg.MetricsAuth, cfg.Addr)
 	if err != nil {
@@ -339,7 +369,7 @@ func Open(ctx context.Context, cfg Config) (_ *Main, err error) {
 	}
 	var integ *server.Integrity
 	if m.store != nil {
-		if integ, err = m.openIntegrity(cfg); err != nil {
+		if integ, err = m.openIntegrity(ctx, cfg); err != nil {
 			return nil, err
 		}
 	}
@@ -355,7 +385,12 @@ func Open(ctx context.Context, cfg Config) (_ *Main, err error) {
 	if clustered && (m.role == RoleWriter || m.role == RoleQuery) {
 		noIngest = fmt.Sprintf("this node (--role %s) does not ingest; send events to an ingest node", m.role)
 	}
+	var clusterRep server.ClusterReporter
+	if clustered {
+		clusterRep = clusterReport{m}
+	}
 	m.srv = server.New(server.Config{
+		Cluster:            clusterRep,
 		Integrity:          integ,
 		Sinks:              sinks,
 		Addr:               cfg.Addr,
@@ -394,7 +429,7 @@ func Open(ctx context.Context, cfg Config) (_ *Main, err error) {
 	if createdAdmin {
 		// Whoever started a fresh server gets into its console with one
 		// click; the link works once, for ten minutes.
-		if m.signIn, err = SignInURL(m.srv.URL(), cfg.DataDir, server.RoleAdmin, server.AllOrgs, ""); err != nil {
+		if m.signIn, err = signInURL(m.srv.URL(), m.tokens, server.RoleAdmin, server.AllOrgs, ""); err != nil {
 			return nil, err
 		}
 	}
@@ -430,20 +465,33 @@ func (m *Main) Run(ctx context.Context) error {
 	// in progress even while no new request comes to notice it.
 	addActor(&g, m.auth.Run)
 	addActor(&g, m.srv.RunAudit)
-	// The periodic checkpoints are signed where the stream is committed
-	// (on a cluster, writer nodes); any node with a store signs on demand.
-	if m.signer != nil && (m.nats == nil || commits(m.role)) {
-		addActor(&g, m.signer.Run)
-	}
 	if m.ret != nil {
 		addActor(&g, m.ret.run)
 	}
-	// Each sink follows the store on its own: a receiver that is down
-	// slows nothing else. They stop before the writer, and save their
-	// checkpoints on the way out.
+	// The periodic checkpoints, and the sinks: each sink follows the store
+	// on its own, so a receiver that is down slows nothing else. They stop
+	// before the writer, and save their checkpoints on the way out. On a
+	// cluster they run on one node at a time, the one holding their lock,
+	// so each receiver gets the trail once; any node with a store signs on
+	// demand.
+	var sinks []func(context.Context) error
 	if m.sinks != nil {
 		for _, r := range m.sinks.Runners() {
-			addActor(&g, r.Run)
+			sinks = append(sinks, r.Run)
+		}
+	}
+	for _, group := range []struct {
+		runs   []func(context.Context) error
+		single *cluster.Exclusive
+	}{{m.signerRuns(), m.singleSigner}, {sinks, m.singleSinks}} {
+		if group.single == nil {
+			for _, run := range group.runs {
+				addActor(&g, run)
+			}
+		} else if len(group.runs) > 0 {
+			addActor(&g, func(ctx context.Context) error {
+				return group.single.Run(ctx, cluster.WhileHeld(group.single.Poll, runAll(group.runs)))
+			})
 		}
 	}
 	// The stream's writer stops before the pipeline it commits through,
@@ -461,6 +509,32 @@ func (m *Main) Run(ctx context.Context) error {
 	err := g.Run()
 	m.log.Info("agenttrail stopped", "err", err)
 	return err
+}
+
+// signerRuns is the periodic signing of checkpoints, when this node signs.
+func (m *Main) signerRuns() []func(context.Context) error {
+	if m.signer == nil {
+		return nil
+	}
+	return []func(context.Context) error{m.signer.Run}
+}
+
+// runAll runs every one of runs until all have returned, and returns the
+// first error.
+func runAll(runs []func(context.Context) error) func(context.Context) error {
+	return func(ctx context.Context) error {
+		errs := make(chan error, len(runs))
+		for _, run := range runs {
+			go func() { errs <- run(ctx) }()
+		}
+		var first error
+		for range runs {
+			if err := <-errs; err != nil && first == nil {
+				first = err
+			}
+		}
+		return first
+	}
 }
 
 // addActor adds run to g as an actor with a context of its own. Its
@@ -495,6 +569,9 @@ func (m *Main) Close() error {
 		}
 		if m.nats != nil {
 			m.nats.Close()
+		}
+		if m.shared != nil && m.ownShared {
+			m.shared.Close()
 		}
 		m.closeErr = errors.Join(errs...)
 	})
@@ -540,18 +617,14 @@ func openStore(ctx context.Context, cfg Config, logger *slog.Logger, reg prometh
 
 // openIntegrity loads the signing key (creating the data directory's on
 // first start) and makes the checkpoint signer.
-func (m *Main) openIntegrity(cfg Config) (*server.Integrity, error) {
+func (m *Main) openIntegrity(ctx context.Context, cfg Config) (*server.Integrity, error) {
 	log, ok := m.store.(integrity.Log)
 	if !ok {
 		return nil, fmt.Errorf("store %T keeps no integrity log", m.store)
 	}
-	file, create := cfg.SigningKey, false
-	if file == "" {
-		file, create = filepath.Join(cfg.DataDir, SigningKeyFile), true
-	}
-	key, err := integrity.LoadKey(file, create)
+	key, err := m.signingKey(ctx, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("--signing-key: %w", err)
+		return nil, err
 	}
 	m.signer = &integrity.Signer{Log: log, Key: key, Every: cfg.CheckpointEvery, Interval: cfg.CheckpointInterval,
 		Dir: cfg.CheckpointDir, Logger: m.log, Events: m.store,

@@ -21,18 +21,25 @@ import (
 func TestClusterRoles(t *testing.T) {
 	dsn := clustertest.Postgres(t)
 	nats := cluster.Config{URL: clustertest.StartNATS(t).URL(), Stream: clustertest.Unique("T")}
-	node := func(role string) (*Main, string) {
+	// The first node started creates the admin token, in the store that
+	// every node shares.
+	var token string
+	node := func(role string) *Main {
 		dir := t.TempDir()
 		m := runMain(t, Config{Addr: "127.0.0.1:0", DataDir: dir, Store: dsn, Role: role, NATS: nats})
-		token, err := os.ReadFile(filepath.Join(dir, AdminTokenFile))
-		if err != nil {
-			t.Fatal(err)
+		if token == "" {
+			b, err := os.ReadFile(filepath.Join(dir, AdminTokenFile))
+			if err != nil {
+				t.Fatal(err)
+			}
+			token = strings.TrimSpace(string(b))
 		}
-		return m, strings.TrimSpace(string(token))
+		return m
 	}
-	in, inToken := node(RoleIngest)
-	writer, _ := node(RoleWriter)
-	query, queryToken := node(RoleQuery)
+	in := node(RoleIngest)
+	writer := node(RoleWriter)
+	query := node(RoleQuery)
+	inToken, queryToken := token, token
 	if in.Store() != nil {
 		t.Error("the ingest node opened a store")
 	}
@@ -70,8 +77,24 @@ func TestClusterRoles(t *testing.T) {
 	if code, body := do("GET", in.URL()+"/v1/events", inToken, ""); code != http.StatusServiceUnavailable || !strings.Contains(body, "serves no reads") {
 		t.Errorf("GET /v1/events on the ingest node = %d %s, want 503 saying it serves no reads", code, body)
 	}
-	if code, body := do("GET", in.URL()+"/readyz", "", ""); code != http.StatusOK {
-		t.Errorf("/readyz of the ingest node = %d %s", code, body)
+	// /readyz tells each node's role, the stream and the writers' lag.
+	for _, tc := range []struct {
+		m     *Main
+		wants []string
+	}{
+		{in, []string{`"role":"ingest"`, `"nats_connected":true`, `"stream":{"messages":`}},
+		{writer, []string{`"role":"writer"`, `"writer_active":true`, `"consumer":{"pending":`, `"max_bytes":`}},
+		{query, []string{`"role":"query"`, `"consumer":{"pending":`}},
+	} {
+		code, body := do("GET", tc.m.URL()+"/readyz", "", "")
+		if code != http.StatusOK {
+			t.Errorf("/readyz = %d %s", code, body)
+		}
+		for _, want := range tc.wants {
+			if !strings.Contains(body, want) {
+				t.Errorf("/readyz = %s, want %s in it", body, want)
+			}
+		}
 	}
 	// The writer's gauges are read from NATS at each scrape, and the
 	// consumer's pending count settles once the writer has fetched: scrape
@@ -106,6 +129,7 @@ func TestRoleChecks(t *testing.T) {
 		{Config{DataDir: "d", Role: "leader"}, `not "leader"`},
 		{Config{DataDir: "d", Role: "writer", NATS: cluster.Config{URL: "nats://127.0.0.1:1"}}, "PostgreSQL store"},
 		{Config{DataDir: "d", NATS: cluster.Config{URL: "nats://127.0.0.1:1"}}, "PostgreSQL store"},
+		{Config{DataDir: "d", Role: "ingest", NATS: cluster.Config{URL: "nats://127.0.0.1:1"}}, "PostgreSQL store"},
 		{Config{DataDir: "d", Role: "ingest", NATS: cluster.Config{URL: "127.0.0.1:4222"}}, "not a URL"},
 	} {
 		err := Check(tc.cfg)
@@ -113,8 +137,8 @@ func TestRoleChecks(t *testing.T) {
 			t.Errorf("Check(role %q, nats %q) = %v, want an error with %q", tc.cfg.Role, tc.cfg.NATS.URL, err, tc.want)
 		}
 	}
-	if err := Check(Config{DataDir: "d", Role: "ingest", NATS: cluster.Config{URL: "nats://127.0.0.1:1"}}); err != nil {
-		t.Errorf("Check(ingest on SQLite) = %v; an ingest node has no store", err)
+	if err := Check(Config{DataDir: "d", Role: "ingest", Store: "postgres://127.0.0.1:1/db", NATS: cluster.Config{URL: "nats://127.0.0.1:1"}}); err != nil {
+		t.Errorf("Check(ingest on PostgreSQL) = %v", err)
 	}
 }
 

@@ -16,20 +16,24 @@ import (
 // base whose data directory is dataDir: a code for a session of role and
 // org, in the URL's fragment, which browsers never send to a server.
 func SignInURL(base, dataDir string, role server.Role, org, by string) (string, error) {
-	code, err := server.NewTokenFile(filepath.Join(dataDir, TokensFile)).CreateLogin(role, org, by, time.Now())
+	return signInURL(base, server.NewTokenFile(filepath.Join(dataDir, TokensFile)), role, org, by)
+}
+
+func signInURL(base string, tokens *server.TokenFile, role server.Role, org, by string) (string, error) {
+	code, err := tokens.CreateLogin(role, org, by, time.Now())
 	if err != nil {
 		return "", fmt.Errorf("create a sign-in code: %w", err)
 	}
 	return base + "/#login=" + code, nil
 }
 
-// openTokens loads the token store of dataDir and, on first start, creates
-// an admin token for every org when it holds no live token, so a fresh
-// server is usable and never open. The token goes to AdminTokenFile (mode
-// 0600); the log says where, not what.
-// It reports whether it created the admin token.
-func openTokens(dataDir string, logger *slog.Logger) (*server.TokenAuth, bool, error) {
-	file := server.NewTokenFile(filepath.Join(dataDir, TokensFile))
+// openTokens opens the token store file (the data directory's, or on a
+// cluster the store's shared one) and, on first start, creates an admin
+// token for every org when it holds no live token, so a fresh server is
+// usable and never open. The token goes to AdminTokenFile (mode 0600) in
+// dataDir; the log says where, not what. It reports whether it created
+// the admin token.
+func openTokens(file *server.TokenFile, dataDir string, logger *slog.Logger) (*server.TokenAuth, bool, error) {
 	created, err := ensureAdminToken(file, dataDir, logger)
 	if err != nil {
 		return nil, false, err
@@ -39,24 +43,12 @@ func openTokens(dataDir string, logger *slog.Logger) (*server.TokenAuth, bool, e
 }
 
 func ensureAdminToken(file *server.TokenFile, dataDir string, logger *slog.Logger) (bool, error) {
-	recs, err := file.List()
-	if err != nil {
-		return false, err
-	}
-	for _, t := range recs {
-		if !t.Revoked() {
-			return false, nil
-		}
-	}
-	name := "admin"
-	for _, t := range recs {
-		if t.Name == name {
-			name = "admin-" + time.Now().UTC().Format("20060102150405")
-		}
-	}
-	token, _, err := file.Create(name, server.RoleAdmin, server.AllOrgs, "", time.Now())
+	token, rec, err := file.CreateFirst("admin", server.RoleAdmin, server.AllOrgs, "", time.Now())
 	if err != nil {
 		return false, fmt.Errorf("create the first admin token: %w", err)
+	}
+	if token == "" {
+		return false, nil
 	}
 	path := filepath.Join(dataDir, AdminTokenFile)
 	if err := os.WriteFile(path, []byte(token+"\n"), 0o600); err != nil {
@@ -65,7 +57,7 @@ func ensureAdminToken(file *server.TokenFile, dataDir string, logger *slog.Logge
 	if err := os.Chmod(path, 0o600); err != nil { // WriteFile keeps an existing file's mode
 		return false, fmt.Errorf("write the first admin token: %w", err)
 	}
-	logger.Info("created an admin token for every org; local commands use it, others need it as AGENTTRAIL_TOKEN", "path", path, "name", name)
+	logger.Info("created an admin token for every org; local commands use it, others need it as AGENTTRAIL_TOKEN", "path", path, "name", rec.Name)
 	return true, nil
 }
 

@@ -7,6 +7,7 @@ import (
 
 	"github.com/agenttrail/agenttrail"
 	"github.com/agenttrail/agenttrail/cluster"
+	"github.com/agenttrail/agenttrail/wire"
 )
 
 // The roles of a node (Config.Role).
@@ -34,11 +35,11 @@ func checkRole(cfg Config) error {
 	if err := cfg.NATS.Check(); err != nil {
 		return err
 	}
-	if commits(role) && storeKind(cfg.Store) == "sqlite" {
-		return fmt.Errorf("--role %s with --nats needs a PostgreSQL store (--store postgres://…): a writer commits into a store other nodes read, and one process owns a SQLite file", role)
+	if storeKind(cfg.Store) == "sqlite" {
+		return fmt.Errorf("--role %s with --nats needs a PostgreSQL store (--store postgres://…): a writer commits into a store other nodes read, every node reads the tokens and keys the cluster shares from it, and one process owns a SQLite file", role)
 	}
 	if role == RoleIngest && len(cfg.Sinks) > 0 {
-		return fmt.Errorf("sinks run on query nodes: an ingest node (--role ingest) has no store to deliver from")
+		return fmt.Errorf("sinks run on a node with the store (writer or query), one at a time: an ingest node (--role ingest) has no store to deliver from")
 	}
 	if role == RoleIngest && (cfg.Retain > 0 || len(cfg.RetentionRules) > 0) {
 		return fmt.Errorf("retention runs on writer nodes: an ingest node (--role ingest) has no store")
@@ -92,3 +93,29 @@ func (r noReads) SequenceGaps(context.Context, agenttrail.Filter) ([]agenttrail.
 }
 
 func (r noReads) Ping(ctx context.Context) error { return r.c.Ping(ctx) }
+
+// clusterReport is a cluster node's part of /readyz.
+type clusterReport struct{ m *Main }
+
+// ClusterStatus reports the node's NATS connection, the stream and the
+// writers' lag. A writer node that is not connected to NATS cannot do its
+// part; an ingest node can (it spools, which its readiness says already),
+// and so can a query node (it reads the store).
+func (r clusterReport) ClusterStatus(ctx context.Context) (wire.ClusterStatus, error) {
+	st := r.m.nats.Status(ctx)
+	out := wire.ClusterStatus{Role: r.m.role, NATSConnected: st.Connected}
+	if st.Stream {
+		out.Stream = &wire.StreamStatus{Messages: st.Messages, Bytes: st.Bytes, MaxBytes: st.MaxBytes, MaxAgeSeconds: st.MaxAge.Seconds()}
+	}
+	if st.Consumer {
+		out.Consumer = &wire.ConsumerStatus{Pending: st.Pending, AckPending: st.AckPending, Redelivered: st.Redelivered}
+	}
+	if r.m.writer != nil {
+		active := r.m.writer.Active()
+		out.WriterActive = &active
+	}
+	if r.m.role == RoleWriter && !st.Connected {
+		return out, fmt.Errorf("this writer is not connected to NATS")
+	}
+	return out, nil
+}

@@ -55,11 +55,10 @@ func (c WriterConfig) withDefaults() WriterConfig {
 type Writer struct {
 	c      *Conn
 	commit Committer
-	lock   Lock
+	ex     *Exclusive
 	cfg    WriterConfig
 	log    *slog.Logger
 
-	active    atomic.Bool
 	committed atomic.Int64 // events stored
 	dups      atomic.Int64 // events found stored already
 	refused   atomic.Int64 // events the store refused (acknowledged, logged)
@@ -68,48 +67,22 @@ type Writer struct {
 // NewWriter returns a writer of c's stream into commit, guarded by lock.
 func NewWriter(c *Conn, commit Committer, lock Lock, cfg WriterConfig) *Writer {
 	cfg = cfg.withDefaults()
-	return &Writer{c: c, commit: commit, lock: lock, cfg: cfg, log: cfg.Logger}
+	return &Writer{c: c, commit: commit, cfg: cfg, log: cfg.Logger,
+		ex: &Exclusive{Lock: lock, Poll: cfg.LockPoll, What: "writer", Log: cfg.Logger}}
 }
 
 // Active reports whether this writer holds the lock and consumes.
-func (w *Writer) Active() bool { return w.active.Load() }
+func (w *Writer) Active() bool { return w.ex.Active() }
 
 // Run waits for the lock, consumes while it holds it, and waits again if
 // it loses it, until ctx ends; then it releases the lock and returns nil.
 // A batch being committed when ctx ends is committed and acknowledged.
 func (w *Writer) Run(ctx context.Context) error {
-	defer w.lock.Release()
-	standbyLogged := false
-	for {
-		ok, err := w.lock.TryAcquire(ctx)
-		switch {
-		case ctx.Err() != nil:
-			return nil
-		case err != nil:
-			w.log.Warn("writer lock unavailable", "err", err)
-		case ok:
-			standbyLogged = false
-			w.active.Store(true)
-			w.log.Info("this writer is active")
-			err := w.consume(ctx)
-			w.active.Store(false)
-			w.lock.Release()
-			if ctx.Err() != nil {
-				return nil
-			}
-			w.log.Warn("this writer stopped being active", "err", err)
-		case !standbyLogged:
-			standbyLogged = true
-			w.log.Info("another writer is active; standing by")
-		}
-		if !sleep(ctx, w.cfg.LockPoll) {
-			return nil
-		}
-	}
+	return w.ex.Run(ctx, w.consume)
 }
 
 // consume fetches and commits batches until ctx ends or the lock is lost.
-func (w *Writer) consume(ctx context.Context) error {
+func (w *Writer) consume(ctx context.Context, held func(context.Context) error) error {
 	cons, err := w.c.js.CreateOrUpdateConsumer(ctx, w.c.cfg.Stream, jetstream.ConsumerConfig{
 		Durable:       w.c.cfg.Durable,
 		Description:   "agenttrail writers: the active one commits events into the store",
@@ -125,7 +98,7 @@ func (w *Writer) consume(ctx context.Context) error {
 	checked := time.Now()
 	for ctx.Err() == nil {
 		if time.Since(checked) >= w.cfg.LockPoll {
-			if err := w.held(ctx); err != nil {
+			if err := held(ctx); err != nil {
 				return err
 			}
 			checked = time.Now()
@@ -153,7 +126,7 @@ func (w *Writer) consume(ctx context.Context) error {
 		}
 		// The lock may have gone while the fetch waited: a writer that is
 		// no longer active must not commit (the new one will).
-		if err := w.held(ctx); err != nil {
+		if err := held(ctx); err != nil {
 			nakAll(msgs)
 			return err
 		}
@@ -167,12 +140,6 @@ func (w *Writer) consume(ctx context.Context) error {
 		}
 	}
 	return nil
-}
-
-func (w *Writer) held(ctx context.Context) error {
-	hctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	return w.lock.Held(hctx)
 }
 
 // commitBatch commits msgs and acknowledges them. Messages that do not

@@ -78,7 +78,7 @@ func (f *TokenFile) Exchange(code string, now time.Time) (string, TokenRecord, e
 	hash := hashToken(code)
 	// Look without the lock first: unknown codes, which anyone may send,
 	// never make the file change or wait for its lock.
-	doc, err := readTokens(f.path)
+	doc, _, err := f.read()
 	if err != nil {
 		return "", TokenRecord{}, err
 	}

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
@@ -72,20 +73,47 @@ type tokenDoc struct {
 // reader sees the old file or the new one, never half of one. Changes from
 // several processes are serialized by a lock file next to it. The zero value
 // is not usable; use NewTokenFile. Methods are safe for concurrent use.
+//
+// On a cluster the same document lives in the store instead (NewSharedTokens),
+// so that every node authenticates with the same tokens and a revocation on
+// one reaches all.
 type TokenFile struct {
-	path string
+	path   string
+	shared SharedDoc // nil for a file
 }
 
 // NewTokenFile returns the store at path, typically <data>/tokens.json. The
 // file need not exist yet.
 func NewTokenFile(path string) *TokenFile { return &TokenFile{path: path} }
 
+// SharedDoc is a document every node of a cluster reads and changes, kept
+// in the store, with a version that grows with each change.
+type SharedDoc interface {
+	// Get returns the document (nil when there is none) and its version.
+	Get(ctx context.Context) ([]byte, int64, error)
+	// Version returns the version alone; cheap enough to poll.
+	Version(ctx context.Context) (int64, error)
+	// Update replaces the document with change(old), serialized with
+	// every other node's updates; a failed change changes nothing.
+	Update(ctx context.Context, change func(old []byte) ([]byte, error)) error
+}
+
+// NewSharedTokens returns the token store kept in doc: the same document as
+// a token file, shared by every node of a cluster. where names it in logs.
+func NewSharedTokens(doc SharedDoc, where string) *TokenFile {
+	return &TokenFile{path: where, shared: doc}
+}
+
+// sharedTimeout bounds one read or change of shared tokens: a node whose
+// store is unreachable goes on with the tokens it loaded before.
+const sharedTimeout = 3 * time.Second
+
 // Path returns the file's path.
 func (f *TokenFile) Path() string { return f.path }
 
 // List returns every token, revoked ones included, in creation order.
 func (f *TokenFile) List() ([]TokenRecord, error) {
-	doc, err := readTokens(f.path)
+	doc, _, err := f.read()
 	return doc.Tokens, err
 }
 
@@ -127,6 +155,46 @@ func (f *TokenFile) Import(token, name string, role Role, org, by string, now ti
 	}
 	return rec, nil
 }
+
+// CreateFirst creates a token as Create does, but only when the store
+// holds no live token, checked in the same change: nodes of a cluster that
+// start side by side on an empty store create one first token between them.
+// It returns "" when there were live tokens. A name a revoked token had
+// gets the time appended.
+func (f *TokenFile) CreateFirst(name string, role Role, org, by string, now time.Time) (string, TokenRecord, error) {
+	if err := checkRoleOrg(role, org); err != nil {
+		return "", TokenRecord{}, err
+	}
+	token, id, err := newTokenText()
+	if err != nil {
+		return "", TokenRecord{}, err
+	}
+	var rec TokenRecord
+	err = f.update(func(doc *tokenDoc) error {
+		for _, t := range doc.Tokens {
+			if !t.Revoked() {
+				return errHasLive
+			}
+		}
+		n := name
+		for _, t := range doc.Tokens {
+			if t.Name == n {
+				n = name + "-" + now.UTC().Format("20060102150405")
+			}
+		}
+		rec = TokenRecord{ID: id, Name: n, Role: role, Org: org, Hash: hashToken(token), CreatedAt: now.UTC(), CreatedBy: by}
+		return doc.add(rec)
+	})
+	if errors.Is(err, errHasLive) {
+		return "", TokenRecord{}, nil
+	}
+	if err != nil {
+		return "", TokenRecord{}, err
+	}
+	return token, rec, nil
+}
+
+var errHasLive = errors.New("the token store holds live tokens")
 
 // add appends rec unless a live token has its name or any token its id.
 func (doc *tokenDoc) add(rec TokenRecord) error {
@@ -220,6 +288,53 @@ func hashToken(token string) string {
 	return hex.EncodeToString(sum[:])
 }
 
+// tokenStamp tells whether the token store changed since a load: the
+// file's stat, or the shared document's version.
+type tokenStamp struct {
+	fi      os.FileInfo
+	version int64
+}
+
+// look returns the store's stamp now, without reading it.
+func (f *TokenFile) look() (tokenStamp, error) {
+	if f.shared != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), sharedTimeout)
+		defer cancel()
+		v, err := f.shared.Version(ctx)
+		return tokenStamp{version: v}, err
+	}
+	fi, err := os.Stat(f.path)
+	if err != nil && !os.IsNotExist(err) {
+		return tokenStamp{}, err
+	}
+	return tokenStamp{fi: fi}, nil
+}
+
+// same reports whether two stamps are of the same, unchanged store.
+func (a tokenStamp) same(b tokenStamp) bool {
+	return a.version == b.version && sameFile(a.fi, b.fi)
+}
+
+// read reads the store and returns its stamp as read.
+func (f *TokenFile) read() (tokenDoc, tokenStamp, error) {
+	if f.shared != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), sharedTimeout)
+		defer cancel()
+		b, v, err := f.shared.Get(ctx)
+		if err != nil {
+			return tokenDoc{}, tokenStamp{}, fmt.Errorf("read tokens: %w", err)
+		}
+		doc, err := parseTokens(b, f.path)
+		return doc, tokenStamp{version: v}, err
+	}
+	st, err := f.look()
+	if err != nil {
+		return tokenDoc{}, tokenStamp{}, err
+	}
+	doc, err := readTokens(f.path)
+	return doc, st, err
+}
+
 // readTokens reads the file; a missing file is an empty store.
 func readTokens(path string) (tokenDoc, error) {
 	b, err := os.ReadFile(path)
@@ -228,6 +343,14 @@ func readTokens(path string) (tokenDoc, error) {
 	}
 	if err != nil {
 		return tokenDoc{}, fmt.Errorf("read tokens: %w", err)
+	}
+	return parseTokens(b, path)
+}
+
+// parseTokens decodes a token document; an empty one is an empty store.
+func parseTokens(b []byte, path string) (tokenDoc, error) {
+	if len(b) == 0 {
+		return tokenDoc{Version: 1}, nil
 	}
 	var doc tokenDoc
 	if err := json.Unmarshal(b, &doc); err != nil {
@@ -241,6 +364,20 @@ func readTokens(path string) (tokenDoc, error) {
 
 // update applies change to the file under the lock and replaces it.
 func (f *TokenFile) update(change func(*tokenDoc) error) error {
+	if f.shared != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), sharedTimeout)
+		defer cancel()
+		return f.shared.Update(ctx, func(old []byte) ([]byte, error) {
+			doc, err := parseTokens(old, f.path)
+			if err != nil {
+				return nil, err
+			}
+			if err := change(&doc); err != nil {
+				return nil, err
+			}
+			return json.Marshal(doc)
+		})
+	}
 	unlock, err := lockFile(f.path + ".lock")
 	if err != nil {
 		return err

@@ -35,7 +35,11 @@ type TokenAuth struct {
 	set       atomic.Pointer[tokenSet]
 	lastCheck atomic.Int64 // unix nanos of the last stat
 	mu        sync.Mutex   // serializes reloads
-	stat      os.FileInfo  // of the loaded file; guarded by mu
+	stat      tokenStamp   // of the loaded store; guarded by mu
+	// failing is set while the token store cannot be read (a shared one
+	// whose database is down): requests then go on with the tokens
+	// loaded before, without waiting on the store, and Run keeps trying.
+	failing atomic.Bool
 }
 
 type tokenSet struct {
@@ -71,10 +75,8 @@ func (a *TokenAuth) Authenticate(r *http.Request) (Principal, error) {
 	}
 	a.maybeReload()
 	rec, ok := a.set.Load().byID[id]
-	if !ok {
-		if err := a.reload(false); err != nil {
-			a.log.Error("reloading tokens; keeping the ones loaded before", "path", a.file.Path(), "err", err)
-		}
+	if !ok && !a.failing.Load() {
+		a.logReload(a.reload(false))
 		rec, ok = a.set.Load().byID[id]
 	}
 	// The id is not secret; the comparison of the secret part is, so it is
@@ -117,44 +119,59 @@ func (a *TokenAuth) Run(ctx context.Context) error {
 		case <-tick.C:
 		}
 		a.lastCheck.Store(time.Now().UnixNano())
-		if err := a.reload(false); err != nil {
-			a.log.Error("reloading tokens; keeping the ones loaded before", "path", a.file.Path(), "err", err)
+		a.logReload(a.reload(false))
+	}
+}
+
+// logReload logs a failed reload, once until one succeeds again, and sets
+// failing accordingly.
+func (a *TokenAuth) logReload(err error) {
+	if err == nil {
+		if a.failing.CompareAndSwap(true, false) {
+			a.log.Info("tokens readable again", "path", a.file.Path())
 		}
+		return
+	}
+	if !a.failing.Swap(true) {
+		a.log.Error("reloading tokens; keeping the ones loaded before", "path", a.file.Path(), "err", err)
 	}
 }
 
 // maybeReload stats the file when the last look is older than
 // tokenRecheck, and reloads it when it changed. One caller stats; the
-// others go on with the tokens they have.
+// others go on with the tokens they have. Shared tokens are left to Run,
+// so that no request waits on the store.
 func (a *TokenAuth) maybeReload() {
+	if a.file.shared != nil {
+		return
+	}
 	now := time.Now().UnixNano()
 	last := a.lastCheck.Load()
 	if now-last < int64(tokenRecheck) || !a.lastCheck.CompareAndSwap(last, now) {
 		return
 	}
-	if err := a.reload(false); err != nil {
-		a.log.Error("reloading tokens; keeping the ones loaded before", "path", a.file.Path(), "err", err)
-	}
+	a.logReload(a.reload(false))
 }
 
 // reload reads the file if it changed since the last load (or always, when
 // force is set).
 func (a *TokenAuth) reload(force bool) error {
 	a.mu.Lock()
-	fi, err := os.Stat(a.file.Path())
-	if err != nil && !os.IsNotExist(err) {
-		a.mu.Unlock()
-		return err
-	}
-	if !force && sameFile(a.stat, fi) {
-		a.mu.Unlock()
-		return nil
-	}
-	recs, err := a.file.List()
+	st, err := a.file.look()
 	if err != nil {
 		a.mu.Unlock()
 		return err
 	}
+	if !force && st.same(a.stat) {
+		a.mu.Unlock()
+		return nil
+	}
+	doc, st, err := a.file.read()
+	if err != nil {
+		a.mu.Unlock()
+		return err
+	}
+	recs := doc.Tokens
 	set := &tokenSet{byID: make(map[string]TokenRecord, len(recs))}
 	for _, t := range recs {
 		set.byID[t.ID] = t
@@ -164,7 +181,7 @@ func (a *TokenAuth) reload(force bool) error {
 	// old set and registers after the callback finds its token dead here
 	// (see Server.serveAs).
 	a.set.Store(set)
-	a.stat = fi
+	a.stat = st
 	a.mu.Unlock()
 	if fn := a.onRevoked.Load(); fn != nil && len(ended) > 0 {
 		(*fn)(ended)

@@ -29,18 +29,19 @@ func TestClusterSurvivesKills(t *testing.T) {
 	natsURL := clustertest.StartNATS(t).URL()
 	common := []string{"--nats", natsURL, "--nats-stream", clustertest.Unique("E"), "--store", dsn}
 
-	// Every node shares the first one's tokens, so one token works on all.
+	// The nodes share their tokens through the store: the first one
+	// creates the admin token, which works on all. Its file is copied
+	// only because startServe reads the token from a node's data
+	// directory.
 	first := t.TempDir()
 	seed := func() string {
 		dir := t.TempDir()
-		for _, f := range []string{"tokens.json", "admin.token", "cursor.key"} {
-			b, err := os.ReadFile(filepath.Join(first, f))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := os.WriteFile(filepath.Join(dir, f), b, 0o600); err != nil {
-				t.Fatal(err)
-			}
+		b, err := os.ReadFile(filepath.Join(first, "admin.token"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "admin.token"), b, 0o600); err != nil {
+			t.Fatal(err)
 		}
 		return dir
 	}

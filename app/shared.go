@@ -1,0 +1,82 @@
+package app
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"path/filepath"
+	"strings"
+
+	"golang.org/x/mod/sumdb/note"
+
+	"github.com/agenttrail/agenttrail/integrity"
+	"github.com/agenttrail/agenttrail/postgres"
+	"github.com/agenttrail/agenttrail/server"
+)
+
+// The documents of a cluster's shared state (postgres.Shared): what a
+// single server keeps in its data directory (TokensFile, CursorKeyFile,
+// SigningKeyFile), every node of a cluster reads from the store.
+const (
+	sharedTokens     = "tokens"
+	sharedCursorKey  = "cursor_key"
+	sharedSigningKey = "signing_key"
+)
+
+// sharedDoc is one document of the shared state, as a server.SharedDoc.
+type sharedDoc struct {
+	s    *postgres.Shared
+	name string
+}
+
+func (d sharedDoc) Get(ctx context.Context) ([]byte, int64, error) { return d.s.Get(ctx, d.name) }
+func (d sharedDoc) Version(ctx context.Context) (int64, error)     { return d.s.Version(ctx, d.name) }
+func (d sharedDoc) Update(ctx context.Context, change func([]byte) ([]byte, error)) error {
+	return d.s.Update(ctx, d.name, change)
+}
+
+// cursorKey returns the key that signs cursors: the data directory's, or
+// on a cluster the store's, so a cursor one node issued is good on all.
+func (m *Main) cursorKey(ctx context.Context) ([]byte, error) {
+	if m.shared == nil {
+		return LoadCursorKey(filepath.Join(m.cfg.DataDir, CursorKeyFile))
+	}
+	key, err := m.shared.GetOrCreate(ctx, sharedCursorKey, func() ([]byte, error) {
+		key := make([]byte, server.CursorKeySize)
+		rand.Read(key)
+		return key, nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("cursor key: %w", err)
+	}
+	if len(key) != server.CursorKeySize {
+		return nil, fmt.Errorf("the store's shared cursor key: want %d bytes, found %d", server.CursorKeySize, len(key))
+	}
+	return key, nil
+}
+
+// signingKey returns the key that signs checkpoints: --signing-key's file
+// when given; else the data directory's, created on first start, or on a
+// cluster the store's, so every node signs with one key and one verifier
+// key checks them all.
+func (m *Main) signingKey(ctx context.Context, cfg Config) (*integrity.Key, error) {
+	if cfg.SigningKey == "" && m.shared != nil {
+		b, err := m.shared.GetOrCreate(ctx, sharedSigningKey, func() ([]byte, error) {
+			skey, _, err := note.GenerateKey(rand.Reader, integrity.KeyName)
+			return []byte(skey), err
+		})
+		if err != nil {
+			return nil, fmt.Errorf("signing key: %w", err)
+		}
+		return integrity.NewKey(strings.TrimSpace(string(b)))
+	}
+	file, create := cfg.SigningKey, false
+	if file == "" {
+		file, create = filepath.Join(cfg.DataDir, SigningKeyFile), true
+	}
+	key, err := integrity.LoadKey(file, create)
+	if err != nil {
+		return nil, fmt.Errorf("--signing-key: %w", err)
+	}
+	return key, nil
+}
