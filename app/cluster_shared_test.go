@@ -71,18 +71,7 @@ func TestClusterSharesState(t *testing.T) {
 		t.Error("the ingest node wrote a token file; on a cluster the tokens live in the store")
 	}
 
-	do := func(method, url, token, body string) (int, string) {
-		t.Helper()
-		req, _ := http.NewRequest(method, url, strings.NewReader(body))
-		req.Header.Set("Authorization", "Bearer "+token)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
-	}
+	do := func(method, url, token, body string) (int, string) { return httpDo(t, method, url, token, body) }
 	code, body := do("POST", q1.URL()+"/v1/tokens", admin, `{"name":"agents","role":"ingest"}`)
 	if code != http.StatusOK && code != http.StatusCreated {
 		t.Fatalf("create a token on a query node = %d %s", code, body)
@@ -108,7 +97,7 @@ func TestClusterSharesState(t *testing.T) {
 	var page struct {
 		NextCursor string `json:"next_cursor"`
 	}
-	waitFor(t, "the events readable on the query nodes", 30*time.Second, func() bool {
+	clustertest.WaitFor(t, "the events readable on the query nodes", 30*time.Second, func() bool {
 		code, body := do("GET", q1.URL()+"/v1/events?limit=2", admin, "")
 		return code == http.StatusOK && json.Unmarshal([]byte(body), &page) == nil && page.NextCursor != ""
 	})
@@ -123,7 +112,7 @@ func TestClusterSharesState(t *testing.T) {
 
 	// The sink runs on one query node only: one receiver gets every
 	// event, the other none.
-	waitFor(t, "the sink delivered the events", 30*time.Second, func() bool {
+	clustertest.WaitFor(t, "the sink delivered the events", 30*time.Second, func() bool {
 		hookMu.Lock()
 		defer hookMu.Unlock()
 		return hooked["q1"]+hooked["q2"] >= 5
@@ -150,20 +139,9 @@ func TestClusterSharesState(t *testing.T) {
 		t.Fatalf("revoke on a query node = %d %s", code, body)
 	}
 	revoked := time.Now()
-	waitFor(t, "the revocation reaches the ingest node", 5*time.Second, func() bool {
+	clustertest.WaitFor(t, "the revocation reaches the ingest node", 5*time.Second, func() bool {
 		code, _ := post("after")
 		return code == http.StatusUnauthorized
 	})
 	t.Logf("the ingest node refused the revoked token %v after the revocation", time.Since(revoked).Round(time.Millisecond))
-}
-
-func waitFor(t *testing.T, what string, d time.Duration, ok func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !ok() {
-		if time.Now().After(deadline) {
-			t.Fatalf("after %v: %s", d, what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }

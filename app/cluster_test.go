@@ -44,18 +44,7 @@ func TestClusterRoles(t *testing.T) {
 		t.Error("the ingest node opened a store")
 	}
 
-	do := func(method, url, token, body string) (int, string) {
-		t.Helper()
-		req, _ := http.NewRequest(method, url, strings.NewReader(body))
-		req.Header.Set("Authorization", "Bearer "+token)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
-	}
+	do := func(method, url, token, body string) (int, string) { return httpDo(t, method, url, token, body) }
 	const ev = `{"id":"c1","actor_type":"agent","actor_id":"a","source":"shell","action":"ls","result":"success"}`
 	if code, body := do("POST", in.URL()+"/v1/events", inToken, ev); code != http.StatusOK || !strings.Contains(body, `"accepted":1`) {
 		t.Fatalf("POST to the ingest node = %d %s", code, body)
@@ -116,6 +105,20 @@ func TestClusterRoles(t *testing.T) {
 			break
 		}
 	}
+}
+
+// httpDo sends a request with token and returns the status and body.
+func httpDo(t *testing.T, method, url, token, body string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest(method, url, strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
 }
 
 // TestRoleChecks: a role of a cluster needs NATS, a writer needs

@@ -21,17 +21,7 @@ import (
 // stream of the test's own.
 func connect(t *testing.T, url, stream string) *cluster.Conn {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
-	defer cancel()
-	c, err := cluster.Connect(ctx, cluster.Config{URL: url, Stream: stream, Subject: strings.ToLower(stream) + ".events", MaxAge: time.Hour})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.EnsureStream(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
-	return c
+	return connectR(t, url, stream, 0)
 }
 
 // running runs f until the test ends (or stop is called) and returns stop,
@@ -132,16 +122,7 @@ func stored(t *testing.T, st agenttrail.Store) map[string]agenttrail.Event {
 	}
 }
 
-func waitFor(t *testing.T, what string, d time.Duration, ok func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !ok() {
-		if time.Now().After(deadline) {
-			t.Fatalf("after %v: %s", d, what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
+var waitFor = clustertest.WaitFor
 
 // failOnce commits its first batch and then reports a failure, as a writer
 // does that dies between the commit and the acknowledgement: JetStream

@@ -374,3 +374,15 @@ func freePort(t testing.TB) int {
 
 // Name is the server's name in its cluster.
 func (n *NATS) Name() string { return n.srv.Name() }
+
+// WaitFor polls ok until it holds, failing the test after d.
+func WaitFor(t testing.TB, what string, d time.Duration, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf("after %v: %s", d, what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
