@@ -203,3 +203,9 @@ func (c *Conn) Subject(org string) string {
 // MsgID is the Nats-Msg-Id of an event: its org and id, which is the
 // store's dedup key too. An org has no '/', so the pair is unambiguous.
 func MsgID(org, id string) string { return org + "/" + id }
+
+// DeleteStream deletes the stream and every event in it: for a stream of
+// one's own, such as a benchmark's.
+func (c *Conn) DeleteStream(ctx context.Context) error {
+	return c.js.DeleteStream(ctx, c.cfg.Stream)
+}

@@ -35,6 +35,7 @@ type benchConfig struct {
 	baselineRuns int           // runs per plain GROUP BY
 	skipQueries  bool
 	json         bool
+	nats         string // with it, also the path through a NATS JetStream stream
 }
 
 // benchReport is the result of one run, printed as a table or as JSON.
@@ -48,6 +49,10 @@ type benchReport struct {
 	StoreEvents int           `json:"store_events,omitempty"`
 	BuildSecs   float64       `json:"store_build_seconds,omitempty"`
 	Queries     []queryResult `json:"queries,omitempty"`
+	// NATS is the path ingest node → JetStream → writer → store, measured
+	// on the same store as Ingest; NATSRatio is its events/s over Ingest's.
+	NATS      *natsResult `json:"nats,omitempty"`
+	NATSRatio float64     `json:"nats_ratio,omitempty"`
 }
 
 // ingestResult is one ingest measurement; `agenttrail load --json` prints
@@ -83,11 +88,15 @@ func runBench(ctx context.Context, args []string, env *Env) error {
 	fs.IntVar(&c.baselineRuns, "baseline-runs", 5, "runs of each plain GROUP BY")
 	fs.BoolVar(&c.skipQueries, "skip-queries", false, "measure ingest only")
 	fs.BoolVar(&c.json, "json", false, "print the report as JSON")
+	fs.StringVar(&c.nats, "nats", "", "also measure ingest through this NATS server's JetStream (an ingest node and a writer) against the same PostgreSQL store")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	if (c.duration == 0 && c.events < c.batch) || c.duration < 0 || c.naiveEvents < 1 || c.senders < 1 || c.runs < 1 {
 		return fmt.Errorf("--events must be at least --batch, and counts and --duration positive")
+	}
+	if c.nats != "" && storeKind(c.store) == "sqlite" {
+		return fmt.Errorf("--nats needs a PostgreSQL store (--store postgres://…): a cluster's writer commits into PostgreSQL")
 	}
 	if c.dir == "" {
 		dir, err := os.MkdirTemp("", "agenttrail-bench-")
@@ -116,6 +125,14 @@ func runBench(ctx context.Context, args []string, env *Env) error {
 		return fmt.Errorf("naive ingest: %w", err)
 	}
 	rep.IngestRatio = rep.Ingest.EventsPerSec / rep.Naive.EventsPerSec
+	if c.nats != "" {
+		fmt.Fprintln(progress, "nats: the same over HTTP to an ingest node, through JetStream, committed by a writer...")
+		res, err := benchNATS(ctx, c)
+		if err != nil {
+			return fmt.Errorf("ingest through NATS: %w", err)
+		}
+		rep.NATS, rep.NATSRatio = &res, res.EventsPerSec/rep.Ingest.EventsPerSec
+	}
 	rep.PeakRSSMiB = peakRSSMiB()
 	if !c.skipQueries {
 		if err := benchQueries(ctx, c, &rep, progress); err != nil {
@@ -175,19 +192,26 @@ func benchIngest(ctx context.Context, c benchConfig, name string, naive bool, n 
 	if err != nil {
 		return ingestResult{}, err
 	}
+	return loadChild(ctx, c, m.URL(), strings.TrimSpace(string(token)), n, d)
+}
+
+// loadChild runs `agenttrail load` in a child process against the server
+// at url: events for d (n events when d is 0) from c.senders senders,
+// c.batch events a request.
+func loadChild(ctx context.Context, c benchConfig, url, token string, n int, d time.Duration) (ingestResult, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return ingestResult{}, err
 	}
 	var out, errOut bytes.Buffer
-	args := []string{"load", "--json", "--server", m.URL(), "--senders", strconv.Itoa(c.senders)}
+	args := []string{"load", "--json", "--server", url, "--senders", strconv.Itoa(c.senders)}
 	if d > 0 {
 		args = append(args, "--duration", d.String(), "--batch", strconv.Itoa(c.batch))
 	} else {
 		args = append(args, "--events", strconv.Itoa(n), "--batch", strconv.Itoa(min(c.batch, n)))
 	}
 	load := exec.CommandContext(ctx, self, args...)
-	load.Env = append(os.Environ(), "AGENTTRAIL_TOKEN="+strings.TrimSpace(string(token)))
+	load.Env = append(os.Environ(), "AGENTTRAIL_TOKEN="+token)
 	load.Stdout, load.Stderr = &out, &errOut
 	if err := load.Run(); err != nil {
 		return ingestResult{}, fmt.Errorf("agenttrail load: %w: %s", err, errOut.String())
@@ -238,6 +262,13 @@ func printReport(w io.Writer, r benchReport) {
 	tw.Flush()
 	fmt.Fprintf(w, "\ngroup commit / naive: %.1fx   (target >= 20x; >= 100,000 events/s on sqlite)\n", r.IngestRatio)
 	fmt.Fprintf(w, "peak RSS of the server's process: %.0f MiB\n", r.PeakRSSMiB)
+	if n := r.NATS; n != nil {
+		fmt.Fprintf(w, "\nthrough NATS JetStream (ingest node → stream → writer → store), %d events\n", n.Events)
+		fmt.Fprintf(w, "  acknowledged to the senders: %.0f events/s\n", n.AckedEventsPerSec)
+		fmt.Fprintf(w, "  committed by the writer:     %.0f events/s   (%.2f s from the first send to the last commit)\n", n.EventsPerSec, n.Seconds)
+		fmt.Fprintf(w, "  writer's lag: at most %d events behind; %.2f s to drain after the last acknowledgement\n", n.MaxLagEvents, n.DrainSeconds)
+		fmt.Fprintf(w, "NATS path / direct: %.0f%%   (target >= 80%%)\n", 100*r.NATSRatio)
+	}
 	if len(r.Queries) == 0 {
 		return
 	}
