@@ -23,7 +23,7 @@ type Committer interface {
 // WriterConfig tunes a Writer; zero fields take their defaults.
 type WriterConfig struct {
 	// Batch is the most messages fetched and committed at once (default
-	// 1,000).
+	// 2,000).
 	Batch int
 	// FetchWait is how long one fetch waits for messages (default 1 s).
 	FetchWait time.Duration
@@ -39,7 +39,7 @@ type WriterConfig struct {
 }
 
 func (c WriterConfig) withDefaults() WriterConfig {
-	defaults.Positive(&c.Batch, 1000)
+	defaults.Positive(&c.Batch, 2000)
 	defaults.Positive(&c.FetchWait, time.Second)
 	defaults.Positive(&c.LockPoll, 2*time.Second)
 	defaults.Positive(&c.AckWait, 30*time.Second)
@@ -81,7 +81,9 @@ func (w *Writer) Run(ctx context.Context) error {
 	return w.ex.Run(ctx, w.consume)
 }
 
-// consume fetches and commits batches until ctx ends or the lock is lost.
+// consume commits batches until ctx ends or the lock is lost. The next
+// batch is fetched while one is committed (prefetch), so the writer waits
+// on NATS and on the store at the same time rather than in turn.
 func (w *Writer) consume(ctx context.Context, held func(context.Context) error) error {
 	cons, err := w.c.js.CreateOrUpdateConsumer(ctx, w.c.cfg.Stream, jetstream.ConsumerConfig{
 		Durable:       w.c.cfg.Durable,
@@ -95,22 +97,54 @@ func (w *Writer) consume(ctx context.Context, held func(context.Context) error) 
 	if err != nil {
 		return err
 	}
-	checked := time.Now()
-	for ctx.Err() == nil {
-		if time.Since(checked) >= w.cfg.LockPoll {
-			if err := held(ctx); err != nil {
-				return err
-			}
-			checked = time.Now()
+	fetchCtx, stopFetch := context.WithCancel(ctx)
+	batches := make(chan []jetstream.Msg, 1)
+	go w.prefetch(fetchCtx, cons, batches)
+	defer func() {
+		// What was fetched and not committed goes back at once.
+		stopFetch()
+		for msgs := range batches {
+			nakAll(msgs)
 		}
-		batch, err := cons.Fetch(w.cfg.Batch, jetstream.FetchMaxWait(w.cfg.FetchWait))
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			w.log.Warn("fetch from the stream failed", "err", err)
+	}()
+	idle := time.NewTicker(w.cfg.LockPoll)
+	defer idle.Stop()
+	for {
+		var msgs []jetstream.Msg
+		select {
+		case <-ctx.Done():
+			return nil
+		case msgs = <-batches:
+		case <-idle.C: // no batch for a while: check the lock all the same
+		}
+		// The lock may have gone while the fetch waited: a writer that is
+		// no longer active must not commit (the new one will).
+		if err := held(ctx); err != nil {
+			nakAll(msgs)
+			return err
+		}
+		if len(msgs) == 0 {
+			continue
+		}
+		if err := w.commitBatch(ctx, msgs); err != nil {
+			w.log.Warn("commit failed; the stream keeps the events", "events", len(msgs), "err", err)
+			nakAll(msgs)
 			if !sleep(ctx, time.Second) {
 				return nil
+			}
+		}
+	}
+}
+
+// prefetch fetches batches into out until ctx ends, then closes out.
+func (w *Writer) prefetch(ctx context.Context, cons jetstream.Consumer, out chan<- []jetstream.Msg) {
+	defer close(out)
+	for ctx.Err() == nil {
+		batch, err := cons.Fetch(w.cfg.Batch, jetstream.FetchMaxWait(w.cfg.FetchWait))
+		if err != nil {
+			if ctx.Err() == nil {
+				w.log.Warn("fetch from the stream failed", "err", err)
+				sleep(ctx, time.Second)
 			}
 			continue
 		}
@@ -124,22 +158,12 @@ func (w *Writer) consume(ctx context.Context, held func(context.Context) error) 
 		if len(msgs) == 0 {
 			continue
 		}
-		// The lock may have gone while the fetch waited: a writer that is
-		// no longer active must not commit (the new one will).
-		if err := held(ctx); err != nil {
+		select {
+		case out <- msgs:
+		case <-ctx.Done():
 			nakAll(msgs)
-			return err
-		}
-		checked = time.Now()
-		if err := w.commitBatch(ctx, msgs); err != nil {
-			w.log.Warn("commit failed; the stream keeps the events", "events", len(msgs), "err", err)
-			nakAll(msgs)
-			if !sleep(ctx, time.Second) {
-				return nil
-			}
 		}
 	}
-	return nil
 }
 
 // commitBatch commits msgs and acknowledges them. Messages that do not
