@@ -5,6 +5,8 @@ import (
 	"log/slog"
 	"sync/atomic"
 	"time"
+
+	"github.com/agenttrail/agenttrail/internal/defaults"
 )
 
 // Exclusive runs work on one node of many at a time: the node that holds
@@ -31,12 +33,8 @@ func (e *Exclusive) Active() bool { return e.active.Load() }
 // ctx ends); Run then releases the lock and waits for it again.
 func (e *Exclusive) Run(ctx context.Context, work func(ctx context.Context, held func(context.Context) error) error) error {
 	poll, log := e.Poll, e.Log
-	if poll <= 0 {
-		poll = 2 * time.Second
-	}
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
+	defaults.Positive(&poll, 2*time.Second)
+	defaults.Logger(&log)
 	defer e.Lock.Release()
 	held := func(ctx context.Context) error {
 		hctx, cancel := context.WithTimeout(ctx, 5*time.Second)
@@ -76,9 +74,7 @@ func (e *Exclusive) Run(ctx context.Context, work func(ctx context.Context, held
 // every poll: a work function for Exclusive.Run of work that does not
 // check the lock itself. run's context ends when the lock is lost.
 func WhileHeld(poll time.Duration, run func(context.Context) error) func(context.Context, func(context.Context) error) error {
-	if poll <= 0 {
-		poll = 2 * time.Second
-	}
+	defaults.Positive(&poll, 2*time.Second)
 	return func(ctx context.Context, held func(context.Context) error) error {
 		ctx, cancel := context.WithCancel(ctx)
 		done := make(chan error, 1)
