@@ -93,11 +93,15 @@ func decodeField(b []byte, i int, key []byte, ev *agenttrail.Event) (int, bool) 
 		return literal(b, i, "null")
 	}
 	var ok bool
+	if p := textField(ev, key); p != nil {
+		*p, i, ok = str(b, i)
+		return i, ok
+	}
 	switch string(key) {
-	case "id":
-		ev.ID, i, ok = str(b, i)
 	case "time":
 		i, ok = timeValue(b, i, &ev.Time)
+	case "received_at":
+		i, ok = timeValue(b, i, &ev.ReceivedAt)
 	case "duration_ms":
 		var s []byte
 		if s, i, ok = number(b, i); ok {
@@ -109,18 +113,6 @@ func decodeField(b []byte, i int, key []byte, ev *agenttrail.Event) (int, bool) 
 		var s string
 		s, i, ok = str(b, i)
 		ev.ActorType = agenttrail.ActorType(s)
-	case "actor_id":
-		ev.ActorID, i, ok = str(b, i)
-	case "actor_name":
-		ev.ActorName, i, ok = str(b, i)
-	case "source":
-		ev.Source, i, ok = str(b, i)
-	case "action":
-		ev.Action, i, ok = str(b, i)
-	case "resource_type":
-		ev.ResourceType, i, ok = str(b, i)
-	case "resource_id":
-		ev.ResourceID, i, ok = str(b, i)
 	case "result":
 		var s string
 		s, i, ok = str(b, i)
@@ -129,39 +121,59 @@ func decodeField(b []byte, i int, key []byte, ev *agenttrail.Event) (int, bool) 
 		var n int64
 		n, i, ok = integer(b, i, strconv.IntSize)
 		ev.StatusCode = int(n)
-	case "description":
-		ev.Description, i, ok = str(b, i)
 	case "metadata":
 		start := i
 		if i, ok = scanValue(b, i, 0); ok {
 			ev.Metadata = append(json.RawMessage(nil), b[start:i]...)
 		}
-	case "org":
-		ev.Org, i, ok = str(b, i)
-	case "project":
-		ev.Project, i, ok = str(b, i)
-	case "producer_id":
-		ev.ProducerID, i, ok = str(b, i)
 	case "producer_seq":
 		ev.ProducerSeq, i, ok = integer(b, i, 64)
-	case "trace_id":
-		ev.TraceID, i, ok = str(b, i)
-	case "span_id":
-		ev.SpanID, i, ok = str(b, i)
-	case "parent_span_id":
-		ev.ParentSpanID, i, ok = str(b, i)
-	case "session_id":
-		ev.SessionID, i, ok = str(b, i)
 	case "seq":
 		ev.Seq, i, ok = integer(b, i, 64)
-	case "received_at":
-		i, ok = timeValue(b, i, &ev.ReceivedAt)
 	case "log_index":
 		var n int64
 		n, i, ok = integer(b, i, 64)
 		ev.LogIndex = &n
 	}
 	return i, ok
+}
+
+// textField returns ev's string field named key, or nil when key names no
+// string field.
+func textField(ev *agenttrail.Event, key []byte) *string {
+	switch string(key) {
+	case "id":
+		return &ev.ID
+	case "actor_id":
+		return &ev.ActorID
+	case "actor_name":
+		return &ev.ActorName
+	case "source":
+		return &ev.Source
+	case "action":
+		return &ev.Action
+	case "resource_type":
+		return &ev.ResourceType
+	case "resource_id":
+		return &ev.ResourceID
+	case "description":
+		return &ev.Description
+	case "org":
+		return &ev.Org
+	case "project":
+		return &ev.Project
+	case "producer_id":
+		return &ev.ProducerID
+	case "trace_id":
+		return &ev.TraceID
+	case "span_id":
+		return &ev.SpanID
+	case "parent_span_id":
+		return &ev.ParentSpanID
+	case "session_id":
+		return &ev.SessionID
+	}
+	return nil
 }
 
 // isField reports whether key is the exact JSON name of an Event field.
@@ -236,7 +248,7 @@ func timeValue(b []byte, i int, t interface{ UnmarshalJSON([]byte) error }) (int
 // number returns the JSON number at b[i], checked against the JSON grammar
 // (strconv alone would take "01" or "+1").
 func number(b []byte, i int) ([]byte, int, bool) {
-	s := i
+	s, ok := i, false
 	if i < len(b) && b[i] == '-' {
 		i++
 	}
@@ -251,12 +263,7 @@ func number(b []byte, i int) ([]byte, int, bool) {
 		return nil, 0, false
 	}
 	if i < len(b) && b[i] == '.' {
-		i++
-		d := i
-		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
-			i++
-		}
-		if i == d {
+		if i, ok = digits(b, i+1); !ok {
 			return nil, 0, false
 		}
 	}
@@ -265,15 +272,20 @@ func number(b []byte, i int) ([]byte, int, bool) {
 		if i < len(b) && (b[i] == '+' || b[i] == '-') {
 			i++
 		}
-		d := i
-		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
-			i++
-		}
-		if i == d {
+		if i, ok = digits(b, i); !ok {
 			return nil, 0, false
 		}
 	}
 	return b[s:i], i, true
+}
+
+// digits skips the one or more decimal digits at b[i].
+func digits(b []byte, i int) (int, bool) {
+	d := i
+	for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+		i++
+	}
+	return i, i > d
 }
 
 // integer decodes the JSON number at b[i] into an integer of bits bits.
