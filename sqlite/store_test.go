@@ -328,3 +328,34 @@ func TestMigrateUpgrade(t *testing.T) {
 		t.Errorf("after upgrade: user_version %d, rollup count %d; want %d, 5", v, n, len(ms))
 	}
 }
+
+// TestWriterDurability: the connection Append writes through fsyncs the
+// WAL at every commit (synchronous=FULL, 2), on a WAL file, with the
+// busy timeout the other connections have.
+func TestWriterDurability(t *testing.T) {
+	s := openAt(t, filepath.Join(t.TempDir(), "trail.db"))
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, c := range []struct {
+		pragma string
+		want   int64
+	}{{"synchronous", 2}, {"busy_timeout", 10000}} {
+		st, err := s.wr.c.prepare("PRAGMA " + c.pragma)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ok, err := st.next()
+		if err != nil || !ok {
+			t.Fatalf("PRAGMA %s: %v %v", c.pragma, ok, err)
+		}
+		if got := st.colInt64(0); got != c.want {
+			t.Errorf("writer's %s = %d, want %d", c.pragma, got, c.want)
+		}
+		st.reset()
+		st.close()
+	}
+	var mode string
+	if err := s.r.QueryRow("PRAGMA journal_mode").Scan(&mode); err != nil || mode != "wal" {
+		t.Errorf("journal_mode = %q (%v), want wal", mode, err)
+	}
+}
