@@ -107,6 +107,16 @@ func (w *Writer) consume(ctx context.Context, held func(context.Context) error) 
 			nakAll(msgs)
 		}
 	}()
+	// Two batches commit at once: the write path merges them into one
+	// transaction when the first is still queued, and the store is never
+	// idle while a batch is acknowledged. Both complete before consume
+	// returns.
+	slots := make(chan struct{}, commitsInFlight)
+	defer func() {
+		for range commitsInFlight {
+			slots <- struct{}{}
+		}
+	}()
 	idle := time.NewTicker(w.cfg.LockPoll)
 	defer idle.Stop()
 	for {
@@ -126,15 +136,25 @@ func (w *Writer) consume(ctx context.Context, held func(context.Context) error) 
 		if len(msgs) == 0 {
 			continue
 		}
-		if err := w.commitBatch(ctx, msgs); err != nil {
-			w.log.Warn("commit failed; the stream keeps the events", "events", len(msgs), "err", err)
+		select {
+		case slots <- struct{}{}:
+		case <-ctx.Done():
 			nakAll(msgs)
-			if !sleep(ctx, time.Second) {
-				return nil
-			}
+			return nil
 		}
+		go func() {
+			defer func() { <-slots }()
+			if err := w.commitBatch(ctx, msgs); err != nil {
+				w.log.Warn("commit failed; the stream keeps the events", "events", len(msgs), "err", err)
+				nakAll(msgs)
+				sleep(ctx, time.Second)
+			}
+		}()
 	}
 }
+
+// commitsInFlight is how many batches a writer commits at once.
+const commitsInFlight = 2
 
 // prefetch fetches batches into out until ctx ends, then closes out.
 func (w *Writer) prefetch(ctx context.Context, cons jetstream.Consumer, out chan<- []jetstream.Msg) {
