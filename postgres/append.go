@@ -237,14 +237,20 @@ func (s *Store) appendTx(ctx context.Context, batch []agenttrail.Event, fresh []
 // holds the seq counter's row lock, so no other Append can store one of them
 // before this transaction commits. Looking the ids up and then COPYing the
 // new ones measured faster than one INSERT ... ON CONFLICT DO NOTHING.
+//
+// Each id is one probe of event_ids' primary key, in a correlated subquery
+// the planner cannot turn into a join: as a join, it knew the batch's size
+// and chose a hash join over a sequential scan of every stored id, a cost
+// that grew with the table (204 ms a batch at 61,000 stored ids, against
+// 20 ms of probes).
 func storedIDs(ctx context.Context, tx pgx.Tx, batch []agenttrail.Event, fresh []int) (map[idKey]struct{}, error) {
 	ids := make([]string, len(fresh))
 	orgs := make([]string, len(fresh))
 	for j, i := range fresh {
 		ids[j], orgs[j] = batch[i].ID, batch[i].Org
 	}
-	rows, err := tx.Query(ctx, `SELECT e.id, e.org FROM event_ids AS e
-		JOIN unnest($1::text[], $2::text[]) AS b (id, org) ON e.id = b.id AND e.org = b.org`, ids, orgs)
+	rows, err := tx.Query(ctx, `SELECT b.id, b.org FROM unnest($1::text[], $2::text[]) AS b (id, org)
+		WHERE (SELECT true FROM event_ids AS e WHERE e.id = b.id AND e.org = b.org)`, ids, orgs)
 	if err != nil {
 		return nil, fmt.Errorf("dedup: %w", err)
 	}
