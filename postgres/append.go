@@ -28,23 +28,6 @@ func eventColumns() []string {
 	}
 }
 
-// eventRow returns e's values in eventColumns order.
-func eventRow(e *agenttrail.Event) []any {
-	l, _ := e.LLM()
-	var metadata []byte
-	if len(e.Metadata) > 0 {
-		metadata = e.Metadata
-	}
-	return []any{
-		e.Time, e.Seq, e.ID, e.Org, e.Project, string(e.ActorType), e.ActorID, e.ActorName,
-		e.Source, e.Action, e.ResourceType, e.ResourceID, string(e.Result), int32(e.StatusCode),
-		e.DurationMS, e.Description, metadata, e.ProducerID, e.ProducerSeq, e.ReceivedAt,
-		l.Model, l.InputTokens, l.OutputTokens, l.CacheReadTokens, l.CacheWriteTokens,
-		l.ReasoningTokens, l.CostUSD, e.TraceID, e.SpanID, e.ParentSpanID, e.SessionID,
-		e.LogIndex,
-	}
-}
-
 type idKey struct{ org, id string }
 
 // Append stores the batch in one transaction: it skips events whose (org, id)
@@ -180,11 +163,16 @@ func (s *Store) appendTx(ctx context.Context, batch []agenttrail.Event, fresh []
 	slices.SortFunc(byID, func(a, b *agenttrail.Event) int {
 		return cmp.Or(strings.Compare(a.ID, b.ID), strings.Compare(a.Org, b.Org))
 	})
-	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"event_ids"}, []string{"id", "org", "seq", "time"},
-		pgx.CopyFromSlice(len(byID), func(i int) ([]any, error) {
-			e := byID[i]
-			return []any{e.ID, e.Org, e.Seq, e.Time}, nil
-		})); err != nil {
+	c := &s.copy
+	c.reset()
+	for _, e := range byID {
+		c.row(4)
+		c.text(e.ID)
+		c.text(e.Org)
+		c.int8(e.Seq)
+		c.timestamptz(e.Time)
+	}
+	if err := c.copyTo(ctx, tx, "event_ids", []string{"id", "org", "seq", "time"}); err != nil {
 		return 0, fmt.Errorf("copy ids: %w", err)
 	}
 	// The leaves, in the same transaction: an event is never stored
@@ -202,6 +190,7 @@ func (s *Store) appendTx(ctx context.Context, batch []agenttrail.Event, fresh []
 		if err != nil {
 			return 0, err
 		}
+		// One row per org and 1,024 hashes: pgx's encoding is fine here.
 		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"tree_hashes"}, []string{"org", "first", "size", "hashes"},
 			pgx.CopyFromRows(rows)); err != nil {
 			return 0, fmt.Errorf("copy tree hashes: %w", err)
@@ -211,8 +200,10 @@ func (s *Store) appendTx(ctx context.Context, batch []agenttrail.Event, fresh []
 	slices.SortFunc(byTime, func(a, b *agenttrail.Event) int {
 		return cmp.Or(a.Time.Compare(b.Time), cmp.Compare(a.Seq, b.Seq))
 	})
-	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"events"}, eventColumns(),
-		pgx.CopyFromSlice(len(byTime), func(i int) ([]any, error) { return eventRow(byTime[i]), nil })); err != nil {
+	for _, e := range byTime {
+		c.event(e)
+	}
+	if err := c.copyTo(ctx, tx, "events", eventColumns()); err != nil {
 		return 0, fmt.Errorf("copy events: %w", err)
 	}
 	r := <-rollups

@@ -52,6 +52,10 @@ type Store struct {
 	// longer count (unix ns).
 	prunedAt atomic.Int64
 
+	// copy is the writer's COPY buffer, reused from batch to batch; only
+	// the holder of writer touches it.
+	copy copyRows
+
 	// noTree leaves the integrity tree out of Append: only
 	// BenchmarkAppendTree sets it, to measure what the tree costs.
 	noTree bool
