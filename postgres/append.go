@@ -113,13 +113,39 @@ func (s *Store) appendTx(ctx context.Context, batch []agenttrail.Event, fresh []
 	}
 	defer tx.Rollback(ctx) //nolint:errcheck // a no-op after Commit
 
+	// One round trip: the seq counter's row lock, the ids already
+	// stored, and the tree sizes of the batch's orgs.
+	ptrs := make([]*agenttrail.Event, len(fresh))
+	for j, i := range fresh {
+		ptrs[j] = &batch[i]
+	}
+	orgs := orgsOf(ptrs)
+	b := &pgx.Batch{}
+	b.Queue("SELECT last_seq FROM seq_counter FOR UPDATE")
+	queueStoredIDs(b, ptrs)
+	if !s.noTree {
+		b.Queue(treeSizesSQL, orgs)
+	}
+	br := tx.SendBatch(ctx, b)
 	var last int64
-	if err := tx.QueryRow(ctx, "SELECT last_seq FROM seq_counter FOR UPDATE").Scan(&last); err != nil {
+	if err := br.QueryRow().Scan(&last); err != nil {
+		br.Close()
 		return 0, fmt.Errorf("seq: %w", err)
 	}
-	stored, err := storedIDs(ctx, tx, batch, fresh)
+	stored, err := storedIDs(br)
 	if err != nil {
+		br.Close()
 		return 0, err
+	}
+	var sizes map[string]int64
+	if !s.noTree {
+		if sizes, err = scanTreeSizes(br.Query()); err != nil {
+			br.Close()
+			return 0, err
+		}
+	}
+	if err := br.Close(); err != nil {
+		return 0, fmt.Errorf("seq and dedup: %w", err)
 	}
 	events := make([]*agenttrail.Event, 0, len(fresh))
 	for _, i := range fresh {
@@ -177,23 +203,19 @@ func (s *Store) appendTx(ctx context.Context, batch []agenttrail.Event, fresh []
 	}
 	// The leaves, in the same transaction: an event is never stored
 	// without its leaf. They number the events (log_index), so they come
-	// before the events' COPY.
+	// before the events' COPY; their rows (one per org and 1,024 hashes)
+	// go with the last statements.
+	var treeRows [][]any
 	if hashed != nil {
 		orgs := orgsOf(events)
-		trees, err := openTrees(ctx, tx, orgs)
+		trees, err := openTrees(ctx, tx, orgs, sizes)
 		if err != nil {
 			return 0, err
 		}
 		leaves := <-hashed
 		hashed = nil
-		rows, err := appendLeaves(trees, orgs, events, leaves)
-		if err != nil {
+		if treeRows, err = appendLeaves(trees, orgs, events, leaves); err != nil {
 			return 0, err
-		}
-		// One row per org and 1,024 hashes: pgx's encoding is fine here.
-		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"tree_hashes"}, []string{"org", "first", "size", "hashes"},
-			pgx.CopyFromRows(rows)); err != nil {
-			return 0, fmt.Errorf("copy tree hashes: %w", err)
 		}
 	}
 	byTime := byID
@@ -206,17 +228,16 @@ func (s *Store) appendTx(ctx context.Context, batch []agenttrail.Event, fresh []
 	if err := c.copyTo(ctx, tx, "events", eventColumns()); err != nil {
 		return 0, fmt.Errorf("copy events: %w", err)
 	}
+	// The tree's rows, the rollups and the counter in one round trip.
 	r := <-rollups
 	rollups = nil
-	hourly, daily := r.hourly, r.daily
-	if err := addRollups(ctx, tx, "rollups_hourly", hourly); err != nil {
-		return 0, err
-	}
-	if err := addRollups(ctx, tx, "rollups_daily", daily); err != nil {
-		return 0, err
-	}
-	if _, err := tx.Exec(ctx, "UPDATE seq_counter SET last_seq = $1", last); err != nil {
-		return 0, fmt.Errorf("seq: %w", err)
+	b = &pgx.Batch{}
+	queueTreeRows(b, treeRows)
+	queueRollups(b, "rollups_hourly", r.hourly)
+	queueRollups(b, "rollups_daily", r.daily)
+	b.Queue("UPDATE seq_counter SET last_seq = $1", last)
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		return 0, fmt.Errorf("tree, rollups and seq: %w", err)
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return 0, fmt.Errorf("commit: %w", err)
@@ -224,24 +245,30 @@ func (s *Store) appendTx(ctx context.Context, batch []agenttrail.Event, fresh []
 	return len(events), nil
 }
 
-// storedIDs returns which of batch[fresh] are already stored. The writer
-// holds the seq counter's row lock, so no other Append can store one of them
-// before this transaction commits. Looking the ids up and then COPYing the
-// new ones measured faster than one INSERT ... ON CONFLICT DO NOTHING.
+// queueStoredIDs queues the query storedIDs reads: which of events are
+// already stored. The writer holds the seq counter's row lock, so no other
+// Append can store one of them before this transaction commits. Looking the
+// ids up and then COPYing the new ones measured faster than one INSERT ...
+// ON CONFLICT DO NOTHING.
 //
 // Each id is one probe of event_ids' primary key, in a correlated subquery
 // the planner cannot turn into a join: as a join, it knew the batch's size
 // and chose a hash join over a sequential scan of every stored id, a cost
 // that grew with the table (204 ms a batch at 61,000 stored ids, against
 // 20 ms of probes).
-func storedIDs(ctx context.Context, tx pgx.Tx, batch []agenttrail.Event, fresh []int) (map[idKey]struct{}, error) {
-	ids := make([]string, len(fresh))
-	orgs := make([]string, len(fresh))
-	for j, i := range fresh {
-		ids[j], orgs[j] = batch[i].ID, batch[i].Org
+func queueStoredIDs(b *pgx.Batch, events []*agenttrail.Event) {
+	ids := make([]string, len(events))
+	orgs := make([]string, len(events))
+	for i, e := range events {
+		ids[i], orgs[i] = e.ID, e.Org
 	}
-	rows, err := tx.Query(ctx, `SELECT b.id, b.org FROM unnest($1::text[], $2::text[]) AS b (id, org)
+	b.Queue(`SELECT b.id, b.org FROM unnest($1::text[], $2::text[]) AS b (id, org)
 		WHERE (SELECT true FROM event_ids AS e WHERE e.id = b.id AND e.org = b.org)`, ids, orgs)
+}
+
+// storedIDs reads the answer of queueStoredIDs' query.
+func storedIDs(br pgx.BatchResults) (map[idKey]struct{}, error) {
+	rows, err := br.Query()
 	if err != nil {
 		return nil, fmt.Errorf("dedup: %w", err)
 	}

@@ -1,8 +1,6 @@
 package postgres
 
 import (
-	"context"
-	"fmt"
 	"sort"
 	"strings"
 	"time"
@@ -130,10 +128,11 @@ func rollupsOf(events []*agenttrail.Event) (hourly, daily rollupRows) {
 // mod returns a mod b in [0, b), for times before 1970 too.
 func mod(a, b int64) int64 { return ((a % b) + b) % b }
 
-// addRollups adds rows to a rollup table with one multi-row upsert.
-func addRollups(ctx context.Context, tx pgx.Tx, table string, rows rollupRows) error {
+// queueRollups queues the one multi-row upsert that adds rows to a rollup
+// table.
+func queueRollups(b *pgx.Batch, table string, rows rollupRows) {
 	if len(rows) == 0 {
-		return nil
+		return
 	}
 	keys := make([]rollupKey, 0, len(rows))
 	for k := range rows {
@@ -155,7 +154,7 @@ func addRollups(ctx context.Context, tx pgx.Tx, table string, rows rollupRows) e
 		counts[i], input[i], output[i], cacheRead[i], cacheWrite[i], rs[i], cost[i] =
 			r.count, r.input, r.output, r.cacheRead, r.cacheWrite, r.reasoning, r.cost
 	}
-	_, err := tx.Exec(ctx, `INSERT INTO `+table+` AS r (dim, start, org, project, key, count, input_tokens,
+	b.Queue(`INSERT INTO `+table+` AS r (dim, start, org, project, key, count, input_tokens,
 			output_tokens, cache_read_tokens, cache_write_tokens, reasoning_tokens, cost_usd)
 		SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::text[], $4::text[], $5::text[],
 			$6::bigint[], $7::bigint[], $8::bigint[], $9::bigint[], $10::bigint[], $11::bigint[], $12::float8[])
@@ -164,10 +163,6 @@ func addRollups(ctx context.Context, tx pgx.Tx, table string, rows rollupRows) e
 			`+satAdd("cache_read_tokens")+`, `+satAdd("cache_write_tokens")+`, `+satAdd("reasoning_tokens")+`,
 			cost_usd = r.cost_usd + excluded.cost_usd`,
 		dims, starts, orgs, projects, ks, counts, input, output, cacheRead, cacheWrite, rs, cost)
-	if err != nil {
-		return fmt.Errorf("%s: %w", table, err)
-	}
-	return nil
 }
 
 func rollupLess(a, b rollupKey) bool {

@@ -13,14 +13,22 @@ import (
 
 var _ integrity.Log = (*Store)(nil)
 
+// treeSizesSQL selects the tree size of each org of $1.
+const treeSizesSQL = `SELECT o, coalesce((SELECT size FROM tree_hashes WHERE org = o ORDER BY first DESC LIMIT 1), 0)
+	FROM unnest($1::text[]) AS o`
+
 // treeSizes returns the tree size of each org.
 func treeSizes(ctx context.Context, q querier, orgs []string) (map[string]int64, error) {
-	rows, err := q.Query(ctx, `SELECT o, coalesce((SELECT size FROM tree_hashes WHERE org = o ORDER BY first DESC LIMIT 1), 0)
-		FROM unnest($1::text[]) AS o`, orgs)
+	rows, err := q.Query(ctx, treeSizesSQL, orgs)
+	return scanTreeSizes(rows, err)
+}
+
+// scanTreeSizes reads the rows of treeSizesSQL.
+func scanTreeSizes(rows pgx.Rows, err error) (map[string]int64, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tree size: %w", err)
 	}
-	sizes := make(map[string]int64, len(orgs))
+	sizes := map[string]int64{}
 	var org string
 	var n int64
 	if _, err := pgx.ForEachRow(rows, []any{&org, &n}, func() error {
@@ -48,11 +56,14 @@ func readHashes(ctx context.Context, q querier, org string, indexes []int64) ([]
 }
 
 // openTrees returns an appender for each org's tree, with the hashes
-// appending will read already loaded: two round trips, whatever the batch.
-func openTrees(ctx context.Context, tx pgx.Tx, orgs []string) (map[string]*integrity.TreeAppender, error) {
-	sizes, err := treeSizes(ctx, tx, orgs)
-	if err != nil {
-		return nil, err
+// appending will read already loaded: one round trip, whatever the batch,
+// and one more to read the sizes when sizes is nil.
+func openTrees(ctx context.Context, tx pgx.Tx, orgs []string, sizes map[string]int64) (map[string]*integrity.TreeAppender, error) {
+	if sizes == nil {
+		var err error
+		if sizes, err = treeSizes(ctx, tx, orgs); err != nil {
+			return nil, err
+		}
 	}
 	trees := make(map[string]*integrity.TreeAppender, len(orgs))
 	var edgeOrgs []string
@@ -117,6 +128,19 @@ func leafHashes(events []*agenttrail.Event) []tlog.Hash {
 	return hs
 }
 
+// queueTreeRows queues the insert of appendLeaves' rows.
+func queueTreeRows(b *pgx.Batch, rows [][]any) {
+	if len(rows) == 0 {
+		return
+	}
+	orgs, firsts, sizes, hashes := make([]string, len(rows)), make([]int64, len(rows)), make([]int64, len(rows)), make([][]byte, len(rows))
+	for i, r := range rows {
+		orgs[i], firsts[i], sizes[i], hashes[i] = r[0].(string), r[1].(int64), r[2].(int64), r[3].([]byte)
+	}
+	b.Queue(`INSERT INTO tree_hashes (org, first, size, hashes)
+		SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bytea[])`, orgs, firsts, sizes, hashes)
+}
+
 // appendLeaves numbers events (stored in this order) in their orgs'
 // trees, setting LogIndex, from their leaf hashes, and returns the
 // tree_hashes rows to COPY.
@@ -141,7 +165,7 @@ func appendLeaves(trees map[string]*integrity.TreeAppender, orgs []string, event
 // setting LogIndex, and returns the tree_hashes rows to COPY.
 func leafRows(ctx context.Context, tx pgx.Tx, events []*agenttrail.Event) ([][]any, error) {
 	orgs := orgsOf(events)
-	trees, err := openTrees(ctx, tx, orgs)
+	trees, err := openTrees(ctx, tx, orgs, nil)
 	if err != nil {
 		return nil, err
 	}
