@@ -366,6 +366,9 @@ func Open(ctx context.Context, cfg Config) (_ *Main, err error) {
 			return nil, err
 		}
 		sinks = m.sinks
+		if m.singleSinks != nil {
+			sinks = clusterSinks{m.sinks, m.singleSinks}
+		}
 	}
 	var integ *server.Integrity
 	if m.store != nil {

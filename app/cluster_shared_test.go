@@ -121,7 +121,18 @@ func TestClusterSharesState(t *testing.T) {
 	if hooked["q1"] > 0 && hooked["q2"] > 0 {
 		t.Errorf("the sink ran on both query nodes: %v", hooked)
 	}
+	running, idle := q1, q2
+	if hooked["q2"] > 0 {
+		running, idle = q2, q1
+	}
 	hookMu.Unlock()
+	// A replay is taken where the sink runs; the other node says where.
+	if code, body := do("POST", idle.URL()+"/v1/sinks/soc/replay", admin, `{"from_seq":1}`); code != http.StatusServiceUnavailable || !strings.Contains(body, "another node") {
+		t.Errorf("replay on the node the sink does not run on = %d %s, want 503 saying it runs on another node", code, body)
+	}
+	if code, body := do("POST", running.URL()+"/v1/sinks/soc/replay", admin, `{"from_seq":1}`); code != http.StatusOK {
+		t.Errorf("replay on the node the sink runs on = %d %s", code, body)
+	}
 
 	// While the store is unreachable the ingest node authenticates from
 	// the tokens it loaded, and accepts.

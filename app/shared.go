@@ -6,12 +6,16 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"golang.org/x/mod/sumdb/note"
 
+	"github.com/agenttrail/agenttrail"
+	"github.com/agenttrail/agenttrail/cluster"
 	"github.com/agenttrail/agenttrail/integrity"
 	"github.com/agenttrail/agenttrail/postgres"
 	"github.com/agenttrail/agenttrail/server"
+	"github.com/agenttrail/agenttrail/sink"
 )
 
 // The documents of a cluster's shared state (postgres.Shared): what a
@@ -79,4 +83,34 @@ func (m *Main) signingKey(ctx context.Context, cfg Config) (*integrity.Key, erro
 		return nil, fmt.Errorf("--signing-key: %w", err)
 	}
 	return key, nil
+}
+
+// clusterSinks are the sinks of a cluster node: they run on whichever node
+// holds their lock, so the commands that steer a running sink (replay,
+// resend the dead letters) are taken only there; elsewhere they would
+// change nothing, and say so.
+type clusterSinks struct {
+	*sink.Set
+	ex *cluster.Exclusive
+}
+
+func (s clusterSinks) elsewhere() error {
+	if s.ex.Active() {
+		return nil
+	}
+	return agenttrail.Errorf(agenttrail.EUNAVAILABLE, "the sinks run on another node of the cluster (the one holding their lock); send this to that node")
+}
+
+func (s clusterSinks) Replay(ctx context.Context, name string, fromSeq int64, since time.Time) (int64, error) {
+	if err := s.elsewhere(); err != nil {
+		return 0, err
+	}
+	return s.Set.Replay(ctx, name, fromSeq, since)
+}
+
+func (s clusterSinks) RetryDeadLetters(name string) error {
+	if err := s.elsewhere(); err != nil {
+		return err
+	}
+	return s.Set.RetryDeadLetters(name)
 }
