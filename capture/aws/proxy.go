@@ -117,22 +117,16 @@ func New(cfg Config) (*Proxy, error) {
 	defaults.Positive(&p.skew, 15*time.Minute)
 	defaults.Positive(&p.maxBody, 64<<20)
 	if p.transport == nil {
-		t := http.DefaultTransport.(*http.Transport).Clone()
-		t.MaxIdleConnsPerHost = 64
-		p.transport = t
+		p.transport = capture.Transport(64)
 	}
 	defaults.Logger(&p.log)
 	if p.now == nil {
 		p.now = time.Now
 	}
-	p.rp = &httputil.ReverseProxy{
-		Rewrite:        p.rewrite,
-		Transport:      p.transport,
-		FlushInterval:  -1,
-		ModifyResponse: p.modifyResponse,
-		ErrorHandler:   p.upstreamError,
-		ErrorLog:       slog.NewLogLogger(p.log.Handler(), slog.LevelWarn),
-	}
+	p.rp = capture.ReverseProxy(httputil.ReverseProxy{
+		Rewrite: p.rewrite, Transport: p.transport, ModifyResponse: p.modifyResponse, ErrorHandler: p.upstreamError,
+		FlushInterval: -1,
+	}, p.log)
 	return p, nil
 }
 

@@ -117,18 +117,12 @@ func New(cfg Config) (*Proxy, error) {
 		p.now = time.Now
 	}
 	if p.transport == nil {
-		t := http.DefaultTransport.(*http.Transport).Clone()
-		t.MaxIdleConnsPerHost = 64
-		p.transport = t
+		p.transport = capture.Transport(64)
 	}
-	p.rp = &httputil.ReverseProxy{
-		Rewrite:        p.rewrite,
-		Transport:      p.transport,
-		FlushInterval:  -1, // watch events and log lines go out as they arrive
-		ModifyResponse: p.modifyResponse,
-		ErrorHandler:   p.upstreamError,
-		ErrorLog:       slog.NewLogLogger(p.log.Handler(), slog.LevelWarn),
-	}
+	p.rp = capture.ReverseProxy(httputil.ReverseProxy{
+		Rewrite: p.rewrite, Transport: p.transport, ModifyResponse: p.modifyResponse, ErrorHandler: p.upstreamError,
+		FlushInterval: -1, // watch events and log lines go out as they arrive
+	}, p.log)
 	return p, nil
 }
 

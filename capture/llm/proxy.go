@@ -148,9 +148,7 @@ func New(cfg Config) (*Proxy, error) {
 		}
 	}
 	if p.transport == nil {
-		t := http.DefaultTransport.(*http.Transport).Clone()
-		t.MaxIdleConnsPerHost = 256
-		p.transport = t
+		p.transport = capture.Transport(256)
 	}
 	if p.logger == nil {
 		p.logger = slog.New(slog.DiscardHandler)

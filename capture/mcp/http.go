@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"mime"
 	"net/http"
 	"net/http/httputil"
@@ -72,18 +71,12 @@ func NewHTTP(cfg Config) (*HTTPProxy, error) {
 		return nil, fmt.Errorf("mcp proxy: upstream %q is not an http(s) URL", cfg.Upstream)
 	}
 	if cfg.Transport == nil {
-		t := http.DefaultTransport.(*http.Transport).Clone()
-		t.MaxIdleConnsPerHost = 64 // one agent keeps several POSTs and a GET stream open
-		cfg.Transport = t
+		cfg.Transport = capture.Transport(64) // one agent keeps several POSTs and a GET stream open
 	}
 	p := &HTTPProxy{obs: newObserver(cfg, "http"), upstream: u}
-	p.rp = &httputil.ReverseProxy{
-		Rewrite:        p.rewrite,
-		Transport:      cfg.Transport,
-		ModifyResponse: p.modifyResponse,
-		ErrorHandler:   p.upstreamFailed,
-		ErrorLog:       slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn),
-	}
+	p.rp = capture.ReverseProxy(httputil.ReverseProxy{
+		Rewrite: p.rewrite, Transport: cfg.Transport, ModifyResponse: p.modifyResponse, ErrorHandler: p.upstreamFailed,
+	}, cfg.Logger)
 	return p, nil
 }
 

@@ -116,13 +116,9 @@ func NewDockerProxy(cfg DockerConfig) (*DockerProxy, error) {
 	}
 	// Streams (logs -f, events, wait) have no Content-Length, and the
 	// reverse proxy flushes those as they flow; other answers go out whole.
-	p.rp = &httputil.ReverseProxy{
-		Rewrite:        p.rewrite,
-		Transport:      p.tr,
-		ModifyResponse: p.modifyResponse,
-		ErrorHandler:   p.proxyError,
-		ErrorLog:       slog.NewLogLogger(p.log.Handler(), slog.LevelWarn),
-	}
+	p.rp = capture.ReverseProxy(httputil.ReverseProxy{
+		Rewrite: p.rewrite, Transport: p.tr, ModifyResponse: p.modifyResponse, ErrorHandler: p.proxyError,
+	}, p.log)
 	return p, nil
 }
 
