@@ -90,11 +90,20 @@ func New(baseURL string, opts ...Option) *Client {
 	return c
 }
 
+// maxIdlePerHost is how many kept-alive connections a Client keeps to its
+// server. The default transport keeps 2: an LLM proxy with more calls in
+// flight than that (each reserving and settling a budget while its
+// recorder sends events) would open and close a connection for most budget
+// checks, a TCP handshake on the call's path.
+const maxIdlePerHost = 64
+
 // newTransport returns a copy of the default transport, so that a Client's
 // idle connections are its own to close.
 func newTransport() http.RoundTripper {
 	if t, ok := http.DefaultTransport.(*http.Transport); ok {
-		return t.Clone()
+		t = t.Clone()
+		t.MaxIdleConnsPerHost = maxIdlePerHost
+		return t
 	}
 	return http.DefaultTransport
 }

@@ -30,7 +30,11 @@ func (s *Store) PutBudget(ctx context.Context, b agenttrail.Budget) (agenttrail.
 		warn_at=excluded.warn_at, updated_at=excluded.updated_at, updated_by=excluded.updated_by`,
 		b.Org, b.Name, b.Project, b.ActorID, b.Model, b.LimitNUSD, string(b.Period), b.Timezone, b.WarnAt,
 		b.UpdatedAt.UnixNano(), b.UpdatedBy)
-	return b, formatError("put budget", err)
+	if err != nil {
+		return b, formatError("put budget", err)
+	}
+	s.ledger.forgetBudgets(b.Org)
+	return b, nil
 }
 
 // ListBudgets returns the budgets of org, or of every org when org is "".
@@ -60,6 +64,7 @@ func (s *Store) DeleteBudget(ctx context.Context, org, name string) (agenttrail.
 	if err := tx.Commit(); err != nil {
 		return agenttrail.Budget{}, formatError("delete budget", err)
 	}
+	s.ledger.forgetBudgets(org)
 	s.ledger.mu.Lock()
 	for k := range s.ledger.held {
 		if k.org == org && k.budget == name {
@@ -79,9 +84,14 @@ func (s *Store) BudgetStates(ctx context.Context, org string, now time.Time) ([]
 	}
 	s.ledger.mu.Lock()
 	defer s.ledger.mu.Unlock()
+	// A new snapshot first, so that the reservations counted are exactly
+	// those whose events the cost read after it does not hold yet.
+	if err := s.snapshot(ctx); err != nil {
+		return nil, err
+	}
 	out := make([]agenttrail.BudgetState, 0, len(bs))
 	for _, b := range bs {
-		st, err := agenttrail.StateIn(ctx, ledgerTx{s}, s, b, now)
+		st, err := agenttrail.StateIn(ctx, ledgerTx{s: s}, s, b, now)
 		if err != nil {
 			return nil, err
 		}
@@ -92,18 +102,43 @@ func (s *Store) BudgetStates(ctx context.Context, org string, now time.Time) ([]
 
 // Reservations live in memory, in the ledger: the embedded store is one
 // process's (see Open), so one mutex makes every decision atomic, and no
-// reservation waits for the writer or an fsync behind an ingest commit
-// (that wait was most of a budget check's latency, BenchmarkBudgetCheck in
-// capture/llm). Spend and the events that end reservations are read
-// through the read pool, after the mutex is held. A restart forgets
-// reservations: the calls in flight then count once their events are
-// stored, as calls let through while the trail was down do.
+// reservation waits for the writer or an fsync behind an ingest commit. A
+// restart forgets reservations: the calls in flight then count once their
+// events are stored, as calls let through while the trail was down do.
+//
+// The ledger also keeps what a decision reads, so that a reservation runs
+// no query (each costs tens of microseconds through database/sql, prepared
+// anew; BenchmarkReserve): the budgets of each org, and a snapshot of the
+// stored cost of every budget's current period. Reserve has the snapshot
+// read anew in the background once it is older than snapshotEvery, and
+// reads it itself, before deciding, once it is older than snapshotMaxAge
+// (after a quiet spell). A refresh reads which held reservations have their
+// event stored, then the stored cost of every budget in use, and installs
+// both at once: a reservation stops counting only together with a snapshot
+// that holds its event, so a checked call's cost never counts zero times
+// and concurrent calls still overshoot a limit by at most one reservation.
+// Between refreshes a call whose event was stored counts twice, as its
+// reservation and as spend, which can only refuse early. Cost that no
+// reservation held (a call let through unchecked while the trail was down,
+// events from other recorders) counts from the next snapshot after it is
+// stored: at most snapshotMaxAge after a query would have seen it.
 type ledger struct {
 	mu       sync.Mutex
 	held     map[heldKey]*held
 	perOrg   map[string]int // entries of held per org
 	max      int            // of an org's entries; 0 is agenttrail.MaxHeldReservations
-	prunedAt int64          // unix ns
+	prunedAt int64          // the now of the last sweep of expired reservations, unix ns
+
+	budgets map[string][]agenttrail.Budget // per org, as stored, by name; an absent org is not loaded
+	spent   map[spentKey]*spentEntry       // the snapshot of stored cost
+	readAt  time.Time                      // wall clock: spent holds every event stored before it
+	// epoch changes with every change of budgets and every snapshot read
+	// under the mutex; a background refresh begun in another epoch
+	// installs nothing.
+	epoch      uint64
+	refreshing bool // a background refresh runs
+	closed     bool // the store is closing: start no refresh
+	refreshes  sync.WaitGroup
 }
 
 type heldKey struct{ org, budget, id string }
@@ -112,21 +147,57 @@ type held struct {
 	amount, created, expires int64 // nano-dollars, unix ns
 }
 
-// pruneInterval is how often Reserve forgets the reservations that no
-// longer count: expired, or whose event is stored.
+// spentKey is a budget's period in the snapshot.
+type spentKey struct {
+	org, name string
+	start     int64 // unix ns of the period's start; 0 for a total budget
+}
+
+type spentEntry struct {
+	budget     agenttrail.Budget
+	start, end time.Time
+	nusd       int64
+	used       bool // by a decision since the last refresh, which keeps only these
+}
+
+// pruneInterval is how often Reserve forgets expired reservations.
 const pruneInterval = 100 * time.Millisecond
 
-// Reserve decides r under the ledger's mutex.
+// How old the snapshot of stored cost may get: past snapshotEvery a
+// decision starts a refresh in the background and goes on with the
+// snapshot it has; past snapshotMaxAge it reads a new one first.
+const (
+	snapshotEvery  = 50 * time.Millisecond
+	snapshotMaxAge = time.Second
+)
+
+// refreshTimeout bounds one background refresh.
+const refreshTimeout = 10 * time.Second
+
+// Reserve decides r under the ledger's mutex, on the ledger's snapshot.
 func (s *Store) Reserve(ctx context.Context, r agenttrail.Reservation, now time.Time) (agenttrail.ReserveResult, error) {
-	s.ledger.mu.Lock()
-	defer s.ledger.mu.Unlock()
-	if now.UnixNano()-s.ledger.prunedAt >= int64(pruneInterval) {
-		s.ledger.prunedAt = now.UnixNano()
-		if err := s.prune(ctx, now); err != nil {
-			return agenttrail.ReserveResult{}, err
+	l := &s.ledger
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if now.UnixNano()-l.prunedAt >= int64(pruneInterval) {
+		l.prunedAt = now.UnixNano()
+		for k, h := range l.held {
+			if h.expires <= now.UnixNano() {
+				l.drop(k)
+			}
 		}
 	}
-	return agenttrail.ReserveIn(ctx, ledgerTx{s}, s, r, now)
+	switch age := time.Since(l.readAt); {
+	case age >= snapshotMaxAge:
+		if err := s.snapshot(ctx); err != nil {
+			return agenttrail.ReserveResult{}, err
+		}
+	case age >= snapshotEvery && !l.refreshing && !l.closed:
+		l.refreshing = true
+		l.refreshes.Add(1)
+		go s.refresh()
+	}
+	return agenttrail.ReserveIn(ctx, ledgerTx{s: s, hot: true}, s, r, now)
 }
 
 // Settle lowers the reservations (org, id) to cost and keeps them for at
@@ -147,29 +218,128 @@ func (s *Store) Settle(ctx context.Context, org, id string, costNUSD int64, now 
 	return nil
 }
 
-// prune forgets expired reservations and those whose event is stored. It
-// must be called with the ledger's mutex held.
-func (s *Store) prune(ctx context.Context, now time.Time) error {
+// heldIDs returns the ids of the held reservations per org. It must be
+// called with the ledger's mutex held.
+func (l *ledger) heldIDs() map[string][]string {
+	seen := map[heldKey]bool{}
 	byOrg := map[string][]string{}
-	for k, h := range s.ledger.held {
-		if h.expires <= now.UnixNano() {
-			s.ledger.drop(k)
-			continue
+	for k := range l.held {
+		if id := (heldKey{org: k.org, id: k.id}); !seen[id] {
+			seen[id] = true
+			byOrg[k.org] = append(byOrg[k.org], k.id)
 		}
-		byOrg[k.org] = append(byOrg[k.org], k.id)
 	}
-	for org, ids := range byOrg {
-		stored, err := s.storedIDs(ctx, org, ids)
+	return byOrg
+}
+
+// readStored returns, per org, which of ids have their event stored.
+func (s *Store) readStored(ctx context.Context, ids map[string][]string) (map[string]map[string]bool, error) {
+	out := make(map[string]map[string]bool, len(ids))
+	for org, list := range ids {
+		stored, err := s.storedIDs(ctx, org, list)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		for k := range s.ledger.held {
-			if k.org == org && stored[k.id] {
-				s.ledger.drop(k)
-			}
+		out[org] = stored
+	}
+	return out, nil
+}
+
+// dropStored forgets the held reservations whose event is in stored.
+func (l *ledger) dropStored(stored map[string]map[string]bool) {
+	for k := range l.held {
+		if stored[k.org][k.id] {
+			l.drop(k)
 		}
 	}
+}
+
+// snapshot forgets the held reservations whose event is stored and starts
+// a new snapshot, empty: each budget's stored cost is read as a decision
+// first needs it, after this. It must be called with the ledger's mutex
+// held.
+func (s *Store) snapshot(ctx context.Context) error {
+	l := &s.ledger
+	readAt := time.Now()
+	stored, err := s.readStored(ctx, l.heldIDs())
+	if err != nil {
+		return err
+	}
+	l.dropStored(stored)
+	l.spent, l.readAt = map[spentKey]*spentEntry{}, readAt
+	l.epoch++
 	return nil
+}
+
+// refresh reads a new snapshot in the background, without the ledger's
+// mutex, and installs it unless the epoch changed meanwhile: first which
+// held reservations have their event stored, then the cost of the budgets
+// decisions used since the last refresh, so the cost read holds every
+// event of the reservations it lets go.
+func (s *Store) refresh() {
+	l := &s.ledger
+	defer l.refreshes.Done()
+	ctx, cancel := context.WithTimeout(context.Background(), refreshTimeout)
+	defer cancel()
+	l.mu.Lock()
+	epoch, ids := l.epoch, l.heldIDs()
+	entries := make(map[spentKey]spentEntry, len(l.spent))
+	for k, e := range l.spent {
+		if e.used {
+			entries[k] = *e
+		}
+	}
+	l.mu.Unlock()
+
+	readAt := time.Now()
+	stored, err := s.readStored(ctx, ids)
+	spent := make(map[spentKey]*spentEntry, len(entries))
+	for k, e := range entries {
+		if err != nil {
+			break
+		}
+		e.used = false
+		e.nusd, err = agenttrail.SpentNUSD(ctx, s, &e.budget, e.start, e.end)
+		spent[k] = &e
+	}
+
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.refreshing = false
+	if err != nil {
+		// The next decisions go on with the snapshot they have, and read
+		// one themselves once it is too old.
+		s.logger.Warn("sqlite: refreshing the budgets' snapshot of stored cost failed", "err", err)
+		return
+	}
+	if l.epoch != epoch {
+		return
+	}
+	l.dropStored(stored)
+	l.spent, l.readAt = spent, readAt
+}
+
+// forgetBudgets drops what the ledger keeps of org's budgets after one of
+// them changed.
+func (l *ledger) forgetBudgets(org string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	delete(l.budgets, org)
+	for k := range l.spent {
+		if k.org == org {
+			delete(l.spent, k)
+		}
+	}
+	l.epoch++
+}
+
+// stopRefreshing waits for a background refresh and starts no other, for
+// Close.
+func (l *ledger) stopRefreshing() {
+	l.mu.Lock()
+	l.closed = true
+	l.mu.Unlock()
+	l.refreshes.Wait()
 }
 
 // storedIDs returns which of ids are the ids of stored events of org.
@@ -204,13 +374,51 @@ func (s *Store) storedIDs(ctx context.Context, org string, ids []string) (map[st
 }
 
 // ledgerTx is agenttrail.BudgetTx on the ledger; its methods run with the
-// ledger's mutex held, which is the lock LockBudgets stands for.
-type ledgerTx struct{ s *Store }
+// ledger's mutex held, which is the lock LockBudgets stands for. A hot one
+// (Reserve's) reads budgets and stored cost from the ledger, loading what
+// it does not hold yet; the other (BudgetStates', after a new snapshot)
+// reads them from the store.
+type ledgerTx struct {
+	s   *Store
+	hot bool
+}
 
 func (t ledgerTx) LockBudgets(ctx context.Context, r *agenttrail.Reservation) ([]agenttrail.Budget, error) {
-	return queryBudgets(ctx, t.s.r, `SELECT `+budgetCols+` FROM budgets WHERE org = ?
-		AND project IN ('', ?) AND actor_id IN ('', ?) ORDER BY name`,
-		r.Org, r.Project, r.ActorID)
+	l := &t.s.ledger
+	if bs, ok := l.budgets[r.Org]; ok && t.hot {
+		return bs, nil
+	}
+	bs, err := queryBudgets(ctx, t.s.r, `SELECT `+budgetCols+` FROM budgets WHERE org = ? ORDER BY name`, r.Org)
+	if err != nil {
+		return nil, err
+	}
+	if l.budgets == nil {
+		l.budgets = map[string][]agenttrail.Budget{}
+	}
+	l.budgets[r.Org] = bs
+	return bs, nil
+}
+
+// SpentNUSD implements agenttrail.SpentReader.
+func (t ledgerTx) SpentNUSD(ctx context.Context, b *agenttrail.Budget, start, end time.Time) (int64, error) {
+	if !t.hot {
+		return agenttrail.SpentNUSD(ctx, t.s, b, start, end)
+	}
+	l := &t.s.ledger
+	k := spentKey{org: b.Org, name: b.Name}
+	if !start.IsZero() {
+		k.start = start.UnixNano()
+	}
+	if e, ok := l.spent[k]; ok {
+		e.used = true
+		return e.nusd, nil
+	}
+	n, err := agenttrail.SpentNUSD(ctx, t.s, b, start, end)
+	if err != nil {
+		return 0, err
+	}
+	l.spent[k] = &spentEntry{budget: *b, start: start, end: end, nusd: n, used: true}
+	return n, nil
 }
 
 func (t ledgerTx) ReservedNUSD(ctx context.Context, b *agenttrail.Budget, since, now time.Time) (int64, error) {
@@ -218,23 +426,10 @@ func (t ledgerTx) ReservedNUSD(ctx context.Context, b *agenttrail.Budget, since,
 	if !since.IsZero() {
 		from = since.UnixNano()
 	}
-	var ids []string
+	var sum int64
 	for k, h := range t.s.ledger.held {
 		if k.org == b.Org && k.budget == b.Name && h.expires > now.UnixNano() && h.created >= from {
-			ids = append(ids, k.id)
-		}
-	}
-	if len(ids) == 0 {
-		return 0, nil
-	}
-	stored, err := t.s.storedIDs(ctx, b.Org, ids)
-	if err != nil {
-		return 0, err
-	}
-	var sum int64
-	for _, id := range ids {
-		if !stored[id] {
-			sum = agenttrail.AddSat(sum, t.s.ledger.held[heldKey{b.Org, b.Name, id}].amount)
+			sum = agenttrail.AddSat(sum, h.amount)
 		}
 	}
 	return sum, nil

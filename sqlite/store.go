@@ -183,6 +183,7 @@ func (s *Store) Ping(ctx context.Context) error {
 // Close closes the database. Calls in progress finish first; no method may
 // be called after Close.
 func (s *Store) Close() error {
+	s.ledger.stopRefreshing()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, st := range s.stmts {
