@@ -120,9 +120,7 @@ func New(cfg Config) (*Proxy, error) {
 		p.transport = capture.Transport(64)
 	}
 	defaults.Logger(&p.log)
-	if p.now == nil {
-		p.now = time.Now
-	}
+	defaults.Clock(&p.now)
 	p.rp = capture.ReverseProxy(httputil.ReverseProxy{
 		Rewrite: p.rewrite, Transport: p.transport, ModifyResponse: p.modifyResponse, ErrorHandler: p.upstreamError,
 		FlushInterval: -1,

@@ -29,6 +29,7 @@ import (
 	"time"
 
 	"github.com/agenttrail/agenttrail/capture"
+	"github.com/agenttrail/agenttrail/internal/defaults"
 	"github.com/agenttrail/agenttrail/redact"
 )
 
@@ -121,12 +122,8 @@ func New(cfg Config) (*Proxy, error) {
 	if p.timeout <= 0 {
 		p.timeout = defaultDialTimeout
 	}
-	if p.log == nil {
-		p.log = slog.New(slog.DiscardHandler)
-	}
-	if p.now == nil {
-		p.now = time.Now
-	}
+	defaults.Logger(&p.log)
+	defaults.Clock(&p.now)
 	p.dialer = &net.Dialer{Timeout: p.timeout, KeepAlive: 30 * time.Second}
 	p.forward = p.newTransport()
 	p.errorLog = slog.NewLogLogger(p.log.Handler(), slog.LevelWarn)

@@ -33,6 +33,7 @@ import (
 	"time"
 
 	"github.com/agenttrail/agenttrail/capture"
+	"github.com/agenttrail/agenttrail/internal/defaults"
 	"github.com/agenttrail/agenttrail/redact"
 )
 
@@ -110,12 +111,8 @@ func New(cfg Config) (*Proxy, error) {
 	if p.ids == nil || (!p.ids.Mapped() && !p.ids.AllowUnmapped) {
 		return nil, errors.New("kube proxy: map the tokens agents present in Identities, or set Identities.AllowUnmapped")
 	}
-	if p.log == nil {
-		p.log = slog.New(slog.DiscardHandler)
-	}
-	if p.now == nil {
-		p.now = time.Now
-	}
+	defaults.Logger(&p.log)
+	defaults.Clock(&p.now)
 	if p.transport == nil {
 		p.transport = capture.Transport(64)
 	}

@@ -19,15 +19,21 @@ type meter interface {
 // written to the cache included; completion_tokens counts the reasoning
 // tokens too.
 type chatUsage struct {
-	PromptTokens        int64 `json:"prompt_tokens"`
-	CompletionTokens    int64 `json:"completion_tokens"`
-	PromptTokensDetails struct {
-		CachedTokens     int64 `json:"cached_tokens"`
-		CacheWriteTokens int64 `json:"cache_write_tokens"`
-	} `json:"prompt_tokens_details"`
-	CompletionTokensDetails struct {
-		ReasoningTokens int64 `json:"reasoning_tokens"`
-	} `json:"completion_tokens_details"`
+	PromptTokens            int64         `json:"prompt_tokens"`
+	CompletionTokens        int64         `json:"completion_tokens"`
+	PromptTokensDetails     inputDetails  `json:"prompt_tokens_details"`
+	CompletionTokensDetails outputDetails `json:"completion_tokens_details"`
+}
+
+// inputDetails and outputDetails break an OpenAI usage's input and output
+// counts down, under the same names in both APIs.
+type inputDetails struct {
+	CachedTokens     int64 `json:"cached_tokens"`
+	CacheWriteTokens int64 `json:"cache_write_tokens"`
+}
+
+type outputDetails struct {
+	ReasoningTokens int64 `json:"reasoning_tokens"`
 }
 
 func (u *chatUsage) apply(c *call) {
@@ -38,15 +44,10 @@ func (u *chatUsage) apply(c *call) {
 // responsesUsage is the usage object of an OpenAI response (Responses API),
 // with the same inclusive counting as chatUsage under other names.
 type responsesUsage struct {
-	InputTokens        int64 `json:"input_tokens"`
-	OutputTokens       int64 `json:"output_tokens"`
-	InputTokensDetails struct {
-		CachedTokens     int64 `json:"cached_tokens"`
-		CacheWriteTokens int64 `json:"cache_write_tokens"`
-	} `json:"input_tokens_details"`
-	OutputTokensDetails struct {
-		ReasoningTokens int64 `json:"reasoning_tokens"`
-	} `json:"output_tokens_details"`
+	InputTokens         int64         `json:"input_tokens"`
+	OutputTokens        int64         `json:"output_tokens"`
+	InputTokensDetails  inputDetails  `json:"input_tokens_details"`
+	OutputTokensDetails outputDetails `json:"output_tokens_details"`
 }
 
 func (u *responsesUsage) apply(c *call) {

@@ -29,6 +29,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/agenttrail/agenttrail/capture"
+	"github.com/agenttrail/agenttrail/internal/defaults"
 	"github.com/agenttrail/agenttrail/redact"
 )
 
@@ -150,12 +151,8 @@ func New(cfg Config) (*Proxy, error) {
 	if p.transport == nil {
 		p.transport = capture.Transport(256)
 	}
-	if p.logger == nil {
-		p.logger = slog.New(slog.DiscardHandler)
-	}
-	if p.now == nil {
-		p.now = time.Now
-	}
+	defaults.Logger(&p.logger)
+	defaults.Clock(&p.now)
 	var err error
 	if p.metrics, err = newMetrics(cfg.Registerer); err != nil {
 		return nil, err

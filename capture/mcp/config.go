@@ -78,8 +78,6 @@ func (c Config) withDefaults() (Config, error) {
 	defaults.Positive(&c.ArgumentsBytes, DefaultArgumentsBytes)
 	defaults.Positive(&c.Timeout, DefaultTimeout)
 	defaults.Positive(&c.MaxBodyBytes, DefaultMaxBodyBytes)
-	if c.Now == nil {
-		c.Now = time.Now
-	}
+	defaults.Clock(&c.Now)
 	return c, nil
 }

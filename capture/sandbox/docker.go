@@ -97,9 +97,7 @@ func NewDockerProxy(cfg DockerConfig) (*DockerProxy, error) {
 		p.ids = &capture.Identities{Default: capture.Actor{ID: "anonymous"}}
 	}
 	defaults.Logger(&p.log)
-	if p.now == nil {
-		p.now = time.Now
-	}
+	defaults.Clock(&p.now)
 	max := cfg.MaxRemembered
 	defaults.Positive(&max, defaultMaxRemembered)
 	p.memo = newMemo(max)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/agenttrail/agenttrail"
 	"github.com/agenttrail/agenttrail/capture"
+	"github.com/agenttrail/agenttrail/internal/defaults"
 	"github.com/agenttrail/agenttrail/redact"
 )
 
@@ -115,12 +116,8 @@ func NewWatcher(cfg WatchConfig) (*Watcher, error) {
 	if w.actor.ID == "" {
 		w.actor.ID = "anonymous"
 	}
-	if w.log == nil {
-		w.log = slog.New(slog.DiscardHandler)
-	}
-	if w.now == nil {
-		w.now = time.Now
-	}
+	defaults.Logger(&w.log)
+	defaults.Clock(&w.now)
 	window := cfg.Window
 	if window <= 0 {
 		window = defaultWindow

@@ -26,6 +26,7 @@ import (
 
 	"github.com/agenttrail/agenttrail"
 	"github.com/agenttrail/agenttrail/capture"
+	"github.com/agenttrail/agenttrail/internal/defaults"
 	"github.com/agenttrail/agenttrail/redact"
 )
 
@@ -137,12 +138,8 @@ func Start(ctx context.Context, rec capture.Recorder, actor capture.Actor, cmd *
 	if opts.MaxOutput <= 0 {
 		opts.MaxOutput = DefaultMaxOutput
 	}
-	if opts.Logger == nil {
-		opts.Logger = slog.New(slog.DiscardHandler)
-	}
-	if opts.Now == nil {
-		opts.Now = time.Now
-	}
+	defaults.Logger(&opts.Logger)
+	defaults.Clock(&opts.Now)
 	argv := cmd.Args
 	if len(argv) == 0 {
 		argv = []string{cmd.Path}
