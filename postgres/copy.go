@@ -52,6 +52,15 @@ func (c *copyRows) bytea(b []byte) {
 	c.b = append(c.b, b...)
 }
 
+// orNull writes *v with write, or NULL when v is nil.
+func orNull[T any](c *copyRows, v *T, write func(T)) {
+	if v == nil {
+		c.null()
+		return
+	}
+	write(*v)
+}
+
 func (c *copyRows) int4(v int32) {
 	c.b = binary.BigEndian.AppendUint32(c.b, 4)
 	c.b = binary.BigEndian.AppendUint32(c.b, uint32(v))
@@ -123,18 +132,10 @@ func (c *copyRows) event(e *agenttrail.Event) {
 	c.int8(l.CacheReadTokens)
 	c.int8(l.CacheWriteTokens)
 	c.int8(l.ReasoningTokens)
-	if l.CostUSD == nil {
-		c.null()
-	} else {
-		c.float8(*l.CostUSD)
-	}
+	orNull(c, l.CostUSD, c.float8)
 	c.text(e.TraceID)
 	c.text(e.SpanID)
 	c.text(e.ParentSpanID)
 	c.text(e.SessionID)
-	if e.LogIndex == nil {
-		c.null()
-	} else {
-		c.int8(*e.LogIndex)
-	}
+	orNull(c, e.LogIndex, c.int8)
 }

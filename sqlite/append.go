@@ -228,19 +228,11 @@ func bindEvent(st *rawStmt, e *agenttrail.Event) {
 	st.int64(27, l.CacheReadTokens)
 	st.int64(28, l.CacheWriteTokens)
 	st.int64(29, l.ReasoningTokens)
-	if l.CostUSD != nil {
-		st.float(30, *l.CostUSD)
-	} else {
-		st.null(30)
-	}
+	orNull(st, 30, l.CostUSD, st.float)
 	if len(e.Metadata) > 0 {
 		st.textBytes(31, e.Metadata)
 	} else {
 		st.null(31)
 	}
-	if e.LogIndex != nil {
-		st.int64(32, *e.LogIndex)
-	} else {
-		st.null(32)
-	}
+	orNull(st, 32, e.LogIndex, st.int64)
 }

@@ -182,6 +182,15 @@ func (s *rawStmt) check(rc int32) {
 	}
 }
 
+// orNull binds *v to parameter i with bind, or NULL when v is nil.
+func orNull[T any](s *rawStmt, i int, v *T, bind func(int, T)) {
+	if v == nil {
+		s.null(i)
+		return
+	}
+	bind(i, *v)
+}
+
 func (s *rawStmt) int64(i int, v int64) {
 	s.check(sqlite3.Xsqlite3_bind_int64(s.c.tls, s.p, int32(i), v))
 }
