@@ -3,6 +3,7 @@ package agenttrail
 import (
 	"context"
 	"math"
+	"reflect"
 	"time"
 )
 
@@ -90,8 +91,61 @@ type GapFinder interface {
 // DeleteBefore deletes every event with time before t, with its rollups, and
 // returns how many events it deleted. It may work in bounded chunks, or by
 // dropping whole partitions, so concurrent Appends are not held up for long.
+//
+// DeleteByRules deletes each event that the first of rules matching it says
+// to delete (its time before that rule's Before), and only events with seq
+// at most maxSeq; an event no rule matches is kept. It subtracts what it
+// deletes from the rollups, like DeleteBefore, and returns how many events
+// each rule deleted, in the order of rules. Neither method touches the
+// integrity trees or checkpoints.
 type Retainer interface {
 	DeleteBefore(ctx context.Context, t time.Time) (int64, error)
+	DeleteByRules(ctx context.Context, rules []RetentionRule, maxSeq int64) ([]int64, error)
+}
+
+// RetentionRule is one rule of DeleteByRules: the events Filter matches
+// that no earlier rule matched are deleted when their time is before
+// Before; a zero Before keeps them. Filter sets Source, Org and Project
+// only (CheckRetentionRules).
+type RetentionRule struct {
+	Filter Filter
+	Before time.Time
+}
+
+// MaxRetentionRules bounds the rules of one DeleteByRules call.
+const MaxRetentionRules = 64
+
+// CheckRetentionRules returns an EINVALID error for rules a store cannot
+// apply: too many, a filter on anything but source, org and project, or
+// more filter values across all rules than one Filter may hold
+// (MaxFilterValues), which keeps a store's statements within its bounds.
+func CheckRetentionRules(rules []RetentionRule) error {
+	if len(rules) > MaxRetentionRules {
+		return Invalid("rules", "at most %d retention rules, not %d", MaxRetentionRules, len(rules))
+	}
+	values := 0
+	for i := range rules {
+		f := rules[i].Filter
+		values += len(f.Source) + len(f.Org) + len(f.Project)
+		if !reflect.DeepEqual(f, Filter{Source: f.Source, Org: f.Org, Project: f.Project}) {
+			return Invalid("rules", "rule %d: a retention rule filters on source, org and project only", i)
+		}
+	}
+	if values > MaxFilterValues {
+		return Invalid("rules", "the retention rules hold %d filter values; at most %d are allowed", values, MaxFilterValues)
+	}
+	return nil
+}
+
+// RetentionRuleOf returns the index of the first of rules that matches e,
+// -1 when none does.
+func RetentionRuleOf(rules []RetentionRule, e *Event) int {
+	for i := range rules {
+		if rules[i].Filter.Match(e) {
+			return i
+		}
+	}
+	return -1
 }
 
 // Pinger reports whether a store's backing database answers: nil when it

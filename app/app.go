@@ -41,6 +41,25 @@ type RetentionRule struct {
 	Keep                 time.Duration
 }
 
+func (r RetentionRule) filter() agenttrail.Filter {
+	return agenttrail.Filter{Source: r.Source, Org: r.Org, Project: r.Project}
+}
+
+// String says what the rule matches and keeps, as the configuration file
+// does: "source=llm-proxy keep=2160h0m0s".
+func (r RetentionRule) String() string {
+	var b strings.Builder
+	for _, f := range []struct {
+		name string
+		vals []string
+	}{{"source", r.Source}, {"org", r.Org}, {"project", r.Project}} {
+		if len(f.vals) > 0 {
+			fmt.Fprintf(&b, "%s=%s ", f.name, strings.Join(f.vals, ","))
+		}
+	}
+	return b.String() + "keep=" + r.Keep.String()
+}
+
 // Check reports what is wrong with cfg without opening anything: the
 // checks Open makes before it touches the data directory, the TLS files
 // included.
@@ -71,10 +90,15 @@ func Check(cfg Config) error {
 	if err := checkRole(cfg); err != nil {
 		return err
 	}
+	rules := make([]agenttrail.RetentionRule, 0, len(cfg.RetentionRules)+1)
 	for i, r := range cfg.RetentionRules {
 		if r.Keep <= 0 {
-			return fmt.Errorf("retention rule %d: keep must be positive", i)
+			return fmt.Errorf("retention rule %d: keep must be positive", i+1)
 		}
+		rules = append(rules, agenttrail.RetentionRule{Filter: r.filter()})
+	}
+	if err := agenttrail.CheckRetentionRules(append(rules, agenttrail.RetentionRule{})); err != nil {
+		return fmt.Errorf("retention rules: %w", err)
 	}
 	return nil
 }
@@ -202,7 +226,7 @@ type Main struct {
 	pipeline *ingest.Pipeline
 	srv      *server.Server
 	auth     *server.TokenAuth
-	ret      *retention // nil without Config.Retain
+	ret      *retention // nil without Config.Retain and RetentionRules
 	role     string
 	nats     *cluster.Conn     // nil without Config.NATS
 	writer   *cluster.Writer   // the stream's writer, on a node that commits with NATS
@@ -237,9 +261,6 @@ func Open(ctx context.Context, cfg Config) (_ *Main, err error) {
 	}
 	if err := Check(cfg); err != nil {
 		return nil, err
-	}
-	if len(cfg.RetentionRules) > 0 {
-		return nil, errors.New("retention rules are not applied by this build yet")
 	}
 	m := &Main{cfg: cfg, log: cfg.Logger, reg: cfg.Registry}
 	if m.log == nil {
@@ -416,8 +437,9 @@ func Open(ctx context.Context, cfg Config) (_ *Main, err error) {
 	})
 	// Retention deletes from the store: on a cluster, where the stream is
 	// committed (writer nodes), not on every query node.
-	if cfg.Retain > 0 && (!clustered || commits(m.role)) {
-		m.ret = &retention{store: m.store, reader: m.store, writer: m.pipeline, horizon: cfg.Retain, interval: time.Hour, logger: m.log, now: time.Now}
+	if (cfg.Retain > 0 || len(cfg.RetentionRules) > 0) && (!clustered || commits(m.role)) {
+		m.ret = &retention{store: m.store, reader: m.store, writer: m.pipeline, horizon: cfg.Retain, rules: cfg.RetentionRules,
+			interval: time.Hour, logger: m.log, now: time.Now}
 		if m.sinks != nil {
 			m.ret.required = m.sinks.LowestRequired
 			m.ret.held = prometheus.NewGauge(prometheus.GaugeOpts{Name: "agenttrail_retention_held_by_sinks",

@@ -3,10 +3,13 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/agenttrail/agenttrail"
 )
 
 // DeleteBefore deletes every event with time before t and returns how many.
@@ -111,6 +114,130 @@ func (s *Store) deleteBefore(ctx context.Context, t time.Time) (int64, []time.Ti
 		return 0, nil, fmt.Errorf("commit: %w", err)
 	}
 	return n, whole, nil
+}
+
+// deleteRulesChunk bounds the events one transaction of DeleteByRules
+// deletes: the writer slot is released between chunks, so Appends wait for
+// one chunk at most.
+const deleteRulesChunk = 20000
+
+// DeleteByRules deletes what rules say, oldest first, in transactions of at
+// most deleteRulesChunk events. Each transaction deletes the events and
+// their ids, then rebuilds the hourly rollups of every hour it deleted from
+// out of the events that remain, and the daily rollups of those days from
+// their hours, as DeleteBefore does for the hour its cutoff cuts through:
+// exact, where subtracting float sums is not. Partitions are never dropped
+// here: a rule deletes some of a day's events, not the day.
+func (s *Store) DeleteByRules(ctx context.Context, rules []agenttrail.RetentionRule, maxSeq int64) ([]int64, error) {
+	counts := make([]int64, len(rules))
+	if err := agenttrail.CheckRetentionRules(rules); err != nil {
+		return counts, err
+	}
+	var total int64
+	for {
+		n, err := s.deleteRulesOnce(ctx, rules, maxSeq, counts)
+		total += n
+		if err != nil {
+			return counts, formatError("postgres: delete by rules", err)
+		}
+		if n < deleteRulesChunk {
+			break
+		}
+	}
+	if total > 0 {
+		s.logger.Info("deleted events by retention rules", "events", total, "per_rule", counts)
+	}
+	return counts, nil
+}
+
+func (s *Store) deleteRulesOnce(ctx context.Context, rules []agenttrail.RetentionRule, maxSeq int64, counts []int64) (int64, error) {
+	var a args
+	var when, which []string
+	var latest time.Time
+	for i, r := range rules {
+		m := "true"
+		if c := conditions(r.Filter, &a); len(c) > 0 {
+			m = "(" + strings.Join(c, " AND ") + ")"
+		}
+		which = append(which, "WHEN "+m+" THEN "+strconv.Itoa(i))
+		if r.Before.IsZero() {
+			when = append(when, "WHEN "+m+" THEN false")
+			continue
+		}
+		cut := ceilMicro(r.Before.UTC()) // times are stored in microseconds: see timeRange
+		when = append(when, "WHEN "+m+" THEN time < "+a.add(cut))
+		if cut.After(latest) {
+			latest = cut
+		}
+	}
+	if latest.IsZero() {
+		return 0, nil
+	}
+	if err := s.lockWriter(ctx); err != nil {
+		return 0, err
+	}
+	defer s.unlockWriter()
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("begin: %w", err)
+	}
+	defer tx.Rollback(ctx) //nolint:errcheck // a no-op after Commit
+	// The seq counter's row lock orders this with Appends of any process.
+	if _, err := tx.Exec(ctx, "SELECT last_seq FROM seq_counter FOR UPDATE"); err != nil {
+		return 0, fmt.Errorf("lock: %w", err)
+	}
+	sql := `WITH d AS (
+			DELETE FROM events WHERE (time, seq) IN (
+				SELECT time, seq FROM events
+				WHERE seq <= ` + a.add(maxSeq) + ` AND time < ` + a.add(latest) + ` AND CASE ` + strings.Join(when, " ") + ` ELSE false END
+				ORDER BY time LIMIT ` + a.add(deleteRulesChunk) + `)
+			RETURNING id, org, time, CASE ` + strings.Join(which, " ") + ` ELSE -1 END AS rule),
+		ids AS (DELETE FROM event_ids AS x USING d WHERE x.id = d.id AND x.org = d.org)
+		SELECT rule, to_timestamp(floor(extract(epoch FROM time) / 3600) * 3600) AS hour, count(*)
+		FROM d GROUP BY 1, 2`
+	rows, err := tx.Query(ctx, sql, a...)
+	if err != nil {
+		return 0, fmt.Errorf("delete events: %w", err)
+	}
+	chunk := make([]int64, len(counts))
+	hours := map[time.Time]bool{}
+	var n int64
+	for rows.Next() {
+		var rule, c int64
+		var hour time.Time
+		if err := rows.Scan(&rule, &hour, &c); err != nil {
+			rows.Close()
+			return 0, fmt.Errorf("delete events: %w", err)
+		}
+		if rule >= 0 && rule < int64(len(chunk)) {
+			chunk[rule] += c
+		}
+		hours[hour.UTC()] = true
+		n += c
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, fmt.Errorf("delete events: %w", err)
+	}
+	days := map[time.Time]bool{}
+	for h := range hours {
+		if err := recomputeHour(ctx, tx, h); err != nil {
+			return 0, err
+		}
+		days[day(h)] = true
+	}
+	for d := range days {
+		if err := recomputeDay(ctx, tx, d); err != nil {
+			return 0, err
+		}
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return 0, fmt.Errorf("commit: %w", err)
+	}
+	for i, c := range chunk {
+		counts[i] += c
+	}
+	return n, nil
 }
 
 // recomputeHour rebuilds the hourly rollups of one hour from its events,

@@ -75,6 +75,7 @@ func Run(t *testing.T, open func(t *testing.T) agenttrail.Store) {
 		{"HeartbeatProducers", testHeartbeatProducers},
 		{"SequenceGaps", testSequenceGaps},
 		{"DeleteBefore", testDeleteBefore},
+		{"DeleteByRules", testDeleteByRules},
 		{"Concurrent", testConcurrent},
 		{"ContextEnded", testContextEnded},
 		{"SinkLedger", testSinkLedger},
