@@ -100,12 +100,7 @@ func (r *retention) once(ctx context.Context) error {
 	}
 	deleted, err := r.store.DeleteBefore(ctx, cutoff)
 	took := r.now().Sub(start)
-	e := agenttrail.Event{
-		ActorType: agenttrail.ActorSystem, ActorID: "agenttrail-retention", ActorName: "retention",
-		Source: agenttrail.SourceAudit, Action: "retention.run", ResourceType: "store",
-		Result: agenttrail.ResultSuccess, DurationMS: float64(took.Microseconds()) / 1000,
-		Description: fmt.Sprintf("deleted %d events older than %s (retention %s)", deleted, cutoff.Format(time.RFC3339), r.horizon),
-	}
+	e := runEvent(took, fmt.Sprintf("deleted %d events older than %s (retention %s)", deleted, cutoff.Format(time.RFC3339), r.horizon))
 	if held {
 		e.Description += fmt.Sprintf("; held back from %s: a required sink has delivered only up to seq %d", horizonCutoff.Format(time.RFC3339), cp)
 	}
@@ -114,12 +109,9 @@ func (r *retention) once(ctx context.Context) error {
 	}
 	meta := map[string]any{"cutoff": cutoff.Format(time.RFC3339Nano), "deleted": deleted, "horizon": r.horizon.String()}
 	if held {
-		meta["held_by_required_sinks"] = true
 		meta["horizon_cutoff"] = horizonCutoff.Format(time.RFC3339Nano)
-		meta["required_checkpoint"] = cp
 	}
-	e.Metadata, _ = json.Marshal(map[string]any{"retention": meta})
-	if werr := r.record(ctx, e); werr != nil {
+	if werr := r.record(ctx, e, meta, held, cp); werr != nil {
 		return werr
 	}
 	if deleted > 0 || err != nil {
@@ -128,8 +120,25 @@ func (r *retention) once(ctx context.Context) error {
 	return err
 }
 
-// record writes a run's audit event through the write path.
-func (r *retention) record(ctx context.Context, e agenttrail.Event) error {
+// runEvent returns the audit event of a run that took took.
+func runEvent(took time.Duration, description string) agenttrail.Event {
+	return agenttrail.Event{
+		ActorType: agenttrail.ActorSystem, ActorID: "agenttrail-retention", ActorName: "retention",
+		Source: agenttrail.SourceAudit, Action: "retention.run", ResourceType: "store",
+		Result: agenttrail.ResultSuccess, DurationMS: float64(took.Microseconds()) / 1000,
+		Description: description,
+	}
+}
+
+// record writes a run's audit event through the write path, with meta as
+// metadata.retention and, when the required sinks held the run back, the
+// checkpoint that held it.
+func (r *retention) record(ctx context.Context, e agenttrail.Event, meta map[string]any, held bool, checkpoint int64) error {
+	if held {
+		meta["held_by_required_sinks"] = true
+		meta["required_checkpoint"] = checkpoint
+	}
+	e.Metadata, _ = json.Marshal(map[string]any{"retention": meta})
 	res, err := r.writer.Write(ctx, []agenttrail.Event{e}, ingest.Scope{Server: true})
 	if err == nil && len(res.Rejected) > 0 {
 		err = res.Rejected[0].Err
@@ -239,25 +248,14 @@ func (r *retention) onceByRules(ctx context.Context) error {
 		}
 		perRule = append(perRule, m)
 	}
-	e := agenttrail.Event{
-		ActorType: agenttrail.ActorSystem, ActorID: "agenttrail-retention", ActorName: "retention",
-		Source: agenttrail.SourceAudit, Action: "retention.run", ResourceType: "store",
-		Result: agenttrail.ResultSuccess, DurationMS: float64(took.Microseconds()) / 1000,
-		Description: fmt.Sprintf("deleted %d events by retention rules; %s", deleted, strings.Join(parts, "; ")),
-	}
+	e := runEvent(took, fmt.Sprintf("deleted %d events by retention rules; %s", deleted, strings.Join(parts, "; ")))
 	if held {
 		e.Description += fmt.Sprintf("; held back: a required sink has delivered only up to seq %d", maxSeq)
 	}
 	if err != nil {
 		e.Result, e.Description = agenttrail.ResultError, fmt.Sprintf("retention failed after deleting %d events (%s): %v", deleted, strings.Join(parts, "; "), err)
 	}
-	meta := map[string]any{"deleted": deleted, "rules": perRule}
-	if held {
-		meta["held_by_required_sinks"] = true
-		meta["required_checkpoint"] = maxSeq
-	}
-	e.Metadata, _ = json.Marshal(map[string]any{"retention": meta})
-	if werr := r.record(ctx, e); werr != nil {
+	if werr := r.record(ctx, e, map[string]any{"deleted": deleted, "rules": perRule}, held, maxSeq); werr != nil {
 		return werr
 	}
 	if deleted > 0 || err != nil {

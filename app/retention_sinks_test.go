@@ -22,20 +22,7 @@ import (
 // audit event and on /metrics; once the sink delivered, the next run
 // deletes what is past the horizon.
 func TestRetentionWaitsForRequiredSink(t *testing.T) {
-	var up atomic.Bool
-	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		io.Copy(io.Discard, r.Body)
-		if !up.Load() {
-			w.WriteHeader(http.StatusServiceUnavailable)
-		}
-	}))
-	defer hook.Close()
-	sc := sink.Config{Name: "soc", Type: sink.TypeWebhook, URL: hook.URL, Required: true,
-		Retry: sink.Retry{Min: sink.Duration(10 * time.Millisecond), Max: sink.Duration(100 * time.Millisecond)},
-		Batch: sink.BatchLimits{MaxWait: sink.Duration(10 * time.Millisecond)}}
-	if err := sc.Check(); err != nil {
-		t.Fatal(err)
-	}
+	up, sc := requiredHook(t)
 	m, err := Open(t.Context(), Config{Addr: "127.0.0.1:0", DataDir: t.TempDir(), Retain: 24 * time.Hour, Sinks: []sink.Config{sc}})
 	if err != nil {
 		t.Fatal(err)
@@ -61,17 +48,7 @@ func TestRetentionWaitsForRequiredSink(t *testing.T) {
 
 	// The sink comes back and delivers; the next run deletes the old trail.
 	up.Store(true)
-	deadline := time.Now().Add(time.Minute)
-	for {
-		st, _ := m.sinks.Status(t.Context())
-		if st[0].Checkpoint >= old[len(old)-1].Seq {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("sink did not deliver: %+v", st)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitDelivered(t, m, old[len(old)-1].Seq)
 	if err := m.ret.once(t.Context()); err != nil {
 		t.Fatal(err)
 	}
@@ -80,6 +57,42 @@ func TestRetentionWaitsForRequiredSink(t *testing.T) {
 	}
 	if !strings.Contains(scrape(t, m), "agenttrail_retention_held_by_sinks 0") {
 		t.Error("/metrics still says retention is held")
+	}
+}
+
+// requiredHook returns a required webhook sink whose receiver refuses
+// every batch until up is set.
+func requiredHook(t *testing.T) (up *atomic.Bool, sc sink.Config) {
+	up = new(atomic.Bool)
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		if !up.Load() {
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+	}))
+	t.Cleanup(hook.Close)
+	sc = sink.Config{Name: "soc", Type: sink.TypeWebhook, URL: hook.URL, Required: true,
+		Retry: sink.Retry{Min: sink.Duration(10 * time.Millisecond), Max: sink.Duration(100 * time.Millisecond)},
+		Batch: sink.BatchLimits{MaxWait: sink.Duration(10 * time.Millisecond)}}
+	if err := sc.Check(); err != nil {
+		t.Fatal(err)
+	}
+	return up, sc
+}
+
+// waitDelivered waits until m's first sink has delivered up to seq.
+func waitDelivered(t *testing.T, m *Main, seq int64) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		st, _ := m.sinks.Status(t.Context())
+		if st[0].Checkpoint >= seq {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("sink did not deliver: %+v", st)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 
@@ -133,20 +146,7 @@ func scrape(t *testing.T, m *Main) string {
 // a required sink that is down holds back what it has not delivered; the
 // audit event says what each rule deleted.
 func TestRetentionRules(t *testing.T) {
-	var up atomic.Bool
-	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		io.Copy(io.Discard, r.Body)
-		if !up.Load() {
-			w.WriteHeader(http.StatusServiceUnavailable)
-		}
-	}))
-	defer hook.Close()
-	sc := sink.Config{Name: "soc", Type: sink.TypeWebhook, URL: hook.URL, Required: true,
-		Retry: sink.Retry{Min: sink.Duration(10 * time.Millisecond), Max: sink.Duration(100 * time.Millisecond)},
-		Batch: sink.BatchLimits{MaxWait: sink.Duration(10 * time.Millisecond)}}
-	if err := sc.Check(); err != nil {
-		t.Fatal(err)
-	}
+	up, sc := requiredHook(t)
 	day := 24 * time.Hour
 	rules := []RetentionRule{
 		{Org: []string{"acme"}, Source: []string{agenttrail.SourceLLM}, Keep: 400 * day},
@@ -178,17 +178,7 @@ func TestRetentionRules(t *testing.T) {
 	}
 
 	up.Store(true)
-	deadline := time.Now().Add(time.Minute)
-	for {
-		st, _ := m.sinks.Status(t.Context())
-		if st[0].Checkpoint >= stored[len(stored)-1].Seq {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("sink did not deliver: %+v", st)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitDelivered(t, m, stored[len(stored)-1].Seq)
 	at := time.Now()
 	if err := m.ret.once(t.Context()); err != nil {
 		t.Fatal(err)
