@@ -68,17 +68,19 @@ func execForm(t *testing.T, instr, s string) []string {
 	return args
 }
 
-// checkServe parses args with serve's own flag parsing and checks the
-// configuration as serve would start it, without opening anything.
+// checkServe parses args with serve's own flag parsing (and the
+// configuration file a --config names, through its own parser) and checks
+// the configuration as serve would start it, without opening anything.
 func checkServe(t *testing.T, where string, args []string) app.Config {
 	t.Helper()
-	env := &Env{Stdin: strings.NewReader(""), Stdout: io.Discard, Stderr: io.Discard, Getenv: func(string) string { return "" }}
+	var stderr strings.Builder
+	env := &Env{Stdin: strings.NewReader(""), Stdout: io.Discard, Stderr: &stderr, Getenv: func(string) string { return "" }}
 	if len(args) == 0 || args[0] != "serve" {
 		t.Fatalf("%s runs %q, want serve", where, args)
 	}
 	cfg, err := serveFlags(args[1:], env)
 	if err != nil {
-		t.Fatalf("%s: serve refuses %q: %v", where, args[1:], err)
+		t.Fatalf("%s: serve refuses %q: %v %s", where, args[1:], err, stderr.String())
 	}
 	if err := app.Check(cfg); err != nil {
 		t.Fatalf("%s: serve %q would not start: %v", where, args[1:], err)
