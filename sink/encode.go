@@ -3,6 +3,7 @@ package sink
 import (
 	"bytes"
 	"encoding/csv"
+	"fmt"
 
 	"github.com/agenttrail/agenttrail"
 	"github.com/agenttrail/agenttrail/export"
@@ -34,22 +35,39 @@ func newEncoder(format string) (*encoder, error) {
 	return e, nil
 }
 
-// encode appends the payload of ev to out: one line, ending in '\n'.
-func (e *encoder) encode(ev *agenttrail.Event) ([]byte, error) {
-	if err := e.w.Write(ev); err != nil {
-		return nil, err
-	}
-	if err := e.w.Flush(); err != nil {
-		return nil, err
-	}
-	b := e.buf.Bytes()
-	if e.header > 0 {
-		b = b[e.header:] // the header came with the first row only
-		e.header = 0
-	}
-	out := bytes.Clone(b)
+// batch encodes events into the batch of sink, up to maxBytes (at least
+// one event, whatever its size). The payloads are slices of one buffer the
+// batch owns (Batch.Body), so a batch costs one copy, not one per event.
+func (e *encoder) batch(sink string, events []agenttrail.Event, maxBytes int) (*Batch, error) {
 	e.buf.Reset()
-	return out, nil
+	ends := make([]int, 0, len(events))
+	for i := range events {
+		before := e.buf.Len()
+		if err := e.w.Write(&events[i]); err != nil {
+			return nil, fmt.Errorf("encode seq %d: %w", events[i].Seq, err)
+		}
+		if err := e.w.Flush(); err != nil {
+			return nil, fmt.Errorf("encode seq %d: %w", events[i].Seq, err)
+		}
+		if e.header > 0 {
+			// The header came with the first row only.
+			e.buf.Truncate(before + copy(e.buf.Bytes()[before:], e.buf.Bytes()[before+e.header:]))
+			e.header = 0
+		}
+		if i > 0 && e.buf.Len() > maxBytes {
+			e.buf.Truncate(before)
+			break
+		}
+		ends = append(ends, e.buf.Len())
+	}
+	b := &Batch{Sink: sink, Events: events[:len(ends):len(ends)], Payloads: make([][]byte, len(ends)), body: bytes.Clone(e.buf.Bytes())}
+	start := 0
+	for i, end := range ends {
+		b.Payloads[i] = b.body[start:end:end]
+		start = end
+	}
+	e.buf.Reset()
+	return b, nil
 }
 
 // CSVHeaderLine is the header row of the csv format, as the csv writer

@@ -63,12 +63,10 @@ func (s *file) Deliver(ctx context.Context, b *Batch) (*Result, error) {
 			return nil, &Unavailable{Err: fmt.Errorf("open %s: %w", s.cfg.Path, err)}
 		}
 	}
-	for _, p := range b.Payloads {
-		n, err := s.f.Write(p)
-		s.size += int64(n)
-		if err != nil {
-			return nil, s.broken(fmt.Errorf("write %s: %w", s.cfg.Path, err))
-		}
+	n, err := s.f.Write(b.Body())
+	s.size += int64(n)
+	if err != nil {
+		return nil, s.broken(fmt.Errorf("write %s: %w", s.cfg.Path, err))
 	}
 	if err := s.f.Sync(); err != nil {
 		return nil, s.broken(fmt.Errorf("fsync %s: %w", s.cfg.Path, err))

@@ -15,6 +15,8 @@ import (
 	metricnoop "go.opentelemetry.io/otel/metric/noop"
 	tracenoop "go.opentelemetry.io/otel/trace/noop"
 	"go.uber.org/zap"
+	"google.golang.org/grpc/codes"
+	grpcstatus "google.golang.org/grpc/status"
 
 	"github.com/agenttrail/agenttrail"
 )
@@ -22,12 +24,14 @@ import (
 // collector runs the OpenTelemetry Collector's own OTLP receiver
 // (otlpreceiver) in this process, HTTP only, and keeps the log records it
 // takes. While down, its consumer refuses with an error, which the
-// receiver answers as 503 (retryable).
+// receiver answers as 503 (retryable); a request holding the poison event
+// it refuses with a permanent error, which the receiver answers as 400.
 type collector struct {
 	url string
 
 	mu      sync.Mutex
 	down    bool
+	poison  string // an event id (agenttrail.id) refused for good
 	records []plog.LogRecord
 }
 
@@ -48,6 +52,23 @@ func startCollector(t *testing.T) *collector {
 		defer c.mu.Unlock()
 		if c.down {
 			return fmt.Errorf("pipeline down")
+		}
+		if c.poison != "" {
+			for i := range ld.ResourceLogs().Len() {
+				sls := ld.ResourceLogs().At(i).ScopeLogs()
+				for j := range sls.Len() {
+					lrs := sls.At(j).LogRecords()
+					for k := range lrs.Len() {
+						if id, _ := lrs.At(k).Attributes().Get("agenttrail.id"); id.Str() == c.poison {
+							// As a pipeline refusing bad data does: the
+							// receiver answers 400 (a permanent error
+							// without a status is a 500, which OTLP
+							// clients retry).
+							return grpcstatus.Error(codes.InvalidArgument, "log record "+c.poison+": unparseable")
+						}
+					}
+				}
+			}
 		}
 		for i := range ld.ResourceLogs().Len() {
 			sls := ld.ResourceLogs().At(i).ScopeLogs()

@@ -121,6 +121,22 @@ func (r *Runner) Run(ctx context.Context) error {
 		defer cancel()
 		save(ctx, true)
 	}()
+	enc, err := newEncoder(r.cfg.Format)
+	if err != nil { // Config.Check lets no unknown format through
+		r.fail(err)
+		<-ctx.Done()
+		return nil
+	}
+	// While a full batch is delivered, the next one is read and encoded:
+	// ahead carries that read. It is used only when it starts at the
+	// checkpoint (the batch was taken and no replay moved it); else it is
+	// read again.
+	var ahead chan page
+	defer func() {
+		if ahead != nil {
+			<-ahead
+		}
+	}()
 	var pending time.Time // when the partial batch at cp was first seen
 	for ctx.Err() == nil {
 		if to, ok := r.takeReplay(); ok {
@@ -131,34 +147,33 @@ func (r *Runner) Run(ctx context.Context) error {
 		if r.takeRetryLetters() {
 			r.resendDeadLetters(ctx)
 		}
-		head, err := r.store.HeadSeq(ctx)
-		if err != nil {
-			r.fail(err)
+		var p page
+		if ahead != nil {
+			p, ahead = <-ahead, nil
+		}
+		if !p.read || p.after != cp || p.err != nil {
+			p = r.read(ctx, enc, cp)
+		}
+		if p.err != nil {
+			r.fail(p.err)
 			r.sleep(ctx, r.backoff(1, 0))
 			continue
 		}
-		r.metrics.lag(r.cfg.Name, head-cp)
-		if head <= cp {
+		r.metrics.lag(r.cfg.Name, p.head-cp)
+		if p.head <= cp {
 			save(ctx, true) // idle: make the checkpoint durable now
 			r.sleep(ctx, pollInterval)
 			continue
 		}
-		page, err := r.store.Query(ctx, agenttrail.Query{Filter: r.filter, Sort: agenttrail.SortSeq,
-			Limit: r.cfg.Batch.MaxEvents, After: &agenttrail.Position{Seq: cp}})
-		if err != nil {
-			r.fail(err)
-			r.sleep(ctx, r.backoff(1, 0))
-			continue
-		}
-		full := len(page.Events) == r.cfg.Batch.MaxEvents
-		if len(page.Events) == 0 {
+		if p.matched == 0 {
 			// Nothing after cp up to head matches: every event up to head
 			// was committed before the query.
-			cp, pending = head, time.Time{}
+			cp, pending = p.head, time.Time{}
 			r.advanced(cp, 0)
 			save(ctx, false)
 			continue
 		}
+		full := p.matched == r.cfg.Batch.MaxEvents
 		if !full {
 			// Hold a partial batch up to max_wait for more events.
 			if pending.IsZero() {
@@ -170,18 +185,19 @@ func (r *Runner) Run(ctx context.Context) error {
 			}
 		}
 		pending = time.Time{}
-		b, err := r.batch(page.Events)
-		if err != nil {
-			r.fail(err)
-			r.sleep(ctx, r.backoff(1, 0))
-			continue
+		b := p.batch
+		last := b.Events[len(b.Events)-1].Seq
+		if full || len(b.Events) < p.matched {
+			// More is waiting: read it while this batch goes.
+			ahead = make(chan page, 1)
+			go func() { ahead <- r.read(ctx, enc, last) }()
 		}
 		if !r.deliver(ctx, b) {
 			continue // ctx ended, or a replay asked to move the checkpoint
 		}
-		cp = b.Events[len(b.Events)-1].Seq
-		if !full && len(b.Events) == len(page.Events) && head > cp {
-			cp = head // the page held every match up to head
+		cp = last
+		if !full && len(b.Events) == p.matched && p.head > cp {
+			cp = p.head // the page held every match up to head
 		}
 		r.advanced(cp, len(b.Events))
 		save(ctx, false)
@@ -189,28 +205,36 @@ func (r *Runner) Run(ctx context.Context) error {
 	return nil
 }
 
-// batch encodes events into the sink's format, up to max_bytes (at least
-// one event, whatever its size).
-func (r *Runner) batch(events []agenttrail.Event) (*Batch, error) {
-	enc, err := newEncoder(r.cfg.Format)
+// page is one read of the store after a checkpoint: the head first, then
+// up to max_events events after the checkpoint that match the filter
+// (matched of them), encoded into batch up to max_bytes.
+type page struct {
+	read    bool
+	after   int64
+	head    int64
+	matched int
+	batch   *Batch
+	err     error
+}
+
+// read reads and encodes the page after seq after. It uses enc: one read
+// at a time.
+func (r *Runner) read(ctx context.Context, enc *encoder, after int64) page {
+	p := page{read: true, after: after}
+	if p.head, p.err = r.store.HeadSeq(ctx); p.err != nil || p.head <= after {
+		return p
+	}
+	res, err := r.store.Query(ctx, agenttrail.Query{Filter: r.filter, Sort: agenttrail.SortSeq,
+		Limit: r.cfg.Batch.MaxEvents, After: &agenttrail.Position{Seq: after}})
 	if err != nil {
-		return nil, err
+		p.err = err
+		return p
 	}
-	b := &Batch{Sink: r.cfg.Name}
-	size := 0
-	for i := range events {
-		p, err := enc.encode(&events[i])
-		if err != nil {
-			return nil, fmt.Errorf("encode seq %d: %w", events[i].Seq, err)
-		}
-		if i > 0 && size+len(p) > int(r.cfg.Batch.MaxBytes) {
-			break
-		}
-		size += len(p)
-		b.Events = append(b.Events, events[i])
-		b.Payloads = append(b.Payloads, p)
+	p.matched = len(res.Events)
+	if p.matched > 0 {
+		p.batch, p.err = enc.batch(r.cfg.Name, res.Events, int(r.cfg.Batch.MaxBytes))
 	}
-	return b, nil
+	return p
 }
 
 // deliver sends b until the receiver has taken or refused every item, and
@@ -322,7 +346,11 @@ func (r *Runner) resendDeadLetters(ctx context.Context) {
 			if err := json.Unmarshal(l.Event, &e); err != nil {
 				continue
 			}
-			b, err := r.batch([]agenttrail.Event{e})
+			enc, err := newEncoder(r.cfg.Format)
+			if err != nil {
+				continue
+			}
+			b, err := enc.batch(r.cfg.Name, []agenttrail.Event{e}, int(r.cfg.Batch.MaxBytes))
 			if err != nil {
 				continue
 			}

@@ -25,10 +25,7 @@ import (
 // gofakes3 (a maintained S3 test server); together they hold every event
 // once, in seq order per org.
 func TestS3Archive(t *testing.T) {
-	t.Setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
-	t.Setenv("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY")
-	t.Setenv("AWS_CONFIG_FILE", "/nonexistent")
-	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+	setS3Env(t)
 	backend := s3mem.New()
 	if err := backend.CreateBucket("trail"); err != nil {
 		t.Fatal(err)

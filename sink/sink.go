@@ -12,6 +12,7 @@
 package sink
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -27,6 +28,16 @@ type Batch struct {
 	Sink     string
 	Events   []agenttrail.Event
 	Payloads [][]byte
+	body     []byte // the payloads one after the other, when they were encoded so
+}
+
+// Body returns the payloads one after the other, without a copy when the
+// batch was encoded as one buffer.
+func (b *Batch) Body() []byte {
+	if b.body != nil {
+		return b.body
+	}
+	return bytes.Join(b.Payloads, nil)
 }
 
 // Key is the batch's idempotency key: "<sink>-<first seq>-<last seq>".

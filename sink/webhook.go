@@ -1,7 +1,6 @@
 package sink
 
 import (
-	"bytes"
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
@@ -47,7 +46,7 @@ func Sign(secret []byte, t time.Time, body []byte) string {
 }
 
 func (w *webhook) Deliver(ctx context.Context, b *Batch) (*Result, error) {
-	body := bytes.Join(b.Payloads, nil)
+	body := b.Body()
 	h := http.Header{}
 	h.Set("Content-Type", "application/x-ndjson")
 	h.Set("Idempotency-Key", b.Key())
