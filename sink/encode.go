@@ -43,16 +43,8 @@ func (e *encoder) batch(sink string, events []agenttrail.Event, maxBytes int) (*
 	ends := make([]int, 0, len(events))
 	for i := range events {
 		before := e.buf.Len()
-		if err := e.w.Write(&events[i]); err != nil {
+		if err := e.encode(&events[i]); err != nil {
 			return nil, fmt.Errorf("encode seq %d: %w", events[i].Seq, err)
-		}
-		if err := e.w.Flush(); err != nil {
-			return nil, fmt.Errorf("encode seq %d: %w", events[i].Seq, err)
-		}
-		if e.header > 0 {
-			// The header came with the first row only.
-			e.buf.Truncate(before + copy(e.buf.Bytes()[before:], e.buf.Bytes()[before+e.header:]))
-			e.header = 0
 		}
 		if i > 0 && e.buf.Len() > maxBytes {
 			e.buf.Truncate(before)
@@ -68,6 +60,29 @@ func (e *encoder) batch(sink string, events []agenttrail.Event, maxBytes int) (*
 	}
 	e.buf.Reset()
 	return b, nil
+}
+
+// encode appends the payload of ev to e.buf: one line, ending in '\n'.
+func (e *encoder) encode(ev *agenttrail.Event) error {
+	if e.format == export.NDJSON {
+		if p, ok := appendEventJSON(e.buf.AvailableBuffer(), ev); ok {
+			e.buf.Write(p)
+			return nil
+		}
+	}
+	before := e.buf.Len()
+	if err := e.w.Write(ev); err != nil {
+		return err
+	}
+	if err := e.w.Flush(); err != nil {
+		return err
+	}
+	if e.header > 0 {
+		// The header came with the first row only.
+		e.buf.Truncate(before + copy(e.buf.Bytes()[before:], e.buf.Bytes()[before+e.header:]))
+		e.header = 0
+	}
+	return nil
 }
 
 // CSVHeaderLine is the header row of the csv format, as the csv writer

@@ -306,7 +306,7 @@ func outageLength(t *testing.T) time.Duration {
 }
 
 // TestFaultReceiverDown: for every sink type, the receiver is down for 30
-// seconds (AGENTTRAIL_SINK_OUTAGE) while 500 events a second are ingested;
+// seconds (AGENTTRAIL_SINK_OUTAGE) while 250 events a second are ingested;
 // afterwards it holds every event, first taken in seq order, none missing,
 // none twice (but syslog's resend after a reconnect, which carries the
 // event id to drop them by). The types run in parallel: the whole test
@@ -318,11 +318,11 @@ func TestFaultReceiverDown(t *testing.T) {
 		rc := fc.start(t)
 		store, _ := openStore(t, 0)
 		set := start(t, store, faultConfig(t, rc, DefaultMaxEvents, 2*time.Second))
-		const pace = 100 * time.Millisecond
-		before, during := 10, int(outage/pace)
+		const pace = 200 * time.Millisecond // 250 events a second, each type
+		before, during := 5, int(outage/pace)
 		var downAt, upAt time.Time
 		isDown := false
-		all := ingestThroughOutage(t, store, 21, before+during+10, pace, func(b int) bool { return b >= before && b < before+during }, func(down bool) {
+		all := ingestThroughOutage(t, store, 21, before+during+5, pace, func(b int) bool { return b >= before && b < before+during }, func(down bool) {
 			if down == isDown || rc.setDown == nil {
 				return
 			}
