@@ -318,11 +318,9 @@ func TestFaultReceiverDown(t *testing.T) {
 		rc := fc.start(t)
 		store, _ := openStore(t, 0)
 		set := start(t, store, faultConfig(t, rc, DefaultMaxEvents, 2*time.Second))
-		const pace = 200 * time.Millisecond // 250 events a second, each type
-		before, during := 5, int(outage/pace)
 		var downAt, upAt time.Time
 		isDown := false
-		all := ingestThroughOutage(t, store, 21, before+during+5, pace, func(b int) bool { return b >= before && b < before+during }, func(down bool) {
+		all := ingestThroughTimedOutage(t, store, outage, func(down bool) {
 			if down == isDown || rc.setDown == nil {
 				return
 			}
@@ -352,6 +350,30 @@ func TestFaultReceiverDown(t *testing.T) {
 		}
 		t.Logf("down %v during ingest of %d events; duplicates taken again: %d", upAt.Sub(downAt).Round(time.Millisecond), len(all), dups)
 	})
+}
+
+// ingestThroughTimedOutage appends 50 events every 200 ms (250 a second,
+// fewer when the store is slower) for outage and a second either side,
+// telling setDown before each batch whether the receiver is down: from a
+// second in, for outage. It returns the events stored.
+func ingestThroughTimedOutage(t *testing.T, store *sqlite.Store, outage time.Duration, setDown func(bool)) []agenttrail.Event {
+	t.Helper()
+	const pace, per = 200 * time.Millisecond, 50
+	gen := storetest.Events(21, per*int((outage+3*time.Second)/pace), storetest.Base(), time.Hour)
+	var all []agenttrail.Event
+	start := time.Now()
+	downAt, upAt := start.Add(time.Second), start.Add(time.Second+outage)
+	for i := 0; i+per <= len(gen); i += per {
+		now := time.Now()
+		if now.After(upAt.Add(time.Second)) {
+			break
+		}
+		setDown(!now.Before(downAt) && now.Before(upAt))
+		all = append(all, storetest.AppendAll(t, store, gen[i:i+per], per)...)
+		time.Sleep(pace)
+	}
+	setDown(false)
+	return all
 }
 
 // killChildEnv carries the kill test's child its store and sink.
