@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -319,20 +320,18 @@ func TestFaultReceiverDown(t *testing.T) {
 		store, _ := openStore(t, 0)
 		set := start(t, store, faultConfig(t, rc, DefaultMaxEvents, 2*time.Second))
 		var downAt, upAt time.Time
-		isDown := false
 		all := ingestThroughTimedOutage(t, store, outage, func(down bool) {
-			if down == isDown || rc.setDown == nil {
-				return
-			}
-			isDown = down
-			rc.setDown(down)
-			if down {
-				downAt = time.Now()
-			} else {
+			if !down {
 				upAt = time.Now()
 			}
+			if rc.setDown != nil {
+				rc.setDown(down)
+			}
+			if down {
+				downAt = time.Now()
+			}
 		})
-		if rc.setDown != nil && upAt.Sub(downAt) < outage {
+		if upAt.Sub(downAt) < outage {
 			t.Fatalf("the receiver was down %v, want at least %v", upAt.Sub(downAt), outage)
 		}
 		waitCaughtUp(t, set, "test")
@@ -353,26 +352,58 @@ func TestFaultReceiverDown(t *testing.T) {
 }
 
 // ingestThroughTimedOutage appends 50 events every 200 ms (250 a second,
-// fewer when the store is slower) for outage and a second either side,
-// telling setDown before each batch whether the receiver is down: from a
-// second in, for outage. It returns the events stored.
+// fewer when the store is slower) while the receiver is up for a second,
+// down (setDown) for outage, and up again for a second. It returns the
+// events stored, and fails unless some were committed while the receiver
+// was down.
 func ingestThroughTimedOutage(t *testing.T, store *sqlite.Store, outage time.Duration, setDown func(bool)) []agenttrail.Event {
 	t.Helper()
 	const pace, per = 200 * time.Millisecond, 50
-	gen := storetest.Events(21, per*int((outage+3*time.Second)/pace), storetest.Base(), time.Hour)
-	var all []agenttrail.Event
-	start := time.Now()
-	downAt, upAt := start.Add(time.Second), start.Add(time.Second+outage)
-	for i := 0; i+per <= len(gen); i += per {
-		now := time.Now()
-		if now.After(upAt.Add(time.Second)) {
-			break
+	gen := storetest.Events(21, per*int((outage+10*time.Second)/pace), storetest.Base(), time.Hour)
+	var (
+		all   []agenttrail.Event
+		while int // events committed while the receiver was down
+		err   error
+		down  atomic.Bool
+	)
+	stop, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 0; i+per <= len(gen); i += per {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			var res agenttrail.AppendResult
+			if res, err = store.Append(context.Background(), gen[i:i+per]); err == nil && res.Inserted != per {
+				err = fmt.Errorf("append of %d events: %+v", per, res)
+			}
+			if err != nil {
+				return
+			}
+			if down.Load() {
+				while += res.Inserted
+			}
+			all = append(all, gen[i:i+per]...)
+			time.Sleep(pace)
 		}
-		setDown(!now.Before(downAt) && now.Before(upAt))
-		all = append(all, storetest.AppendAll(t, store, gen[i:i+per], per)...)
-		time.Sleep(pace)
-	}
+	}()
+	time.Sleep(time.Second)
+	setDown(true)
+	down.Store(true)
+	time.Sleep(outage)
+	down.Store(false)
 	setDown(false)
+	time.Sleep(time.Second)
+	close(stop)
+	<-done
+	if err != nil {
+		t.Fatal(err)
+	}
+	if while == 0 {
+		t.Fatalf("no event was stored while the receiver was down")
+	}
 	return all
 }
 

@@ -287,30 +287,6 @@ func (rc *webhookReceiver) got() ([]int64, int) {
 	return append([]int64(nil), rc.seqs...), rc.dups
 }
 
-// TestWebhookOutage: the receiver is down for a while during sustained
-// ingest; afterwards every event is there, in seq order, none missing.
-func TestWebhookOutage(t *testing.T) {
-	store, _ := openStore(t, 0)
-	secretFile := filepath.Join(t.TempDir(), "secret")
-	os.WriteFile(secretFile, []byte("s3cret\n"), 0o600)
-	rc, srv := newWebhookReceiver(t, "s3cret")
-	set := start(t, store, testConfig(t, Config{Name: "hook", Type: TypeWebhook, URL: srv.URL, SecretFile: secretFile, Batch: BatchLimits{MaxEvents: 100}}))
-
-	all := ingestThroughOutage(t, store, 2, 60, 2*time.Millisecond, func(batch int) bool { return batch >= 20 && batch < 40 }, func(down bool) {
-		rc.mu.Lock()
-		rc.down = down
-		rc.mu.Unlock()
-	})
-	waitCaughtUp(t, set, "hook")
-	seqs, dups := rc.got()
-	checkSeqs(t, seqs, all, true)
-	st, _ := set.Status(t.Context())
-	if st[0].Retried == 0 || st[0].Delivered < int64(len(all)) || st[0].LastError == "" || st[0].LastSuccess == nil {
-		t.Errorf("status after an outage = %+v; want retries, every event delivered, the last error kept", st[0])
-	}
-	t.Logf("duplicates the receiver dropped by event id: %d", dups)
-}
-
 // TestWebhookRefusesOne: a receiver that refuses one event for good gets
 // every other one; that one is a dead letter, and is resent on request.
 func TestWebhookRefusesOne(t *testing.T) {

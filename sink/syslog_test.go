@@ -23,7 +23,6 @@ import (
 	"time"
 
 	"github.com/agenttrail/agenttrail"
-	"github.com/agenttrail/agenttrail/storetest"
 )
 
 // rsyslog is Debian's rsyslogd receiving on a loopback port and writing
@@ -244,28 +243,6 @@ func TestSyslogRsyslogTLS(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-}
-
-// TestSyslogReceiverRestart: rsyslog stops and comes back during sustained
-// ingest; it ends with every event, first seen in seq order.
-func TestSyslogReceiverRestart(t *testing.T) {
-	store, _ := openStore(t, 0)
-	rs := startRsyslog(t, "")
-	start(t, store, testConfig(t, Config{Type: TypeSyslog, Format: "json", Address: fmt.Sprintf("tcp://127.0.0.1:%d", rs.port), Batch: BatchLimits{MaxEvents: 50}}))
-	var all []agenttrail.Event
-	gen := storetest.Events(3, 2000, storetest.Base(), time.Hour)
-	for i := 0; i < len(gen); i += 50 {
-		switch i {
-		case 600:
-			rs.stop()
-		case 1400:
-			rs.start()
-		}
-		all = append(all, storetest.AppendAll(t, store, gen[i:i+50], 50)...)
-		time.Sleep(5 * time.Millisecond)
-	}
-	rs.waitSeqs(len(all))
-	checkSeqs(t, rs.received(nil), all, true)
 }
 
 // writeTestCA writes ca.pem, and cert.pem and key.pem of "localhost"
