@@ -185,14 +185,15 @@ func readLinesIfAny(t *testing.T, path string) []string {
 	return readLines(t, path)
 }
 
-// setS3Env gives the AWS SDK's default chain fixed credentials and no
-// shared files, for the S3 sink and its test client. Subtests of t may run
-// in parallel.
-func setS3Env(t *testing.T) {
-	t.Setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
-	t.Setenv("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY")
-	t.Setenv("AWS_CONFIG_FILE", "/nonexistent")
-	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+// TestMain gives the AWS SDK's default chain fixed credentials and no
+// shared files, for the S3 sink and its test client (the test server takes
+// any), once for every test, so the fault tests may run in parallel.
+func TestMain(m *testing.M) {
+	os.Setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
+	os.Setenv("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY")
+	os.Setenv("AWS_CONFIG_FILE", "/nonexistent")
+	os.Setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+	os.Exit(m.Run())
 }
 
 // s3Bucket is gofakes3 holding the bucket "trail"; while down, every
@@ -313,8 +314,8 @@ func outageLength(t *testing.T) time.Duration {
 // event id to drop them by). The types run in parallel: the whole test
 // takes about one outage.
 func TestFaultReceiverDown(t *testing.T) {
+	t.Parallel()
 	outage := outageLength(t)
-	setS3Env(t)
 	eachFault(t, func(t *testing.T, fc faultCase) {
 		rc := fc.start(t)
 		store, _ := openStore(t, 0)
@@ -426,7 +427,7 @@ func TestFaultKilledMidDelivery(t *testing.T) {
 		runKillChild(spec)
 		return
 	}
-	setS3Env(t)
+	t.Parallel()
 	const n = 2000
 	eachFault(t, func(t *testing.T, fc faultCase) {
 		rc := fc.start(t)
@@ -549,7 +550,7 @@ func runKillChild(spec string) {
 // event, it refuses one for good: that event is a dead letter, every
 // other one is delivered, in seq order, once.
 func TestFaultRefusesOne(t *testing.T) {
-	setS3Env(t)
+	t.Parallel()
 	eachFault(t, func(t *testing.T, fc faultCase) {
 		rc := fc.start(t)
 		if rc.refuse == nil {
@@ -557,7 +558,7 @@ func TestFaultRefusesOne(t *testing.T) {
 			// event: nothing to refuse one with.
 			return
 		}
-		store, events := openStore(t, 600)
+		store, events := openStore(t, 300)
 		bad := events[123]
 		rc.refuse(bad.ID)
 		set := start(t, store, faultConfig(t, rc, 200, 200*time.Millisecond))

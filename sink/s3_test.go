@@ -25,7 +25,6 @@ import (
 // gofakes3 (a maintained S3 test server); together they hold every event
 // once, in seq order per org.
 func TestS3Archive(t *testing.T) {
-	setS3Env(t)
 	backend := s3mem.New()
 	if err := backend.CreateBucket("trail"); err != nil {
 		t.Fatal(err)
