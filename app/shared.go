@@ -72,6 +72,7 @@ func (m *Main) signingKey(ctx context.Context, cfg Config) (*integrity.Key, erro
 		if err != nil {
 			return nil, fmt.Errorf("signing key: %w", err)
 		}
+		m.log.Warn("the checkpoints' signing key is kept in the store: whoever can write the database can also re-sign a rewritten trail; give every node --signing-key FILE from your secret store to keep it out")
 		return integrity.NewKey(strings.TrimSpace(string(b)))
 	}
 	file, create := cfg.SigningKey, false

@@ -40,7 +40,19 @@ type TokenAuth struct {
 	// whose database is down): requests then go on with the tokens
 	// loaded before, without waiting on the store, and Run keeps trying.
 	failing atomic.Bool
+	// lookedAt is the unix nanos at which the last successful look at the
+	// store began; missMu makes the requests that miss the loaded tokens
+	// share one look (see reloadOnMiss).
+	lookedAt atomic.Int64
+	missMu   sync.Mutex
 }
+
+// maxTokenStaleness bounds how long a node whose shared token store is
+// unreachable goes on trusting the tokens it loaded before: past it, read
+// and admin tokens are refused (a revocation made meanwhile on another node
+// could not have reached it), while ingest tokens still record events, so
+// that agents are never stopped by the trail's database being away.
+var maxTokenStaleness = time.Minute // a variable for tests
 
 type tokenSet struct {
 	byID map[string]TokenRecord
@@ -76,7 +88,7 @@ func (a *TokenAuth) Authenticate(r *http.Request) (Principal, error) {
 	a.maybeReload()
 	rec, ok := a.set.Load().byID[id]
 	if !ok && !a.failing.Load() {
-		a.logReload(a.reload(false))
+		a.reloadOnMiss()
 		rec, ok = a.set.Load().byID[id]
 	}
 	// The id is not secret; the comparison of the secret part is, so it is
@@ -89,7 +101,27 @@ func (a *TokenAuth) Authenticate(r *http.Request) (Principal, error) {
 	if rec.Expired(time.Now()) {
 		return Principal{}, agenttrail.Errorf(agenttrail.EUNAUTHORIZED, "the session expired; sign in again")
 	}
+	if stale := time.Since(time.Unix(0, a.lookedAt.Load())); a.file.shared != nil && rec.Role != RoleIngest &&
+		a.failing.Load() && stale > maxTokenStaleness {
+		return Principal{}, agenttrail.Errorf(agenttrail.EUNAVAILABLE,
+			"the token store has been unreachable for over %s, so a revocation may not have reached this server; only ingest tokens are accepted until it is back", maxTokenStaleness)
+	}
 	return Principal{Name: rec.Name, Role: rec.Role, Org: rec.Org, Expires: rec.ExpiresAt, TokenID: rec.ID}, nil
+}
+
+// reloadOnMiss looks at the store for a token that is not loaded, so a
+// token created a moment ago (on another node of a cluster) works at once.
+// Concurrent misses share one look: a request waits for a look that began
+// after it arrived, and makes one only when none did. A flood of unknown
+// tokens so costs one look at a time, not one each.
+func (a *TokenAuth) reloadOnMiss() {
+	arrived := time.Now().UnixNano()
+	a.missMu.Lock()
+	defer a.missMu.Unlock()
+	if a.lookedAt.Load() >= arrived {
+		return
+	}
+	a.logReload(a.reload(false))
 }
 
 // live reports whether the token with id is live in the tokens loaded now.
@@ -157,12 +189,14 @@ func (a *TokenAuth) maybeReload() {
 // force is set).
 func (a *TokenAuth) reload(force bool) error {
 	a.mu.Lock()
+	began := time.Now().UnixNano()
 	st, err := a.file.look()
 	if err != nil {
 		a.mu.Unlock()
 		return err
 	}
 	if !force && st.same(a.stat) {
+		a.lookedAt.Store(began)
 		a.mu.Unlock()
 		return nil
 	}
@@ -182,6 +216,7 @@ func (a *TokenAuth) reload(force bool) error {
 	// (see Server.serveAs).
 	a.set.Store(set)
 	a.stat = st
+	a.lookedAt.Store(began)
 	a.mu.Unlock()
 	if fn := a.onRevoked.Load(); fn != nil && len(ended) > 0 {
 		(*fn)(ended)

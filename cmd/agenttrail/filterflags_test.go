@@ -51,6 +51,10 @@ func TestFilterFlags(t *testing.T) {
 			}
 		}
 	}
+	ff, _ = parse("--since", "", "--q", "", "--until", "1h", "--until", "30m")
+	if f, err := ff.filter(now); err != nil || !f.Since.IsZero() || f.Q != "" || !f.Until.Equal(now.Add(-30*time.Minute)) {
+		t.Errorf("empty --since and --q, --until twice = %+v, %v; want no since, no q, the last until", f, err)
+	}
 	ff, _ = parse()
 	ff.setDefault("since", "24h")
 	if f, err := ff.filter(now); err != nil || !f.Since.Equal(now.Add(-24*time.Hour)) {

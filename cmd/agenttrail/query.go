@@ -51,7 +51,15 @@ func (f *filterFlags) register(fs *flag.FlagSet) {
 	f.values = url.Values{}
 	for _, p := range filterFlagHelp {
 		fs.Func(flagName(p.param), p.help, func(s string) error {
-			f.values[p.param] = append(f.values[p.param], s)
+			single := p.param == "since" || p.param == "until" || p.param == "q"
+			switch {
+			case single && s == "": // --since "$UNSET" means no bound, as it always did
+				delete(f.values, p.param)
+			case single:
+				f.values.Set(p.param, s) // the last one given wins
+			case s != "": // an empty value adds no alternative
+				f.values[p.param] = append(f.values[p.param], s)
+			}
 			return nil
 		})
 	}
