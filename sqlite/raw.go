@@ -18,6 +18,12 @@ import (
 // (SQLITE_STATIC), and the connection is opened without a mutex
 // (SQLITE_OPEN_NOMUTEX): Store.mu already serializes every use of it.
 //
+// The invariant that makes SQLITE_STATIC safe: the buffer is shared by every
+// statement of the connection and reserve may free it, so a statement binds
+// all of its text and blob parameters anew before each step, and no
+// statement is left on a row while another one reserves. Every statement
+// on the writer does both; a new one must too.
+//
 // A rawConn is not safe for concurrent use.
 type rawConn struct {
 	tls *libc.TLS
