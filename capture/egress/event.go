@@ -40,6 +40,7 @@ type HTTP struct {
 // recorded when it ends.
 type exchange struct {
 	start    time.Time
+	end      time.Time // when the answer was relayed; zero: when recorded
 	actor    capture.Actor
 	span     capture.Span // a CONNECT's from its own headers, which seldom carry any
 	method   string
@@ -67,9 +68,12 @@ func (x *exchange) action() string {
 
 // record turns x into one event and hands it to the recorder, redacted.
 func (p *Proxy) record(ctx context.Context, x *exchange) {
+	if x.end.IsZero() {
+		x.end = p.now()
+	}
 	e := agenttrail.Event{
 		Time:         x.start,
-		DurationMS:   float64(p.now().Sub(x.start).Microseconds()) / 1000,
+		DurationMS:   float64(x.end.Sub(x.start).Microseconds()) / 1000,
 		Source:       agenttrail.SourceEgress,
 		Action:       x.action(),
 		ResourceType: "domain",
@@ -98,6 +102,30 @@ func (p *Proxy) record(ctx context.Context, x *exchange) {
 		p.log.Error("egress proxy: encode metadata", "err", err)
 	}
 	p.rec.Record(ctx, e)
+}
+
+// recordAfter records x on a goroutine of its own, so that the handler
+// returns first: net/http ends a chunked answer (its last chunk) only when
+// the handler returns, and building, redacting and queueing the event
+// would otherwise sit between the client and the end of its answer. Close
+// waits for these goroutines; once the proxy is closed x is recorded before
+// recordAfter returns.
+func (p *Proxy) recordAfter(ctx context.Context, x *exchange) {
+	x.end = p.now()
+	p.mu.Lock()
+	closed := p.closed
+	if !closed {
+		p.wg.Add(1)
+	}
+	p.mu.Unlock()
+	if closed {
+		p.record(ctx, x)
+		return
+	}
+	go func() {
+		defer p.wg.Done()
+		p.record(ctx, x)
+	}()
 }
 
 // describe is the event's description when nothing went wrong in the

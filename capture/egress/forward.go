@@ -56,7 +56,7 @@ func (p *Proxy) serveForward(w http.ResponseWriter, r *http.Request, x *exchange
 	x.host, x.port = host, port
 	x.path = r.URL.RequestURI()
 	x.target = "http://" + r.URL.Host + x.path
-	defer func() { p.record(context.WithoutCancel(r.Context()), x) }()
+	defer func() { p.recordAfter(context.WithoutCancel(r.Context()), x) }()
 
 	d, ok := p.destination(w, r, x)
 	if !ok {

@@ -70,7 +70,8 @@ type Resolver interface {
 // Proxy is the forward proxy, an http.Handler. It is safe for concurrent
 // use. Serve it from an HTTP/1.1 server (CONNECT needs to take over the
 // connection) and call Close when the server has stopped: open tunnels
-// outlive the server's Shutdown until Close ends them.
+// outlive the server's Shutdown until Close ends them, and the events of
+// the last requests are recorded by the time Close returns.
 type Proxy struct {
 	rec      capture.Recorder // redacting
 	ids      *capture.Identities
