@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/agenttrail/agenttrail/internal/defaults"
+	"github.com/agenttrail/agenttrail/internal/wait"
 )
 
 // Exclusive runs work on one node of many at a time: the node that holds
@@ -95,4 +96,9 @@ func WhileHeld(poll time.Duration, run func(context.Context) error) func(context
 			}
 		}
 	}
+}
+
+// sleep waits d or until ctx ends, and reports whether ctx is still live.
+func sleep(ctx context.Context, d time.Duration) bool {
+	return wait.Sleep(ctx, d, nil)
 }

@@ -229,15 +229,3 @@ func nakAll(msgs []jetstream.Msg) {
 		_ = m.NakWithDelay(time.Second)
 	}
 }
-
-// sleep waits d or until ctx ends, and reports whether ctx is still live.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
-}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/agenttrail/agenttrail"
+	"github.com/agenttrail/agenttrail/internal/wait"
 )
 
 // Store is what a Runner reads and writes: events in seq order, the head,
@@ -389,15 +390,7 @@ func (r *Runner) backoff(attempt int, after time.Duration) time.Duration {
 // sleep waits d or until ctx ends or a request arrives; false when ctx
 // ended.
 func (r *Runner) sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-	case <-r.wake:
-	}
-	return true
+	return wait.Sleep(ctx, d, r.wake)
 }
 
 func (r *Runner) fail(err error) {
