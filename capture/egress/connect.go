@@ -34,7 +34,7 @@ func (p *Proxy) connect(w http.ResponseWriter, r *http.Request, x *exchange) {
 	defer func() {
 		p.record(context.WithoutCancel(r.Context()), x)
 		if t != nil {
-			p.untrack(t)
+			p.tunnels.Untrack(t)
 		}
 	}()
 
@@ -56,7 +56,7 @@ func (p *Proxy) connect(w http.ResponseWriter, r *http.Request, x *exchange) {
 		return
 	}
 	t = &tunnel{client: client, up: up}
-	if !p.track(t) {
+	if !p.tunnels.Track(t) {
 		t = nil
 		x.status, x.broken, x.errMsg = http.StatusServiceUnavailable, true, "the proxy is shutting down"
 		_, _ = io.WriteString(client, "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
@@ -210,24 +210,4 @@ func (t *tunnel) finish(dst net.Conn, err error) {
 		return
 	}
 	_ = dst.SetReadDeadline(time.Now().Add(halfCloseGrace))
-}
-
-// track registers t so Close can end it; it reports false once the proxy
-// is closed.
-func (p *Proxy) track(t *tunnel) bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.closed {
-		return false
-	}
-	p.tunnels[t] = struct{}{}
-	p.wg.Add(1)
-	return true
-}
-
-func (p *Proxy) untrack(t *tunnel) {
-	p.mu.Lock()
-	delete(p.tunnels, t)
-	p.mu.Unlock()
-	p.wg.Done()
 }

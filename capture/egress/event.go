@@ -112,20 +112,7 @@ func (p *Proxy) record(ctx context.Context, x *exchange) {
 // recordAfter returns.
 func (p *Proxy) recordAfter(ctx context.Context, x *exchange) {
 	x.end = p.now()
-	p.mu.Lock()
-	closed := p.closed
-	if !closed {
-		p.wg.Add(1)
-	}
-	p.mu.Unlock()
-	if closed {
-		p.record(ctx, x)
-		return
-	}
-	go func() {
-		defer p.wg.Done()
-		p.record(ctx, x)
-	}()
+	p.tunnels.Go(func() { p.record(ctx, x) })
 }
 
 // describe is the event's description when nothing went wrong in the

@@ -25,7 +25,6 @@ import (
 	"net/http"
 	"net/netip"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/agenttrail/agenttrail/capture"
@@ -84,10 +83,7 @@ type Proxy struct {
 	forward  *http.Transport
 	errorLog *log.Logger // for httputil.ReverseProxy
 
-	mu      sync.Mutex
-	tunnels map[*tunnel]struct{}
-	closed  bool
-	wg      sync.WaitGroup
+	tunnels capture.Tracker[*tunnel]
 }
 
 var _ http.Handler = (*Proxy)(nil)
@@ -112,7 +108,6 @@ func New(cfg Config) (*Proxy, error) {
 		timeout:  cfg.DialTimeout,
 		log:      cfg.Logger,
 		now:      cfg.Now,
-		tunnels:  map[*tunnel]struct{}{},
 	}
 	if p.ids == nil {
 		p.ids = &capture.Identities{Default: capture.Actor{ID: "anonymous"}}
@@ -215,13 +210,7 @@ func proxyCredentials(v string) []string {
 // waits for the tunnels' events to be recorded and closes idle upstream
 // connections. It is safe to call more than once.
 func (p *Proxy) Close() error {
-	p.mu.Lock()
-	p.closed = true
-	for t := range p.tunnels {
-		t.abort()
-	}
-	p.mu.Unlock()
-	p.wg.Wait()
+	p.tunnels.Close((*tunnel).abort)
 	p.forward.CloseIdleConnections()
 	return nil
 }

@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
-	"sync"
 	"time"
 
 	"github.com/agenttrail/agenttrail/capture"
@@ -63,10 +62,7 @@ type DockerProxy struct {
 	rp       *httputil.ReverseProxy
 	tr       *http.Transport
 
-	mu       sync.Mutex
-	sessions map[*session]struct{}
-	closed   bool
-	wg       sync.WaitGroup
+	sessions capture.Tracker[*session]
 }
 
 var _ http.Handler = (*DockerProxy)(nil)
@@ -91,7 +87,6 @@ func NewDockerProxy(cfg DockerConfig) (*DockerProxy, error) {
 		ids:      cfg.Identities,
 		log:      cfg.Logger,
 		now:      cfg.Now,
-		sessions: map[*session]struct{}{},
 	}
 	if p.ids == nil {
 		p.ids = &capture.Identities{Default: capture.Actor{ID: "anonymous"}}
@@ -235,13 +230,7 @@ func engineError(w http.ResponseWriter, status int, msg string) {
 // Close ends every hijacked stream and closes idle connections to the
 // Engine. It is safe to call more than once.
 func (p *DockerProxy) Close() error {
-	p.mu.Lock()
-	p.closed = true
-	for s := range p.sessions {
-		s.abort()
-	}
-	p.mu.Unlock()
-	p.wg.Wait()
+	p.sessions.Close((*session).abort)
 	p.tr.CloseIdleConnections()
 	return nil
 }

@@ -104,11 +104,11 @@ func (p *DockerProxy) relayUpgrade(w http.ResponseWriter, r *http.Request, c *ca
 		return
 	}
 	s := &session{client: client, upstream: up}
-	if !p.track(s) {
+	if !p.sessions.Track(s) {
 		s.abort()
 		return
 	}
-	defer p.untrack(s)
+	defer p.sessions.Untrack(s)
 	fmt.Fprintf(cbuf, "HTTP/1.1 %s\r\n", resp.Status)
 	resp.Header.Write(cbuf)
 	cbuf.WriteString("\r\n")
@@ -181,24 +181,4 @@ func closeWrite(c net.Conn) {
 	if cw, ok := c.(interface{ CloseWrite() error }); ok {
 		cw.CloseWrite()
 	}
-}
-
-// track registers an open session so Close can end it; it fails once the
-// proxy is closed.
-func (p *DockerProxy) track(s *session) bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.closed {
-		return false
-	}
-	p.sessions[s] = struct{}{}
-	p.wg.Add(1)
-	return true
-}
-
-func (p *DockerProxy) untrack(s *session) {
-	p.mu.Lock()
-	delete(p.sessions, s)
-	p.mu.Unlock()
-	p.wg.Done()
 }
