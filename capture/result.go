@@ -25,6 +25,22 @@ func ResultOf(status int) agenttrail.Result {
 	return agenttrail.ResultSuccess
 }
 
+// ProxiedResult is the Result of a call a proxy forwarded: error when the
+// proxy broke (the target unreachable, the client gone), denied when the
+// proxy's own policy refused it, failure when no status came back, and
+// otherwise what ResultOf makes of status.
+func ProxiedResult(broken, refused bool, status int) agenttrail.Result {
+	switch {
+	case broken:
+		return agenttrail.ResultError
+	case refused:
+		return agenttrail.ResultDenied
+	case status == 0:
+		return agenttrail.ResultFailure
+	}
+	return ResultOf(status)
+}
+
 // Bytes formats n as a short human size: 512 B, 4.2 KB, 1.3 MB (decimal
 // units, as people read transfer sizes).
 func Bytes(n int64) string {

@@ -23,6 +23,23 @@ func TestResultOf(t *testing.T) {
 	}
 }
 
+func TestProxiedResult(t *testing.T) {
+	for _, tt := range []struct {
+		broken, refused bool
+		status          int
+		want            agenttrail.Result
+	}{
+		{true, true, 200, agenttrail.ResultError}, {true, false, 0, agenttrail.ResultError},
+		{false, true, 200, agenttrail.ResultDenied}, {false, true, 0, agenttrail.ResultDenied},
+		{false, false, 0, agenttrail.ResultFailure},
+		{false, false, 200, agenttrail.ResultSuccess}, {false, false, 403, agenttrail.ResultDenied}, {false, false, 502, agenttrail.ResultFailure},
+	} {
+		if got := ProxiedResult(tt.broken, tt.refused, tt.status); got != tt.want {
+			t.Errorf("ProxiedResult(%t, %t, %d) = %s, want %s", tt.broken, tt.refused, tt.status, got, tt.want)
+		}
+	}
+}
+
 func TestBytesAndTook(t *testing.T) {
 	for n, want := range map[int64]string{0: "0 B", 999: "999 B", 1000: "1.0 KB", 4200: "4.2 KB", 1_300_000: "1.3 MB", 2_500_000_000: "2.5 GB"} {
 		if got := Bytes(n); got != want {

@@ -48,17 +48,10 @@ func (p *Proxy) record(r *http.Request, x *exchange) {
 	}
 	x.actor.Apply(&e)
 	x.span.Apply(&e)
-	switch {
-	case x.broken:
-		e.Result = agenttrail.ResultError
-	case x.status == 0:
-		e.Result = agenttrail.ResultFailure
-	default:
-		// The proxy's own refusals (unknown key, bad signature, skewed
-		// clock) are 403s as AWS answers them, so denied like the
-		// service's AccessDenied.
-		e.Result = capture.ResultOf(x.status)
-	}
+	// The proxy's own refusals (unknown key, bad signature, skewed clock)
+	// are 403s as AWS answers them, so denied like the service's
+	// AccessDenied.
+	e.Result = capture.ProxiedResult(x.broken, false, x.status)
 	e.Description = x.describe(e.Action)
 	m := AWS{
 		Service: x.service, Operation: x.call.Operation, Region: x.region,

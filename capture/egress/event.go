@@ -83,14 +83,7 @@ func (p *Proxy) record(ctx context.Context, x *exchange) {
 	}
 	x.actor.Apply(&e)
 	x.span.Apply(&e)
-	switch {
-	case x.broken:
-		e.Result = agenttrail.ResultError
-	case x.rule != "":
-		e.Result = agenttrail.ResultDenied
-	default:
-		e.Result = capture.ResultOf(x.status)
-	}
+	e.Result = capture.ProxiedResult(x.broken, x.rule != "", x.status)
 	if e.Description == "" {
 		e.Description = x.describe()
 	}

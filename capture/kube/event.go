@@ -86,16 +86,7 @@ func (p *Proxy) record(r *http.Request, x *exchange, imp *Impersonation) {
 	}
 	x.actor.Apply(&e)
 	x.span.Apply(&e)
-	switch {
-	case x.broken:
-		e.Result = agenttrail.ResultError
-	case x.denied != "":
-		e.Result = agenttrail.ResultDenied
-	case x.status == 0:
-		e.Result = agenttrail.ResultFailure
-	default:
-		e.Result = capture.ResultOf(x.status)
-	}
+	e.Result = capture.ProxiedResult(x.broken, x.denied != "", x.status)
 	e.Description = describe(ri, x)
 	m := K8s{
 		Cluster: p.cluster, Verb: ri.Verb, APIPath: x.path,
