@@ -1,6 +1,9 @@
 package capture
 
-import "sync"
+import (
+	"net"
+	"sync"
+)
 
 // Tracker holds a proxy's open long-lived exchanges (CONNECT tunnels,
 // hijacked streams) so that the proxy's Close can end them and wait until
@@ -66,4 +69,20 @@ func (k *Tracker[T]) Close(end func(T)) {
 	}
 	k.mu.Unlock()
 	k.wg.Wait()
+}
+
+// Relay is the pair of connections a proxy copies between for a CONNECT
+// tunnel or a hijacked stream.
+type Relay struct {
+	Client, Upstream net.Conn
+	once             sync.Once
+}
+
+// Abort closes both connections, which ends the copying both ways. Only
+// its first call closes.
+func (r *Relay) Abort() {
+	r.once.Do(func() {
+		r.Client.Close()
+		r.Upstream.Close()
+	})
 }

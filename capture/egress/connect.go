@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"sync"
 	"time"
+
+	"github.com/agenttrail/agenttrail/capture"
 )
 
 // halfCloseGrace is how long a tunnel waits for one side to finish once the
@@ -55,7 +57,7 @@ func (p *Proxy) connect(w http.ResponseWriter, r *http.Request, x *exchange) {
 		http.Error(w, "agenttrail egress proxy: CONNECT needs HTTP/1.1", http.StatusInternalServerError)
 		return
 	}
-	t = &tunnel{client: client, up: up}
+	t = &tunnel{capture.Relay{Client: client, Upstream: up}}
 	if !p.tunnels.Track(t) {
 		t = nil
 		x.status, x.broken, x.errMsg = http.StatusServiceUnavailable, true, "the proxy is shutting down"
@@ -73,7 +75,7 @@ func (p *Proxy) connect(w http.ResponseWriter, r *http.Request, x *exchange) {
 	}
 	if _, err := io.WriteString(client, established); err != nil {
 		x.status, x.broken, x.errMsg = http.StatusOK, true, "the client went away: "+err.Error()
-		t.abort()
+		t.Abort()
 		return
 	}
 	x.status, x.tunnel = http.StatusOK, true
@@ -105,19 +107,8 @@ func (p *Proxy) unreachable(w http.ResponseWriter, x *exchange, err error) {
 	http.Error(w, "agenttrail egress proxy: destination unreachable", http.StatusBadGateway)
 }
 
-// tunnel is an open CONNECT tunnel.
-type tunnel struct {
-	client, up net.Conn
-	once       sync.Once
-}
-
-// abort closes both sides, which ends the splice.
-func (t *tunnel) abort() {
-	t.once.Do(func() {
-		t.client.Close()
-		t.up.Close()
-	})
-}
+// tunnel is an open CONNECT tunnel; Abort ends its splice.
+type tunnel struct{ capture.Relay }
 
 // splice copies both ways until both sides are done, and returns the bytes
 // sent upstream (early included), the bytes sent back, and whether the
@@ -130,22 +121,22 @@ func (t *tunnel) splice(early []byte) (out, in int64, hello bool) {
 	go func() {
 		defer wg.Done()
 		var err error
-		hello, out, err = sniffHello(t.up, t.client, early)
+		hello, out, err = sniffHello(t.Upstream, t.Client, early)
 		switch err {
 		case nil:
 			var n int64
-			n, err = io.Copy(t.up, t.client)
+			n, err = io.Copy(t.Upstream, t.Client)
 			out += n
 		case io.EOF: // the client closed its side before saying enough
 			err = nil
 		}
-		t.finish(t.up, err)
+		t.finish(t.Upstream, err)
 	}()
 	var err error
-	in, err = io.Copy(t.client, t.up)
-	t.finish(t.client, err)
+	in, err = io.Copy(t.Client, t.Upstream)
+	t.finish(t.Client, err)
 	wg.Wait()
-	t.abort()
+	t.Abort()
 	return out, in, hello
 }
 
@@ -206,7 +197,7 @@ func isClientHello(b []byte) bool {
 func (t *tunnel) finish(dst net.Conn, err error) {
 	cw, ok := dst.(interface{ CloseWrite() error })
 	if err != nil || !ok || cw.CloseWrite() != nil {
-		t.abort()
+		t.Abort()
 		return
 	}
 	_ = dst.SetReadDeadline(time.Now().Add(halfCloseGrace))

@@ -210,7 +210,7 @@ func proxyCredentials(v string) []string {
 // waits for the tunnels' events to be recorded and closes idle upstream
 // connections. It is safe to call more than once.
 func (p *Proxy) Close() error {
-	p.tunnels.Close((*tunnel).abort)
+	p.tunnels.Close((*tunnel).Abort)
 	p.forward.CloseIdleConnections()
 	return nil
 }

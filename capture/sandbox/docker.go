@@ -230,7 +230,7 @@ func engineError(w http.ResponseWriter, status int, msg string) {
 // Close ends every hijacked stream and closes idle connections to the
 // Engine. It is safe to call more than once.
 func (p *DockerProxy) Close() error {
-	p.sessions.Close((*session).abort)
+	p.sessions.Close((*session).Abort)
 	p.tr.CloseIdleConnections()
 	return nil
 }

@@ -8,8 +8,9 @@ import (
 	"net"
 	"net/http"
 	"strings"
-	"sync"
 	"time"
+
+	"github.com/agenttrail/agenttrail/capture"
 )
 
 // isUpgrade reports whether a request asks to take over its connection, as
@@ -103,9 +104,9 @@ func (p *DockerProxy) relayUpgrade(w http.ResponseWriter, r *http.Request, c *ca
 		p.log.Error("docker proxy: take over the client connection", "err", err)
 		return
 	}
-	s := &session{client: client, upstream: up}
+	s := &session{capture.Relay{Client: client, Upstream: up}}
 	if !p.sessions.Track(s) {
-		s.abort()
+		s.Abort()
 		return
 	}
 	defer p.sessions.Untrack(s)
@@ -113,7 +114,7 @@ func (p *DockerProxy) relayUpgrade(w http.ResponseWriter, r *http.Request, c *ca
 	resp.Header.Write(cbuf)
 	cbuf.WriteString("\r\n")
 	if err := cbuf.Flush(); err != nil {
-		s.abort()
+		s.Abort()
 		return
 	}
 	s.splice(cbuf.Reader, br)
@@ -145,17 +146,7 @@ func copyHeader(dst, src http.Header) {
 }
 
 // session is a hijacked stream between a client and the Engine.
-type session struct {
-	client, upstream net.Conn
-	once             sync.Once
-}
-
-func (s *session) abort() {
-	s.once.Do(func() {
-		s.client.Close()
-		s.upstream.Close()
-	})
-}
+type session struct{ capture.Relay }
 
 // splice copies both ways until the Engine ends the stream. The client's
 // end of input (docker exec -i with stdin closed) is passed on as a
@@ -165,15 +156,15 @@ func (s *session) splice(fromClient, fromEngine io.Reader) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		io.Copy(s.upstream, fromClient)
-		closeWrite(s.upstream)
+		io.Copy(s.Upstream, fromClient)
+		closeWrite(s.Upstream)
 	}()
-	io.Copy(s.client, fromEngine)
+	io.Copy(s.Client, fromEngine)
 	// The Engine is done: let the client read the rest and close its side.
-	closeWrite(s.client)
-	s.client.SetReadDeadline(time.Now().Add(lingerTimeout))
+	closeWrite(s.Client)
+	s.Client.SetReadDeadline(time.Now().Add(lingerTimeout))
 	<-done
-	s.abort()
+	s.Abort()
 }
 
 // closeWrite half-closes c where it can (TCP, unix sockets, TLS).
