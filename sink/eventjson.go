@@ -37,6 +37,13 @@ func appendEventJSON(b []byte, e *agenttrail.Event) ([]byte, bool) {
 		key(k)
 		b = appendJSONString(b, v)
 	}
+	num := func(k string, v int64) {
+		if v == 0 {
+			return
+		}
+		key(k)
+		b = strconv.AppendInt(b, v, 10)
+	}
 	ok := true
 	tm := func(k string, t time.Time) {
 		if t.IsZero() {
@@ -68,10 +75,7 @@ func appendEventJSON(b []byte, e *agenttrail.Event) ([]byte, bool) {
 	str("resource_type", e.ResourceType, true)
 	str("resource_id", e.ResourceID, true)
 	str("result", string(e.Result), false)
-	if e.StatusCode != 0 {
-		key("status_code")
-		b = strconv.AppendInt(b, int64(e.StatusCode), 10)
-	}
+	num("status_code", int64(e.StatusCode))
 	str("description", e.Description, true)
 	if len(e.Metadata) > 0 {
 		key("metadata")
@@ -84,18 +88,12 @@ func appendEventJSON(b []byte, e *agenttrail.Event) ([]byte, bool) {
 	str("org", e.Org, true)
 	str("project", e.Project, true)
 	str("producer_id", e.ProducerID, true)
-	if e.ProducerSeq != 0 {
-		key("producer_seq")
-		b = strconv.AppendInt(b, e.ProducerSeq, 10)
-	}
+	num("producer_seq", e.ProducerSeq)
 	str("trace_id", e.TraceID, true)
 	str("span_id", e.SpanID, true)
 	str("parent_span_id", e.ParentSpanID, true)
 	str("session_id", e.SessionID, true)
-	if e.Seq != 0 {
-		key("seq")
-		b = strconv.AppendInt(b, e.Seq, 10)
-	}
+	num("seq", e.Seq)
 	tm("received_at", e.ReceivedAt)
 	if e.LogIndex != nil {
 		key("log_index")
