@@ -100,6 +100,24 @@ func benchQueries(ctx context.Context, c benchConfig, rep *benchReport, progress
 
 	since24h, since30d := now.Add(-24*time.Hour), now.Add(-30*24*time.Hour)
 	nsSince, nsUntil := since30d.UnixNano(), now.UnixNano()
+	month := agenttrail.Filter{Since: since30d, Until: now}
+	aggregate := func(by agenttrail.Dimension) func() error {
+		return func() error {
+			_, err := store.Aggregate(ctx, month, by)
+			return err
+		}
+	}
+	hourly := func(by agenttrail.Dimension) func() error {
+		return func() error {
+			_, err := store.Series(ctx, month, agenttrail.Hour, by)
+			return err
+		}
+	}
+	// groupBy is the plain SQL of aggregate(by), by a column.
+	groupBy := func(column string) func() error {
+		return sqlRun(raw, `SELECT `+column+`, count(*), sum(input_tokens), sum(output_tokens), sum(cache_read_tokens),
+			sum(cache_write_tokens), sum(cost_usd) FROM events WHERE time >= ? AND time < ? GROUP BY `+column, nsSince, nsUntil)
+	}
 	cases := []struct {
 		name     string
 		target   float64
@@ -123,40 +141,22 @@ func benchQueries(ctx context.Context, c benchConfig, rep *benchReport, progress
 		},
 		{
 			name: "aggregate by source, 30 days", target: 50,
-			run: func() error {
-				_, err := store.Aggregate(ctx, agenttrail.Filter{Since: since30d, Until: now}, agenttrail.DimSource)
-				return err
-			},
-			baseName: "GROUP BY source",
-			base: sqlRun(raw, `SELECT source, count(*), sum(input_tokens), sum(output_tokens), sum(cache_read_tokens),
-				sum(cache_write_tokens), sum(cost_usd) FROM events WHERE time >= ? AND time < ? GROUP BY source`, nsSince, nsUntil),
+			run: aggregate(agenttrail.DimSource), baseName: "GROUP BY source", base: groupBy("source"),
 		},
 		{
 			name: "aggregate by model (LLM cost), 30 days", target: 50,
-			run: func() error {
-				_, err := store.Aggregate(ctx, agenttrail.Filter{Since: since30d, Until: now}, agenttrail.DimModel)
-				return err
-			},
-			baseName: "GROUP BY model",
-			base: sqlRun(raw, `SELECT model, count(*), sum(input_tokens), sum(output_tokens), sum(cache_read_tokens),
-				sum(cache_write_tokens), sum(cost_usd) FROM events WHERE time >= ? AND time < ? GROUP BY model`, nsSince, nsUntil),
+			run: aggregate(agenttrail.DimModel), baseName: "GROUP BY model", base: groupBy("model"),
 		},
 		{
 			name: "hourly series, 30 days", target: 50,
-			run: func() error {
-				_, err := store.Series(ctx, agenttrail.Filter{Since: since30d, Until: now}, agenttrail.Hour, "")
-				return err
-			},
+			run:      hourly(""),
 			baseName: "GROUP BY hour",
 			base: sqlRun(raw, `SELECT time - time % 3600000000000 AS h, count(*) FROM events WHERE time >= ? AND time < ? GROUP BY h`,
 				nsSince, nsUntil),
 		},
 		{
 			name: "hourly series by result, 30 days", target: 50,
-			run: func() error {
-				_, err := store.Series(ctx, agenttrail.Filter{Since: since30d, Until: now}, agenttrail.Hour, agenttrail.DimResult)
-				return err
-			},
+			run:      hourly(agenttrail.DimResult),
 			baseName: "GROUP BY hour, result",
 			base: sqlRun(raw, `SELECT time - time % 3600000000000 AS h, result, count(*) FROM events WHERE time >= ? AND time < ? GROUP BY h, result`,
 				nsSince, nsUntil),
