@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -179,6 +180,20 @@ func (f *captureFlags) openBound(env *Env, bound ...io.Closer) (*captureDeps, er
 		}
 	}
 	return deps, err
+}
+
+// listenOpen listens on the TCP address addr, then opens what the flags
+// name, as openBound does.
+func (f *captureFlags) listenOpen(env *Env, addr string) (net.Listener, *captureDeps, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, nil, fmt.Errorf("listen: %w", err)
+	}
+	deps, err := f.openBound(env, ln)
+	if err != nil {
+		return nil, nil, err
+	}
+	return ln, deps, nil
 }
 
 // closeLogged is Close for a defer: it logs what could not be flushed.

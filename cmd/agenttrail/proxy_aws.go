@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"net/url"
 	"time"
@@ -48,11 +47,7 @@ func runProxyAWS(ctx context.Context, args []string, env *Env) error {
 		cfg.Upstream = u
 	}
 
-	ln, err := net.Listen("tcp", *listen)
-	if err != nil {
-		return fmt.Errorf("listen: %w", err)
-	}
-	deps, err := cf.openBound(env, ln)
+	ln, deps, err := cf.listenOpen(env, *listen)
 	if err != nil {
 		return err
 	}

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"time"
 
@@ -31,11 +30,7 @@ func runProxyEgress(ctx context.Context, args []string, env *Env) error {
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	ln, err := net.Listen("tcp", *listen)
-	if err != nil {
-		return fmt.Errorf("listen: %w", err)
-	}
-	deps, err := cf.openBound(env, ln)
+	ln, deps, err := cf.listenOpen(env, *listen)
 	if err != nil {
 		return err
 	}
