@@ -91,8 +91,11 @@ func (c *copyRows) copyTo(ctx context.Context, tx pgx.Tx, table string, columns 
 	}
 	sql := "COPY " + pgx.Identifier{table}.Sanitize() + " (" + strings.Join(cols, ", ") + ") FROM STDIN (FORMAT binary)"
 	_, err := tx.Conn().PgConn().CopyFrom(ctx, bytes.NewReader(c.b), sql)
-	if cap(c.b) > maxKeptCopy {
-		c.b = nil // one huge batch does not pin its memory
+	// When the connection fails, pgconn returns without waiting for its
+	// goroutine that reads the rows: it may still be reading the buffer,
+	// so the next batch gets a new one rather than overwriting it.
+	if err != nil || cap(c.b) > maxKeptCopy {
+		c.b = nil // (and one huge batch does not pin its memory)
 	}
 	c.reset()
 	return err
