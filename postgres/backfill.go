@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/agenttrail/agenttrail"
+	"github.com/agenttrail/agenttrail/internal/backfill"
 	"github.com/jackc/pgx/v5"
 )
 
@@ -17,20 +18,10 @@ const backfillChunk = 5000
 // order, as if the trees had always been kept. The partial index
 // events_unlogged finds them, and is empty once they are done.
 func (s *Store) backfill(ctx context.Context) error {
-	total := 0
-	for {
-		n, err := s.backfillChunk(ctx)
-		total += n
-		if err != nil {
-			return formatError("postgres: backfill tree", err)
-		}
-		if n < backfillChunk {
-			if total > 0 {
-				s.logger.Info("gave the events stored before integrity their tree leaves", "events", total)
-			}
-			return nil
-		}
+	if err := backfill.Run(ctx, backfillChunk, s.backfillChunk, s.logger); err != nil {
+		return formatError("postgres: backfill tree", err)
 	}
+	return nil
 }
 
 func (s *Store) backfillChunk(ctx context.Context) (int, error) {

@@ -2,6 +2,8 @@ package sqlite
 
 import (
 	"context"
+
+	"github.com/agenttrail/agenttrail/internal/backfill"
 )
 
 // backfillChunk bounds the events one backfill transaction numbers (a
@@ -15,20 +17,7 @@ var backfillChunk = 5000
 // events_unlogged finds them, and is empty (so this costs one probe)
 // once they are done.
 func (s *Store) backfill(ctx context.Context) error {
-	total := 0
-	for {
-		n, err := s.backfillChunk(ctx)
-		total += n
-		if err != nil {
-			return err
-		}
-		if n < backfillChunk {
-			if total > 0 {
-				s.logger.Info("gave the events stored before integrity their tree leaves", "events", total)
-			}
-			return nil
-		}
-	}
+	return backfill.Run(ctx, backfillChunk, s.backfillChunk, s.logger)
 }
 
 func (s *Store) backfillChunk(ctx context.Context) (int, error) {
