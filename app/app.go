@@ -238,11 +238,11 @@ type Main struct {
 	// ownShared is set when shared has connections of its own (an ingest
 	// node's), which Close closes.
 	ownShared bool
-	// singleSigner and singleSinks run, on a cluster, the work one node
-	// does at a time: the periodic checkpoints, the sinks. nil on a single
-	// server.
-	singleSigner, singleSinks *cluster.Exclusive
-	signIn                    string // a one-time console link when Open created the admin token
+	// singleRetention, singleSigner and singleSinks run, on a cluster, the
+	// work one node does at a time: retention, the periodic checkpoints,
+	// the sinks. nil on a single server.
+	singleRetention, singleSigner, singleSinks *cluster.Exclusive
+	signIn                                     string // a one-time console link when Open created the admin token
 
 	closeOnce sync.Once
 	closeErr  error
@@ -446,6 +446,13 @@ func Open(ctx context.Context, cfg Config) (_ *Main, err error) {
 				Help: "1 while retention keeps events past its horizon because a required sink has not delivered them."})
 			m.reg.MustRegister(m.ret.held)
 		}
+		// On a cluster every writer node is configured for retention, and
+		// one of them runs it, the one holding its lock: two runs at once
+		// would race for the same rows and record the trail's forgetting
+		// twice.
+		if clustered {
+			m.singleRetention = &cluster.Exclusive{Lock: cluster.NewPGLockNamed(cfg.Store, "retention"), What: "retention", Log: m.log}
+		}
 	}
 	if err := m.srv.Open(); err != nil {
 		return nil, err
@@ -490,16 +497,17 @@ func (m *Main) Run(ctx context.Context) error {
 	// in progress even while no new request comes to notice it.
 	addActor(&g, m.auth.Run)
 	addActor(&g, m.srv.RunAudit)
-	if m.ret != nil {
-		addActor(&g, m.ret.run)
-	}
-	// The periodic checkpoints, and the sinks: each sink follows the store
-	// on its own, so a receiver that is down slows nothing else. They stop
-	// before the writer, and save their checkpoints on the way out. On a
-	// cluster they run on one node at a time, the one holding their lock,
-	// so each receiver gets the trail once; any node with a store signs on
+	// Retention, the periodic checkpoints, and the sinks: each sink follows
+	// the store on its own, so a receiver that is down slows nothing else.
+	// They stop before the writer, and the sinks save their checkpoints on
+	// the way out. On a cluster each runs on one node at a time, the one
+	// holding its lock, so a run of retention deletes and is recorded once
+	// and each receiver gets the trail once; any node with a store signs on
 	// demand.
-	var sinks []func(context.Context) error
+	var retention, sinks []func(context.Context) error
+	if m.ret != nil {
+		retention = append(retention, m.ret.run)
+	}
 	if m.sinks != nil {
 		for _, r := range m.sinks.Runners() {
 			sinks = append(sinks, r.Run)
@@ -508,7 +516,7 @@ func (m *Main) Run(ctx context.Context) error {
 	for _, group := range []struct {
 		runs   []func(context.Context) error
 		single *cluster.Exclusive
-	}{{m.signerRuns(), m.singleSigner}, {sinks, m.singleSinks}} {
+	}{{retention, m.singleRetention}, {m.signerRuns(), m.singleSigner}, {sinks, m.singleSinks}} {
 		if group.single == nil {
 			for _, run := range group.runs {
 				addActor(&g, run)

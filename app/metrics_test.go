@@ -84,6 +84,13 @@ func runMain(t *testing.T, cfg Config) *Main {
 	if err != nil {
 		t.Fatal(err)
 	}
+	runStarted(t, m)
+	return m
+}
+
+// runStarted runs m, which Open opened, until the test ends.
+func runStarted(t *testing.T, m *Main) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	ran := make(chan error, 1)
 	go func() { ran <- m.Run(ctx) }()
@@ -93,5 +100,4 @@ func runMain(t *testing.T, cfg Config) *Main {
 			t.Errorf("Run = %v", err)
 		}
 	})
-	return m
 }
