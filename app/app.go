@@ -188,12 +188,16 @@ type Config struct {
 
 // The files of a data directory.
 const (
-	StoreFile      = "agenttrail.db" // the embedded store
-	SpoolDir       = "spool"         // the server's spool
-	TokensFile     = "tokens.json"   // the token store
-	AdminTokenFile = "admin.token"   // the first admin token, written on first start
-	CursorKeyFile  = "cursor.key"    // the key that signs cursors
-	SigningKeyFile = "signing.key"   // the key that signs checkpoints, written on first start
+	StoreFile  = "agenttrail.db" // the embedded store
+	SpoolDir   = "spool"         // the server's spool
+	TokensFile = "tokens.json"   // the token store
+	// TokensInStoreFile marks the data directory of a cluster node, whose
+	// tokens live in the store, so the commands that manage tokens in a
+	// data directory refuse it instead of changing a file no node reads.
+	TokensInStoreFile = "tokens-in-store.txt"
+	AdminTokenFile    = "admin.token" // the first admin token, written on first start
+	CursorKeyFile     = "cursor.key"  // the key that signs cursors
+	SigningKeyFile    = "signing.key" // the key that signs checkpoints, written on first start
 )
 
 // The rate limit of `agenttrail serve` without flags, per token: far above
@@ -308,7 +312,10 @@ func Open(ctx context.Context, cfg Config) (_ *Main, err error) {
 	}
 	m.tokens = server.NewTokenFile(filepath.Join(cfg.DataDir, TokensFile))
 	if m.shared != nil {
-		m.tokens = server.NewSharedTokens(sharedDoc{m.shared, sharedTokens}, "the store's shared tokens")
+		m.tokens = sharedTokensOf(m.shared)
+	}
+	if err := markTokensInStore(cfg.DataDir, m.shared != nil); err != nil {
+		return nil, err
 	}
 	auth, createdAdmin, err := openTokens(m.tokens, cfg.DataDir, m.log)
 	if err != nil {
@@ -461,7 +468,7 @@ func Open(ctx context.Context, cfg Config) (_ *Main, err error) {
 	if createdAdmin {
 		// Whoever started a fresh server gets into its console with one
 		// click; the link works once, for ten minutes.
-		if m.signIn, err = signInURL(m.srv.URL(), m.tokens, server.RoleAdmin, server.AllOrgs, ""); err != nil {
+		if m.signIn, err = SignInURLFrom(m.srv.URL(), m.tokens, server.RoleAdmin, server.AllOrgs, ""); err != nil {
 			return nil, err
 		}
 	}

@@ -16,10 +16,11 @@ import (
 // base whose data directory is dataDir: a code for a session of role and
 // org, in the URL's fragment, which browsers never send to a server.
 func SignInURL(base, dataDir string, role server.Role, org, by string) (string, error) {
-	return signInURL(base, server.NewTokenFile(filepath.Join(dataDir, TokensFile)), role, org, by)
+	return SignInURLFrom(base, server.NewTokenFile(filepath.Join(dataDir, TokensFile)), role, org, by)
 }
 
-func signInURL(base string, tokens *server.TokenFile, role server.Role, org, by string) (string, error) {
+// SignInURLFrom is SignInURL for a server whose tokens are tokens (Tokens).
+func SignInURLFrom(base string, tokens *server.TokenFile, role server.Role, org, by string) (string, error) {
 	code, err := tokens.CreateLogin(role, org, by, time.Now())
 	if err != nil {
 		return "", fmt.Errorf("create a sign-in code: %w", err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -37,6 +38,51 @@ func (d sharedDoc) Get(ctx context.Context) ([]byte, int64, error) { return d.s.
 func (d sharedDoc) Version(ctx context.Context) (int64, error)     { return d.s.Version(ctx, d.name) }
 func (d sharedDoc) Update(ctx context.Context, change func([]byte) ([]byte, error)) error {
 	return d.s.Update(ctx, d.name, change)
+}
+
+// sharedTokensOf returns the cluster's tokens, kept in s.
+func sharedTokensOf(s *postgres.Shared) *server.TokenFile {
+	return server.NewSharedTokens(sharedDoc{s, sharedTokens}, "the store's shared tokens")
+}
+
+// Tokens opens the tokens a server reads, for the commands that manage
+// them without a token of their own: with store a postgres:// URL, a
+// cluster's tokens, which live in its store; else the file in dataDir. A
+// data directory of a cluster node is refused, since its tokens are in the
+// store and a change to the file would change nothing. Call done when
+// done.
+func Tokens(ctx context.Context, dataDir, store string) (_ *server.TokenFile, done func(), err error) {
+	switch storeKind(store) {
+	case "postgres", "postgresql":
+		s, err := postgres.OpenShared(ctx, store, nil)
+		if err != nil {
+			return nil, nil, fmt.Errorf("--store: %w", err)
+		}
+		return sharedTokensOf(s), s.Close, nil
+	case "sqlite":
+	default:
+		return nil, nil, fmt.Errorf("--store: unknown store %q (want sqlite or a postgres:// URL)", store)
+	}
+	if _, err := os.Stat(filepath.Join(dataDir, TokensInStoreFile)); err == nil {
+		return nil, nil, fmt.Errorf("%s is the data directory of a cluster node, whose tokens live in the store every node reads: give the store's URL (--store postgres://…, as the nodes have it), or use the API (POST /v1/tokens, DELETE /v1/tokens/ID) with an admin token", dataDir)
+	}
+	return server.NewTokenFile(filepath.Join(dataDir, TokensFile)), func() {}, nil
+}
+
+// markTokensInStore writes TokensInStoreFile in dataDir when the tokens are
+// the store's (a cluster node), and removes it when they are not.
+func markTokensInStore(dataDir string, inStore bool) error {
+	path := filepath.Join(dataDir, TokensInStoreFile)
+	if !inStore {
+		if err := os.Remove(path); err != nil && !os.IsNotExist(err) {
+			return err
+		}
+		return nil
+	}
+	const text = "This is the data directory of a node of an agenttrail cluster: the tokens live in the\n" +
+		"store every node reads, not here. Manage them with `agenttrail token … --store postgres://…`\n" +
+		"or the API (/v1/tokens).\n"
+	return os.WriteFile(path, []byte(text), 0o600)
 }
 
 // cursorKey returns the key that signs cursors: the data directory's, or

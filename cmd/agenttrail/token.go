@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"os/user"
-	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -15,24 +14,39 @@ import (
 	"github.com/agenttrail/agenttrail/server"
 )
 
-// runToken manages the server's bearer tokens in <data>/tokens.json. It
-// works on the file, not over HTTP, so it needs no token itself: whoever may
-// write the data directory may manage tokens. A running server picks the
-// change up within a second. Each change is recorded with who made it (the
-// OS user), and the server records it in the trail as an audit event
-// (source audit, action token.create or token.revoke) when it next reads the
-// file.
+// runToken manages the server's bearer tokens in <data>/tokens.json, or a
+// cluster's in its store (--store postgres://…). It works on the file or
+// the store, not over HTTP, so it needs no token itself: whoever may write
+// the data directory (or the store) may manage tokens. A running server
+// picks the change up within a second. Each change is recorded with who
+// made it (the OS user), and the server records it in the trail as an
+// audit event (source audit, action token.create or token.revoke) when it
+// next reads the tokens.
 func runToken(ctx context.Context, args []string, env *Env) error {
 	return runSubcommand("token", args, env, []subcommand{
 		{"create", "make a token: --role ingest|read|admin [--org O] [--name N]; prints it once",
-			func(args []string) error { return tokenCreate(args, env) }},
-		{"list", "list the tokens (never their secrets)", func(args []string) error { return tokenList(args, env) }},
-		{"revoke", "revoke a token by name or id", func(args []string) error { return tokenRevoke(args, env) }},
+			func(args []string) error { return tokenCreate(ctx, args, env) }},
+		{"list", "list the tokens (never their secrets)", func(args []string) error { return tokenList(ctx, args, env) }},
+		{"revoke", "revoke a token by name or id", func(args []string) error { return tokenRevoke(ctx, args, env) }},
 	})
 }
 
-func tokenFileOf(data string) *server.TokenFile {
-	return server.NewTokenFile(filepath.Join(data, app.TokensFile))
+// tokensFlags adds the flags that say where the tokens are: a data
+// directory, or on a cluster the store every node reads them from.
+func tokensFlags(fs *flag.FlagSet) (data, store *string) {
+	data = fs.String("data", "./agenttrail-data", "data directory of the server")
+	store = fs.String("store", "sqlite", "the server's store: on a cluster, whose tokens live in the store, its postgres:// URL (as the nodes' --store)")
+	return data, store
+}
+
+// withTokens runs do on the tokens of data and store (app.Tokens).
+func withTokens(ctx context.Context, data, store string, do func(*server.TokenFile) error) error {
+	tokens, done, err := app.Tokens(ctx, data, store)
+	if err != nil {
+		return err
+	}
+	defer done()
+	return do(tokens)
 }
 
 // osUser names the person changing tokens, for the audit record.
@@ -46,12 +60,12 @@ func osUser(env *Env) string {
 	return "unknown-user"
 }
 
-func tokenCreate(args []string, env *Env) error {
+func tokenCreate(ctx context.Context, args []string, env *Env) error {
 	fs := newFlagSet("token create", env)
 	role := fs.String("role", "", "ingest (POST events), read (query, aggregate, export, stream, gaps) or admin (everything)")
 	org := fs.String("org", "", "the one org the token may write or read, or '*' for every org")
 	name := fs.String("name", "", "unique name, shown in the audit trail (default: <role>-<id>)")
-	data := fs.String("data", "./agenttrail-data", "data directory of the server")
+	data, store := tokensFlags(fs)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -59,23 +73,29 @@ func tokenCreate(args []string, env *Env) error {
 		fmt.Fprintln(env.Stderr, "--role and --org are required")
 		return errUsage
 	}
-	token, rec, err := tokenFileOf(*data).Create(*name, server.Role(*role), *org, osUser(env), time.Now())
-	if err != nil {
-		return err
-	}
-	// The token is the last word, so scripts can take it with awk '{print $NF}'.
-	fmt.Fprintf(env.Stdout, "created %s token %q (id %s) for org %s; it is shown only now:\n%s\n", rec.Role, rec.Name, rec.ID, rec.Org, token)
-	return nil
+	return withTokens(ctx, *data, *store, func(tokens *server.TokenFile) error {
+		token, rec, err := tokens.Create(*name, server.Role(*role), *org, osUser(env), time.Now())
+		if err != nil {
+			return err
+		}
+		// The token is the last word, so scripts can take it with awk '{print $NF}'.
+		fmt.Fprintf(env.Stdout, "created %s token %q (id %s) for org %s; it is shown only now:\n%s\n", rec.Role, rec.Name, rec.ID, rec.Org, token)
+		return nil
+	})
 }
 
-func tokenList(args []string, env *Env) error {
+func tokenList(ctx context.Context, args []string, env *Env) error {
 	fs := newFlagSet("token list", env)
-	data := fs.String("data", "./agenttrail-data", "data directory of the server")
+	data, store := tokensFlags(fs)
 	all := fs.Bool("all", false, "include revoked tokens")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	recs, err := tokenFileOf(*data).List()
+	var recs []server.TokenRecord
+	err := withTokens(ctx, *data, *store, func(tokens *server.TokenFile) (err error) {
+		recs, err = tokens.List()
+		return err
+	})
 	if err != nil {
 		return err
 	}
@@ -94,9 +114,9 @@ func tokenList(args []string, env *Env) error {
 	return tw.Flush()
 }
 
-func tokenRevoke(args []string, env *Env) error {
+func tokenRevoke(ctx context.Context, args []string, env *Env) error {
 	fs := newFlagSet("token revoke", env)
-	data := fs.String("data", "./agenttrail-data", "data directory of the server")
+	data, store := tokensFlags(fs)
 	// The name or id comes first (agenttrail token revoke NAME --data d) or
 	// after the flags.
 	var target string
@@ -112,10 +132,14 @@ func tokenRevoke(args []string, env *Env) error {
 	if target == "" && fs.NArg() == 1 {
 		target = fs.Arg(0)
 	} else if target == "" || fs.NArg() > 0 {
-		fmt.Fprintln(env.Stderr, "usage: agenttrail token revoke NAME|ID [--data DIR]")
+		fmt.Fprintln(env.Stderr, "usage: agenttrail token revoke NAME|ID [--data DIR | --store postgres://…]")
 		return errUsage
 	}
-	rec, err := tokenFileOf(*data).Revoke(target, osUser(env), time.Now())
+	var rec server.TokenRecord
+	err := withTokens(ctx, *data, *store, func(tokens *server.TokenFile) (err error) {
+		rec, err = tokens.Revoke(target, osUser(env), time.Now())
+		return err
+	})
 	if err != nil {
 		return err
 	}
