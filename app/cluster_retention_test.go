@@ -42,11 +42,12 @@ func TestClusterRetentionRunsOnce(t *testing.T) {
 	dsn := clustertest.Postgres(t)
 	natsCfg := cluster.Config{URL: clustertest.StartNATS(t).URL(), Stream: clustertest.Unique("T")}
 	day := 24 * time.Hour
+	key := signingKeyFile(t)
 	var logs [2]*syncLog
 	var nodes [2]*Main
 	for i := range nodes {
 		logs[i] = new(syncLog)
-		m, err := Open(t.Context(), Config{Addr: "127.0.0.1:0", DataDir: t.TempDir(), Store: dsn, Role: RoleWriter, NATS: natsCfg,
+		m, err := Open(t.Context(), Config{Addr: "127.0.0.1:0", DataDir: t.TempDir(), Store: dsn, Role: RoleWriter, NATS: natsCfg, SigningKey: key,
 			Retain: day, RetentionRules: []RetentionRule{{Source: []string{"shell"}, Keep: 2 * day}},
 			Logger: slog.New(slog.NewTextHandler(logs[i], nil))})
 		if err != nil {

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -15,7 +16,9 @@ import (
 	"time"
 
 	"github.com/agenttrail/agenttrail/cluster"
+	"github.com/agenttrail/agenttrail/integrity"
 	"github.com/agenttrail/agenttrail/internal/clustertest"
+	"github.com/agenttrail/agenttrail/postgres"
 	"github.com/agenttrail/agenttrail/sink"
 )
 
@@ -51,9 +54,10 @@ func TestClusterSharesState(t *testing.T) {
 		}
 		return []sink.Config{sc}
 	}
+	key := signingKeyFile(t)
 	node := func(role, store string, sinks []sink.Config) (*Main, string) {
 		dir := t.TempDir()
-		return runMain(t, Config{Addr: "127.0.0.1:0", DataDir: dir, Store: store, Role: role, NATS: natsCfg, Sinks: sinks}), dir
+		return runMain(t, Config{Addr: "127.0.0.1:0", DataDir: dir, Store: store, Role: role, NATS: natsCfg, Sinks: sinks, SigningKey: key}), dir
 	}
 	in, inDir := node(RoleIngest, pgProxy.Through(dsn), nil)
 	_, _ = node(RoleWriter, dsn, nil)
@@ -155,4 +159,91 @@ func TestClusterSharesState(t *testing.T) {
 		return code == http.StatusUnauthorized
 	})
 	t.Logf("the ingest node refused the revoked token %v after the revocation", time.Since(revoked).Round(time.Millisecond))
+}
+
+// signingKeyFile writes a new checkpoint signing key to a file of the
+// test's own, for the nodes of a cluster, and returns its path.
+func signingKeyFile(t *testing.T) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "signing.key")
+	if _, err := integrity.LoadKey(path, true); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// TestClusterSigningKeyOutOfStore: a cluster node signs with its
+// --signing-key file and keeps no key in the store; a key an earlier
+// version kept there is removed once a node runs with it from the file,
+// and a different one is left and warned about.
+func TestClusterSigningKeyOutOfStore(t *testing.T) {
+	dsn := clustertest.Postgres(t)
+	natsCfg := cluster.Config{URL: clustertest.StartNATS(t).URL(), Stream: clustertest.Unique("T")}
+	shared, err := postgres.OpenShared(t.Context(), dsn, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer shared.Close()
+	stored := func() string {
+		b, _, err := shared.Get(t.Context(), sharedSigningKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	store := func(skey string) {
+		if err := shared.Update(t.Context(), sharedSigningKey, func([]byte) ([]byte, error) { return []byte(skey), nil }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	node := func(keyFile string) (*Main, *syncLog) {
+		log := new(syncLog)
+		m, err := Open(t.Context(), Config{Addr: "127.0.0.1:0", DataDir: t.TempDir(), Store: dsn, Role: RoleQuery, NATS: natsCfg,
+			SigningKey: keyFile, Logger: slog.New(slog.NewTextHandler(log, nil))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { m.Close() })
+		return m, log
+	}
+	keyFile := signingKeyFile(t)
+	b, err := os.ReadFile(keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := integrity.NewKey(strings.TrimSpace(string(b)))
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// A node with a key file and none in the store puts none there.
+	m, _ := node(keyFile)
+	if got := stored(); got != "" {
+		t.Errorf("a node with --signing-key stored a signing key: %q", got)
+	}
+	if got := m.signer.Key.VerifierKey(); got != key.VerifierKey() {
+		t.Errorf("the node signs with %s, want --signing-key's %s", got, key.VerifierKey())
+	}
+
+	// The same key left in the store by an earlier version is removed.
+	store(strings.TrimSpace(string(b)))
+	node(keyFile)
+	if got := stored(); got != "" {
+		t.Errorf("the store still holds the key the node has from its file: %q", got)
+	}
+
+	// Another key is left, and warned about.
+	other := signingKeyFile(t)
+	ob, err := os.ReadFile(other)
+	if err != nil {
+		t.Fatal(err)
+	}
+	store(strings.TrimSpace(string(ob)))
+	_, log := node(keyFile)
+	if got := stored(); got != strings.TrimSpace(string(ob)) {
+		t.Errorf("a key other than the node's was removed from the store: %q", got)
+	}
+	if !log.has("still holds a checkpoint signing key") {
+		t.Error("no warning about the other key left in the store")
+	}
 }

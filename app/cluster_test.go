@@ -24,9 +24,10 @@ func TestClusterRoles(t *testing.T) {
 	// The first node started creates the admin token, in the store that
 	// every node shares.
 	var token string
+	key := signingKeyFile(t)
 	node := func(role string) *Main {
 		dir := t.TempDir()
-		m := runMain(t, Config{Addr: "127.0.0.1:0", DataDir: dir, Store: dsn, Role: role, NATS: nats})
+		m := runMain(t, Config{Addr: "127.0.0.1:0", DataDir: dir, Store: dsn, Role: role, NATS: nats, SigningKey: key})
 		if token == "" {
 			b, err := os.ReadFile(filepath.Join(dir, AdminTokenFile))
 			if err != nil {
@@ -134,6 +135,10 @@ func TestRoleChecks(t *testing.T) {
 		{Config{DataDir: "d", NATS: cluster.Config{URL: "nats://127.0.0.1:1"}}, "PostgreSQL store"},
 		{Config{DataDir: "d", Role: "ingest", NATS: cluster.Config{URL: "nats://127.0.0.1:1"}}, "PostgreSQL store"},
 		{Config{DataDir: "d", Role: "ingest", NATS: cluster.Config{URL: "127.0.0.1:4222"}}, "not a URL"},
+		// The key that signs the checkpoints is not kept in the store.
+		{Config{DataDir: "d", Role: "writer", Store: "postgres://127.0.0.1:1/db", NATS: cluster.Config{URL: "nats://127.0.0.1:1"}}, "--signing-key FILE"},
+		{Config{DataDir: "d", Role: "query", Store: "postgres://127.0.0.1:1/db", NATS: cluster.Config{URL: "nats://127.0.0.1:1"}}, "--signing-key FILE"},
+		{Config{DataDir: "d", Store: "postgres://127.0.0.1:1/db", NATS: cluster.Config{URL: "nats://127.0.0.1:1"}}, "--signing-key FILE"},
 	} {
 		err := Check(tc.cfg)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
@@ -141,7 +146,10 @@ func TestRoleChecks(t *testing.T) {
 		}
 	}
 	if err := Check(Config{DataDir: "d", Role: "ingest", Store: "postgres://127.0.0.1:1/db", NATS: cluster.Config{URL: "nats://127.0.0.1:1"}}); err != nil {
-		t.Errorf("Check(ingest on PostgreSQL) = %v", err)
+		t.Errorf("Check(ingest on PostgreSQL) = %v, want none: an ingest node signs nothing and needs no key", err)
+	}
+	if err := Check(Config{DataDir: "d", Role: "writer", Store: "postgres://127.0.0.1:1/db", SigningKey: "k", NATS: cluster.Config{URL: "nats://127.0.0.1:1"}}); err != nil {
+		t.Errorf("Check(writer with --signing-key) = %v", err)
 	}
 }
 
@@ -151,7 +159,7 @@ func TestRoleChecks(t *testing.T) {
 func TestAllRolesInOneProcess(t *testing.T) {
 	dsn := clustertest.Postgres(t)
 	dir := t.TempDir()
-	m := runMain(t, Config{Addr: "127.0.0.1:0", DataDir: dir, Store: dsn, NATS: cluster.Config{URL: clustertest.StartNATS(t).URL(), Stream: clustertest.Unique("T")}})
+	m := runMain(t, Config{Addr: "127.0.0.1:0", DataDir: dir, Store: dsn, SigningKey: signingKeyFile(t), NATS: cluster.Config{URL: clustertest.StartNATS(t).URL(), Stream: clustertest.Unique("T")}})
 	token, err := os.ReadFile(filepath.Join(dir, AdminTokenFile))
 	if err != nil {
 		t.Fatal(err)

@@ -38,6 +38,9 @@ func checkRole(cfg Config) error {
 	if storeKind(cfg.Store) == "sqlite" {
 		return fmt.Errorf("--role %s with --nats needs a PostgreSQL store (--store postgres://…): a writer commits into a store other nodes read, every node reads the tokens and keys the cluster shares from it, and one process owns a SQLite file", role)
 	}
+	if role != RoleIngest && cfg.SigningKey == "" {
+		return fmt.Errorf("--role %s with --nats needs --signing-key FILE (configuration key signing_key): the key that signs the checkpoints must not sit in the database they protect, where whoever can rewrite the trail could re-sign it; give every node with a store the same key file from your secret store (make one with `agenttrail signing-key FILE`; a cluster that kept its key in the store moves it out with `agenttrail signing-key FILE --store postgres://…`)", role)
+	}
 	if role == RoleIngest && len(cfg.Sinks) > 0 {
 		return fmt.Errorf("sinks run on a node with the store (writer or query), one at a time: an ingest node (--role ingest) has no store to deliver from")
 	}

@@ -9,8 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"golang.org/x/mod/sumdb/note"
-
 	"github.com/agenttrail/agenttrail"
 	"github.com/agenttrail/agenttrail/cluster"
 	"github.com/agenttrail/agenttrail/integrity"
@@ -20,8 +18,10 @@ import (
 )
 
 // The documents of a cluster's shared state (postgres.Shared): what a
-// single server keeps in its data directory (TokensFile, CursorKeyFile,
-// SigningKeyFile), every node of a cluster reads from the store.
+// single server keeps in its data directory (TokensFile, CursorKeyFile),
+// every node of a cluster reads from the store. sharedSigningKey is where
+// earlier versions kept the checkpoints' signing key, which a cluster now
+// keeps out of the store (--signing-key).
 const (
 	sharedTokens     = "tokens"
 	sharedCursorKey  = "cursor_key"
@@ -106,21 +106,11 @@ func (m *Main) cursorKey(ctx context.Context) ([]byte, error) {
 }
 
 // signingKey returns the key that signs checkpoints: --signing-key's file
-// when given; else the data directory's, created on first start, or on a
-// cluster the store's, so every node signs with one key and one verifier
-// key checks them all.
+// when given, else the data directory's, created on first start. A cluster
+// node always has --signing-key (Check): the key is kept out of the store
+// whose trail it vouches for. A key an earlier version kept in the store
+// is removed from it once a node runs with the same key from its file.
 func (m *Main) signingKey(ctx context.Context, cfg Config) (*integrity.Key, error) {
-	if cfg.SigningKey == "" && m.shared != nil {
-		b, err := m.shared.GetOrCreate(ctx, sharedSigningKey, func() ([]byte, error) {
-			skey, _, err := note.GenerateKey(rand.Reader, integrity.KeyName)
-			return []byte(skey), err
-		})
-		if err != nil {
-			return nil, fmt.Errorf("signing key: %w", err)
-		}
-		m.log.Warn("the checkpoints' signing key is kept in the store: whoever can write the database can also re-sign a rewritten trail; give every node --signing-key FILE from your secret store to keep it out")
-		return integrity.NewKey(strings.TrimSpace(string(b)))
-	}
 	file, create := cfg.SigningKey, false
 	if file == "" {
 		file, create = filepath.Join(cfg.DataDir, SigningKeyFile), true
@@ -129,7 +119,55 @@ func (m *Main) signingKey(ctx context.Context, cfg Config) (*integrity.Key, erro
 	if err != nil {
 		return nil, fmt.Errorf("--signing-key: %w", err)
 	}
+	if m.shared != nil {
+		if err := m.dropStoredSigningKey(ctx, key); err != nil {
+			return nil, err
+		}
+	}
 	return key, nil
+}
+
+// dropStoredSigningKey removes from the store the signing key an earlier
+// version kept there, when it is key; when it is another key it stays, and
+// the log says how to move it out.
+func (m *Main) dropStoredSigningKey(ctx context.Context, key *integrity.Key) error {
+	b, version, err := m.shared.Get(ctx, sharedSigningKey)
+	if err != nil || version == 0 {
+		return err
+	}
+	stored, err := integrity.NewKey(strings.TrimSpace(string(b)))
+	if err != nil || stored.VerifierKey() != key.VerifierKey() {
+		m.log.Warn("the store still holds a checkpoint signing key other than --signing-key's: whoever can write the database can sign checkpoints that verify with its verifier key; keep the verifier key for the checkpoints it signed, and delete the key from the store (agenttrail signing-key FILE --store postgres://… saves it first)", "stored_verifier_key", verifierOf(stored))
+		return nil
+	}
+	if err := m.shared.Delete(ctx, sharedSigningKey); err != nil {
+		return fmt.Errorf("remove the signing key from the store: %w", err)
+	}
+	m.log.Info("removed the checkpoint signing key from the store: --signing-key's file holds it")
+	return nil
+}
+
+func verifierOf(k *integrity.Key) string {
+	if k == nil {
+		return ""
+	}
+	return k.VerifierKey()
+}
+
+// StoredSigningKey returns the checkpoint signing key a cluster whose store
+// is at dsn kept in the store before --signing-key was required, "" when
+// there is none.
+func StoredSigningKey(ctx context.Context, dsn string) (string, error) {
+	s, err := postgres.OpenShared(ctx, dsn, nil)
+	if err != nil {
+		return "", err
+	}
+	defer s.Close()
+	b, version, err := s.Get(ctx, sharedSigningKey)
+	if err != nil || version == 0 {
+		return "", err
+	}
+	return strings.TrimSpace(string(b)), nil
 }
 
 // clusterSinks are the sinks of a cluster node: they run on whichever node

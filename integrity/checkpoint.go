@@ -123,16 +123,8 @@ func LoadKey(file string, create bool) (*Key, error) {
 		if err != nil {
 			return nil, fmt.Errorf("generate signing key: %w", err)
 		}
-		f, err := os.OpenFile(file, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-		if err != nil {
-			return nil, fmt.Errorf("create signing key: %w", err)
-		}
-		if _, err := f.WriteString(skey + "\n"); err != nil {
-			f.Close()
-			return nil, fmt.Errorf("write signing key: %w", err)
-		}
-		if err := f.Close(); err != nil {
-			return nil, fmt.Errorf("write signing key: %w", err)
+		if err := WriteKey(file, skey); err != nil {
+			return nil, err
 		}
 		return NewKey(skey)
 	}
@@ -140,6 +132,23 @@ func LoadKey(file string, create bool) (*Key, error) {
 		return nil, fmt.Errorf("read signing key: %w", err)
 	}
 	return NewKey(string(bytes.TrimSpace(b)))
+}
+
+// WriteKey writes the signing key skey (a note signer key) to file, mode
+// 0600, which must not exist: a key is never overwritten.
+func WriteKey(file, skey string) error {
+	f, err := os.OpenFile(file, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return fmt.Errorf("create signing key: %w", err)
+	}
+	if _, err := f.WriteString(skey + "\n"); err != nil {
+		f.Close()
+		return fmt.Errorf("write signing key: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("write signing key: %w", err)
+	}
+	return nil
 }
 
 // Consistent checks that the tree of l at c's org is consistent with c:

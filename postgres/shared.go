@@ -120,6 +120,15 @@ func (s *Shared) Update(ctx context.Context, name string, change func(old []byte
 	return nil
 }
 
+// Delete removes the document name; removing one that does not exist is
+// no error.
+func (s *Shared) Delete(ctx context.Context, name string) error {
+	if _, err := s.pool.Exec(ctx, `DELETE FROM shared_state WHERE name = $1`, name); err != nil {
+		return formatError("postgres: shared "+name, err)
+	}
+	return nil
+}
+
 // GetOrCreate returns the document name, first storing create() as it when
 // it does not exist; when nodes start side by side, each gets the one
 // stored first.

@@ -13,6 +13,7 @@ import (
 
 	"github.com/agenttrail/agenttrail/app"
 	"github.com/agenttrail/agenttrail/cluster"
+	"github.com/agenttrail/agenttrail/integrity"
 	"github.com/agenttrail/agenttrail/server"
 )
 
@@ -65,10 +66,15 @@ func benchNATS(ctx context.Context, c benchConfig) (natsResult, error) {
 			stops[i]()
 		}
 	}()
+	// A cluster's nodes with a store sign with a key from a file.
+	signingKey := filepath.Join(dataDir, "signing.key")
+	if _, err := integrity.LoadKey(signingKey, true); err != nil {
+		return natsResult{}, err
+	}
 	var urls []string
 	for _, role := range []string{app.RoleWriter, app.RoleIngest} {
 		m, err := app.Open(ctx, app.Config{
-			Addr: "127.0.0.1:0", DataDir: filepath.Join(dataDir, role), Store: store, Role: role, NATS: ncfg,
+			Addr: "127.0.0.1:0", DataDir: filepath.Join(dataDir, role), Store: store, Role: role, NATS: ncfg, SigningKey: signingKey,
 			RateLimit: server.RateLimit{Rate: app.DefaultRate, Burst: app.DefaultBurst},
 		})
 		if err != nil {

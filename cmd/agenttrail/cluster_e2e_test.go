@@ -27,7 +27,7 @@ import (
 func TestClusterSurvivesKills(t *testing.T) {
 	dsn := clustertest.Postgres(t)
 	natsURL := clustertest.StartNATS(t).URL()
-	common := []string{"--nats", natsURL, "--nats-stream", clustertest.Unique("E"), "--store", dsn}
+	common := []string{"--nats", natsURL, "--nats-stream", clustertest.Unique("E"), "--store", dsn, "--signing-key", writeSigningKey(t)}
 
 	// The nodes share their tokens through the store: the first one
 	// creates the admin token, which works on all. Its file is copied

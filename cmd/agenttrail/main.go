@@ -66,6 +66,7 @@ func commands() []command {
 		{"config", "check a configuration file without starting anything: config check FILE", runConfig},
 		{"health", "exit 0 when a server answers its readiness check: the health check of a container", runHealth},
 		{"token", "create, list and revoke the server's bearer tokens", runToken},
+		{"signing-key", "write a checkpoint signing key to a file for serve --signing-key (a cluster needs one)", runSigningKey},
 		{"budget", "set, list and remove spending limits; see what each has spent", runBudget},
 	}
 }

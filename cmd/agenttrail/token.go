@@ -117,26 +117,12 @@ func tokenList(ctx context.Context, args []string, env *Env) error {
 func tokenRevoke(ctx context.Context, args []string, env *Env) error {
 	fs := newFlagSet("token revoke", env)
 	data, store := tokensFlags(fs)
-	// The name or id comes first (agenttrail token revoke NAME --data d) or
-	// after the flags.
-	var target string
-	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
-		target, args = args[0], args[1:]
-	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return errUsage
-	}
-	if target == "" && fs.NArg() == 1 {
-		target = fs.Arg(0)
-	} else if target == "" || fs.NArg() > 0 {
-		fmt.Fprintln(env.Stderr, "usage: agenttrail token revoke NAME|ID [--data DIR | --store postgres://…]")
-		return errUsage
+	target, err := oneArg(fs, args, env, "usage: agenttrail token revoke NAME|ID [--data DIR | --store postgres://…]")
+	if err != nil {
+		return err
 	}
 	var rec server.TokenRecord
-	err := withTokens(ctx, *data, *store, func(tokens *server.TokenFile) (err error) {
+	err = withTokens(ctx, *data, *store, func(tokens *server.TokenFile) (err error) {
 		rec, err = tokens.Revoke(target, osUser(env), time.Now())
 		return err
 	})
@@ -145,4 +131,27 @@ func tokenRevoke(ctx context.Context, args []string, env *Env) error {
 	}
 	fmt.Fprintf(env.Stdout, "revoked %s token %q (id %s) for org %s\n", rec.Role, rec.Name, rec.ID, rec.Org)
 	return nil
+}
+
+// oneArg parses args, whose one argument (a name, a file) comes first
+// (agenttrail token revoke NAME --data d) or after the flags, and returns
+// it; without it, usage is printed.
+func oneArg(fs *flag.FlagSet, args []string, env *Env, usage string) (string, error) {
+	var arg string
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		arg, args = args[0], args[1:]
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return "", err
+		}
+		return "", errUsage
+	}
+	if arg == "" && fs.NArg() == 1 {
+		arg = fs.Arg(0)
+	} else if arg == "" || fs.NArg() > 0 {
+		fmt.Fprintln(env.Stderr, usage)
+		return "", errUsage
+	}
+	return arg, nil
 }
