@@ -137,7 +137,7 @@ func (m *Main) dropStoredSigningKey(ctx context.Context, key *integrity.Key) err
 	}
 	stored, err := integrity.NewKey(strings.TrimSpace(string(b)))
 	if err != nil || stored.VerifierKey() != key.VerifierKey() {
-		m.log.Warn("the store still holds a checkpoint signing key other than --signing-key's: whoever can write the database can sign checkpoints that verify with its verifier key; keep the verifier key for the checkpoints it signed, and delete the key from the store (agenttrail signing-key FILE --store postgres://… saves it first)", "stored_verifier_key", verifierOf(stored))
+		m.log.Warn("the store still holds a checkpoint signing key other than --signing-key's: whoever can write the database can sign checkpoints that verify with its verifier key; keep its verifier key for the checkpoints it signed, and delete the key from the store (DELETE FROM shared_state WHERE name = 'signing_key'; agenttrail signing-key FILE --store postgres://… saves it first)", "stored_verifier_key", verifierOf(stored))
 		return nil
 	}
 	if err := m.shared.Delete(ctx, sharedSigningKey); err != nil {

@@ -71,7 +71,8 @@ func TestComposeStrict(t *testing.T) {
 // command parsed by nats-server's own flag parser), PostgreSQL, 2 ingest
 // nodes, 2 writers and a query node whose command lines and configuration
 // file serve parses and would start, on a stream of 3 replicas, each with a
-// health check on its own port and its data in its own volume.
+// health check on its own port and its data in its own volume, the writers
+// and the query node with the signing key from a secret.
 func TestCompose(t *testing.T) {
 	p, err := loadCompose(t, readCompose(t), map[string]string{"AGENTTRAIL_DB_PASSWORD": composePassword})
 	if err != nil {
@@ -101,6 +102,7 @@ func TestCompose(t *testing.T) {
 			cfg := checkServe(t, name, composeServeArgs(t, p, name, s))
 			roles[cfg.Role] = append(roles[cfg.Role], name)
 			nodes = append(nodes, cfg)
+			checkComposeSigningKey(t, p, name, s, cfg)
 
 			_, port, err := net.SplitHostPort(cfg.Addr)
 			if err != nil {
@@ -185,6 +187,35 @@ func TestCompose(t *testing.T) {
 			}
 		}
 	}
+}
+
+// checkComposeSigningKey checks a node with a store signs with a key file
+// compose mounts from a secret of its own (not the database, not the
+// image), and that an ingest node, which signs nothing, is given no key.
+func checkComposeSigningKey(t *testing.T, p *types.Project, name string, s types.ServiceConfig, cfg app.Config) {
+	t.Helper()
+	if cfg.Role == app.RoleIngest {
+		if len(s.Secrets) > 0 || cfg.SigningKey != "" {
+			t.Errorf("%s: an ingest node signs nothing, yet is given secrets %v, --signing-key %q", name, s.Secrets, cfg.SigningKey)
+		}
+		return
+	}
+	for _, sec := range s.Secrets {
+		target := sec.Target
+		if target == "" {
+			target = "/run/secrets/" + sec.Source
+		} else if !strings.HasPrefix(target, "/") {
+			target = "/run/secrets/" + target
+		}
+		if target != cfg.SigningKey {
+			continue
+		}
+		if obj, ok := p.Secrets[sec.Source]; !ok || obj.File == "" {
+			t.Errorf("%s: --signing-key %s is secret %q, which is no file on the host", name, cfg.SigningKey, sec.Source)
+		}
+		return
+	}
+	t.Errorf("%s: --signing-key %q is not a secret the service mounts (%v)", name, cfg.SigningKey, s.Secrets)
 }
 
 // composeServeArgs is a service's command line with its --config file,

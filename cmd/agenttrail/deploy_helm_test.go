@@ -132,7 +132,7 @@ func renderChart(t *testing.T, set map[string]any) (*manifests, error) {
 
 // clusterValues is what the cluster mode is rendered with: values.yaml and
 // the store's password.
-var clusterValues = map[string]any{"store": map[string]any{"password": "s3cret"}}
+var clusterValues = map[string]any{"store": map[string]any{"password": "s3cret"}, "signingKey": map[string]any{"existingSecret": "trail-signing-key"}}
 
 // TestHelmChartLint runs Helm's own chart linter in both modes.
 func TestHelmChartLint(t *testing.T) {
@@ -168,14 +168,18 @@ func TestHelmChartStrict(t *testing.T) {
 	if _, err := renderChart(t, map[string]any{"mode": "clustre"}); err == nil || !strings.Contains(err.Error(), "clustre") {
 		t.Errorf("mode clustre rendered: %v", err)
 	}
+	if _, err := renderChart(t, map[string]any{"store": map[string]any{"password": "s3cret"}}); err == nil || !strings.Contains(err.Error(), "signingKey.existingSecret") {
+		t.Errorf("the cluster mode rendered without a signing key: %v", err)
+	}
 }
 
 // TestHelmChartCluster renders the cluster mode and checks ingest, writer
 // and query Deployments whose command lines and configuration file serve
 // parses and would start in their role, with probes on /livez and /readyz
 // on the port serve listens on, resource requests, Services and
-// PodDisruptionBudgets that select them, and the store's password from
-// the Secret.
+// PodDisruptionBudgets that select them, the store's password from the
+// Secret, and the signing key from the Secret named for it, on the nodes
+// that sign only.
 func TestHelmChartCluster(t *testing.T) {
 	m, err := renderChart(t, clusterValues)
 	if err != nil {
@@ -194,6 +198,7 @@ func TestHelmChartCluster(t *testing.T) {
 			t.Errorf("%s: store %q, want PostgreSQL", name, cfg.Store)
 		}
 		checkStorePassword(t, m, name, pod)
+		checkSigningKey(t, name, cfg, pod)
 		if pdbFor(m, d) == nil {
 			t.Errorf("%s: no PodDisruptionBudget selects its pods", name)
 		}
@@ -374,6 +379,37 @@ func checkStorePassword(t *testing.T, m *manifests, name string, pod *corev1.Pod
 		return
 	}
 	t.Errorf("%s: no PGPASSWORD for the store", name)
+}
+
+// checkSigningKey checks a writer or query pod's --signing-key is the key of
+// the Secret named in signingKey.existingSecret, mounted read-only, and that
+// an ingest pod, which signs nothing, is given no key.
+func checkSigningKey(t *testing.T, name string, cfg app.Config, pod *corev1.PodSpec) {
+	t.Helper()
+	if cfg.Role == app.RoleIngest {
+		for _, v := range pod.Volumes {
+			if v.Secret != nil {
+				t.Errorf("%s: an ingest pod signs nothing, yet mounts Secret %s", name, v.Secret.SecretName)
+			}
+		}
+		return
+	}
+	if cfg.SigningKey == "" {
+		t.Fatalf("%s: no --signing-key", name)
+	}
+	dir, file := filepath.Split(cfg.SigningKey)
+	v := volumeMountedAt(t, pod, dir)
+	if v.Secret == nil || v.Secret.SecretName != "trail-signing-key" {
+		t.Fatalf("%s: --signing-key %s is not in the signing key's Secret: %+v", name, cfg.SigningKey, v.VolumeSource)
+	}
+	if !slices.ContainsFunc(v.Secret.Items, func(k corev1.KeyToPath) bool { return k.Key == "signing.key" && k.Path == file }) {
+		t.Errorf("%s: the Secret's key signing.key is not mounted as %s: %+v", name, file, v.Secret.Items)
+	}
+	for _, vm := range pod.Containers[0].VolumeMounts {
+		if vm.Name == v.Name && !vm.ReadOnly {
+			t.Errorf("%s: the signing key is mounted writable", name)
+		}
+	}
 }
 
 // volumeMountedAt returns the pod volume the container mounts at path.

@@ -26,7 +26,7 @@ func serveFlags(args []string, env *Env) (app.Config, error) {
 	fs.StringVar(&cfg.Store, "store", "sqlite", "store: sqlite (embedded, in --data) or postgres://user@host:port/db")
 	retain := fs.String("retain", "", "delete events older than this (e.g. 400d or 7y); default: keep everything")
 	fs.Int64Var(&cfg.SpoolMaxBytes, "spool-max-bytes", ingest.DefaultSpoolMaxBytes, "bound of the spool in <data>/spool that keeps ingest going while the store is down; past it ingest answers 503")
-	fs.StringVar(&cfg.SigningKey, "signing-key", "", "file of the Ed25519 key that signs checkpoints; default: <data>/signing.key, created on first start")
+	fs.StringVar(&cfg.SigningKey, "signing-key", "", "file of the Ed25519 key that signs checkpoints (make one with agenttrail signing-key FILE); default: <data>/signing.key, created on first start; required on a cluster's writer and query nodes, which keep it out of the store")
 	fs.Int64Var(&cfg.CheckpointEvery, "checkpoint-every", 10000, "sign a checkpoint of an org's tree after this many new events…")
 	fs.DurationVar(&cfg.CheckpointInterval, "checkpoint-interval", 10*time.Second, "…or this long after its first unsigned event, whichever comes first")
 	fs.StringVar(&cfg.CheckpointDir, "checkpoint-dir", "", "also write every signed checkpoint to a file in this directory (<dir>/<org>/<size>.checkpoint)")

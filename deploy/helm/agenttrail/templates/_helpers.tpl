@@ -34,7 +34,7 @@ helm.sh/chart: {{ printf "%s-%s" (index . 0).Chart.Name (index . 0).Chart.Versio
 {{/*
 One component's Deployment: call with (dict "root" $ "component" "ingest"
 "role" "ingest" "replicas" 2 "resources" {...} "data" <the /data volume>
-"strategy" {...}).
+"strategy" {...} "signingKey" <true on the nodes that sign checkpoints>).
 */}}
 {{- define "agenttrail.deployment" -}}
 {{- $root := .root -}}
@@ -81,7 +81,8 @@ spec:
         - name: agenttrail
           image: "{{ $root.Values.image.repository }}:{{ $root.Values.image.tag | default $root.Chart.AppVersion }}"
           imagePullPolicy: {{ $root.Values.image.pullPolicy }}
-          args: ["serve", "--config", "/etc/agenttrail/agenttrail.yaml", "--role", {{ .role | quote }}]
+          args: ["serve", "--config", "/etc/agenttrail/agenttrail.yaml", "--role", {{ .role | quote }}
+            {{- if get . "signingKey" }}, "--signing-key", "/etc/agenttrail-signing/signing.key"{{ end }}]
           ports:
             - name: http
               containerPort: {{ $root.Values.port }}
@@ -122,6 +123,11 @@ spec:
               readOnly: true
             - name: data
               mountPath: /data
+            {{- if get . "signingKey" }}
+            - name: signing-key
+              mountPath: /etc/agenttrail-signing
+              readOnly: true
+            {{- end }}
             # The root file system is read-only; export bundles are built in /tmp.
             - name: tmp
               mountPath: /tmp
@@ -133,6 +139,16 @@ spec:
           {{- toYaml .data | nindent 10 }}
         - name: tmp
           emptyDir: {}
+        {{- if get . "signingKey" }}
+        # The checkpoints' signing key, from a Secret: never in the database.
+        - name: signing-key
+          secret:
+            secretName: {{ $root.Values.signingKey.existingSecret }}
+            items:
+              - key: {{ $root.Values.signingKey.key }}
+                path: signing.key
+            defaultMode: 0440
+        {{- end }}
       {{- with $root.Values.nodeSelector }}
       nodeSelector:
         {{- toYaml . | nindent 8 }}
