@@ -102,10 +102,13 @@ func (s *Store) Append(ctx context.Context, batch []agenttrail.Event) (agenttrai
 		return res, formatError("append: read state", err)
 	}
 	seen := make(map[orgID]struct{}, len(batch))
-	delta := make(rollupDelta, 64)
 	tree := newTrees(w)
+	side := newSideWork(batch)
+	defer side.stop()
 	for i := range batch {
+		side.ready(i)
 		if i%256 == 255 && ctx.Err() != nil {
+			side.stop()
 			return agenttrail.AppendResult{}, s.undo(batch, formatError("append", ctx.Err()))
 		}
 		e := &batch[i]
@@ -116,33 +119,36 @@ func (s *Store) Append(ctx context.Context, batch []agenttrail.Event) (agenttrai
 		}
 		seen[k] = struct{}{}
 		e.Seq = last + 1
+		var o *orgTree
 		if !s.noTree {
-			t, err := tree.of(e.Org)
-			if err != nil {
+			if o, err = tree.of(e.Org); err != nil {
+				side.stop()
 				return agenttrail.AppendResult{}, s.undo(batch, formatError("append: tree", err))
 			}
-			e.LogIndex = new(t.Size())
+			e.LogIndex = new(o.next)
 		}
 		bindEvent(w.insert, e)
 		n, err := w.insert.exec()
 		if err != nil {
+			side.stop()
 			return agenttrail.AppendResult{}, s.undo(batch, formatError("append: insert", err))
 		}
 		if n == 0 {
 			e.Seq, e.LogIndex = 0, nil // stored by an earlier batch
 			continue
 		}
-		// The leaf, in the same transaction: an event is never stored
-		// without it.
-		if e.LogIndex != nil {
-			if err := tree.add(e); err != nil {
-				return agenttrail.AppendResult{}, s.undo(batch, formatError("append: tree", err))
-			}
+		// The leaf is appended by side, in the same transaction: an event
+		// is never stored without it.
+		if o != nil {
+			side.apps[i] = o.a
+			o.next++
 		}
 		last++
 		res.Inserted++
-		row := rowOf(e)
-		delta.add(&row, 1)
+	}
+	delta, err := side.finish()
+	if err != nil {
+		return agenttrail.AppendResult{}, s.undo(batch, formatError("append: tree", err))
 	}
 	if err := delta.writeRaw(w, s.daysUntil); err != nil {
 		return agenttrail.AppendResult{}, s.undo(batch, formatError("append: rollups", err))

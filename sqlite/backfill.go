@@ -54,11 +54,11 @@ func (s *Store) backfillChunk(ctx context.Context) (int, error) {
 	defer set.close()
 	for i := range events {
 		e := &events[i]
-		a, err := tree.of(e.Org)
+		o, err := tree.of(e.Org)
 		if err != nil {
 			return 0, formatError("backfill: tree", err)
 		}
-		e.LogIndex = new(a.Size())
+		e.LogIndex = new(o.next)
 		if err := tree.add(e); err != nil {
 			return 0, formatError("backfill: tree", err)
 		}

@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"fmt"
 	"strings"
 	"time"
 
@@ -22,19 +23,29 @@ type queryer interface {
 // trees grows the org trees of one write transaction.
 type trees struct {
 	w   *writer
-	m   map[string]*integrity.TreeAppender
+	m   map[string]*orgTree
 	buf []byte
 }
 
-func newTrees(w *writer) *trees {
-	return &trees{w: w, m: map[string]*integrity.TreeAppender{}}
+// orgTree is one org's tree in a write transaction: its appender, and the
+// leaf index of the org's next stored event. Append keeps next itself,
+// since its appender may be appended to on another goroutine (sideWork).
+type orgTree struct {
+	a    *integrity.TreeAppender
+	next int64
 }
 
-// of returns org's appender, reading its size and the hashes of its right
-// edge (all the older hashes appending reads) on first use.
-func (t *trees) of(org string) (*integrity.TreeAppender, error) {
-	if a, ok := t.m[org]; ok {
-		return a, nil
+func newTrees(w *writer) *trees {
+	return &trees{w: w, m: map[string]*orgTree{}}
+}
+
+// of returns org's tree, reading its size and the hashes of its right edge
+// (all the older hashes appending reads) on first use. Its appender never
+// reads through the connection after that: a read it would need is an
+// error, so that appending may happen on another goroutine.
+func (t *trees) of(org string) (*orgTree, error) {
+	if o, ok := t.m[org]; ok {
+		return o, nil
 	}
 	st := t.w.treeSize
 	st.reserve(len(org))
@@ -48,7 +59,13 @@ func (t *trees) of(org string) (*integrity.TreeAppender, error) {
 		size = st.colInt64(0)
 		st.reset()
 	}
-	read := func(indexes []int64) ([]tlog.Hash, error) { return t.readHashes(org, indexes) }
+	preloaded := false
+	read := func(indexes []int64) ([]tlog.Hash, error) {
+		if preloaded {
+			return nil, fmt.Errorf("tree: hashes %v are not on the right edge the appender preloaded", indexes)
+		}
+		return t.readHashes(org, indexes)
+	}
 	a := integrity.NewTreeAppender(size, read)
 	edge := a.Edge()
 	hs, err := read(edge)
@@ -56,8 +73,10 @@ func (t *trees) of(org string) (*integrity.TreeAppender, error) {
 		return nil, err
 	}
 	a.Preload(edge, hs)
-	t.m[org] = a
-	return a, nil
+	preloaded = true
+	o := &orgTree{a: a, next: size}
+	t.m[org] = o
+	return o, nil
 }
 
 // readHashes reads org's stored hashes at indexes, each from the chunk
@@ -81,23 +100,27 @@ func (t *trees) readHashes(org string, indexes []int64) ([]tlog.Hash, error) {
 	return integrity.ParseHashes(indexes, raw)
 }
 
-// add appends the stored event e as its org's next leaf.
+// add appends the stored event e, whose LogIndex is its org's next, as
+// that leaf.
 func (t *trees) add(e *agenttrail.Event) error {
-	a, err := t.of(e.Org)
+	o, err := t.of(e.Org)
 	if err != nil {
 		return err
 	}
 	var leaf tlog.Hash
 	leaf, t.buf = integrity.LeafHash(e, t.buf)
-	_, err = a.Append(leaf)
-	return err
+	if _, err := o.a.Append(leaf); err != nil {
+		return err
+	}
+	o.next++
+	return nil
 }
 
 // write inserts the hashes the batch added, one row per org and chunk.
 func (t *trees) write() error {
 	st := t.w.insertHashes
-	for org, a := range t.m {
-		for _, c := range a.Chunks() {
+	for org, o := range t.m {
+		for _, c := range o.a.Chunks() {
 			st.reserve(len(org) + len(c.Hashes))
 			st.text(1, org)
 			st.int64(2, c.First)
