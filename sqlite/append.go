@@ -11,8 +11,6 @@ const eventColumns = "seq, id, org, time, received_at, duration_ms, actor_type, 
 	"resource_type, resource_id, result, status_code, description, project, producer_id, producer_seq, " +
 	"trace_id, span_id, parent_span_id, session_id, model, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, reasoning_tokens, cost_usd, metadata, log_index"
 
-type orgID struct{ org, id string }
-
 // writer is the connection Append writes through (see rawConn) and its
 // prepared statements. It is owned by Store.mu. Whatever is written often
 // goes through it too (checkpoints): a write on another connection makes
@@ -63,10 +61,10 @@ func (w *writer) close() {
 // rollups in the same transaction. It assigns seq in batch order and leaves
 // Seq at 0 for events already stored or repeated in the batch.
 //
-// Duplicates cost no extra query: repeats within the batch are found in
-// memory, and an event already stored is skipped by the insert itself (ON
-// CONFLICT DO NOTHING on the (id, org) index the insert probes anyway), which
-// reports it as no row changed. Rows are inserted one statement each: a
+// Duplicates cost no extra query: an event already stored, by an earlier
+// batch or earlier in this one, is skipped by the insert itself (ON CONFLICT
+// DO NOTHING on the (id, org) index the insert probes anyway), which reports
+// it as no row changed. Rows are inserted one statement each: a
 // multi-row INSERT inside a transaction makes SQLite keep a statement
 // journal of every page it touches, which costs more than the per-statement
 // overhead it saves (measured in bench_test.go).
@@ -101,8 +99,8 @@ func (s *Store) Append(ctx context.Context, batch []agenttrail.Event) (agenttrai
 	if err != nil {
 		return res, formatError("append: read state", err)
 	}
-	seen := make(map[orgID]struct{}, len(batch))
 	tree := newTrees(w)
+	logIndex := make([]int64, len(batch)) // what the events' LogIndex point to
 	side := newSideWork(batch)
 	defer side.stop()
 	for i := range batch {
@@ -112,12 +110,6 @@ func (s *Store) Append(ctx context.Context, batch []agenttrail.Event) (agenttrai
 			return agenttrail.AppendResult{}, s.undo(batch, formatError("append", ctx.Err()))
 		}
 		e := &batch[i]
-		e.Seq = 0
-		k := orgID{e.Org, e.ID}
-		if _, dup := seen[k]; dup {
-			continue
-		}
-		seen[k] = struct{}{}
 		e.Seq = last + 1
 		var o *orgTree
 		if !s.noTree {
@@ -125,7 +117,8 @@ func (s *Store) Append(ctx context.Context, batch []agenttrail.Event) (agenttrai
 				side.stop()
 				return agenttrail.AppendResult{}, s.undo(batch, formatError("append: tree", err))
 			}
-			e.LogIndex = new(o.next)
+			logIndex[i] = o.next
+			e.LogIndex = &logIndex[i]
 		}
 		bindEvent(w.insert, e)
 		n, err := w.insert.exec()
@@ -134,7 +127,7 @@ func (s *Store) Append(ctx context.Context, batch []agenttrail.Event) (agenttrai
 			return agenttrail.AppendResult{}, s.undo(batch, formatError("append: insert", err))
 		}
 		if n == 0 {
-			e.Seq, e.LogIndex = 0, nil // stored by an earlier batch
+			e.Seq, e.LogIndex = 0, nil // stored already
 			continue
 		}
 		// The leaf is appended by side, in the same transaction: an event
