@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"fmt"
 
 	"github.com/agenttrail/agenttrail"
 )
@@ -27,7 +28,7 @@ type writer struct {
 func openWriter(path, synchronous string) (*writer, error) {
 	c, err := openRaw(path,
 		"PRAGMA busy_timeout = 10000", "PRAGMA cache_size = -32000", "PRAGMA temp_store = MEMORY",
-		"PRAGMA synchronous = "+synchronous)
+		"PRAGMA synchronous = "+synchronous, fmt.Sprintf("PRAGMA wal_autocheckpoint = %d", walFramesLimit))
 	if err != nil {
 		return nil, err
 	}
@@ -153,6 +154,7 @@ func (s *Store) Append(ctx context.Context, batch []agenttrail.Event) (agenttrai
 		return agenttrail.AppendResult{}, s.undo(batch, formatError("append: commit", err))
 	}
 	committed = true
+	s.ckpt.committed()
 	res.Duplicates = len(batch) - res.Inserted
 	return res, nil
 }

@@ -75,5 +75,6 @@ func (s *Store) backfillChunk(ctx context.Context) (int, error) {
 		return 0, formatError("backfill: commit", err)
 	}
 	committed = true
+	s.ckpt.committed()
 	return len(events), nil
 }

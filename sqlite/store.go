@@ -40,6 +40,8 @@ type Store struct {
 	stmts map[string]*sql.Stmt
 	// wr is the connection Append writes through, beside w: see rawConn.
 	wr *writer
+	// ckpt checkpoints the WAL after wr's commits.
+	ckpt *walCheckpointer
 
 	r *sql.DB // read-only pool
 
@@ -150,12 +152,19 @@ func open(ctx context.Context, path string, logger *slog.Logger, synchronous str
 		s.w.Close()
 		return nil, fmt.Errorf("open %s: %w", path, formatError("open writer", err))
 	}
+	if s.ckpt, err = startWALCheckpointer(path, logger); err != nil {
+		s.wr.close()
+		s.w.Close()
+		return nil, fmt.Errorf("open %s: %w", path, formatError("open WAL checkpointer", err))
+	}
 	if err := s.backfill(ctx); err != nil {
+		s.ckpt.close()
 		s.wr.close()
 		s.w.Close()
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
 	if s.r, err = sql.Open("sqlite", dsn+readerPragmas); err != nil {
+		s.ckpt.close()
 		s.wr.close()
 		s.w.Close()
 		return nil, fmt.Errorf("open %s: %w", path, err)
@@ -190,6 +199,10 @@ func (s *Store) Close() error {
 		st.Close()
 	}
 	s.stmts = nil
+	if s.ckpt != nil {
+		s.ckpt.close()
+		s.ckpt = nil
+	}
 	if s.wr != nil {
 		s.wr.close()
 		s.wr = nil
