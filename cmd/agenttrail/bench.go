@@ -214,7 +214,9 @@ func loadChild(ctx context.Context, c benchConfig, url, token string, n int, d t
 	load.Env = append(os.Environ(), "AGENTTRAIL_TOKEN="+token)
 	load.Stdout, load.Stderr = &out, &errOut
 	if err := load.Run(); err != nil {
-		return ingestResult{}, fmt.Errorf("agenttrail load: %w: %s", err, errOut.String())
+		// %v, not %w: an *exec.ExitError wrapped would make agenttrail
+		// exit with the child's code and print nothing.
+		return ingestResult{}, fmt.Errorf("agenttrail load: %v: %s", err, errOut.String())
 	}
 	var res ingestResult
 	if err := json.Unmarshal(out.Bytes(), &res); err != nil {
