@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/agenttrail/agenttrail"
+	"github.com/agenttrail/agenttrail/internal/eventjson"
 	"github.com/agenttrail/agenttrail/wire"
 )
 
@@ -37,7 +38,7 @@ func (d *decoded) reject(i int, reason, field, format string, args ...any) {
 // cannot be parsed (not JSON at all, or an array whose syntax breaks), and
 // ETOOLARGE when it holds more than lim.MaxBatchEvents events.
 func decodeBody(body []byte, lim agenttrail.Limits) (*decoded, error) {
-	start := skipWS(body, 0)
+	start := eventjson.SkipWS(body, 0)
 	if start == len(body) {
 		return nil, agenttrail.Invalid("body", "is empty; send an event object, a JSON array of events, or NDJSON")
 	}
@@ -55,7 +56,7 @@ func decodeBody(body []byte, lim agenttrail.Limits) (*decoded, error) {
 // the rest of the array unreadable, so it fails the whole request.
 func decodeArray(body []byte, lim agenttrail.Limits) (*decoded, error) {
 	d := &decoded{events: make([]agenttrail.Event, 0, estimateEvents(body))}
-	i := skipWS(body, skipWS(body, 0)+1) // after '['
+	i := eventjson.SkipWS(body, eventjson.SkipWS(body, 0)+1) // after '['
 	if i < len(body) && body[i] == ']' {
 		return d, checkEnd(body, i+1)
 	}
@@ -68,13 +69,13 @@ func decodeArray(body []byte, lim agenttrail.Limits) (*decoded, error) {
 		if err != nil {
 			return nil, agenttrail.Invalid("body", "is not valid JSON at event %d: %v", n, err)
 		}
-		i = skipWS(body, end)
+		i = eventjson.SkipWS(body, end)
 		if i >= len(body) {
 			return nil, agenttrail.Invalid("body", "is not valid JSON: the array is not closed")
 		}
 		switch body[i] {
 		case ',':
-			i = skipWS(body, i+1)
+			i = eventjson.SkipWS(body, i+1)
 		case ']':
 			return d, checkEnd(body, i+1)
 		default:
@@ -84,7 +85,7 @@ func decodeArray(body []byte, lim agenttrail.Limits) (*decoded, error) {
 }
 
 func checkEnd(body []byte, i int) error {
-	if skipWS(body, i) != len(body) {
+	if eventjson.SkipWS(body, i) != len(body) {
 		return agenttrail.Invalid("body", "has data after the array")
 	}
 	return nil
@@ -99,7 +100,7 @@ func decodeStream(body []byte, lim agenttrail.Limits) (*decoded, error) {
 	d := &decoded{events: make([]agenttrail.Event, 0, bytes.Count(body, []byte{'\n'})+1)}
 	var objects, syntax int // values that are JSON objects; values that are not JSON
 	var first error
-	for i := skipWS(body, 0); i < len(body); i = skipWS(body, i) {
+	for i := eventjson.SkipWS(body, 0); i < len(body); i = eventjson.SkipWS(body, i) {
 		n := len(d.events)
 		if n >= lim.MaxBatchEvents {
 			return nil, tooManyEvents(lim)
@@ -142,7 +143,7 @@ func (d *decoded) decodeOne(body []byte, i int, lim agenttrail.Limits) (end int,
 	n := len(d.events)
 	d.events = append(d.events, agenttrail.Event{})
 	ev := &d.events[n]
-	end, ok := decodeEventFast(body, i, ev)
+	end, ok := eventjson.Decode(body, i, ev)
 	var err error
 	if !ok {
 		// The slow path: encoding/json's semantics and errors.

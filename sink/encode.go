@@ -7,6 +7,7 @@ import (
 
 	"github.com/agenttrail/agenttrail"
 	"github.com/agenttrail/agenttrail/export"
+	"github.com/agenttrail/agenttrail/internal/eventjson"
 )
 
 // encoder turns events into payloads of one format through package
@@ -65,7 +66,7 @@ func (e *encoder) batch(sink string, events []agenttrail.Event, maxBytes int) (*
 // encode appends the payload of ev to e.buf: one line, ending in '\n'.
 func (e *encoder) encode(ev *agenttrail.Event) error {
 	if e.format == export.NDJSON {
-		if p, ok := appendEventJSON(e.buf.AvailableBuffer(), ev); ok {
+		if p, ok := eventjson.Append(e.buf.AvailableBuffer(), ev); ok {
 			e.buf.Write(p)
 			return nil
 		}

@@ -1,6 +1,7 @@
-package server
+package eventjson
 
 import (
+	"bytes"
 	"encoding/json"
 	"reflect"
 	"strings"
@@ -61,12 +62,13 @@ var fastSeeds = []string{
 func checkFastMatchesStd(t *testing.T, b []byte) {
 	t.Helper()
 	var fast agenttrail.Event
-	end, ok := decodeEventFast(b, 0, &fast)
+	end, ok := Decode(b, 0, &fast)
 	if !ok {
 		return
 	}
 	var std agenttrail.Event
-	dec := newDecoder(b[:end])
+	dec := json.NewDecoder(bytes.NewReader(b[:end]))
+	dec.DisallowUnknownFields()
 	if err := dec.Decode(&std); err != nil {
 		t.Fatalf("fast path accepted %q, which encoding/json refuses: %v", b[:end], err)
 	}
@@ -89,7 +91,7 @@ func TestDecodeEventFastMatchesStd(t *testing.T) {
 			t.Fatal(err)
 		}
 		var got agenttrail.Event
-		if _, ok := decodeEventFast(b, 0, &got); !ok {
+		if _, ok := Decode(b, 0, &got); !ok {
 			t.Errorf("fast path gave up on a generated event: %s", b)
 		}
 		checkFastMatchesStd(t, b)
@@ -120,7 +122,7 @@ func TestDecodeEventFastKnowsEveryField(t *testing.T) {
 		}
 	}
 	var ev agenttrail.Event
-	if _, ok := decodeEventFast([]byte(fastSeeds[1]), 0, &ev); !ok {
+	if _, ok := Decode([]byte(fastSeeds[1]), 0, &ev); !ok {
 		t.Errorf("fast path gave up on an event with every field set: %s", fastSeeds[1])
 	}
 }

@@ -1,4 +1,8 @@
-package server
+// Package eventjson encodes and decodes an agenttrail.Event as JSON without
+// reflection, with the bytes and the results of encoding/json: ingest
+// decodes every event it takes, a sink encodes every event it delivers, and
+// the cluster's stream carries every event encoded once and decoded once.
+package eventjson
 
 import (
 	"encoding/json"
@@ -11,7 +15,7 @@ import (
 // This file is the fast path of ingest decoding. encoding/json decodes an event
 // through reflection at a few tens of MB/s, which alone would use most of the
 // CPU that the ingest target leaves (docs/architecture.md, "Performance
-// targets"). decodeEventFast handles the common shape of an event — a flat
+// targets"). Decode handles the common shape of an event — a flat
 // object of known keys, with strings, numbers, null and a metadata object — and
 // gives up, returning ok=false, on anything else: an unknown or escaped key, a
 // value of the wrong type, a syntax error. The caller then decodes that event
@@ -19,13 +23,14 @@ import (
 // exactly encoding/json's. The fast path accepts only input encoding/json
 // accepts, with the same result; FuzzDecodeEventFast checks that.
 
-// decodeEventFast decodes the JSON object starting at b[i] (no leading
-// space) into ev, which must be zero, and returns the offset just after it.
-func decodeEventFast(b []byte, i int, ev *agenttrail.Event) (end int, ok bool) {
+// Decode decodes the JSON object starting at b[i] (no leading space)
+// into ev, which must be zero, and returns the offset just after it. It
+// reports false, leaving ev in any state, when encoding/json must decide.
+func Decode(b []byte, i int, ev *agenttrail.Event) (end int, ok bool) {
 	if i >= len(b) || b[i] != '{' {
 		return 0, false
 	}
-	i = skipWS(b, i+1)
+	i = SkipWS(b, i+1)
 	if i < len(b) && b[i] == '}' {
 		return i + 1, true
 	}
@@ -59,11 +64,11 @@ func decodeEventFast(b []byte, i int, ev *agenttrail.Event) (end int, ok bool) {
 // afterKey skips the colon after an object's key, and the space around it,
 // to the start of the member's value.
 func afterKey(b []byte, i int) (int, bool) {
-	i = skipWS(b, i)
+	i = SkipWS(b, i)
 	if i >= len(b) || b[i] != ':' {
 		return 0, false
 	}
-	i = skipWS(b, i+1)
+	i = SkipWS(b, i+1)
 	return i, i < len(b)
 }
 
@@ -71,13 +76,13 @@ func afterKey(b []byte, i int) (int, bool) {
 // array: a comma (next is the start of the next one) or the closing
 // bracket (done, next is the offset after it).
 func afterValue(b []byte, i int, closing byte) (next int, done, ok bool) {
-	i = skipWS(b, i)
+	i = SkipWS(b, i)
 	if i >= len(b) {
 		return 0, false, false
 	}
 	switch b[i] {
 	case ',':
-		return skipWS(b, i+1), false, true
+		return SkipWS(b, i+1), false, true
 	case closing:
 		return i + 1, true, true
 	}
@@ -321,7 +326,7 @@ func scanValue(b []byte, i, depth int) (int, bool) {
 		if c == '[' {
 			closing = ']'
 		}
-		i = skipWS(b, i+1)
+		i = SkipWS(b, i+1)
 		if i < len(b) && b[i] == closing {
 			return i + 1, true
 		}
@@ -399,7 +404,7 @@ func literal(b []byte, i int, lit string) (int, bool) {
 	return 0, false
 }
 
-func skipWS(b []byte, i int) int {
+func SkipWS(b []byte, i int) int {
 	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\r' || b[i] == '\n') {
 		i++
 	}

@@ -1,4 +1,4 @@
-package sink
+package eventjson
 
 import (
 	"bytes"
@@ -11,13 +11,13 @@ import (
 	"github.com/agenttrail/agenttrail"
 )
 
-// appendEventJSON appends the native payload of e: the bytes a
+// Append appends the native payload of e: the bytes a
 // json.Encoder without HTML escaping writes for it (what GET /v1/export
 // writes), with its line break, but without reflection: delivery encodes
 // every event it sends. It reports false for what only encoding/json
 // decides (a time outside years 0-9999, a duration that is not a number,
 // metadata that is not JSON); the caller then encodes that event with it.
-func appendEventJSON(b []byte, e *agenttrail.Event) ([]byte, bool) {
+func Append(b []byte, e *agenttrail.Event) ([]byte, bool) {
 	start := len(b)
 	b = append(b, '{')
 	first := true
