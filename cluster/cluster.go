@@ -98,8 +98,8 @@ type Conn struct {
 	log *slog.Logger
 }
 
-// publishWindow bounds the publishes in flight at once: Publisher sends a
-// batch in chunks of it.
+// publishWindow bounds the messages in flight at once: Publisher sends a
+// batch's messages in chunks of it.
 const publishWindow = 4096
 
 // Connect connects to NATS. It waits for the first connection no longer
@@ -194,15 +194,11 @@ func (c *Conn) Close() {
 	c.nc.Close()
 }
 
-// Subject returns the subject an event of org is published to. An org is
+// Subject returns the subject the events of org are published to. An org is
 // [A-Za-z0-9._-]; its dots, which would split the subject, become '~'.
 func (c *Conn) Subject(org string) string {
 	return c.cfg.Subject + "." + strings.ReplaceAll(org, ".", "~")
 }
-
-// MsgID is the Nats-Msg-Id of an event: its org and id, which is the
-// store's dedup key too. An org has no '/', so the pair is unambiguous.
-func MsgID(org, id string) string { return org + "/" + id }
 
 // DeleteStream deletes the stream and every event in it: for a stream of
 // one's own, such as a benchmark's.

@@ -2,6 +2,7 @@ package cluster_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -9,6 +10,10 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	natsserver "github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/agenttrail/agenttrail"
 	"github.com/agenttrail/agenttrail/cluster"
@@ -81,7 +86,7 @@ func writerNode(t *testing.T, c *cluster.Conn, st agenttrail.Appender, dsn strin
 	if wrap != nil {
 		commit = wrap(p)
 	}
-	w := cluster.NewWriter(c, commit, cluster.NewPGLock(dsn), cluster.WriterConfig{Batch: 100, FetchWait: 200 * time.Millisecond, LockPoll: 500 * time.Millisecond, AckWait: 2 * time.Second})
+	w := cluster.NewWriter(c, commit, cluster.NewPGLock(dsn), cluster.WriterConfig{FetchWait: 200 * time.Millisecond, LockPoll: 500 * time.Millisecond, AckWait: 2 * time.Second})
 	_ = stopPipeline
 	return w
 }
@@ -164,7 +169,8 @@ func exactlyOnce(t *testing.T, natsURL string) {
 	if res.Accepted() != n || len(res.Rejected) != 1 || res.Rejected[0].Index != n {
 		t.Fatalf("Write = %+v, want %d accepted and the bad event rejected", res, n)
 	}
-	// Sent again: JetStream's duplicate window drops these.
+	// Sent again, in a batch of their own: a message JetStream has not
+	// seen, whose events the store deduplicates.
 	if _, err := p.Write(t.Context(), events("e", 10), ingest.Scope{}); err != nil {
 		t.Fatal(err)
 	}
@@ -309,4 +315,79 @@ func TestIngestSpoolsWhileNATSIsDown(t *testing.T) {
 		t.Fatalf("stored %d events, want 250", got)
 	}
 	waitFor(t, "the spool drained", 10*time.Second, func() bool { return spool.Status().Batches == 0 })
+}
+
+// TestBatchIsFewMessages publishes a batch of two orgs' events to a server
+// whose max_payload is small: each message holds events of one org, on
+// that org's subject, and stays under max_payload; the same batch
+// published again adds no message (its ids are the same); the writer
+// stores every event once.
+func TestBatchIsFewMessages(t *testing.T) {
+	dsn := clustertest.Postgres(t)
+	const maxPayload = 16 << 10
+	n := clustertest.StartNATSWith(t, func(o *natsserver.Options) { o.MaxPayload = maxPayload })
+	stream := clustertest.Unique("T")
+	c := connect(t, n.URL(), stream)
+	evs := events("m", 300)
+	for i := range evs {
+		evs[i].Org = []string{"org-a", "org.b"}[i%2]
+		evs[i].Time = time.Now().UTC().Truncate(time.Millisecond)
+	}
+	p := cluster.NewPublisher(c)
+	for range 2 {
+		if res, err := p.Append(t.Context(), evs); err != nil || res.Spooled != len(evs) {
+			t.Fatalf("Append = %+v, %v", res, err)
+		}
+	}
+	st := c.Status(t.Context())
+	if st.Messages < 4 || st.Messages > 30 {
+		t.Fatalf("the stream holds %d messages for %d events of 2 orgs twice, want a few per org", st.Messages, len(evs))
+	}
+
+	nc, err := nats.Connect(n.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := js.Stream(t.Context(), stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := 0
+	for seq := uint64(1); seq <= st.Messages; seq++ {
+		m, err := s.GetMsg(t.Context(), seq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(m.Data) > maxPayload {
+			t.Errorf("message %d is %d bytes, over max_payload", seq, len(m.Data))
+		}
+		for line := range strings.Lines(string(m.Data)) {
+			var ev agenttrail.Event
+			if err := json.Unmarshal([]byte(line), &ev); err != nil {
+				t.Fatalf("message %d: %v", seq, err)
+			}
+			if want := c.Subject(ev.Org); m.Subject != want {
+				t.Errorf("event %s of org %s is in a message on %s, want %s", ev.ID, ev.Org, m.Subject, want)
+			}
+			seen++
+		}
+	}
+	if seen != len(evs) {
+		t.Errorf("the stream's messages hold %d events, want %d", seen, len(evs))
+	}
+
+	store := openStore(t, dsn)
+	running(t, writerNode(t, connect(t, n.URL(), stream), store, dsn, nil).Run)
+	waitFor(t, "every event stored", 60*time.Second, func() bool { return len(stored(t, store)) >= len(evs) })
+	got := stored(t, store)
+	for _, ev := range evs {
+		if g, ok := got[ev.ID]; !ok || g.Org != ev.Org {
+			t.Errorf("event %s of org %s: stored %v, org %q", ev.ID, ev.Org, ok, g.Org)
+		}
+	}
 }

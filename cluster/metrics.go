@@ -8,7 +8,9 @@ import (
 )
 
 // Status is what a node knows of the cluster: its NATS connection, the
-// stream's fill against its limits, and the writers' consumer lag.
+// stream's fill against its limits, and the writers' consumer lag. Its
+// counts are of messages: a message holds the events of one org of one
+// batch an ingest node published.
 type Status struct {
 	Connected bool
 	// Stream is false when the stream could not be read.
@@ -71,13 +73,13 @@ func NewCollector(c *Conn, w *Writer) *Collector {
 	return &Collector{
 		c: c, w: w,
 		connected:      d("nats_connected", "Whether this node is connected to NATS (1) or not (0)."),
-		streamMsgs:     d("nats_stream_messages", "Events in the stream (committed ones stay until the stream's limits remove them)."),
+		streamMsgs:     d("nats_stream_messages", "Messages in the stream, each a batch of events of one org (committed ones stay until the stream's limits remove them)."),
 		streamBytes:    d("nats_stream_bytes", "Bytes the stream holds."),
 		streamMaxBytes: d("nats_stream_max_bytes", "The stream's byte limit; past it ingest spools."),
 		streamMaxAge:   d("nats_stream_max_age_seconds", "The stream's age limit."),
-		pending:        d("nats_consumer_pending", "Events in the stream no writer has fetched yet: the writers' lag."),
-		ackPending:     d("nats_consumer_ack_pending", "Events fetched by a writer and not yet acknowledged (being committed)."),
-		redelivered:    d("nats_consumer_redelivered", "Events delivered to a writer more than once and not yet acknowledged."),
+		pending:        d("nats_consumer_pending", "Messages (batches of events) in the stream no writer has fetched yet: the writers' lag."),
+		ackPending:     d("nats_consumer_ack_pending", "Messages fetched by a writer and not yet acknowledged (being committed)."),
+		redelivered:    d("nats_consumer_redelivered", "Messages delivered to a writer more than once and not yet acknowledged."),
 		active:         d("writer_active", "Whether this writer holds the lock and commits the stream (1), or stands by (0)."),
 		committed:      d("writer_committed_events_total", "Events of the stream this writer stored."),
 		duplicates:     d("writer_duplicate_events_total", "Events of the stream this writer found stored already (redeliveries)."),

@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"log/slog"
@@ -12,6 +13,7 @@ import (
 	"github.com/agenttrail/agenttrail"
 	"github.com/agenttrail/agenttrail/ingest"
 	"github.com/agenttrail/agenttrail/internal/defaults"
+	"github.com/agenttrail/agenttrail/internal/eventjson"
 )
 
 // Committer commits events already checked and redacted by an ingest node;
@@ -22,9 +24,11 @@ type Committer interface {
 
 // WriterConfig tunes a Writer; zero fields take their defaults.
 type WriterConfig struct {
-	// Batch is the most messages fetched and committed at once (default
-	// 2,000).
-	Batch int
+	// BatchBytes is the most bytes of messages fetched and committed at
+	// once (default 4 MiB: thousands of events). A message holds a batch
+	// of an ingest node's events; a fetch takes at least one whole message
+	// whatever BatchBytes says.
+	BatchBytes int
 	// FetchWait is how long one fetch waits for messages (default 1 s).
 	FetchWait time.Duration
 	// LockPoll is how often a standby tries the lock, and an active
@@ -39,7 +43,7 @@ type WriterConfig struct {
 }
 
 func (c WriterConfig) withDefaults() WriterConfig {
-	defaults.Positive(&c.Batch, 2000)
+	defaults.Positive(&c.BatchBytes, 4<<20)
 	defaults.Positive(&c.FetchWait, time.Second)
 	defaults.Positive(&c.LockPoll, 2*time.Second)
 	defaults.Positive(&c.AckWait, 30*time.Second)
@@ -90,7 +94,7 @@ func (w *Writer) consume(ctx context.Context, held func(context.Context) error) 
 		Description:   "agenttrail writers: the active one commits events into the store",
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       w.cfg.AckWait,
-		MaxAckPending: 4 * w.cfg.Batch,
+		MaxAckPending: maxAckPending,
 		FilterSubject: w.c.cfg.Subject + ".>",
 		DeliverPolicy: jetstream.DeliverAllPolicy,
 	})
@@ -156,11 +160,19 @@ func (w *Writer) consume(ctx context.Context, held func(context.Context) error) 
 // commitsInFlight is how many batches a writer commits at once.
 const commitsInFlight = 2
 
+// maxAckPending bounds the messages fetched and not yet acknowledged. The
+// writer holds at most commitsInFlight batches and one prefetched, so this
+// is no limit in practice (a batch of 4 MiB in messages of one event each
+// is a few thousand); the server's default, 1,000, would be.
+const maxAckPending = 100_000
+
 // prefetch fetches batches into out until ctx ends, then closes out.
 func (w *Writer) prefetch(ctx context.Context, cons jetstream.Consumer, out chan<- []jetstream.Msg) {
 	defer close(out)
 	for ctx.Err() == nil {
-		batch, err := cons.Fetch(w.cfg.Batch, jetstream.FetchMaxWait(w.cfg.FetchWait))
+		// A fetch whose byte budget is below the next message's size gets
+		// nothing, ever: the budget is at least the largest message.
+		batch, err := cons.FetchBytes(max(w.cfg.BatchBytes, int(w.c.nc.MaxPayload())+headerRoom), jetstream.FetchMaxWait(w.cfg.FetchWait))
 		if err != nil {
 			if ctx.Err() == nil {
 				w.log.Warn("fetch from the stream failed", "err", err)
@@ -186,22 +198,25 @@ func (w *Writer) prefetch(ctx context.Context, cons jetstream.Consumer, out chan
 	}
 }
 
-// commitBatch commits msgs and acknowledges them. Messages that do not
-// decode are terminated: nobody could ever commit them.
+// commitBatch commits the events of msgs and acknowledges the messages.
+// A message that does not decode is terminated, all of it: nobody could
+// ever commit it.
 func (w *Writer) commitBatch(ctx context.Context, msgs []jetstream.Msg) error {
 	events := make([]agenttrail.Event, 0, len(msgs))
 	kept := msgs[:0:0]
 	for _, m := range msgs {
-		var ev agenttrail.Event
-		if err := json.Unmarshal(m.Data(), &ev); err != nil {
-			w.log.Error("a message of the stream is not an event; dropping it", "subject", m.Subject(), "err", err)
+		var err error
+		if events, err = decode(events, m.Data()); err != nil {
+			w.log.Error("a message of the stream is not events; dropping it", "subject", m.Subject(), "err", err)
 			_ = m.Term()
 			continue
 		}
-		events = append(events, ev)
 		kept = append(kept, m)
 	}
 	if len(events) == 0 {
+		for _, m := range kept {
+			_ = m.Ack()
+		}
 		return nil
 	}
 	// A batch being committed completes even when ctx ends.
@@ -218,10 +233,35 @@ func (w *Writer) commitBatch(ctx context.Context, msgs []jetstream.Msg) error {
 	for _, m := range kept {
 		if err := m.Ack(); err != nil {
 			// Redelivered later and deduplicated by the store.
-			w.log.Warn("acknowledging a committed event failed", "err", err)
+			w.log.Warn("acknowledging a committed message failed", "err", err)
 		}
 	}
 	return nil
+}
+
+// decode appends to events those of a message, a JSON event a line
+// (package eventjson's fast path, encoding/json's where it gives up). On an
+// error it returns events as they were.
+func decode(events []agenttrail.Event, data []byte) ([]agenttrail.Event, error) {
+	n := len(events)
+	for len(data) > 0 {
+		line := data
+		if i := bytes.IndexByte(data, '\n'); i >= 0 {
+			line, data = data[:i], data[i+1:]
+		} else {
+			data = nil
+		}
+		events = append(events, agenttrail.Event{})
+		ev := &events[len(events)-1]
+		if end, ok := eventjson.Decode(line, 0, ev); ok && end == len(line) {
+			continue
+		}
+		*ev = agenttrail.Event{}
+		if err := json.Unmarshal(line, ev); err != nil {
+			return events[:n], err
+		}
+	}
+	return events, nil
 }
 
 func nakAll(msgs []jetstream.Msg) {

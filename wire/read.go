@@ -82,6 +82,7 @@ type ClusterStatus struct {
 }
 
 // StreamStatus is the stream's fill: past MaxBytes ingest spools.
+// Messages counts batches of events, not events.
 type StreamStatus struct {
 	Messages      uint64  `json:"messages"`
 	Bytes         uint64  `json:"bytes"`
@@ -89,9 +90,10 @@ type StreamStatus struct {
 	MaxAgeSeconds float64 `json:"max_age_seconds"`
 }
 
-// ConsumerStatus is the writers' lag: events no writer has fetched yet
-// (Pending), fetched and not yet committed (AckPending), and delivered
-// more than once (Redelivered).
+// ConsumerStatus is the writers' lag, in messages of the stream (each a
+// batch of events of one org): not fetched by a writer yet (Pending),
+// fetched and not yet committed (AckPending), and delivered more than
+// once (Redelivered).
 type ConsumerStatus struct {
 	Pending     uint64 `json:"pending"`
 	AckPending  int    `json:"ack_pending"`

@@ -268,7 +268,8 @@ func printReport(w io.Writer, r benchReport) {
 		fmt.Fprintf(w, "\nthrough NATS JetStream (ingest node → stream → writer → store), %d events\n", n.Events)
 		fmt.Fprintf(w, "  acknowledged to the senders: %.0f events/s\n", n.AckedEventsPerSec)
 		fmt.Fprintf(w, "  committed by the writer:     %.0f events/s   (%.2f s from the first send to the last commit)\n", n.EventsPerSec, n.Seconds)
-		fmt.Fprintf(w, "  writer's lag: at most %d events behind; %.2f s to drain after the last acknowledgement\n", n.MaxLagEvents, n.DrainSeconds)
+		fmt.Fprintf(w, "  writer's lag: at most %d messages (about %d events) behind; %.2f s to drain after the last acknowledgement\n", n.MaxLagMessages, n.MaxLagEvents, n.DrainSeconds)
+		fmt.Fprintf(w, "  stream: %d messages, %.0f events each on average\n", n.Messages, float64(n.Events)/float64(max(n.Messages, 1)))
 		fmt.Fprintf(w, "NATS path / direct: %.0f%%   (target >= 80%%)\n", 100*r.NATSRatio)
 	}
 	if len(r.Queries) == 0 {

@@ -27,12 +27,16 @@ type natsResult struct {
 	// AckedEventsPerSec is what the senders saw acknowledged (durable on
 	// the stream, not yet in the store).
 	AckedEventsPerSec float64 `json:"acked_events_per_sec"`
-	// MaxLagEvents is the most events the stream held that the writer had
-	// not committed (the consumer's pending and unacknowledged), sampled
-	// every 100 ms; DrainSeconds is how long the writer took, after the
-	// last acknowledgement, to commit what was left.
-	MaxLagEvents uint64  `json:"writer_max_lag_events"`
-	DrainSeconds float64 `json:"writer_drain_seconds"`
+	// MaxLagMessages is the most messages the stream held that the writer
+	// had not committed (the consumer's pending and unacknowledged),
+	// sampled every 100 ms; MaxLagEvents is that many messages in events,
+	// at the run's mean of events per message (Messages). DrainSeconds is
+	// how long the writer took, after the last acknowledgement, to commit
+	// what was left.
+	MaxLagMessages uint64  `json:"writer_max_lag_messages"`
+	MaxLagEvents   uint64  `json:"writer_max_lag_events"`
+	Messages       uint64  `json:"messages"`
+	DrainSeconds   float64 `json:"writer_drain_seconds"`
 }
 
 // benchNATS runs an ingest node and a writer as `agenttrail serve --nats`
@@ -111,10 +115,13 @@ func benchNATS(ctx context.Context, c benchConfig) (natsResult, error) {
 		return natsResult{}, err
 	}
 	ackedAt := time.Now()
+	// Every acknowledged event is in a message of the stream by now: the
+	// writer is done when the consumer has nothing left to fetch or ack.
 	n := acked.Events
+	var st cluster.Status
 	for {
-		st := conn.Status(ctx)
-		if st.Consumer && st.Messages >= uint64(n) && st.Pending == 0 && st.AckPending == 0 {
+		st = conn.Status(ctx)
+		if st.Consumer && st.Messages > 0 && st.Pending == 0 && st.AckPending == 0 {
 			break
 		}
 		if time.Since(ackedAt) > 10*time.Minute {
@@ -128,8 +135,10 @@ func benchNATS(ctx context.Context, c benchConfig) (natsResult, error) {
 	}
 	done := time.Now()
 	secs := done.Sub(start).Seconds()
+	lag := maxLag.Load()
 	return natsResult{
 		Events: n, Seconds: secs, EventsPerSec: float64(n) / secs, AckedEventsPerSec: acked.EventsPerSec,
-		MaxLagEvents: maxLag.Load(), DrainSeconds: done.Sub(ackedAt).Seconds(),
+		MaxLagMessages: lag, MaxLagEvents: lag * uint64(n) / st.Messages, Messages: st.Messages,
+		DrainSeconds: done.Sub(ackedAt).Seconds(),
 	}, nil
 }

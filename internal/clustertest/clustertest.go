@@ -42,6 +42,16 @@ func StartNATS(t testing.TB) *NATS {
 	return n
 }
 
+// StartNATSWith is StartNATS with settings of the test's own (a smaller
+// max_payload, say) applied to the server's options.
+func StartNATSWith(t testing.TB, opts func(*natsserver.Options)) *NATS {
+	t.Helper()
+	n := &NATS{t: t, dir: t.TempDir(), port: -1, opts: opts}
+	n.Start()
+	t.Cleanup(n.Stop)
+	return n
+}
+
 // Start starts the server (again, on the same port and store after Stop).
 func (n *NATS) Start() {
 	n.t.Helper()
