@@ -116,14 +116,15 @@ func connectR(t *testing.T, url, stream string, replicas int) *cluster.Conn {
 }
 
 // TestNATSNodeKilled runs the stream at three replicas on a cluster of
-// three NATS servers and, under sustained ingest, kills the server that
-// leads the stream: the others elect a new leader, the ingest node spools
-// what it could not publish meanwhile, and every acknowledged event is
-// stored once.
+// three nats-server processes (the official server, built by the test)
+// and, under sustained ingest, kills the one that leads the stream with
+// SIGKILL: the others elect a new leader, the ingest node spools what it
+// could not publish meanwhile, and every acknowledged event is stored
+// once.
 func TestNATSNodeKilled(t *testing.T) {
 	t.Parallel()
 	dsn := clustertest.Postgres(t)
-	nc := clustertest.StartNATSCluster(t, 3)
+	nc := clustertest.StartNATSProcessCluster(t, clustertest.NATSServerBinary(t, binDir), 3)
 	stream := clustertest.Unique("T")
 	cIn := connectR(t, nc.URL(), stream, 3)
 	cW := connectR(t, nc.URL(), stream, 3)
@@ -134,14 +135,33 @@ func TestNATSNodeKilled(t *testing.T) {
 	l := sustain(t, p, "n", 2)
 	l.waitMore(t, "events acknowledged", 500)
 	leader := streamLeader(t, nc.URL(), stream)
+	killed := false
 	for _, n := range nc.Nodes {
-		if n.Name() == leader {
-			n.Stop()
+		if n.Name == leader {
+			n.Kill()
+			killed = true
 		}
 	}
-	t.Logf("killed %s, the stream's leader", leader)
+	if !killed {
+		t.Fatalf("the stream's leader %q is none of the cluster's nodes", leader)
+	}
+	t.Logf("killed %s, the stream's leader, with SIGKILL", leader)
 	l.waitMore(t, "events acknowledged after the leader died", 1000)
 	l.check(t, st)
+}
+
+// binDir holds what the tests build (nats-server); TestMain removes it.
+var binDir string
+
+func TestMain(m *testing.M) {
+	var err error
+	if binDir, err = os.MkdirTemp("", "agenttrail-cluster-test-"); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(binDir)
+	os.Exit(code)
 }
 
 func streamLeader(t *testing.T, url, stream string) string {

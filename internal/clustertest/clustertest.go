@@ -1,5 +1,6 @@
 // Package clustertest runs what the cluster's tests need: a NATS server
-// with JetStream in the test's own process, the machine's NATS server when
+// with JetStream in the test's own process, a cluster of nats-server
+// processes that a test may kill, the machine's NATS server when
 // AGENTTRAIL_TEST_NATS names one, and a PostgreSQL schema of the test's
 // own on AGENTTRAIL_TEST_POSTGRES.
 package clustertest
@@ -13,7 +14,6 @@ import (
 	"net/url"
 	"os"
 	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -29,7 +29,7 @@ type NATS struct {
 	dir  string
 	port int
 	srv  *natsserver.Server
-	opts func(*natsserver.Options) // a cluster node's settings
+	opts func(*natsserver.Options) // the test's own settings
 }
 
 // StartNATS starts a NATS server with JetStream on a free loopback port,
@@ -304,74 +304,6 @@ func PostgresAddr(t testing.TB, dsn string) string {
 	return u.Host
 }
 
-// NATSCluster is a cluster of NATS servers with JetStream in the test's
-// process, routed on loopback.
-type NATSCluster struct {
-	Nodes []*NATS
-}
-
-// StartNATSCluster starts n NATS servers with JetStream that form one
-// cluster; they are shut down when the test ends. It returns once the
-// cluster has a JetStream meta leader, so streams of n replicas can be
-// created.
-func StartNATSCluster(t testing.TB, n int) *NATSCluster {
-	t.Helper()
-	name := Unique("c")
-	routes := make([]*url.URL, n)
-	clusterPorts := make([]int, n)
-	for i := range n {
-		clusterPorts[i] = freePort(t)
-		routes[i] = &url.URL{Scheme: "nats", Host: "127.0.0.1:" + strconv.Itoa(clusterPorts[i])}
-	}
-	c := &NATSCluster{}
-	for i := range n {
-		node := &NATS{t: t, dir: t.TempDir(), port: freePort(t)}
-		node.opts = func(o *natsserver.Options) {
-			o.ServerName = name + "-" + strconv.Itoa(i)
-			o.Cluster = natsserver.ClusterOpts{Name: name, Host: "127.0.0.1", Port: clusterPorts[i]}
-			o.Routes = routes
-		}
-		c.Nodes = append(c.Nodes, node)
-	}
-	// Each server waits for its routes before it is ready, so they start
-	// side by side.
-	var wg sync.WaitGroup
-	for _, node := range c.Nodes {
-		wg.Add(1)
-		go func() { defer wg.Done(); node.start() }()
-	}
-	wg.Wait()
-	for _, node := range c.Nodes {
-		if node.srv == nil {
-			t.FailNow()
-		}
-		t.Cleanup(node.Stop)
-	}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		leader := false
-		for _, node := range c.Nodes {
-			leader = leader || node.srv.JetStreamIsLeader()
-		}
-		if leader {
-			return c
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the NATS cluster elected no JetStream leader in 30 s")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-// URL is every node's client URL, comma-separated, as --nats takes them.
-func (c *NATSCluster) URL() string {
-	var urls []string
-	for _, n := range c.Nodes {
-		urls = append(urls, n.URL())
-	}
-	return strings.Join(urls, ",")
-}
-
 func freePort(t testing.TB) int {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -381,9 +313,6 @@ func freePort(t testing.TB) int {
 	defer ln.Close()
 	return ln.Addr().(*net.TCPAddr).Port
 }
-
-// Name is the server's name in its cluster.
-func (n *NATS) Name() string { return n.srv.Name() }
 
 // WaitFor polls ok until it holds, failing the test after d.
 func WaitFor(t testing.TB, what string, d time.Duration, ok func() bool) {
