@@ -12,8 +12,6 @@ import (
 	"time"
 
 	natsserver "github.com/nats-io/nats-server/v2/server"
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/agenttrail/agenttrail"
 	"github.com/agenttrail/agenttrail/cluster"
@@ -344,19 +342,7 @@ func TestBatchIsFewMessages(t *testing.T) {
 		t.Fatalf("the stream holds %d messages for %d events of 2 orgs twice, want a few per org", st.Messages, len(evs))
 	}
 
-	nc, err := nats.Connect(n.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := js.Stream(t.Context(), stream)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := rawStream(t, n.URL(), stream)
 	seen := 0
 	for seq := uint64(1); seq <= st.Messages; seq++ {
 		m, err := s.GetMsg(t.Context(), seq)

@@ -166,20 +166,7 @@ func TestMain(m *testing.M) {
 
 func streamLeader(t *testing.T, url, stream string) string {
 	t.Helper()
-	nc, err := nats.Connect(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := js.Stream(t.Context(), stream)
-	if err != nil {
-		t.Fatal(err)
-	}
-	info := s.CachedInfo()
+	info := rawStream(t, url, stream).CachedInfo()
 	if info.Cluster == nil || info.Cluster.Leader == "" || len(info.Cluster.Replicas) != 2 {
 		t.Fatalf("stream %s is not replicated three times: %+v", stream, info.Cluster)
 	}
@@ -260,4 +247,24 @@ func TestIngestRidesOutNATSOutage(t *testing.T) {
 	l.waitMore(t, "events acknowledged after NATS came back", 300)
 	l.check(t, st)
 	waitFor(t, "the spool drained", 60*time.Second, func() bool { return spool.Status().Batches == 0 })
+}
+
+// rawStream is the stream on a connection of its own, closed when the
+// test ends: to look at the stream as NATS sees it.
+func rawStream(t *testing.T, url, stream string) jetstream.Stream {
+	t.Helper()
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := js.Stream(t.Context(), stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }

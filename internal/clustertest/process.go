@@ -1,7 +1,7 @@
 package clustertest
 
 import (
-	"bytes"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -44,7 +44,6 @@ type NATSProcess struct {
 	Name string
 	port int
 	cmd  *exec.Cmd
-	log  *bytes.Buffer
 	done chan struct{}
 }
 
@@ -79,13 +78,18 @@ func StartNATSProcessCluster(t testing.TB, bin string, n int) *NATSProcessCluste
 	}
 	c := &NATSProcessCluster{}
 	for i := range n {
-		p := &NATSProcess{Name: name + "-" + strconv.Itoa(i), port: freePort(t), log: &bytes.Buffer{}, done: make(chan struct{})}
+		p := &NATSProcess{Name: name + "-" + strconv.Itoa(i), port: freePort(t), done: make(chan struct{})}
+		dir := t.TempDir()
+		logf, err := os.Create(filepath.Join(dir, "log"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer logf.Close() // the child has its own descriptor
 		p.cmd = exec.Command(bin,
 			"--name", p.Name, "-a", "127.0.0.1", "-p", strconv.Itoa(p.port),
-			"-js", "-sd", t.TempDir(),
+			"-js", "-sd", filepath.Join(dir, "store"),
 			"--cluster_name", name, "--cluster", routes[i], "--routes", strings.Join(routes, ","))
-		out := &lockedWriter{w: p.log}
-		p.cmd.Stdout, p.cmd.Stderr = out, out
+		p.cmd.Stdout, p.cmd.Stderr = logf, logf
 		if err := p.cmd.Start(); err != nil {
 			t.Fatalf("start nats-server: %v", err)
 		}
@@ -93,8 +97,8 @@ func StartNATSProcessCluster(t testing.TB, bin string, n int) *NATSProcessCluste
 		c.Nodes = append(c.Nodes, p)
 		t.Cleanup(func() {
 			p.Kill()
-			if t.Failed() {
-				t.Logf("nats-server %s:\n%s", p.Name, p.log.String())
+			if log, _ := os.ReadFile(logf.Name()); t.Failed() {
+				t.Logf("nats-server %s:\n%s", p.Name, log)
 			}
 		})
 	}
@@ -117,16 +121,4 @@ func (c *NATSProcessCluster) URL() string {
 		urls = append(urls, p.URL())
 	}
 	return strings.Join(urls, ",")
-}
-
-// lockedWriter lets a process's stdout and stderr share one buffer.
-type lockedWriter struct {
-	mu sync.Mutex
-	w  *bytes.Buffer
-}
-
-func (l *lockedWriter) Write(b []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(b)
 }
