@@ -160,6 +160,10 @@ func (w *Writer) consume(ctx context.Context, held func(context.Context) error) 
 // commitsInFlight is how many batches a writer commits at once.
 const commitsInFlight = 2
 
+// fetchMessages is the most messages one fetch takes: BatchBytes of
+// single-event messages, about.
+const fetchMessages = 4096
+
 // maxAckPending bounds the messages fetched and not yet acknowledged. The
 // writer holds at most commitsInFlight batches and one prefetched, so this
 // is no limit in practice (a batch of 4 MiB in messages of one event each
@@ -171,8 +175,12 @@ func (w *Writer) prefetch(ctx context.Context, cons jetstream.Consumer, out chan
 	defer close(out)
 	for ctx.Err() == nil {
 		// A fetch whose byte budget is below the next message's size gets
-		// nothing, ever: the budget is at least the largest message.
-		batch, err := cons.FetchBytes(max(w.cfg.BatchBytes, int(w.c.nc.MaxPayload())+headerRoom), jetstream.FetchMaxWait(w.cfg.FetchWait))
+		// nothing, ever: the budget is at least the largest message. The
+		// count bounds the client's buffer for the fetch (FetchBytes alone
+		// allocates one for a million messages, each time).
+		batch, err := cons.Fetch(fetchMessages,
+			jetstream.FetchMaxBytes(max(w.cfg.BatchBytes, int(w.c.nc.MaxPayload())+headerRoom)),
+			jetstream.FetchMaxWait(w.cfg.FetchWait))
 		if err != nil {
 			if ctx.Err() == nil {
 				w.log.Warn("fetch from the stream failed", "err", err)
