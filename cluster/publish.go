@@ -73,10 +73,10 @@ type message struct {
 
 // messages encodes batch as the stream's messages: per org, in the order
 // of the batch, each event a line of JSON (package eventjson, what
-// encoding/json writes), a message ending before it
-// would pass the server's max_payload (less room for the headers). The
-// split depends only on the batch and the limit, so a batch published
-// again gives the same messages, with the same ids.
+// encoding/json writes), a message ending before it would pass the
+// server's max_payload (less room for the headers). The split depends only
+// on the batch and the limit, so a batch published again gives the same
+// messages, with the same ids.
 func (c *Conn) messages(batch []agenttrail.Event) ([]message, error) {
 	limit := int(c.nc.MaxPayload()) - headerRoom
 	var orgs []string
