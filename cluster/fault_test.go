@@ -194,6 +194,9 @@ func TestWriterCatchesUpAfterPostgresOutage(t *testing.T) {
 
 	l := sustain(t, p, "p", 2)
 	l.waitMore(t, "events acknowledged", 300)
+	// The backlog is read from the writer's consumer: it must exist before
+	// the cut, whatever the order in which the writer and ingest started.
+	waitFor(t, "the writer consuming", 30*time.Second, func() bool { return cIn.Status(t.Context()).Consumer })
 	proxy.Cut()
 	cut := time.Now()
 	waitFor(t, "the writer sees the database gone", 30*time.Second, func() bool { return !w.Active() })
