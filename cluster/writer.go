@@ -210,7 +210,13 @@ func (w *Writer) prefetch(ctx context.Context, cons jetstream.Consumer, out chan
 // A message that does not decode is terminated, all of it: nobody could
 // ever commit it.
 func (w *Writer) commitBatch(ctx context.Context, msgs []jetstream.Msg) error {
-	events := make([]agenttrail.Event, 0, len(msgs))
+	// A line per event: sized once, the events are not copied as the
+	// slice grows (an Event is large, and a batch thousands of them).
+	n := 0
+	for _, m := range msgs {
+		n += bytes.Count(m.Data(), []byte{'\n'})
+	}
+	events := make([]agenttrail.Event, 0, n)
 	kept := msgs[:0:0]
 	for _, m := range msgs {
 		var err error
