@@ -70,8 +70,12 @@ func benchNATS(ctx context.Context, c benchConfig) (natsResult, error) {
 			stops[i]()
 		}
 	}()
-	// A cluster's nodes with a store sign with a key from a file.
+	// A cluster's nodes with a store sign with a key from a file. On
+	// PostgreSQL nothing has made the data directory yet.
 	signingKey := filepath.Join(dataDir, "signing.key")
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return natsResult{}, err
+	}
 	if _, err := integrity.LoadKey(signingKey, true); err != nil {
 		return natsResult{}, err
 	}
