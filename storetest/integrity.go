@@ -36,10 +36,10 @@ func (r *refTree) add(t *testing.T, e *agenttrail.Event) {
 	r.size++
 }
 
-// checkTrees checks that each org's tree in s has one leaf per event of
+// CheckTrees checks that each org's tree in s has one leaf per event of
 // stored (every event the org ever stored, in seq order) and the same root
 // as a tree built from the events as s returns them.
-func checkTrees(t *testing.T, s agenttrail.Store, stored []agenttrail.Event) map[string]tlog.Hash {
+func CheckTrees(t *testing.T, s agenttrail.Store, stored []agenttrail.Event) map[string]tlog.Hash {
 	t.Helper()
 	ctx := t.Context()
 	l := as[integrity.Log](t, s)
@@ -113,10 +113,10 @@ func testTree(t *testing.T, s agenttrail.Store) {
 				t.Fatalf("Append: event %s has seq %d and log_index %v", batch[i].ID, batch[i].Seq, batch[i].LogIndex)
 			}
 		}
-		checkTrees(t, s, all(t, s, agenttrail.Filter{}))
+		CheckTrees(t, s, all(t, s, agenttrail.Filter{}))
 	}
 	stored := all(t, s, agenttrail.Filter{})
-	before := checkTrees(t, s, stored)
+	before := CheckTrees(t, s, stored)
 	got, err := s.Get(ctx, stored[5].ID, agenttrail.Filter{Org: []string{stored[5].Org}})
 	if err != nil || got.LogIndex == nil || *got.LogIndex != *stored[5].LogIndex {
 		t.Fatalf("Get(%s) log_index = %v, %v, want %d", stored[5].ID, got.LogIndex, err, *stored[5].LogIndex)
@@ -142,7 +142,7 @@ func testTree(t *testing.T, s agenttrail.Store) {
 	if _, err := s.Append(ctx, more); err != nil {
 		t.Fatalf("Append after retention: %v", err)
 	}
-	checkTrees(t, s, append(stored, more...))
+	CheckTrees(t, s, append(stored, more...))
 }
 
 // testCheckpoints checks that checkpoints are stored once per org and

@@ -82,7 +82,7 @@ func testDeleteByRules(t *testing.T, s agenttrail.Store) {
 	h := start.Truncate(time.Hour)
 	ever := AppendAll(t, s, Events(52, 2000, start, 3*24*time.Hour), 500)
 	stored := ever
-	checkTrees(t, s, ever)
+	CheckTrees(t, s, ever)
 	apply := func(step string, rules []agenttrail.RetentionRule, maxSeq int64) {
 		t.Helper()
 		want := make([]int64, len(rules))
@@ -128,7 +128,7 @@ func testDeleteByRules(t *testing.T, s agenttrail.Store) {
 	// No rule with a cutoff deletes nothing; an aligned cutoff on one org.
 	apply("after rules that keep everything", []agenttrail.RetentionRule{{Filter: agenttrail.Filter{Org: []string{"acme"}}}}, math.MaxInt64)
 	apply("after an aligned cutoff", []agenttrail.RetentionRule{{Filter: agenttrail.Filter{Org: []string{"acme"}}, Before: h.Add(60 * time.Hour)}}, math.MaxInt64)
-	checkTrees(t, s, ever)
+	CheckTrees(t, s, ever)
 	// A rule on anything but source, org and project is refused.
 	if _, err := s.DeleteByRules(t.Context(), []agenttrail.RetentionRule{{Filter: agenttrail.Filter{ActorID: []string{"x"}}, Before: h}}, math.MaxInt64); agenttrail.ErrorCode(err) != agenttrail.EINVALID {
 		t.Fatalf("DeleteByRules(actor_id rule) = %v, want EINVALID", err)
@@ -138,5 +138,5 @@ func testDeleteByRules(t *testing.T, s agenttrail.Store) {
 	if len(stored) != 0 {
 		t.Fatalf("model still holds %d events", len(stored))
 	}
-	checkTrees(t, s, ever)
+	CheckTrees(t, s, ever)
 }

@@ -77,6 +77,7 @@ func Run(t *testing.T, open func(t *testing.T) agenttrail.Store) {
 		{"DeleteBefore", testDeleteBefore},
 		{"DeleteByRules", testDeleteByRules},
 		{"Concurrent", testConcurrent},
+		{"ConcurrentAppends", testConcurrentAppends},
 		{"ContextEnded", testContextEnded},
 		{"SinkLedger", testSinkLedger},
 		{"BudgetCRUD", testBudgetCRUD},
