@@ -9,8 +9,8 @@ import (
 )
 
 // commit stores the events of reqs and answers each request. Only Run's
-// goroutine calls it.
-func (p *Pipeline) commit(ctx context.Context, reqs []*request) {
+// writers call it, each with its own buf.
+func (p *Pipeline) commit(ctx context.Context, buf *[]agenttrail.Event, reqs []*request) {
 	if len(reqs) == 0 {
 		return
 	}
@@ -20,7 +20,7 @@ func (p *Pipeline) commit(ctx context.Context, reqs []*request) {
 		}
 		return
 	}
-	batch := p.batchOf(reqs)
+	batch := batchOf(buf, reqs)
 	start := time.Now()
 	res, err := p.store.Append(ctx, batch)
 	p.m.commitSeconds.Observe(time.Since(start).Seconds())
@@ -30,7 +30,7 @@ func (p *Pipeline) commit(ctx context.Context, reqs []*request) {
 			// other requests that happened to share its batch.
 			p.log.Warn("group commit failed; committing its requests one by one", "requests", len(reqs), "events", len(batch), "err", err)
 			for _, r := range reqs {
-				p.commit(ctx, []*request{r})
+				p.commit(ctx, buf, []*request{r})
 			}
 			return
 		}
@@ -50,7 +50,7 @@ func (p *Pipeline) commit(ctx context.Context, reqs []*request) {
 			p.finish(r)
 		}
 		if len(reqs) > 1 {
-			clear(p.buf)
+			clear(*buf)
 		}
 		return
 	}
@@ -67,7 +67,7 @@ func (p *Pipeline) commit(ctx context.Context, reqs []*request) {
 		p.log.Error("store reported a different number of inserted events than it assigned seqs to", "reported", res.Inserted, "seqs", inserted)
 	}
 	if len(reqs) > 1 {
-		clear(p.buf)
+		clear(*buf)
 	}
 }
 
@@ -170,16 +170,17 @@ func (p *Pipeline) settle(r *request, spooled int) {
 
 // batchOf returns the events of reqs as one slice. A lone request's own
 // slice is used as is, so the store writes its Seqs where submit reads them;
-// several are copied into the writer's reused buffer and read back from it.
-func (p *Pipeline) batchOf(reqs []*request) []agenttrail.Event {
+// several are copied into the writer's reused buffer buf and read back from
+// it.
+func batchOf(buf *[]agenttrail.Event, reqs []*request) []agenttrail.Event {
 	if len(reqs) == 1 {
 		return reqs[0].events
 	}
-	p.buf = p.buf[:0]
+	*buf = (*buf)[:0]
 	for _, r := range reqs {
-		p.buf = append(p.buf, r.events...)
+		*buf = append(*buf, r.events...)
 	}
-	return p.buf
+	return *buf
 }
 
 // count tells stored from skipped events: the store leaves Seq at 0 for an

@@ -38,6 +38,13 @@ type Config struct {
 	// commit happens without it, because requests queue up while the
 	// previous batch commits.
 	Linger time.Duration
+	// Writers is how many batches may be committing at once (default 1).
+	// Each writer takes whatever is queued when it is free, so with two a
+	// batch is being prepared while the one before it commits; a store
+	// that overlaps concurrent Appends (PostgreSQL) gains from that, one
+	// that serializes them (SQLite) does not. Seq stays in commit order
+	// either way: the store assigns it.
+	Writers int
 	// Naive commits every event in its own Append call: one transaction per
 	// event. It exists so benchmarks can measure the design group commit
 	// replaces with the same server, schema and engine.
@@ -66,6 +73,7 @@ const (
 func (c Config) withDefaults() Config {
 	defaults.Positive(&c.QueueEvents, DefaultQueueEvents)
 	defaults.Positive(&c.MaxBatch, DefaultMaxBatch)
+	defaults.Positive(&c.Writers, 1)
 	if c.Linger < 0 {
 		c.Linger = 0
 	}
@@ -94,8 +102,6 @@ type Pipeline struct {
 	m     *metrics
 
 	wake chan struct{} // capacity 1: "something was queued"
-
-	buf []agenttrail.Event // the writer's batch buffer, reused
 
 	mu       sync.Mutex
 	queue    []*request
@@ -204,13 +210,13 @@ func (p *Pipeline) enqueue(req *request) error {
 // ErrRunning is returned by Run when it is already running.
 var ErrRunning = errors.New("ingest: pipeline is already running")
 
-// Run is the single writer. It takes whole queued requests, up to about
+// Run runs the writers: each takes whole queued requests, up to about
 // MaxBatch events, commits them in one Append, and answers every waiting
-// Write of the batch. As soon as ctx is done Write fails with
-// EUNAVAILABLE; Run commits everything queued before that, and returns
-// nil. Appends are not cancelled by ctx: a batch in flight completes. Run
-// returns ErrRunning if it is called while another Run is running, and may
-// not be called again after it returned.
+// Write of the batch; Config.Writers of them may be committing at once. As
+// soon as ctx is done Write fails with EUNAVAILABLE; Run commits everything
+// queued before that, and returns nil. Appends are not cancelled by ctx: a
+// batch in flight completes. Run returns ErrRunning if it is called while
+// another Run is running, and may not be called again after it returned.
 func (p *Pipeline) Run(ctx context.Context) error {
 	p.mu.Lock()
 	if p.running || p.closed {
@@ -223,27 +229,35 @@ func (p *Pipeline) Run(ctx context.Context) error {
 
 	// Appends outlive ctx so that shutdown commits what it promised to.
 	commitCtx := context.WithoutCancel(ctx)
-	for ctx.Err() == nil {
-		if p.Depth() == 0 {
-			select {
-			case <-ctx.Done():
-			case <-p.wake:
+	var wg sync.WaitGroup
+	for range p.cfg.Writers {
+		wg.Go(func() {
+			var buf []agenttrail.Event // this writer's batch buffer, reused
+			for ctx.Err() == nil {
+				if p.Depth() == 0 {
+					select {
+					case <-ctx.Done():
+					case <-p.wake:
+					}
+					continue
+				}
+				p.linger(ctx)
+				p.commit(commitCtx, &buf, p.take())
 			}
-			continue
-		}
-		p.linger(ctx)
-		p.commit(commitCtx, p.take())
+		})
 	}
+	wg.Wait()
 
 	p.mu.Lock()
 	p.closed = true
 	p.mu.Unlock()
 	n := 0
+	var buf []agenttrail.Event
 	for reqs := p.take(); len(reqs) > 0; reqs = p.take() {
 		for _, r := range reqs {
 			n += len(r.events)
 		}
-		p.commit(commitCtx, reqs)
+		p.commit(commitCtx, &buf, reqs)
 	}
 	p.log.Info("ingest pipeline stopped", "drained_events", n)
 	return nil
