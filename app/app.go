@@ -361,13 +361,21 @@ func Open(ctx context.Context, cfg Config) (_ *Main, err error) {
 		}
 		target = m.spool
 	}
+	// Into PostgreSQL, two batches commit at once: one COPYs while the
+	// other waits for its commit to be flushed (postgres.Store.Append).
+	wcfg := icfg
+	if _, ok := m.store.(*postgres.Store); ok && wcfg.Writers == 0 {
+		wcfg.Writers = 2
+	}
+	if !clustered || m.role == RoleWriter {
+		icfg = wcfg
+	}
 	m.pipeline = ingest.New(target, icfg)
 	if clustered && commits(m.role) {
 		m.commit = m.pipeline
 		if m.role == RoleAll {
 			// A second pipeline, into the store; the first one's
 			// metrics are the node's.
-			wcfg := icfg
 			wcfg.Registerer = nil
 			m.commit = ingest.New(m.store, wcfg)
 		}

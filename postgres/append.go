@@ -5,11 +5,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/agenttrail/agenttrail"
+	"github.com/agenttrail/agenttrail/integrity"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"golang.org/x/mod/sumdb/tlog"
@@ -32,18 +34,27 @@ type idKey struct{ org, id string }
 
 // Append stores the batch in one transaction: it skips events whose (org, id)
 // is stored or repeated earlier in the batch, numbers the others in batch
-// order from the seq counter, COPYs them and their ids, and updates the
-// rollups. Seq is set on the stored events of batch once the transaction has
-// committed. Calls are serialized; the counter's row lock also orders the
-// commits of writers in other processes.
+// order from the seq counter, COPYs them and their ids, appends them to
+// their orgs' trees and updates the rollups. Seq is set on the stored events
+// of batch once the transaction has committed.
+//
+// Up to appendSlots Appends run at once, overlapping: while one waits for
+// its COMMIT to be flushed, the next COPYs its rows on another connection.
+// Each takes its seqs (and its trees' tips) after those of the Append in
+// flight before it, as they will be once that one commits, and commits
+// only after it; its last statement moves the seq counter from exactly the
+// value it started from, so seq order stays commit order, also with a
+// writer in another process (whose commit in between makes this one start
+// over). When an Append fails, those after it start over too, as does one
+// whose COPY meets an id an Append in flight was storing.
 func (s *Store) Append(ctx context.Context, batch []agenttrail.Event) (agenttrail.AppendResult, error) {
 	if len(batch) == 0 {
 		return agenttrail.AppendResult{}, nil
 	}
-	if err := s.lockWriter(ctx); err != nil {
+	if err := s.lockAppend(ctx); err != nil {
 		return agenttrail.AppendResult{}, err
 	}
-	defer s.unlockWriter()
+	defer s.unlockAppend()
 
 	fresh := make([]int, 0, len(batch)) // first occurrence of each (org, id)
 	seen := make(map[idKey]struct{}, len(batch))
@@ -57,9 +68,9 @@ func (s *Store) Append(ctx context.Context, batch []agenttrail.Event) (agenttrai
 		}
 		seen[k] = struct{}{}
 		fresh = append(fresh, i)
-		// The tree's leaf is of the event as stored, and PostgreSQL keeps
-		// microseconds (pgx truncates). Done here, before appendTx's
-		// goroutines read the batch.
+		// The tree's leaf is of the event as stored, and PostgreSQL
+		// keeps microseconds (pgx truncates). Done here, before
+		// appendTx's goroutines read the batch.
 		e := &batch[i]
 		e.Time, e.ReceivedAt = e.Time.Truncate(time.Microsecond), e.ReceivedAt.Truncate(time.Microsecond)
 		if d := day(batch[i].Time); !seenDay[d] {
@@ -72,25 +83,71 @@ func (s *Store) Append(ctx context.Context, batch []agenttrail.Event) (agenttrai
 	}
 	s.ensureAhead(ctx)
 
-	inserted, err := s.appendTx(ctx, batch, fresh)
-	if isMissingPartition(err) {
-		// Another process dropped a partition this cache still lists:
-		// reread the catalog and try once more.
-		if err := s.loadPartitions(ctx); err != nil {
-			return agenttrail.AppendResult{}, err
+	var inserted int
+	var err error
+	for attempt := 1; ; attempt++ {
+		inserted, err = s.appendTx(ctx, batch, fresh, attempt > 1)
+		if err == nil || attempt == appendAttempts || !startOver(err) {
+			break
 		}
-		if err := s.ensurePartitions(ctx, days); err != nil {
-			return agenttrail.AppendResult{}, err
+		for i := range batch {
+			batch[i].Seq, batch[i].LogIndex = 0, nil
 		}
-		inserted, err = s.appendTx(ctx, batch, fresh)
+		if isMissingPartition(err) {
+			// Another process dropped a partition this cache still
+			// lists: reread the catalog.
+			if err := s.loadPartitions(ctx); err != nil {
+				return agenttrail.AppendResult{}, err
+			}
+			if err := s.ensurePartitions(ctx, days); err != nil {
+				return agenttrail.AppendResult{}, err
+			}
+		}
+		// Start after the Append in flight now, on what it leaves.
+		if err := s.waitTail(ctx); err != nil {
+			break
+		}
 	}
 	if err != nil {
 		for i := range batch {
 			batch[i].Seq, batch[i].LogIndex = 0, nil
 		}
+		if startOver(err) {
+			// Only other writers kept it from committing: the batch
+			// is fine, and a retry (the spool's) gets it through.
+			return agenttrail.AppendResult{}, &agenttrail.Error{Code: agenttrail.EUNAVAILABLE,
+				Message: fmt.Sprintf("postgres: append: started over %d times as other writers committed first; retry", appendAttempts), Err: err}
+		}
 		return agenttrail.AppendResult{}, formatError("postgres: append", err)
 	}
 	return agenttrail.AppendResult{Inserted: inserted, Duplicates: len(batch) - inserted}, nil
+}
+
+// appendLockTimeout bounds each lock wait of an Append (see appendTx).
+const appendLockTimeout = "30s"
+
+// appendAttempts bounds how often one Append starts over (startOver).
+const appendAttempts = 5
+
+// errChain fails an Append whose predecessor in flight failed: its seqs
+// and trees were taken after that one's.
+var errChain = errors.New("the append in flight before this one failed")
+
+// errCounterMoved fails an Append whose commit found the seq counter moved
+// by a writer in another process since it took its seqs.
+var errCounterMoved = errors.New("another writer committed since this append took its seqs")
+
+// startOver reports whether err fails an attempt of Append that a new
+// attempt, started after the Appends in flight, may get through: the one
+// before it failed, another process's writer came in between (the counter
+// moved, an id or a tree chunk was stored meanwhile, the two deadlocked
+// on rollup rows, or a lock wait timed out), or a partition was dropped.
+func startOver(err error) bool {
+	if errors.Is(err, errChain) || errors.Is(err, errCounterMoved) || isMissingPartition(err) {
+		return true
+	}
+	var pg *pgconn.PgError
+	return errors.As(err, &pg) && (pg.Code == "23505" || pg.Code == "40P01" || pg.Code == "40001" || pg.Code == "55P03")
 }
 
 // ensureAhead creates the partitions of today and the next two days when
@@ -105,61 +162,60 @@ func (s *Store) ensureAhead(ctx context.Context) {
 }
 
 // appendTx writes the new events among batch[fresh] and sets their Seq. It
-// returns how many it stored.
-func (s *Store) appendTx(ctx context.Context, batch []agenttrail.Event, fresh []int) (int, error) {
+// returns how many it stored. With lock, when no Append is in flight, it
+// holds the seq counter's row lock from the start, so no other process's
+// writer can make it start over again.
+func (s *Store) appendTx(ctx context.Context, batch []agenttrail.Event, fresh []int, lock bool) (int, error) {
 	tx, err := s.pool.Begin(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("begin: %w", err)
 	}
 	defer tx.Rollback(ctx) //nolint:errcheck // a no-op after Commit
 
-	// One round trip: the seq counter's row lock, the ids already
-	// stored, and the tree sizes of the batch's orgs.
+	// The ids already stored. No lock is held: an Append in flight may be
+	// storing one of them too, and then this one's COPY waits for it and
+	// fails on the key, and Append starts over.
 	ptrs := make([]*agenttrail.Event, len(fresh))
 	for j, i := range fresh {
 		ptrs[j] = &batch[i]
 	}
-	orgs := orgsOf(ptrs)
 	b := &pgx.Batch{}
-	b.Queue("SELECT last_seq FROM seq_counter FOR UPDATE")
+	// Lock waits end: one Append can wait on another's row in PostgreSQL
+	// while that one waits on a third here, in Go, which no deadlock
+	// detector sees (it takes duplicate ids from writers in two processes
+	// at once). The wait fails instead, and Append starts over.
+	b.Queue("SET LOCAL lock_timeout = '" + appendLockTimeout + "'")
 	queueStoredIDs(b, ptrs)
-	if !s.noTree {
-		b.Queue(treeSizesSQL, orgs)
-	}
 	br := tx.SendBatch(ctx, b)
-	var last int64
-	if err := br.QueryRow().Scan(&last); err != nil {
-		br.Close()
-		return 0, fmt.Errorf("seq: %w", err)
+	_, err = br.Exec()
+	var stored map[idKey]struct{}
+	if err == nil {
+		stored, err = storedIDs(br)
 	}
-	stored, err := storedIDs(br)
+	if cerr := br.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("dedup: %w", cerr)
+	}
 	if err != nil {
-		br.Close()
 		return 0, err
-	}
-	var sizes map[string]int64
-	if !s.noTree {
-		if sizes, err = scanTreeSizes(br.Query()); err != nil {
-			br.Close()
-			return 0, err
-		}
-	}
-	if err := br.Close(); err != nil {
-		return 0, fmt.Errorf("seq and dedup: %w", err)
 	}
 	events := make([]*agenttrail.Event, 0, len(fresh))
 	for _, i := range fresh {
 		e := &batch[i]
-		if _, ok := stored[idKey{e.Org, e.ID}]; ok {
-			continue
+		if _, ok := stored[idKey{e.Org, e.ID}]; !ok {
+			events = append(events, e)
 		}
-		last++
-		e.Seq = last
-		events = append(events, e)
 	}
 	if len(events) == 0 {
 		return 0, nil
 	}
+	orgs := orgsOf(events)
+	f, sizes, err := s.takeSeqs(ctx, tx, events, orgs, lock)
+	if err != nil {
+		return 0, err
+	}
+	committed := false
+	defer func() { s.end(f, committed) }()
+
 	// The rollups are summed, and the leaves hashed, while PostgreSQL
 	// takes the COPYs. Both goroutines are waited for before returning, so
 	// a retry never writes the batch while one still reads it.
@@ -182,6 +238,8 @@ func (s *Store) appendTx(ctx context.Context, batch []agenttrail.Event, fresh []
 			<-hashed
 		}
 	}()
+	c := s.copies.Get().(*copyRows)
+	defer s.copies.Put(c)
 	// Rows go in index order: ids sorted, and events by time, so the heap
 	// of a day partition is in time order (the order pages are read in)
 	// and new B-tree entries mostly land on the rightmost leaf.
@@ -189,7 +247,15 @@ func (s *Store) appendTx(ctx context.Context, batch []agenttrail.Event, fresh []
 	slices.SortFunc(byID, func(a, b *agenttrail.Event) int {
 		return cmp.Or(strings.Compare(a.ID, b.ID), strings.Compare(a.Org, b.Org))
 	})
-	c := &s.copy
+	// An Append inserts ids only after the one before it did: when both
+	// hold an id, this one waits for that one's commit and fails on the
+	// key, never the other way round (that one would wait for this
+	// one's transaction, which waits for it).
+	if f.prev != nil {
+		if err := waitClosed(ctx, f.prev.idsIn); err != nil {
+			return 0, err
+		}
+	}
 	c.reset()
 	for _, e := range byID {
 		c.row(4)
@@ -201,22 +267,20 @@ func (s *Store) appendTx(ctx context.Context, batch []agenttrail.Event, fresh []
 	if err := c.copyTo(ctx, tx, "event_ids", []string{"id", "org", "seq", "time"}); err != nil {
 		return 0, fmt.Errorf("copy ids: %w", err)
 	}
+	close(f.idsIn)
 	// The leaves, in the same transaction: an event is never stored
 	// without its leaf. They number the events (log_index), so they come
 	// before the events' COPY; their rows (one per org and 1,024 hashes)
 	// go with the last statements.
 	var treeRows [][]any
 	if hashed != nil {
-		orgs := orgsOf(events)
-		trees, err := openTrees(ctx, tx, orgs, sizes)
-		if err != nil {
-			return 0, err
-		}
 		leaves := <-hashed
 		hashed = nil
-		if treeRows, err = appendLeaves(trees, orgs, events, leaves); err != nil {
+		if treeRows, err = s.appendTrees(ctx, tx, f, orgs, sizes, events, leaves); err != nil {
 			return 0, err
 		}
+	} else {
+		close(f.treed)
 	}
 	byTime := byID
 	slices.SortFunc(byTime, func(a, b *agenttrail.Event) int {
@@ -228,21 +292,227 @@ func (s *Store) appendTx(ctx context.Context, batch []agenttrail.Event, fresh []
 	if err := c.copyTo(ctx, tx, "events", eventColumns()); err != nil {
 		return 0, fmt.Errorf("copy events: %w", err)
 	}
-	// The tree's rows, the rollups and the counter in one round trip.
 	r := <-rollups
 	rollups = nil
+	if f.prev != nil {
+		if err := waitClosed(ctx, f.prev.done); err != nil {
+			return 0, err
+		}
+		if !f.prev.ok {
+			return 0, errChain
+		}
+	}
+	// The tree's rows, the rollups and the counter in one round trip. The
+	// counter moves only from where this Append took its seqs: the row
+	// lock orders the commits, and the condition that no other writer's
+	// came in between.
 	b = &pgx.Batch{}
 	queueTreeRows(b, treeRows)
 	queueRollups(b, "rollups_hourly", r.hourly)
 	queueRollups(b, "rollups_daily", r.daily)
-	b.Queue("UPDATE seq_counter SET last_seq = $1", last)
-	if err := tx.SendBatch(ctx, b).Close(); err != nil {
-		return 0, fmt.Errorf("tree, rollups and seq: %w", err)
+	n := b.Len()
+	b.Queue("UPDATE seq_counter SET last_seq = $1 WHERE last_seq = $2", f.lastSeq, f.lastSeq-int64(len(events)))
+	br = tx.SendBatch(ctx, b)
+	for range n {
+		if _, err := br.Exec(); err != nil {
+			br.Close()
+			return 0, fmt.Errorf("tree and rollups: %w", err)
+		}
+	}
+	tag, err := br.Exec()
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	switch {
+	case err != nil:
+		return 0, fmt.Errorf("seq: %w", err)
+	case tag.RowsAffected() != 1:
+		return 0, errCounterMoved
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return 0, fmt.Errorf("commit: %w", err)
 	}
+	committed = true
 	return len(events), nil
+}
+
+// flight is an Append between taking its seqs and ending. The next Append
+// builds on it: it takes its seqs after lastSeq and continues its trees
+// from tips, as they will be once this one commits.
+type flight struct {
+	prev    *flight // the Append in flight before it took its seqs, or nil
+	lastSeq int64   // the seq counter once it committed
+
+	// tips holds the tree of every org the Appends in flight appended to,
+	// as it is once this one committed; set before treed is closed, and
+	// left nil when this one failed first.
+	tips  map[string]treeTip
+	treed chan struct{}
+
+	idsIn chan struct{} // closed once its ids are inserted, or it ended
+
+	ok   bool          // it committed; set before done is closed
+	done chan struct{} // closed when it ended
+}
+
+// treeTip is a tree as an Append in flight leaves it: its size, the
+// hashes of its complete subtrees (all that appending reads), and the
+// Append that made it.
+type treeTip struct {
+	size   int64
+	edge   []int64
+	hashes []tlog.Hash
+	by     *flight
+}
+
+// takeSeqs numbers events after the Append in flight, or when none is,
+// after the stored counter (holding its row lock with lock), and makes
+// this Append the one in flight. With none in flight it also returns the
+// stored tree sizes of orgs.
+func (s *Store) takeSeqs(ctx context.Context, tx pgx.Tx, events []*agenttrail.Event, orgs []string, lock bool) (*flight, map[string]int64, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	f := &flight{prev: s.tail, treed: make(chan struct{}), idsIn: make(chan struct{}), done: make(chan struct{})}
+	var last int64
+	var sizes map[string]int64
+	if f.prev != nil {
+		last = f.prev.lastSeq
+	} else {
+		b := &pgx.Batch{}
+		if lock {
+			b.Queue("SELECT last_seq FROM seq_counter FOR UPDATE")
+		} else {
+			b.Queue("SELECT last_seq FROM seq_counter")
+		}
+		if !s.noTree {
+			b.Queue(treeSizesSQL, orgs)
+		}
+		br := tx.SendBatch(ctx, b)
+		err := br.QueryRow().Scan(&last)
+		if err == nil && !s.noTree {
+			sizes, err = scanTreeSizes(br.Query())
+		}
+		if cerr := br.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return nil, nil, fmt.Errorf("seq: %w", err)
+		}
+	}
+	for _, e := range events {
+		last++
+		e.Seq = last
+	}
+	f.lastSeq = last
+	s.tail = f
+	return f, sizes, nil
+}
+
+// waitClosed waits until ch, one of an Append's channels, is closed.
+func waitClosed(ctx context.Context, ch <-chan struct{}) error {
+	select {
+	case <-ch:
+		return nil
+	case <-ctx.Done():
+		return agenttrail.ContextError("postgres: wait for the append before", ctx.Err())
+	}
+}
+
+// end records that f's Append ended, committed or not.
+func (s *Store) end(f *flight, committed bool) {
+	for _, ch := range []chan struct{}{f.idsIn, f.treed} {
+		select {
+		case <-ch:
+		default:
+			close(ch) // failed before: tips stays nil
+		}
+	}
+	f.ok = committed
+	close(f.done)
+	s.mu.Lock()
+	if s.tail == f {
+		s.tail = nil
+	}
+	s.mu.Unlock()
+}
+
+// waitTail waits until the Append in flight now has ended.
+func (s *Store) waitTail(ctx context.Context) error {
+	s.mu.Lock()
+	f := s.tail
+	s.mu.Unlock()
+	if f == nil {
+		return nil
+	}
+	select {
+	case <-f.done:
+		return nil
+	case <-ctx.Done():
+		return agenttrail.ContextError("postgres: wait for the append in flight", ctx.Err())
+	}
+}
+
+// appendTrees numbers events (stored in this order) in their orgs' trees
+// from their leaf hashes, setting LogIndex, and returns the tree_hashes
+// rows to insert. The trees are those the Append before f leaves, or the
+// stored ones (of sizes, when read) for orgs no Append in flight touched.
+// It sets f's tips and closes f.treed.
+func (s *Store) appendTrees(ctx context.Context, tx pgx.Tx, f *flight, orgs []string, sizes map[string]int64, events []*agenttrail.Event, leaves []tlog.Hash) ([][]any, error) {
+	tips := map[string]treeTip{}
+	if f.prev != nil {
+		if err := waitClosed(ctx, f.prev.treed); err != nil {
+			return nil, err
+		}
+		if f.prev.tips == nil {
+			return nil, errChain
+		}
+		for org, t := range f.prev.tips {
+			select {
+			case <-t.by.done:
+				// Ended: committed, so the database has it, or failed,
+				// and then so does f.
+			default:
+				tips[org] = t
+			}
+		}
+	}
+	trees := make(map[string]*integrity.TreeAppender, len(orgs))
+	var stored []string
+	for _, org := range orgs {
+		t, ok := tips[org]
+		if !ok {
+			stored = append(stored, org)
+			continue
+		}
+		a := integrity.NewTreeAppender(t.size, func(indexes []int64) ([]tlog.Hash, error) {
+			return readHashes(ctx, tx, org, indexes)
+		})
+		a.Preload(t.edge, t.hashes)
+		trees[org] = a
+	}
+	if len(stored) > 0 {
+		opened, err := openTrees(ctx, tx, stored, sizes)
+		if err != nil {
+			return nil, err
+		}
+		maps.Copy(trees, opened)
+	}
+	rows, err := appendLeaves(trees, orgs, events, leaves)
+	if err != nil {
+		return nil, err
+	}
+	for _, org := range orgs {
+		a := trees[org]
+		edge := integrity.NewTreeAppender(a.Size(), nil).Edge()
+		hs, err := a.ReadHashes(edge)
+		if err != nil {
+			return nil, err
+		}
+		tips[org] = treeTip{size: a.Size(), edge: edge, hashes: hs, by: f}
+	}
+	f.tips = tips
+	close(f.treed)
+	return rows, nil
 }
 
 // queueStoredIDs queues the query storedIDs reads: which of events are

@@ -2,11 +2,16 @@ package postgres_test
 
 import (
 	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/agenttrail/agenttrail"
+	"github.com/agenttrail/agenttrail/postgres"
 	"github.com/agenttrail/agenttrail/storetest"
+	"github.com/jackc/pgx/v5"
 )
 
 // TestAppendInterleavedDuplicates mixes stored ids, repeats within the
@@ -78,5 +83,170 @@ func TestAppendCanceled(t *testing.T) {
 	res, err := s.Append(context.Background(), batch)
 	if err != nil || res.Inserted != 10 || batch[0].Seq != 1 {
 		t.Errorf("Append(after a canceled one) = %+v, %v, first seq %d; want 10 inserted from seq 1", res, err, batch[0].Seq)
+	}
+}
+
+// watchSeqOrder reads the events table in a loop until stop is closed and
+// reports every snapshot in which the stored seqs are not exactly 1..max:
+// a batch of later seqs visible before an earlier one committed, which
+// would make a reader that follows seq (a sink, the seq cursor) skip the
+// earlier batch for good.
+func watchSeqOrder(t *testing.T, dsn string, stop <-chan struct{}) <-chan int {
+	t.Helper()
+	conn, err := pgx.Connect(context.Background(), dsn)
+	if err != nil {
+		t.Fatalf("connect: %v", err)
+	}
+	reads := make(chan int, 1)
+	go func() {
+		defer conn.Close(context.Background())
+		n := 0
+		for {
+			select {
+			case <-stop:
+				reads <- n
+				return
+			default:
+			}
+			var count, maxSeq int64
+			if err := conn.QueryRow(context.Background(), "SELECT count(*), coalesce(max(seq), 0) FROM events").Scan(&count, &maxSeq); err != nil {
+				t.Errorf("read events: %v", err)
+				reads <- n
+				return
+			}
+			if count != maxSeq {
+				t.Errorf("a snapshot holds %d events with seqs up to %d: a later batch committed before an earlier one", count, maxSeq)
+			}
+			n++
+		}
+	}()
+	return reads
+}
+
+// TestAppendsOverlapInSeqOrder runs Appends concurrently on one store (two
+// overlap), and on two stores on one schema (two processes, each
+// overlapping its own), with ids shared between concurrent batches, while
+// a reader checks every snapshot: seqs become visible in order, every
+// Append succeeds, every id is stored once, and the counter, the ids table
+// and the trees agree with the events.
+func TestAppendsOverlapInSeqOrder(t *testing.T) {
+	for _, stores := range []int{1, 2} {
+		t.Run(fmt.Sprintf("stores=%d", stores), func(t *testing.T) {
+			s, dsn := openStore(t)
+			all := []*postgres.Store{s}
+			for range stores - 1 {
+				other, err := postgres.Open(context.Background(), dsn, postgres.Config{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { other.Close() })
+				all = append(all, other)
+			}
+			const writers, batches, size, shared = 4, 6, 100, 25
+			events := storetest.Events(62, writers*batches*size, storetest.Base(), 6*time.Hour)
+			stop := make(chan struct{})
+			reads := watchSeqOrder(t, dsn, stop)
+			var wg sync.WaitGroup
+			var inserted, retried atomic.Int64
+			for w := range writers {
+				wg.Go(func() {
+					st := all[w%len(all)]
+					for i := range batches {
+						off := (w*batches + i) * size
+						next := (((w+1)%writers)*batches + i) * size
+						b := append([]agenttrail.Event(nil), events[off:off+size]...)
+						b = append(b, events[next:next+shared]...)
+						res, err := st.Append(context.Background(), b)
+						// Writers in two processes make each other
+						// start over, and may run out of attempts:
+						// the error is then one to retry, as the
+						// ingest spool does.
+						for try := 0; err != nil && stores > 1 && agenttrail.ErrorCode(err) == agenttrail.EUNAVAILABLE && try < 20; try++ {
+							retried.Add(1)
+							res, err = st.Append(context.Background(), b)
+						}
+						if err != nil {
+							t.Errorf("writer %d: Append(batch %d): %v", w, i, err)
+							return
+						}
+						inserted.Add(int64(res.Inserted))
+					}
+				})
+			}
+			wg.Wait()
+			close(stop)
+			if n := <-reads; n == 0 {
+				t.Error("the reader read no snapshot while the Appends ran")
+			}
+			t.Logf("%d Appends were retried", retried.Load())
+			n := int64(len(events))
+			if got := inserted.Load(); got != n {
+				t.Errorf("inserted %d events in all, want %d", got, n)
+			}
+			if got := queryInt(t, dsn, "SELECT count(DISTINCT seq) FROM events WHERE seq BETWEEN 1 AND $1", n); got != n {
+				t.Errorf("%d distinct seqs in 1..%d, want %d", got, n, n)
+			}
+			if got := queryInt(t, dsn, "SELECT last_seq FROM seq_counter"); got != n {
+				t.Errorf("seq_counter = %d, want %d", got, n)
+			}
+			if got := queryInt(t, dsn, `SELECT count(*) FROM events e JOIN event_ids i USING (id, org)
+				WHERE e.seq = i.seq AND e.time = i.time`); got != n {
+				t.Errorf("%d events agree with their event_ids row, want %d", got, n)
+			}
+			if got := queryInt(t, dsn, "SELECT count(*) FROM event_ids"); got != n {
+				t.Errorf("event_ids holds %d rows, want %d", got, n)
+			}
+			var stored []agenttrail.Event
+			for q := (agenttrail.Query{Sort: agenttrail.SortSeq, Limit: 1000}); ; {
+				p, err := s.Query(context.Background(), q)
+				if err != nil {
+					t.Fatal(err)
+				}
+				stored = append(stored, p.Events...)
+				if len(p.Events) == 0 || p.Next == nil {
+					break
+				}
+				q.After = p.Next
+			}
+			storetest.CheckTrees(t, s, stored)
+		})
+	}
+}
+
+// TestAppendAfterFailedOne fails one of two overlapping Appends with an
+// event PostgreSQL refuses (a NUL in text): the other one, which may have
+// taken its seqs after the failed one's, starts over and is stored whole,
+// with no seq skipped.
+func TestAppendAfterFailedOne(t *testing.T) {
+	s, dsn := openStore(t)
+	const rounds, size = 15, 50
+	events := storetest.Events(63, 2*rounds*size, storetest.Base(), time.Hour)
+	for r := range rounds {
+		bad := append([]agenttrail.Event(nil), events[2*r*size:(2*r+1)*size]...)
+		bad[size-1].Description = "nul \x00 byte"
+		good := append([]agenttrail.Event(nil), events[(2*r+1)*size:(2*r+2)*size]...)
+		var wg sync.WaitGroup
+		var badErr error
+		wg.Go(func() { _, badErr = s.Append(context.Background(), bad) })
+		res, err := s.Append(context.Background(), good)
+		wg.Wait()
+		if err != nil || res.Inserted != size {
+			t.Fatalf("round %d: Append(good batch) = %+v, %v, want %d inserted", r, res, err, size)
+		}
+		if agenttrail.ErrorCode(badErr) != agenttrail.EINVALID {
+			t.Fatalf("round %d: Append(batch with a NUL) error = %v, want EINVALID", r, badErr)
+		}
+		for i := range bad {
+			if bad[i].Seq != 0 {
+				t.Fatalf("round %d: the failed Append left seq %d on event %d", r, bad[i].Seq, i)
+			}
+		}
+	}
+	n := int64(rounds * size)
+	if got := queryInt(t, dsn, "SELECT count(DISTINCT seq) FROM events WHERE seq BETWEEN 1 AND $1", n); got != n {
+		t.Errorf("%d distinct seqs in 1..%d, want %d: a failed Append left a hole", got, n, n)
+	}
+	if got := queryInt(t, dsn, "SELECT last_seq FROM seq_counter"); got != n {
+		t.Errorf("seq_counter = %d, want %d", got, n)
 	}
 }

@@ -38,6 +38,8 @@ func (s *Store) loadPartitions(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	s.partMu.Lock()
+	defer s.partMu.Unlock()
 	s.days = map[time.Time]bool{}
 	for _, d := range days {
 		s.days[d] = true
@@ -75,6 +77,8 @@ func (s *Store) partitions(ctx context.Context, q querier) ([]time.Time, error) 
 // know, in one short transaction. The caller holds the writer slot (or owns s
 // exclusively).
 func (s *Store) ensurePartitions(ctx context.Context, days []time.Time) error {
+	s.partMu.Lock()
+	defer s.partMu.Unlock()
 	var missing []time.Time
 	for _, d := range days {
 		if !s.days[d] {

@@ -8,17 +8,20 @@
 // one database. Times are kept to
 // the microsecond, PostgreSQL's precision.
 //
-// One process writes to a schema: Append and DeleteBefore are serialized
-// inside a Store. Both also take a row lock on the seq counter, so seq
-// order stays commit order if a second process writes too, and a stale
-// partition cache recovers, but concurrent writers in several processes are
-// not a supported deployment yet.
+// One process writes to a schema: two Appends of a Store overlap (one
+// COPYs while the other commits), and DeleteBefore excludes them. Commits
+// move the seq counter under its row lock, only from the value they
+// started from, so seq order stays commit order if a second process writes
+// too, and a stale partition cache recovers, but concurrent writers in
+// several processes are not a supported deployment: they make each other
+// start over.
 package postgres
 
 import (
 	"context"
 	"fmt"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -30,21 +33,30 @@ import (
 var _ agenttrail.Store = (*Store)(nil)
 
 // Store is an agenttrail.Store on PostgreSQL. It is safe for concurrent use;
-// Append and DeleteBefore are serialized internally. The zero value is not
+// up to two Appends run at once, and DeleteBefore runs alone. The zero value is not
 // usable: create one with Open.
 type Store struct {
 	pool   *pgxpool.Pool
 	logger *slog.Logger
 	now    func() time.Time
 
-	// writer is a one-slot semaphore held by Append and DeleteBefore; a
-	// channel rather than a mutex so that waiting honours ctx.
-	writer chan struct{}
+	// appends holds a slot per Append running (appendSlots), and all of
+	// them for DeleteBefore and the backfill, which exclude Appends;
+	// exclusive is held by those while they take the slots. Channels
+	// rather than mutexes so that waiting honours ctx.
+	appends   chan struct{}
+	exclusive chan struct{}
+
+	// mu guards tail, the last Append that took its seqs and has not
+	// ended (see Append).
+	mu   sync.Mutex
+	tail *flight
 
 	// days caches the day partitions known to exist (UTC midnight → true),
-	// so Append issues DDL only for days it has not seen. Only the holder
-	// of writer touches it (and open, before s is shared).
-	days map[time.Time]bool
+	// so Append issues DDL only for days it has not seen; partMu guards
+	// it.
+	partMu sync.Mutex
+	days   map[time.Time]bool
 
 	// reserving bounds the Reserve calls in progress (see Open).
 	reserving chan struct{}
@@ -52,9 +64,8 @@ type Store struct {
 	// longer count (unix ns).
 	prunedAt atomic.Int64
 
-	// copy is the writer's COPY buffer, reused from batch to batch; only
-	// the holder of writer touches it.
-	copy copyRows
+	// copies holds COPY buffers (*copyRows) for the next batches.
+	copies sync.Pool
 
 	// noTree leaves the integrity tree out of Append: only
 	// BenchmarkAppendTree sets it, to measure what the tree costs.
@@ -99,11 +110,13 @@ func Open(ctx context.Context, dsn string, cfg Config) (*Store, error) {
 		return nil, formatError("postgres: connect", err)
 	}
 	s := &Store{
-		pool:   pool,
-		logger: logger,
-		now:    time.Now,
-		writer: make(chan struct{}, 1),
-		days:   map[time.Time]bool{},
+		pool:      pool,
+		logger:    logger,
+		now:       time.Now,
+		appends:   make(chan struct{}, appendSlots),
+		exclusive: make(chan struct{}, 1),
+		days:      map[time.Time]bool{},
+		copies:    sync.Pool{New: func() any { return new(copyRows) }},
 		// Each Reserve holds a connection for its transaction and takes
 		// a second for the rollup read; bounding them to half the pool
 		// leaves the rollup reads a connection whatever the load.
@@ -158,17 +171,48 @@ func (s *Store) Close() error {
 	return nil
 }
 
-// lockWriter takes the writer slot, or fails when ctx ends first.
-func (s *Store) lockWriter(ctx context.Context) error {
+// appendSlots is how many Appends run at once: two, so that one COPYs
+// while the one before it commits. More would only wait for those.
+const appendSlots = 2
+
+// lockAppend takes an Append's slot, or fails when ctx ends first.
+func (s *Store) lockAppend(ctx context.Context) error {
 	select {
-	case s.writer <- struct{}{}:
+	case s.appends <- struct{}{}:
 		return nil
 	case <-ctx.Done():
 		return agenttrail.ContextError("postgres: wait for writer", ctx.Err())
 	}
 }
 
-func (s *Store) unlockWriter() { <-s.writer }
+func (s *Store) unlockAppend() { <-s.appends }
+
+// lockWriter takes every Append's slot, so no Append runs until
+// unlockWriter, or fails when ctx ends first.
+func (s *Store) lockWriter(ctx context.Context) error {
+	select {
+	case s.exclusive <- struct{}{}:
+	case <-ctx.Done():
+		return agenttrail.ContextError("postgres: wait for writer", ctx.Err())
+	}
+	for i := range appendSlots {
+		if err := s.lockAppend(ctx); err != nil {
+			for range i {
+				s.unlockAppend()
+			}
+			<-s.exclusive
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *Store) unlockWriter() {
+	for range appendSlots {
+		s.unlockAppend()
+	}
+	<-s.exclusive
+}
 
 // day returns the UTC midnight starting t's day.
 func day(t time.Time) time.Time {

@@ -28,9 +28,11 @@ func (s *Store) DeleteBefore(ctx context.Context, t time.Time) (int64, error) {
 	if err != nil {
 		return 0, formatError("postgres: delete before", err)
 	}
+	s.partMu.Lock()
 	for _, d := range dropped {
 		delete(s.days, d)
 	}
+	s.partMu.Unlock()
 	if len(dropped) > 0 || n > 0 {
 		s.logger.Info("deleted events", "before", t, "events", n, "partitions_dropped", len(dropped))
 	}

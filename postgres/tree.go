@@ -1,8 +1,11 @@
 package postgres
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/agenttrail/agenttrail"
@@ -133,6 +136,11 @@ func queueTreeRows(b *pgx.Batch, rows [][]any) {
 	if len(rows) == 0 {
 		return
 	}
+	// In key order, so two writers inserting the same chunks wait for
+	// each other rather than deadlock.
+	slices.SortFunc(rows, func(a, b []any) int {
+		return cmp.Or(strings.Compare(a[0].(string), b[0].(string)), cmp.Compare(a[1].(int64), b[1].(int64)))
+	})
 	orgs, firsts, sizes, hashes := make([]string, len(rows)), make([]int64, len(rows)), make([]int64, len(rows)), make([][]byte, len(rows))
 	for i, r := range rows {
 		orgs[i], firsts[i], sizes[i], hashes[i] = r[0].(string), r[1].(int64), r[2].(int64), r[3].([]byte)
