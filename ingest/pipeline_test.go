@@ -362,3 +362,45 @@ func TestConcurrentWrites(t *testing.T) {
 		t.Errorf("inserted %d events in all, want %d", got, want)
 	}
 }
+
+// TestWritersOverlap runs two writers: while one batch is held inside
+// Append, the next request is taken by the second writer instead of
+// waiting, and what arrives while both are busy shares one Append; every
+// request is answered.
+func TestWritersOverlap(t *testing.T) {
+	store := openStore(t)
+	store.hold = make(chan struct{})
+	store.entered = make(chan int, 10)
+	p := ingest.New(store, ingest.Config{Writers: 2, Registerer: prometheus.NewRegistry()})
+	start(t, p)
+
+	first := submitAsync(p, events(2))
+	if n := <-store.entered; n != 2 {
+		t.Fatalf("first Append got %d events, want 2", n)
+	}
+	second := submitAsync(p, events(4))
+	select {
+	case n := <-store.entered:
+		if n != 4 {
+			t.Fatalf("second Append got %d events, want 4", n)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the second request waited for the first Append: no second writer took it")
+	}
+	var rest []<-chan submitResult
+	for range 3 {
+		rest = append(rest, submitAsync(p, events(3)))
+	}
+	waitDepth(t, p, 9)
+	close(store.hold)
+	for i, ch := range append([]<-chan submitResult{first, second}, rest...) {
+		r := <-ch
+		want := []int{2, 4, 3, 3, 3}[i]
+		if r.err != nil || r.res.Inserted != want {
+			t.Errorf("Write #%d = %+v, %v; want %d inserted", i, r.res, r.err, want)
+		}
+	}
+	if got := store.calls(); !slices.Equal(got, []int{2, 4, 9}) {
+		t.Errorf("Append calls with sizes %v, want [2 4 9]", got)
+	}
+}

@@ -67,7 +67,8 @@ var ErrSpoolFull = errors.New("ingest: the spool is full")
 // keep their ids, so a batch replayed twice (after a crash between the
 // store's commit and the spool's acknowledgement) is stored once.
 //
-// Append is called by one goroutine at a time (the pipeline's writer); Run
+// Append may be called by several goroutines at once (the pipeline's
+// writers; batches committing together have no order between them); Run
 // runs once, concurrently with it; Status is safe for concurrent use at any
 // time. Close after Run returned and the last Append did. A directory
 // serves one Spool at a time; a Spool opened on a directory a killed
