@@ -57,6 +57,23 @@ func BenchmarkRead(b *testing.B) {
 			return rows.Err()
 		}
 	}
+	// series is the plain GROUP BY of a series by bucket, and by col
+	// when it is not "".
+	series := func(bucket, col string) func() error {
+		by, key := "1", ""
+		if col != "" {
+			by, key = "1, 2", ", "+col
+		}
+		return func() error {
+			rows, err := conn.Query(ctx, `SELECT date_trunc('`+bucket+`', time)`+key+`, count(*), sum(cost_usd)
+				FROM events WHERE time >= $1 AND time < $2 GROUP BY `+by, month.Since, month.Until)
+			if err != nil {
+				return err
+			}
+			rows.Close()
+			return rows.Err()
+		}
+	}
 	for _, r := range []struct {
 		name string
 		read func() error
@@ -79,15 +96,9 @@ func BenchmarkRead(b *testing.B) {
 		}},
 		{"plain-group-by/30d-by-source", groupBy("source")},
 		{"plain-group-by/30d-by-action", groupBy("action")},
-		{"plain-group-by/30d-hourly", func() error {
-			rows, err := conn.Query(ctx, `SELECT date_trunc('hour', time), count(*), sum(cost_usd)
-				FROM events WHERE time >= $1 AND time < $2 GROUP BY 1`, month.Since, month.Until)
-			if err != nil {
-				return err
-			}
-			rows.Close()
-			return rows.Err()
-		}},
+		{"plain-group-by/30d-hourly", series("hour", "")},
+		{"plain-group-by/30d-hourly-by-source", series("hour", "source")},
+		{"plain-group-by/30d-daily-by-action", series("day", "action")},
 	} {
 		b.Run(r.name, func(b *testing.B) {
 			took := make([]time.Duration, 0, b.N)
