@@ -186,11 +186,31 @@ func (s *Store) appendTx(ctx context.Context, batch []agenttrail.Event, fresh []
 	// at once). The wait fails instead, and Append starts over.
 	b.Queue("SET LOCAL lock_timeout = '" + appendLockTimeout + "'")
 	queueStoredIDs(b, ptrs)
+	// With no Append in flight, the counter and the tree sizes come in the
+	// same round trip; takeSeqs uses them if still none has been in flight
+	// when it numbers the events (ended unchanged), and reads them again
+	// otherwise. Not with lock: the row lock must not be held while this
+	// Append may yet chain on another (that one's commit would wait for it).
+	var read *committed
+	var ended uint64
+	if !lock {
+		s.mu.Lock()
+		idle := s.tail == nil
+		ended = s.ended
+		s.mu.Unlock()
+		if idle {
+			read = &committed{}
+			s.queueCommitted(b, orgsOf(ptrs), false)
+		}
+	}
 	br := tx.SendBatch(ctx, b)
 	_, err = br.Exec()
 	var stored map[idKey]struct{}
 	if err == nil {
 		stored, err = storedIDs(br)
+	}
+	if err == nil && read != nil {
+		*read, err = s.scanCommitted(br)
 	}
 	if cerr := br.Close(); err == nil && cerr != nil {
 		err = fmt.Errorf("dedup: %w", cerr)
@@ -209,7 +229,7 @@ func (s *Store) appendTx(ctx context.Context, batch []agenttrail.Event, fresh []
 		return 0, nil
 	}
 	orgs := orgsOf(events)
-	f, sizes, err := s.takeSeqs(ctx, tx, events, orgs, lock)
+	f, sizes, err := s.takeSeqs(ctx, tx, events, orgs, lock, read, ended)
 	if err != nil {
 		return 0, err
 	}
@@ -365,47 +385,76 @@ type treeTip struct {
 	by     *flight
 }
 
+// committed is the seq counter and the tree sizes of some orgs as stored.
+type committed struct {
+	last  int64
+	sizes map[string]int64
+}
+
+// queueCommitted queues the queries scanCommitted reads: the counter (with
+// lock, taking its row lock) and the tree sizes of orgs.
+func (s *Store) queueCommitted(b *pgx.Batch, orgs []string, lock bool) {
+	if lock {
+		b.Queue("SELECT last_seq FROM seq_counter FOR UPDATE")
+	} else {
+		b.Queue("SELECT last_seq FROM seq_counter")
+	}
+	if !s.noTree {
+		b.Queue(treeSizesSQL, orgs)
+	}
+}
+
+func (s *Store) scanCommitted(br pgx.BatchResults) (committed, error) {
+	var c committed
+	if err := br.QueryRow().Scan(&c.last); err != nil {
+		return c, fmt.Errorf("seq: %w", err)
+	}
+	if !s.noTree {
+		var err error
+		if c.sizes, err = scanTreeSizes(br.Query()); err != nil {
+			return c, err
+		}
+	}
+	return c, nil
+}
+
 // takeSeqs numbers events after the Append in flight, or when none is,
 // after the stored counter (holding its row lock with lock), and makes
 // this Append the one in flight. With none in flight it also returns the
-// stored tree sizes of orgs.
-func (s *Store) takeSeqs(ctx context.Context, tx pgx.Tx, events []*agenttrail.Event, orgs []string, lock bool) (*flight, map[string]int64, error) {
+// stored tree sizes of orgs. read, when not nil, is what was stored when
+// ended Appends had ended and none was in flight: it is used if that is
+// still so.
+func (s *Store) takeSeqs(ctx context.Context, tx pgx.Tx, events []*agenttrail.Event, orgs []string, lock bool, read *committed, ended uint64) (*flight, map[string]int64, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	f := &flight{prev: s.tail, treed: make(chan struct{}), idsIn: make(chan struct{}), done: make(chan struct{})}
-	var last int64
-	var sizes map[string]int64
-	if f.prev != nil {
-		last = f.prev.lastSeq
-	} else {
+	var c committed
+	switch {
+	case f.prev != nil:
+		c.last = f.prev.lastSeq
+	case read != nil && s.ended == ended:
+		c = *read
+	default:
 		b := &pgx.Batch{}
-		if lock {
-			b.Queue("SELECT last_seq FROM seq_counter FOR UPDATE")
-		} else {
-			b.Queue("SELECT last_seq FROM seq_counter")
-		}
-		if !s.noTree {
-			b.Queue(treeSizesSQL, orgs)
-		}
+		s.queueCommitted(b, orgs, lock)
 		br := tx.SendBatch(ctx, b)
-		err := br.QueryRow().Scan(&last)
-		if err == nil && !s.noTree {
-			sizes, err = scanTreeSizes(br.Query())
-		}
-		if cerr := br.Close(); err == nil {
-			err = cerr
+		var err error
+		c, err = s.scanCommitted(br)
+		if cerr := br.Close(); err == nil && cerr != nil {
+			err = fmt.Errorf("seq: %w", cerr)
 		}
 		if err != nil {
-			return nil, nil, fmt.Errorf("seq: %w", err)
+			return nil, nil, err
 		}
 	}
+	last := c.last
 	for _, e := range events {
 		last++
 		e.Seq = last
 	}
 	f.lastSeq = last
 	s.tail = f
-	return f, sizes, nil
+	return f, c.sizes, nil
 }
 
 // waitClosed waits until ch, one of an Append's channels, is closed.
@@ -433,6 +482,7 @@ func (s *Store) end(f *flight, committed bool) {
 	if s.tail == f {
 		s.tail = nil
 	}
+	s.ended++
 	s.mu.Unlock()
 }
 

@@ -48,9 +48,11 @@ type Store struct {
 	exclusive chan struct{}
 
 	// mu guards tail, the last Append that took its seqs and has not
-	// ended (see Append).
-	mu   sync.Mutex
-	tail *flight
+	// ended (see Append), and ended, how many Appends that took their
+	// seqs have ended.
+	mu    sync.Mutex
+	tail  *flight
+	ended uint64
 
 	// days caches the day partitions known to exist (UTC midnight → true),
 	// so Append issues DDL only for days it has not seen; partMu guards
