@@ -85,9 +85,23 @@ func (s *Store) Append(ctx context.Context, batch []agenttrail.Event) (agenttrai
 
 	var inserted int
 	var err error
-	for attempt := 1; ; attempt++ {
+	// own counts the attempts that failed for this Append's own sake
+	// (another writer came in between), chained those that failed only
+	// because the Append in flight before it did: the latter say nothing
+	// of this batch, and a writer whose batches the store refuses one
+	// after another (the pipeline isolating refused events) must not use
+	// up the attempts of the batches chained on them.
+	for attempt, own, chained := 1, 0, 0; ; attempt++ {
 		inserted, err = s.appendTx(ctx, batch, fresh, attempt > 1)
-		if err == nil || attempt == appendAttempts || !startOver(err) {
+		if err == nil || !startOver(err) {
+			break
+		}
+		if errors.Is(err, errChain) {
+			chained++
+		} else {
+			own++
+		}
+		if own == appendAttempts || chained == chainAttempts {
 			break
 		}
 		for i := range batch {
@@ -116,7 +130,7 @@ func (s *Store) Append(ctx context.Context, batch []agenttrail.Event) (agenttrai
 			// Only other writers kept it from committing: the batch
 			// is fine, and a retry (the spool's) gets it through.
 			return agenttrail.AppendResult{}, &agenttrail.Error{Code: agenttrail.EUNAVAILABLE,
-				Message: fmt.Sprintf("postgres: append: started over %d times as other writers committed first; retry", appendAttempts), Err: err}
+				Message: "postgres: append: started over too often as other writers committed first or failed; retry", Err: err}
 		}
 		return agenttrail.AppendResult{}, formatError("postgres: append", err)
 	}
@@ -126,8 +140,13 @@ func (s *Store) Append(ctx context.Context, batch []agenttrail.Event) (agenttrai
 // appendLockTimeout bounds each lock wait of an Append (see appendTx).
 const appendLockTimeout = "30s"
 
-// appendAttempts bounds how often one Append starts over (startOver).
-const appendAttempts = 5
+// appendAttempts bounds how often one Append starts over (startOver)
+// because another writer came in between; chainAttempts how often because
+// the Append in flight before it failed (errChain).
+const (
+	appendAttempts = 5
+	chainAttempts  = 100
+)
 
 // errChain fails an Append whose predecessor in flight failed: its seqs
 // and trees were taken after that one's.

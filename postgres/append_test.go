@@ -250,3 +250,49 @@ func TestAppendAfterFailedOne(t *testing.T) {
 		t.Errorf("seq_counter = %d, want %d", got, n)
 	}
 }
+
+// TestAppendBesideRefusedOnes appends good batches while another goroutine
+// appends, back to back, a batch the store refuses (a NUL in text), as the
+// ingest pipeline's writer does while it isolates the events a store
+// refuses. A good Append that took its seqs after a refused one starts
+// over; that is no fault of its own batch, so every good Append must
+// succeed, its events stored gaplessly.
+func TestAppendBesideRefusedOnes(t *testing.T) {
+	s, dsn := openStore(t)
+	const good, size = 60, 20
+	events := storetest.Events(64, good*size+size, storetest.Base(), time.Hour)
+	bad := append([]agenttrail.Event(nil), events[good*size:]...)
+	bad[size-1].Description = "nul \x00 byte"
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var refused atomic.Int64
+	wg.Go(func() {
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if _, err := s.Append(context.Background(), bad); agenttrail.ErrorCode(err) != agenttrail.EINVALID {
+				t.Errorf("Append(batch with a NUL) error = %v, want EINVALID", err)
+				return
+			}
+			refused.Add(1)
+		}
+	})
+	failed := 0
+	for i := range good {
+		b := append([]agenttrail.Event(nil), events[i*size:(i+1)*size]...)
+		if res, err := s.Append(context.Background(), b); err != nil || res.Inserted != size {
+			failed++
+			t.Errorf("Append(good batch %d) = %+v, %v, want %d inserted", i, res, err, size)
+		}
+	}
+	close(stop)
+	wg.Wait()
+	t.Logf("%d refused Appends ran beside %d good ones, %d of which failed", refused.Load(), good, failed)
+	n := int64(good-failed) * size
+	if got := queryInt(t, dsn, "SELECT count(DISTINCT seq) FROM events WHERE seq BETWEEN 1 AND $1", n); got != n {
+		t.Errorf("%d distinct seqs in 1..%d, want %d", got, n, n)
+	}
+}
