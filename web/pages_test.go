@@ -420,13 +420,32 @@ func TestConsoleScreenshots(t *testing.T) {
 	t.Logf("screenshots in %s", dir)
 }
 
+// dayZone returns a time zone other than UTC whose current day began at
+// least three hours ago, so the events seedVaried puts in the last two
+// hours all fall in a daily budget's current period whatever the time of
+// the run (in Tokyo just after midnight, none of them would).
+func dayZone(t *testing.T) string {
+	t.Helper()
+	for _, name := range []string{"Asia/Tokyo", "Europe/Berlin", "America/New_York"} {
+		loc, err := time.LoadLocation(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if time.Now().In(loc).Hour() >= 3 {
+			return name
+		}
+	}
+	t.Fatal("no candidate time zone is three hours into its day")
+	return ""
+}
+
 // TestConsoleCostBudgets: the Cost page lists each budget in its current
 // period with what the API says is spent, reserved and remaining.
 func TestConsoleCostBudgets(t *testing.T) {
 	srv := servertest.Start(t)
 	seedVaried(t, srv, 40)
 	api(t, srv, http.MethodPut, "/v1/budgets/all-llm", []byte(`{"org":"default","limit_usd":5,"period":"total"}`), nil)
-	api(t, srv, http.MethodPut, "/v1/budgets/gpt5-daily", []byte(`{"org":"default","model":"gpt-5","limit_usd":1.5,"period":"day","timezone":"Asia/Tokyo"}`), nil)
+	api(t, srv, http.MethodPut, "/v1/budgets/gpt5-daily", []byte(`{"org":"default","model":"gpt-5","limit_usd":1.5,"period":"day","timezone":"`+dayZone(t)+`"}`), nil)
 	api(t, srv, http.MethodPost, "/v1/budgets/reserve", []byte(`{"id":"call-1","org":"default","model":"gpt-5","amount_usd":0.25,"ttl_seconds":600}`), nil)
 	b := newBrowser(t, srv)
 	b.signIn(t, server.RoleRead, server.AllOrgs)
