@@ -253,7 +253,15 @@ func (s *Store) appendTx(ctx context.Context, batch []agenttrail.Event, fresh []
 		return 0, err
 	}
 	committed := false
-	defer func() { s.end(f, committed) }()
+	defer func() {
+		// Roll back before telling the Appends after this one: a retry
+		// among them may wait, holding s.mu, for a row lock this
+		// transaction holds.
+		if !committed {
+			tx.Rollback(ctx) //nolint:errcheck // the connection is closed when it fails
+		}
+		s.end(f, committed)
+	}()
 
 	// The rollups are summed, and the leaves hashed, while PostgreSQL
 	// takes the COPYs. Both goroutines are waited for before returning, so
@@ -379,7 +387,7 @@ func (s *Store) appendTx(ctx context.Context, batch []agenttrail.Event, fresh []
 // builds on it: it takes its seqs after lastSeq and continues its trees
 // from tips, as they will be once this one commits.
 type flight struct {
-	prev    *flight // the Append in flight before it took its seqs, or nil
+	prev    *flight // the Append in flight before it took its seqs, or nil; nil once it committed (written under Store.mu)
 	lastSeq int64   // the seq counter once it committed
 
 	// tips holds the tree of every org the Appends in flight appended to,
@@ -395,13 +403,14 @@ type flight struct {
 }
 
 // treeTip is a tree as an Append in flight leaves it: its size, the
-// hashes of its complete subtrees (all that appending reads), and the
-// Append that made it.
+// hashes of its complete subtrees (all that appending reads), and the done
+// channel of the Append that made it (not the Append: tips must not keep
+// every Append before them reachable).
 type treeTip struct {
 	size   int64
 	edge   []int64
 	hashes []tlog.Hash
-	by     *flight
+	done   <-chan struct{}
 }
 
 // committed is the seq counter and the tree sizes of some orgs as stored.
@@ -498,11 +507,34 @@ func (s *Store) end(f *flight, committed bool) {
 	f.ok = committed
 	close(f.done)
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	if s.tail == f {
-		s.tail = nil
+		// The next Append builds on the nearest one before f that may
+		// still commit, or on the database when none may.
+		p := f.prev
+		for p != nil && isClosed(p.done) && !p.ok {
+			p = p.prev
+		}
+		if p != nil && isClosed(p.done) {
+			p = nil // committed: the database has it
+		}
+		s.tail = p
+	}
+	if committed {
+		// Every Append before f has ended: let them go.
+		f.prev = nil
 	}
 	s.ended++
-	s.mu.Unlock()
+}
+
+// isClosed reports whether ch is closed.
+func isClosed(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
 }
 
 // waitTail waits until the Append in flight now has ended.
@@ -536,11 +568,9 @@ func (s *Store) appendTrees(ctx context.Context, tx pgx.Tx, f *flight, orgs []st
 			return nil, errChain
 		}
 		for org, t := range f.prev.tips {
-			select {
-			case <-t.by.done:
-				// Ended: committed, so the database has it, or failed,
-				// and then so does f.
-			default:
+			if !isClosed(t.done) {
+				// (Ended: committed, so the database has it, or
+				// failed, and then so does f.)
 				tips[org] = t
 			}
 		}
@@ -577,7 +607,7 @@ func (s *Store) appendTrees(ctx context.Context, tx pgx.Tx, f *flight, orgs []st
 		if err != nil {
 			return nil, err
 		}
-		tips[org] = treeTip{size: a.Size(), edge: edge, hashes: hs, by: f}
+		tips[org] = treeTip{size: a.Size(), edge: edge, hashes: hs, done: f.done}
 	}
 	f.tips = tips
 	close(f.treed)

@@ -296,3 +296,44 @@ func TestAppendBesideRefusedOnes(t *testing.T) {
 		t.Errorf("%d distinct seqs in 1..%d, want %d", got, n, n)
 	}
 }
+
+// TestAppendsLetGo appends from two goroutines without a pause, so Appends
+// keep chaining on each other, and checks that the store keeps only those
+// in flight reachable, not every Append since the chain began.
+func TestAppendsLetGo(t *testing.T) {
+	s, _ := openStore(t)
+	events := storetest.Events(64, 200*20, storetest.Base(), time.Hour)
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	most := 0
+	wg.Go(func() {
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			most = max(most, postgres.Reachable(s))
+		}
+	})
+	var writers sync.WaitGroup
+	for w := range 2 {
+		writers.Go(func() {
+			for i := w; i < 200; i += 2 {
+				if _, err := s.Append(context.Background(), events[i*20:(i+1)*20]); err != nil {
+					t.Errorf("Append: %v", err)
+					return
+				}
+			}
+		})
+	}
+	writers.Wait()
+	close(stop)
+	wg.Wait()
+	if most > 3 {
+		t.Errorf("the store kept %d Appends reachable at once, want at most 3 (two in flight and one that failed)", most)
+	}
+	if n := postgres.Reachable(s); n != 0 {
+		t.Errorf("%d Appends reachable after all ended, want 0", n)
+	}
+}

@@ -34,7 +34,9 @@ func (s *Store) backfillChunk(ctx context.Context) (int, error) {
 		return 0, err
 	}
 	defer tx.Rollback(ctx) //nolint:errcheck // a no-op after Commit
-	// The seq counter's row lock orders this with Appends of any process.
+	// The seq counter's row lock: an Append of any process commits after
+	// this (its last statement moves the counter), and, having started over,
+	// takes its seqs after it.
 	if _, err := tx.Exec(ctx, "SELECT last_seq FROM seq_counter FOR UPDATE"); err != nil {
 		return 0, err
 	}

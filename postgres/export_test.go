@@ -11,3 +11,15 @@ func PageSQL(q agenttrail.Query) (string, []any, error) {
 // NoTree makes s leave the integrity tree out of Append, for
 // BenchmarkAppendTree.
 func NoTree(s *Store) { s.noTree = true }
+
+// Reachable returns how many Appends the store keeps reachable from the one
+// in flight last, through their predecessors.
+func Reachable(s *Store) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for f := s.tail; f != nil; f = f.prev {
+		n++
+	}
+	return n
+}

@@ -52,7 +52,9 @@ func (s *Store) deleteBefore(ctx context.Context, t time.Time) (int64, []time.Ti
 	if _, err := tx.Exec(ctx, "SET LOCAL lock_timeout = '2s'"); err != nil {
 		return 0, nil, err
 	}
-	// The seq counter's row lock orders this with Appends of any process.
+	// The seq counter's row lock: an Append of any process commits after
+	// this (its last statement moves the counter), and, having started over,
+	// takes its seqs after it.
 	if _, err := tx.Exec(ctx, "SELECT last_seq FROM seq_counter FOR UPDATE"); err != nil {
 		return 0, nil, fmt.Errorf("lock: %w", err)
 	}
@@ -184,7 +186,9 @@ func (s *Store) deleteRulesOnce(ctx context.Context, rules []agenttrail.Retentio
 		return 0, fmt.Errorf("begin: %w", err)
 	}
 	defer tx.Rollback(ctx) //nolint:errcheck // a no-op after Commit
-	// The seq counter's row lock orders this with Appends of any process.
+	// The seq counter's row lock: an Append of any process commits after
+	// this (its last statement moves the counter), and, having started over,
+	// takes its seqs after it.
 	if _, err := tx.Exec(ctx, "SELECT last_seq FROM seq_counter FOR UPDATE"); err != nil {
 		return 0, fmt.Errorf("lock: %w", err)
 	}
