@@ -155,7 +155,6 @@ func (s *Store) Append(ctx context.Context, batch []agenttrail.Event) (agenttrai
 	}
 	committed = true
 	s.ckpt.committed()
-	s.eventsStored(batch)
 	res.Duplicates = len(batch) - res.Inserted
 	return res, nil
 }

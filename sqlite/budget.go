@@ -106,31 +106,22 @@ func (s *Store) BudgetStates(ctx context.Context, org string, now time.Time) ([]
 // restart forgets reservations: the calls in flight then count once their
 // events are stored, as calls let through while the trail was down do.
 //
-// The ledger also keeps what a decision reads, so that a reservation runs no
-// query (each costs tens of microseconds through database/sql, prepared
+// The ledger also keeps what a decision reads, so that a reservation runs
+// no query (each costs tens of microseconds through database/sql, prepared
 // anew; BenchmarkReserve): the budgets of each org, and a snapshot of the
-// stored cost of every budget's current period. The snapshot is read anew in
-// the background when the store changed, not when a reservation asks (a
-// refresh Reserve started ran its queries beside that reservation's answer:
-// the p99 BenchmarkBudgetCheck in capture/llm measured). Each commit of
-// events marks the held reservations whose events it stored (the store knows
-// what it commits; no query has to find them) and has a refresh run once the
-// snapshot is snapshotEvery old. A refresh reads the stored cost of every
-// budget in use, then installs it and drops the reservations marked before
-// it began: a reservation stops counting only together with a snapshot that
-// holds its event, so a checked call's cost never counts zero times and
-// concurrent calls still overshoot a limit by at most one reservation.
+// stored cost of every budget's current period. Reserve has the snapshot
+// read anew in the background once it is older than snapshotEvery, and
+// reads it itself, before deciding, once it is older than snapshotMaxAge
+// (after a quiet spell). A refresh reads which held reservations have their
+// event stored, then the stored cost of every budget in use, and installs
+// both at once: a reservation stops counting only together with a snapshot
+// that holds its event, so a checked call's cost never counts zero times
+// and concurrent calls still overshoot a limit by at most one reservation.
 // Between refreshes a call whose event was stored counts twice, as its
 // reservation and as spend, which can only refuse early. Cost that no
 // reservation held (a call let through unchecked while the trail was down,
-// events from other recorders) counts from the next refresh after its
-// commit, about snapshotEvery later. Reserve reads a snapshot itself, before
-// deciding, only when the store changed and no refresh has succeeded for
-// snapshotMaxAge. Once every snapshotMaxAge, while reservations are held, a
-// refresh also asks the store which unmarked ones have their event stored,
-// so that one held only after its event was committed (a reservation the
-// server took after the proxy had given up waiting for it) ends then, not at
-// its expiry.
+// events from other recorders) counts from the next snapshot after it is
+// stored: at most snapshotMaxAge after a query would have seen it.
 type ledger struct {
 	mu       sync.Mutex
 	held     map[heldKey]*held
@@ -141,19 +132,12 @@ type ledger struct {
 	budgets map[string][]agenttrail.Budget // per org, as stored, by name; an absent org is not loaded
 	spent   map[spentKey]*spentEntry       // the snapshot of stored cost
 	readAt  time.Time                      // wall clock: spent holds every event stored before it
-	// changed counts the commits that stored or deleted events; snapped is
-	// what it was when the snapshot began to be read. While they differ
-	// the snapshot may lack stored cost.
-	changed, snapped uint64
-	sweptAt          time.Time // when the store was last asked about unmarked reservations
 	// epoch changes with every change of budgets and every snapshot read
 	// under the mutex; a background refresh begun in another epoch
 	// installs nothing.
 	epoch      uint64
-	refreshing bool        // a background refresh runs or is due
-	due        *time.Timer // the refresh that is due, until it starts
-	dueAt      time.Time   // when due starts it
-	closed     bool        // the store is closing: start no refresh
+	refreshing bool // a background refresh runs
+	closed     bool // the store is closing: start no refresh
 	refreshes  sync.WaitGroup
 }
 
@@ -161,7 +145,6 @@ type heldKey struct{ org, budget, id string }
 
 type held struct {
 	amount, created, expires int64 // nano-dollars, unix ns
-	stored                   bool  // a commit stored the reservation's event
 }
 
 // spentKey is a budget's period in the snapshot.
@@ -180,9 +163,9 @@ type spentEntry struct {
 // pruneInterval is how often Reserve forgets expired reservations.
 const pruneInterval = 100 * time.Millisecond
 
-// How old the snapshot of stored cost may get: a commit has it refreshed
-// in the background once it is snapshotEvery old; past snapshotMaxAge,
-// with a commit since, a decision reads a new one first.
+// How old the snapshot of stored cost may get: past snapshotEvery a
+// decision starts a refresh in the background and goes on with the
+// snapshot it has; past snapshotMaxAge it reads a new one first.
 const (
 	snapshotEvery  = 50 * time.Millisecond
 	snapshotMaxAge = time.Second
@@ -204,66 +187,17 @@ func (s *Store) Reserve(ctx context.Context, r agenttrail.Reservation, now time.
 			}
 		}
 	}
-	if l.changed != l.snapped && time.Since(l.readAt) >= snapshotMaxAge {
+	switch age := time.Since(l.readAt); {
+	case age >= snapshotMaxAge:
 		if err := s.snapshot(ctx); err != nil {
 			return agenttrail.ReserveResult{}, err
 		}
+	case age >= snapshotEvery && !l.refreshing && !l.closed:
+		l.refreshing = true
+		l.refreshes.Add(1)
+		go s.refresh()
 	}
 	return agenttrail.ReserveIn(ctx, ledgerTx{s: s, hot: true}, s, r, now)
-}
-
-// eventsStored tells the ledger that a commit stored batch: it marks the
-// held reservations of batch's events as stored and has the snapshot
-// refreshed.
-func (s *Store) eventsStored(batch []agenttrail.Event) {
-	l := &s.ledger
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if len(l.held) > 0 {
-		ids := make(map[heldKey]bool, len(batch))
-		for i := range batch {
-			ids[heldKey{org: batch[i].Org, id: batch[i].ID}] = true
-		}
-		for k, h := range l.held {
-			if ids[heldKey{org: k.org, id: k.id}] {
-				h.stored = true
-			}
-		}
-	}
-	s.storeChanged()
-}
-
-// storeChanged notes a commit that changed the stored cost and has the
-// snapshot refreshed once it is snapshotEvery old. It must be called with
-// the ledger's mutex held.
-func (s *Store) storeChanged() {
-	s.ledger.changed++
-	s.scheduleRefresh(snapshotEvery - time.Since(s.ledger.readAt))
-}
-
-// scheduleRefresh starts a background refresh after wait, unless one runs
-// (it schedules the next as it ends) or one is due by then; one due later
-// (a sweep) is brought forward. It must be called with the ledger's mutex
-// held.
-func (s *Store) scheduleRefresh(wait time.Duration) {
-	l := &s.ledger
-	if l.closed {
-		return
-	}
-	at := time.Now().Add(wait)
-	if l.refreshing {
-		if l.due == nil || !at.Before(l.dueAt) || !l.due.Stop() {
-			return
-		}
-		l.refreshes.Done() // the one stopped
-	}
-	l.refreshing, l.due = true, nil
-	l.refreshes.Add(1)
-	if wait > 0 {
-		l.due, l.dueAt = time.AfterFunc(wait, s.refresh), at
-		return
-	}
-	go s.refresh()
 }
 
 // Settle lowers the reservations (org, id) to cost and keeps them for at
@@ -284,13 +218,13 @@ func (s *Store) Settle(ctx context.Context, org, id string, costNUSD int64, now 
 	return nil
 }
 
-// unmarkedIDs returns the ids of the held reservations not marked stored,
-// per org. It must be called with the ledger's mutex held.
-func (l *ledger) unmarkedIDs() map[string][]string {
+// heldIDs returns the ids of the held reservations per org. It must be
+// called with the ledger's mutex held.
+func (l *ledger) heldIDs() map[string][]string {
 	seen := map[heldKey]bool{}
 	byOrg := map[string][]string{}
-	for k, h := range l.held {
-		if id := (heldKey{org: k.org, id: k.id}); !h.stored && !seen[id] {
+	for k := range l.held {
+		if id := (heldKey{org: k.org, id: k.id}); !seen[id] {
 			seen[id] = true
 			byOrg[k.org] = append(byOrg[k.org], k.id)
 		}
@@ -311,29 +245,13 @@ func (s *Store) readStored(ctx context.Context, ids map[string][]string) (map[st
 	return out, nil
 }
 
-// dropStored forgets the held reservations that are marked, or whose
-// event is in stored.
-func (l *ledger) dropStored(marked []heldKey, stored map[string]map[string]bool) {
-	for _, k := range marked {
-		l.drop(k)
-	}
+// dropStored forgets the held reservations whose event is in stored.
+func (l *ledger) dropStored(stored map[string]map[string]bool) {
 	for k := range l.held {
 		if stored[k.org][k.id] {
 			l.drop(k)
 		}
 	}
-}
-
-// marked returns the keys of the held reservations marked stored. It must
-// be called with the ledger's mutex held.
-func (l *ledger) marked() []heldKey {
-	var out []heldKey
-	for k, h := range l.held {
-		if h.stored {
-			out = append(out, k)
-		}
-	}
-	return out
 }
 
 // snapshot forgets the held reservations whose event is stored and starts
@@ -342,36 +260,29 @@ func (l *ledger) marked() []heldKey {
 // held.
 func (s *Store) snapshot(ctx context.Context) error {
 	l := &s.ledger
-	readAt, changed, marked := time.Now(), l.changed, l.marked()
-	stored, err := s.readStored(ctx, l.unmarkedIDs())
+	readAt := time.Now()
+	stored, err := s.readStored(ctx, l.heldIDs())
 	if err != nil {
 		return err
 	}
-	l.dropStored(marked, stored)
-	l.spent, l.readAt, l.snapped, l.sweptAt = map[spentKey]*spentEntry{}, readAt, changed, readAt
+	l.dropStored(stored)
+	l.spent, l.readAt = map[spentKey]*spentEntry{}, readAt
 	l.epoch++
 	return nil
 }
 
 // refresh reads a new snapshot in the background, without the ledger's
-// mutex, and installs it unless the epoch changed meanwhile: the cost of
-// the budgets decisions used since the last refresh, read after the
-// reservations it lets go were marked stored (or, once every
-// snapshotMaxAge, found stored by a query), so that it holds their events.
-// It schedules the next one when a commit came meanwhile, or else when
-// reservations are left for the next query to look for.
+// mutex, and installs it unless the epoch changed meanwhile: first which
+// held reservations have their event stored, then the cost of the budgets
+// decisions used since the last refresh, so the cost read holds every
+// event of the reservations it lets go.
 func (s *Store) refresh() {
 	l := &s.ledger
 	defer l.refreshes.Done()
 	ctx, cancel := context.WithTimeout(context.Background(), refreshTimeout)
 	defer cancel()
 	l.mu.Lock()
-	l.due = nil
-	epoch, changed, marked := l.epoch, l.changed, l.marked()
-	var ids map[string][]string
-	if time.Since(l.sweptAt) >= snapshotMaxAge {
-		ids, l.sweptAt = l.unmarkedIDs(), time.Now()
-	}
+	epoch, ids := l.epoch, l.heldIDs()
 	entries := make(map[spentKey]spentEntry, len(l.spent))
 	for k, e := range l.spent {
 		if e.used {
@@ -397,20 +308,15 @@ func (s *Store) refresh() {
 	l.refreshing = false
 	if err != nil {
 		// The next decisions go on with the snapshot they have, and read
-		// one themselves once it is too old; the next commit tries again.
+		// one themselves once it is too old.
 		s.logger.Warn("sqlite: refreshing the budgets' snapshot of stored cost failed", "err", err)
 		return
 	}
-	if l.epoch == epoch {
-		l.dropStored(marked, stored)
-		l.spent, l.readAt, l.snapped = spent, readAt, changed
+	if l.epoch != epoch {
+		return
 	}
-	switch {
-	case l.changed != l.snapped:
-		s.scheduleRefresh(snapshotEvery - time.Since(l.readAt))
-	case len(l.held) > 0:
-		s.scheduleRefresh(snapshotMaxAge - time.Since(l.sweptAt))
-	}
+	l.dropStored(stored)
+	l.spent, l.readAt = spent, readAt
 }
 
 // forgetBudgets drops what the ledger keeps of org's budgets after one of
@@ -432,10 +338,6 @@ func (l *ledger) forgetBudgets(org string) {
 func (l *ledger) stopRefreshing() {
 	l.mu.Lock()
 	l.closed = true
-	if l.due != nil && l.due.Stop() {
-		l.due, l.refreshing = nil, false
-		l.refreshes.Done()
-	}
 	l.mu.Unlock()
 	l.refreshes.Wait()
 }
@@ -514,9 +416,6 @@ func (t ledgerTx) SpentNUSD(ctx context.Context, b *agenttrail.Budget, start, en
 	n, err := agenttrail.SpentNUSD(ctx, t.s, b, start, end)
 	if err != nil {
 		return 0, err
-	}
-	if l.spent == nil {
-		l.spent = map[spentKey]*spentEntry{}
 	}
 	l.spent[k] = &spentEntry{budget: *b, start: start, end: end, nusd: n, used: true}
 	return n, nil

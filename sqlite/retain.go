@@ -134,9 +134,6 @@ func (s *Store) deleteChunkWhere(ctx context.Context, cond string, condArgs []an
 	if err := tx.Commit(); err != nil {
 		return 0, formatError("delete: commit", err)
 	}
-	s.ledger.mu.Lock()
-	s.storeChanged()
-	s.ledger.mu.Unlock()
 	for i, c := range chunk {
 		counts[i] += c
 	}
