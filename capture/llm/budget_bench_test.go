@@ -21,8 +21,17 @@ import (
 // a real server on loopback ("proxied"), alternating in one run. The
 // server holds a daily budget of the caller's org that the run never
 // exhausts, so every call is a real reservation; p99-added-µs is the cost.
+//
+// The server runs as a process of its own, as it does in use
+// (server=process), and in the benchmark's process (server=in-process),
+// where its commits and garbage collection compete with the proxies and
+// the client for the same two cores and the same collector.
 func BenchmarkBudgetCheck(b *testing.B) {
-	srv := servertest.Start(b)
+	b.Run("server=process", func(b *testing.B) { benchBudgetCheck(b, servertest.Exec(b)) })
+	b.Run("server=in-process", func(b *testing.B) { benchBudgetCheck(b, servertest.Start(b)) })
+}
+
+func benchBudgetCheck(b *testing.B, srv *servertest.Server) {
 	api := client.New(srv.URL, client.WithToken(servertest.Token))
 	b.Cleanup(api.CloseIdleConnections)
 	if _, err := api.PutBudget(context.Background(), "daily", wire.BudgetRequest{Org: "acme", LimitUSD: 1e6, Period: "day"}); err != nil {
