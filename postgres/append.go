@@ -91,11 +91,18 @@ func (s *Store) Append(ctx context.Context, batch []agenttrail.Event) (agenttrai
 	// of this batch, and a writer whose batches the store refuses one
 	// after another (the pipeline isolating refused events) must not use
 	// up the attempts of the batches chained on them.
+	probe := s.probeIDs()
 	for attempt, own, chained := 1, 0, 0; ; attempt++ {
-		inserted, err = s.appendTx(ctx, batch, fresh, attempt > 1)
+		inserted, err = s.appendTx(ctx, batch, fresh, attempt > 1, probe)
 		if err == nil || !startOver(err) {
 			break
 		}
+		if !probe && isUniqueViolation(err) {
+			// An id of the batch may be stored already: the next
+			// attempt, and the next Appends, look them up first.
+			s.probing.Store(probeAppends)
+		}
+		probe = true
 		if errors.Is(err, errChain) {
 			chained++
 		} else {
@@ -148,6 +155,32 @@ const (
 	chainAttempts  = 100
 )
 
+// probeAppends is how many Appends look their ids up first after one
+// found an id stored (see appendTx): duplicates come in runs, as a
+// producer's spool or a retrying client sends a batch again.
+const probeAppends = 64
+
+// probeIDs reports whether the next Append looks its ids up before
+// COPYing them, and counts it.
+func (s *Store) probeIDs() bool {
+	for {
+		n := s.probing.Load()
+		if n <= 0 {
+			return false
+		}
+		if s.probing.CompareAndSwap(n, n-1) {
+			return true
+		}
+	}
+}
+
+// isUniqueViolation reports whether err is PostgreSQL refusing a row that
+// a unique key already holds.
+func isUniqueViolation(err error) bool {
+	var pg *pgconn.PgError
+	return errors.As(err, &pg) && pg.Code == "23505"
+}
+
 // errChain fails an Append whose predecessor in flight failed: its seqs
 // and trees were taken after that one's.
 var errChain = errors.New("the append in flight before this one failed")
@@ -184,16 +217,22 @@ func (s *Store) ensureAhead(ctx context.Context) {
 // returns how many it stored. With lock, when no Append is in flight, it
 // holds the seq counter's row lock from the start, so no other process's
 // writer can make it start over again.
-func (s *Store) appendTx(ctx context.Context, batch []agenttrail.Event, fresh []int, lock bool) (int, error) {
+//
+// With probe it first looks up which of the ids are stored already, and
+// leaves those out. Without, it takes them all to be new: event_ids' key
+// refuses one that is not, the transaction fails on it, and Append starts
+// over with probe. Most batches hold no stored id, and the lookup cost
+// them a second descent of the key's B-tree per event, besides the COPY's.
+func (s *Store) appendTx(ctx context.Context, batch []agenttrail.Event, fresh []int, lock, probe bool) (int, error) {
 	tx, err := s.pool.Begin(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("begin: %w", err)
 	}
 	defer tx.Rollback(ctx) //nolint:errcheck // a no-op after Commit
 
-	// The ids already stored. No lock is held: an Append in flight may be
-	// storing one of them too, and then this one's COPY waits for it and
-	// fails on the key, and Append starts over.
+	// The ids already stored, with probe. No lock is held: an Append in
+	// flight may be storing one of them too, and then this one's COPY
+	// waits for it and fails on the key, and Append starts over.
 	ptrs := make([]*agenttrail.Event, len(fresh))
 	for j, i := range fresh {
 		ptrs[j] = &batch[i]
@@ -204,7 +243,9 @@ func (s *Store) appendTx(ctx context.Context, batch []agenttrail.Event, fresh []
 	// detector sees (it takes duplicate ids from writers in two processes
 	// at once). The wait fails instead, and Append starts over.
 	b.Queue("SET LOCAL lock_timeout = '" + appendLockTimeout + "'")
-	queueStoredIDs(b, ptrs)
+	if probe {
+		queueStoredIDs(b, ptrs)
+	}
 	// With no Append in flight, the counter and the tree sizes come in the
 	// same round trip; takeSeqs uses them if still none has been in flight
 	// when it numbers the events (ended unchanged), and reads them again
@@ -225,7 +266,7 @@ func (s *Store) appendTx(ctx context.Context, batch []agenttrail.Event, fresh []
 	br := tx.SendBatch(ctx, b)
 	_, err = br.Exec()
 	var stored map[idKey]struct{}
-	if err == nil {
+	if err == nil && probe {
 		stored, err = storedIDs(br)
 	}
 	if err == nil && read != nil {

@@ -63,6 +63,52 @@ func TestAppendInterleavedDuplicates(t *testing.T) {
 	}
 }
 
+// TestAppendProbesAfterDuplicate: an Append COPYs its ids without looking
+// them up; one that finds an id stored (the key refuses it) starts over
+// looking them up, stores only the new events with gapless seqs, and has
+// the next ProbeAppends Appends look theirs up too.
+func TestAppendProbesAfterDuplicate(t *testing.T) {
+	s, dsn := openStore(t)
+	ctx := context.Background()
+	events := storetest.Events(7, 18, storetest.Base(), time.Hour)
+	first := storetest.AppendAll(t, s, events[:10], 10)
+	if got := postgres.Probing(s); got != 0 {
+		t.Fatalf("after new events only, %d Appends will probe, want 0", got)
+	}
+	batch := append([]agenttrail.Event{events[3]}, events[10:15]...)
+	batch = append(batch, events[9])
+	res, err := s.Append(ctx, batch)
+	if err != nil || res.Inserted != 5 || res.Duplicates != 2 {
+		t.Fatalf("Append(2 stored, 5 new) = %+v, %v, want 5 inserted, 2 duplicates", res, err)
+	}
+	for i, e := range batch {
+		want := int64(0)
+		if i > 0 && i < 6 {
+			want = int64(10 + i)
+		}
+		if e.Seq != want {
+			t.Errorf("Append(2 stored, 5 new): event %d got seq %d, want %d", i, e.Seq, want)
+		}
+	}
+	if got := postgres.Probing(s); got != postgres.ProbeAppends {
+		t.Errorf("after a stored id, %d Appends will probe, want %d", got, postgres.ProbeAppends)
+	}
+	last := storetest.AppendAll(t, s, events[15:], 3)
+	if last[0].Seq != 16 || last[2].Seq != 18 {
+		t.Errorf("the next Append got seqs %d..%d, want 16..18", last[0].Seq, last[2].Seq)
+	}
+	if got := postgres.Probing(s); got != postgres.ProbeAppends-1 {
+		t.Errorf("after one more Append, %d Appends will probe, want %d", got, postgres.ProbeAppends-1)
+	}
+	if got := queryInt(t, dsn, "SELECT count(*) FROM events"); got != 18 {
+		t.Errorf("%d events stored, want 18", got)
+	}
+	got, err := s.Get(ctx, events[3].ID, agenttrail.Filter{})
+	if err != nil || got.Seq != first[3].Seq {
+		t.Errorf("Get(stored id sent again) = seq %d, %v, want its first seq %d", got.Seq, err, first[3].Seq)
+	}
+}
+
 // TestAppendCanceled cancels Append: nothing is stored and no seq is used.
 func TestAppendCanceled(t *testing.T) {
 	s, dsn := openStore(t)

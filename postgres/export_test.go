@@ -23,3 +23,9 @@ func Reachable(s *Store) int {
 	}
 	return n
 }
+
+// Probing returns how many more Appends look their ids up first.
+func Probing(s *Store) int32 { return s.probing.Load() }
+
+// ProbeAppends is probeAppends.
+const ProbeAppends = probeAppends

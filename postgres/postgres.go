@@ -69,6 +69,10 @@ type Store struct {
 	// copies holds COPY buffers (*copyRows) for the next batches.
 	copies sync.Pool
 
+	// probing is how many more Appends look their ids up before COPYing
+	// them (see appendTx); set when one found an id stored.
+	probing atomic.Int32
+
 	// noTree leaves the integrity tree out of Append: only
 	// BenchmarkAppendTree sets it, to measure what the tree costs.
 	noTree bool
