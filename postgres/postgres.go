@@ -92,8 +92,8 @@ type Config struct {
 // an advisory lock, and creates the day partitions from yesterday to two
 // days ahead. Pool settings such as pool_max_conns may be given in dsn.
 // Sessions use the UTC time zone whatever the DSN says, because buckets are
-// UTC, custom plans, and a parallel_setup_cost that keeps small reads
-// serial.
+// UTC, custom plans, a parallel_setup_cost that keeps small reads serial,
+// and a work_mem that holds a series' groups.
 func Open(ctx context.Context, dsn string, cfg Config) (*Store, error) {
 	logger := cfg.Logger
 	if logger == nil {
@@ -111,6 +111,13 @@ func Open(ctx context.Context, dsn string, cfg Config) (*Store, error) {
 	// Starting parallel workers costs milliseconds, more than most reads
 	// take in all; only scans large enough to repay that go parallel.
 	pcfg.ConnConfig.RuntimeParams["parallel_setup_cost"] = "10000"
+	// A series by a dimension groups tens of thousands of rollup rows
+	// into thousands of buckets, each with seven sums; at the default
+	// 4MB the hash table spilled to disk and the read took a third
+	// longer. Unless the DSN sets its own.
+	if _, set := pcfg.ConnConfig.RuntimeParams["work_mem"]; !set {
+		pcfg.ConnConfig.RuntimeParams["work_mem"] = "32MB"
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
 	if err != nil {
 		return nil, formatError("postgres: connect", err)

@@ -35,21 +35,33 @@ func (s *Store) Series(ctx context.Context, f agenttrail.Filter, iv agenttrail.I
 
 	p := planRead(f, by, iv != agenttrail.Hour)
 	var a args
-	unit := a.add(string(iv))
+	// The unit is a parameter only where a statement uses it: an unused
+	// one has no type, which PostgreSQL refuses.
+	unit := ""
+	unitArg := func() string {
+		if unit == "" {
+			unit = a.add(string(iv))
+		}
+		return unit
+	}
 	var arms []string
 	if p.rollup {
 		key := "''"
 		if p.group != "" {
 			key = p.group
 		}
-		arms = rollupArms(p, f, "date_trunc("+unit+", start), "+key+", count, "+usageCols, &a)
+		bucket := "start" // hourly rows start on the hour
+		if iv != agenttrail.Hour {
+			bucket = "date_trunc(" + unitArg() + ", start)"
+		}
+		arms = rollupArms(p, f, bucket+", "+key+", count, "+usageCols, &a)
 	}
 	key := "''"
 	if by != "" {
 		key = dimColumn(by)
 	}
 	for _, rf := range p.raw {
-		arms = append(arms, "SELECT date_trunc("+unit+", time), "+key+", count(*), "+tokenSums("")+", coalesce(sum(cost_usd), 0) FROM events"+
+		arms = append(arms, "SELECT date_trunc("+unitArg()+", time), "+key+", count(*), "+tokenSums("")+", coalesce(sum(cost_usd), 0) FROM events"+
 			whereClause(conditions(rf, &a))+" GROUP BY 1, 2")
 	}
 	sql := "SELECT b, key, " + satSum("count") + ", " + tokenSums("") + ", sum(cost_usd) FROM (" + strings.Join(arms, " UNION ALL ") +
