@@ -97,15 +97,20 @@ func (s *Store) Append(ctx context.Context, batch []agenttrail.Event) (agenttrai
 		if err == nil || !startOver(err) {
 			break
 		}
-		if !probe && isUniqueViolation(err) {
-			// An id of the batch may be stored already: the next
-			// attempt, and the next Appends, look them up first.
+		s.restarts.Add(1)
+		// An id of the batch was stored already, or is being stored by
+		// the Append in flight: the next attempt, and the next Appends,
+		// look their ids up first. That is no failure of the attempt,
+		// and happens once per Append.
+		found := !probe && idStored(err)
+		if found {
 			s.probing.Store(probeAppends)
 		}
 		probe = true
-		if errors.Is(err, errChain) {
+		switch {
+		case errors.Is(err, errChain):
 			chained++
-		} else {
+		case !found:
 			own++
 		}
 		if own == appendAttempts || chained == chainAttempts {
@@ -174,11 +179,10 @@ func (s *Store) probeIDs() bool {
 	}
 }
 
-// isUniqueViolation reports whether err is PostgreSQL refusing a row that
-// a unique key already holds.
-func isUniqueViolation(err error) bool {
+// idStored reports whether err is event_ids' key refusing an id it holds.
+func idStored(err error) bool {
 	var pg *pgconn.PgError
-	return errors.As(err, &pg) && pg.Code == "23505"
+	return errors.As(err, &pg) && pg.Code == "23505" && pg.TableName == "event_ids"
 }
 
 // errChain fails an Append whose predecessor in flight failed: its seqs
@@ -268,6 +272,9 @@ func (s *Store) appendTx(ctx context.Context, batch []agenttrail.Event, fresh []
 	var stored map[idKey]struct{}
 	if err == nil && probe {
 		stored, err = storedIDs(br)
+		if len(stored) > 0 {
+			s.probing.Store(probeAppends) // the run of duplicates goes on
+		}
 	}
 	if err == nil && read != nil {
 		*read, err = s.scanCommitted(br)
@@ -656,10 +663,11 @@ func (s *Store) appendTrees(ctx context.Context, tx pgx.Tx, f *flight, orgs []st
 }
 
 // queueStoredIDs queues the query storedIDs reads: which of events are
-// already stored. The writer holds the seq counter's row lock, so no other
-// Append can store one of them before this transaction commits. Looking the
-// ids up and then COPYing the new ones measured faster than one INSERT ...
-// ON CONFLICT DO NOTHING.
+// already stored. An Append in flight may store one of them before this
+// transaction commits; then this one's COPY of the id waits for it and
+// fails on the key, and Append starts over. Looking the ids up and then
+// COPYing the new ones measured faster than one INSERT ... ON CONFLICT DO
+// NOTHING.
 //
 // Each id is one probe of event_ids' primary key, in a correlated subquery
 // the planner cannot turn into a join: as a join, it knew the batch's size

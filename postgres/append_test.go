@@ -66,46 +66,104 @@ func TestAppendInterleavedDuplicates(t *testing.T) {
 // TestAppendProbesAfterDuplicate: an Append COPYs its ids without looking
 // them up; one that finds an id stored (the key refuses it) starts over
 // looking them up, stores only the new events with gapless seqs, and has
-// the next ProbeAppends Appends look theirs up too.
+// the next ProbeAppends Appends look theirs up first, so that one holding a
+// stored id commits in one attempt; finding one renews the window.
 func TestAppendProbesAfterDuplicate(t *testing.T) {
 	s, dsn := openStore(t)
 	ctx := context.Background()
-	events := storetest.Events(7, 18, storetest.Base(), time.Hour)
+	events := storetest.Events(7, 21, storetest.Base(), time.Hour)
 	first := storetest.AppendAll(t, s, events[:10], 10)
-	if got := postgres.Probing(s); got != 0 {
-		t.Fatalf("after new events only, %d Appends will probe, want 0", got)
+	if got, restarts := postgres.Probing(s), postgres.Restarts(s); got != 0 || restarts != 0 {
+		t.Fatalf("after new events only, %d Appends will probe and %d attempts started over, want 0 and 0", got, restarts)
 	}
+	appendWant := func(batch []agenttrail.Event, inserted, dups int, seqs ...int64) {
+		t.Helper()
+		res, err := s.Append(ctx, batch)
+		if err != nil || res.Inserted != inserted || res.Duplicates != dups {
+			t.Fatalf("Append(%d stored, %d new) = %+v, %v, want %d inserted, %d duplicates", dups, inserted, res, err, inserted, dups)
+		}
+		for i, e := range batch {
+			if e.Seq != seqs[i] {
+				t.Errorf("Append(%d stored, %d new): event %d got seq %d, want %d", dups, inserted, i, e.Seq, seqs[i])
+			}
+		}
+	}
+	// Not probed: the key refuses events[3], and the Append starts over.
 	batch := append([]agenttrail.Event{events[3]}, events[10:15]...)
-	batch = append(batch, events[9])
-	res, err := s.Append(ctx, batch)
-	if err != nil || res.Inserted != 5 || res.Duplicates != 2 {
-		t.Fatalf("Append(2 stored, 5 new) = %+v, %v, want 5 inserted, 2 duplicates", res, err)
-	}
-	for i, e := range batch {
-		want := int64(0)
-		if i > 0 && i < 6 {
-			want = int64(10 + i)
-		}
-		if e.Seq != want {
-			t.Errorf("Append(2 stored, 5 new): event %d got seq %d, want %d", i, e.Seq, want)
-		}
+	appendWant(append(batch, events[9]), 5, 2, 0, 11, 12, 13, 14, 15, 0)
+	if got := postgres.Restarts(s); got != 1 {
+		t.Errorf("the Append holding stored ids started over %d times, want 1", got)
 	}
 	if got := postgres.Probing(s); got != postgres.ProbeAppends {
 		t.Errorf("after a stored id, %d Appends will probe, want %d", got, postgres.ProbeAppends)
 	}
-	last := storetest.AppendAll(t, s, events[15:], 3)
-	if last[0].Seq != 16 || last[2].Seq != 18 {
-		t.Errorf("the next Append got seqs %d..%d, want 16..18", last[0].Seq, last[2].Seq)
+	// Probed: the stored id is left out before the COPY, in one attempt.
+	appendWant([]agenttrail.Event{events[15], events[0], events[16]}, 2, 1, 16, 0, 17)
+	if got := postgres.Restarts(s); got != 1 {
+		t.Errorf("an Append that looked its ids up first started over: %d restarts in all, want 1", got)
+	}
+	if got := postgres.Probing(s); got != postgres.ProbeAppends {
+		t.Errorf("after a probe found a stored id, %d Appends will probe, want %d (renewed)", got, postgres.ProbeAppends)
+	}
+	last := storetest.AppendAll(t, s, events[17:], 4)
+	if last[0].Seq != 18 || last[3].Seq != 21 {
+		t.Errorf("the next Append got seqs %d..%d, want 18..21", last[0].Seq, last[3].Seq)
 	}
 	if got := postgres.Probing(s); got != postgres.ProbeAppends-1 {
 		t.Errorf("after one more Append, %d Appends will probe, want %d", got, postgres.ProbeAppends-1)
 	}
-	if got := queryInt(t, dsn, "SELECT count(*) FROM events"); got != 18 {
-		t.Errorf("%d events stored, want 18", got)
+	if got := queryInt(t, dsn, "SELECT count(*) FROM events"); got != 21 {
+		t.Errorf("%d events stored, want 21", got)
 	}
 	got, err := s.Get(ctx, events[3].ID, agenttrail.Filter{})
 	if err != nil || got.Seq != first[3].Seq {
 		t.Errorf("Get(stored id sent again) = seq %d, %v, want its first seq %d", got.Seq, err, first[3].Seq)
+	}
+}
+
+// TestAppendDuplicatesBesideNew overlaps an Append of stored events only
+// (a spool replaying a batch whose answer was lost) with one of new
+// events, on a store that has not seen a duplicate yet, so the first
+// COPYs its ids unprobed and fails on the key while the second may have
+// taken its seqs after it. Both must succeed, the new events stored once
+// with gapless seqs, the trees intact.
+func TestAppendDuplicatesBesideNew(t *testing.T) {
+	const rounds, size = 12, 40
+	events := storetest.Events(65, (rounds+1)*size, storetest.Base(), time.Hour)
+	for r := range rounds {
+		s, _ := openStore(t)
+		old := storetest.AppendAll(t, s, events[:size], size)
+		for i := range old {
+			old[i].Seq, old[i].LogIndex = 0, nil
+		}
+		fresh := append([]agenttrail.Event(nil), events[(r+1)*size:(r+2)*size]...)
+		var wg sync.WaitGroup
+		var dupRes agenttrail.AppendResult
+		var dupErr error
+		wg.Go(func() { dupRes, dupErr = s.Append(context.Background(), old) })
+		res, err := s.Append(context.Background(), fresh)
+		wg.Wait()
+		if dupErr != nil || dupRes.Inserted != 0 || dupRes.Duplicates != size {
+			t.Fatalf("round %d: Append(stored events) = %+v, %v, want %d duplicates", r, dupRes, dupErr, size)
+		}
+		if err != nil || res.Inserted != size {
+			t.Fatalf("round %d: Append(new events beside it) = %+v, %v, want %d inserted", r, res, err, size)
+		}
+		for i, e := range fresh {
+			if e.Seq != int64(size+i+1) {
+				t.Fatalf("round %d: new event %d got seq %d, want %d", r, i, e.Seq, size+i+1)
+			}
+		}
+		p, err := s.Query(context.Background(), agenttrail.Query{Sort: agenttrail.SortSeq, Limit: 1000})
+		if err != nil || len(p.Events) != 2*size {
+			t.Fatalf("round %d: Query = %d events, %v, want %d", r, len(p.Events), err, 2*size)
+		}
+		for i, e := range p.Events {
+			if e.Seq != int64(i+1) {
+				t.Fatalf("round %d: stored seq %d at %d, want %d", r, e.Seq, i, i+1)
+			}
+		}
+		storetest.CheckTrees(t, s, p.Events)
 	}
 }
 

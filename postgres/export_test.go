@@ -1,6 +1,10 @@
 package postgres
 
-import "github.com/agenttrail/agenttrail"
+import (
+	"context"
+
+	"github.com/agenttrail/agenttrail"
+)
 
 // PageSQL is pageSQL, for the plan tests of package postgres_test.
 func PageSQL(q agenttrail.Query) (string, []any, error) {
@@ -29,3 +33,13 @@ func Probing(s *Store) int32 { return s.probing.Load() }
 
 // ProbeAppends is probeAppends.
 const ProbeAppends = probeAppends
+
+// Restarts returns how many attempts of Appends started over.
+func Restarts(s *Store) int64 { return s.restarts.Load() }
+
+// WorkMem returns the work_mem of one of the store's connections.
+func WorkMem(s *Store) (string, error) {
+	var v string
+	err := s.pool.QueryRow(context.Background(), "SHOW work_mem").Scan(&v)
+	return v, err
+}

@@ -7,10 +7,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// registerPoolMetrics registers gauges and counters read from the pool's
-// statistics at each scrape: a pool that runs out of connections slows
-// every read and the writer alike.
-func registerPoolMetrics(reg prometheus.Registerer, pool *pgxpool.Pool) error {
+// registerMetrics registers gauges and counters read from the pool's
+// statistics at each scrape (a pool that runs out of connections slows
+// every read and the writer alike), and the Appends that started over.
+func registerMetrics(reg prometheus.Registerer, pool *pgxpool.Pool, s *Store) error {
 	gauge := func(name, help string, v func(*pgxpool.Stat) float64) prometheus.Collector {
 		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "agenttrail_postgres_pool_" + name, Help: help},
 			func() float64 { return v(pool.Stat()) })
@@ -29,6 +29,9 @@ func registerPoolMetrics(reg prometheus.Registerer, pool *pgxpool.Pool) error {
 			func(s *pgxpool.Stat) float64 { return float64(s.EmptyAcquireCount()) }),
 		counter("acquire_seconds_total", "Time spent waiting for connections.",
 			func(s *pgxpool.Stat) float64 { return s.AcquireDuration().Seconds() }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "agenttrail_postgres_append_restarts_total",
+			Help: "Attempts to commit a batch that started over: an id of the batch was stored already, the batch in flight before it failed, or a writer in another process came in between."},
+			func() float64 { return float64(s.restarts.Load()) }),
 	} {
 		errs = append(errs, reg.Register(c))
 	}

@@ -61,3 +61,24 @@ func TestConnectionsKilled(t *testing.T) {
 		t.Errorf("Query() after reconnecting = %v, want nil", err)
 	}
 }
+
+// TestOpenWorkMem: the store's connections get a work_mem that holds a
+// series' groups, unless the DSN sets one, as a parameter or in options.
+func TestOpenWorkMem(t *testing.T) {
+	dsn, _ := newSchema(t)
+	for _, c := range []struct{ extra, want string }{
+		{"", "32MB"},
+		{"&work_mem=16MB", "16MB"},
+		{"&options=-c%20work_mem%3D8MB", "8MB"},
+	} {
+		s, err := postgres.Open(context.Background(), dsn+c.extra, postgres.Config{})
+		if err != nil {
+			t.Fatalf("Open(%q): %v", c.extra, err)
+		}
+		got, err := postgres.WorkMem(s)
+		s.Close()
+		if err != nil || got != c.want {
+			t.Errorf("Open(dsn%s): work_mem = %q, %v, want %q", c.extra, got, err, c.want)
+		}
+	}
+}

@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/agenttrail/agenttrail"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -70,13 +71,19 @@ type Store struct {
 	copies sync.Pool
 
 	// probing is how many more Appends look their ids up before COPYing
-	// them (see appendTx); set when one found an id stored.
-	probing atomic.Int32
+	// them (see appendTx); set when one found an id stored. restarts
+	// counts the attempts of Appends that started over.
+	probing  atomic.Int32
+	restarts atomic.Int64
 
 	// noTree leaves the integrity tree out of Append: only
 	// BenchmarkAppendTree sets it, to measure what the tree costs.
 	noTree bool
 }
+
+// defaultWorkMem is the work_mem of the store's connections where nothing
+// else set one (see Open).
+const defaultWorkMem = "32MB"
 
 // Config configures a Store. The zero value is usable.
 type Config struct {
@@ -114,9 +121,13 @@ func Open(ctx context.Context, dsn string, cfg Config) (*Store, error) {
 	// A series by a dimension groups tens of thousands of rollup rows
 	// into thousands of buckets, each with seven sums; at the default
 	// 4MB the hash table spilled to disk and the read took a third
-	// longer. Unless the DSN sets its own.
-	if _, set := pcfg.ConnConfig.RuntimeParams["work_mem"]; !set {
-		pcfg.ConnConfig.RuntimeParams["work_mem"] = "32MB"
+	// longer. Only where nothing set work_mem: not the server's
+	// configuration, the role or database, nor the DSN (as a parameter
+	// or in options, or PGOPTIONS).
+	pcfg.AfterConnect = func(ctx context.Context, c *pgx.Conn) error {
+		_, err := c.Exec(ctx, `SELECT set_config('work_mem', '`+defaultWorkMem+`', false)
+			FROM pg_settings WHERE name = 'work_mem' AND source = 'default'`)
+		return err
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
 	if err != nil {
@@ -140,7 +151,7 @@ func Open(ctx context.Context, dsn string, cfg Config) (*Store, error) {
 		return nil, err
 	}
 	if cfg.Registerer != nil {
-		if err := registerPoolMetrics(cfg.Registerer, pool); err != nil {
+		if err := registerMetrics(cfg.Registerer, pool, s); err != nil {
 			pool.Close()
 			return nil, fmt.Errorf("postgres: metrics: %w", err)
 		}
