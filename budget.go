@@ -322,8 +322,10 @@ type ReserveResult struct {
 // database, no two reservations see the same remaining amount. It takes the
 // reservation only if every budget admits it (BudgetState.Admits). Settle
 // lowers the amount of the reservation (org, id) to the call's real cost and
-// keeps it for at most SettledTTL more; it never raises the amount nor holds
-// it longer than the reservation would have, so a caller cannot pass the
+// keeps it for at most SettledTTL more, or ends it at a cost of 0 (a call
+// that cost nothing, a reservation a proxy took ahead and released); it
+// never raises the amount nor holds it longer than the reservation would
+// have, so a caller cannot pass the
 // admission check with a small reservation and then settle a large one to
 // block others. An unknown or expired reservation is no error.
 //

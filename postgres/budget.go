@@ -110,9 +110,15 @@ func (s *Store) Reserve(ctx context.Context, r agenttrail.Reservation, now time.
 // most agenttrail.SettledTTL more: a settlement never raises what a
 // reservation holds, nor holds it longer (see agenttrail.Budgets).
 func (s *Store) Settle(ctx context.Context, org, id string, costNUSD int64, now time.Time) error {
+	if costNUSD <= 0 {
+		// Nothing left to count: the reservation ends now, and no
+		// longer takes one of the org's MaxHeldReservations.
+		_, err := s.pool.Exec(ctx, `DELETE FROM budget_reservations WHERE org = $1 AND id = $2`, org, id)
+		return formatError("postgres: settle", err)
+	}
 	_, err := s.pool.Exec(ctx, `UPDATE budget_reservations SET amount_nusd = least(amount_nusd, $1),
 		expires_at = least(expires_at, $2) WHERE org = $3 AND id = $4 AND expires_at > $5`,
-		max(costNUSD, 0), now.Add(agenttrail.SettledTTL), org, id, now)
+		costNUSD, now.Add(agenttrail.SettledTTL), org, id, now)
 	return formatError("postgres: settle", err)
 }
 

@@ -46,3 +46,33 @@ func TestReserveTwoProcesses(t *testing.T) {
 		t.Fatalf("two stores admitted %d × $0.007 against $0.10, want 14", got)
 	}
 }
+
+// TestSettleToZeroEnds: a reservation settled to $0 (one a proxy took
+// ahead and released) ends at once, so it takes none of the org's
+// MaxHeldReservations places for the quarter hour a settled one keeps; one
+// settled to a cost keeps its row.
+func TestSettleToZeroEnds(t *testing.T) {
+	s, dsn := openStore(t)
+	ctx := context.Background()
+	if _, err := s.PutBudget(ctx, agenttrail.Budget{Name: "cap", Org: "o", LimitNUSD: agenttrail.USDToNano(10), Period: agenttrail.PeriodTotal}); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	for _, id := range []string{"paid", "released"} {
+		if res, err := s.Reserve(ctx, agenttrail.Reservation{ID: id, Org: "o", AmountNUSD: agenttrail.USDToNano(1), TTL: time.Hour}, now); err != nil || !res.Allowed {
+			t.Fatalf("Reserve(%s) = %+v, %v", id, res, err)
+		}
+	}
+	if err := s.Settle(ctx, "o", "paid", agenttrail.USDToNano(0.25), now); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Settle(ctx, "o", "released", 0, now); err != nil {
+		t.Fatal(err)
+	}
+	if got := queryInt(t, dsn, "SELECT count(*) FROM budget_reservations WHERE id = 'released'"); got != 0 {
+		t.Errorf("a reservation settled to $0 kept %d rows, want 0", got)
+	}
+	if got := queryInt(t, dsn, "SELECT amount_nusd FROM budget_reservations WHERE id = 'paid'"); got != agenttrail.USDToNano(0.25) {
+		t.Errorf("a reservation settled to $0.25 holds %d nano-USD, want %d", got, agenttrail.USDToNano(0.25))
+	}
+}

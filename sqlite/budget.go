@@ -201,8 +201,9 @@ func (s *Store) Reserve(ctx context.Context, r agenttrail.Reservation, now time.
 }
 
 // Settle lowers the reservations (org, id) to cost and keeps them for at
-// most agenttrail.SettledTTL more: a settlement never raises what a
-// reservation holds, nor holds it longer (see agenttrail.Budgets).
+// most agenttrail.SettledTTL more, or ends them at a cost of 0: a
+// settlement never raises what a reservation holds, nor holds it longer
+// (see agenttrail.Budgets).
 func (s *Store) Settle(ctx context.Context, org, id string, costNUSD int64, now time.Time) error {
 	if err := ctx.Err(); err != nil {
 		return agenttrail.ContextError("sqlite: settle", err)
@@ -210,8 +211,14 @@ func (s *Store) Settle(ctx context.Context, org, id string, costNUSD int64, now 
 	s.ledger.mu.Lock()
 	defer s.ledger.mu.Unlock()
 	for k, h := range s.ledger.held {
-		if k.org == org && k.id == id && h.expires > now.UnixNano() {
-			h.amount = min(h.amount, max(costNUSD, 0))
+		switch {
+		case k.org != org || k.id != id:
+		case costNUSD <= 0:
+			// Nothing left to count: the reservation ends now, and
+			// no longer takes one of the org's held reservations.
+			s.ledger.drop(k)
+		case h.expires > now.UnixNano():
+			h.amount = min(h.amount, costNUSD)
 			h.expires = min(h.expires, now.Add(agenttrail.SettledTTL).UnixNano())
 		}
 	}

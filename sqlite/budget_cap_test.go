@@ -45,6 +45,16 @@ func TestHeldReservationsBoundedPerOrg(t *testing.T) {
 	if err := reserve("globex", "g0", now); err != nil {
 		t.Errorf("globex's first reservation while acme is full: %v, want it allowed", err)
 	}
+	// Settled to $0 (a reservation taken ahead and released), they end
+	// at once and free their places.
+	for i := range 20 {
+		if err := s.Settle(ctx, "acme", fmt.Sprint("a", i), 0, now); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := reserve("acme", "a-freed", now); err != nil {
+		t.Errorf("acme after its reservations were settled to $0: %v, want it allowed", err)
+	}
 	if err := reserve("acme", "a-later", now.Add(2*time.Minute)); err != nil {
 		t.Errorf("acme after its reservations expired: %v, want it allowed", err)
 	}
