@@ -48,10 +48,6 @@ type BudgetConfig struct {
 	// MaxOutputTokens is the output a request that sets no cap is assumed
 	// to produce at worst; 0 means 32,768.
 	MaxOutputTokens int64
-	// AheadIdle is how long a reservation taken ahead for an agent's next
-	// call of a model waits for that call before it is released; 0 means
-	// 5 s, a negative value reserves nothing ahead (see reserveAhead).
-	AheadIdle time.Duration
 
 	// checkOnly reserves nothing (an amount of 0), so the trail only
 	// checks spend against the limit: the check-then-spend design that
@@ -64,42 +60,15 @@ const (
 	defaultBudgetTimeout   = 2 * time.Second
 	defaultBudgetTTL       = 15 * time.Minute
 	defaultMaxOutputTokens = 32768
-	defaultAheadIdle       = 5 * time.Second
 	settleTimeout          = 10 * time.Second
 )
-
-// aheadRoom is how many reservations of a call's size every budget must
-// still have room for, after one is taken ahead, for the proxy to take
-// one ahead: near a limit every call asks the trail, so a reservation
-// held ahead never refuses another agent's call there.
-const aheadRoom = 10
 
 // budgeter enforces budgets for a Proxy.
 type budgeter struct {
 	cfg    BudgetConfig
 	logger *slog.Logger
-	// settling counts the settle and ahead requests in flight
-	// (Proxy.WaitSettled).
+	// settling counts the settle requests in flight (Proxy.WaitSettled).
 	settling sync.WaitGroup
-
-	// mu guards the reservations taken ahead: ahead holds one per key
-	// ready for the key's next call, asking the keys with a request for
-	// one in flight; closed is set by WaitSettled.
-	mu     sync.Mutex
-	ahead  map[aheadKey]*aheadRes
-	asking map[aheadKey]bool
-	closed bool
-}
-
-// aheadKey is what decides which budgets apply to a call: calls of the
-// same key are held to the same budgets.
-type aheadKey struct{ org, project, actor, model string }
-
-// aheadRes is a reservation taken ahead for a key's next call.
-type aheadRes struct {
-	id     string
-	amount float64 // USD: it admits a call whose worst case is at most this
-	timer  *time.Timer
 }
 
 func newBudgeter(cfg BudgetConfig, logger *slog.Logger) (*budgeter, error) {
@@ -109,10 +78,7 @@ func newBudgeter(cfg BudgetConfig, logger *slog.Logger) (*budgeter, error) {
 	defaults.Positive(&cfg.Timeout, defaultBudgetTimeout)
 	defaults.Positive(&cfg.TTL, defaultBudgetTTL)
 	defaults.Positive(&cfg.MaxOutputTokens, defaultMaxOutputTokens)
-	if cfg.AheadIdle == 0 {
-		cfg.AheadIdle = defaultAheadIdle
-	}
-	return &budgeter{cfg: cfg, logger: logger, ahead: map[aheadKey]*aheadRes{}, asking: map[aheadKey]bool{}}, nil
+	return &budgeter{cfg: cfg, logger: logger}, nil
 }
 
 // budgetCall is what the proxy knows of one call's reservation.
@@ -153,16 +119,6 @@ func (p *Proxy) admit(ctx context.Context, w http.ResponseWriter, c *call) bool 
 	var amount float64
 	if bc.priced && !b.cfg.checkOnly {
 		amount = min(bc.price.worstCase(bc.inTokens, out), agenttrail.MaxLLMCostUSD)
-	}
-	key := aheadKey{c.actor.Org, c.actor.Project, c.actor.ID, c.reqModel}
-	if bc.priced && !b.cfg.checkOnly {
-		if id, ok := b.takeAhead(key, amount); ok {
-			// Decided already: the trail held this reservation for
-			// this agent and model, atomically, before the call came.
-			bc.id, bc.reserved = id, true
-			b.reserveAhead(key, amount)
-			return true
-		}
 	}
 	rctx, cancel := context.WithTimeout(ctx, b.cfg.Timeout)
 	defer cancel()
@@ -219,108 +175,7 @@ func (p *Proxy) admit(ctx context.Context, w http.ResponseWriter, c *call) bool 
 		return false
 	}
 	bc.reserved = len(res.Budgets) > 0 // nothing to settle when no budget applies
-	if bc.reserved && bc.priced && !b.cfg.checkOnly && roomAhead(res.Budgets, amount) {
-		b.reserveAhead(key, amount)
-	}
 	return true
-}
-
-// Reserving ahead takes the trail's round trip off the calls of an agent
-// that calls a model again and again: once a call of a key is admitted
-// with room to spare under every budget, the proxy reserves the same
-// amount again in the background, and the key's next call whose worst
-// case fits takes that reservation (its id becomes the call's event id,
-// as a reservation's always does) instead of asking. A reservation taken
-// ahead is an ordinary one, decided atomically by the trail, so the bound
-// on overshooting a limit is unchanged; it shows in the budgets' status
-// as reserved until a call takes it, or until it is released after
-// AheadIdle without one. The proxy holds at most one per key. Near a
-// limit (less room than aheadRoom such reservations) it takes none, and
-// every call asks. A budget lowered while a reservation is held ahead
-// lets that one call through on the old limit.
-
-// roomAhead reports whether every budget in bs has room for aheadRoom
-// more reservations of amount.
-func roomAhead(bs []wire.BudgetStatus, amount float64) bool {
-	for _, st := range bs {
-		if st.RemainingUSD < aheadRoom*amount {
-			return false
-		}
-	}
-	return true
-}
-
-// takeAhead hands out key's reservation taken ahead when it admits a
-// call of up to amount.
-func (b *budgeter) takeAhead(key aheadKey, amount float64) (string, bool) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	a := b.ahead[key]
-	if a == nil || a.amount < amount {
-		return "", false
-	}
-	delete(b.ahead, key)
-	a.timer.Stop()
-	return a.id, true
-}
-
-// reserveAhead reserves amount for key's next call in the background,
-// unless one is held or being asked for already.
-func (b *budgeter) reserveAhead(key aheadKey, amount float64) {
-	if b.cfg.AheadIdle < 0 {
-		return
-	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.closed || b.ahead[key] != nil || b.asking[key] {
-		return
-	}
-	b.asking[key] = true
-	b.settling.Add(1)
-	go func() {
-		defer b.settling.Done()
-		id := agenttrail.NewID(time.Now())
-		ctx, cancel := context.WithTimeout(context.Background(), b.cfg.Timeout)
-		defer cancel()
-		res, err := b.cfg.Trail.Reserve(ctx, wire.ReserveRequest{
-			ID: id, Org: key.org, Project: key.project, ActorID: key.actor, Model: key.model,
-			AmountUSD: amount, TTLSeconds: int(b.cfg.TTL.Seconds()),
-		})
-		b.mu.Lock()
-		defer b.mu.Unlock()
-		delete(b.asking, key)
-		switch {
-		case err != nil || !res.Allowed || len(res.Budgets) == 0:
-			return // the next call asks
-		case b.closed || !roomAhead(res.Budgets, amount):
-			b.release(key.org, id)
-			return
-		}
-		a := &aheadRes{id: id, amount: amount}
-		a.timer = time.AfterFunc(b.cfg.AheadIdle, func() {
-			b.mu.Lock()
-			defer b.mu.Unlock()
-			if b.ahead[key] == a {
-				delete(b.ahead, key)
-				b.release(key.org, a.id)
-			}
-		})
-		b.ahead[key] = a
-	}()
-}
-
-// release settles a reservation no call took to nothing, in the
-// background. It must be called with b.mu held.
-func (b *budgeter) release(org, id string) {
-	b.settling.Add(1)
-	go func() {
-		defer b.settling.Done()
-		ctx, cancel := context.WithTimeout(context.Background(), settleTimeout)
-		defer cancel()
-		if err := b.cfg.Trail.Settle(ctx, wire.SettleRequest{ID: id, Org: org, CostUSD: 0}); err != nil {
-			b.logger.Warn("llm proxy: releasing a budget reservation taken ahead failed; it expires", "id", id, "err", err)
-		}
-	}()
 }
 
 // unreachable reports whether a failed budget check means the trail could
@@ -438,22 +293,10 @@ func (p *Proxy) settle(ctx context.Context, c *call, e *agenttrail.Event, l *age
 	}()
 }
 
-// WaitSettled releases the reservations taken ahead, takes no more, and
-// waits for the budget settlements in flight, for a clean shutdown.
+// WaitSettled waits for the budget settlements in flight, for a clean
+// shutdown.
 func (p *Proxy) WaitSettled() {
-	b := p.budget
-	if b == nil {
-		return
+	if p.budget != nil {
+		p.budget.settling.Wait()
 	}
-	b.mu.Lock()
-	b.closed = true
-	for key, a := range b.ahead {
-		// A timer that fired waits for b.mu and then finds its
-		// reservation gone: it is released here either way.
-		a.timer.Stop()
-		delete(b.ahead, key)
-		b.release(key.org, a.id)
-	}
-	b.mu.Unlock()
-	b.settling.Wait()
 }

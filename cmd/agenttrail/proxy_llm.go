@@ -20,8 +20,7 @@ import (
 //
 //	agenttrail proxy llm --listen ADDR --upstream URL [--provider openai|anthropic|auto]
 //	                     [--prices FILE] [--record-bodies] [--upstream-keys FILE]
-//	                     [--budgets=false] [--budget-unreachable allow|deny] [--max-output-tokens N]
-//	                     [--budget-ahead-idle D] [capture flags]
+//	                     [--budgets=false] [--budget-unreachable allow|deny] [--max-output-tokens N] [capture flags]
 //
 // Agents point their SDK's base URL at --listen (OpenAI: http://ADDR/v1,
 // Anthropic: http://ADDR); every call is forwarded to --upstream and recorded
@@ -39,7 +38,6 @@ func runProxyLLM(ctx context.Context, args []string, env *Env) error {
 	metricsAddr := fs.String("metrics-listen", "", "serve Prometheus /metrics on this address (e.g. 127.0.0.1:9330)")
 	budgets := fs.Bool("budgets", true, "enforce the trail's budgets: reserve each call's worst-case cost with the server before it goes upstream, refuse it (429) at a limit")
 	unreachable := fs.String("budget-unreachable", "allow", "when the server cannot be asked about budgets: allow (let calls through, recorded as budget_unchecked) or deny (refuse them, 503)")
-	aheadIdle := fs.Duration("budget-ahead-idle", 5*time.Second, "with room under every budget, reserve an agent's next call of a model ahead, so it is decided without asking the server, and release that reservation after this long without the call; 0 reserves nothing ahead")
 	maxOutput := fs.Int64("max-output-tokens", 32768, "output tokens a request that sets no max_tokens is assumed to produce at worst, for its budget reservation")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -102,11 +100,7 @@ func runProxyLLM(ctx context.Context, args []string, env *Env) error {
 	cfg.Recorder, cfg.Identities, cfg.Redactor = deps.Recorder, deps.Identities, deps.Redactor
 	cfg.Logger, cfg.Registerer = deps.Logger, reg
 	if *budgets {
-		ahead := *aheadIdle
-		if ahead <= 0 {
-			ahead = -1 // none
-		}
-		cfg.Budget = &llm.BudgetConfig{Trail: newClient(cf.sf), DenyUnreachable: *unreachable == "deny", MaxOutputTokens: *maxOutput, AheadIdle: ahead}
+		cfg.Budget = &llm.BudgetConfig{Trail: newClient(cf.sf), DenyUnreachable: *unreachable == "deny", MaxOutputTokens: *maxOutput}
 	}
 	p, err := llm.New(cfg)
 	if err != nil {
