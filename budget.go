@@ -323,11 +323,11 @@ type ReserveResult struct {
 // reservation only if every budget admits it (BudgetState.Admits). Settle
 // lowers the amount of the reservation (org, id) to the call's real cost and
 // keeps it for at most SettledTTL more, or ends it at a cost of 0 (a call
-// that cost nothing, a reservation a proxy took ahead and released); it
-// never raises the amount nor holds it longer than the reservation would
-// have, so a caller cannot pass the
-// admission check with a small reservation and then settle a large one to
-// block others. An unknown or expired reservation is no error.
+// that cost nothing: it has nothing left to count); it never raises the
+// amount nor holds it longer than the reservation would have, so a caller
+// cannot pass the admission check with a small reservation and then settle
+// a large one to block others. An unknown or expired reservation is no
+// error.
 //
 // A reservation counts in ReservedNUSD while it is not expired, was made in
 // the budget's current period, and no event (org, id) is stored: once the

@@ -47,8 +47,8 @@ func TestReserveTwoProcesses(t *testing.T) {
 	}
 }
 
-// TestSettleToZeroEnds: a reservation settled to $0 (one a proxy took
-// ahead and released) ends at once, so it takes none of the org's
+// TestSettleToZeroEnds: a reservation settled to $0 (a call that cost
+// nothing) ends at once, so it takes none of the org's
 // MaxHeldReservations places for the quarter hour a settled one keeps; one
 // settled to a cost keeps its row.
 func TestSettleToZeroEnds(t *testing.T) {

@@ -45,8 +45,8 @@ func TestHeldReservationsBoundedPerOrg(t *testing.T) {
 	if err := reserve("globex", "g0", now); err != nil {
 		t.Errorf("globex's first reservation while acme is full: %v, want it allowed", err)
 	}
-	// Settled to $0 (a reservation taken ahead and released), they end
-	// at once and free their places.
+	// Settled to $0 (calls that cost nothing), they end at once and free
+	// their places.
 	for i := range 20 {
 		if err := s.Settle(ctx, "acme", fmt.Sprint("a", i), 0, now); err != nil {
 			t.Fatal(err)
