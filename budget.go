@@ -235,6 +235,17 @@ func (s *BudgetState) Admits(amount int64) bool {
 	return used < s.Budget.LimitNUSD && AddSat(used, amount) <= s.Budget.LimitNUSD
 }
 
+// AdmitsAllowance reports whether an allowance of amount fits with room to
+// spare: after it, at least as much again remains, and the warning
+// threshold is not reached. So an allowance never takes a budget's last
+// room, never crosses a threshold that would record an alert, and the
+// allowances granted against a budget hold at most half of what remained
+// when each was granted.
+func (s *BudgetState) AdmitsAllowance(amount int64) bool {
+	after := AddSat(s.UsedNUSD(), amount)
+	return AddSat(after, amount) <= s.Budget.LimitNUSD && !s.Warned(after)
+}
+
 // Warned reports whether used reached the budget's warning threshold.
 func (s *BudgetState) Warned(used int64) bool {
 	w := s.Budget.WarnAt
@@ -245,6 +256,14 @@ func (s *BudgetState) Warned(used int64) bool {
 // a call, until the call settles or TTL passes. ID is the id the call's
 // event will carry: once that event is stored, its cost is in the rollups
 // and the reservation stops counting.
+//
+// An Allowance is a reservation a proxy takes ahead of calls, not for one:
+// it admits calls of the same org, project, actor and model against it
+// without asking, and each call, when it ends, draws what it took from the
+// allowance into a settled reservation of its own (Budgets.Draw). An
+// allowance is granted only with room to spare (BudgetState.AdmitsAllowance)
+// and holds at most until the end of the period of every budget it applies
+// to; refusing one is no refusal of a call and records no alert.
 type Reservation struct {
 	ID         string
 	Org        string
@@ -253,6 +272,7 @@ type Reservation struct {
 	Model      string
 	AmountNUSD int64
 	TTL        time.Duration
+	Allowance  bool
 }
 
 // MaxReservationTTL bounds how long a reservation may hold budget.
@@ -302,11 +322,14 @@ func (r *Reservation) Validate() error {
 
 // ReserveResult is the answer to a Reservation: the state of every budget
 // that applies, before the reservation, and whether it was taken. When it
-// was not, Denied indexes the first budget that refused it.
+// was not, Denied indexes the first budget that refused it. TTL is how long
+// a reservation taken holds: the Reservation's, or for an allowance at most
+// until the first of its budgets' periods ends.
 type ReserveResult struct {
 	Allowed bool
 	States  []BudgetState
 	Denied  int
+	TTL     time.Duration
 }
 
 // Budgets is the store of budgets and reservations.
@@ -329,6 +352,14 @@ type ReserveResult struct {
 // a large one to block others. An unknown or expired reservation is no
 // error.
 //
+// Draw settles a call admitted under the allowance (org, allowance): it
+// lowers the allowance by what the call took (never below 0) and holds the
+// call's cost, at most what it moved, as a settled reservation (org, id) of
+// the allowance's budgets and period, for at most SettledTTL and never
+// past the allowance's end. It never raises what the two hold together. An
+// unknown or expired allowance is no error: the call's period is over, or
+// it outlived its reservation, as a reservation of its own would have.
+//
 // A reservation counts in ReservedNUSD while it is not expired, was made in
 // the budget's current period, and no event (org, id) is stored: once the
 // event is, its cost is in SpentNUSD instead, so it never counts twice.
@@ -339,6 +370,7 @@ type Budgets interface {
 	BudgetStates(ctx context.Context, org string, now time.Time) ([]BudgetState, error)
 	Reserve(ctx context.Context, r Reservation, now time.Time) (ReserveResult, error)
 	Settle(ctx context.Context, org, id string, costNUSD int64, now time.Time) error
+	Draw(ctx context.Context, org, allowance, id string, takenNUSD, costNUSD int64, now time.Time) error
 }
 
 // BudgetTx is one transaction of a Budgets implementation, through which
@@ -369,7 +401,7 @@ func ReserveIn(ctx context.Context, tx BudgetTx, a Aggregator, r Reservation, no
 	if err != nil {
 		return ReserveResult{}, err
 	}
-	res := ReserveResult{Allowed: true, Denied: -1}
+	res := ReserveResult{Allowed: true, Denied: -1, TTL: r.TTL}
 	names := make([]string, 0, len(bs))
 	for _, b := range bs {
 		if !b.Applies(r.Org, r.Project, r.ActorID, r.Model) {
@@ -381,13 +413,23 @@ func ReserveIn(ctx context.Context, tx BudgetTx, a Aggregator, r Reservation, no
 		}
 		res.States = append(res.States, st)
 		names = append(names, b.Name)
-		if res.Allowed && !st.Admits(r.AmountNUSD) {
+		admits := st.Admits(r.AmountNUSD)
+		if r.Allowance {
+			admits = st.AdmitsAllowance(r.AmountNUSD)
+			if !st.End.IsZero() {
+				// Counted in this period only, it must not admit a
+				// call in the next.
+				res.TTL = min(res.TTL, st.End.Sub(now))
+			}
+		}
+		if res.Allowed && (!admits || res.TTL <= 0) {
 			res.Allowed, res.Denied = false, len(res.States)-1
 		}
 	}
 	if !res.Allowed || len(names) == 0 {
 		return res, nil
 	}
+	r.TTL = res.TTL
 	return res, tx.Hold(ctx, &r, names, now)
 }
 

@@ -122,6 +122,43 @@ func (s *Store) Settle(ctx context.Context, org, id string, costNUSD int64, now 
 	return formatError("postgres: settle", err)
 }
 
+// Draw moves what the call id took of the allowance (org, allowance) into
+// a settled reservation of its own (see agenttrail.Budgets), in one
+// statement: a Reserve summing the budget's reservations sees both changes
+// or neither.
+func (s *Store) Draw(ctx context.Context, org, allowance, id string, takenNUSD, costNUSD int64, now time.Time) error {
+	if id == allowance {
+		return agenttrail.Invalid("id", "must not be the allowance's")
+	}
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if costNUSD > 0 {
+			var held int64
+			if err := tx.QueryRow(ctx, `SELECT count(*) FROM budget_reservations WHERE org = $1 AND expires_at > $2`,
+				org, now).Scan(&held); err != nil {
+				return err
+			}
+			if held >= agenttrail.MaxHeldReservations {
+				// The allowance keeps holding the call's share: it
+				// counts more, never less.
+				return agenttrail.Errorf(agenttrail.ERATELIMIT, "org %s holds %d budget reservations, the most one org may hold", org, held)
+			}
+		}
+		_, err := tx.Exec(ctx, `WITH a AS (
+				SELECT budget, amount_nusd, created_at, expires_at, least($4::bigint, amount_nusd) AS moved
+				FROM budget_reservations WHERE org = $1 AND id = $2 AND expires_at > $3 FOR UPDATE),
+			u AS (
+				UPDATE budget_reservations r SET amount_nusd = r.amount_nusd - a.moved
+				FROM a WHERE r.org = $1 AND r.id = $2 AND r.budget = a.budget)
+			INSERT INTO budget_reservations (org, budget, id, amount_nusd, created_at, expires_at)
+			SELECT $1, a.budget, $5, least($6::bigint, a.moved), a.created_at, least(a.expires_at, $7) FROM a
+			WHERE least($6::bigint, a.moved) > 0
+			ON CONFLICT (org, budget, id) DO UPDATE SET amount_nusd = least(budget_reservations.amount_nusd, excluded.amount_nusd)`,
+			org, allowance, now, max(takenNUSD, 0), id, costNUSD, now.Add(agenttrail.SettledTTL))
+		return err
+	})
+	return formatError("postgres: draw", err)
+}
+
 // budgetTx is agenttrail.BudgetTx in PostgreSQL; lock makes LockBudgets
 // take row locks (it must then run in a transaction).
 type budgetTx struct {

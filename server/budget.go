@@ -217,6 +217,7 @@ func (s *Server) reserveBudget(r *http.Request) (any, error) {
 	rv := agenttrail.Reservation{
 		ID: req.ID, Org: org, Project: req.Project, ActorID: req.ActorID, Model: req.Model,
 		AmountNUSD: agenttrail.USDToNano(req.AmountUSD), TTL: time.Duration(req.TTLSeconds) * time.Second,
+		Allowance: req.Allowance,
 	}
 	now := s.now()
 	res, err := bs.Reserve(r.Context(), rv, now)
@@ -224,8 +225,16 @@ func (s *Server) reserveBudget(r *http.Request) (any, error) {
 		return nil, err
 	}
 	out := wire.ReserveResult{Allowed: res.Allowed, Budgets: make([]wire.BudgetStatus, 0, len(res.States))}
+	if res.Allowed {
+		out.TTLMillis = res.TTL.Milliseconds()
+	}
 	for i, st := range res.States {
 		out.Budgets = append(out.Budgets, wire.BudgetStatusOf(st))
+		if rv.Allowance {
+			// Granted only below the warning threshold, and not
+			// granted is no refusal: nothing to alert.
+			continue
+		}
 		used := st.UsedNUSD()
 		if res.Allowed {
 			used = agenttrail.AddSat(used, rv.AmountNUSD)
@@ -259,7 +268,14 @@ func (s *Server) settleBudget(r *http.Request) (any, error) {
 	if !(req.CostUSD >= 0 && req.CostUSD <= agenttrail.MaxLLMCostUSD) {
 		return nil, agenttrail.Invalid("cost_usd", "must be from 0 to %d", agenttrail.MaxLLMCostUSD)
 	}
-	if err := bs.Settle(r.Context(), org, req.ID, agenttrail.USDToNano(req.CostUSD), s.now()); err != nil {
+	if req.Allowance == "" {
+		err = bs.Settle(r.Context(), org, req.ID, agenttrail.USDToNano(req.CostUSD), s.now())
+	} else if !(req.TakenUSD >= 0 && req.TakenUSD <= agenttrail.MaxLLMCostUSD) {
+		return nil, agenttrail.Invalid("taken_usd", "must be from 0 to %d", agenttrail.MaxLLMCostUSD)
+	} else {
+		err = bs.Draw(r.Context(), org, req.Allowance, req.ID, agenttrail.USDToNano(req.TakenUSD), agenttrail.USDToNano(req.CostUSD), s.now())
+	}
+	if err != nil {
 		return nil, err
 	}
 	return struct {

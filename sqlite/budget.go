@@ -225,6 +225,54 @@ func (s *Store) Settle(ctx context.Context, org, id string, costNUSD int64, now 
 	return nil
 }
 
+// Draw moves what the call id took of the allowance (org, allowance) into
+// a settled reservation of its own (see agenttrail.Budgets).
+func (s *Store) Draw(ctx context.Context, org, allowance, id string, takenNUSD, costNUSD int64, now time.Time) error {
+	if err := ctx.Err(); err != nil {
+		return agenttrail.ContextError("sqlite: draw", err)
+	}
+	if id == allowance {
+		return agenttrail.Invalid("id", "must not be the allowance's")
+	}
+	l := &s.ledger
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var keys []heldKey
+	added := 0
+	for k, h := range l.held {
+		if k.org == org && k.id == allowance && h.expires > now.UnixNano() {
+			keys = append(keys, k)
+			if _, ok := l.held[heldKey{org, k.budget, id}]; !ok && costNUSD > 0 {
+				added++
+			}
+		}
+	}
+	if added > 0 && l.perOrg[org]+added > cmp.Or(l.max, agenttrail.MaxHeldReservations) {
+		// The allowance keeps holding the call's share: it counts
+		// more, never less.
+		return agenttrail.Errorf(agenttrail.ERATELIMIT, "org %s holds %d budget reservations, the most one org may hold", org, l.perOrg[org])
+	}
+	for _, k := range keys {
+		h := l.held[k]
+		moved := min(max(takenNUSD, 0), h.amount)
+		if h.amount -= moved; h.amount == 0 {
+			l.drop(k)
+		}
+		amount := min(costNUSD, moved)
+		if amount <= 0 {
+			continue
+		}
+		ck := heldKey{org, k.budget, id}
+		if c, ok := l.held[ck]; ok {
+			c.amount = min(c.amount, amount)
+			continue
+		}
+		l.held[ck] = &held{amount: amount, created: h.created, expires: min(h.expires, now.Add(agenttrail.SettledTTL).UnixNano())}
+		l.perOrg[org]++
+	}
+	return nil
+}
+
 // heldIDs returns the ids of the held reservations per org. It must be
 // called with the ledger's mutex held.
 func (l *ledger) heldIDs() map[string][]string {

@@ -62,6 +62,12 @@ type BudgetStatuses struct {
 // the worst-case cost of a call about to be made, against every budget that
 // applies to it, for TTLSeconds at most. ID is the id the call's event will
 // carry. Org defaults to the caller's.
+//
+// With Allowance, the proxy asks for an allowance instead: room ahead of
+// calls of this org, project, actor and model, which it admits without
+// asking and settles with SettleRequest.Allowance. ID is then the
+// allowance's own. The trail grants one only with room to spare and no
+// alert to record; one not granted is no refusal of a call.
 type ReserveRequest struct {
 	ID         string  `json:"id"`
 	Org        string  `json:"org,omitempty"`
@@ -70,25 +76,33 @@ type ReserveRequest struct {
 	Model      string  `json:"model,omitempty"`
 	AmountUSD  float64 `json:"amount_usd"`
 	TTLSeconds int     `json:"ttl_seconds"`
+	Allowance  bool    `json:"allowance,omitempty"`
 }
 
 // ReserveResult is the answer of POST /v1/budgets/reserve. When the call
 // may not go ahead, Allowed is false, Denied is the budget that refused it,
 // and RetryAfterSeconds says when that budget's period resets (0 for a total
-// budget: never).
+// budget: never). TTLMillis is how long a reservation taken holds: an
+// allowance ends with the first period of its budgets to end.
 type ReserveResult struct {
 	Allowed           bool           `json:"allowed"`
 	Budgets           []BudgetStatus `json:"budgets"`
 	Denied            *BudgetStatus  `json:"denied,omitempty"`
 	RetryAfterSeconds int64          `json:"retry_after_seconds,omitempty"`
+	TTLMillis         int64          `json:"ttl_ms,omitempty"`
 }
 
 // SettleRequest is the body of POST /v1/budgets/settle: the call ID
-// ended and cost CostUSD.
+// ended and cost CostUSD. A call admitted under an allowance names it in
+// Allowance, with what the call took of it in TakenUSD: the trail moves
+// that out of the allowance and holds the cost for the call until its
+// event is stored.
 type SettleRequest struct {
-	ID      string  `json:"id"`
-	Org     string  `json:"org,omitempty"`
-	CostUSD float64 `json:"cost_usd"`
+	ID        string  `json:"id"`
+	Org       string  `json:"org,omitempty"`
+	CostUSD   float64 `json:"cost_usd"`
+	Allowance string  `json:"allowance,omitempty"`
+	TakenUSD  float64 `json:"taken_usd,omitempty"`
 }
 
 // BudgetOf converts a domain budget.

@@ -6,9 +6,9 @@ import (
 	"time"
 )
 
-// warmRounds is how many times the latency benchmarks call each side
+// WarmRounds is how many times the latency benchmarks call each side
 // before measuring, so connection pools and caches are filled on both.
-const warmRounds = 20
+const WarmRounds = 20
 
 // Latency measures what a proxy adds to one call: it calls direct and then
 // proxied alternately in one b.Loop, so both see the same machine load,
@@ -41,7 +41,7 @@ func MeasuredLatency(b *testing.B, direct, proxied func() (time.Duration, error)
 		}
 		return d
 	}
-	for range warmRounds {
+	for range WarmRounds {
 		call("direct", direct)
 		call("proxied", proxied)
 	}

@@ -67,18 +67,21 @@ const (
 type budgeter struct {
 	cfg    BudgetConfig
 	logger *slog.Logger
-	// settling counts the settle requests in flight (Proxy.WaitSettled).
-	settling sync.WaitGroup
+	now    func() time.Time
+	// settling counts the requests to the trail in the background:
+	// settlements, allowances asked for and released (Proxy.WaitSettled).
+	settling   sync.WaitGroup
+	allowances allowances
 }
 
-func newBudgeter(cfg BudgetConfig, logger *slog.Logger) (*budgeter, error) {
+func newBudgeter(cfg BudgetConfig, logger *slog.Logger, now func() time.Time) (*budgeter, error) {
 	if cfg.Trail == nil {
 		return nil, errors.New("llm proxy: budgets need a Trail to reserve with")
 	}
 	defaults.Positive(&cfg.Timeout, defaultBudgetTimeout)
 	defaults.Positive(&cfg.TTL, defaultBudgetTTL)
 	defaults.Positive(&cfg.MaxOutputTokens, defaultMaxOutputTokens)
-	return &budgeter{cfg: cfg, logger: logger}, nil
+	return &budgeter{cfg: cfg, logger: logger, now: now}, nil
 }
 
 // budgetCall is what the proxy knows of one call's reservation.
@@ -89,7 +92,9 @@ type budgetCall struct {
 	priced    bool
 	reserved  bool
 	unchecked bool
-	refused   string // the refusing budget's name
+	refused   string     // the refusing budget's name
+	allowance *allowance // the allowance it was admitted under, if any
+	taken     int64      // nano-dollars it took of it
 }
 
 // estimateTokens is a count of tokens that errs high: about one per three
@@ -119,6 +124,14 @@ func (p *Proxy) admit(ctx context.Context, w http.ResponseWriter, c *call) bool 
 	var amount float64
 	if bc.priced && !b.cfg.checkOnly {
 		amount = min(bc.price.worstCase(bc.inTokens, out), agenttrail.MaxLLMCostUSD)
+	}
+	key := scopeKey{c.actor.Org, c.actor.Project, c.actor.ID, c.reqModel}
+	nusd := agenttrail.USDToNano(amount)
+	if nusd > 0 {
+		if a := b.take(key, nusd, c.start); a != nil {
+			bc.allowance, bc.taken, bc.reserved = a, nusd, true
+			return true
+		}
 	}
 	rctx, cancel := context.WithTimeout(ctx, b.cfg.Timeout)
 	defer cancel()
@@ -175,6 +188,9 @@ func (p *Proxy) admit(ctx context.Context, w http.ResponseWriter, c *call) bool 
 		return false
 	}
 	bc.reserved = len(res.Budgets) > 0 // nothing to settle when no budget applies
+	if bc.reserved && nusd > 0 {
+		b.want(key, nusd, c.start)
+	}
 	return true
 }
 
@@ -280,12 +296,19 @@ func (p *Proxy) settle(ctx context.Context, c *call, e *agenttrail.Event, l *age
 		return
 	}
 	b, org, cost := p.budget, c.actor.Org, l.Cost()
+	req := wire.SettleRequest{ID: bc.id, Org: org, CostUSD: cost}
+	if a := bc.allowance; a != nil {
+		req.Allowance, req.TakenUSD = a.id, float64(bc.taken)/agenttrail.NanoUSD
+	}
 	b.settling.Add(1)
 	go func() {
 		defer b.settling.Done()
+		if bc.allowance != nil {
+			defer b.drawn(bc.allowance) // after the draw: a release must follow it
+		}
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), settleTimeout)
 		defer cancel()
-		if err := b.cfg.Trail.Settle(sctx, wire.SettleRequest{ID: bc.id, Org: org, CostUSD: cost}); err != nil {
+		if err := b.cfg.Trail.Settle(sctx, req); err != nil {
 			// The reservation still ends when the event is stored, or
 			// when it expires.
 			b.logger.Warn("llm proxy: settling a budget reservation failed", "id", bc.id, "err", err)
@@ -293,10 +316,12 @@ func (p *Proxy) settle(ctx context.Context, c *call, e *agenttrail.Event, l *age
 	}()
 }
 
-// WaitSettled waits for the budget settlements in flight, for a clean
-// shutdown.
+// WaitSettled releases the proxy's budget allowances and waits for the
+// settlements and releases in flight, for a clean shutdown, once no call
+// is: calls after it reserve each for itself.
 func (p *Proxy) WaitSettled() {
 	if p.budget != nil {
+		p.budget.closeAllowances()
 		p.budget.settling.Wait()
 	}
 }

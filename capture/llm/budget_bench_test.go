@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -20,7 +21,11 @@ import (
 // ("direct" in the report) and through one that reserves and settles with
 // a real server on loopback ("proxied"), alternating in one run. The
 // server holds a daily budget of the caller's org that the run never
-// exhausts, so every call is a real reservation; p99-added-µs is the cost.
+// exhausts; p99-added-µs is the cost. Every call is checked: after the
+// first, the proxy holds an allowance and admits calls under it, asking
+// for the next in the background; asked-% is the share of calls that
+// waited for a reservation of their own. Each call is settled with the
+// trail, as in use.
 //
 // The server runs as a process of its own, as it does in use
 // (server=process), and in the benchmark's process (server=in-process),
@@ -50,10 +55,28 @@ func benchBudgetCheck(b *testing.B, srv *servertest.Server) {
 		b.Cleanup(func() { s.Close(); p.WaitSettled() })
 		return s.URL
 	}
-	plain, budgeted := start(nil), start(&llm.BudgetConfig{Trail: api})
+	asks := &countingChecker{BudgetChecker: api}
+	plain, budgeted := start(nil), start(&llm.BudgetConfig{Trail: asks})
 	e := &benchEnv{client: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 16}}}
 	const body = `{"model":"gpt-4o","max_tokens":200,"messages":[{"role":"user","content":"Describe the image."}]}`
 	capturetest.MeasuredLatency(b,
 		func() (time.Duration, error) { return e.post(plain, body, false) },
 		func() (time.Duration, error) { return e.post(budgeted, body, false) })
+	// The share of calls that waited for a reservation of their own, the
+	// rest having been admitted under an allowance.
+	b.ReportMetric(100*float64(asks.calls.Load())/float64(b.N+capturetest.WarmRounds), "asked-%")
+}
+
+// countingChecker counts the reservations of single calls, the ones a call
+// waits for.
+type countingChecker struct {
+	llm.BudgetChecker
+	calls atomic.Int64
+}
+
+func (c *countingChecker) Reserve(ctx context.Context, req wire.ReserveRequest) (wire.ReserveResult, error) {
+	if !req.Allowance {
+		c.calls.Add(1)
+	}
+	return c.BudgetChecker.Reserve(ctx, req)
 }

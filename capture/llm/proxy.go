@@ -159,7 +159,7 @@ func New(cfg Config) (*Proxy, error) {
 	}
 	p.bufs.New = func() any { b := make([]byte, copyBufSize); return &b }
 	if cfg.Budget != nil {
-		if p.budget, err = newBudgeter(*cfg.Budget, p.logger); err != nil {
+		if p.budget, err = newBudgeter(*cfg.Budget, p.logger, p.now); err != nil {
 			return nil, err
 		}
 	}
