@@ -275,6 +275,10 @@ type Reservation struct {
 	Allowance  bool
 }
 
+// minAllowanceTTL is the shortest allowance granted: one that would end
+// sooner, at the end of a period, is not worth a proxy's asking.
+const minAllowanceTTL = time.Second
+
 // MaxReservationTTL bounds how long a reservation may hold budget.
 const MaxReservationTTL = 24 * time.Hour
 
@@ -422,7 +426,7 @@ func ReserveIn(ctx context.Context, tx BudgetTx, a Aggregator, r Reservation, no
 				res.TTL = min(res.TTL, st.End.Sub(now))
 			}
 		}
-		if res.Allowed && (!admits || res.TTL <= 0) {
+		if res.Allowed && (!admits || res.TTL < minAllowanceTTL && r.Allowance) {
 			res.Allowed, res.Denied = false, len(res.States)-1
 		}
 	}

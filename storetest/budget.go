@@ -20,6 +20,11 @@ import (
 //     (BudgetReserve).
 //   - Concurrent Reserve calls never admit more than the limit
 //     (BudgetConcurrent).
+//   - An allowance is granted only with as much room again left after it
+//     and below the warning threshold, holds at most until its period
+//     ends, and a call drawing from it moves its share into a settled
+//     reservation of its own without raising what the two hold
+//     (BudgetAllowance).
 
 // costEvent is an llm-proxy event of org with the given id, time, scope and
 // cost, ready to append.
@@ -260,5 +265,114 @@ func testBudgetConcurrent(t *testing.T, s agenttrail.Store) {
 	wg.Wait()
 	if got := admitted.Load(); got != 14 { // 14 × $0.007 = $0.098
 		t.Fatalf("concurrent Reserve admitted %d × $0.007 against $0.10, want 14", got)
+	}
+}
+
+func testBudgetAllowance(t *testing.T, s agenttrail.Store) {
+	bs, ctx := as[agenttrail.Budgets](t, s), t.Context()
+	now := Base().Truncate(time.Microsecond)
+	b := agenttrail.Budget{Name: "day", Org: "o", LimitNUSD: usd(1), Period: agenttrail.PeriodDay, Timezone: "Asia/Kolkata", WarnAt: 50}
+	if _, err := bs.PutBudget(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	_, end := b.Window(now)
+	reserve := func(id string, amount float64, allowance bool, at time.Time) agenttrail.ReserveResult {
+		t.Helper()
+		res, err := bs.Reserve(ctx, agenttrail.Reservation{ID: id, Org: "o", ActorID: "bot", Model: "gpt", AmountNUSD: usd(amount), TTL: time.Hour, Allowance: allowance}, at)
+		if err != nil {
+			t.Fatalf("Reserve(%s) = %v", id, err)
+		}
+		return res
+	}
+	reserved := func(at time.Time) int64 {
+		t.Helper()
+		sts, err := bs.BudgetStates(ctx, "o", at)
+		if err != nil || len(sts) != 1 {
+			t.Fatalf("BudgetStates = %v, %v", sts, err)
+		}
+		return sts[0].ReservedNUSD
+	}
+	draw := func(allowance, id string, taken, cost float64) {
+		t.Helper()
+		if err := bs.Draw(ctx, "o", allowance, id, usd(taken), usd(cost), now); err != nil {
+			t.Fatalf("Draw(%s from %s) = %v", id, allowance, err)
+		}
+	}
+
+	if r := reserve("a1", 0.3, true, now); !r.Allowed || r.TTL != time.Hour {
+		t.Fatalf("allowance a1 of $0.30 of $1 = %+v, want granted for the hour asked", r)
+	}
+	// $0.40 more would leave less than itself ($0.30): no allowance,
+	// though a reservation of one call that size fits.
+	if r := reserve("a2", 0.4, true, now); r.Allowed {
+		t.Fatalf("allowance a2 of $0.40 with $0.30 held = granted, want refused: too little room left after it")
+	}
+	// $0.20 more leaves room, but reaches the warning threshold (50%).
+	if r := reserve("a3", 0.2, true, now); r.Allowed {
+		t.Fatalf("allowance a3 reaching the 50%% warning = granted, want refused")
+	}
+	if got := reserved(now); got != usd(0.3) {
+		t.Fatalf("reserved %s after refused allowances, want $0.30", agenttrail.FormatUSD(got))
+	}
+	// A call that took $0.10 of a1 and cost $0.04 holds $0.04 of its own.
+	draw("a1", "c1", 0.1, 0.04)
+	if got := reserved(now); got != usd(0.24) {
+		t.Fatalf("reserved %s after c1 drew $0.10 costing $0.04, want $0.24", agenttrail.FormatUSD(got))
+	}
+	// Its event lands: its cost is spent, and its hold ends.
+	AppendAll(t, s, []agenttrail.Event{costEvent(t, "o", "c1", now, "bot", "gpt", 0.04)}, 1)
+	sts, err := bs.BudgetStates(ctx, "o", now)
+	if err != nil || sts[0].SpentNUSD != usd(0.04) || sts[0].ReservedNUSD != usd(0.2) {
+		t.Fatalf("after c1's event: %+v, %v; want $0.04 spent and a1's $0.20 reserved", sts, err)
+	}
+	// A cost over what a call took holds only what it took: a draw never
+	// raises what is held.
+	draw("a1", "c2", 0.05, 0.5)
+	if got := reserved(now); got != usd(0.2) {
+		t.Fatalf("reserved %s after c2 drew $0.05 costing $0.50, want $0.20 still", agenttrail.FormatUSD(got))
+	}
+	// Taking more than is left moves what is left.
+	draw("a1", "c3", 1, 1)
+	if got := reserved(now); got != usd(0.2) {
+		t.Fatalf("reserved %s after c3 drew more than a1 held, want $0.20 still", agenttrail.FormatUSD(got))
+	}
+	// a1 is used up: another draw moves and holds nothing.
+	draw("a1", "c4", 0.1, 0.1)
+	draw("gone", "c5", 0.1, 0.1)
+	if got := reserved(now); got != usd(0.2) {
+		t.Fatalf("reserved %s after draws from an empty and an unknown allowance, want $0.20", agenttrail.FormatUSD(got))
+	}
+	// Released: a settlement at $0 ends an allowance.
+	if r := reserve("a6", 0.1, true, now); !r.Allowed {
+		t.Fatalf("allowance a6 = %+v, want granted", r)
+	}
+	if err := bs.Settle(ctx, "o", "a6", 0, now); err != nil {
+		t.Fatal(err)
+	}
+	if got := reserved(now); got != usd(0.2) {
+		t.Fatalf("reserved %s after a6 was released, want $0.20", agenttrail.FormatUSD(got))
+	}
+	// Half an hour before the period ends in Kolkata, an allowance holds
+	// only until then: it counts in this period and in no other.
+	late := end.Add(-30 * time.Minute)
+	if r := reserve("a4", 0.01, true, late); !r.Allowed || r.TTL != 30*time.Minute {
+		t.Fatalf("allowance a4 half an hour before the period ends = %+v, want granted for 30m", r)
+	}
+	if got := reserved(end.Add(-time.Nanosecond)); got != usd(0.01) {
+		// Everything before expired an hour after now; a4 still holds.
+		t.Fatalf("reserved %s just before the period ends, want a4's $0.01", agenttrail.FormatUSD(got))
+	}
+	if got := reserved(end); got != 0 {
+		t.Fatalf("reserved %s as the next period starts, want 0", agenttrail.FormatUSD(got))
+	}
+	if r := reserve("a5", 0.01, true, end.Add(-time.Second+time.Nanosecond)); r.Allowed {
+		t.Fatalf("allowance a5 under a second before the period ends = granted, want refused: it could admit next to nothing")
+	}
+	if err := bs.Settle(ctx, "o", "a4", 0, late); err != nil {
+		t.Fatal(err)
+	}
+
+	if err := bs.Draw(ctx, "o", "a1", "a1", usd(0.1), usd(0.1), now); agenttrail.ErrorCode(err) != agenttrail.EINVALID {
+		t.Errorf("Draw of an allowance into itself = %v, want EINVALID", err)
 	}
 }

@@ -84,6 +84,7 @@ func Run(t *testing.T, open func(t *testing.T) agenttrail.Store) {
 		{"BudgetPeriods", testBudgetPeriods},
 		{"BudgetReserve", testBudgetReserve},
 		{"BudgetConcurrent", testBudgetConcurrent},
+		{"BudgetAllowance", testBudgetAllowance},
 		{"Tree", testTree},
 		{"Checkpoints", testCheckpoints},
 	}

@@ -26,7 +26,7 @@ import (
 const (
 	// allowanceCalls sizes an allowance: this many calls of the size of
 	// the one after which it is asked for.
-	allowanceCalls = 8
+	allowanceCalls = 32
 	// allowanceUse is how long after asking the proxy admits calls under
 	// an allowance: a budget changed meanwhile holds its calls from then.
 	allowanceUse = 10 * time.Second

@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -65,18 +64,4 @@ func benchBudgetCheck(b *testing.B, srv *servertest.Server) {
 	// The share of calls that waited for a reservation of their own, the
 	// rest having been admitted under an allowance.
 	b.ReportMetric(100*float64(asks.calls.Load())/float64(b.N+capturetest.WarmRounds), "asked-%")
-}
-
-// countingChecker counts the reservations of single calls, the ones a call
-// waits for.
-type countingChecker struct {
-	llm.BudgetChecker
-	calls atomic.Int64
-}
-
-func (c *countingChecker) Reserve(ctx context.Context, req wire.ReserveRequest) (wire.ReserveResult, error) {
-	if !req.Allowance {
-		c.calls.Add(1)
-	}
-	return c.BudgetChecker.Reserve(ctx, req)
 }

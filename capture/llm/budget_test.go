@@ -56,7 +56,72 @@ func budgetProxy(t testing.TB, url_ string, up *upstream, mod func(*llm.BudgetCo
 	}
 	srv := httptest.NewServer(p)
 	t.Cleanup(func() { srv.Close(); p.WaitSettled() })
-	return &proxyEnv{up: up, srv: srv}
+	return &proxyEnv{proxy: p, up: up, srv: srv}
+}
+
+// countingChecker counts the reservations of single calls, the ones a call
+// waits for, and the allowances granted.
+type countingChecker struct {
+	llm.BudgetChecker
+	calls, granted atomic.Int64
+}
+
+func (c *countingChecker) Reserve(ctx context.Context, req wire.ReserveRequest) (wire.ReserveResult, error) {
+	if !req.Allowance {
+		c.calls.Add(1)
+	}
+	res, err := c.BudgetChecker.Reserve(ctx, req)
+	if req.Allowance && err == nil && res.Allowed {
+		c.granted.Add(1)
+	}
+	return res, err
+}
+
+// TestBudgetAllowance: after a call reserved, the proxy holds an allowance
+// and admits the next calls of that agent and model without asking; each
+// call's cost counts once, and when the proxy stops, nothing stays
+// reserved.
+func TestBudgetAllowance(t *testing.T) {
+	ctx := context.Background()
+	srv := servertest.Start(t)
+	putBudget(t, srv, "daily", wire.BudgetRequest{Org: "acme", LimitUSD: 10, Period: "day"})
+	var cc *countingChecker
+	env := budgetProxy(t, srv.URL, newUpstream(t), func(bc *llm.BudgetConfig) {
+		cc = &countingChecker{BudgetChecker: bc.Trail}
+		bc.Trail = cc
+	})
+	oai := openaiClient(env, ciKey)
+	params := chatParams("gpt-4o")
+	params.MaxTokens = openai.Int(100)
+	if _, err := oai.Chat.Completions.New(ctx, params); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for cc.granted.Load() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("no allowance granted after a call under a $10 budget")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	// The allowance has room for eight calls of the first one's size.
+	for i := range 8 {
+		if _, err := oai.Chat.Completions.New(ctx, params); err != nil {
+			t.Fatalf("call %d under the allowance: %v", i+2, err)
+		}
+	}
+	if got := cc.calls.Load(); got != 1 {
+		t.Errorf("%d calls waited for a reservation of their own, want only the first", got)
+	}
+	env.proxy.WaitSettled()
+	events := capturetest.WaitEvents(t, srv.Store, llmEvents, 9)
+	var cost float64
+	for _, e := range events {
+		l, _ := e.LLM()
+		cost += l.Cost()
+	}
+	if st := budgetState(t, srv, "daily"); math.Abs(st.SpentUSD-cost) > 1e-9 || st.ReservedUSD != 0 {
+		t.Errorf("status after the proxy stopped: spent $%g reserved $%g, want the calls' $%g and nothing reserved", st.SpentUSD, st.ReservedUSD, cost)
+	}
 }
 
 func putBudget(t testing.TB, srv *servertest.Server, name string, req wire.BudgetRequest) {
@@ -227,6 +292,74 @@ func TestBudgetRace(t *testing.T) {
 			t.Errorf("spent $%.4f without reservations: the overshoot they prevent did not show", spent)
 		}
 	})
+}
+
+// TestBudgetAllowanceRace: ten agents on two proxies call in a loop until
+// refused, against a total budget with room for allowances at first: calls
+// are admitted under them, and near the limit, where no allowance is
+// granted, each asks for itself. The stored spend stays within the limit
+// plus one call's reservation.
+func TestBudgetAllowanceRace(t *testing.T) {
+	const limit, workers = 0.30, 10
+	srv := servertest.Start(t)
+	up := newUpstream(t)
+	var checkers []*countingChecker
+	var proxies []*proxyEnv
+	for range 2 {
+		proxies = append(proxies, budgetProxy(t, srv.URL, up, func(bc *llm.BudgetConfig) {
+			bc.Timeout = time.Minute // decisions, not fail-open passes
+			cc := &countingChecker{BudgetChecker: bc.Trail}
+			checkers = append(checkers, cc)
+			bc.Trail = cc
+		}))
+	}
+	putBudget(t, srv, "cap", wire.BudgetRequest{Org: "acme", LimitUSD: limit, Period: "total"})
+	params := chatParams("o4-mini")
+	params.MaxCompletionTokens = openai.Int(2000)
+	p := price(t, "o4-mini")
+	worst := (float64((len(`{"messages":[{"content":"Describe the image.","role":"user"}],"model":"o4-mini","max_completion_tokens":2000,"stream":true,"stream_options":{"include_usage":true}}`)+2)/3)*p.Input + 2000*p.Output) / 1e6
+	var wg sync.WaitGroup
+	var admitted atomic.Int64
+	for i := range workers {
+		oai := openaiClient(proxies[i%2], ciKey)
+		wg.Go(func() {
+			for {
+				s := oai.Chat.Completions.NewStreaming(context.Background(), params)
+				for s.Next() {
+				}
+				var apierr *openai.Error
+				if err := s.Err(); errors.As(err, &apierr) && apierr.Code == "budget_exceeded" {
+					return
+				} else if err != nil {
+					t.Errorf("stream: %v", err)
+					return
+				}
+				admitted.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	var asked, granted int64
+	for i, px := range proxies {
+		px.proxy.WaitSettled()
+		asked, granted = asked+checkers[i].calls.Load(), granted+checkers[i].granted.Load()
+	}
+	calls := capturetest.WaitEvents(t, srv.Store, llmEvents, int(admitted.Load())+workers)
+	var spent float64
+	for _, e := range calls {
+		l, _ := e.LLM()
+		spent += l.Cost()
+	}
+	t.Logf("%d calls admitted, %d of them under %d allowances; spent $%.4f of $%.2f (one reservation: $%.4f)", admitted.Load(), admitted.Load()+workers-asked, granted, spent, limit, worst)
+	if spent > limit+worst {
+		t.Errorf("spent $%.4f, over the bound $%.2f + $%.4f", spent, limit, worst)
+	}
+	if granted == 0 || asked >= admitted.Load()+workers {
+		t.Errorf("%d allowances granted, %d of %d calls asked: no call was admitted under an allowance", granted, asked, admitted.Load()+workers)
+	}
+	if st := budgetState(t, srv, "cap"); st.ReservedUSD != 0 || math.Abs(st.SpentUSD-spent) > 1e-9 {
+		t.Errorf("status after the proxies stopped: spent $%g reserved $%g, want $%g and nothing reserved", st.SpentUSD, st.ReservedUSD, spent)
+	}
 }
 
 // settledCall waits for the one llm-proxy event of a call, and then for

@@ -69,10 +69,11 @@ func (m *memRecorder) wait(t *testing.T, n int) []agenttrail.Event {
 
 // proxyEnv is a proxy in front of a fake upstream, served on loopback.
 type proxyEnv struct {
-	up  *upstream
-	rec *memRecorder
-	reg *prometheus.Registry
-	srv *httptest.Server
+	proxy *llm.Proxy
+	up    *upstream
+	rec   *memRecorder
+	reg   *prometheus.Registry
+	srv   *httptest.Server
 }
 
 // Credentials of the test agents.
