@@ -236,14 +236,14 @@ func (s *BudgetState) Admits(amount int64) bool {
 }
 
 // AdmitsAllowance reports whether an allowance of amount fits with room to
-// spare: after it, at least as much again remains, and the warning
-// threshold is not reached. So an allowance never takes a budget's last
-// room, never crosses a threshold that would record an alert, and the
-// allowances granted against a budget hold at most half of what remained
-// when each was granted.
+// spare: after it, the budget is at most half used and below its warning
+// threshold. So an allowance never records an alert, and the allowances
+// held against a budget together never hold more than half its limit: a
+// call that asks for itself is refused because of them only when it is
+// over half the limit or the budget's spend grew past half meanwhile.
 func (s *BudgetState) AdmitsAllowance(amount int64) bool {
 	after := AddSat(s.UsedNUSD(), amount)
-	return AddSat(after, amount) <= s.Budget.LimitNUSD && !s.Warned(after)
+	return after <= s.Budget.LimitNUSD/2 && !s.Warned(after)
 }
 
 // Warned reports whether used reached the budget's warning threshold.
@@ -293,13 +293,22 @@ const MaxHeldReservations = 10000
 // event is on its way to the store.
 const SettledTTL = 15 * time.Minute
 
-// Validate checks r, naming the field at fault.
-func (r *Reservation) Validate() error {
-	if err := checkText("id", r.ID, maxIDLen, true); err != nil {
+// CheckReservationID checks the id of a reservation or allowance, naming
+// field when it is empty or not one an event could carry.
+func CheckReservationID(field, id string) error {
+	if err := checkText(field, id, maxIDLen, true); err != nil {
 		return err
 	}
-	if r.ID == "" {
-		return Invalid("id", "is required")
+	if id == "" {
+		return Invalid(field, "is required")
+	}
+	return nil
+}
+
+// Validate checks r, naming the field at fault.
+func (r *Reservation) Validate() error {
+	if err := CheckReservationID("id", r.ID); err != nil {
+		return err
 	}
 	if r.Org == "" {
 		return Invalid("org", "is required")
@@ -356,13 +365,16 @@ type ReserveResult struct {
 // a large one to block others. An unknown or expired reservation is no
 // error.
 //
-// Draw settles a call admitted under the allowance (org, allowance): it
-// lowers the allowance by what the call took (never below 0) and holds the
-// call's cost, at most what it moved, as a settled reservation (org, id) of
-// the allowance's budgets and period, for at most SettledTTL and never
-// past the allowance's end. It never raises what the two hold together. An
-// unknown or expired allowance is no error: the call's period is over, or
-// it outlived its reservation, as a reservation of its own would have.
+// Draw settles a call admitted under the allowance (org, allowance): in
+// each budget of the allowance it lowers the allowance by what the call
+// took (never below 0) and holds the call's cost, at most what it moved,
+// as a settled reservation (org, id) of the allowance's period, for at
+// most SettledTTL and never past the allowance's end there. The call's
+// hold is kept even at $0: a draw sent again (a client's retry after a
+// lost answer) finds it and moves nothing. A draw never raises what the
+// two hold together. An unknown or expired allowance is no error: the
+// call's period is over there, or it outlived its reservation, as a
+// reservation of its own would have.
 //
 // A reservation counts in ReservedNUSD while it is not expired, was made in
 // the budget's current period, and no event (org, id) is stored: once the
@@ -388,9 +400,15 @@ type BudgetTx interface {
 	// ReservedNUSD sums the reservations that count against b (see
 	// Budgets) at now, made at or after since.
 	ReservedNUSD(ctx context.Context, b *Budget, since, now time.Time) (int64, error)
-	// Hold stores r against each of the budgets named, expiring at
-	// now+r.TTL.
-	Hold(ctx context.Context, r *Reservation, budgets []string, now time.Time) error
+	// Hold stores r against each budget of holds, until its Expires.
+	Hold(ctx context.Context, r *Reservation, holds []Hold, now time.Time) error
+}
+
+// Hold is a reservation's place in one budget: it counts there until
+// Expires.
+type Hold struct {
+	Budget  string
+	Expires time.Time
 }
 
 // ReserveIn decides r in tx: it reads each applicable budget's stored cost
@@ -406,7 +424,7 @@ func ReserveIn(ctx context.Context, tx BudgetTx, a Aggregator, r Reservation, no
 		return ReserveResult{}, err
 	}
 	res := ReserveResult{Allowed: true, Denied: -1, TTL: r.TTL}
-	names := make([]string, 0, len(bs))
+	holds := make([]Hold, 0, len(bs))
 	for _, b := range bs {
 		if !b.Applies(r.Org, r.Project, r.ActorID, r.Model) {
 			continue
@@ -416,25 +434,27 @@ func ReserveIn(ctx context.Context, tx BudgetTx, a Aggregator, r Reservation, no
 			return ReserveResult{}, err
 		}
 		res.States = append(res.States, st)
-		names = append(names, b.Name)
+		h := Hold{Budget: b.Name, Expires: now.Add(r.TTL)}
 		admits := st.Admits(r.AmountNUSD)
 		if r.Allowance {
 			admits = st.AdmitsAllowance(r.AmountNUSD)
-			if !st.End.IsZero() {
-				// Counted in this period only, it must not admit a
-				// call in the next.
+			if !st.End.IsZero() && st.End.Before(h.Expires) {
+				// Counted in this period only, it holds no longer;
+				// and the proxy admits under it only while every
+				// one of its budgets' periods lasts.
+				h.Expires = st.End
 				res.TTL = min(res.TTL, st.End.Sub(now))
 			}
 		}
-		if res.Allowed && (!admits || res.TTL < minAllowanceTTL && r.Allowance) {
+		holds = append(holds, h)
+		if res.Allowed && (!admits || r.Allowance && res.TTL < minAllowanceTTL) {
 			res.Allowed, res.Denied = false, len(res.States)-1
 		}
 	}
-	if !res.Allowed || len(names) == 0 {
+	if !res.Allowed || len(holds) == 0 {
 		return res, nil
 	}
-	r.TTL = res.TTL
-	return res, tx.Hold(ctx, &r, names, now)
+	return res, tx.Hold(ctx, &r, holds, now)
 }
 
 // SpentReader is a BudgetTx that knows the stored cost itself, from a

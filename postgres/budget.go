@@ -123,37 +123,47 @@ func (s *Store) Settle(ctx context.Context, org, id string, costNUSD int64, now 
 }
 
 // Draw moves what the call id took of the allowance (org, allowance) into
-// a settled reservation of its own (see agenttrail.Budgets), in one
-// statement: a Reserve summing the budget's reservations sees both changes
-// or neither.
+// a settled reservation of its own (see agenttrail.Budgets). It locks the
+// allowance's rows first, so draws from one allowance take turns, and then
+// moves in one statement, whose snapshot sees the draws before it: a
+// Reserve summing the budget's reservations sees both changes or neither,
+// and a draw sent again finds the call's rows and moves nothing.
 func (s *Store) Draw(ctx context.Context, org, allowance, id string, takenNUSD, costNUSD int64, now time.Time) error {
 	if id == allowance {
 		return agenttrail.Invalid("id", "must not be the allowance's")
 	}
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		if costNUSD > 0 {
-			var held int64
-			if err := tx.QueryRow(ctx, `SELECT count(*) FROM budget_reservations WHERE org = $1 AND expires_at > $2`,
-				org, now).Scan(&held); err != nil {
-				return err
-			}
-			if held >= agenttrail.MaxHeldReservations {
-				// The allowance keeps holding the call's share: it
-				// counts more, never less.
-				return agenttrail.Errorf(agenttrail.ERATELIMIT, "org %s holds %d budget reservations, the most one org may hold", org, held)
-			}
+		rows, err := tx.Query(ctx, `SELECT budget FROM budget_reservations WHERE org = $1 AND id = $2 AND expires_at > $3 FOR UPDATE`,
+			org, allowance, now)
+		if err != nil {
+			return err
 		}
-		_, err := tx.Exec(ctx, `WITH a AS (
-				SELECT budget, amount_nusd, created_at, expires_at, least($4::bigint, amount_nusd) AS moved
-				FROM budget_reservations WHERE org = $1 AND id = $2 AND expires_at > $3 FOR UPDATE),
+		budgets, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil || len(budgets) == 0 {
+			return err
+		}
+		var held int64
+		if err := tx.QueryRow(ctx, `SELECT count(*) FROM budget_reservations WHERE org = $1 AND expires_at > $2`,
+			org, now).Scan(&held); err != nil {
+			return err
+		}
+		if held+int64(len(budgets)) > agenttrail.MaxHeldReservations {
+			// The allowance keeps the call's share: a proxy whose
+			// draw failed does not release it.
+			return agenttrail.Errorf(agenttrail.ERATELIMIT, "org %s holds %d budget reservations, the most one org may hold", org, held)
+		}
+		// The call's rows are kept even at $0: they mark the draw done.
+		_, err = tx.Exec(ctx, `WITH a AS (
+				SELECT r.budget, r.created_at, r.expires_at, least($4::bigint, r.amount_nusd) AS moved
+				FROM budget_reservations r WHERE r.org = $1 AND r.id = $2 AND r.expires_at > $3
+				AND NOT EXISTS (SELECT 1 FROM budget_reservations c WHERE c.org = $1 AND c.budget = r.budget AND c.id = $5)),
 			u AS (
 				UPDATE budget_reservations r SET amount_nusd = r.amount_nusd - a.moved
 				FROM a WHERE r.org = $1 AND r.id = $2 AND r.budget = a.budget)
 			INSERT INTO budget_reservations (org, budget, id, amount_nusd, created_at, expires_at)
 			SELECT $1, a.budget, $5, least($6::bigint, a.moved), a.created_at, least(a.expires_at, $7) FROM a
-			WHERE least($6::bigint, a.moved) > 0
-			ON CONFLICT (org, budget, id) DO UPDATE SET amount_nusd = least(budget_reservations.amount_nusd, excluded.amount_nusd)`,
-			org, allowance, now, max(takenNUSD, 0), id, costNUSD, now.Add(agenttrail.SettledTTL))
+			ON CONFLICT (org, budget, id) DO NOTHING`,
+			org, allowance, now, max(takenNUSD, 0), id, max(costNUSD, 0), now.Add(agenttrail.SettledTTL))
 		return err
 	})
 	return formatError("postgres: draw", err)
@@ -184,21 +194,21 @@ func (t budgetTx) ReservedNUSD(ctx context.Context, b *agenttrail.Budget, since,
 	return sum, formatError("postgres: sum reservations", err)
 }
 
-func (t budgetTx) Hold(ctx context.Context, r *agenttrail.Reservation, budgets []string, now time.Time) error {
+func (t budgetTx) Hold(ctx context.Context, r *agenttrail.Reservation, holds []agenttrail.Hold, now time.Time) error {
 	var held int64
 	if err := t.q.QueryRow(ctx, `SELECT count(*) FROM budget_reservations WHERE org = $1 AND expires_at > $2`,
 		r.Org, now).Scan(&held); err != nil {
 		return formatError("postgres: count reservations", err)
 	}
-	if held+int64(len(budgets)) > agenttrail.MaxHeldReservations {
+	if held+int64(len(holds)) > agenttrail.MaxHeldReservations {
 		return agenttrail.Errorf(agenttrail.ERATELIMIT, "org %s holds %d budget reservations, the most one org may hold; they end when their calls settle and are recorded, or expire",
 			r.Org, held)
 	}
-	for _, name := range budgets {
+	for _, h := range holds {
 		if _, err := t.q.Exec(ctx, `INSERT INTO budget_reservations (org, budget, id, amount_nusd, created_at, expires_at)
 			VALUES ($1,$2,$3,$4,$5,$6) ON CONFLICT (org, budget, id) DO UPDATE SET amount_nusd = excluded.amount_nusd,
 			created_at = excluded.created_at, expires_at = excluded.expires_at`,
-			r.Org, name, r.ID, r.AmountNUSD, now, now.Add(r.TTL)); err != nil {
+			r.Org, h.Budget, r.ID, r.AmountNUSD, now, h.Expires); err != nil {
 			return formatError("postgres: hold reservation", err)
 		}
 	}

@@ -272,6 +272,8 @@ func (s *Server) settleBudget(r *http.Request) (any, error) {
 		err = bs.Settle(r.Context(), org, req.ID, agenttrail.USDToNano(req.CostUSD), s.now())
 	} else if !(req.TakenUSD >= 0 && req.TakenUSD <= agenttrail.MaxLLMCostUSD) {
 		return nil, agenttrail.Invalid("taken_usd", "must be from 0 to %d", agenttrail.MaxLLMCostUSD)
+	} else if err = agenttrail.CheckReservationID("id", req.ID); err != nil {
+		return nil, err // a draw holds for it: an id its event could carry
 	} else {
 		err = bs.Draw(r.Context(), org, req.Allowance, req.ID, agenttrail.USDToNano(req.TakenUSD), agenttrail.USDToNano(req.CostUSD), s.now())
 	}

@@ -238,37 +238,29 @@ func (s *Store) Draw(ctx context.Context, org, allowance, id string, takenNUSD, 
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	var keys []heldKey
-	added := 0
 	for k, h := range l.held {
-		if k.org == org && k.id == allowance && h.expires > now.UnixNano() {
-			keys = append(keys, k)
-			if _, ok := l.held[heldKey{org, k.budget, id}]; !ok && costNUSD > 0 {
-				added++
-			}
+		if k.org != org || k.id != allowance || h.expires <= now.UnixNano() {
+			continue
+		}
+		if _, drawn := l.held[heldKey{org, k.budget, id}]; !drawn {
+			keys = append(keys, k) // a draw sent again moves nothing
 		}
 	}
-	if added > 0 && l.perOrg[org]+added > cmp.Or(l.max, agenttrail.MaxHeldReservations) {
-		// The allowance keeps holding the call's share: it counts
-		// more, never less.
+	if len(keys) > 0 && l.perOrg[org]+len(keys) > cmp.Or(l.max, agenttrail.MaxHeldReservations) {
+		// The allowance keeps the call's share: a proxy whose draw
+		// failed does not release it.
 		return agenttrail.Errorf(agenttrail.ERATELIMIT, "org %s holds %d budget reservations, the most one org may hold", org, l.perOrg[org])
 	}
 	for _, k := range keys {
 		h := l.held[k]
 		moved := min(max(takenNUSD, 0), h.amount)
-		if h.amount -= moved; h.amount == 0 {
-			l.drop(k)
+		// The call's hold is kept even at $0: it marks the draw done.
+		l.held[heldKey{org, k.budget, id}] = &held{
+			amount: min(max(costNUSD, 0), moved), created: h.created,
+			expires: min(h.expires, now.Add(agenttrail.SettledTTL).UnixNano()),
 		}
-		amount := min(costNUSD, moved)
-		if amount <= 0 {
-			continue
-		}
-		ck := heldKey{org, k.budget, id}
-		if c, ok := l.held[ck]; ok {
-			c.amount = min(c.amount, amount)
-			continue
-		}
-		l.held[ck] = &held{amount: amount, created: h.created, expires: min(h.expires, now.Add(agenttrail.SettledTTL).UnixNano())}
 		l.perOrg[org]++
+		h.amount -= moved
 	}
 	return nil
 }
@@ -490,21 +482,21 @@ func (t ledgerTx) ReservedNUSD(ctx context.Context, b *agenttrail.Budget, since,
 	return sum, nil
 }
 
-func (t ledgerTx) Hold(ctx context.Context, r *agenttrail.Reservation, budgets []string, now time.Time) error {
+func (t ledgerTx) Hold(ctx context.Context, r *agenttrail.Reservation, holds []agenttrail.Hold, now time.Time) error {
 	l := &t.s.ledger
 	if l.held == nil {
 		l.held, l.perOrg = map[heldKey]*held{}, map[string]int{}
 	}
-	if l.perOrg[r.Org]+len(budgets) > cmp.Or(l.max, agenttrail.MaxHeldReservations) {
+	if l.perOrg[r.Org]+len(holds) > cmp.Or(l.max, agenttrail.MaxHeldReservations) {
 		return agenttrail.Errorf(agenttrail.ERATELIMIT, "org %s holds %d budget reservations, the most one org may hold; they end when their calls settle and are recorded, or expire",
 			r.Org, l.perOrg[r.Org])
 	}
-	for _, name := range budgets {
-		k := heldKey{r.Org, name, r.ID}
+	for _, h := range holds {
+		k := heldKey{r.Org, h.Budget, r.ID}
 		if _, ok := l.held[k]; !ok {
 			l.perOrg[r.Org]++
 		}
-		l.held[k] = &held{amount: r.AmountNUSD, created: now.UnixNano(), expires: now.Add(r.TTL).UnixNano()}
+		l.held[k] = &held{amount: r.AmountNUSD, created: now.UnixNano(), expires: h.Expires.UnixNano()}
 	}
 	return nil
 }

@@ -271,11 +271,14 @@ func testBudgetConcurrent(t *testing.T, s agenttrail.Store) {
 func testBudgetAllowance(t *testing.T, s agenttrail.Store) {
 	bs, ctx := as[agenttrail.Budgets](t, s), t.Context()
 	now := Base().Truncate(time.Microsecond)
-	b := agenttrail.Budget{Name: "day", Org: "o", LimitNUSD: usd(1), Period: agenttrail.PeriodDay, Timezone: "Asia/Kolkata", WarnAt: 50}
-	if _, err := bs.PutBudget(ctx, b); err != nil {
-		t.Fatal(err)
+	day := agenttrail.Budget{Name: "day", Org: "o", LimitNUSD: usd(1), Period: agenttrail.PeriodDay, Timezone: "Asia/Kolkata", WarnAt: 40}
+	month := agenttrail.Budget{Name: "month", Org: "o", LimitNUSD: usd(10), Period: agenttrail.PeriodMonth, Timezone: "Asia/Kolkata"}
+	for _, b := range []agenttrail.Budget{day, month} {
+		if _, err := bs.PutBudget(ctx, b); err != nil {
+			t.Fatal(err)
+		}
 	}
-	_, end := b.Window(now)
+	_, end := day.Window(now)
 	reserve := func(id string, amount float64, allowance bool, at time.Time) agenttrail.ReserveResult {
 		t.Helper()
 		res, err := bs.Reserve(ctx, agenttrail.Reservation{ID: id, Org: "o", ActorID: "bot", Model: "gpt", AmountNUSD: usd(amount), TTL: time.Hour, Allowance: allowance}, at)
@@ -284,14 +287,18 @@ func testBudgetAllowance(t *testing.T, s agenttrail.Store) {
 		}
 		return res
 	}
-	reserved := func(at time.Time) int64 {
+	state := func(name string, at time.Time) agenttrail.BudgetState {
 		t.Helper()
 		sts, err := bs.BudgetStates(ctx, "o", at)
-		if err != nil || len(sts) != 1 {
+		if err != nil || len(sts) != 2 {
 			t.Fatalf("BudgetStates = %v, %v", sts, err)
 		}
-		return sts[0].ReservedNUSD
+		if sts[0].Budget.Name == name {
+			return sts[0]
+		}
+		return sts[1]
 	}
+	reserved := func(at time.Time) int64 { t.Helper(); return state("day", at).ReservedNUSD }
 	draw := func(allowance, id string, taken, cost float64) {
 		t.Helper()
 		if err := bs.Draw(ctx, "o", allowance, id, usd(taken), usd(cost), now); err != nil {
@@ -302,14 +309,14 @@ func testBudgetAllowance(t *testing.T, s agenttrail.Store) {
 	if r := reserve("a1", 0.3, true, now); !r.Allowed || r.TTL != time.Hour {
 		t.Fatalf("allowance a1 of $0.30 of $1 = %+v, want granted for the hour asked", r)
 	}
-	// $0.40 more would leave less than itself ($0.30): no allowance,
+	// $0.25 more would leave the day budget over half used: no allowance,
 	// though a reservation of one call that size fits.
-	if r := reserve("a2", 0.4, true, now); r.Allowed {
-		t.Fatalf("allowance a2 of $0.40 with $0.30 held = granted, want refused: too little room left after it")
+	if r := reserve("a2", 0.25, true, now); r.Allowed {
+		t.Fatalf("allowance a2 of $0.25 with $0.30 held of $1 = granted, want refused: over half the limit")
 	}
-	// $0.20 more leaves room, but reaches the warning threshold (50%).
-	if r := reserve("a3", 0.2, true, now); r.Allowed {
-		t.Fatalf("allowance a3 reaching the 50%% warning = granted, want refused")
+	// $0.15 more stays under half, but reaches the warning threshold (40%).
+	if r := reserve("a3", 0.15, true, now); r.Allowed {
+		t.Fatalf("allowance a3 reaching the 40%% warning = granted, want refused")
 	}
 	if got := reserved(now); got != usd(0.3) {
 		t.Fatalf("reserved %s after refused allowances, want $0.30", agenttrail.FormatUSD(got))
@@ -319,11 +326,15 @@ func testBudgetAllowance(t *testing.T, s agenttrail.Store) {
 	if got := reserved(now); got != usd(0.24) {
 		t.Fatalf("reserved %s after c1 drew $0.10 costing $0.04, want $0.24", agenttrail.FormatUSD(got))
 	}
+	// The same draw again (a retry after a lost answer) moves nothing.
+	draw("a1", "c1", 0.1, 0.04)
+	if got := reserved(now); got != usd(0.24) {
+		t.Fatalf("reserved %s after c1's draw came twice, want $0.24", agenttrail.FormatUSD(got))
+	}
 	// Its event lands: its cost is spent, and its hold ends.
 	AppendAll(t, s, []agenttrail.Event{costEvent(t, "o", "c1", now, "bot", "gpt", 0.04)}, 1)
-	sts, err := bs.BudgetStates(ctx, "o", now)
-	if err != nil || sts[0].SpentNUSD != usd(0.04) || sts[0].ReservedNUSD != usd(0.2) {
-		t.Fatalf("after c1's event: %+v, %v; want $0.04 spent and a1's $0.20 reserved", sts, err)
+	if st := state("day", now); st.SpentNUSD != usd(0.04) || st.ReservedNUSD != usd(0.2) {
+		t.Fatalf("after c1's event: spent %s reserved %s, want $0.04 and a1's $0.20", agenttrail.FormatUSD(st.SpentNUSD), agenttrail.FormatUSD(st.ReservedNUSD))
 	}
 	// A cost over what a call took holds only what it took: a draw never
 	// raises what is held.
@@ -342,37 +353,41 @@ func testBudgetAllowance(t *testing.T, s agenttrail.Store) {
 	if got := reserved(now); got != usd(0.2) {
 		t.Fatalf("reserved %s after draws from an empty and an unknown allowance, want $0.20", agenttrail.FormatUSD(got))
 	}
-	// Released: a settlement at $0 ends an allowance.
+	// Lowered to what its calls still owe, then released: a settlement
+	// lowers an allowance, and at $0 ends it.
 	if r := reserve("a6", 0.1, true, now); !r.Allowed {
 		t.Fatalf("allowance a6 = %+v, want granted", r)
 	}
-	if err := bs.Settle(ctx, "o", "a6", 0, now); err != nil {
-		t.Fatal(err)
+	for _, owed := range []float64{0.03, 0} {
+		if err := bs.Settle(ctx, "o", "a6", usd(owed), now); err != nil {
+			t.Fatal(err)
+		}
+		if got := reserved(now); got != usd(0.2+owed) {
+			t.Fatalf("reserved %s after a6 was lowered to $%.2f, want $%.2f", agenttrail.FormatUSD(got), owed, 0.2+owed)
+		}
 	}
-	if got := reserved(now); got != usd(0.2) {
-		t.Fatalf("reserved %s after a6 was released, want $0.20", agenttrail.FormatUSD(got))
+	if err := bs.Draw(ctx, "o", "a1", "a1", usd(0.1), usd(0.1), now); agenttrail.ErrorCode(err) != agenttrail.EINVALID {
+		t.Errorf("Draw of an allowance into itself = %v, want EINVALID", err)
 	}
-	// Half an hour before the period ends in Kolkata, an allowance holds
-	// only until then: it counts in this period and in no other.
+
+	// Half an hour before the day ends in Kolkata, an allowance holds in
+	// the day budget only until then, and in the month budget for the
+	// hour asked: each counts it in its own period and in no other.
 	late := end.Add(-30 * time.Minute)
 	if r := reserve("a4", 0.01, true, late); !r.Allowed || r.TTL != 30*time.Minute {
-		t.Fatalf("allowance a4 half an hour before the period ends = %+v, want granted for 30m", r)
+		t.Fatalf("allowance a4 half an hour before the day ends = %+v, want granted for 30m", r)
 	}
 	if got := reserved(end.Add(-time.Nanosecond)); got != usd(0.01) {
 		// Everything before expired an hour after now; a4 still holds.
-		t.Fatalf("reserved %s just before the period ends, want a4's $0.01", agenttrail.FormatUSD(got))
+		t.Fatalf("day reserved %s just before the day ends, want a4's $0.01", agenttrail.FormatUSD(got))
 	}
 	if got := reserved(end); got != 0 {
-		t.Fatalf("reserved %s as the next period starts, want 0", agenttrail.FormatUSD(got))
+		t.Fatalf("day reserved %s as the next day starts, want 0", agenttrail.FormatUSD(got))
+	}
+	if got := state("month", end).ReservedNUSD; got != usd(0.01) {
+		t.Fatalf("month reserved %s as the next day starts, want a4's $0.01", agenttrail.FormatUSD(got))
 	}
 	if r := reserve("a5", 0.01, true, end.Add(-time.Second+time.Nanosecond)); r.Allowed {
-		t.Fatalf("allowance a5 under a second before the period ends = granted, want refused: it could admit next to nothing")
-	}
-	if err := bs.Settle(ctx, "o", "a4", 0, late); err != nil {
-		t.Fatal(err)
-	}
-
-	if err := bs.Draw(ctx, "o", "a1", "a1", usd(0.1), usd(0.1), now); agenttrail.ErrorCode(err) != agenttrail.EINVALID {
-		t.Errorf("Draw of an allowance into itself = %v, want EINVALID", err)
+		t.Fatalf("allowance a5 under a second before the day ends = granted, want refused: it could admit next to nothing")
 	}
 }

@@ -15,21 +15,26 @@ import (
 // allowanceCalls more calls of that size, held like a reservation. The
 // next calls of that scope are admitted against it without asking; each,
 // when it ends, draws what it took into a settled reservation of its own
-// (Budgets.Draw). The trail grants one only with room to spare — at least
-// as much again left after it, below the warning threshold — and holds it
-// at most until the period of its budgets ends; the proxy admits under it
-// for at most allowanceUse, then retires it and releases what is left once
-// the calls admitted under it have drawn. Near a limit no allowance is
-// granted, and every call asks, as without allowances: the overshoot bound
-// is the same, since an allowance was counted before any call under it ran.
+// (Budgets.Draw). The trail grants one only while each of its budgets
+// stays at most half used and below its warning threshold, and holds it
+// in each budget at most until that budget's period ends; the proxy admits
+// under it for at most allowanceUse (2 s) and within every period, then
+// retires it: lowers it at once to what its calls in flight took, and
+// ends it once they have drawn (a share whose draw failed stays held until
+// it expires). Past half a budget no allowance is granted, and every call
+// asks, as without allowances: an allowance is counted before any call
+// under it runs, so the overshoot bound is the same, against the budgets
+// as they stood when it was granted — a budget created or lowered since
+// holds the scope's calls from the next allowance, within 2 s.
 
 const (
 	// allowanceCalls sizes an allowance: this many calls of the size of
 	// the one after which it is asked for.
 	allowanceCalls = 32
 	// allowanceUse is how long after asking the proxy admits calls under
-	// an allowance: a budget changed meanwhile holds its calls from then.
-	allowanceUse = 10 * time.Second
+	// an allowance: a budget created or lowered meanwhile holds this
+	// scope's calls from then on.
+	allowanceUse = 2 * time.Second
 	// allowanceRetry is how long a scope waits to ask again after an
 	// allowance was not granted or the ask failed.
 	allowanceRetry = time.Second
@@ -48,8 +53,11 @@ type allowance struct {
 	left     int64     // nano-dollars not yet taken by a call
 	until    time.Time // calls are admitted under it only before
 	inflight int       // calls admitted under it that have not drawn yet
-	retired  bool      // admits no more calls; released once inflight is 0
-	timer    *time.Timer
+	// owed is what the calls in flight took of it, and the calls whose
+	// draw failed: it must keep holding that much.
+	owed    int64
+	retired bool // admits no more calls
+	timer   *time.Timer
 }
 
 // scope is the allowance state of one scopeKey.
@@ -61,14 +69,16 @@ type scope struct {
 
 // allowances is a budgeter's allowances, by scope.
 type allowances struct {
-	mu     sync.Mutex
-	scopes map[scopeKey]*scope
-	closed bool
+	mu      sync.Mutex
+	scopes  map[scopeKey]*scope
+	sweptAt time.Time // of the scopes without an allowance, when full
+	closed  bool
 }
 
 // take admits a call of amount under k's allowance when it has room and
 // time left, and returns it; nil means the call must reserve.
-func (b *budgeter) take(k scopeKey, amount int64, now time.Time) *allowance {
+func (b *budgeter) take(k scopeKey, amount int64) *allowance {
+	now := b.now()
 	as := &b.allowances
 	as.mu.Lock()
 	defer as.mu.Unlock()
@@ -87,6 +97,7 @@ func (b *budgeter) take(k scopeKey, amount int64, now time.Time) *allowance {
 	}
 	a.left -= amount
 	a.inflight++
+	a.owed += amount
 	if a.left < a.size/2 || a.until.Sub(now) < allowanceUse/2 {
 		// Ask for the next before this one runs out, so that no call
 		// waits for it.
@@ -97,7 +108,8 @@ func (b *budgeter) take(k scopeKey, amount int64, now time.Time) *allowance {
 
 // want asks for an allowance for k, sized for calls of amount, unless k
 // has one with room for such a call or is asking already.
-func (b *budgeter) want(k scopeKey, amount int64, now time.Time) {
+func (b *budgeter) want(k scopeKey, amount int64) {
+	now := b.now()
 	as := &b.allowances
 	as.mu.Lock()
 	defer as.mu.Unlock()
@@ -106,7 +118,8 @@ func (b *budgeter) want(k scopeKey, amount int64, now time.Time) {
 		if as.scopes == nil {
 			as.scopes = map[scopeKey]*scope{}
 		}
-		if len(as.scopes) >= maxAllowanceScopes {
+		if len(as.scopes) >= maxAllowanceScopes && now.Sub(as.sweptAt) >= time.Second {
+			as.sweptAt = now
 			for key, o := range as.scopes {
 				if o.cur == nil && !o.asking && !now.Before(o.notBefore) {
 					delete(as.scopes, key)
@@ -151,11 +164,11 @@ func (b *budgeter) askLocked(s *scope, k scopeKey, size int64, now time.Time) {
 		s.asking = false
 		if !granted {
 			s.notBefore = b.now().Add(allowanceRetry)
-			if err != nil && ctx.Err() != nil {
+			if err != nil {
 				// The answer may have been lost with the allowance
 				// granted: release it rather than let it hold until
-				// it expires.
-				b.release(k.org, id)
+				// it expires (an unknown one is no error).
+				b.lower(k.org, id, 0)
 			}
 			return
 		}
@@ -164,7 +177,7 @@ func (b *budgeter) askLocked(s *scope, k scopeKey, size int64, now time.Time) {
 		use := min(allowanceUse, time.Duration(res.TTLMillis)*time.Millisecond)
 		a := &allowance{id: id, key: k, size: size, left: size, until: sent.Add(use)}
 		if as.closed {
-			b.release(k.org, id)
+			b.lower(k.org, id, 0)
 			return
 		}
 		if s.cur != nil {
@@ -182,9 +195,9 @@ func (b *budgeter) askLocked(s *scope, k scopeKey, size int64, now time.Time) {
 	}()
 }
 
-// retire stops admitting calls under a and releases it once every call
-// admitted under it has drawn. It must be called with the allowances'
-// mutex held.
+// retire stops admitting calls under a and lowers it to what it owes: the
+// room no call took is free at once, and the allowance ends once its calls
+// have drawn. It must be called with the allowances' mutex held.
 func (b *budgeter) retire(a *allowance) {
 	if a.retired {
 		return
@@ -193,31 +206,34 @@ func (b *budgeter) retire(a *allowance) {
 	if a.timer != nil {
 		a.timer.Stop()
 	}
-	if a.inflight == 0 {
-		b.release(a.key.org, a.id)
-	}
+	b.lower(a.key.org, a.id, a.owed)
 }
 
-// drawn records that a call admitted under a has drawn, and releases a
-// when it was the last of a retired allowance.
-func (b *budgeter) drawn(a *allowance) {
+// drawn records that a call admitted under a, which took taken of it, has
+// drawn (ok) or failed to, and lowers a retired allowance to what it still
+// owes once its last call has: to nothing, which ends it, unless a draw
+// failed, whose share it keeps holding until it expires.
+func (b *budgeter) drawn(a *allowance, taken int64, ok bool) {
 	b.allowances.mu.Lock()
 	defer b.allowances.mu.Unlock()
+	if ok {
+		a.owed -= taken
+	}
 	if a.inflight--; a.retired && a.inflight == 0 {
-		b.release(a.key.org, a.id)
+		b.lower(a.key.org, a.id, a.owed)
 	}
 }
 
-// release ends the allowance (org, id) in the trail, in the background:
-// a settlement at $0 ends a reservation at once.
-func (b *budgeter) release(org, id string) {
+// lower settles the allowance (org, id) to owed in the background: a
+// settlement only ever lowers what a reservation holds, and at $0 ends it.
+func (b *budgeter) lower(org, id string, owed int64) {
 	b.settling.Add(1)
 	go func() {
 		defer b.settling.Done()
 		ctx, cancel := context.WithTimeout(context.Background(), settleTimeout)
 		defer cancel()
-		if err := b.cfg.Trail.Settle(ctx, wire.SettleRequest{ID: id, Org: org}); err != nil {
-			b.logger.Warn("llm proxy: releasing a budget allowance failed; it holds until it expires", "id", id, "err", err)
+		if err := b.cfg.Trail.Settle(ctx, wire.SettleRequest{ID: id, Org: org, CostUSD: float64(owed) / agenttrail.NanoUSD}); err != nil {
+			b.logger.Warn("llm proxy: lowering a budget allowance failed; it holds until it expires", "id", id, "err", err)
 		}
 	}()
 }

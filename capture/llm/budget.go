@@ -128,7 +128,7 @@ func (p *Proxy) admit(ctx context.Context, w http.ResponseWriter, c *call) bool 
 	key := scopeKey{c.actor.Org, c.actor.Project, c.actor.ID, c.reqModel}
 	nusd := agenttrail.USDToNano(amount)
 	if nusd > 0 {
-		if a := b.take(key, nusd, c.start); a != nil {
+		if a := b.take(key, nusd); a != nil {
 			bc.allowance, bc.taken, bc.reserved = a, nusd, true
 			return true
 		}
@@ -189,7 +189,7 @@ func (p *Proxy) admit(ctx context.Context, w http.ResponseWriter, c *call) bool 
 	}
 	bc.reserved = len(res.Budgets) > 0 // nothing to settle when no budget applies
 	if bc.reserved && nusd > 0 {
-		b.want(key, nusd, c.start)
+		b.want(key, nusd)
 	}
 	return true
 }
@@ -303,12 +303,15 @@ func (p *Proxy) settle(ctx context.Context, c *call, e *agenttrail.Event, l *age
 	b.settling.Add(1)
 	go func() {
 		defer b.settling.Done()
-		if bc.allowance != nil {
-			defer b.drawn(bc.allowance) // after the draw: a release must follow it
-		}
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), settleTimeout)
 		defer cancel()
-		if err := b.cfg.Trail.Settle(sctx, req); err != nil {
+		err := b.cfg.Trail.Settle(sctx, req)
+		if bc.allowance != nil {
+			// After the draw: the allowance is lowered past the
+			// call's share only once it landed.
+			b.drawn(bc.allowance, bc.taken, err == nil)
+		}
+		if err != nil {
 			// The reservation still ends when the event is stored, or
 			// when it expires.
 			b.logger.Warn("llm proxy: settling a budget reservation failed", "id", bc.id, "err", err)

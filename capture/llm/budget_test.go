@@ -64,6 +64,8 @@ func budgetProxy(t testing.TB, url_ string, up *upstream, mod func(*llm.BudgetCo
 type countingChecker struct {
 	llm.BudgetChecker
 	calls, granted atomic.Int64
+	size           atomic.Value // float64: the last allowance granted, in USD
+	failDraws      bool         // draws from allowances fail, as with the trail down
 }
 
 func (c *countingChecker) Reserve(ctx context.Context, req wire.ReserveRequest) (wire.ReserveResult, error) {
@@ -73,8 +75,16 @@ func (c *countingChecker) Reserve(ctx context.Context, req wire.ReserveRequest) 
 	res, err := c.BudgetChecker.Reserve(ctx, req)
 	if req.Allowance && err == nil && res.Allowed {
 		c.granted.Add(1)
+		c.size.Store(req.AmountUSD)
 	}
 	return res, err
+}
+
+func (c *countingChecker) Settle(ctx context.Context, req wire.SettleRequest) error {
+	if c.failDraws && req.Allowance != "" {
+		return &agenttrail.Error{Code: agenttrail.EUNAVAILABLE, Message: "the trail is down"}
+	}
+	return c.BudgetChecker.Settle(ctx, req)
 }
 
 // TestBudgetAllowance: after a call reserved, the proxy holds an allowance
@@ -294,13 +304,54 @@ func TestBudgetRace(t *testing.T) {
 	})
 }
 
+// TestBudgetAllowanceDrawFails: calls admitted under an allowance whose
+// draws fail (the trail down after they were admitted) keep their share
+// held: the proxy lowers the allowance to what they took, and no further.
+func TestBudgetAllowanceDrawFails(t *testing.T) {
+	ctx := context.Background()
+	srv := servertest.Start(t)
+	putBudget(t, srv, "daily", wire.BudgetRequest{Org: "acme", LimitUSD: 1000, Period: "day"})
+	var cc *countingChecker
+	env := budgetProxy(t, srv.URL, newUpstream(t), func(bc *llm.BudgetConfig) {
+		cc = &countingChecker{BudgetChecker: bc.Trail, failDraws: true}
+		bc.Trail = cc
+	})
+	oai := openaiClient(env, ciKey)
+	params := chatParams("gpt-4o")
+	params.MaxTokens = openai.Int(100)
+	if _, err := oai.Chat.Completions.New(ctx, params); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for cc.granted.Load() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("no allowance granted after a call under a $1,000 budget")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	for range 3 {
+		if _, err := oai.Chat.Completions.New(ctx, params); err != nil {
+			t.Fatal(err)
+		}
+	}
+	env.proxy.WaitSettled()
+	capturetest.WaitEvents(t, srv.Store, llmEvents, 4)
+	// Each call took the worst case it would have reserved: a 32nd of
+	// the allowance. Their events are stored, so their cost counts twice
+	// for now, which errs towards refusing, never towards overspending.
+	share := 3 * cc.size.Load().(float64) / 32
+	if st := budgetState(t, srv, "daily"); math.Abs(st.ReservedUSD-share) > 1e-9 {
+		t.Errorf("reserved $%g after three draws failed, want their $%g still held", st.ReservedUSD, share)
+	}
+}
+
 // TestBudgetAllowanceRace: ten agents on two proxies call in a loop until
 // refused, against a total budget with room for allowances at first: calls
 // are admitted under them, and near the limit, where no allowance is
 // granted, each asks for itself. The stored spend stays within the limit
 // plus one call's reservation.
 func TestBudgetAllowanceRace(t *testing.T) {
-	const limit, workers = 0.30, 10
+	const limit, workers = 1.00, 10
 	srv := servertest.Start(t)
 	up := newUpstream(t)
 	var checkers []*countingChecker
