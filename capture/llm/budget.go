@@ -218,7 +218,7 @@ func refusal(d *wire.BudgetStatus, amount float64) string {
 		per = "in total"
 	}
 	usd := func(v float64) string { return agenttrail.FormatUSD(agenttrail.USDToNano(v)) }
-	msg := fmt.Sprintf("budget_exceeded: budget '%s' of %s %s exceeded (spent %s, reserved by calls in flight %s, this call may cost up to %s)",
+	msg := fmt.Sprintf("budget_exceeded: budget '%s' of %s %s exceeded (spent %s, reserved by calls in flight and proxies' allowances %s, this call may cost up to %s)",
 		d.Name, usd(d.LimitUSD), per, usd(d.SpentUSD), usd(d.ReservedUSD), usd(amount))
 	if !d.ResetsAt.IsZero() {
 		msg += "; it resets at " + d.ResetsAt.UTC().Format(time.RFC3339)
