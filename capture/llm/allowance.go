@@ -36,8 +36,11 @@ const (
 	// scope's calls from then on.
 	allowanceUse = 2 * time.Second
 	// allowanceRetry is how long a scope waits to ask again after an
-	// allowance was not granted or the ask failed.
-	allowanceRetry = time.Second
+	// allowance was not granted or the ask failed, doubling with each
+	// refusal in a row up to maxAllowanceRetry: past half a budget, its
+	// scopes stop asking.
+	allowanceRetry    = time.Second
+	maxAllowanceRetry = time.Minute
 	// maxAllowanceScopes bounds the scopes the proxy keeps allowances for.
 	maxAllowanceScopes = 10000
 )
@@ -64,7 +67,8 @@ type allowance struct {
 type scope struct {
 	cur       *allowance
 	asking    bool
-	notBefore time.Time // ask no earlier
+	notBefore time.Time     // ask no earlier
+	backoff   time.Duration // after the next refusal; 0 means allowanceRetry
 }
 
 // allowances is a budgeter's allowances, by scope.
@@ -163,7 +167,8 @@ func (b *budgeter) askLocked(s *scope, k scopeKey, size int64, now time.Time) {
 		defer as.mu.Unlock()
 		s.asking = false
 		if !granted {
-			s.notBefore = b.now().Add(allowanceRetry)
+			s.backoff = min(max(s.backoff, allowanceRetry), maxAllowanceRetry)
+			s.notBefore, s.backoff = b.now().Add(s.backoff), 2*s.backoff
 			if err != nil {
 				// The answer may have been lost with the allowance
 				// granted: release it rather than let it hold until
@@ -183,7 +188,7 @@ func (b *budgeter) askLocked(s *scope, k scopeKey, size int64, now time.Time) {
 		if s.cur != nil {
 			b.retire(s.cur)
 		}
-		s.cur = a
+		s.cur, s.backoff = a, 0
 		a.timer = time.AfterFunc(use, func() {
 			as.mu.Lock()
 			defer as.mu.Unlock()

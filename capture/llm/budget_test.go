@@ -63,7 +63,7 @@ func budgetProxy(t testing.TB, url_ string, up *upstream, mod func(*llm.BudgetCo
 // waits for, and the allowances granted.
 type countingChecker struct {
 	llm.BudgetChecker
-	calls, granted atomic.Int64
+	calls, asks, granted atomic.Int64
 	size           atomic.Value // float64: the last allowance granted, in USD
 	failDraws      bool         // draws from allowances fail, as with the trail down
 }
@@ -71,6 +71,8 @@ type countingChecker struct {
 func (c *countingChecker) Reserve(ctx context.Context, req wire.ReserveRequest) (wire.ReserveResult, error) {
 	if !req.Allowance {
 		c.calls.Add(1)
+	} else {
+		c.asks.Add(1)
 	}
 	res, err := c.BudgetChecker.Reserve(ctx, req)
 	if req.Allowance && err == nil && res.Allowed {
@@ -302,6 +304,39 @@ func TestBudgetRace(t *testing.T) {
 			t.Errorf("spent $%.4f without reservations: the overshoot they prevent did not show", spent)
 		}
 	})
+}
+
+// TestBudgetAllowanceRefused: where an allowance would take over half a
+// budget none is granted, and a scope asks again only after a pause, not
+// beside every call.
+func TestBudgetAllowanceRefused(t *testing.T) {
+	ctx := context.Background()
+	srv := servertest.Start(t)
+	// 32 calls' worth of these (~$0.035) is over half of $0.06; twenty
+	// calls (~$0.04) fit.
+	putBudget(t, srv, "daily", wire.BudgetRequest{Org: "acme", LimitUSD: 0.06, Period: "day"})
+	var cc *countingChecker
+	env := budgetProxy(t, srv.URL, newUpstream(t), func(bc *llm.BudgetConfig) {
+		cc = &countingChecker{BudgetChecker: bc.Trail}
+		bc.Trail = cc
+	})
+	oai := openaiClient(env, ciKey)
+	params := chatParams("gpt-4o")
+	params.MaxTokens = openai.Int(100)
+	for i := range 20 {
+		if _, err := oai.Chat.Completions.New(ctx, params); err != nil {
+			t.Fatalf("call %d: %v", i+1, err)
+		}
+	}
+	env.proxy.WaitSettled()
+	if cc.granted.Load() != 0 || cc.calls.Load() != 20 {
+		t.Errorf("%d allowances granted, %d of 20 calls asked for themselves; want none and all", cc.granted.Load(), cc.calls.Load())
+	}
+	if n := cc.asks.Load(); n < 1 || n > 2 {
+		// One refusal, then a pause of a second at least: the twenty
+		// calls take far less on any machine that runs this test.
+		t.Errorf("%d allowances asked for beside 20 calls, want 1 (2 if the calls took over a second)", n)
+	}
 }
 
 // TestBudgetAllowanceDrawFails: calls admitted under an allowance whose
