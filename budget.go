@@ -369,10 +369,11 @@ type ReserveResult struct {
 // each budget of the allowance it lowers the allowance by what the call
 // took (never below 0) and holds the call's cost, at most what it moved,
 // as a settled reservation (org, id) of the allowance's period, for at
-// most SettledTTL and never past the allowance's end there. The call's
-// hold is kept even at $0: a draw sent again (a client's retry after a
-// lost answer) finds it and moves nothing. A draw never raises what the
-// two hold together. An unknown or expired allowance is no error: the
+// most SettledTTL and never past the allowance's end there. The allowance
+// remembers the calls that drew from it for as long as it lives: a draw
+// sent again (a client's retry after a lost answer), even after the call's
+// event was stored, moves nothing. A draw never raises what the two hold
+// together. An unknown or expired allowance is no error: the
 // call's period is over there, or it outlived its reservation, as a
 // reservation of its own would have.
 //

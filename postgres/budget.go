@@ -108,33 +108,47 @@ func (s *Store) Reserve(ctx context.Context, r agenttrail.Reservation, now time.
 
 // Settle lowers the reservations (org, id) to cost and keeps them for at
 // most agenttrail.SettledTTL more: a settlement never raises what a
-// reservation holds, nor holds it longer (see agenttrail.Budgets).
+// reservation holds, nor holds it longer (see agenttrail.Budgets). It locks
+// the rows in budget order first, as Draw does, so the two never deadlock.
 func (s *Store) Settle(ctx context.Context, org, id string, costNUSD int64, now time.Time) error {
-	if costNUSD <= 0 {
-		// Nothing left to count: the reservation ends now, and no
-		// longer takes one of the org's MaxHeldReservations.
-		_, err := s.pool.Exec(ctx, `DELETE FROM budget_reservations WHERE org = $1 AND id = $2`, org, id)
-		return formatError("postgres: settle", err)
-	}
-	_, err := s.pool.Exec(ctx, `UPDATE budget_reservations SET amount_nusd = least(amount_nusd, $1),
-		expires_at = least(expires_at, $2) WHERE org = $3 AND id = $4 AND expires_at > $5`,
-		costNUSD, now.Add(agenttrail.SettledTTL), org, id, now)
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SELECT 1 FROM budget_reservations WHERE org = $1 AND id = $2 ORDER BY budget FOR UPDATE`, org, id); err != nil {
+			return err
+		}
+		if costNUSD <= 0 {
+			// Nothing left to count: the reservation ends now, and no
+			// longer takes one of the org's MaxHeldReservations; an
+			// allowance's marks of the calls that drew from it end
+			// with it.
+			_, err := tx.Exec(ctx, `DELETE FROM budget_reservations WHERE org = $1
+				AND (id = $2 OR (id >= $2 || '/' AND id < $2 || '0'))`, org, id)
+			return err
+		}
+		_, err := tx.Exec(ctx, `UPDATE budget_reservations SET amount_nusd = least(amount_nusd, $1),
+			expires_at = least(expires_at, $2) WHERE org = $3 AND id = $4 AND expires_at > $5`,
+			costNUSD, now.Add(agenttrail.SettledTTL), org, id, now)
+		return err
+	})
 	return formatError("postgres: settle", err)
 }
 
 // Draw moves what the call id took of the allowance (org, allowance) into
 // a settled reservation of its own (see agenttrail.Budgets). It locks the
-// allowance's rows first, so draws from one allowance take turns, and then
-// moves in one statement, whose snapshot sees the draws before it: a
-// Reserve summing the budget's reservations sees both changes or neither,
-// and a draw sent again finds the call's rows and moves nothing.
+// allowance's rows first, in budget order, so draws from one allowance
+// take turns, and then moves in one statement, whose snapshot sees the
+// draws before it: a Reserve summing the budget's reservations sees both
+// changes or neither. Each draw leaves a mark in the allowance's budgets,
+// a row "allowance/id" of $0 that lives as long as the allowance, so a
+// draw sent again, even after the call's event was stored and its hold
+// pruned, moves nothing.
 func (s *Store) Draw(ctx context.Context, org, allowance, id string, takenNUSD, costNUSD int64, now time.Time) error {
 	if id == allowance {
 		return agenttrail.Invalid("id", "must not be the allowance's")
 	}
+	mark := allowance + "/" + id
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, `SELECT budget FROM budget_reservations WHERE org = $1 AND id = $2 AND expires_at > $3 FOR UPDATE`,
-			org, allowance, now)
+		rows, err := tx.Query(ctx, `SELECT budget FROM budget_reservations WHERE org = $1 AND id = $2 AND expires_at > $3
+			ORDER BY budget FOR UPDATE`, org, allowance, now)
 		if err != nil {
 			return err
 		}
@@ -142,28 +156,35 @@ func (s *Store) Draw(ctx context.Context, org, allowance, id string, takenNUSD, 
 		if err != nil || len(budgets) == 0 {
 			return err
 		}
-		var held int64
-		if err := tx.QueryRow(ctx, `SELECT count(*) FROM budget_reservations WHERE org = $1 AND expires_at > $2`,
-			org, now).Scan(&held); err != nil {
+		var marked, held int64
+		if err := tx.QueryRow(ctx, `SELECT count(*) FILTER (WHERE id = $3), count(*) FROM budget_reservations
+			WHERE org = $1 AND expires_at > $2`, org, now, mark).Scan(&marked, &held); err != nil {
 			return err
 		}
-		if held+int64(len(budgets)) > agenttrail.MaxHeldReservations {
+		if marked >= int64(len(budgets)) {
+			return nil // drawn already
+		}
+		if held+2*int64(len(budgets)) > agenttrail.MaxHeldReservations {
 			// The allowance keeps the call's share: a proxy whose
 			// draw failed does not release it.
 			return agenttrail.Errorf(agenttrail.ERATELIMIT, "org %s holds %d budget reservations, the most one org may hold", org, held)
 		}
-		// The call's rows are kept even at $0: they mark the draw done.
 		_, err = tx.Exec(ctx, `WITH a AS (
 				SELECT r.budget, r.created_at, r.expires_at, least($4::bigint, r.amount_nusd) AS moved
 				FROM budget_reservations r WHERE r.org = $1 AND r.id = $2 AND r.expires_at > $3
-				AND NOT EXISTS (SELECT 1 FROM budget_reservations c WHERE c.org = $1 AND c.budget = r.budget AND c.id = $5)),
+				AND NOT EXISTS (SELECT 1 FROM budget_reservations m WHERE m.org = $1 AND m.budget = r.budget AND m.id = $8)),
 			u AS (
 				UPDATE budget_reservations r SET amount_nusd = r.amount_nusd - a.moved
-				FROM a WHERE r.org = $1 AND r.id = $2 AND r.budget = a.budget)
+				FROM a WHERE r.org = $1 AND r.id = $2 AND r.budget = a.budget),
+			m AS (
+				INSERT INTO budget_reservations (org, budget, id, amount_nusd, created_at, expires_at)
+				SELECT $1, a.budget, $8, 0, a.created_at, a.expires_at FROM a
+				ON CONFLICT (org, budget, id) DO NOTHING)
 			INSERT INTO budget_reservations (org, budget, id, amount_nusd, created_at, expires_at)
 			SELECT $1, a.budget, $5, least($6::bigint, a.moved), a.created_at, least(a.expires_at, $7) FROM a
-			ON CONFLICT (org, budget, id) DO NOTHING`,
-			org, allowance, now, max(takenNUSD, 0), id, max(costNUSD, 0), now.Add(agenttrail.SettledTTL))
+			WHERE least($6::bigint, a.moved) > 0
+			ON CONFLICT (org, budget, id) DO UPDATE SET amount_nusd = least(budget_reservations.amount_nusd, excluded.amount_nusd)`,
+			org, allowance, now, max(takenNUSD, 0), id, max(costNUSD, 0), now.Add(agenttrail.SettledTTL), mark)
 		return err
 	})
 	return formatError("postgres: draw", err)

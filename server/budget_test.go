@@ -2,6 +2,7 @@ package server
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 
@@ -92,6 +93,20 @@ func TestBudgetsAPI(t *testing.T) {
 		t.Fatalf("reserve $0.20 of globex's $0.10 total = %+v, want denied, no retry time", r)
 	}
 	call("acme-ingest", "POST", "/v1/budgets/settle", wire.SettleRequest{ID: "c2", CostUSD: 0.01}, 200)
+	// A draw holds for its call: its id must be one an event could carry,
+	// and what it took a dollar amount in range.
+	for _, bad := range []struct {
+		req   wire.SettleRequest
+		field string
+	}{
+		{wire.SettleRequest{ID: strings.Repeat("x", 4096), Allowance: "a1", CostUSD: 0.01, TakenUSD: 0.01}, "id"},
+		{wire.SettleRequest{ID: "c4", Allowance: "a1", CostUSD: 0.01, TakenUSD: -1}, "taken_usd"},
+	} {
+		body := call("acme-ingest", "POST", "/v1/budgets/settle", bad.req, 400)
+		if !strings.Contains(string(body), bad.field) {
+			t.Errorf("draw with a bad %s answered %s, want the field named", bad.field, body)
+		}
+	}
 
 	var st wire.BudgetStatuses
 	json.Unmarshal(call("acme-read", "GET", "/v1/budgets/status", nil, 200), &st)

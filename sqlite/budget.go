@@ -145,6 +145,9 @@ type heldKey struct{ org, budget, id string }
 
 type held struct {
 	amount, created, expires int64 // nano-dollars, unix ns
+	// drawn holds, for an allowance, the calls that drew from it: a draw
+	// sent again moves nothing.
+	drawn map[string]bool
 }
 
 // spentKey is a budget's period in the snapshot.
@@ -239,28 +242,37 @@ func (s *Store) Draw(ctx context.Context, org, allowance, id string, takenNUSD, 
 	defer l.mu.Unlock()
 	var keys []heldKey
 	for k, h := range l.held {
-		if k.org != org || k.id != allowance || h.expires <= now.UnixNano() {
-			continue
-		}
-		if _, drawn := l.held[heldKey{org, k.budget, id}]; !drawn {
-			keys = append(keys, k) // a draw sent again moves nothing
+		if k.org == org && k.id == allowance && h.expires > now.UnixNano() && !h.drawn[id] {
+			keys = append(keys, k)
 		}
 	}
-	if len(keys) > 0 && l.perOrg[org]+len(keys) > cmp.Or(l.max, agenttrail.MaxHeldReservations) {
-		// The allowance keeps the call's share: a proxy whose draw
-		// failed does not release it.
-		return agenttrail.Errorf(agenttrail.ERATELIMIT, "org %s holds %d budget reservations, the most one org may hold", org, l.perOrg[org])
+	limit := cmp.Or(l.max, agenttrail.MaxHeldReservations)
+	for _, k := range keys {
+		if costNUSD > 0 && l.perOrg[org]+len(keys) > limit || len(l.held[k].drawn) >= limit {
+			// The allowance keeps the call's share: a proxy whose
+			// draw failed does not release it.
+			return agenttrail.Errorf(agenttrail.ERATELIMIT, "org %s holds %d budget reservations, the most one org may hold", org, l.perOrg[org])
+		}
 	}
 	for _, k := range keys {
 		h := l.held[k]
 		moved := min(max(takenNUSD, 0), h.amount)
-		// The call's hold is kept even at $0: it marks the draw done.
-		l.held[heldKey{org, k.budget, id}] = &held{
-			amount: min(max(costNUSD, 0), moved), created: h.created,
-			expires: min(h.expires, now.Add(agenttrail.SettledTTL).UnixNano()),
-		}
-		l.perOrg[org]++
 		h.amount -= moved
+		if h.drawn == nil {
+			h.drawn = map[string]bool{}
+		}
+		h.drawn[id] = true
+		amount := min(max(costNUSD, 0), moved)
+		if amount <= 0 {
+			continue
+		}
+		ck := heldKey{org, k.budget, id}
+		if c, ok := l.held[ck]; ok {
+			c.amount = min(c.amount, amount)
+			continue
+		}
+		l.held[ck] = &held{amount: amount, created: h.created, expires: min(h.expires, now.Add(agenttrail.SettledTTL).UnixNano())}
+		l.perOrg[org]++
 	}
 	return nil
 }

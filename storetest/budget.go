@@ -271,7 +271,7 @@ func testBudgetConcurrent(t *testing.T, s agenttrail.Store) {
 func testBudgetAllowance(t *testing.T, s agenttrail.Store) {
 	bs, ctx := as[agenttrail.Budgets](t, s), t.Context()
 	now := Base().Truncate(time.Microsecond)
-	day := agenttrail.Budget{Name: "day", Org: "o", LimitNUSD: usd(1), Period: agenttrail.PeriodDay, Timezone: "Asia/Kolkata", WarnAt: 40}
+	day := agenttrail.Budget{Name: "day", Org: "o", LimitNUSD: usd(1), Period: agenttrail.PeriodDay, Timezone: "Asia/Kolkata"}
 	month := agenttrail.Budget{Name: "month", Org: "o", LimitNUSD: usd(10), Period: agenttrail.PeriodMonth, Timezone: "Asia/Kolkata"}
 	for _, b := range []agenttrail.Budget{day, month} {
 		if _, err := bs.PutBudget(ctx, b); err != nil {
@@ -314,7 +314,11 @@ func testBudgetAllowance(t *testing.T, s agenttrail.Store) {
 	if r := reserve("a2", 0.25, true, now); r.Allowed {
 		t.Fatalf("allowance a2 of $0.25 with $0.30 held of $1 = granted, want refused: over half the limit")
 	}
-	// $0.15 more stays under half, but reaches the warning threshold (40%).
+	// $0.15 more stays under half, but reaches a warning threshold of 40%.
+	day.WarnAt = 40
+	if _, err := bs.PutBudget(ctx, day); err != nil {
+		t.Fatal(err)
+	}
 	if r := reserve("a3", 0.15, true, now); r.Allowed {
 		t.Fatalf("allowance a3 reaching the 40%% warning = granted, want refused")
 	}
@@ -336,22 +340,45 @@ func testBudgetAllowance(t *testing.T, s agenttrail.Store) {
 	if st := state("day", now); st.SpentNUSD != usd(0.04) || st.ReservedNUSD != usd(0.2) {
 		t.Fatalf("after c1's event: spent %s reserved %s, want $0.04 and a1's $0.20", agenttrail.FormatUSD(st.SpentNUSD), agenttrail.FormatUSD(st.ReservedNUSD))
 	}
+	// A decision a second later prunes the holds whose event is stored;
+	// c1's draw arriving again after that still moves nothing.
+	reserve("r0", 0, false, now.Add(time.Second))
+	draw("a1", "c1", 0.1, 0.04)
+	if got := reserved(now); got != usd(0.2) {
+		t.Fatalf("reserved %s after c1's draw came again once its event was stored, want $0.20", agenttrail.FormatUSD(got))
+	}
+	// Copies of one draw at once move its share once.
+	var wg sync.WaitGroup
+	for range 40 {
+		wg.Go(func() {
+			if err := bs.Draw(ctx, "o", "a1", "c9", usd(0.02), usd(0.01), now); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if got := reserved(now); got != usd(0.19) {
+		t.Fatalf("reserved %s after 40 copies of c9's draw ($0.02 taken, $0.01 cost) at once, want $0.19", agenttrail.FormatUSD(got))
+	}
+	if err := bs.Settle(ctx, "o", "c9", 0, now); err != nil { // c9's hold ends
+		t.Fatal(err)
+	}
 	// A cost over what a call took holds only what it took: a draw never
 	// raises what is held.
 	draw("a1", "c2", 0.05, 0.5)
-	if got := reserved(now); got != usd(0.2) {
-		t.Fatalf("reserved %s after c2 drew $0.05 costing $0.50, want $0.20 still", agenttrail.FormatUSD(got))
+	if got := reserved(now); got != usd(0.18) {
+		t.Fatalf("reserved %s after c2 drew $0.05 costing $0.50, want $0.18 still", agenttrail.FormatUSD(got))
 	}
 	// Taking more than is left moves what is left.
 	draw("a1", "c3", 1, 1)
-	if got := reserved(now); got != usd(0.2) {
-		t.Fatalf("reserved %s after c3 drew more than a1 held, want $0.20 still", agenttrail.FormatUSD(got))
+	if got := reserved(now); got != usd(0.18) {
+		t.Fatalf("reserved %s after c3 drew more than a1 held, want $0.18 still", agenttrail.FormatUSD(got))
 	}
 	// a1 is used up: another draw moves and holds nothing.
 	draw("a1", "c4", 0.1, 0.1)
 	draw("gone", "c5", 0.1, 0.1)
-	if got := reserved(now); got != usd(0.2) {
-		t.Fatalf("reserved %s after draws from an empty and an unknown allowance, want $0.20", agenttrail.FormatUSD(got))
+	if got := reserved(now); got != usd(0.18) {
+		t.Fatalf("reserved %s after draws from an empty and an unknown allowance, want $0.18", agenttrail.FormatUSD(got))
 	}
 	// Lowered to what its calls still owe, then released: a settlement
 	// lowers an allowance, and at $0 ends it.
@@ -362,8 +389,8 @@ func testBudgetAllowance(t *testing.T, s agenttrail.Store) {
 		if err := bs.Settle(ctx, "o", "a6", usd(owed), now); err != nil {
 			t.Fatal(err)
 		}
-		if got := reserved(now); got != usd(0.2+owed) {
-			t.Fatalf("reserved %s after a6 was lowered to $%.2f, want $%.2f", agenttrail.FormatUSD(got), owed, 0.2+owed)
+		if got := reserved(now); got != usd(0.18+owed) {
+			t.Fatalf("reserved %s after a6 was lowered to $%.2f, want $%.2f", agenttrail.FormatUSD(got), owed, 0.18+owed)
 		}
 	}
 	if err := bs.Draw(ctx, "o", "a1", "a1", usd(0.1), usd(0.1), now); agenttrail.ErrorCode(err) != agenttrail.EINVALID {

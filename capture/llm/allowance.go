@@ -122,11 +122,13 @@ func (b *budgeter) want(k scopeKey, amount int64) {
 		if as.scopes == nil {
 			as.scopes = map[scopeKey]*scope{}
 		}
-		if len(as.scopes) >= maxAllowanceScopes && now.Sub(as.sweptAt) >= time.Second {
-			as.sweptAt = now
-			for key, o := range as.scopes {
-				if o.cur == nil && !o.asking && !now.Before(o.notBefore) {
-					delete(as.scopes, key)
+		if len(as.scopes) >= maxAllowanceScopes {
+			if now.Sub(as.sweptAt) >= time.Second {
+				as.sweptAt = now
+				for key, o := range as.scopes {
+					if o.cur == nil && !o.asking && !now.Before(o.notBefore) {
+						delete(as.scopes, key)
+					}
 				}
 			}
 			if len(as.scopes) >= maxAllowanceScopes {
@@ -171,9 +173,12 @@ func (b *budgeter) askLocked(s *scope, k scopeKey, size int64, now time.Time) {
 			s.notBefore, s.backoff = b.now().Add(s.backoff), 2*s.backoff
 			if err != nil {
 				// The answer may have been lost with the allowance
-				// granted: release it rather than let it hold until
-				// it expires (an unknown one is no error).
+				// granted, or the ask may still be on its way:
+				// release it now and once more when any decision on
+				// it is long over, rather than let it hold until it
+				// expires (an unknown one is no error).
 				b.lower(k.org, id, 0)
+				b.lowerAfter(k.org, id, 0, b.cfg.Timeout)
 			}
 			return
 		}
@@ -231,10 +236,14 @@ func (b *budgeter) drawn(a *allowance, taken int64, ok bool) {
 
 // lower settles the allowance (org, id) to owed in the background: a
 // settlement only ever lowers what a reservation holds, and at $0 ends it.
-func (b *budgeter) lower(org, id string, owed int64) {
+func (b *budgeter) lower(org, id string, owed int64) { b.lowerAfter(org, id, owed, 0) }
+
+// lowerAfter is lower, after wait.
+func (b *budgeter) lowerAfter(org, id string, owed int64, wait time.Duration) {
 	b.settling.Add(1)
 	go func() {
 		defer b.settling.Done()
+		time.Sleep(wait)
 		ctx, cancel := context.WithTimeout(context.Background(), settleTimeout)
 		defer cancel()
 		if err := b.cfg.Trail.Settle(ctx, wire.SettleRequest{ID: id, Org: org, CostUSD: float64(owed) / agenttrail.NanoUSD}); err != nil {

@@ -64,8 +64,8 @@ func budgetProxy(t testing.TB, url_ string, up *upstream, mod func(*llm.BudgetCo
 type countingChecker struct {
 	llm.BudgetChecker
 	calls, asks, granted atomic.Int64
-	size           atomic.Value // float64: the last allowance granted, in USD
-	failDraws      bool         // draws from allowances fail, as with the trail down
+	size                 atomic.Value // float64: the last allowance granted, in USD
+	failDraws            bool         // draws from allowances fail, as with the trail down
 }
 
 func (c *countingChecker) Reserve(ctx context.Context, req wire.ReserveRequest) (wire.ReserveResult, error) {
@@ -336,6 +336,72 @@ func TestBudgetAllowanceRefused(t *testing.T) {
 		// One refusal, then a pause of a second at least: the twenty
 		// calls take far less on any machine that runs this test.
 		t.Errorf("%d allowances asked for beside 20 calls, want 1 (2 if the calls took over a second)", n)
+	}
+}
+
+// TestBudgetAllowanceRetired: once the proxy stops admitting under an
+// allowance (after 2 s), the room no call took is free at once, though a
+// call admitted under it still streams; when that call ends, nothing
+// stays held.
+func TestBudgetAllowanceRetired(t *testing.T) {
+	ctx := context.Background()
+	srv := servertest.Start(t)
+	putBudget(t, srv, "daily", wire.BudgetRequest{Org: "acme", LimitUSD: 1000, Period: "day"})
+	up := newUpstream(t)
+	up.hold = make(chan struct{})
+	var cc *countingChecker
+	env := budgetProxy(t, srv.URL, up, func(bc *llm.BudgetConfig) {
+		cc = &countingChecker{BudgetChecker: bc.Trail}
+		bc.Trail = cc
+	})
+	oai := openaiClient(env, ciKey)
+	params := chatParams("gpt-4o")
+	params.MaxTokens = openai.Int(100)
+	if _, err := oai.Chat.Completions.New(ctx, params); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for cc.granted.Load() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("no allowance granted after a call under a $1,000 budget")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	share := cc.size.Load().(float64) / 32
+	streamed := make(chan error, 1)
+	go func() {
+		s := oai.Chat.Completions.NewStreaming(ctx, params)
+		for s.Next() {
+		}
+		streamed <- s.Err()
+	}()
+	for up.count() < 2 {
+		time.Sleep(time.Millisecond)
+	}
+	if cc.calls.Load() != 1 {
+		t.Fatalf("the stream asked for a reservation of its own; want it admitted under the allowance")
+	}
+	deadline = time.Now().Add(15 * time.Second)
+	for {
+		st := budgetState(t, srv, "daily")
+		// The stream's request is a little longer than the first
+		// call's: its worst case, its share, is a little more.
+		if st.ReservedUSD > share && st.ReservedUSD < 2*share {
+			break // the allowance, retired, holds only the stream's share
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("reserved $%g while the stream runs after the allowance retired, want its share, about $%g", st.ReservedUSD, share)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	close(up.hold)
+	if err := <-streamed; err != nil {
+		t.Fatal(err)
+	}
+	env.proxy.WaitSettled()
+	capturetest.WaitEvents(t, srv.Store, llmEvents, 2)
+	if st := budgetState(t, srv, "daily"); st.ReservedUSD != 0 {
+		t.Errorf("reserved $%g after both calls ended and were stored, want 0", st.ReservedUSD)
 	}
 }
 
