@@ -299,6 +299,12 @@ func testBudgetAllowance(t *testing.T, s agenttrail.Store) {
 		return sts[1]
 	}
 	reserved := func(at time.Time) int64 { t.Helper(); return state("day", at).ReservedNUSD }
+	wantReserved := func(want float64, after string) {
+		t.Helper()
+		if got := reserved(now); got != usd(want) {
+			t.Fatalf("day reserved %s %s, want %s", agenttrail.FormatUSD(got), after, agenttrail.FormatUSD(usd(want)))
+		}
+	}
 	draw := func(allowance, id string, taken, cost float64) {
 		t.Helper()
 		if err := bs.Draw(ctx, "o", allowance, id, usd(taken), usd(cost), now); err != nil {
@@ -322,19 +328,13 @@ func testBudgetAllowance(t *testing.T, s agenttrail.Store) {
 	if r := reserve("a3", 0.15, true, now); r.Allowed {
 		t.Fatalf("allowance a3 reaching the 40%% warning = granted, want refused")
 	}
-	if got := reserved(now); got != usd(0.3) {
-		t.Fatalf("reserved %s after refused allowances, want $0.30", agenttrail.FormatUSD(got))
-	}
+	wantReserved(0.3, "after refused allowances")
 	// A call that took $0.10 of a1 and cost $0.04 holds $0.04 of its own.
 	draw("a1", "c1", 0.1, 0.04)
-	if got := reserved(now); got != usd(0.24) {
-		t.Fatalf("reserved %s after c1 drew $0.10 costing $0.04, want $0.24", agenttrail.FormatUSD(got))
-	}
+	wantReserved(0.24, "after c1 drew $0.10 costing $0.04")
 	// The same draw again (a retry after a lost answer) moves nothing.
 	draw("a1", "c1", 0.1, 0.04)
-	if got := reserved(now); got != usd(0.24) {
-		t.Fatalf("reserved %s after c1's draw came twice, want $0.24", agenttrail.FormatUSD(got))
-	}
+	wantReserved(0.24, "after c1's draw came twice")
 	// Its event lands: its cost is spent, and its hold ends.
 	AppendAll(t, s, []agenttrail.Event{costEvent(t, "o", "c1", now, "bot", "gpt", 0.04)}, 1)
 	if st := state("day", now); st.SpentNUSD != usd(0.04) || st.ReservedNUSD != usd(0.2) {
@@ -344,9 +344,7 @@ func testBudgetAllowance(t *testing.T, s agenttrail.Store) {
 	// c1's draw arriving again after that still moves nothing.
 	reserve("r0", 0, false, now.Add(time.Second))
 	draw("a1", "c1", 0.1, 0.04)
-	if got := reserved(now); got != usd(0.2) {
-		t.Fatalf("reserved %s after c1's draw came again once its event was stored, want $0.20", agenttrail.FormatUSD(got))
-	}
+	wantReserved(0.2, "after c1's draw came again once its event was stored")
 	// Copies of one draw at once move its share once.
 	var wg sync.WaitGroup
 	for range 40 {
@@ -357,29 +355,21 @@ func testBudgetAllowance(t *testing.T, s agenttrail.Store) {
 		})
 	}
 	wg.Wait()
-	if got := reserved(now); got != usd(0.19) {
-		t.Fatalf("reserved %s after 40 copies of c9's draw ($0.02 taken, $0.01 cost) at once, want $0.19", agenttrail.FormatUSD(got))
-	}
+	wantReserved(0.19, "after 40 copies of c9's draw ($0.02 taken, $0.01 cost) at once")
 	if err := bs.Settle(ctx, "o", "c9", 0, now); err != nil { // c9's hold ends
 		t.Fatal(err)
 	}
 	// A cost over what a call took holds only what it took: a draw never
 	// raises what is held.
 	draw("a1", "c2", 0.05, 0.5)
-	if got := reserved(now); got != usd(0.18) {
-		t.Fatalf("reserved %s after c2 drew $0.05 costing $0.50, want $0.18 still", agenttrail.FormatUSD(got))
-	}
+	wantReserved(0.18, "after c2 drew $0.05 costing $0.50")
 	// Taking more than is left moves what is left.
 	draw("a1", "c3", 1, 1)
-	if got := reserved(now); got != usd(0.18) {
-		t.Fatalf("reserved %s after c3 drew more than a1 held, want $0.18 still", agenttrail.FormatUSD(got))
-	}
+	wantReserved(0.18, "after c3 drew more than a1 held")
 	// a1 is used up: another draw moves and holds nothing.
 	draw("a1", "c4", 0.1, 0.1)
 	draw("gone", "c5", 0.1, 0.1)
-	if got := reserved(now); got != usd(0.18) {
-		t.Fatalf("reserved %s after draws from an empty and an unknown allowance, want $0.18", agenttrail.FormatUSD(got))
-	}
+	wantReserved(0.18, "after draws from an empty and an unknown allowance")
 	// Lowered to what its calls still owe, then released: a settlement
 	// lowers an allowance, and at $0 ends it.
 	if r := reserve("a6", 0.1, true, now); !r.Allowed {

@@ -89,49 +89,73 @@ func (c *countingChecker) Settle(ctx context.Context, req wire.SettleRequest) er
 	return c.BudgetChecker.Settle(ctx, req)
 }
 
+// allowanceEnv is a server with a daily budget of acme and a proxy in
+// front of up whose asks are counted, with the client and the request of
+// the allowance tests: a gpt-4o call of at most 100 output tokens.
+type allowanceEnv struct {
+	srv    *servertest.Server
+	proxy  *proxyEnv
+	cc     *countingChecker
+	oai    openai.Client
+	params openai.ChatCompletionNewParams
+}
+
+func newAllowanceEnv(t *testing.T, limitUSD float64, up *upstream, failDraws bool) *allowanceEnv {
+	t.Helper()
+	a := &allowanceEnv{srv: servertest.Start(t), params: chatParams("gpt-4o")}
+	putBudget(t, a.srv, "daily", wire.BudgetRequest{Org: "acme", LimitUSD: limitUSD, Period: "day"})
+	a.proxy = budgetProxy(t, a.srv.URL, up, func(bc *llm.BudgetConfig) {
+		a.cc = &countingChecker{BudgetChecker: bc.Trail, failDraws: failDraws}
+		bc.Trail = a.cc
+	})
+	a.oai = openaiClient(a.proxy, ciKey)
+	a.params.MaxTokens = openai.Int(100)
+	return a
+}
+
+// call makes one call through the proxy.
+func (a *allowanceEnv) call(t *testing.T) {
+	t.Helper()
+	if _, err := a.oai.Chat.Completions.New(context.Background(), a.params); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// granted makes a first call and waits for the allowance it leads to.
+func (a *allowanceEnv) granted(t *testing.T) {
+	t.Helper()
+	a.call(t)
+	deadline := time.Now().Add(10 * time.Second)
+	for a.cc.granted.Load() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("no allowance granted after a call under a budget with room")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
 // TestBudgetAllowance: after a call reserved, the proxy holds an allowance
 // and admits the next calls of that agent and model without asking; each
 // call's cost counts once, and when the proxy stops, nothing stays
 // reserved.
 func TestBudgetAllowance(t *testing.T) {
-	ctx := context.Background()
-	srv := servertest.Start(t)
-	putBudget(t, srv, "daily", wire.BudgetRequest{Org: "acme", LimitUSD: 10, Period: "day"})
-	var cc *countingChecker
-	env := budgetProxy(t, srv.URL, newUpstream(t), func(bc *llm.BudgetConfig) {
-		cc = &countingChecker{BudgetChecker: bc.Trail}
-		bc.Trail = cc
-	})
-	oai := openaiClient(env, ciKey)
-	params := chatParams("gpt-4o")
-	params.MaxTokens = openai.Int(100)
-	if _, err := oai.Chat.Completions.New(ctx, params); err != nil {
-		t.Fatal(err)
+	a := newAllowanceEnv(t, 10, newUpstream(t), false)
+	a.granted(t)
+	// The allowance has room for 32 calls of the first one's size.
+	for range 8 {
+		a.call(t)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for cc.granted.Load() == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("no allowance granted after a call under a $10 budget")
-		}
-		time.Sleep(time.Millisecond)
-	}
-	// The allowance has room for eight calls of the first one's size.
-	for i := range 8 {
-		if _, err := oai.Chat.Completions.New(ctx, params); err != nil {
-			t.Fatalf("call %d under the allowance: %v", i+2, err)
-		}
-	}
-	if got := cc.calls.Load(); got != 1 {
+	if got := a.cc.calls.Load(); got != 1 {
 		t.Errorf("%d calls waited for a reservation of their own, want only the first", got)
 	}
-	env.proxy.WaitSettled()
-	events := capturetest.WaitEvents(t, srv.Store, llmEvents, 9)
+	a.proxy.proxy.WaitSettled()
+	events := capturetest.WaitEvents(t, a.srv.Store, llmEvents, 9)
 	var cost float64
 	for _, e := range events {
 		l, _ := e.LLM()
 		cost += l.Cost()
 	}
-	if st := budgetState(t, srv, "daily"); math.Abs(st.SpentUSD-cost) > 1e-9 || st.ReservedUSD != 0 {
+	if st := budgetState(t, a.srv, "daily"); math.Abs(st.SpentUSD-cost) > 1e-9 || st.ReservedUSD != 0 {
 		t.Errorf("status after the proxy stopped: spent $%g reserved $%g, want the calls' $%g and nothing reserved", st.SpentUSD, st.ReservedUSD, cost)
 	}
 }
@@ -310,29 +334,17 @@ func TestBudgetRace(t *testing.T) {
 // budget none is granted, and a scope asks again only after a pause, not
 // beside every call.
 func TestBudgetAllowanceRefused(t *testing.T) {
-	ctx := context.Background()
-	srv := servertest.Start(t)
 	// 32 calls' worth of these (~$0.035) is over half of $0.06; twenty
 	// calls (~$0.04) fit.
-	putBudget(t, srv, "daily", wire.BudgetRequest{Org: "acme", LimitUSD: 0.06, Period: "day"})
-	var cc *countingChecker
-	env := budgetProxy(t, srv.URL, newUpstream(t), func(bc *llm.BudgetConfig) {
-		cc = &countingChecker{BudgetChecker: bc.Trail}
-		bc.Trail = cc
-	})
-	oai := openaiClient(env, ciKey)
-	params := chatParams("gpt-4o")
-	params.MaxTokens = openai.Int(100)
-	for i := range 20 {
-		if _, err := oai.Chat.Completions.New(ctx, params); err != nil {
-			t.Fatalf("call %d: %v", i+1, err)
-		}
+	a := newAllowanceEnv(t, 0.06, newUpstream(t), false)
+	for range 20 {
+		a.call(t)
 	}
-	env.proxy.WaitSettled()
-	if cc.granted.Load() != 0 || cc.calls.Load() != 20 {
-		t.Errorf("%d allowances granted, %d of 20 calls asked for themselves; want none and all", cc.granted.Load(), cc.calls.Load())
+	a.proxy.proxy.WaitSettled()
+	if a.cc.granted.Load() != 0 || a.cc.calls.Load() != 20 {
+		t.Errorf("%d allowances granted, %d of 20 calls asked for themselves; want none and all", a.cc.granted.Load(), a.cc.calls.Load())
 	}
-	if n := cc.asks.Load(); n < 1 || n > 2 {
+	if n := a.cc.asks.Load(); n < 1 || n > 2 {
 		// One refusal, then a pause of a second at least: the twenty
 		// calls take far less on any machine that runs this test.
 		t.Errorf("%d allowances asked for beside 20 calls, want 1 (2 if the calls took over a second)", n)
@@ -344,33 +356,14 @@ func TestBudgetAllowanceRefused(t *testing.T) {
 // call admitted under it still streams; when that call ends, nothing
 // stays held.
 func TestBudgetAllowanceRetired(t *testing.T) {
-	ctx := context.Background()
-	srv := servertest.Start(t)
-	putBudget(t, srv, "daily", wire.BudgetRequest{Org: "acme", LimitUSD: 1000, Period: "day"})
 	up := newUpstream(t)
 	up.hold = make(chan struct{})
-	var cc *countingChecker
-	env := budgetProxy(t, srv.URL, up, func(bc *llm.BudgetConfig) {
-		cc = &countingChecker{BudgetChecker: bc.Trail}
-		bc.Trail = cc
-	})
-	oai := openaiClient(env, ciKey)
-	params := chatParams("gpt-4o")
-	params.MaxTokens = openai.Int(100)
-	if _, err := oai.Chat.Completions.New(ctx, params); err != nil {
-		t.Fatal(err)
-	}
-	deadline := time.Now().Add(10 * time.Second)
-	for cc.granted.Load() == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("no allowance granted after a call under a $1,000 budget")
-		}
-		time.Sleep(time.Millisecond)
-	}
-	share := cc.size.Load().(float64) / 32
+	a := newAllowanceEnv(t, 1000, up, false)
+	a.granted(t)
+	share := a.cc.size.Load().(float64) / 32
 	streamed := make(chan error, 1)
 	go func() {
-		s := oai.Chat.Completions.NewStreaming(ctx, params)
+		s := a.oai.Chat.Completions.NewStreaming(context.Background(), a.params)
 		for s.Next() {
 		}
 		streamed <- s.Err()
@@ -378,12 +371,12 @@ func TestBudgetAllowanceRetired(t *testing.T) {
 	for up.count() < 2 {
 		time.Sleep(time.Millisecond)
 	}
-	if cc.calls.Load() != 1 {
+	if a.cc.calls.Load() != 1 {
 		t.Fatalf("the stream asked for a reservation of its own; want it admitted under the allowance")
 	}
-	deadline = time.Now().Add(15 * time.Second)
+	deadline := time.Now().Add(15 * time.Second)
 	for {
-		st := budgetState(t, srv, "daily")
+		st := budgetState(t, a.srv, "daily")
 		// The stream's request is a little longer than the first
 		// call's: its worst case, its share, is a little more.
 		if st.ReservedUSD > share && st.ReservedUSD < 2*share {
@@ -398,9 +391,9 @@ func TestBudgetAllowanceRetired(t *testing.T) {
 	if err := <-streamed; err != nil {
 		t.Fatal(err)
 	}
-	env.proxy.WaitSettled()
-	capturetest.WaitEvents(t, srv.Store, llmEvents, 2)
-	if st := budgetState(t, srv, "daily"); st.ReservedUSD != 0 {
+	a.proxy.proxy.WaitSettled()
+	capturetest.WaitEvents(t, a.srv.Store, llmEvents, 2)
+	if st := budgetState(t, a.srv, "daily"); st.ReservedUSD != 0 {
 		t.Errorf("reserved $%g after both calls ended and were stored, want 0", st.ReservedUSD)
 	}
 }
@@ -409,39 +402,18 @@ func TestBudgetAllowanceRetired(t *testing.T) {
 // draws fail (the trail down after they were admitted) keep their share
 // held: the proxy lowers the allowance to what they took, and no further.
 func TestBudgetAllowanceDrawFails(t *testing.T) {
-	ctx := context.Background()
-	srv := servertest.Start(t)
-	putBudget(t, srv, "daily", wire.BudgetRequest{Org: "acme", LimitUSD: 1000, Period: "day"})
-	var cc *countingChecker
-	env := budgetProxy(t, srv.URL, newUpstream(t), func(bc *llm.BudgetConfig) {
-		cc = &countingChecker{BudgetChecker: bc.Trail, failDraws: true}
-		bc.Trail = cc
-	})
-	oai := openaiClient(env, ciKey)
-	params := chatParams("gpt-4o")
-	params.MaxTokens = openai.Int(100)
-	if _, err := oai.Chat.Completions.New(ctx, params); err != nil {
-		t.Fatal(err)
-	}
-	deadline := time.Now().Add(10 * time.Second)
-	for cc.granted.Load() == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("no allowance granted after a call under a $1,000 budget")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	a := newAllowanceEnv(t, 1000, newUpstream(t), true)
+	a.granted(t)
 	for range 3 {
-		if _, err := oai.Chat.Completions.New(ctx, params); err != nil {
-			t.Fatal(err)
-		}
+		a.call(t)
 	}
-	env.proxy.WaitSettled()
-	capturetest.WaitEvents(t, srv.Store, llmEvents, 4)
+	a.proxy.proxy.WaitSettled()
+	capturetest.WaitEvents(t, a.srv.Store, llmEvents, 4)
 	// Each call took the worst case it would have reserved: a 32nd of
 	// the allowance. Their events are stored, so their cost counts twice
 	// for now, which errs towards refusing, never towards overspending.
-	share := 3 * cc.size.Load().(float64) / 32
-	if st := budgetState(t, srv, "daily"); math.Abs(st.ReservedUSD-share) > 1e-9 {
+	share := 3 * a.cc.size.Load().(float64) / 32
+	if st := budgetState(t, a.srv, "daily"); math.Abs(st.ReservedUSD-share) > 1e-9 {
 		t.Errorf("reserved $%g after three draws failed, want their $%g still held", st.ReservedUSD, share)
 	}
 }
