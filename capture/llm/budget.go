@@ -48,6 +48,11 @@ type BudgetConfig struct {
 	// MaxOutputTokens is the output a request that sets no cap is assumed
 	// to produce at worst; 0 means 32,768.
 	MaxOutputTokens int64
+	// NoAllowances makes every call ask the trail for itself, instead of
+	// being admitted against an allowance the proxy holds (allowance.go):
+	// a round trip on every call, and budget changes that apply to the
+	// next call rather than within 2 s.
+	NoAllowances bool
 
 	// checkOnly reserves nothing (an amount of 0), so the trail only
 	// checks spend against the limit: the check-then-spend design that
@@ -127,7 +132,8 @@ func (p *Proxy) admit(ctx context.Context, w http.ResponseWriter, c *call) bool 
 	}
 	key := scopeKey{c.actor.Org, c.actor.Project, c.actor.ID, c.reqModel}
 	nusd := agenttrail.USDToNano(amount)
-	if nusd > 0 {
+	allowances := nusd > 0 && !b.cfg.NoAllowances
+	if allowances {
 		if a := b.take(key, nusd); a != nil {
 			bc.allowance, bc.taken, bc.reserved = a, nusd, true
 			return true
@@ -188,7 +194,7 @@ func (p *Proxy) admit(ctx context.Context, w http.ResponseWriter, c *call) bool 
 		return false
 	}
 	bc.reserved = len(res.Budgets) > 0 // nothing to settle when no budget applies
-	if bc.reserved && nusd > 0 {
+	if bc.reserved && allowances {
 		b.want(key, nusd)
 	}
 	return true

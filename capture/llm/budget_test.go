@@ -100,13 +100,16 @@ type allowanceEnv struct {
 	params openai.ChatCompletionNewParams
 }
 
-func newAllowanceEnv(t *testing.T, limitUSD float64, up *upstream, failDraws bool) *allowanceEnv {
+func newAllowanceEnv(t *testing.T, limitUSD float64, up *upstream, failDraws bool, mods ...func(*llm.BudgetConfig)) *allowanceEnv {
 	t.Helper()
 	a := &allowanceEnv{srv: servertest.Start(t), params: chatParams("gpt-4o")}
 	putBudget(t, a.srv, "daily", wire.BudgetRequest{Org: "acme", LimitUSD: limitUSD, Period: "day"})
 	a.proxy = budgetProxy(t, a.srv.URL, up, func(bc *llm.BudgetConfig) {
 		a.cc = &countingChecker{BudgetChecker: bc.Trail, failDraws: failDraws}
 		bc.Trail = a.cc
+		for _, m := range mods {
+			m(bc)
+		}
 	})
 	a.oai = openaiClient(a.proxy, ciKey)
 	a.params.MaxTokens = openai.Int(100)
@@ -348,6 +351,19 @@ func TestBudgetAllowanceRefused(t *testing.T) {
 		// One refusal, then a pause of a second at least: the twenty
 		// calls take far less on any machine that runs this test.
 		t.Errorf("%d allowances asked for beside 20 calls, want 1 (2 if the calls took over a second)", n)
+	}
+}
+
+// TestBudgetNoAllowances: with allowances off, every call asks for itself
+// and none is asked for.
+func TestBudgetNoAllowances(t *testing.T) {
+	a := newAllowanceEnv(t, 1000, newUpstream(t), false, func(bc *llm.BudgetConfig) { bc.NoAllowances = true })
+	for range 5 {
+		a.call(t)
+	}
+	a.proxy.proxy.WaitSettled()
+	if a.cc.calls.Load() != 5 || a.cc.asks.Load() != 0 {
+		t.Errorf("%d of 5 calls asked for themselves, %d allowances asked for; want 5 and none", a.cc.calls.Load(), a.cc.asks.Load())
 	}
 }
 

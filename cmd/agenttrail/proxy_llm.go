@@ -20,7 +20,8 @@ import (
 //
 //	agenttrail proxy llm --listen ADDR --upstream URL [--provider openai|anthropic|auto]
 //	                     [--prices FILE] [--record-bodies] [--upstream-keys FILE]
-//	                     [--budgets=false] [--budget-unreachable allow|deny] [--max-output-tokens N] [capture flags]
+//	                     [--budgets=false] [--budget-unreachable allow|deny] [--budget-allowances=false]
+//	                     [--max-output-tokens N] [capture flags]
 //
 // Agents point their SDK's base URL at --listen (OpenAI: http://ADDR/v1,
 // Anthropic: http://ADDR); every call is forwarded to --upstream and recorded
@@ -38,6 +39,7 @@ func runProxyLLM(ctx context.Context, args []string, env *Env) error {
 	metricsAddr := fs.String("metrics-listen", "", "serve Prometheus /metrics on this address (e.g. 127.0.0.1:9330)")
 	budgets := fs.Bool("budgets", true, "enforce the trail's budgets: reserve each call's worst-case cost with the server before it goes upstream, refuse it (429) at a limit")
 	unreachable := fs.String("budget-unreachable", "allow", "when the server cannot be asked about budgets: allow (let calls through, recorded as budget_unchecked) or deny (refuse them, 503)")
+	allowances := fs.Bool("budget-allowances", true, "admit an agent's calls against an allowance of budget room the server grants ahead, with no round trip per call (a budget change then reaches an agent within 2 s); false makes every call ask the server")
 	maxOutput := fs.Int64("max-output-tokens", 32768, "output tokens a request that sets no max_tokens is assumed to produce at worst, for its budget reservation")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -100,7 +102,7 @@ func runProxyLLM(ctx context.Context, args []string, env *Env) error {
 	cfg.Recorder, cfg.Identities, cfg.Redactor = deps.Recorder, deps.Identities, deps.Redactor
 	cfg.Logger, cfg.Registerer = deps.Logger, reg
 	if *budgets {
-		cfg.Budget = &llm.BudgetConfig{Trail: newClient(cf.sf), DenyUnreachable: *unreachable == "deny", MaxOutputTokens: *maxOutput}
+		cfg.Budget = &llm.BudgetConfig{Trail: newClient(cf.sf), DenyUnreachable: *unreachable == "deny", MaxOutputTokens: *maxOutput, NoAllowances: !*allowances}
 	}
 	p, err := llm.New(cfg)
 	if err != nil {
