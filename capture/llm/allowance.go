@@ -161,7 +161,9 @@ func (b *budgeter) askLocked(s *scope, k scopeKey, size int64, now time.Time) {
 		defer cancel()
 		res, err := b.cfg.Trail.Reserve(ctx, wire.ReserveRequest{
 			ID: id, Org: k.org, Project: k.project, ActorID: k.actor, Model: k.model,
-			AmountUSD: float64(size) / agenttrail.NanoUSD, TTLSeconds: int(b.cfg.TTL.Seconds()), Allowance: true,
+			// A call admitted at the end of its use holds as long
+			// as one that asked for itself.
+			AmountUSD: float64(size) / agenttrail.NanoUSD, TTLSeconds: int((b.cfg.TTL + allowanceUse).Seconds()), Allowance: true,
 		})
 		granted := err == nil && res.Allowed && len(res.Budgets) > 0 && res.TTLMillis > 0
 		as := &b.allowances

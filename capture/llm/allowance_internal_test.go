@@ -37,3 +37,21 @@ func TestAllowanceScopesBounded(t *testing.T) {
 		t.Errorf("%d scopes kept for %d agents, want at most %d", n, 3*maxAllowanceScopes, maxAllowanceScopes)
 	}
 }
+
+// TestAllowancesNeedSettledTTL: a proxy whose reservations hold longer
+// than agenttrail.SettledTTL uses no allowances, whose lowering would cut
+// its calls' holds to that.
+func TestAllowancesNeedSettledTTL(t *testing.T) {
+	for _, c := range []struct {
+		ttl  time.Duration
+		want bool
+	}{{0, false}, {15 * time.Minute, false}, {time.Hour, true}} {
+		b, err := newBudgeter(BudgetConfig{Trail: refusingTrail{}, TTL: c.ttl}, slog.New(slog.DiscardHandler), time.Now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if b.cfg.NoAllowances != c.want {
+			t.Errorf("TTL %v: NoAllowances = %v, want %v", c.ttl, b.cfg.NoAllowances, c.want)
+		}
+	}
+}

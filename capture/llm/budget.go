@@ -51,7 +51,9 @@ type BudgetConfig struct {
 	// NoAllowances makes every call ask the trail for itself, instead of
 	// being admitted against an allowance the proxy holds (allowance.go):
 	// a round trip on every call, and budget changes that apply to the
-	// next call rather than within 2 s.
+	// next call rather than within 2 s. A TTL over agenttrail.SettledTTL
+	// implies it: lowering a retired allowance, a settlement, would cut
+	// the hold of its calls in flight to that.
 	NoAllowances bool
 
 	// checkOnly reserves nothing (an amount of 0), so the trail only
@@ -86,6 +88,7 @@ func newBudgeter(cfg BudgetConfig, logger *slog.Logger, now func() time.Time) (*
 	defaults.Positive(&cfg.Timeout, defaultBudgetTimeout)
 	defaults.Positive(&cfg.TTL, defaultBudgetTTL)
 	defaults.Positive(&cfg.MaxOutputTokens, defaultMaxOutputTokens)
+	cfg.NoAllowances = cfg.NoAllowances || cfg.TTL > agenttrail.SettledTTL
 	return &budgeter{cfg: cfg, logger: logger, now: now}, nil
 }
 

@@ -128,10 +128,12 @@ func (a *allowanceEnv) call(t *testing.T) {
 func (a *allowanceEnv) granted(t *testing.T) {
 	t.Helper()
 	a.call(t)
+	// Granted in the trail is not yet held in the proxy: wait for the
+	// proxy's own state.
 	deadline := time.Now().Add(10 * time.Second)
-	for a.cc.granted.Load() == 0 {
+	for a.proxy.proxy.AllowancesHeld() == 0 {
 		if time.Now().After(deadline) {
-			t.Fatal("no allowance granted after a call under a budget with room")
+			t.Fatalf("no allowance held after a call under a budget with room (%d granted)", a.cc.granted.Load())
 		}
 		time.Sleep(time.Millisecond)
 	}
