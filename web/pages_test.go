@@ -486,4 +486,9 @@ func TestConsoleCostBudgets(t *testing.T) {
 			t.Errorf("budget %s resets %q on the page, at %q in the API", x.Name, r[3], x.ResetsAt)
 		}
 	}
+	// Reserved includes the proxies' allowances: the column says so.
+	title := eval[string](t, b, `[...document.querySelectorAll('#budgets table.budgets thead th')].find((th) => th.textContent === 'Reserved').title`)
+	if !strings.Contains(title, "allowances") {
+		t.Errorf("the Reserved column's title is %q, want it to say allowances are in it", title)
+	}
 }

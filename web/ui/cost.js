@@ -102,7 +102,7 @@ function budgetTable(list) {
   const money = (k, b) => h('td', { class: 'num', dataset: { [k]: String(b[`${k}_usd`]) } }, usd(b[`${k}_usd`]));
   return h('div', { class: 'table-wrap' }, h('table', { class: 'budgets' },
     h('thead', {}, h('tr', {}, ['Budget', 'Org', 'Scope', 'Period'].map((l) => h('th', { scope: 'col' }, l)),
-      ['Limit', 'Spent', 'Reserved', 'Remaining'].map((l) => h('th', { scope: 'col', class: 'num' }, l)), h('th', { scope: 'col' }, 'Resets'))),
+      ['Limit', 'Spent', 'Reserved', 'Remaining'].map((l) => h('th', { scope: 'col', class: 'num', title: l === 'Reserved' ? "held by calls in flight and by the LLM proxies' allowances" : undefined }, l)), h('th', { scope: 'col' }, 'Resets'))),
     h('tbody', {}, list.map((b) => h('tr', { dataset: { name: b.name, org: b.org } },
       h('th', { scope: 'row' }, b.name), h('td', {}, b.org), h('td', {}, scope(b)), h('td', {}, b.period),
       money('limit', b), money('spent', b), money('reserved', b), money('remaining', b), h('td', {}, resets(b)))))));
